@@ -1,0 +1,44 @@
+"""The ``exfix`` command line. Subcommands live in sibling modules and are added here explicitly."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from agent.errors import EXIT_ERROR, ExfixError, one_line
+
+
+class _Group(click.Group):
+    """Turns every exfix error into one line on stderr and its exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ExfixError as exc:
+            click.echo(f"exfix: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("exfix: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
+            click.echo(f"exfix: internal error: {type(exc).__name__}: {one_line(str(exc))}", err=True)
+            sys.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="exfix")
+def main() -> None:
+    """Find and fix the causes of Exchange '451 4.4.0 DNS query failed' across a fleet."""
+
+
+def _register() -> None:
+    from agent.cli import lab
+
+    main.add_command(lab.lab)
+
+
+_register()

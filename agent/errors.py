@@ -1,0 +1,183 @@
+"""One exception tree for exfix. Every class carries the process exit code it maps to.
+
+The CLI catches :class:`ExfixError` at the top and prints ``str(error)`` as one line; nothing
+below the CLI prints or exits. Messages are built from structured fields (file, host, key,
+cmdlet, ...) so that callers can also read the fields instead of parsing text.
+
+Exit codes (DESIGN.md):
+
+====  ==========================================================
+0     clean / done and verified
+1     bad input or internal error
+2     findings or planned actions (not an error: no class here)
+3     a host could not be scanned / reached
+4     apply refused: digest mismatch, stale plan, restart not allowed
+5     a step failed and was rolled back
+6     a step failed and the rollback failed too: needs a person
+====  ==========================================================
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_FINDINGS = 2
+EXIT_UNREACHABLE = 3
+EXIT_REFUSED = 4
+EXIT_ROLLED_BACK = 5
+EXIT_ROLLBACK_FAILED = 6
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Fold ``text`` to a single printable line (errors are printed one line each)."""
+    folded = " ".join(text.split())
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in folded)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+class ExfixError(Exception):
+    """Base of every error exfix raises on purpose."""
+
+    exit_code: ClassVar[int] = EXIT_ERROR
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
+
+
+# --- bad input (exit 1) -------------------------------------------------------------------
+
+
+class UsageError(ExfixError):
+    """The user gave exfix something it cannot use."""
+
+
+class InputFileError(UsageError):
+    """A file the user named is malformed. Names the file, and where known the line and key."""
+
+    def __init__(self, path: str, problem: str, *, line: int | None = None, key: str | None = None,
+                 host: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.line = line
+        self.key = key
+        self.host = host
+        where = path if line is None else f"{path}:{line}"
+        parts = [where]
+        if host is not None:
+            parts.append(f"host {host!r}")
+        if key is not None:
+            parts.append(f"key {key!r}")
+        super().__init__(f"{': '.join(parts)}: {problem}")
+
+
+class InventoryError(InputFileError):
+    """The inventory is malformed or names something that does not exist."""
+
+
+class PlaybookError(InputFileError):
+    """A playbook is malformed."""
+
+
+class ScenarioError(InputFileError):
+    """A lab scenario file is malformed."""
+
+
+class FactsFileError(InputFileError):
+    """A saved facts snapshot or plan file cannot be read."""
+
+
+class CredentialError(UsageError):
+    """A credential the inventory asks for is not available (never includes the secret)."""
+
+
+# --- talking to a host (exit 3) -----------------------------------------------------------
+
+
+class HostError(ExfixError):
+    """Something went wrong with one host. The fleet carries on; the host gets a status."""
+
+    exit_code = EXIT_UNREACHABLE
+    status: ClassVar[str] = "failed"
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(f"{host}: {reason}")
+
+
+class UnreachableError(HostError):
+    """Connection refused, reset, timed out, or the host's overall deadline passed."""
+
+    status = "unreachable"
+
+
+class HostTimeoutError(UnreachableError):
+    """A command or the host as a whole ran past its deadline."""
+
+
+class AuthenticationError(HostError):
+    """The endpoint refused the credentials (HTTP 401). Never retried."""
+
+    status = "auth-failed"
+
+
+class WSManFaultError(HostError):
+    """The WS-Management service answered with a SOAP fault."""
+
+    def __init__(self, host: str, code: int | None, reason: str) -> None:
+        self.code = code
+        super().__init__(host, f"WSMan fault {code}: {reason}" if code is not None else reason)
+
+
+class UnsupportedHostError(HostError):
+    """The host runs something exfix cannot manage remotely (e.g. Exchange 2007)."""
+
+    status = "unsupported"
+
+
+class CmdletError(HostError):
+    """A cmdlet wrote an ErrorRecord or failed its pipeline."""
+
+    def __init__(self, host: str, cmdlet: str, message: str,
+                 fully_qualified_error_id: str | None = None, category: str | None = None) -> None:
+        self.cmdlet = cmdlet
+        self.message = message
+        self.fully_qualified_error_id = fully_qualified_error_id
+        self.category = category
+        fqid = f" [{fully_qualified_error_id}]" if fully_qualified_error_id else ""
+        super().__init__(host, f"{cmdlet}: {message}{fqid}")
+
+
+# --- apply (exit 4, 5, 6) -----------------------------------------------------------------
+
+
+class RefusedError(ExfixError):
+    """apply will not run this plan as asked. Nothing was changed."""
+
+    exit_code = EXIT_REFUSED
+
+
+class DigestMismatchError(RefusedError):
+    """The approved digest is not the plan's digest."""
+
+
+class StalePlanError(RefusedError):
+    """A host's facts changed since the plan was made."""
+
+
+class RestartNotAllowedError(RefusedError):
+    """A disruptive action is planned and --allow-restart was not given."""
+
+
+class ApplyFailedError(ExfixError):
+    """A step failed; what had been changed was rolled back and verified."""
+
+    exit_code = EXIT_ROLLED_BACK
+
+
+class RollbackFailedError(ExfixError):
+    """A step failed and undoing it failed too. A person must look at the host."""
+
+    exit_code = EXIT_ROLLBACK_FAILED

@@ -1,0 +1,1 @@
+"""Frozen, typed values that pass between the stages of the pipeline."""

@@ -1,0 +1,92 @@
+"""The seam between the lab's protocol server and its host emulation.
+
+``mock_remoting.server`` speaks HTTP, WS-Management, PSRP and WinRS. It turns what a client
+asked for into :class:`Command` values and hands them to a :class:`HostRuntime`, which is the
+emulated Exchange host (``mock_remoting.exchange``). The runtime answers with an
+:class:`InvocationResult`; the server serializes it the way a real server would.
+
+Neither side reaches into the other: the server knows nothing of Exchange, and the emulation
+knows nothing of sockets, envelopes or fragments.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Endpoint(str, enum.Enum):
+    """The two PSRP configurations a host serves."""
+
+    EXCHANGE = "Microsoft.Exchange"  # http://<host>/PowerShell, NoLanguage mode, cmdlets only
+    OS = "Microsoft.PowerShell"  # http://<host>:5985/wsman, the OS cmdlets
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter or argument of a command, in the order the client sent it.
+
+    ``name`` is None for a positional argument. ``value`` is what psrpcore deserialized:
+    str, int, bool, None, list, dict, or a psrpcore PSObject. A switch given without a value
+    arrives as ``True``.
+    """
+
+    name: str | None
+    value: Any
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of a pipeline. When ``is_script`` is true, ``name`` holds the script text."""
+
+    name: str
+    is_script: bool = False
+    parameters: tuple[Parameter, ...] = ()
+
+
+@dataclass(frozen=True)
+class RawClixml:
+    """One ``<Obj>`` element, sent to the client exactly as given (replayed real captures)."""
+
+    xml: str
+
+
+@dataclass
+class InvocationResult:
+    """What a pipeline produced.
+
+    ``output`` holds psrpcore PSObjects, primitives, or :class:`RawClixml`. ``errors`` are
+    non-terminating ErrorRecords (psrpcore.types.ErrorRecord) that go to the error stream;
+    the pipeline still ends Completed. ``failure`` is a terminating ErrorRecord: the pipeline
+    ends Failed with it. ``exit_code`` is what powershell.exe would exit with (WinRS only).
+    """
+
+    output: list[Any] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)
+    failure: Any | None = None
+    exit_code: int = 0
+
+
+class HostRuntime(Protocol):
+    """One emulated host, as the protocol server sees it. Implementations are thread-safe."""
+
+    @property
+    def name(self) -> str:
+        """The host's FQDN, used in counters and logs."""
+        ...
+
+    def invoke(
+        self,
+        endpoint: Endpoint,
+        pipeline: Sequence[Command],
+        cancel: threading.Event,
+    ) -> InvocationResult:
+        """Run a PSRP pipeline. May block (Start-Sleep); must return soon after ``cancel`` is set."""
+        ...
+
+    def run_script(self, script: str, cancel: threading.Event) -> InvocationResult:
+        """Run the text given to ``powershell -EncodedCommand`` over WinRS (OS cmdlets only)."""
+        ...

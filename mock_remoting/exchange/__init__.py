@@ -1,0 +1,1 @@
+"""Emulated Exchange hosts: scenario loading, host state, cmdlets, serialization, mail flow."""

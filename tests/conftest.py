@@ -1,0 +1,89 @@
+"""Shared fixtures. The network guard here applies to every test in the suite."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+
+
+class NetworkGuardViolation(AssertionError):
+    """A test (or the lab it started) tried to reach an address outside 127.0.0.0/8."""
+
+
+_violations: list[str] = []
+
+
+def _is_loopback(address: Any) -> bool:
+    if not isinstance(address, tuple) or not address:
+        return True  # AF_UNIX paths and the like never leave the machine
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False  # a name that is not localhost would need a lookup: refuse it
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _check(sock: socket.socket, address: Any, what: str) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+        message = f"network guard: {what} to {address!r} is outside 127.0.0.0/8"
+        _violations.append(message)
+        raise NetworkGuardViolation(message)
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_sendto = socket.socket.sendto
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    _check(self, address, "connect")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    _check(self, address, "connect")
+    return _real_connect_ex(self, address)
+
+
+def _guarded_sendto(self: socket.socket, data: Any, *args: Any) -> int:
+    _check(self, args[-1], "sendto")
+    return _real_sendto(self, data, *args)  # type: ignore[arg-type]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Installed for the whole session, so threads the lab starts are covered too.
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign,assignment]
+
+
+@pytest.fixture(autouse=True)
+def network_guard() -> Iterator[None]:
+    """Fails the test if anything, in any thread, tried a non-loopback connection during it."""
+    start = len(_violations)
+    yield
+    new = _violations[start:]
+    if new:
+        pytest.fail("; ".join(new), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """``../shared/fixtures``, read in place. Tests that need it skip where it is absent."""
+    if not FIXTURES.is_dir():
+        pytest.skip(f"real-data fixtures not found at {FIXTURES} (../shared is absent beside the checkout)")
+    return FIXTURES
