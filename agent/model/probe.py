@@ -8,6 +8,7 @@ Consumed by the pure rules, whose evidence names the vantage, server, query and 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,17 @@ class Outcome(str, enum.Enum):
     @property
     def resolved(self) -> bool:
         return self is Outcome.ANSWER
+
+    @property
+    def responded(self) -> bool:
+        """The server sent a DNS reply (of any rcode): it is reachable and speaks DNS."""
+        return self not in (Outcome.TIMEOUT, Outcome.ERROR)
+
+    @property
+    def definitive(self) -> bool:
+        """The reply settles the question (records, NXDOMAIN or NODATA); a resolver would not
+        ask another server. SERVFAIL and REFUSED make it move on."""
+        return self in (Outcome.ANSWER, Outcome.NXDOMAIN, Outcome.NODATA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +73,7 @@ class DnsQueryResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DnsQueryResult:
+    def from_dict(cls, data: Mapping[str, Any]) -> DnsQueryResult:
         elapsed = data.get("elapsed_ms")
         return cls(
             vantage=Vantage(data["vantage"]),
@@ -73,4 +85,184 @@ class DnsQueryResult:
             records=tuple(str(r) for r in data.get("records", ())),
             detail=str(data.get("detail", "")),
             elapsed_ms=float(elapsed) if elapsed is not None else None,
+        )
+
+
+def _find(results: tuple[DnsQueryResult, ...], qname: str, rdtype: str) -> DnsQueryResult | None:
+    """The last result for (qname, rdtype), names compared case- and dot-insensitively."""
+    wanted = _name_key(qname)
+    found = None
+    for result in results:
+        if _name_key(result.qname) == wanted and result.rdtype.upper() == rdtype.upper():
+            found = result
+    return found
+
+
+def _name_key(name: str) -> str:
+    text = name.strip().lower()
+    return text[:-1] if text.endswith(".") else text
+
+
+@dataclass(frozen=True, slots=True)
+class ServerProbe:
+    """What one DNS server answered to the three questions that tell its role: can it find the
+    AD domain controllers (SRV ``_ldap._tcp.dc._msdcs.<ad_domain>``), an internal Exchange host
+    (A), and a public name (MX, then A when the name has no MX)?"""
+
+    server: str  # as the Exchange host knows it: "10.0.0.10"
+    queried: str  # what was really contacted: "127.0.0.1:53123"; "" when nothing was sent
+    ad_domain: str
+    internal_host: str
+    public_name: str
+    results: tuple[DnsQueryResult, ...]
+
+    @property
+    def srv(self) -> DnsQueryResult | None:
+        return _find(self.results, f"_ldap._tcp.dc._msdcs.{_name_key(self.ad_domain)}", "SRV")
+
+    @property
+    def internal(self) -> DnsQueryResult | None:
+        return _find(self.results, self.internal_host, "A")
+
+    @property
+    def public(self) -> DnsQueryResult | None:
+        """The public name's MX result, or its A result where the MX query found no records."""
+        mx = _find(self.results, self.public_name, "MX")
+        a = _find(self.results, self.public_name, "A")
+        if mx is not None and (mx.outcome is Outcome.ANSWER or a is None):
+            return mx
+        return a
+
+    @property
+    def responded(self) -> bool:
+        return any(result.outcome.responded for result in self.results)
+
+    @property
+    def resolves_ad(self) -> bool:
+        return self.srv is not None and self.srv.outcome is Outcome.ANSWER
+
+    @property
+    def resolves_public(self) -> bool:
+        public = self.public
+        return public is not None and public.outcome is Outcome.ANSWER
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "queried": self.queried,
+            "ad_domain": self.ad_domain,
+            "internal_host": self.internal_host,
+            "public_name": self.public_name,
+            "results": [result.to_dict() for result in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerProbe:
+        return cls(
+            server=str(data["server"]),
+            queried=str(data["queried"]),
+            ad_domain=str(data["ad_domain"]),
+            internal_host=str(data["internal_host"]),
+            public_name=str(data["public_name"]),
+            results=tuple(DnsQueryResult.from_dict(item) for item in data["results"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MxHost:
+    preference: int
+    host: str  # without the trailing dot; "" for a null MX (RFC 7505: the domain takes no mail)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainProbe:
+    """How a remote domain's mail is routed, as the orchestrator sees it: its MX records, then
+    the A and AAAA records of the lowest-preference MX host (of the domain itself when it has
+    no MX, RFC 5321 5.1), all through the first server that gave a definitive MX answer.
+
+    ``results`` holds every query, including those that failed on servers tried earlier.
+    """
+
+    domain: str
+    servers: tuple[str, ...]  # the servers offered, in the order they were tried
+    server: str | None  # the server that answered; None when none did
+    results: tuple[DnsQueryResult, ...]
+
+    def _through(self, qname: str, rdtype: str) -> DnsQueryResult | None:
+        mine = tuple(r for r in self.results if self.server is not None and r.server == self.server)
+        return _find(mine, qname, rdtype)
+
+    @property
+    def mx_result(self) -> DnsQueryResult | None:
+        """The MX result of the answering server, else the last MX attempt."""
+        return self._through(self.domain, "MX") or _find(self.results, self.domain, "MX")
+
+    @property
+    def mx(self) -> tuple[MxHost, ...]:
+        """The MX records, lowest preference first."""
+        result = self.mx_result
+        if result is None or result.outcome is not Outcome.ANSWER:
+            return ()
+        hosts = []
+        for text in result.records:
+            preference, _, host = text.strip().partition(" ")
+            try:
+                hosts.append(MxHost(int(preference), _name_key(host)))
+            except ValueError:
+                continue
+        return tuple(sorted(hosts, key=lambda mx: (mx.preference, mx.host)))
+
+    @property
+    def mail_host(self) -> str | None:
+        """Where mail goes: the lowest-preference MX host, or the domain itself when the
+        domain has no MX records. None when the MX lookup failed or the MX is null."""
+        result = self.mx_result
+        if result is None or not result.outcome.definitive:
+            return None
+        if result.outcome is Outcome.ANSWER:
+            mx = self.mx
+            return (mx[0].host or None) if mx else None
+        return _name_key(self.domain)
+
+    @property
+    def a(self) -> DnsQueryResult | None:
+        host = self.mail_host
+        return self._through(host, "A") if host else None
+
+    @property
+    def aaaa(self) -> DnsQueryResult | None:
+        host = self.mail_host
+        return self._through(host, "AAAA") if host else None
+
+    @property
+    def ipv4(self) -> tuple[str, ...]:
+        a = self.a
+        return a.records if a is not None and a.outcome is Outcome.ANSWER else ()
+
+    @property
+    def ipv6(self) -> tuple[str, ...]:
+        aaaa = self.aaaa
+        return aaaa.records if aaaa is not None and aaaa.outcome is Outcome.ANSWER else ()
+
+    @property
+    def has_mail_dns(self) -> bool:
+        """True when mail for the domain has somewhere to go (an MX, or an A/AAAA record)."""
+        return bool(self.mx) or bool(self.ipv4) or bool(self.ipv6)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "servers": list(self.servers),
+            "server": self.server,
+            "results": [result.to_dict() for result in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DomainProbe:
+        server = data.get("server")
+        return cls(
+            domain=str(data["domain"]),
+            servers=tuple(str(s) for s in data.get("servers", ())),
+            server=str(server) if server is not None else None,
+            results=tuple(DnsQueryResult.from_dict(item) for item in data["results"]),
         )
