@@ -138,7 +138,7 @@ class DnsResponders:
 
     @property
     def address_map(self) -> dict[str, str]:
-        """Server address -> ``"127.0.0.1:port"`` (empty before start)."""
+        """Server address -> ``"127.0.0.1:port"`` (empty when not running)."""
         return dict(self._address_map)
 
     @property
@@ -290,6 +290,7 @@ class DnsResponders:
     def _close_all(self) -> None:
         sockets = [*self._connections, *self._udp, *self._tcp_listeners, self._wake_r, self._wake_w]
         self._connections.clear()
+        self._address_map.clear()
         self._udp.clear()
         self._tcp_listeners.clear()
         self._wake_r = self._wake_w = None

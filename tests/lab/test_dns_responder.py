@@ -300,6 +300,7 @@ def test_stop_is_fast_and_frees_the_ports(world: DnsWorld) -> None:
     finally:
         hanging.close()
     running.stop()  # twice is fine
+    assert running.address_map == {}
     assert set(mapping) == set(world.server_addresses)
     # It can start again.
     with running:
