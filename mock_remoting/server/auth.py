@@ -1,0 +1,126 @@
+"""HTTP authentication for one connection: Basic, and NTLM/Negotiate with message encryption.
+
+WinRM authenticates connections, not requests: once an NTLM handshake completes on a TCP
+connection, later requests on it carry no Authorization header, and the NTLM session keys
+seal every message (MS-WSMV 2.2.9.1, ``multipart/encrypted``). Basic authenticates each
+request. Both are offered in every challenge, as a WinRM listener with Basic enabled does.
+
+The NTLM acceptor is pyspnego's ``spnego.server``; it reads the accepted credentials from
+``NTLM_USER_FILE`` (see ntlm_store.py). pypsrp's ``WinRMEncryption`` implements the MIME
+framing of sealed messages for any context that offers ``wrap_winrm``/``unwrap_winrm``, which
+the server-side context does too, so it is used here for both directions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import spnego
+import spnego.channel_bindings
+import spnego.exceptions
+from pypsrp.encryption import WinRMEncryption
+
+from mock_remoting.credentials import LAB_DOMAIN, LAB_PASSWORD, LAB_USERNAME
+
+CHALLENGES = ("Negotiate", 'Basic realm="WSMAN"')
+ENCRYPTED_PROTOCOL = WinRMEncryption.SPNEGO
+_ACCEPTED_USERS = {LAB_USERNAME.lower(), f"{LAB_DOMAIN}\\{LAB_USERNAME}".lower()}
+
+
+class AuthState(enum.Enum):
+    OK = "ok"  # serve the request
+    CONTINUE = "continue"  # 401 carrying the next handshake token
+    DENIED = "denied"  # 401 with fresh challenges
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    state: AuthState
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def challenge_headers() -> tuple[tuple[str, str], ...]:
+    return tuple(("WWW-Authenticate", value) for value in CHALLENGES)
+
+
+def _basic_ok(token: str) -> bool:
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user, sep, password = decoded.partition(":")
+    # compare_digest keeps the check constant-time even for throwaway lab credentials.
+    return bool(sep) and user.lower() in _ACCEPTED_USERS and hmac.compare_digest(password, LAB_PASSWORD)
+
+
+class ConnectionAuth:
+    """Authentication and message-encryption state of one TCP connection."""
+
+    def __init__(self, channel_binding_data: bytes | None = None) -> None:
+        self._cbt = channel_binding_data
+        self._context: Any = None
+        self.encryption: WinRMEncryption | None = None
+        self.negotiated = False
+        self._refuse = False
+
+    def refuse_next_handshake(self) -> None:
+        """An injected 401: forget the session and refuse the client's next handshake, so that
+        a client which re-authenticates on a 401 (pypsrp does) still ends with a 401."""
+        self._fail()
+        self._refuse = True
+
+    def check(self, authorization: str | None) -> AuthResult:
+        """Decide about one request from its ``Authorization`` header (None when absent)."""
+        if authorization is None:
+            return AuthResult(AuthState.OK) if self.negotiated else AuthResult(AuthState.DENIED, challenge_headers())
+        scheme, _, token = authorization.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            if _basic_ok(token.strip()):
+                return AuthResult(AuthState.OK)
+            return AuthResult(AuthState.DENIED, challenge_headers())
+        if scheme in ("negotiate", "ntlm"):
+            return self._negotiate(scheme, token.strip())
+        return AuthResult(AuthState.DENIED, challenge_headers())
+
+    def _negotiate(self, scheme: str, token: str) -> AuthResult:
+        if self._refuse:
+            self._refuse = False
+            return self._fail()
+        try:
+            in_token = base64.b64decode(token, validate=True)
+        except binascii.Error:
+            return self._fail()
+        if self._context is None or self._context.complete:
+            # A new handshake (also after a completed one: a client may re-authenticate).
+            bindings = (
+                spnego.channel_bindings.GssChannelBindings(application_data=self._cbt) if self._cbt else None
+            )
+            self._context = spnego.server(protocol="negotiate", channel_bindings=bindings)
+            self.negotiated = False
+            self.encryption = None
+        try:
+            out_token = self._context.step(in_token)
+        except (spnego.exceptions.SpnegoError, ValueError, KeyError):
+            # Wrong password, bad channel binding or a garbled token: the same 401 a server sends.
+            return self._fail()
+        prefix = "Negotiate" if scheme == "negotiate" else "NTLM"
+        headers: tuple[tuple[str, str], ...] = ()
+        if out_token:
+            headers = (("WWW-Authenticate", f"{prefix} {base64.b64encode(out_token).decode()}"),)
+        if not self._context.complete:
+            return AuthResult(AuthState.CONTINUE, headers)
+        self.negotiated = True
+        self.encryption = WinRMEncryption(self._context, ENCRYPTED_PROTOCOL)
+        return AuthResult(AuthState.OK, headers)
+
+    def _fail(self) -> AuthResult:
+        self._context = None
+        self.negotiated = False
+        self.encryption = None
+        return AuthResult(AuthState.DENIED, challenge_headers())

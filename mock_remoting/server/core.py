@@ -1,0 +1,510 @@
+"""The lab's protocol server: every host's listeners on one asyncio event loop.
+
+One loop thread serves all listening sockets and connections of all hosts (200 hosts means
+200-400 listeners, not 200 threads); invocations run on a small thread pool so that a
+``Start-Sleep`` or a slow emulated cmdlet never blocks other hosts. Per host the server keeps
+its shells, its fault state and a notifier that wakes the Receives waiting on it.
+
+HTTP details that matter to real clients:
+
+* keep-alive: NTLM authenticates the TCP connection and its session keys seal the messages,
+  so connections are never closed by the server while a client keeps them;
+* each response (status line, headers, body) goes out in one ``write`` on a socket with
+  TCP_NODELAY; a response split over two segments waits for the client's delayed ACK
+  (~40 ms on Linux) before the second one leaves;
+* listen backlog 512 (not 5): a fleet scan opens hundreds of connections at once;
+* bind 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from mock_remoting.backend import Endpoint, HostRuntime
+from mock_remoting.server import ntlm_store, wsman
+from mock_remoting.server.auth import AuthState, ConnectionAuth, challenge_headers
+from mock_remoting.server.counters import RequestCounters
+from mock_remoting.server.faults import FaultKind, FaultSpec, HostFaults, parse_faults
+from mock_remoting.server.psrp import PsrpShell
+from mock_remoting.server.shells import Shell, ShellContext
+from mock_remoting.server.tls import LabCertificate, make_certificate
+from mock_remoting.server.winrs import WinrsShell
+from mock_remoting.server.wsman import Request, WSManFault
+
+BIND = "127.0.0.1"
+EXCHANGE_URI = "http://schemas.microsoft.com/powershell/Microsoft.Exchange"
+OS_URI = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+CMD_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+RESOURCE_ENDPOINTS = {EXCHANGE_URI.lower(): "exchange", OS_URI.lower(): "os", CMD_URI.lower(): "winrs"}
+PATHS = {"/powershell": "exchange", "/wsman": "wsman"}
+
+# Concurrent shells per user before the quota fault: Exchange's default throttling policy
+# allows 18 (PowerShellMaxConcurrency); WinRM's MaxShellsPerUser defaults to 30 since 2012.
+SHELL_QUOTA = {"exchange": 18, "wsman": 30}
+
+_MAX_BODY = 32 * 1024 * 1024
+_MAX_RECEIVE_WAIT = 3600.0
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+_ENCRYPTED_CT = 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"'
+_SOAP_CT = "application/soap+xml;charset=UTF-8"
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
+            500: "Internal Server Error"}
+
+
+@dataclass(frozen=True, slots=True)
+class HostEndpoint:
+    """Where one emulated host listens. ``https_port`` is None when HTTPS is off."""
+
+    name: str
+    port: int
+    https_port: int | None = None
+    host: str = BIND
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One WSMan request and its answer as the server saw them (decrypted), for recorders."""
+
+    host: str
+    path: str
+    status: int
+    request: bytes
+    response: bytes
+
+
+Recorder = Callable[[Exchange], None]
+
+
+class _Notifier:
+    """Wakes every coroutine waiting on a host. Loop thread only."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+@dataclass
+class _Host:
+    runtime: HostRuntime
+    name: str
+    faults: HostFaults
+    shells: dict[str, Shell] = field(default_factory=dict)
+    notifier: _Notifier | None = None
+    port: int = 0
+    https_port: int | None = None
+    ctx: ShellContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str | None = _SOAP_CT
+    drop: bool = False
+    hang: bool = False
+    close: bool = False
+
+
+class LabServer:
+    """WS-Management/PSRP/WinRS server for a set of emulated hosts.
+
+    Usage: ``add_host`` for each runtime, then ``start()``; ``endpoint(name)`` says where a
+    host listens; ``stop()`` ends everything. Thread-safe from the caller's side.
+    """
+
+    def __init__(self, *, https: bool = False, latency_ms: float = 0.0, workers: int = 16,
+                 recorder: Recorder | None = None) -> None:
+        self.https = https
+        self.latency_ms = latency_ms
+        self.counters = RequestCounters()
+        self.recorder = recorder
+        self._workers = workers
+        self._hosts: dict[str, _Host] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._stopping: asyncio.Event | None = None
+        self._cert: LabCertificate | None = None
+        self._ntlm = False
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def add_host(self, runtime: HostRuntime, faults: Mapping[str, Any] | None = None) -> None:
+        """Register a host (before :meth:`start`). Raises FaultSpecError for a bad fault mapping."""
+        if self._loop is not None:
+            raise RuntimeError("add hosts before start()")
+        name = runtime.name
+        if name.lower() in self._hosts:
+            raise ValueError(f"host {name!r} is registered twice")
+        host = _Host(runtime, name, HostFaults(self.latency_ms))
+        host.faults.set(parse_faults(faults))
+        self._hosts[name.lower()] = host
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self._loop is not None:
+            return
+        ntlm_store.acquire()
+        self._ntlm = True
+        if self.https:
+            self._cert = make_certificate()
+        self._executor = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="exfix-lab-run")
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="exfix-lab-loop", daemon=True)
+        self._thread.start()
+        ready.wait(timeout)
+        try:
+            asyncio.run_coroutine_threadsafe(self._listen(), loop).result(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _listen(self) -> None:
+        self._stopping = asyncio.Event()
+        assert self._loop is not None and self._executor is not None
+        for host in self._hosts.values():
+            host.notifier = _Notifier()
+            host.ctx = ShellContext(host.runtime, self._executor, self._loop, host.notifier.notify)
+            plain = await asyncio.start_server(partial(self._serve, host, False), BIND, 0, backlog=512,
+                                               limit=1 << 20)
+            self._servers.append(plain)
+            host.port = plain.sockets[0].getsockname()[1]
+            if self._cert is not None:
+                tls = await asyncio.start_server(partial(self._serve, host, True), BIND, 0, backlog=512,
+                                                 ssl=self._cert.context, limit=1 << 20)
+                self._servers.append(tls)
+                host.https_port = tls.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                pass
+            loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        if not loop.is_running():
+            loop.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._loop = None
+        self._thread = None
+        if self._ntlm:
+            ntlm_store.release()
+            self._ntlm = False
+
+    async def _shutdown(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        for server in self._servers:
+            server.close()
+        for host in self._hosts.values():
+            for shell in host.shells.values():
+                shell.close()
+            host.shells.clear()
+            if host.notifier is not None:
+                host.notifier.notify()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await asyncio.sleep(0)
+        self._servers.clear()
+
+    def __enter__(self) -> LabServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- queries and run-time control -------------------------------------------------------
+
+    def _host(self, name: str) -> _Host:
+        try:
+            return self._hosts[name.lower()]
+        except KeyError:
+            raise KeyError(f"no lab host named {name!r}") from None
+
+    def endpoint(self, name: str) -> HostEndpoint:
+        host = self._host(name)
+        return HostEndpoint(host.name, host.port, host.https_port)
+
+    @property
+    def endpoints(self) -> tuple[HostEndpoint, ...]:
+        return tuple(HostEndpoint(h.name, h.port, h.https_port) for h in self._hosts.values())
+
+    def inject(self, name: str, fault: Mapping[str, Any]) -> None:
+        """Replace a host's faults (schema: faults.py). Raises FaultSpecError."""
+        self._host(name).faults.set(parse_faults(fault))
+
+    def clear_faults(self, name: str) -> None:
+        self._host(name).faults.clear()
+
+    def faults(self, name: str) -> FaultSpec:
+        return self._host(name).faults.spec
+
+    def open_shells(self, name: str) -> int:
+        return len(self._host(name).shells)
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _serve(self, host: _Host, tls: bool, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._writers.add(writer)
+        auth = ConnectionAuth(self._cert.channel_binding_data if tls and self._cert else None)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ssl.SSLError):
+                    return
+                request_line, _, header_text = head.decode("latin-1").partition("\r\n")
+                parts = request_line.split(" ")
+                if len(parts) != 3:
+                    await self._write(writer, _Reply(400, close=True))
+                    return
+                method, target, _version = parts
+                headers: dict[str, str] = {}
+                for line in header_text.split("\r\n"):
+                    name, sep, value = line.partition(":")
+                    if sep:
+                        headers[name.strip().lower()] = value.strip()
+                if "chunked" in headers.get("transfer-encoding", "").lower():
+                    await self._write(writer, _Reply(411, close=True))
+                    return
+                try:
+                    length = int(headers.get("content-length", "0"))
+                except ValueError:
+                    length = -1
+                if length < 0 or length > _MAX_BODY:
+                    await self._write(writer, _Reply(413, close=True))
+                    return
+                try:
+                    body = await reader.readexactly(length)
+                except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+                    return
+                reply = await self._handle(host, tls, auth, method, target, headers, body)
+                if reply.drop:
+                    writer.transport.abort()
+                    return
+                if reply.hang:
+                    assert self._stopping is not None
+                    await self._stopping.wait()
+                    return
+                close = reply.close or headers.get("connection", "").lower() == "close"
+                await self._write(writer, reply, close)
+                if close:
+                    return
+        except (ConnectionError, ssl.SSLError):
+            return
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, reply: _Reply, close: bool = False) -> None:
+        lines = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}", "Server: Microsoft-HTTPAPI/2.0"]
+        if reply.content_type and reply.body:
+            lines.append(f"Content-Type: {reply.content_type}")
+        lines.extend(f"{name}: {value}" for name, value in reply.headers)
+        lines.append(f"Content-Length: {len(reply.body)}")
+        if close:
+            lines.append("Connection: close")
+        # One write: head and body leave in the same segment(s); see the module docstring.
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body)
+        await writer.drain()
+
+    async def _handle(self, host: _Host, tls: bool, auth: ConnectionAuth, method: str, target: str,
+                      headers: dict[str, str], body: bytes) -> _Reply:
+        path = target.split("?", 1)[0].rstrip("/").lower()
+        if method != "POST":
+            return _Reply(405, headers=(("Allow", "POST"),))
+        if path not in PATHS:
+            return _Reply(404)
+        result = auth.check(headers.get("authorization"))
+        if result.state is not AuthState.OK:
+            self.counters.add(host.name, "http", "auth")
+            return _Reply(401, headers=result.headers)
+        if not body:
+            # The empty POST pypsrp sends to set up message encryption, or a bare handshake.
+            self.counters.add(host.name, "http", "auth")
+            return _Reply(200, headers=result.headers)
+        content_type = headers.get("content-type", "")
+        encrypted = content_type.lower().startswith("multipart/encrypted")
+        if encrypted:
+            match = _BOUNDARY.search(content_type)
+            if auth.encryption is None or match is None:
+                return _Reply(400, close=True)
+            try:
+                plain = auth.encryption.unwrap_message(body, match.group(1))
+            except Exception:  # noqa: BLE001 - any unwrap failure is the client's bad message
+                return _Reply(400, close=True)
+        elif content_type.lower().startswith("multipart/"):
+            return _Reply(415)
+        else:
+            plain = body
+        status, response, action = await self._wsman(host, tls, auth, PATHS[path], plain)
+        if action is not None:
+            return action
+        if self.recorder is not None:
+            self.recorder(Exchange(host.name, path, status, plain, response))
+        if encrypted and auth.encryption is not None:
+            _, sealed = auth.encryption.wrap_message(response)
+            return _Reply(status, sealed, result.headers, _ENCRYPTED_CT)
+        return _Reply(status, response, result.headers)
+
+    # -- WS-Management ----------------------------------------------------------------------
+
+    async def _wsman(self, host: _Host, tls: bool, auth: ConnectionAuth, path_kind: str,
+                     data: bytes) -> tuple[int, bytes, _Reply | None]:
+        try:
+            request = wsman.parse_request(data)
+        except WSManFault as fault:
+            self.counters.add(host.name, "http", "invalid")
+            return 500, wsman.fault_response("", fault), None
+        shell = host.shells.get((request.shell_id or "").upper()) if request.shell_id else None
+        if shell is not None:
+            endpoint = shell.endpoint
+        else:
+            endpoint = RESOURCE_ENDPOINTS.get(request.resource_uri.lower(), "unknown")
+        action = request.action or request.action_uri.rsplit("/", 1)[-1] or "unknown"
+        self.counters.add(host.name, endpoint, action)
+        decision = host.faults.decide(action, endpoint)
+        if decision.delay_s > 0:
+            await asyncio.sleep(decision.delay_s)
+        if decision.kind is FaultKind.HTTP_401:
+            auth.refuse_next_handshake()
+            return 0, b"", _Reply(401, headers=challenge_headers())
+        if decision.kind is FaultKind.HTTP_500:
+            return 0, b"", _Reply(500)
+        if decision.kind is FaultKind.HANG:
+            return 0, b"", _Reply(hang=True)
+        if decision.kind is FaultKind.DROP:
+            return 0, b"", _Reply(drop=True)
+        try:
+            if decision.kind is FaultKind.QUOTA:
+                raise wsman.quota_exceeded(SHELL_QUOTA["exchange" if path_kind == "exchange" else "wsman"])
+            if request.size > wsman.SERVER_MAX_ENVELOPE:
+                raise wsman.envelope_too_large(wsman.SERVER_MAX_ENVELOPE)
+            body = await self._dispatch(host, tls, path_kind, request)
+            return 200, wsman.response(request, body), None
+        except WSManFault as fault:
+            return 500, wsman.fault_response(request.message_id, fault), None
+
+    async def _dispatch(self, host: _Host, tls: bool, path_kind: str, request: Request) -> str:
+        if request.action is None:
+            raise wsman.action_not_supported(request.action_uri)
+        if request.action == "Create":
+            return self._create(host, tls, path_kind, request)
+        shell_id = request.shell_id or ""
+        shell = host.shells.get(shell_id.upper())
+        if shell is None:
+            raise wsman.unknown_shell(shell_id)
+        assert host.notifier is not None
+        if request.action == "Command":
+            body = shell.command(request)
+        elif request.action == "Send":
+            body = shell.send(request)
+        elif request.action == "Signal":
+            body = shell.signal(request)
+        elif request.action == "Receive":
+            body = await self._receive(host, shell, request)
+        else:  # Delete: pending Receives on the shell are answered (aborted) at once
+            shell.close()
+            host.shells.pop(shell_id.upper(), None)
+            body = ""
+        host.notifier.notify()
+        return body
+
+    def _create(self, host: _Host, tls: bool, path_kind: str, request: Request) -> str:
+        uri = request.resource_uri
+        kind = RESOURCE_ENDPOINTS.get(uri.lower())
+        allowed = ("exchange",) if path_kind == "exchange" else ("os", "winrs")
+        if kind not in allowed:
+            raise wsman.unknown_resource(uri)
+        group = "exchange" if path_kind == "exchange" else "wsman"
+        in_group = sum(1 for s in host.shells.values() if (s.endpoint == "exchange") == (group == "exchange"))
+        if in_group >= SHELL_QUOTA[group]:
+            raise wsman.quota_exceeded(SHELL_QUOTA[group])
+        body = request.body
+        if body is None:
+            raise wsman.invalid_request("Create without rsp:Shell")
+        shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
+        if shell_id in host.shells:
+            raise WSManFault(None, "w:AlreadyExists", f"A shell with ShellId {shell_id} already exists.",
+                             sender=True)
+        inputs = body.findtext("rsp:InputStreams", "", wsman.NS).strip()
+        outputs = body.findtext("rsp:OutputStreams", "", wsman.NS).strip()
+        assert host.ctx is not None
+        shell: Shell
+        if kind == "winrs":
+            shell = WinrsShell(host.ctx, shell_id, inputs, outputs)
+        else:
+            creation = body.find("pwsh:creationXml", wsman.NS)
+            if creation is None or not (creation.text or "").strip():
+                raise wsman.invalid_request("PSRP Create without creationXml")
+            endpoint = Endpoint.EXCHANGE if kind == "exchange" else Endpoint.OS
+            psrp = PsrpShell(host.ctx, shell_id, uri, endpoint, request.max_envelope_size)
+            psrp.open(creation.text or "")
+            shell = psrp
+        host.shells[shell_id] = shell
+        scheme, port = ("https", host.https_port) if tls else ("http", host.port)
+        address = f"{scheme}://{BIND}:{port}/{'PowerShell' if path_kind == 'exchange' else 'wsman'}"
+        return wsman.create_body(address, uri, shell_id, shell.input_streams, shell.output_streams)
+
+    async def _receive(self, host: _Host, shell: Shell, request: Request) -> str:
+        body = request.body
+        desired = body.find("rsp:DesiredStream", wsman.NS) if body is not None else None
+        command_id = desired.get("CommandId") if desired is not None else None
+        budget = wsman.stream_budget(request.max_envelope_size)
+        deadline = time.monotonic() + min(request.operation_timeout, _MAX_RECEIVE_WAIT)
+        assert host.notifier is not None
+        while True:
+            if host.shells.get(shell.shell_id) is not shell:
+                raise wsman.operation_aborted()
+            poll = shell.poll(command_id, budget)
+            if poll is not None:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise wsman.operation_timeout()
+            await host.notifier.wait(remaining)
+        shell.after_receive(command_id)
+        return wsman.receive_body(command_id, poll.chunks, poll.state, poll.exit_code)

@@ -1,0 +1,389 @@
+"""A PSRP shell: one psrpcore ``ServerRunspacePool`` behind a WSMan shell.
+
+psrpcore is sans-IO: bytes go in with ``receive_data``/``next_event`` and come out of
+``data_to_send``. This module owns the routing between the two sides:
+
+* every PSRP message the pool produces is drained at once and split per message, so each
+  becomes its own ``rsp:Stream`` element (as Windows sends them; see the pypsrp recordings),
+  and queued for the runspace pool or for the pipeline it belongs to;
+* a ``ServerPipeline`` is registered before its CreatePipeline fragment is fed, because
+  psrpcore's ``_process_CreatePipeline`` looks the pipeline up in the pool's table;
+* the pipeline's commands become ``backend.Command`` values and run on a worker thread
+  through ``HostRuntime.invoke``; the result comes back to the loop and is written with the
+  pipeline's public methods, except failing it (see :func:`_fail_pipeline`).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psrpcore
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSInvocationState,
+    PSRPMessageType,
+)
+
+from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
+from mock_remoting.server import wsman
+from mock_remoting.server.shells import Poll, ShellContext, escape_fragment, pack_fragment, take_chunks
+from mock_remoting.server.wsman import Request, StreamChunk, WSManFault
+
+_DONE_STATES = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+_STOP_CODES = ("powershell/signal/ctrl_c", "signal/ctrl_c", "signal/terminate")
+
+
+def _fail_pipeline(pipeline: psrpcore.ServerPipeline, error: ErrorRecord) -> None:
+    """End a running pipeline Failed with its terminating ErrorRecord.
+
+    psrpcore 0.3.1 has public ``complete()`` and ``stop()`` but nothing for Failed, so this is
+    the single place that calls the private ``_change_state``; it emits the PipelineState
+    message with ``ExceptionAsErrorRecord`` exactly as ``stop()`` does for Stopped. psrpcore is
+    pinned (==0.3.1) in pyproject.toml because of this call.
+    """
+    pipeline._change_state(PSInvocationState.Failed, error)
+
+
+def lab_error(message: str, fqid: str = "ExfixLabInternalError") -> ErrorRecord:
+    """An ErrorRecord for failures of the lab itself (never of the emulated host)."""
+    return ErrorRecord(
+        Exception=NETException(Message=message),
+        CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.NotSpecified, Reason="LabError"),
+        FullyQualifiedErrorId=fqid,
+    )
+
+
+def _pack_message(message_type: PSRPMessageType, rpid: uuid.UUID, pid: uuid.UUID | None, data: bytes) -> bytes:
+    """MS-PSRP 2.2.1 message from the server (destination 1 = client)."""
+    empty = uuid.UUID(int=0)
+    return struct.pack("<iI", 1, message_type.value) + rpid.bytes_le + (pid or empty).bytes_le + data
+
+
+def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
+    """Split a psrpcore payload into (object_id, end, message_type or None, fragment bytes)."""
+    parts: list[tuple[int, bool, int | None, bytes]] = []
+    offset = 0
+    while offset + 21 <= len(data):
+        object_id, fragment_id, flags, length = struct.unpack_from(">QQBI", data, offset)
+        end = offset + 21 + length
+        chunk = data[offset:end]
+        message_type = None
+        if flags & 0x1 and length >= 8:
+            message_type = struct.unpack_from("<I", data, offset + 21 + 4)[0]
+        parts.append((object_id, bool(flags & 0x2), message_type, chunk))
+        offset = end
+    return parts
+
+
+@dataclass
+class _Pipe:
+    pipeline: psrpcore.ServerPipeline
+    cancel: threading.Event = field(default_factory=threading.Event)
+    queue: list[StreamChunk] = field(default_factory=list)
+    started: bool = False
+    finished: bool = False
+    stop_requested: bool = False
+    terminated: bool = False
+
+
+def _to_commands(metadata: Any) -> list[list[Command]]:
+    """psrpcore's PowerShell metadata -> statements of backend Commands, parameters in order."""
+    statements: list[list[Command]] = [[]]
+    for cmd in metadata.commands:
+        params = tuple(Parameter(name, value) for name, value in cmd.parameters)
+        statements[-1].append(Command(name=str(cmd.command_text), is_script=bool(cmd.is_script), parameters=params))
+        if cmd.end_of_statement:
+            statements.append([])
+    return [s for s in statements if s]
+
+
+class PsrpShell:
+    """One runspace pool (``Microsoft.Exchange`` or ``Microsoft.PowerShell``)."""
+
+    input_streams = "stdin pr"
+    output_streams = "stdout"
+
+    def __init__(self, ctx: ShellContext, shell_id: str, resource_uri: str, endpoint: Endpoint,
+                 max_envelope_size: int) -> None:
+        self.ctx = ctx
+        self.shell_id = shell_id
+        self.resource_uri = resource_uri
+        self.backend_endpoint = endpoint
+        self.endpoint = "exchange" if endpoint is Endpoint.EXCHANGE else "os"
+        self.fragment_size = max(wsman.stream_budget(max_envelope_size) * 3 // 4, 1024)
+        self.pool = psrpcore.ServerRunspacePool()
+        self.pool_queue: list[StreamChunk] = []
+        self._held: list[StreamChunk] = []
+        self.pipes: dict[uuid.UUID, _Pipe] = {}
+        self.closed = False
+
+    # -- psrpcore plumbing ------------------------------------------------------------------
+
+    def _feed(self, data: bytes, pipeline_id: uuid.UUID | None = None) -> None:
+        try:
+            self.pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
+            while True:
+                event = self.pool.next_event()
+                if event is None:
+                    break
+                self._on_event(event)
+                self._drain()
+        except psrpcore.PSRPCoreError as exc:
+            raise WSManFault(None, "w:InternalError", f"PSRP error: {exc}") from None
+        self._drain()
+
+    def _drain(self, drop_type: PSRPMessageType | None = None) -> None:
+        while True:
+            payload = self.pool.data_to_send(self.fragment_size)
+            if payload is None:
+                return
+            target = self.pool_queue if payload.pipeline_id is None else None
+            if payload.pipeline_id is not None:
+                pipe = self.pipes.get(payload.pipeline_id)
+                if pipe is None:
+                    continue  # the pipeline was terminated: nobody will read this
+                target = pipe.queue
+            assert target is not None
+            for _oid, _end, message_type, fragment in _split_fragments(payload.data):
+                if drop_type is not None and message_type == drop_type.value:
+                    continue
+                fragment = escape_fragment(fragment)
+                target.append(StreamChunk("stdout", base64.b64encode(fragment).decode("ascii")))
+
+    def _on_event(self, event: psrpcore.PSRPEvent) -> None:
+        if isinstance(event, psrpcore.CreatePipelineEvent):
+            self._start(event.pipeline_id)
+        elif isinstance(event, psrpcore.GetCommandMetadataEvent):
+            pipe = self.pipes.get(event.pipeline_id)
+            if pipe is not None:
+                pipe.pipeline.start()
+                pipe.started = True
+                self._drain(drop_type=PSRPMessageType.PipelineState)
+                _fail_pipeline(pipe.pipeline, lab_error("Get-Command metadata is not emulated by the exfix lab.",
+                                                        "CommandMetadataNotSupported"))
+                pipe.finished = True
+        elif isinstance(
+            event, (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent, psrpcore.ResetRunspaceStateEvent)
+        ):
+            self.pool.runspace_availability_response(event.ci, True)
+        elif isinstance(event, psrpcore.GetAvailableRunspacesEvent):
+            self.pool.runspace_availability_response(event.ci, self.pool.max_runspaces)
+        # Pipeline input, host responses, key exchange and the rest need no answer here
+        # (psrpcore answers the key exchange itself).
+
+    # -- WSMan actions ----------------------------------------------------------------------
+
+    def open(self, creation_xml: str) -> None:
+        try:
+            data = base64.b64decode(creation_xml, validate=True)
+        except ValueError:
+            raise wsman.invalid_request("creationXml is not base64") from None
+        self._feed(data)
+        # Windows answers the first Receive with the negotiation (SessionCapability and
+        # ApplicationPrivateData) and the next one with RunspacePoolState Opened, because the
+        # runspace finishes opening after that reply (pypsrp recordings test_psrp_open_runspace,
+        # test_psrp_error_failed, ...). Hold the state back until the first reply has gone out.
+        keep: list[StreamChunk] = []
+        for chunk in self.pool_queue:
+            raw = base64.b64decode(chunk.data)
+            (message_type,) = struct.unpack_from("<I", raw, 21 + 4) if len(raw) >= 29 else (None,)
+            (self._held if message_type == PSRPMessageType.RunspacePoolState.value else keep).append(chunk)
+        self.pool_queue = keep
+
+    def command(self, request: Request) -> str:
+        body = request.body
+        if body is None:
+            raise wsman.invalid_request("Command without rsp:CommandLine")
+        args = body.findall("rsp:Arguments", wsman.NS)
+        if not args or not (args[0].text or "").strip():
+            raise wsman.invalid_request("PSRP Command without a CreatePipeline fragment")
+        try:
+            data = base64.b64decode(args[0].text or "", validate=True)
+        except ValueError:
+            raise wsman.invalid_request("Command arguments are not base64") from None
+        command_id = body.get("CommandId")
+        try:
+            pipeline_id = uuid.UUID(command_id) if command_id else self._pipeline_id_of(data)
+        except ValueError:
+            raise wsman.invalid_request(f"CommandId {command_id!r} is not a GUID") from None
+        old = self.pipes.get(pipeline_id)
+        if old is not None and not old.finished:
+            raise WSManFault(None, "w:AlreadyExists", f"The command {pipeline_id} is still running.")
+        if old is not None:
+            old.pipeline.close()
+        pipeline = psrpcore.ServerPipeline(self.pool, pipeline_id)  # registers itself in the table
+        self.pipes[pipeline_id] = _Pipe(pipeline)
+        self._feed(data, pipeline_id)
+        return wsman.command_body(str(pipeline_id).upper() if not command_id else command_id)
+
+    @staticmethod
+    def _pipeline_id_of(fragment: bytes) -> uuid.UUID:
+        # fragment header (21) + destination (4) + type (4) + RPID (16) + PID (16)
+        if len(fragment) < 61:
+            raise ValueError("short fragment")
+        return uuid.UUID(bytes_le=bytes(fragment[45:61]))
+
+    def send(self, request: Request) -> str:
+        body = request.body
+        if body is None:
+            raise wsman.invalid_request("Send without rsp:Send")
+        for stream in body.findall("rsp:Stream", wsman.NS):
+            command_id = stream.get("CommandId")
+            try:
+                data = base64.b64decode(stream.text or "", validate=True)
+                pid = uuid.UUID(command_id) if command_id else None
+            except ValueError:
+                raise wsman.invalid_request("bad Send stream") from None
+            self._feed(data, pid)
+        return "<rsp:SendResponse/>"
+
+    def signal(self, request: Request) -> str:
+        body = request.body
+        command_id = body.get("CommandId") if body is not None else None
+        code_el = body.find("rsp:Code", wsman.NS) if body is not None else None
+        code = (code_el.text or "").strip().lower() if code_el is not None else ""
+        pipe = None
+        if command_id:
+            try:
+                pipe = self.pipes.get(uuid.UUID(command_id))
+            except ValueError:
+                pipe = None
+        if pipe is not None and code.endswith(_STOP_CODES):
+            terminate = code.endswith("signal/terminate")
+            if not pipe.finished:
+                # Stop: the runtime sees the cancel event; the pipeline ends Stopped when it returns.
+                # (No Stopping state message: psrpcore's begin_stop() would emit one that Windows
+                # does not send.)
+                pipe.cancel.set()
+                pipe.stop_requested = True
+            if terminate:
+                pipe.terminated = True
+                if pipe.finished:
+                    self._forget(pipe)
+        return "<rsp:SignalResponse/>"
+
+    def poll(self, command_id: str | None, budget: int) -> Poll | None:
+        if command_id is None:
+            chunks = take_chunks(self.pool_queue, budget)
+            return Poll(chunks, None) if chunks else None
+        try:
+            pipe = self.pipes.get(uuid.UUID(command_id))
+        except ValueError:
+            pipe = None
+        if pipe is None:
+            raise WSManFault(None, "w:InvalidSelectors", f"The command with CommandId {command_id} was not found.",
+                             sender=True)
+        chunks = take_chunks(pipe.queue, budget)
+        if pipe.finished and not pipe.queue:
+            return Poll(chunks, "Done", 0)
+        return Poll(chunks, "Running") if chunks else None
+
+    def after_receive(self, command_id: str | None) -> None:
+        if command_id is None and self._held:
+            self.pool_queue.extend(self._held)
+            self._held.clear()
+            self.ctx.notify()
+
+    def close(self) -> None:
+        self.closed = True
+        for pipe in list(self.pipes.values()):
+            pipe.cancel.set()
+        self.pipes.clear()
+
+    # -- invocation -------------------------------------------------------------------------
+
+    def _forget(self, pipe: _Pipe) -> None:
+        self.pipes.pop(pipe.pipeline.pipeline_id, None)
+        if pipe.pipeline.state in _DONE_STATES or pipe.pipeline.state == PSInvocationState.NotStarted:
+            pipe.pipeline.close()
+
+    def _start(self, pipeline_id: uuid.UUID) -> None:
+        pipe = self.pipes.get(pipeline_id)
+        if pipe is None or pipe.started:
+            return
+        pipe.pipeline.start()
+        pipe.started = True
+        # psrpcore emits PipelineState Running on start(); Windows does not send it (the
+        # recordings go straight from Command to output and Completed), so it is dropped.
+        self._drain(drop_type=PSRPMessageType.PipelineState)
+        statements = _to_commands(pipe.pipeline.metadata)
+        runtime = self.ctx.runtime
+        endpoint = self.backend_endpoint
+
+        def work(cancel: threading.Event) -> InvocationResult:
+            total = InvocationResult()
+            for statement in statements:
+                if cancel.is_set():
+                    break
+                result = runtime.invoke(endpoint, statement, cancel)
+                total.output.extend(result.output)
+                total.errors.extend(result.errors)
+                if result.failure is not None:
+                    total.failure = result.failure
+                    break
+            return total
+
+        self.ctx.run(work, pipe.cancel, lambda result, error: self._finish(pipe, result, error))
+
+    def _finish(self, pipe: _Pipe, result: object, error: BaseException | None) -> None:
+        if self.closed or pipe.finished:
+            return
+        pipeline = pipe.pipeline
+        try:
+            if pipe.stop_requested or pipe.cancel.is_set():
+                pipeline.stop()
+            elif error is not None:
+                _fail_pipeline(pipeline, lab_error(f"The host emulation failed: {type(error).__name__}: {error}"))
+            else:
+                assert isinstance(result, InvocationResult)
+                self._write_result(pipe, result)
+        except Exception as exc:  # noqa: BLE001 - a value psrpcore cannot serialize must not kill the lab
+            if pipeline.state == PSInvocationState.Running:
+                self._drain()
+                _fail_pipeline(pipeline, lab_error(f"The lab could not send the result: {type(exc).__name__}: {exc}"))
+        pipe.finished = True
+        self._drain()
+        if pipe.terminated:
+            self._forget(pipe)
+
+    def _write_result(self, pipe: _Pipe, result: InvocationResult) -> None:
+        pipeline = pipe.pipeline
+        for value in result.output:
+            if isinstance(value, RawClixml):
+                self._write_raw(pipe, value.xml)
+            else:
+                pipeline.write_output(value)
+            self._drain()
+        for record in result.errors:
+            pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
+            self._drain()
+        if result.failure is not None:
+            _fail_pipeline(pipeline, result.failure)
+        else:
+            pipeline.complete()
+
+    def _write_raw(self, pipe: _Pipe, xml: str) -> None:
+        """Send one captured ``<Obj>`` element verbatim as a PipelineOutput message.
+
+        psrpcore serializes everything it queues, so a placeholder output is queued to take the
+        next object id in order, and its fragments are replaced by ones carrying the raw XML.
+        """
+        pipe.pipeline.write_output(None)
+        payload = self.pool.data_to_send()
+        assert payload is not None
+        object_id = struct.unpack_from(">Q", payload.data, 0)[0]
+        message = _pack_message(PSRPMessageType.PipelineOutput, self.pool.runspace_pool_id,
+                                pipe.pipeline.pipeline_id, xml.strip().encode("utf-8"))
+        size = self.fragment_size - 21
+        pieces = [message[i:i + size] for i in range(0, len(message), size)] or [b""]
+        for index, piece in enumerate(pieces):
+            fragment = pack_fragment(object_id, index, piece, index == len(pieces) - 1)
+            pipe.queue.append(StreamChunk("stdout", base64.b64encode(fragment).decode("ascii")))
