@@ -1,0 +1,53 @@
+"""`exfix rules`: the rule catalogue, as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from agent.rules.registry import RULES
+
+_COLUMNS = ("id", "severity", "kind", "fix", "restart", "title")
+
+
+def _rows() -> list[tuple[str, ...]]:
+    return [
+        (
+            rule.id,
+            rule.metadata.severity.value,
+            rule.metadata.kind.value,
+            rule.metadata.fix_id or "-",
+            "yes" if rule.metadata.fix_disrupts_mail_flow else "no",
+            rule.metadata.title,
+        )
+        for rule in RULES
+    ]
+
+
+def render_table() -> str:
+    rows = [_COLUMNS, *_rows()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def render_json() -> str:
+    return json.dumps({"rules": [rule.metadata.to_dict() for rule in RULES]}, indent=2)
+
+
+@click.command("rules")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for tools",
+)
+def rules(output_format: str) -> None:
+    """List the rules exfix evaluates: id, severity, fix, and whether the fix restarts transport."""
+    click.echo(render_json() if output_format == "json" else render_table())

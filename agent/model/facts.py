@@ -1,0 +1,391 @@
+"""Facts about one Exchange host: everything the rules read, as frozen plain data.
+
+The collectors (agent/collect) build these from remote objects; the rules (agent/rules) read
+them and nothing else. A snapshot of them can be saved and evaluated again offline
+(agent/model/snapshot.py), so every field here is plain data: str, int, bool, None, enums,
+tuples and nested frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+
+from agent.model.probe import DnsQueryResult, Outcome, Vantage
+
+
+class TransportNoun(str, enum.Enum):
+    """The noun of the transport cmdlets: Get-/Set-TransportServer on Exchange 2010 (14.x),
+    Get-/Set-TransportService from Exchange 2013 (15.x) on."""
+
+    TRANSPORT_SERVER = "TransportServer"
+    TRANSPORT_SERVICE = "TransportService"
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeServerFacts:
+    """What Get-ExchangeServer says about the host."""
+
+    name: str
+    fqdn: str
+    domain: str
+    ad_site: str
+    version: str  # "15.1.2375.7"
+    major: int
+    minor: int
+    build: int
+    revision: int
+    admin_display_version: str  # as shown: "Version 15.1 (Build 2375.7)"
+    roles: tuple[str, ...]
+    transport_noun: TransportNoun
+    edition: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DnsLookupSettings:
+    """One side (external or internal) of a transport server's DNS lookup settings."""
+
+    adapter_enabled: bool  # True: the NIC's DNS servers are used and ``servers`` is ignored
+    servers: tuple[str, ...]
+    adapter_guid: str  # all zeros means "any adapter"
+    protocol_option: str  # Any, UseTcpOnly, UseUdpOnly
+
+
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportDnsFacts:
+    """Get-TransportService (15.x) / Get-TransportServer (14.x) DNS settings."""
+
+    external: DnsLookupSettings
+    internal: DnsLookupSettings
+
+
+class QueueErrorKind(str, enum.Enum):
+    """The class of a queue's LastError (DESIGN.md: queue-dns-failure)."""
+
+    ERROR_RETRY = "ErrorRetry"
+    NON_EXISTENT_DOMAIN = "NonExistentDomain"
+    SERVER_FAILURE = "ServerFailure"
+    ERROR_TIMEOUT = "ErrorTimeout"
+    OTHER_DNS = "OtherDnsError"  # a DNS query failure with a code exfix does not know
+    NOT_DNS = "NotDnsError"  # an error, but not a DNS one (e.g. 421 4.2.1 unable to connect)
+    NONE = "None"  # no LastError
+
+    @property
+    def is_dns(self) -> bool:
+        return self not in (QueueErrorKind.NOT_DNS, QueueErrorKind.NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueError:
+    """A parsed Get-Queue LastError. ``raw`` is kept as the host sent it (untrusted text)."""
+
+    raw: str
+    kind: QueueErrorKind
+    dns_code: str = ""  # the code as written: "ErrorRetry", "SMTPSEND.DNS.NonExistentDomain"
+    status_code: str = ""  # "451 4.4.0" where present
+    last_retry_time: str = ""  # structured form: {LRT=...}
+    description: str = ""  # structured form: {LED=...}; otherwise the raw text
+    target_fqdn: str = ""  # structured form: {FQDN=...}
+    target_ip: str = ""  # structured form: {IP=...}
+
+
+# Get-Queue DeliveryType values that carry mail inside the organisation. The docs spell the AD
+# site relay both ways (SmtpRelayToRemoteAdSite / SmtpRelayToRemoteActiveDirectorySite);
+# compared lower-case.
+INTERNAL_DELIVERY_TYPES = frozenset(
+    t.lower()
+    for t in (
+        "SmtpRelayToRemoteAdSite",
+        "SmtpRelayToRemoteActiveDirectorySite",
+        "SmtpRelayToDag",
+        "SmtpRelayToMailboxDeliveryGroup",
+        "SmtpRelayToServers",
+        "SmtpRelayToConnectorSourceServers",
+        "SmtpRelayToTiRg",
+        "SmtpDeliveryToMailbox",
+        "SmtpRelayWithinAdSite",
+        "SmtpRelayWithinAdSiteToEdge",
+        "MapiDelivery",
+    )
+)
+EXTERNAL_DELIVERY_TYPES = frozenset(t.lower() for t in ("DnsConnectorDelivery", "SmartHostConnectorDelivery"))
+
+
+class QueueScope(str, enum.Enum):
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+    OTHER = "other"  # shadow redundancy, unreachable, submission...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFacts:
+    """One Get-Queue row."""
+
+    identity: str
+    delivery_type: str
+    status: str
+    message_count: int
+    next_hop_domain: str
+    next_hop_category: str
+    next_hop_connector: str
+    last_error: QueueError
+
+    @property
+    def scope(self) -> QueueScope:
+        delivery = self.delivery_type.lower()
+        if delivery in INTERNAL_DELIVERY_TYPES:
+            return QueueScope.INTERNAL
+        if delivery in EXTERNAL_DELIVERY_TYPES:
+            # A DNS-connector queue to another Exchange org in the forest is still "Internal".
+            return (
+                QueueScope.INTERNAL if self.next_hop_category.lower() == "internal" else QueueScope.EXTERNAL
+            )
+        return QueueScope.OTHER
+
+    @property
+    def failing_dns(self) -> bool:
+        """In Retry with a DNS LastError, or holding messages in Ready/Active with one (an
+        unreachable DNS server leaves messages sitting in Ready: seed 000)."""
+        if not self.last_error.kind.is_dns:
+            return False
+        status = self.status.lower()
+        return status == "retry" or (status in ("ready", "active", "connecting") and self.message_count > 0)
+
+    @property
+    def delivering(self) -> bool:
+        """No error and not in Retry: the queue's next hop currently works."""
+        return self.last_error.kind is QueueErrorKind.NONE and self.status.lower() in ("active", "ready")
+
+
+@dataclass(frozen=True, slots=True)
+class SendConnectorFacts:
+    """One Get-SendConnector row."""
+
+    name: str
+    address_spaces: tuple[str, ...]  # as Exchange shows them: "SMTP:*;1"
+    smart_hosts: tuple[str, ...]
+    dns_routing_enabled: bool
+    use_external_dns_servers_enabled: bool
+    source_transport_servers: tuple[str, ...]
+    enabled: bool
+    cost: int | None = None  # the lowest address-space cost
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The SMTP address-space domains ("*" for the internet), lower case."""
+        out: list[str] = []
+        for space in self.address_spaces:
+            text = space.strip()
+            kind, sep, rest = text.partition(":")
+            if not sep:
+                kind, rest = "smtp", text
+            if kind.strip().lower() != "smtp":
+                continue
+            domain = rest.split(";", 1)[0].strip().lower()
+            if domain:
+                out.append(domain)
+        return tuple(out)
+
+    @property
+    def is_internet(self) -> bool:
+        """Routes the whole internet (address space ``*``)."""
+        return "*" in self.domains
+
+    def covers(self, domain: str) -> bool:
+        wanted = domain.strip().lower().rstrip(".")
+        for space in self.domains:
+            if space == "*" or space == wanted:
+                return True
+            if space.startswith("*.") and wanted.endswith(space[1:]):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class NicFacts:
+    """One network interface, joined from Get-DnsClient, Get-DnsClientServerAddress and
+    Get-NetIPConfiguration by InterfaceIndex."""
+
+    interface_index: int
+    interface_alias: str
+    register_this_connections_address: bool | None  # None: Get-DnsClient had no row for it
+    use_suffix_when_registering: bool | None = None
+    connection_specific_suffix: str = ""
+    ipv4_dns_servers: tuple[str, ...] = ()
+    ipv6_dns_servers: tuple[str, ...] = ()
+    ipv4_addresses: tuple[str, ...] = ()
+    ipv6_addresses: tuple[str, ...] = ()
+    ipv4_default_gateways: tuple[str, ...] = ()
+    ipv6_default_gateways: tuple[str, ...] = ()
+    interface_description: str = ""
+    interface_guid: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"NIC {self.interface_alias!r} (InterfaceIndex {self.interface_index})"
+
+    @property
+    def dns_servers(self) -> tuple[str, ...]:
+        return self.ipv4_dns_servers + self.ipv6_dns_servers
+
+    @property
+    def default_gateways(self) -> tuple[str, ...]:
+        return self.ipv4_default_gateways + self.ipv6_default_gateways
+
+
+@dataclass(frozen=True, slots=True)
+class NicSelection:
+    """Which NIC is the MAPI/primary one, and why (the reason is shown as evidence)."""
+
+    interface_index: int | None
+    reason: str
+    fqdn_addresses: tuple[str, ...] = ()  # what the host's FQDN resolved to, when known
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeTransportConfigFacts:
+    """DnsFaultTolerance from <MsiInstallPath>Bin\\EdgeTransport.exe.config."""
+
+    config_path: str
+    dns_fault_tolerance: str  # the effective value: "Lenient" when the key is absent
+    key_present: bool
+
+    @property
+    def is_lenient(self) -> bool:
+        return self.dns_fault_tolerance.strip().lower() == "lenient"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTargets:
+    """The names the DNS probes ask every configured server about."""
+
+    ad_srv: str  # _ldap._tcp.dc._msdcs.<AD domain>
+    internal_host: str  # an internal Exchange host (by default the host's own FQDN)
+    public_name: str  # an internet name every working external resolver can answer
+
+    @classmethod
+    def for_domain(cls, ad_domain: str, internal_host: str, public_name: str) -> ProbeTargets:
+        return cls(
+            ad_srv=f"_ldap._tcp.dc._msdcs.{ad_domain.strip().rstrip('.')}",
+            internal_host=internal_host,
+            public_name=public_name,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AreaIssue:
+    """A fact area that could not be collected, and why (one line)."""
+
+    area: str  # "transport", "queues", "send_connectors", "nics", "edge_config", "host_probe"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStatus:
+    """How the facts were collected. Rules stay silent about an area listed in ``issues``."""
+
+    transport_noun: TransportNoun
+    issues: tuple[AreaIssue, ...] = ()
+
+    def collected(self, area: str) -> bool:
+        return all(issue.area != area for issue in self.issues)
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """Everything the rules know about one host."""
+
+    host: str  # the inventory name
+    exchange: ExchangeServerFacts
+    transport: TransportDnsFacts | None
+    queues: tuple[QueueFacts, ...]
+    send_connectors: tuple[SendConnectorFacts, ...]
+    nics: tuple[NicFacts, ...]
+    mapi_nic: NicSelection
+    edge_config: EdgeTransportConfigFacts | None
+    probe_targets: ProbeTargets
+    probes: tuple[DnsQueryResult, ...]
+    remote_domains: tuple[str, ...]  # remote domains whose MX/A/AAAA were probed
+    status: CollectionStatus
+
+    @property
+    def ad_domain(self) -> str:
+        return self.exchange.domain
+
+    @property
+    def mapi(self) -> NicFacts | None:
+        if self.mapi_nic.interface_index is None:
+            return None
+        for nic in self.nics:
+            if nic.interface_index == self.mapi_nic.interface_index:
+                return nic
+        return None
+
+    def probes_for(
+        self, *, server: str | None = None, qname: str | None = None, rdtype: str | None = None
+    ) -> tuple[DnsQueryResult, ...]:
+        """Probe results matching all given criteria (names compared case- and dot-insensitively)."""
+        out = []
+        for probe in self.probes:
+            if server is not None and probe.server != server:
+                continue
+            if qname is not None and normalize_name(probe.qname) != normalize_name(qname):
+                continue
+            if rdtype is not None and probe.rdtype.upper() != rdtype.upper():
+                continue
+            out.append(probe)
+        return tuple(out)
+
+
+def normalize_name(name: str) -> str:
+    text = name.strip().lower()
+    return text[:-1] if text.endswith(".") else text
+
+
+def preferred_vantage(results: tuple[DnsQueryResult, ...]) -> tuple[DnsQueryResult, ...]:
+    """The host's own view wins: what Resolve-DnsName saw on the Exchange server is what
+    transport sees. The orchestrator's probes stand in only where the host could not probe."""
+    host_side = tuple(r for r in results if r.vantage is Vantage.HOST)
+    return host_side if host_side else results
+
+
+FAILURE_OUTCOMES = frozenset({Outcome.SERVFAIL, Outcome.REFUSED, Outcome.NXDOMAIN})
+
+
+# Addresses a DNS server inside an organisation can have. Everything else counts as public,
+# including the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) that labs
+# and examples use to stand for internet servers; Python's ``is_global`` would call those
+# private.
+_NON_PUBLIC_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "::/128",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",  # fec0:0:0:ffff::1-3: the placeholders Windows shows when no IPv6 DNS is set
+    )
+)
+
+
+def is_public_address(address: str) -> bool:
+    """True for an address outside the private, loopback, link-local and unique-local ranges
+    (8.8.8.8 is public, 10.0.0.10 is not). Not an address at all: False."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0].strip())
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not any(ip.version == net.version and ip in net for net in _NON_PUBLIC_NETWORKS)

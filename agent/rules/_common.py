@@ -1,0 +1,351 @@
+"""Pure helpers shared by the rules: reading probe verdicts, finding the DNS servers transport
+really uses, grouping failing queues, and building evidence items.
+
+Rules never call each other. Where two rules must agree on a fact (for example "external
+name resolution is broken on this host", which makes a single failing domain not the
+domain's fault), both compute it here from the facts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from agent.model.facts import (
+    FAILURE_OUTCOMES,
+    ZERO_GUID,
+    DnsLookupSettings,
+    HostFacts,
+    NicFacts,
+    QueueFacts,
+    QueueScope,
+    SendConnectorFacts,
+    normalize_name,
+    preferred_vantage,
+)
+from agent.model.findings import DataValue, EvidenceItem, Finding
+from agent.model.probe import DnsQueryResult, Outcome
+from agent.rules.metadata import RuleMetadata
+
+
+class Verdict(str, enum.Enum):
+    RESOLVES = "resolves"
+    FAILS = "fails"  # answered with a failure (SERVFAIL, REFUSED, NXDOMAIN, ...)
+    TIMES_OUT = "times-out"  # never answered
+    UNKNOWN = "unknown"  # not probed, or only unclassified errors
+
+
+@dataclass(frozen=True, slots=True)
+class ServerVerdict:
+    server: str
+    verdict: Verdict
+    probes: tuple[DnsQueryResult, ...]  # the probes the verdict rests on (the preferred vantage)
+
+
+def verdict(
+    facts: HostFacts,
+    server: str,
+    qname: str,
+    *,
+    ok: frozenset[Outcome],
+    failing: frozenset[Outcome] = FAILURE_OUTCOMES,
+) -> ServerVerdict:
+    """Can ``server`` resolve ``qname``? Judged from the host's own probes where there are any,
+    else from the orchestrator's. One good answer is enough; a server that only ever timed out
+    is TIMES_OUT, not FAILS (that is dns-server-unreachable's business)."""
+    probes = preferred_vantage(facts.probes_for(server=server, qname=qname))
+    outcomes = {p.outcome for p in probes}
+    if not probes:
+        result = Verdict.UNKNOWN
+    elif outcomes & ok:
+        result = Verdict.RESOLVES
+    elif outcomes & failing:
+        result = Verdict.FAILS
+    elif outcomes == {Outcome.TIMEOUT}:
+        result = Verdict.TIMES_OUT
+    else:
+        result = Verdict.UNKNOWN
+    return ServerVerdict(server, result, probes)
+
+
+# A DC locator SRV lookup must come back with records: NODATA means the server does not hold
+# the AD zone's _msdcs records either.
+AD_OK = frozenset({Outcome.ANSWER})
+AD_FAILING = FAILURE_OUTCOMES | {Outcome.NODATA}
+# For an internet name, NODATA is still a resolution (the name exists, without that type).
+PUBLIC_OK = frozenset({Outcome.ANSWER, Outcome.NODATA})
+
+
+def ad_verdict(facts: HostFacts, server: str) -> ServerVerdict:
+    return verdict(facts, server, facts.probe_targets.ad_srv, ok=AD_OK, failing=AD_FAILING)
+
+
+def public_verdict(facts: HostFacts, server: str) -> ServerVerdict:
+    return verdict(facts, server, facts.probe_targets.public_name, ok=PUBLIC_OK)
+
+
+def all_configured_servers(facts: HostFacts) -> tuple[str, ...]:
+    servers: list[str] = []
+    for nic in facts.nics:
+        servers.extend(nic.dns_servers)
+    if facts.transport is not None:
+        servers.extend(facts.transport.external.servers)
+        servers.extend(facts.transport.internal.servers)
+    return tuple(dict.fromkeys(servers))
+
+
+def probed_servers(facts: HostFacts) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.server for p in facts.probes))
+
+
+@dataclass(frozen=True, slots=True)
+class LookupServers:
+    """The DNS servers transport uses for one kind of lookup, and how that was decided."""
+
+    side: str  # "external" or "internal": which transport settings apply
+    settings: DnsLookupSettings
+    servers: tuple[str, ...]
+    how: str  # one line: why these servers
+    connectors: tuple[SendConnectorFacts, ...]  # the internet connectors considered
+
+
+def _adapter_servers(facts: HostFacts, settings: DnsLookupSettings) -> tuple[tuple[str, ...], str]:
+    guid = settings.adapter_guid.strip("{}").lower()
+    if guid and guid != ZERO_GUID:
+        for nic in facts.nics:
+            if nic.interface_guid and nic.interface_guid.lower() == guid:
+                return nic.dns_servers, f"the DNS servers of {nic.label} (adapter GUID {guid})"
+    mapi = facts.mapi
+    if mapi is not None:
+        return mapi.dns_servers, f"the DNS servers of the MAPI NIC, {mapi.label}"
+    servers = tuple(dict.fromkeys(s for n in facts.nics for s in n.dns_servers))
+    return servers, "the DNS servers of the host's NICs"
+
+
+def internet_connectors(facts: HostFacts) -> tuple[SendConnectorFacts, ...]:
+    """Enabled connectors that route internet mail by DNS (address space * first)."""
+    dns_routed = [c for c in facts.send_connectors if c.enabled and c.dns_routing_enabled]
+    internet = [c for c in dns_routed if c.is_internet]
+    return tuple(internet or dns_routed)
+
+
+def external_lookup(facts: HostFacts) -> LookupServers | None:
+    """The servers transport asks for internet names.
+
+    A send connector with UseExternalDNSServersEnabled $true uses the transport's External*
+    settings; any other connector uses the Internal* ones (Set-SendConnector and
+    Set-TransportService docs). Either way, DNSAdapterEnabled $true means the NIC's servers
+    and the server list is ignored. None when the transport settings were not collected.
+    """
+    if facts.transport is None:
+        return None
+    connectors = internet_connectors(facts)
+    uses_external = any(c.use_external_dns_servers_enabled for c in connectors)
+    side = "external" if uses_external else "internal"
+    settings = facts.transport.external if uses_external else facts.transport.internal
+    prefix = "External" if uses_external else "Internal"
+    if uses_external:
+        names = ", ".join(repr(c.name) for c in connectors if c.use_external_dns_servers_enabled)
+        reason = f"send connector {names} has UseExternalDNSServersEnabled=True"
+    elif connectors:
+        reason = "no internet send connector has UseExternalDNSServersEnabled=True"
+    else:
+        reason = "no enabled send connector routes by DNS"
+    if settings.adapter_enabled:
+        servers, which = _adapter_servers(facts, settings)
+        how = f"{which}, because {prefix}DNSAdapterEnabled=True and {reason}"
+    else:
+        servers = settings.servers
+        how = f"{prefix}DNSServers, because {prefix}DNSAdapterEnabled=False and {reason}"
+    return LookupServers(side, settings, servers, how, connectors)
+
+
+def external_resolution_broken(facts: HostFacts) -> bool:
+    """True when no server transport uses for internet names can resolve the public probe
+    name (or there is no server at all): then every external domain fails, and one failing
+    domain says nothing about that domain's own DNS."""
+    lookup = external_lookup(facts)
+    if lookup is None:
+        return False
+    if not lookup.servers:
+        return not lookup.settings.adapter_enabled
+    verdicts = [public_verdict(facts, s).verdict for s in lookup.servers]
+    return Verdict.RESOLVES not in verdicts and Verdict.FAILS in verdicts
+
+
+# --- queues -------------------------------------------------------------------------------
+
+
+def failing_queues(facts: HostFacts, scope: QueueScope) -> tuple[QueueFacts, ...]:
+    return tuple(q for q in facts.queues if q.scope is scope and q.failing_dns)
+
+
+def failing_domains(facts: HostFacts) -> dict[str, tuple[QueueFacts, ...]]:
+    """Failing external queues by remote domain (lower case), in queue order. A next hop that
+    is an address space wildcard ("*") is no single domain and is left out."""
+    out: dict[str, list[QueueFacts]] = {}
+    for queue in failing_queues(facts, QueueScope.EXTERNAL):
+        domain = normalize_name(queue.next_hop_domain)
+        if domain and "*" not in domain:
+            out.setdefault(domain, []).append(queue)
+    return {domain: tuple(queues) for domain, queues in out.items()}
+
+
+def delivering_external(facts: HostFacts) -> tuple[QueueFacts, ...]:
+    return tuple(q for q in facts.queues if q.scope is QueueScope.EXTERNAL and q.delivering)
+
+
+def queue_evidence(queue: QueueFacts) -> EvidenceItem:
+    values: list[tuple[str, DataValue]] = [
+        ("Status", queue.status),
+        ("MessageCount", queue.message_count),
+        ("DeliveryType", queue.delivery_type),
+        ("NextHopDomain", queue.next_hop_domain),
+        ("NextHopCategory", queue.next_hop_category),
+        ("LastError", queue.last_error.raw),
+        ("error class", queue.last_error.kind.value),
+    ]
+    if queue.last_error.dns_code:
+        values.append(("DNS error code", queue.last_error.dns_code))
+    return EvidenceItem(source="Get-Queue", subject=f"queue {queue.identity}", values=tuple(values))
+
+
+# --- evidence -----------------------------------------------------------------------------
+
+
+def nic_evidence(nic: NicFacts, *extra: tuple[str, DataValue], source: str = "Get-DnsClient") -> EvidenceItem:
+    return EvidenceItem(
+        source=source,
+        subject=nic.label,
+        values=(
+            ("InterfaceIndex", nic.interface_index),
+            ("InterfaceAlias", nic.interface_alias),
+            *extra,
+        ),
+    )
+
+
+def mapi_choice_evidence(facts: HostFacts, nic: NicFacts) -> EvidenceItem:
+    return EvidenceItem(
+        source="Get-NetIPConfiguration",
+        subject=nic.label,
+        values=(
+            ("role", "MAPI/primary NIC"),
+            ("chosen because", facts.mapi_nic.reason),
+            ("IPv4Address", nic.ipv4_addresses),
+            ("IPv4DefaultGateway", nic.ipv4_default_gateways),
+        ),
+    )
+
+
+def transport_evidence(facts: HostFacts, side: str) -> EvidenceItem:
+    assert facts.transport is not None
+    settings = facts.transport.external if side == "external" else facts.transport.internal
+    prefix = "External" if side == "external" else "Internal"
+    return EvidenceItem(
+        source=f"Get-{facts.status.transport_noun.value}",
+        subject=f"{facts.exchange.name} transport",
+        values=(
+            (f"{prefix}DNSAdapterEnabled", settings.adapter_enabled),
+            (f"{prefix}DNSServers", settings.servers),
+            (f"{prefix}DNSAdapterGuid", settings.adapter_guid),
+            (f"{prefix}DNSProtocolOption", settings.protocol_option),
+        ),
+    )
+
+
+def connector_evidence(connector: SendConnectorFacts) -> EvidenceItem:
+    return EvidenceItem(
+        source="Get-SendConnector",
+        subject=f"send connector {connector.name!r}",
+        values=(
+            ("AddressSpaces", connector.address_spaces),
+            ("DNSRoutingEnabled", connector.dns_routing_enabled),
+            ("UseExternalDNSServersEnabled", connector.use_external_dns_servers_enabled),
+            ("SmartHosts", connector.smart_hosts),
+            ("Enabled", connector.enabled),
+        ),
+    )
+
+
+def probe_evidence(probes: Iterable[DnsQueryResult]) -> tuple[EvidenceItem, ...]:
+    return tuple(EvidenceItem.from_probe(p) for p in probes)
+
+
+def describe_probes(probes: Iterable[DnsQueryResult]) -> str:
+    """ "SERVFAIL for MX microsoft.com from host" in one short phrase per distinct result."""
+    parts = [f"{p.outcome.value.upper()} for {p.rdtype} {p.qname} ({p.vantage.value})" for p in probes]
+    return "; ".join(dict.fromkeys(parts))
+
+
+def finding(
+    meta: RuleMetadata,
+    facts: HostFacts,
+    *,
+    subject: str,
+    summary: str,
+    evidence: Iterable[EvidenceItem],
+    data: Iterable[tuple[str, DataValue]] = (),
+) -> Finding:
+    """A finding of rule ``meta`` on this host; severity, title and fix come from the metadata."""
+    return Finding(
+        rule_id=meta.id,
+        host=facts.host,
+        subject=subject,
+        severity=meta.severity,
+        title=meta.title,
+        summary=" ".join(summary.split()),
+        evidence=tuple(evidence),
+        fix_id=meta.fix_id,
+        fix_disrupts_mail_flow=meta.fix_disrupts_mail_flow,
+        data=tuple(data),
+    )
+
+
+# --- remote domains -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DomainProbes:
+    """What the probes say about one remote domain: its MX, and A/AAAA of its mail hosts (or of
+    the domain itself where no mail host was probed)."""
+
+    domain: str
+    mx: tuple[DnsQueryResult, ...]
+    mx_hosts: tuple[str, ...]
+    a: tuple[DnsQueryResult, ...]
+    aaaa: tuple[DnsQueryResult, ...]
+    domain_a: tuple[DnsQueryResult, ...]
+
+    @property
+    def ipv4_addresses(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r for p in self.a if p.outcome is Outcome.ANSWER for r in p.records))
+
+
+def _mx_host(record: str) -> str:
+    parts = record.split()
+    return normalize_name(parts[-1]) if parts else ""
+
+
+def domain_probes(facts: HostFacts, domain: str) -> DomainProbes:
+    mx = preferred_vantage(facts.probes_for(qname=domain, rdtype="MX"))
+    hosts = tuple(
+        dict.fromkeys(
+            h for p in mx if p.outcome is Outcome.ANSWER for h in (_mx_host(r) for r in p.records) if h
+        )
+    )
+
+    def of(rdtype: str) -> tuple[DnsQueryResult, ...]:
+        found: list[DnsQueryResult] = []
+        for host in hosts:
+            found.extend(preferred_vantage(facts.probes_for(qname=host, rdtype=rdtype)))
+        return tuple(found) if found else preferred_vantage(facts.probes_for(qname=domain, rdtype=rdtype))
+
+    domain_a = preferred_vantage(facts.probes_for(qname=domain, rdtype="A"))
+    return DomainProbes(domain, mx, hosts, of("A"), of("AAAA"), domain_a)
+
+
+def preferred_vantage_for(facts: HostFacts, server: str) -> tuple[DnsQueryResult, ...]:
+    """Every probe of ``server``, from the host's vantage where the host probed it."""
+    return preferred_vantage(facts.probes_for(server=server))

@@ -1,0 +1,79 @@
+"""dns-server-unreachable: a DNS server the host is configured with (on a NIC, or in the
+transport settings) never answers the probes. Usually a firewall dropping 53/udp and 53/tcp,
+or a server that is gone; messages then sit in Ready/Retry (seed 001, fix C). Advisory: the
+fix is in the network, not on the Exchange server."""
+
+from __future__ import annotations
+
+from agent.model.facts import HostFacts
+from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
+from agent.model.probe import Outcome
+from agent.rules import _common as c
+from agent.rules.metadata import RuleKind, RuleMetadata
+
+METADATA = RuleMetadata(
+    id="dns-server-unreachable",
+    title="A configured DNS server does not answer",
+    severity=Severity.MEDIUM,
+    kind=RuleKind.ADVISORY,
+    explanation=(
+        "The Exchange server is configured to use a DNS server that does not answer at all. Lookups wait "
+        "for it to time out before trying the next server, which delays mail, and if no server answers, "
+        "mail stays queued. The usual cause is a firewall blocking DNS (port 53, UDP and TCP) between the "
+        "Exchange server and the DNS server, or a DNS server that no longer exists. Check the network path; "
+        "exfix changes nothing for this finding."
+    ),
+    references=(
+        "https://learn.microsoft.com/powershell/module/dnsclient/resolve-dnsname",
+        "https://learn.microsoft.com/powershell/module/exchange/set-transportservice",
+    ),
+    fix_id=None,
+    fix_disrupts_mail_flow=False,
+)
+
+
+def _where(facts: HostFacts, server: str) -> tuple[str, ...]:
+    places = [nic.label for nic in facts.nics if server in nic.dns_servers]
+    if facts.transport is not None:
+        if server in facts.transport.external.servers:
+            places.append("ExternalDNSServers")
+        if server in facts.transport.internal.servers:
+            places.append("InternalDNSServers")
+    return tuple(places)
+
+
+def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
+    out: list[Finding] = []
+    for server in c.all_configured_servers(facts):
+        probes = c.preferred_vantage_for(facts, server)
+        if not probes or any(p.outcome is not Outcome.TIMEOUT for p in probes):
+            continue
+        places = _where(facts, server)
+        vantages = tuple(dict.fromkeys(p.vantage.value for p in probes))
+        evidence: list[EvidenceItem] = [
+            EvidenceItem(
+                source="configuration",
+                subject=f"DNS server {server}",
+                values=(("configured on", places), ("probes", len(probes)), ("answered", 0)),
+            )
+        ]
+        evidence.extend(c.probe_evidence(probes))
+        data: tuple[tuple[str, DataValue], ...] = (
+            ("server", server),
+            ("configured_on", places),
+            ("vantages", vantages),
+        )
+        out.append(
+            c.finding(
+                METADATA,
+                facts,
+                subject=f"DNS server {server}",
+                summary=(
+                    f"DNS server {server} (configured on {', '.join(places)}) timed out on all "
+                    f"{len(probes)} probe(s) from {', '.join(vantages)}"
+                ),
+                evidence=evidence,
+                data=data,
+            )
+        )
+    return tuple(out)

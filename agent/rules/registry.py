@@ -1,0 +1,96 @@
+"""The rule catalogue: an explicit tuple of rule modules, validated when loaded.
+
+No registration by import side effect and no globbing: adding a rule means adding its module
+here. Loading refuses a rule whose id, module name and metadata disagree, whose fix id is
+unknown, or whose ``evaluate`` is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from agent.model.facts import HostFacts
+from agent.model.findings import Finding
+from agent.rules import (
+    dns_fault_tolerance,
+    dns_server_unreachable,
+    nic_dns_registration_disabled,
+    nic_external_dns_server,
+    queue_dns_failure,
+    remote_domain_aaaa_broken,
+    remote_domain_no_mail_dns,
+    transport_external_dns_unresolvable,
+    transport_internal_dns_misconfigured,
+    transport_no_dns_configured,
+)
+from agent.rules.metadata import FIXES, MetadataError, RuleMetadata
+
+# Order matters only for output: symptoms first, then causes, then advisories.
+RULE_MODULES: tuple[Any, ...] = (
+    queue_dns_failure,
+    nic_dns_registration_disabled,
+    nic_external_dns_server,
+    transport_external_dns_unresolvable,
+    transport_internal_dns_misconfigured,
+    transport_no_dns_configured,
+    remote_domain_aaaa_broken,
+    remote_domain_no_mail_dns,
+    dns_server_unreachable,
+    dns_fault_tolerance,
+)
+
+RuleFunction = Callable[[HostFacts], "tuple[Finding, ...]"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    metadata: RuleMetadata
+    evaluate: RuleFunction
+    module: str
+
+    @property
+    def id(self) -> str:
+        return self.metadata.id
+
+
+def load_rule(module: Any) -> Rule:
+    """A validated Rule from a rule module (anything with ``__name__``, ``METADATA`` and
+    ``evaluate``). Raises MetadataError naming the module and the problem."""
+    name = str(getattr(module, "__name__", "<unnamed>"))
+    short = name.rsplit(".", 1)[-1]
+    meta = getattr(module, "METADATA", None)
+    if not isinstance(meta, RuleMetadata):
+        raise MetadataError(f"rule module {name}: METADATA is missing or not a RuleMetadata")
+    if meta.id.replace("-", "_") != short:
+        raise MetadataError(
+            f"rule module {name}: id {meta.id!r} does not match the module name {short!r} "
+            f"(expected module {meta.id.replace('-', '_')!r})"
+        )
+    if meta.fix_id is not None and meta.fix_id not in FIXES:
+        raise MetadataError(f"rule module {name}: unknown fix id {meta.fix_id!r}")
+    function = getattr(module, "evaluate", None)
+    if not callable(function):
+        raise MetadataError(f"rule module {name}: evaluate(facts) is missing")
+    return Rule(metadata=meta, evaluate=function, module=name)
+
+
+def load_rules(modules: Iterable[Any]) -> tuple[Rule, ...]:
+    rules = tuple(load_rule(module) for module in modules)
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise MetadataError(f"rule id {rule.id!r} is registered twice")
+        seen.add(rule.id)
+    return rules
+
+
+RULES: tuple[Rule, ...] = load_rules(RULE_MODULES)
+RULES_BY_ID: Mapping[str, Rule] = MappingProxyType({rule.id: rule for rule in RULES})
+
+
+def rule(rule_id: str) -> Rule:
+    """The rule with this id; KeyError for an unknown id."""
+    return RULES_BY_ID[rule_id]
