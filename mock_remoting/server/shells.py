@@ -97,15 +97,16 @@ def pack_fragment(object_id: int, fragment_id: int, data: bytes, end: bool) -> b
     return struct.pack(">QQBI", object_id, fragment_id, flags, len(data)) + data
 
 
-_XML_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_XML_CONTROLS = re.compile(rb"[\x00-\x08\x0b-\x1f]")
 
 
 def escape_xml_controls(xml: bytes) -> bytes:
-    """Escape C0 control characters the CLIXML way (``_x001B_``).
+    """Escape C0 control characters (and CR) the CLIXML way (``_x001B_``, ``_x000D_``).
 
-    They cannot appear in XML 1.0, and psrpcore 0.3.1 writes an object's ``<ToString>``
-    without escaping them (an ANSI escape in an error message would make the whole message
-    unparsable for the client). Bytes >= 0x80 are untouched, so UTF-8 text stays intact.
+    They cannot appear in XML 1.0 (and a raw CR is normalized away by every XML parser), and
+    psrpcore 0.3.1 writes an object's ``<ToString>`` without escaping them: an ANSI escape in
+    an error message would make the whole message unparsable for the client. Serializers never
+    put these bytes in markup, only in text, and bytes >= 0x80 are untouched (UTF-8 intact).
     """
     return _XML_CONTROLS.sub(lambda m: b"_x%04X_" % m.group()[0], xml)
 

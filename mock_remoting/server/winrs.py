@@ -189,8 +189,9 @@ class _Process:
 
     def write(self, name: str, text: str, xml: bool = False) -> None:
         data = text.encode("utf-8")
-        if xml:
-            data = escape_xml_controls(data)
+        if xml and text.startswith(CLIXML_HEADER):
+            head = len(CLIXML_HEADER)
+            data = data[:head] + escape_xml_controls(data[head:])
         for start in range(0, len(data), _CHUNK):
             self.queue.append(StreamChunk(name, base64.b64encode(data[start:start + _CHUNK]).decode("ascii")))
 
