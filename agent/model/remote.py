@@ -48,3 +48,28 @@ class RemoteObject:
             if key.lower() == lowered:
                 return value
         return default
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteError:
+    """One ErrorRecord a remote command wrote, independent of the transport that carried it.
+
+    ``message`` is what PowerShell shows first (ErrorDetails, else the exception's message);
+    ``fully_qualified_error_id`` is the stable id to match on (e.g.
+    ``NamedParameterNotFound,Microsoft.Exchange.Management...``); ``category`` is the
+    ErrorCategory name (``ObjectNotFound``, ``InvalidArgument``...); ``target`` is the
+    ErrorCategory target name where the server gave one.
+    """
+
+    message: str
+    fully_qualified_error_id: str | None = None
+    category: str = "NotSpecified"
+    target: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "fully_qualified_error_id": self.fully_qualified_error_id,
+            "category": self.category,
+            "target": self.target,
+        }

@@ -1,0 +1,133 @@
+"""Library exceptions (requests, pypsrp, pywinrm) -> agent.errors, and which are transient.
+
+=====================================================  =========================  =========
+raised by the libraries                                becomes                    transient
+=====================================================  =========================  =========
+HTTP 401 (pypsrp/pywinrm AuthenticationError)          AuthenticationError        never
+TLS failure (requests SSLError)                        UnreachableError           no
+refused / reset / closed / DNS (ConnectionError)       UnreachableError           yes
+no answer in time (ConnectTimeout, ReadTimeout)        HostTimeoutError           yes
+HTTP 5xx without a SOAP fault                          UnreachableError           yes
+other HTTP status                                      UnreachableError           no
+SOAP fault (WSManFaultError)                           WSManFaultError (code)     no
+a PSRP state error                                     HostError                  no
+=====================================================  =========================  =========
+
+"Transient" only says a retry could help; whether a retry is allowed is the caller's call
+(see :func:`agent.transport.base.is_safe_to_retry`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+from dataclasses import dataclass
+
+import pypsrp.exceptions as psrp_exc
+import requests
+import winrm.exceptions as winrm_exc
+
+from agent.errors import (
+    AuthenticationError,
+    HostError,
+    HostTimeoutError,
+    UnreachableError,
+    WSManFaultError,
+    one_line,
+)
+
+# WSMan faults that mean the remote shell (runspace pool) is gone: it idled out (pypsrp #203:
+# Exchange drops an idle pool after about 2 minutes) or the service restarted. The pool must
+# be opened again; a read may then be re-sent.
+SHELL_GONE_CODES = frozenset({
+    0x8033805B,  # ERROR_WSMAN_UNEXPECTED_SELECTORS: the ShellId is no longer known
+    0x803381A4,  # ERROR_WSMAN_SHELL_NOT_FOUND (not all servers use it)
+})  # fmt: skip
+OPERATION_TIMEOUT_CODE = 0x80338029  # 2150858793, the Receive long-poll expiring: not an error
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    error: HostError
+    transient: bool
+    shell_gone: bool = False
+
+
+def _code(value: object) -> int | None:
+    try:
+        return int(str(value), 0) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _describe_connection_error(exc: BaseException) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "reset" in lowered:
+        return "connection reset by the host"
+    if "remotedisconnected" in lowered or "aborted" in lowered or "closed connection" in lowered:
+        return "the host closed the connection without answering"
+    if (
+        "name or service not known" in lowered
+        or "getaddrinfo" in lowered
+        or "nodename nor servname" in lowered
+        or "name resolution" in lowered
+    ):
+        return "the host name does not resolve"
+    return one_line(text, 200)
+
+
+def classify(exc: BaseException, *, host: str, url: str, username: str | None, auth: str) -> Mapped | None:
+    """The agent.errors equivalent of a library exception, or None when it is not one of theirs."""
+    who = f"user {username!r}" if username else "the current Kerberos ticket"
+    if isinstance(exc, HostError):
+        return Mapped(exc, transient=False)
+    if isinstance(exc, (psrp_exc.AuthenticationError, winrm_exc.AuthenticationError)):
+        return Mapped(AuthenticationError(host, f"{url} refused {who} ({auth}): HTTP 401"), transient=False)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Mapped(UnreachableError(host, f"{url}: TLS failed: {_tls_reason(exc)}"), transient=False)
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout, socket.timeout)):
+        what = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "answer"
+        return Mapped(HostTimeoutError(host, f"{url}: no {what} in time"), transient=True)
+    if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError, http.client.HTTPException)):
+        return Mapped(UnreachableError(host, f"{url}: {_describe_connection_error(exc)}"), transient=True)
+    if isinstance(exc, (psrp_exc.WinRMTransportError, winrm_exc.WinRMTransportError)):
+        code = _code(exc.code)
+        if code == 401:
+            return Mapped(
+                AuthenticationError(host, f"{url} refused {who} ({auth}): HTTP 401"), transient=False
+            )
+        transient = code is not None and 500 <= code <= 599
+        return Mapped(UnreachableError(host, f"{url}: HTTP {code} from the server"), transient=transient)
+    if isinstance(exc, psrp_exc.WSManFaultError):
+        code = _code(exc.code)
+        reason = one_line(str(exc.reason or exc.message), 300)
+        return Mapped(
+            WSManFaultError(host, code, reason), transient=False, shell_gone=code in SHELL_GONE_CODES
+        )
+    if isinstance(exc, winrm_exc.WSManFaultError):
+        code = _code(exc.wsman_fault_code)
+        reason = one_line(str(exc.reason), 300)
+        return Mapped(
+            WSManFaultError(host, code, reason), transient=False, shell_gone=code in SHELL_GONE_CODES
+        )
+    if isinstance(exc, winrm_exc.WinRMOperationTimeoutError):
+        return Mapped(HostTimeoutError(host, f"{url}: the WSMan operation timed out"), transient=True)
+    if isinstance(exc, (psrp_exc.WinRMError, winrm_exc.WinRMError)):
+        return Mapped(HostError(host, f"{url}: {one_line(str(exc), 300)}"), transient=False)
+    return None
+
+
+def _tls_reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        detail = re.sub(r"^[\s:()'\"]+|[\s:()'\"]+$", "", text.split("certificate verify failed", 1)[-1])
+        return (
+            "the server's certificate is not trusted"
+            + (f" ({one_line(detail, 120)})" if detail else "")
+            + ("; set ansible_psrp_ca_cert to its CA, or ansible_psrp_cert_validation: ignore for a lab")
+        )
+    return one_line(text, 200)

@@ -1,0 +1,234 @@
+"""PSRP sessions over pypsrp: the Exchange endpoint, and the OS endpoint by default.
+
+- One RunspacePool per endpoint, opened on the first command and reused for every command:
+  Exchange limits remote PowerShell sessions per user (PowerShellMaxConcurrency, 18 in the
+  2010 default throttling policy), so exfix holds one per endpoint and closes it at the end.
+- Commands are sent with ``add_cmdlet``/``add_parameter`` only, never ``add_script``, and never
+  through ``Client.execute_ps`` (it wraps the command in a script): since KB5001779 the
+  Exchange endpoint runs in NoLanguage mode and refuses every script (pypsrp #103).
+- Every request is bounded by the command's budget. ``invoke()`` is never used: pypsrp loops
+  on it forever for a cmdlet that never finishes, because it swallows the operation-timeout
+  fault 2150858793. exfix polls with ``poll_invoke(timeout=...)`` against its own deadline and
+  stops the pipeline when it passes.
+- Errors are read from ``ps.streams.error``: a non-terminating ErrorRecord leaves
+  ``had_errors`` False.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
+
+from agent.inventory import Auth, Scheme
+from agent.model.command import CmdletCall, Endpoint, Switch
+from agent.model.remote import RemoteError
+from agent.pwsh import check_cmdlet, check_parameter
+from agent.transport._session import BudgetExhausted, RetryingSession
+from agent.transport.base import CommandResult
+from agent.transport.clixml import ClixmlError, error_from_object, from_pypsrp, parse_clixml
+from agent.transport.deadline import Budget
+
+log = logging.getLogger("agent.transport")
+
+CONFIGURATIONS = {
+    Endpoint.EXCHANGE: "Microsoft.Exchange",
+    Endpoint.OS: "Microsoft.PowerShell",
+}
+
+# Longest single Receive long-poll. Short enough to notice the deadline promptly, long enough
+# not to flood the server with requests while a slow cmdlet runs.
+POLL_SECONDS = 5
+# Time allowed to tell the server to stop a pipeline whose deadline passed.
+STOP_GRACE_SECONDS = 3.0
+
+
+class _BoundedWSMan(WSMan):
+    """pypsrp's WSMan with every request bounded by ``self.limit()`` seconds.
+
+    It also turns off pypsrp's own retry of a Receive that timed out (5 attempts with growing
+    sleeps, in ``WSMan.receive``): exfix retries itself, within the deadline.
+    """
+
+    def __init__(self, server: str, **kwargs: Any) -> None:
+        super().__init__(server, **kwargs)
+        self.limit: Callable[[], float] = lambda: math.inf
+        self._connection_timeout = float(kwargs.get("connection_timeout", 30))
+        self._read_timeout = float(kwargs.get("read_timeout", 30))
+
+    def invoke(
+        self,
+        action: str,
+        resource_uri: str,
+        resource: Any,
+        option_set: Any = None,
+        selector_set: Any = None,
+        timeout: int | None = None,
+        *,
+        retries_on_read_timeout: int = 0,
+    ) -> Any:
+        remaining = self.limit()
+        if remaining <= 0:
+            raise BudgetExhausted()
+        transport: Any = self.transport
+        transport.connection_timeout = max(0.05, min(self._connection_timeout, remaining))
+        transport.read_timeout = max(0.05, min(self._read_timeout, remaining))
+        if timeout:
+            # The server holds a Receive for up to ``timeout`` seconds; pypsrp waits 2 more.
+            timeout = max(1, min(int(timeout), int(remaining)))
+        return super().invoke(
+            action, resource_uri, resource, option_set, selector_set, timeout, retries_on_read_timeout=0
+        )
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, Switch):
+        return True  # PowerShell's AddParameter(name) binds a switch as present
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class PsrpSession(RetryingSession):
+    """One PSRP endpoint (Exchange or OS) of one host. See the module docstring."""
+
+    transport_name = "psrp"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wsman: _BoundedWSMan | None = None
+        self._pool: RunspacePool | None = None
+
+    def _make_wsman(self) -> _BoundedWSMan:
+        config = self.config
+        credential = self.credential
+        timeouts = self.target.timeouts
+        kwargs: dict[str, Any] = {
+            "port": config.port,
+            "path": config.path,
+            "ssl": config.scheme is Scheme.HTTPS,
+            "auth": config.auth.value,
+            "username": credential.username,
+            "password": credential.password.reveal() if credential.password else None,
+            "cert_validation": self.target.cert_validation.requests_verify,
+            # Basic over http cannot be encrypted; the inventory only lets it through with
+            # exfix_allow_insecure_basic (checked again in RetryingSession).
+            "encryption": "never" if config.auth is Auth.BASIC and config.scheme is Scheme.HTTP else "auto",
+            "connection_timeout": timeouts.connection,
+            "read_timeout": timeouts.read,
+            "operation_timeout": timeouts.operation,
+            "no_proxy": True,  # WinRM goes straight to the host, never through an HTTP proxy
+        }
+        if config.auth is Auth.CERTIFICATE:
+            kwargs["certificate_pem"] = credential.cert_pem
+            kwargs["certificate_key_pem"] = credential.cert_key_pem
+        return _BoundedWSMan(config.host, **kwargs)
+
+    def _open(self, budget: Budget) -> None:
+        wsman = self._make_wsman()
+        wsman.limit = budget.remaining
+        pool = RunspacePool(wsman, configuration_name=CONFIGURATIONS[self.endpoint])
+        self._wsman = wsman
+        self._pool = pool
+        try:
+            pool.open()
+        except BaseException:
+            self._pool = None
+            self._wsman = None
+            wsman.close()
+            raise
+
+    def _discard(self, graceful: bool) -> None:
+        pool, wsman = self._pool, self._wsman
+        self._pool = None
+        self._wsman = None
+        try:
+            if graceful and pool is not None and wsman is not None:
+                # Delete the pool on the server: Exchange counts open sessions per user.
+                end = time.monotonic() + max(STOP_GRACE_SECONDS, min(10.0, self.deadline.remaining()))
+                wsman.limit = lambda: end - time.monotonic()
+                pool.close()
+        finally:
+            if wsman is not None:
+                wsman.close()
+
+    def _execute(self, call: CmdletCall, budget: Budget) -> CommandResult:
+        assert self._pool is not None and self._wsman is not None
+        wsman = self._wsman
+        wsman.limit = budget.remaining
+        ps = PowerShell(self._pool)
+        ps.add_cmdlet(check_cmdlet(call.cmdlet))
+        for name, value in call.parameters:
+            ps.add_parameter(check_parameter(name), _wire_value(value))
+        ps.begin_invoke()
+        try:
+            while ps.state == PSInvocationState.RUNNING:
+                remaining = budget.remaining()
+                if remaining <= 0:
+                    raise BudgetExhausted()
+                ps.poll_invoke(timeout=max(1, min(POLL_SECONDS, math.ceil(remaining))))
+        except BudgetExhausted:
+            self._stop(ps)
+            raise budget.timeout_error() from None
+
+        result = CommandResult(
+            objects=tuple(obj for value in ps.output for obj in from_pypsrp(value)),
+            errors=tuple(_error(record) for record in ps.streams.error),
+            warnings=tuple(_warning(record) for record in ps.streams.warning),
+        )
+        if ps.state == PSInvocationState.FAILED and not result.errors:
+            result = CommandResult(
+                result.objects, (RemoteError(f"{call.cmdlet}: the pipeline failed"),), result.warnings
+            )
+        try:
+            ps.close()  # Signal terminate: frees the pipeline on the server
+        except BudgetExhausted:
+            pass
+        except Exception as exc:  # the results are in hand; the pool is suspect
+            log.debug("%s: closing the %s pipeline failed: %s", self.host, call.cmdlet, type(exc).__name__)
+            self._drop(graceful=False)
+        return result
+
+    def _stop(self, ps: PowerShell) -> None:
+        """Ask the server to stop a pipeline whose deadline passed (a short grace period)."""
+        wsman = self._wsman
+        if wsman is None:
+            return
+        end = time.monotonic() + STOP_GRACE_SECONDS
+        wsman.limit = lambda: end - time.monotonic()
+        try:
+            ps.stop()
+        except Exception as exc:  # a host that does not answer the stop is dropped
+            log.debug("%s: stopping a pipeline failed: %s", self.host, type(exc).__name__)
+            self._drop(graceful=False)
+
+
+def _error(record: Any) -> RemoteError:
+    """A pypsrp ErrorRecord as RemoteError, read from the XML it came in (see clixml.py)."""
+    xml = getattr(record, "_xml", None)
+    if isinstance(xml, str):
+        try:
+            objects = parse_clixml(xml)
+        except ClixmlError:
+            objects = ()
+        if objects:
+            return error_from_object(objects[0])
+    exception = getattr(record, "exception", None)
+    message = getattr(exception, "adapted_properties", {}).get("Message") if exception is not None else None
+    return RemoteError(
+        message=str(message or getattr(record, "message", None) or record),
+        fully_qualified_error_id=getattr(record, "fq_error", None),
+        category=str(getattr(record, "reason", None) or "NotSpecified"),
+        target=getattr(record, "target_name", None),
+    )
+
+
+def _warning(record: Any) -> str:
+    message = getattr(record, "message", None)
+    return str(message if message is not None else record)
