@@ -77,7 +77,11 @@ class ConnectionAuth:
     def check(self, authorization: str | None) -> AuthResult:
         """Decide about one request from its ``Authorization`` header (None when absent)."""
         if authorization is None:
-            return AuthResult(AuthState.OK) if self.negotiated else AuthResult(AuthState.DENIED, challenge_headers())
+            return (
+                AuthResult(AuthState.OK)
+                if self.negotiated
+                else AuthResult(AuthState.DENIED, challenge_headers())
+            )
         scheme, _, token = authorization.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":

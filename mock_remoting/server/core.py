@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import re
 import socket
 import ssl
@@ -56,11 +57,21 @@ SHELL_QUOTA = {"exchange": 18, "wsman": 30}
 _MAX_BODY = 32 * 1024 * 1024
 _MAX_RECEIVE_WAIT = 3600.0
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
-_ENCRYPTED_CT = 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"'
+_ENCRYPTED_CT = (
+    'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"'
+)
 _SOAP_CT = "application/soap+xml;charset=UTF-8"
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
-            500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +109,8 @@ class _Notifier:
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
 
 
 @dataclass
@@ -134,8 +143,14 @@ class LabServer:
     host listens; ``stop()`` ends everything. Thread-safe from the caller's side.
     """
 
-    def __init__(self, *, https: bool = False, latency_ms: float = 0.0, workers: int = 16,
-                 recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        https: bool = False,
+        latency_ms: float = 0.0,
+        workers: int = 16,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.https = https
         self.latency_ms = latency_ms
         self.counters = RequestCounters()
@@ -171,7 +186,9 @@ class LabServer:
         self._ntlm = True
         if self.https:
             self._cert = make_certificate()
-        self._executor = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="exfix-lab-run")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            self._workers, thread_name_prefix="exfix-lab-run"
+        )
         loop = asyncio.new_event_loop()
         self._loop = loop
         ready = threading.Event()
@@ -196,13 +213,20 @@ class LabServer:
         for host in self._hosts.values():
             host.notifier = _Notifier()
             host.ctx = ShellContext(host.runtime, self._executor, self._loop, host.notifier.notify)
-            plain = await asyncio.start_server(partial(self._serve, host, False), BIND, 0, backlog=512,
-                                               limit=1 << 20)
+            plain = await asyncio.start_server(
+                partial(self._serve, host, False), BIND, 0, backlog=512, limit=1 << 20
+            )
             self._servers.append(plain)
             host.port = plain.sockets[0].getsockname()[1]
             if self._cert is not None:
-                tls = await asyncio.start_server(partial(self._serve, host, True), BIND, 0, backlog=512,
-                                                 ssl=self._cert.context, limit=1 << 20)
+                tls = await asyncio.start_server(
+                    partial(self._serve, host, True),
+                    BIND,
+                    0,
+                    backlog=512,
+                    ssl=self._cert.context,
+                    limit=1 << 20,
+                )
                 self._servers.append(tls)
                 host.https_port = tls.sockets[0].getsockname()[1]
 
@@ -211,10 +235,8 @@ class LabServer:
         if loop is None:
             return
         if loop.is_running():
-            try:
+            with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
                 asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
-            except (concurrent.futures.TimeoutError, RuntimeError):
-                pass
             loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -282,8 +304,9 @@ class LabServer:
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    async def _serve(self, host: _Host, tls: bool, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, host: _Host, tls: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -293,7 +316,12 @@ class LabServer:
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ssl.SSLError):
+                except (
+                    asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError,
+                    ConnectionError,
+                    ssl.SSLError,
+                ):
                     return
                 request_line, _, header_text = head.decode("latin-1").partition("\r\n")
                 parts = request_line.split(" ")
@@ -340,7 +368,10 @@ class LabServer:
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, reply: _Reply, close: bool = False) -> None:
-        lines = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}", "Server: Microsoft-HTTPAPI/2.0"]
+        lines = [
+            f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}",
+            "Server: Microsoft-HTTPAPI/2.0",
+        ]
         if reply.content_type and reply.body:
             lines.append(f"Content-Type: {reply.content_type}")
         lines.extend(f"{name}: {value}" for name, value in reply.headers)
@@ -351,8 +382,16 @@ class LabServer:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body)
         await writer.drain()
 
-    async def _handle(self, host: _Host, tls: bool, auth: ConnectionAuth, method: str, target: str,
-                      headers: dict[str, str], body: bytes) -> _Reply:
+    async def _handle(
+        self,
+        host: _Host,
+        tls: bool,
+        auth: ConnectionAuth,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> _Reply:
         path = target.split("?", 1)[0].rstrip("/").lower()
         if method != "POST":
             return _Reply(405, headers=(("Allow", "POST"),))
@@ -374,7 +413,7 @@ class LabServer:
                 return _Reply(400, close=True)
             try:
                 plain = auth.encryption.unwrap_message(body, match.group(1))
-            except Exception:  # noqa: BLE001 - any unwrap failure is the client's bad message
+            except Exception:
                 return _Reply(400, close=True)
         elif content_type.lower().startswith("multipart/"):
             return _Reply(415)
@@ -392,8 +431,9 @@ class LabServer:
 
     # -- WS-Management ----------------------------------------------------------------------
 
-    async def _wsman(self, host: _Host, tls: bool, auth: ConnectionAuth, path_kind: str,
-                     data: bytes) -> tuple[int, bytes, _Reply | None]:
+    async def _wsman(
+        self, host: _Host, tls: bool, auth: ConnectionAuth, path_kind: str, data: bytes
+    ) -> tuple[int, bytes, _Reply | None]:
         try:
             request = wsman.parse_request(data)
         except WSManFault as fault:
@@ -468,8 +508,9 @@ class LabServer:
             raise wsman.invalid_request("Create without rsp:Shell")
         shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
         if shell_id in host.shells:
-            raise WSManFault(None, "w:AlreadyExists", f"A shell with ShellId {shell_id} already exists.",
-                             sender=True)
+            raise WSManFault(
+                None, "w:AlreadyExists", f"A shell with ShellId {shell_id} already exists.", sender=True
+            )
         inputs = body.findtext("rsp:InputStreams", "", wsman.NS).strip()
         outputs = body.findtext("rsp:OutputStreams", "", wsman.NS).strip()
         assert host.ctx is not None

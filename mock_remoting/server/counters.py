@@ -46,7 +46,9 @@ class RequestCounters:
             return sum(self._counts.values())
 
     def __iter__(self) -> Iterator[tuple[CounterKey, int]]:
-        return iter(sorted(self.snapshot().items(), key=lambda kv: (kv[0].host, kv[0].endpoint, kv[0].action)))
+        return iter(
+            sorted(self.snapshot().items(), key=lambda kv: (kv[0].host, kv[0].endpoint, kv[0].action))
+        )
 
     def render(self) -> str:
         """Human-readable lines, one per (host, endpoint, action), then a total."""

@@ -143,7 +143,9 @@ def parse_faults(raw: Mapping[str, Any] | None) -> FaultSpec:
     items = [fail] if isinstance(fail, Mapping) else list(fail) if isinstance(fail, (list, tuple)) else None
     if items is None:
         raise FaultSpecError("fail", "must be a rule mapping or a list of them")
-    rules = tuple(_rule(item, f"fail[{index}]." if len(items) > 1 else "fail.") for index, item in enumerate(items))
+    rules = tuple(
+        _rule(item, f"fail[{index}]." if len(items) > 1 else "fail.") for index, item in enumerate(items)
+    )
     return FaultSpec(
         latency_ms=_number(raw, "latency_ms", ""),
         open_delay_ms=_number(raw, "open_delay_ms", ""),
@@ -194,6 +196,10 @@ class HostFaults:
                     continue
                 seen = self._seen[index]
                 self._seen[index] = seen + 1
-                if chosen is None and seen >= rule.after and (rule.times is None or seen < rule.after + rule.times):
+                if (
+                    chosen is None
+                    and seen >= rule.after
+                    and (rule.times is None or seen < rule.after + rule.times)
+                ):
                     chosen = rule.kind
             return Decision(delay_ms / 1000.0, chosen)

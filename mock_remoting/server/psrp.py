@@ -61,7 +61,9 @@ def lab_error(message: str, fqid: str = "ExfixLabInternalError") -> ErrorRecord:
     )
 
 
-def _pack_message(message_type: PSRPMessageType, rpid: uuid.UUID, pid: uuid.UUID | None, data: bytes) -> bytes:
+def _pack_message(
+    message_type: PSRPMessageType, rpid: uuid.UUID, pid: uuid.UUID | None, data: bytes
+) -> bytes:
     """MS-PSRP 2.2.1 message from the server (destination 1 = client)."""
     empty = uuid.UUID(int=0)
     return struct.pack("<iI", 1, message_type.value) + rpid.bytes_le + (pid or empty).bytes_le + data
@@ -72,7 +74,7 @@ def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
     parts: list[tuple[int, bool, int | None, bytes]] = []
     offset = 0
     while offset + 21 <= len(data):
-        object_id, fragment_id, flags, length = struct.unpack_from(">QQBI", data, offset)
+        object_id, _fragment_id, flags, length = struct.unpack_from(">QQBI", data, offset)
         end = offset + 21 + length
         chunk = data[offset:end]
         message_type = None
@@ -99,7 +101,9 @@ def _to_commands(metadata: Any) -> list[list[Command]]:
     statements: list[list[Command]] = [[]]
     for cmd in metadata.commands:
         params = tuple(Parameter(name, value) for name, value in cmd.parameters)
-        statements[-1].append(Command(name=str(cmd.command_text), is_script=bool(cmd.is_script), parameters=params))
+        statements[-1].append(
+            Command(name=str(cmd.command_text), is_script=bool(cmd.is_script), parameters=params)
+        )
         if cmd.end_of_statement:
             statements.append([])
     return [s for s in statements if s]
@@ -111,8 +115,9 @@ class PsrpShell:
     input_streams = "stdin pr"
     output_streams = "stdout"
 
-    def __init__(self, ctx: ShellContext, shell_id: str, resource_uri: str, endpoint: Endpoint,
-                 max_envelope_size: int) -> None:
+    def __init__(
+        self, ctx: ShellContext, shell_id: str, resource_uri: str, endpoint: Endpoint, max_envelope_size: int
+    ) -> None:
         self.ctx = ctx
         self.shell_id = shell_id
         self.resource_uri = resource_uri
@@ -158,7 +163,7 @@ class PsrpShell:
                 fragment = escape_fragment(fragment)
                 target.append(StreamChunk("stdout", base64.b64encode(fragment).decode("ascii")))
 
-    def _on_event(self, event: psrpcore.PSRPEvent) -> None:
+    def _on_event(self, event: psrpcore.PSRPEvent[Any, Any]) -> None:
         if isinstance(event, psrpcore.CreatePipelineEvent):
             self._start(event.pipeline_id)
         elif isinstance(event, psrpcore.GetCommandMetadataEvent):
@@ -167,11 +172,17 @@ class PsrpShell:
                 pipe.pipeline.start()
                 pipe.started = True
                 self._drain(drop_type=PSRPMessageType.PipelineState)
-                _fail_pipeline(pipe.pipeline, lab_error("Get-Command metadata is not emulated by the exfix lab.",
-                                                        "CommandMetadataNotSupported"))
+                _fail_pipeline(
+                    pipe.pipeline,
+                    lab_error(
+                        "Get-Command metadata is not emulated by the exfix lab.",
+                        "CommandMetadataNotSupported",
+                    ),
+                )
                 pipe.finished = True
         elif isinstance(
-            event, (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent, psrpcore.ResetRunspaceStateEvent)
+            event,
+            (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent, psrpcore.ResetRunspaceStateEvent),
         ):
             self.pool.runspace_availability_response(event.ci, True)
         elif isinstance(event, psrpcore.GetAvailableRunspacesEvent):
@@ -222,7 +233,7 @@ class PsrpShell:
         pipeline = psrpcore.ServerPipeline(self.pool, pipeline_id)  # registers itself in the table
         self.pipes[pipeline_id] = _Pipe(pipeline)
         self._feed(data, pipeline_id)
-        return wsman.command_body(str(pipeline_id).upper() if not command_id else command_id)
+        return wsman.command_body(command_id if command_id else str(pipeline_id).upper())
 
     @staticmethod
     def _pipeline_id_of(fragment: bytes) -> uuid.UUID:
@@ -279,8 +290,12 @@ class PsrpShell:
         except ValueError:
             pipe = None
         if pipe is None:
-            raise WSManFault(None, "w:InvalidSelectors", f"The command with CommandId {command_id} was not found.",
-                             sender=True)
+            raise WSManFault(
+                None,
+                "w:InvalidSelectors",
+                f"The command with CommandId {command_id} was not found.",
+                sender=True,
+            )
         chunks = take_chunks(pipe.queue, budget)
         if pipe.finished and not pipe.queue:
             return Poll(chunks, "Done", 0)
@@ -341,14 +356,18 @@ class PsrpShell:
             if pipe.stop_requested or pipe.cancel.is_set():
                 pipeline.stop()
             elif error is not None:
-                _fail_pipeline(pipeline, lab_error(f"The host emulation failed: {type(error).__name__}: {error}"))
+                _fail_pipeline(
+                    pipeline, lab_error(f"The host emulation failed: {type(error).__name__}: {error}")
+                )
             else:
                 assert isinstance(result, InvocationResult)
                 self._write_result(pipe, result)
-        except Exception as exc:  # noqa: BLE001 - a value psrpcore cannot serialize must not kill the lab
+        except Exception as exc:
             if pipeline.state == PSInvocationState.Running:
                 self._drain()
-                _fail_pipeline(pipeline, lab_error(f"The lab could not send the result: {type(exc).__name__}: {exc}"))
+                _fail_pipeline(
+                    pipeline, lab_error(f"The lab could not send the result: {type(exc).__name__}: {exc}")
+                )
         pipe.finished = True
         self._drain()
         if pipe.terminated:
@@ -380,10 +399,14 @@ class PsrpShell:
         payload = self.pool.data_to_send()
         assert payload is not None
         object_id = struct.unpack_from(">Q", payload.data, 0)[0]
-        message = _pack_message(PSRPMessageType.PipelineOutput, self.pool.runspace_pool_id,
-                                pipe.pipeline.pipeline_id, xml.strip().encode("utf-8"))
+        message = _pack_message(
+            PSRPMessageType.PipelineOutput,
+            self.pool.runspace_pool_id,
+            pipe.pipeline.pipeline_id,
+            xml.strip().encode("utf-8"),
+        )
         size = self.fragment_size - 21
-        pieces = [message[i:i + size] for i in range(0, len(message), size)] or [b""]
+        pieces = [message[i : i + size] for i in range(0, len(message), size)] or [b""]
         for index, piece in enumerate(pieces):
             fragment = pack_fragment(object_id, index, piece, index == len(pieces) - 1)
             pipe.queue.append(StreamChunk("stdout", base64.b64encode(fragment).decode("ascii")))

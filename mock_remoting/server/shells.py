@@ -35,8 +35,12 @@ class ShellContext:
     loop: asyncio.AbstractEventLoop
     notify: Callable[[], None]
 
-    def run(self, work: Callable[[threading.Event], object], cancel: threading.Event,
-            done: Callable[[object, BaseException | None], None]) -> None:
+    def run(
+        self,
+        work: Callable[[threading.Event], object],
+        cancel: threading.Event,
+        done: Callable[[object, BaseException | None], None],
+    ) -> None:
         """Run ``work(cancel)`` on the pool; call ``done(result, error)`` back on the loop."""
 
         def finished(future: concurrent.futures.Future[object]) -> None:
@@ -47,8 +51,12 @@ class ShellContext:
         future = self.executor.submit(work, cancel)
         future.add_done_callback(finished)
 
-    def _complete(self, done: Callable[[object, BaseException | None], None], result: object,
-                  error: BaseException | None) -> None:
+    def _complete(
+        self,
+        done: Callable[[object, BaseException | None], None],
+        result: object,
+        error: BaseException | None,
+    ) -> None:
         done(result, error)
         self.notify()
 

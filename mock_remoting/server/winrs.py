@@ -117,7 +117,7 @@ def parse_powershell(args: list[str]) -> PowerShellCall:
                 raise CommandLineError("-EncodedCommand is not base64 of UTF-16LE text") from None
             return PowerShellCall(script, xml_output)
         if _matches(arg, "command", ("c",)):
-            return PowerShellCall(" ".join(args[i + 1:]), xml_output)
+            return PowerShellCall(" ".join(args[i + 1 :]), xml_output)
         if _matches(arg, "outputformat", ("o", "of")):
             if i + 1 >= len(args):
                 raise CommandLineError(f"{arg} needs a value")
@@ -193,7 +193,9 @@ class _Process:
             head = len(CLIXML_HEADER)
             data = data[:head] + escape_xml_controls(data[head:])
         for start in range(0, len(data), _CHUNK):
-            self.queue.append(StreamChunk(name, base64.b64encode(data[start:start + _CHUNK]).decode("ascii")))
+            self.queue.append(
+                StreamChunk(name, base64.b64encode(data[start : start + _CHUNK]).decode("ascii"))
+            )
 
     def end(self, exit_code: int) -> None:
         self.queue.append(StreamChunk("stdout", "", end=True))
@@ -241,15 +243,19 @@ class WinrsShell:
             if self.closed:
                 return
             if error is not None:
-                process.write("stderr", f"exfix lab: the host emulation failed: {type(error).__name__}: {error}\r\n")
+                process.write(
+                    "stderr", f"exfix lab: the host emulation failed: {type(error).__name__}: {error}\r\n"
+                )
                 process.end(1)
                 return
             assert isinstance(result, InvocationResult)
             try:
                 stdout = render_stdout(result.output, call.xml_output)
                 stderr = render_stderr(result)
-            except Exception as exc:  # noqa: BLE001 - an unserializable value must not kill the lab
-                process.write("stderr", f"exfix lab: cannot serialize the output: {type(exc).__name__}: {exc}\r\n")
+            except Exception as exc:
+                process.write(
+                    "stderr", f"exfix lab: cannot serialize the output: {type(exc).__name__}: {exc}\r\n"
+                )
                 process.end(1)
                 return
             if stdout:
@@ -284,8 +290,12 @@ class WinrsShell:
     def poll(self, command_id: str | None, budget: int) -> Poll | None:
         process = self.processes.get(command_id or "")
         if process is None:
-            raise WSManFault(None, "w:InvalidSelectors", f"The command with CommandId {command_id} was not found.",
-                             sender=True)
+            raise WSManFault(
+                None,
+                "w:InvalidSelectors",
+                f"The command with CommandId {command_id} was not found.",
+                sender=True,
+            )
         chunks = take_chunks(process.queue, budget)
         if process.exit_code is not None and not process.queue:
             return Poll(chunks, "Done", process.exit_code)

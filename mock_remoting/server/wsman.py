@@ -59,7 +59,9 @@ _ENVELOPE_OPEN = (
     'xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd">'
 )
 _ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
-_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_DURATION = re.compile(
+    r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+)
 
 
 class WSManFault(Exception):
@@ -78,7 +80,8 @@ def operation_timeout() -> WSManFault:
     return WSManFault(
         2150858793,
         "w:TimedOut",
-        "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.",
+        "The WS-Management service cannot complete the operation within the time specified in "
+        "OperationTimeout.",
     )
 
 
@@ -147,8 +150,9 @@ def action_not_supported(action: str) -> WSManFault:
 
 
 def invalid_request(problem: str) -> WSManFault:
-    return WSManFault(None, "w:SchemaValidationError", f"The SOAP XML in the message is not valid: {problem}",
-                      sender=True)
+    return WSManFault(
+        None, "w:SchemaValidationError", f"The SOAP XML in the message is not valid: {problem}", sender=True
+    )
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -225,7 +229,7 @@ def _envelope(action_uri: str, relates_to: str, body: str) -> bytes:
         f"{_ENVELOPE_OPEN}<s:Header><a:Action>{action_uri}</a:Action>"
         f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID><a:To>{_ANONYMOUS}</a:To>"
         f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo></s:Header><s:Body>{body}</s:Body></s:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def response(request: Request, body: str = "") -> bytes:
@@ -246,12 +250,14 @@ def fault_response(request_message_id: str, fault: WSManFault, machine: str = "1
     return _envelope(FAULT_ACTION, request_message_id, body)
 
 
-def create_body(address: str, resource_uri: str, shell_id: str, input_streams: str, output_streams: str) -> str:
+def create_body(
+    address: str, resource_uri: str, shell_id: str, input_streams: str, output_streams: str
+) -> str:
     sid = escape(shell_id)
     uri = escape(resource_uri)
     return (
         f"<x:ResourceCreated><a:Address>{escape(address)}</a:Address><a:ReferenceParameters>"
-        f"<w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{sid}</w:Selector>"
+        f'<w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet><w:Selector Name="ShellId">{sid}</w:Selector>'
         f"</w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>"
         f"<rsp:Shell><rsp:ShellId>{sid}</rsp:ShellId><rsp:ResourceUri>{uri}</rsp:ResourceUri>"
         f"<rsp:Owner>exfix-lab</rsp:Owner><rsp:ClientIP>127.0.0.1</rsp:ClientIP>"

@@ -27,18 +27,21 @@ NO_LANGUAGE = (
     "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode."
 )
 RAW_SERVER = (
-    '<Obj RefId="0"><TN RefId="0"><T>Deserialized.Microsoft.Exchange.Data.Directory.Management.ExchangeServer</T>'
-    "<T>Deserialized.System.Object</T></TN><ToString>EX-RAW</ToString><Props><S N=\"Name\">EX-RAW</S>"
+    '<Obj RefId="0"><TN RefId="0">'
+    "<T>Deserialized.Microsoft.Exchange.Data.Directory.Management.ExchangeServer</T>"
+    '<T>Deserialized.System.Object</T></TN><ToString>EX-RAW</ToString><Props><S N="Name">EX-RAW</S>'
     '<S N="Fqdn">ex-raw.contoso.local</S><S N="Note">ünïcødé &amp; &lt;tags&gt; _x000A_</S></Props></Obj>'
 )
 
 
-def error_record(message: str, fqid: str, category: ErrorCategory, target: Any = None,
-                 reason: str = "RuntimeException") -> ErrorRecord:
+def error_record(
+    message: str, fqid: str, category: ErrorCategory, target: Any = None, reason: str = "RuntimeException"
+) -> ErrorRecord:
     return ErrorRecord(
         Exception=NETException(Message=message),
-        CategoryInfo=ErrorCategoryInfo(Category=category, Reason=reason,
-                                       TargetName=str(target) if target is not None else None),
+        CategoryInfo=ErrorCategoryInfo(
+            Category=category, Reason=reason, TargetName=str(target) if target is not None else None
+        ),
         TargetObject=target,
         FullyQualifiedErrorId=fqid,
     )
@@ -80,14 +83,21 @@ class FakeRuntime:
             return False
         return True
 
-    def invoke(self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event) -> InvocationResult:
+    def invoke(
+        self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event
+    ) -> InvocationResult:
         self._record(endpoint, pipeline)
         result = InvocationResult()
         for command in pipeline:
             if command.is_script:
                 if endpoint is Endpoint.EXCHANGE:
-                    result.failure = error_record(NO_LANGUAGE, "ScriptsNotAllowed", ErrorCategory.ParserError,
-                                                  command.name, "ParseException")
+                    result.failure = error_record(
+                        NO_LANGUAGE,
+                        "ScriptsNotAllowed",
+                        ErrorCategory.ParserError,
+                        command.name,
+                        "ParseException",
+                    )
                     return result
                 return self.run_script(command.name, cancel)
             params = {(p.name or "").lower(): p.value for p in command.parameters}
@@ -109,8 +119,9 @@ class FakeRuntime:
                 result.output.append("after")
             elif name == "get-failure":
                 result.output.append("before")
-                result.failure = error_record(str(params.get("message", "hard failure")), "HardFailure",
-                                              ErrorCategory.InvalidOperation)
+                result.failure = error_record(
+                    str(params.get("message", "hard failure")), "HardFailure", ErrorCategory.InvalidOperation
+                )
                 return result
             else:
                 result.failure = error_record(
@@ -137,8 +148,14 @@ class FakeRuntime:
             if verb in ("write-output", "echo"):
                 result.output.append(rest)
             elif verb == "write-error":
-                result.errors.append(error_record(rest, "Microsoft.PowerShell.Commands.WriteErrorException",
-                                                  ErrorCategory.NotSpecified, reason="WriteErrorException"))
+                result.errors.append(
+                    error_record(
+                        rest,
+                        "Microsoft.PowerShell.Commands.WriteErrorException",
+                        ErrorCategory.NotSpecified,
+                        reason="WriteErrorException",
+                    )
+                )
             elif verb == "throw":
                 result.failure = error_record(rest, rest, ErrorCategory.OperationStopped)
                 result.exit_code = 1
@@ -154,7 +171,12 @@ class FakeRuntime:
                 result.exit_code = int(rest)
                 return result
             else:
-                result.errors.append(error_record(f"The term '{words[0]}' is not recognized",
-                                                  "CommandNotFoundException", ErrorCategory.ObjectNotFound))
+                result.errors.append(
+                    error_record(
+                        f"The term '{words[0]}' is not recognized",
+                        "CommandNotFoundException",
+                        ErrorCategory.ObjectNotFound,
+                    )
+                )
                 result.exit_code = 1
         return result

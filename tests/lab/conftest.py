@@ -57,8 +57,16 @@ def lab() -> Iterator[Callable[..., Any]]:
         instance.stop()
 
 
-def wsman_for(port: int, *, path: str = "PowerShell", auth: str = "basic", ssl: bool = False,
-              encryption: str | None = None, password: str = LAB_PASSWORD, **kwargs: Any) -> Any:
+def wsman_for(
+    port: int,
+    *,
+    path: str = "PowerShell",
+    auth: str = "basic",
+    ssl: bool = False,
+    encryption: str | None = None,
+    password: str = LAB_PASSWORD,
+    **kwargs: Any,
+) -> Any:
     """A pypsrp WSMan for a lab port (Basic over HTTP needs encryption='never')."""
     from pypsrp.wsman import WSMan
 
@@ -66,8 +74,18 @@ def wsman_for(port: int, *, path: str = "PowerShell", auth: str = "basic", ssl: 
         encryption = "never" if auth == "basic" and not ssl else "auto"
     kwargs.setdefault("read_timeout", 15)
     kwargs.setdefault("connection_timeout", 5)
-    return WSMan("127.0.0.1", port=port, path=path, ssl=ssl, auth=auth, encryption=encryption,
-                 username=LAB_USERNAME, password=password, cert_validation=False, **kwargs)
+    return WSMan(
+        "127.0.0.1",
+        port=port,
+        path=path,
+        ssl=ssl,
+        auth=auth,
+        encryption=encryption,
+        username=LAB_USERNAME,
+        password=password,
+        cert_validation=False,
+        **kwargs,
+    )
 
 
 @pytest.fixture

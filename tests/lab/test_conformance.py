@@ -45,7 +45,9 @@ def summarize(request: str | bytes, response: str | bytes) -> Step:
     req = ElementTree.fromstring(request)
     resp = ElementTree.fromstring(response)
     action = _last(req.findtext("s:Header/a:Action", namespaces=NS))
-    selectors = tuple(sorted(s.get("Name", "") for s in req.iterfind("s:Header/w:SelectorSet/w:Selector", NS)))
+    selectors = tuple(
+        sorted(s.get("Name", "") for s in req.iterfind("s:Header/w:SelectorSet/w:Selector", NS))
+    )
     signal = _last(req.findtext("s:Body/rsp:Signal/rsp:Code", namespaces=NS)).lower()
     response_action = _last(resp.findtext("s:Header/a:Action", namespaces=NS))
     streams: list[str] = []
@@ -53,7 +55,9 @@ def summarize(request: str | bytes, response: str | bytes) -> Step:
         name = stream.get("Name", "")
         if not streams or streams[-1] != name:
             streams.append(name)
-    states = tuple(_last(s.get("State")) for s in resp.iterfind("s:Body/rsp:ReceiveResponse/rsp:CommandState", NS))
+    states = tuple(
+        _last(s.get("State")) for s in resp.iterfind("s:Body/rsp:ReceiveResponse/rsp:CommandState", NS)
+    )
     faults = tuple(f.get("Code", "") for f in resp.iterfind("s:Body/s:Fault/s:Detail/f:WSManFault", NS))
     return action, selectors, response_action, tuple(streams), states, faults, signal
 
@@ -140,10 +144,15 @@ def test_winrs_standard(fixtures_dir: Path, traced: Any) -> None:
 
 def test_the_comparison_can_fail(fixtures_dir: Path) -> None:
     """The reduced form still tells conversations apart (a guard against a vacuous summary)."""
-    names = ["test_psrp_open_runspace", "test_psrp_multiple_invocations", "test_psrp_error_failed",
-             "test_psrp_long_running_cmdlet", "test_winrs_standard"]
+    names = [
+        "test_psrp_open_runspace",
+        "test_psrp_multiple_invocations",
+        "test_psrp_error_failed",
+        "test_psrp_long_running_cmdlet",
+        "test_winrs_standard",
+    ]
     summaries = [recorded(fixtures_dir, name) for name in names]
-    assert all(a != b for i, a in enumerate(summaries) for b in summaries[i + 1:])
+    assert all(a != b for i, a in enumerate(summaries) for b in summaries[i + 1 :])
     failed = recorded(fixtures_dir, "test_psrp_error_failed")
     assert ("Receive", ("ShellId",), "ReceiveResponse", ("stdout",), ("Done",), (), "") in failed
     assert any(step[5] == ("2150858793",) for step in recorded(fixtures_dir, "test_psrp_long_running_cmdlet"))

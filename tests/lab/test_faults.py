@@ -38,8 +38,9 @@ def test_401_is_an_authentication_error(lab_server: Any, pypsrp_wsman: Any, auth
 def test_500_on_the_second_command_only(lab_server: Any, pypsrp_wsman: Any) -> None:
     server = lab_server()
     name, port = server.endpoints[0].name, server.endpoints[0].port
-    server.inject(name, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "exchange",
-                                  "after": 1, "times": 1}})
+    server.inject(
+        name, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "exchange", "after": 1, "times": 1}}
+    )
     with RunspacePool(pypsrp_wsman(port, auth="ntlm"), configuration_name=EXCHANGE) as pool:
         assert len(_invoke(pool)) == 1
         with pytest.raises(WinRMTransportError) as exc:
@@ -99,8 +100,13 @@ def test_pywinrm_sees_500_and_drop(lab_server: Any) -> None:
     name, port = server.endpoints[0].name, server.endpoints[0].port
 
     def session() -> winrm.Session:
-        return winrm.Session(f"http://127.0.0.1:{port}/wsman", auth=(LAB_USERNAME, LAB_PASSWORD),
-                             transport="ntlm", read_timeout_sec=10, operation_timeout_sec=5)
+        return winrm.Session(
+            f"http://127.0.0.1:{port}/wsman",
+            auth=(LAB_USERNAME, LAB_PASSWORD),
+            transport="ntlm",
+            read_timeout_sec=10,
+            operation_timeout_sec=5,
+        )
 
     server.inject(name, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "winrs", "times": 1}})
     first = session()
@@ -117,13 +123,27 @@ def test_pywinrm_sees_500_and_drop(lab_server: Any) -> None:
 
 def test_rules_count_only_what_they_match() -> None:
     faults = HostFaults()
-    faults.set(parse_faults({"fail": [{"kind": "drop", "on": "Command", "endpoint": "exchange", "after": 1,
-                                       "times": 1},
-                                      {"kind": "quota", "on": "Create"}]}))
-    decisions = [faults.decide(action, endpoint).kind for action, endpoint in [
-        ("Command", "exchange"), ("Command", "os"), ("Receive", "exchange"), ("Command", "exchange"),
-        ("Command", "exchange"), ("Create", "winrs"),
-    ]]
+    faults.set(
+        parse_faults(
+            {
+                "fail": [
+                    {"kind": "drop", "on": "Command", "endpoint": "exchange", "after": 1, "times": 1},
+                    {"kind": "quota", "on": "Create"},
+                ]
+            }
+        )
+    )
+    decisions = [
+        faults.decide(action, endpoint).kind
+        for action, endpoint in [
+            ("Command", "exchange"),
+            ("Command", "os"),
+            ("Receive", "exchange"),
+            ("Command", "exchange"),
+            ("Command", "exchange"),
+            ("Create", "winrs"),
+        ]
+    ]
     assert decisions == [None, None, None, FaultKind.DROP, None, FaultKind.QUOTA]
 
 

@@ -21,11 +21,17 @@ EXCHANGE = "Microsoft.Exchange"
 
 @pytest.mark.parametrize(
     ("auth", "ssl", "encryption"),
-    [("basic", False, "never"), ("ntlm", False, "auto"), ("ntlm", True, "auto"), ("basic", True, "auto"),
-     ("ntlm", True, "always")],
+    [
+        ("basic", False, "never"),
+        ("ntlm", False, "auto"),
+        ("ntlm", True, "auto"),
+        ("basic", True, "auto"),
+        ("ntlm", True, "always"),
+    ],
 )
-def test_exchange_endpoint_returns_typed_objects(lab_server: Any, pypsrp_wsman: Any, auth: str, ssl: bool,
-                                                 encryption: str) -> None:
+def test_exchange_endpoint_returns_typed_objects(
+    lab_server: Any, pypsrp_wsman: Any, auth: str, ssl: bool, encryption: str
+) -> None:
     server = lab_server(https=True)
     endpoint = server.endpoints[0]
     port = endpoint.https_port if ssl else endpoint.port
@@ -109,7 +115,10 @@ def test_parameters_arrive_in_order_with_hostile_values(lab_server: Any, pypsrp_
     assert str(ps.streams.error[0]) == hostile
     _, pipeline = runtime.calls[-1]
     assert [(p.name, p.value) for p in pipeline[0].parameters] == [
-        ("Message", hostile), ("Zeta", 1), ("Alpha", True), (None, "positional")
+        ("Message", hostile),
+        ("Zeta", 1),
+        ("Alpha", True),
+        (None, "positional"),
     ]
 
 
@@ -139,7 +148,7 @@ def test_raw_clixml_reaches_the_client_verbatim(lab_server: Any, pypsrp_wsman: A
         for data in re.findall(rb'<rsp:Stream Name="stdout"[^>]*>([^<]+)<', response):
             raw = base64.b64decode(data)
             _oid, _fid, _flags, length = struct.unpack_from(">QQBI", raw)
-            messages.append(raw[21 + 40: 21 + length])
+            messages.append(raw[21 + 40 : 21 + length])
     assert RAW_SERVER.encode("utf-8") in messages
 
 
@@ -209,13 +218,15 @@ def test_delete_aborts_a_pending_receive(lab_server: Any, pypsrp_wsman: Any) -> 
         try:
             ps.poll_invoke()
             outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+        except BaseException as exc:
             outcome.append(exc)
 
     waiter = threading.Thread(target=poll)
     waiter.start()
     time.sleep(0.3)
-    closer = WinRS(pypsrp_wsman(port, operation_timeout=30), resource_uri=pool.shell.resource_uri, id=pool.shell.id)
+    closer = WinRS(
+        pypsrp_wsman(port, operation_timeout=30), resource_uri=pool.shell.resource_uri, id=pool.shell.id
+    )
     closer._selector_set = pool.shell._selector_set
     closer.opened = True
     started = time.monotonic()

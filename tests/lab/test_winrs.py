@@ -18,9 +18,14 @@ pytestmark = pytest.mark.lab
 
 
 def _session(port: int, transport: str, scheme: str = "http") -> winrm.Session:
-    return winrm.Session(f"{scheme}://127.0.0.1:{port}/wsman", auth=(LAB_USERNAME, LAB_PASSWORD),
-                         transport=transport, server_cert_validation="ignore",
-                         read_timeout_sec=15, operation_timeout_sec=10)
+    return winrm.Session(
+        f"{scheme}://127.0.0.1:{port}/wsman",
+        auth=(LAB_USERNAME, LAB_PASSWORD),
+        transport=transport,
+        server_cert_validation="ignore",
+        read_timeout_sec=15,
+        operation_timeout_sec=10,
+    )
 
 
 @pytest.mark.parametrize("transport", ["ntlm", "basic"])
@@ -59,7 +64,7 @@ def test_exit_code_and_clixml_stdout(lab_server: Any) -> None:
     )
     assert result.status_code == 3
     assert result.std_out.startswith(b"#< CLIXML\r\n<Objs ")
-    objects = deserialize_clixml(result.std_out.decode()[len("#< CLIXML\r\n"):], PSRemotingCrypto())
+    objects = deserialize_clixml(result.std_out.decode()[len("#< CLIXML\r\n") :], PSRemotingCrypto())
     assert [str(o) for o in objects] == ["EX01", "EX-RAW"]
     assert objects[1].Note == "ünïcødé & <tags> \n"
 
@@ -89,7 +94,9 @@ def test_pypsrp_winrs_process(lab_server: Any, pypsrp_wsman: Any) -> None:
     from pypsrp.shell import Process, SignalCode, WinRS
 
     server = lab_server()
-    encoded = base64.b64encode(b"W\x00r\x00i\x00t\x00e\x00-\x00O\x00u\x00t\x00p\x00u\x00t\x00 \x00x\x00").decode()
+    encoded = base64.b64encode(
+        b"W\x00r\x00i\x00t\x00e\x00-\x00O\x00u\x00t\x00p\x00u\x00t\x00 \x00x\x00"
+    ).decode()
     with WinRS(pypsrp_wsman(server.endpoints[0].port, path="wsman", auth="ntlm")) as shell:
         process = Process(shell, "powershell.exe", ["-NoProfile", "-EncodedCommand", encoded])
         process.invoke()
@@ -101,8 +108,12 @@ def test_pypsrp_winrs_process(lab_server: Any, pypsrp_wsman: Any) -> None:
     ("line", "script", "xml"),
     [
         ("powershell -encodedcommand " + base64.b64encode("1+1".encode("utf-16-le")).decode(), "1+1", False),
-        ('C:\\Windows\\System32\\powershell.EXE -NoProf -OutputFormat xml -enc '
-         + base64.b64encode("'☃'".encode("utf-16-le")).decode(), "'☃'", True),
+        (
+            "C:\\Windows\\System32\\powershell.EXE -NoProf -OutputFormat xml -enc "
+            + base64.b64encode("'☃'".encode("utf-16-le")).decode(),
+            "'☃'",
+            True,
+        ),
         ('powershell -ExecutionPolicy Bypass -Command "Get-Service" -Name x', '"Get-Service" -Name x', False),
         ("powershell.exe -e " + base64.b64encode(b"a\x00").decode(), "a", False),
     ],
@@ -112,8 +123,9 @@ def test_powershell_command_lines(line: str, script: str, xml: bool) -> None:
     assert (call.script, call.xml_output) == (script.replace('"', "") if "-Command" in line else script, xml)
 
 
-@pytest.mark.parametrize("line", ["cmd.exe /c echo hi", "powershell -NoProfile", "powershell -enc !!!",
-                                  "powershell -Bogus x", ""])
+@pytest.mark.parametrize(
+    "line", ["cmd.exe /c echo hi", "powershell -NoProfile", "powershell -enc !!!", "powershell -Bogus x", ""]
+)
 def test_unusable_command_lines(line: str) -> None:
     with pytest.raises(CommandLineError):
         parse_powershell(split_command_line(line))

@@ -1,0 +1,192 @@
+"""The lab: a scenario's emulated Exchange fleet served over real sockets on 127.0.0.1.
+
+``Lab`` puts the parts together: the scenario (``mock_remoting.exchange``), its DNS world and
+loopback responders (``mock_remoting.dns``), the emulated hosts (``Fleet``), and the protocol
+server (``mock_remoting.server``) with one port per host serving both ``/PowerShell``
+(Microsoft.Exchange) and ``/wsman`` (Microsoft.PowerShell and the WinRS cmd shell).
+
+    with Lab("mixed-fleet") as lab:
+        lab.write_inventory(path)        # the Ansible-style inventory exfix reads
+        lab.inject("ex01", {"fail": {"kind": "http-500", "on": "Command", "after": 1}})
+        lab.counters.get("ex01.contoso.local", "exchange", "Command")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from agent.errors import ScenarioError, UsageError
+from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
+from mock_remoting.server import FaultSpecError, LabServer, RequestCounters, parse_faults
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+AUTH_MODES = ("ntlm", "basic")
+
+
+@dataclass(frozen=True, slots=True)
+class LabEndpoint:
+    """Where one host listens: ``port`` (HTTP) and ``https_port`` (None without --https)."""
+
+    name: str
+    port: int
+    https_port: int | None
+    host: str = "127.0.0.1"
+
+
+class Lab:
+    """A running lab. Context manager; ``start()`` / ``stop()`` also work directly.
+
+    Raises (from ``__init__``): :class:`agent.errors.ScenarioError` for a bad scenario (also a
+    bad ``faults`` mapping of a host), :class:`agent.errors.UsageError` for a bad option.
+    """
+
+    def __init__(
+        self,
+        scenario: str | Path,
+        *,
+        hosts: int | None = None,
+        auth: str = "ntlm",
+        https: bool = False,
+        latency_ms: float = 0.0,
+        workers: int = 16,
+    ) -> None:
+        from mock_remoting.dns.world import DnsWorld
+        from mock_remoting.exchange.scenario import load_scenario
+
+        if auth not in AUTH_MODES:
+            raise UsageError(f"lab auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+        if hosts is not None and hosts < 1:
+            raise UsageError(f"--hosts must be at least 1, not {hosts}")
+        self.auth = auth
+        self.https = https
+        self.latency_ms = latency_ms
+        self.scenario: Any = load_scenario(scenario, hosts=hosts)
+        source = str(self.scenario.source)
+        self.world: Any = DnsWorld.from_scenario(self.scenario.dns, self.scenario.organization, source=source)
+        for index, spec in enumerate(self.scenario.hosts):
+            try:
+                parse_faults(spec.faults or None)
+            except FaultSpecError as exc:
+                raise ScenarioError(
+                    source, exc.problem, key=f"hosts[{index}].faults.{exc.key}".rstrip("."), host=spec.name
+                ) from None
+        self._workers = workers
+        self.fleet: Any = None
+        self.dns_address_map: dict[str, str] = {}
+        self.server: LabServer | None = None
+        self._responders: Any = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> Lab:
+        if self.server is not None:
+            return self
+        from mock_remoting.dns.responder import DnsResponders
+        from mock_remoting.exchange.fleet import Fleet
+
+        self._responders = DnsResponders(self.world)
+        try:
+            self.dns_address_map = dict(self._responders.start())
+            self.fleet = Fleet(self.scenario, self.world, self.dns_address_map)
+            server = LabServer(https=self.https, latency_ms=self.latency_ms, workers=self._workers)
+            for spec in self.scenario.hosts:
+                server.add_host(self.fleet.host(spec.fqdn), spec.faults or None)
+            server.start()
+        except BaseException:
+            self._responders.stop()
+            self._responders = None
+            raise
+        self.server = server
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self._responders is not None:
+            self._responders.stop()
+            self._responders = None
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def _server(self) -> LabServer:
+        if self.server is None:
+            raise RuntimeError("the lab is not running: call start() first")
+        return self.server
+
+    def host_name(self, host: str) -> str:
+        """The FQDN of a host given by FQDN or short name (case-insensitive). KeyError if none."""
+        for spec in self.scenario.hosts:
+            if host.lower() in (spec.name.lower(), spec.fqdn.lower()):
+                return str(spec.fqdn)
+        raise KeyError(f"no host {host!r} in scenario {self.scenario.name!r}")
+
+    def endpoint(self, host: str) -> LabEndpoint:
+        found = self._server().endpoint(self.fleet.host(self.host_name(host)).name)
+        return LabEndpoint(found.name, found.port, found.https_port, found.host)
+
+    @property
+    def endpoints(self) -> tuple[LabEndpoint, ...]:
+        return tuple(self.endpoint(spec.fqdn) for spec in self.scenario.hosts)
+
+    @property
+    def counters(self) -> RequestCounters:
+        return self._server().counters
+
+    def inject(self, host: str, fault: Mapping[str, Any]) -> None:
+        """Replace a host's faults at run time (schema: mock_remoting/server/faults.py).
+        Raises FaultSpecError (a ValueError) naming the bad key."""
+        self._server().inject(self.endpoint(host).name, fault)
+
+    def clear_faults(self, host: str) -> None:
+        self._server().clear_faults(self.endpoint(host).name)
+
+    # -- inventory --------------------------------------------------------------------------
+
+    def inventory(self) -> dict[str, Any]:
+        """The Ansible-style inventory exfix reads (contract 5 of the team brief)."""
+        protocol = "https" if self.https else "http"
+        variables: dict[str, Any] = {
+            "ansible_user": LAB_USERNAME,
+            "ansible_password": LAB_PASSWORD,
+            "ansible_psrp_protocol": protocol,
+            "ansible_psrp_auth": self.auth,
+        }
+        if self.https:
+            variables["ansible_psrp_cert_validation"] = "ignore"  # the lab's self-signed certificate
+        variables["exfix_exchange_auth"] = self.auth
+        if self.auth == "basic" and not self.https:
+            variables["exfix_allow_insecure_basic"] = True
+        variables["exfix_dns_address_map"] = dict(self.dns_address_map)
+        variables["exfix_lab_scenario"] = self.scenario.name
+        hosts: dict[str, Any] = {}
+        for endpoint in self.endpoints:
+            port = endpoint.https_port if self.https and endpoint.https_port else endpoint.port
+            hosts[endpoint.name] = {
+                "ansible_host": endpoint.host,
+                "ansible_port": port,
+                "ansible_psrp_path": "wsman",
+                "exfix_exchange_port": port,
+                "exfix_exchange_path": "PowerShell",
+                "exfix_exchange_protocol": protocol,
+            }
+        return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
+
+    def write_inventory(self, path: Path) -> Path:
+        path = Path(path)
+        path.write_text(
+            yaml.safe_dump(self.inventory(), sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        return path
