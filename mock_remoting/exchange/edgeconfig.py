@@ -1,0 +1,72 @@
+"""EdgeTransport.exe.config as an emulated host has it on disk.
+
+The structure follows a real Exchange 2016 file: configSections, runtime, an ``<appSettings>``
+of ``<add key=.. value=..>`` entries, system.net and customLists. DnsFaultTolerance appears in
+appSettings only when the scenario sets it; absent, transport uses the default, Lenient
+(seeds 003, 004). Transport reads the file when it starts.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+
+def render(major: int, install_path: str, dns_fault_tolerance: str | None) -> str:
+    version = f"{major}.0.0.0"
+    data = install_path + "TransportRoles\\data\\"
+    settings: list[tuple[str, str]] = [
+        ("AgentLogEnabled", "true"),
+        ("ResolverRetryInterval", "30"),
+        ("ResolverLogLevel", "Disabled"),
+        ("ExpansionSizeLimit", "1000"),
+        ("MailboxDeliveryQueueRetryInterval", "00:05:00"),
+        ("QueueGlitchRetryInterval", "00:01:00"),
+        ("QueueGlitchRetryCount", "4"),
+        ("MaxQueueViewerQueryResultCount", "250000"),
+        ("RoutingConfigReloadInterval", "12:00:00"),
+        ("DatabaseMaxCacheSize", "512MB"),
+        ("QueueDatabasePath", data + "Queue"),
+        ("QueueDatabaseLoggingPath", data + "Queue"),
+        ("IPFilterDatabasePath", data + "IpFilter"),
+        ("TemporaryStoragePath", data + "Temp"),
+    ]
+    if dns_fault_tolerance is not None:
+        settings.append(("DnsFaultTolerance", dns_fault_tolerance))
+    settings += [
+        ("PriorityQueuingEnabled", "false"),
+        ("MaxPerDomainNormalPriorityConnections", "15"),
+        ("NormalPriorityMessageExpirationTimeout", "2.00:00:00"),
+        ("DnsIpv6Enabled", "true"),
+        ("SmtpSendTreatTransientErrorsAsPermanentErrors", "true"),
+    ]
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        "<configuration>",
+        "  <configSections>",
+        '    <section name="customLists" type="Microsoft.Exchange.Transport.TransportAppConfig+'
+        f"ConfigurationListsSection,Microsoft.Exchange.Transport, Version={version}, Culture=neutral, "
+        'PublicKeyToken=31bf3856ad364e35" requirePermission="false" />',
+        "  </configSections>",
+        "  <runtime>",
+        '    <gcServer enabled="true" />',
+        '    <generatePublisherEvidence enabled="false" />',
+        "  </runtime>",
+        "  <appSettings>",
+    ]
+    lines += [f"    <add key={quoteattr(k)} value={quoteattr(v)} />" for k, v in settings]
+    lines += [
+        "  </appSettings>",
+        "  <system.net>",
+        "    <connectionManagement>",
+        '      <add address="*" maxconnection="10" />',
+        "    </connectionManagement>",
+        "  </system.net>",
+        "  <customLists>",
+        "    <downgradedResponses>",
+        '      <add value="530 5.7.1 Client was not authenticated" />',
+        '      <add value="554 5.6.0 Invalid message content" />',
+        "    </downgradedResponses>",
+        "  </customLists>",
+        "</configuration>",
+    ]
+    return "\r\n".join(lines) + "\r\n"

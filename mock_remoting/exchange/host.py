@@ -1,0 +1,340 @@
+"""Emulated Exchange hosts (``backend.HostRuntime``) and the fleet that holds them.
+
+:class:`EmulatedHost` runs what the protocol server hands it: PSRP pipelines on either
+endpoint and WinRS scripts. The Exchange endpoint is in NoLanguage mode (scripts fail the
+pipeline with ScriptsNotAllowed); the OS endpoint and WinRS run the small script language of
+``script.py``. Cmdlet availability follows the endpoint and the Exchange version.
+
+Python-side inspection for tests: ``host.state`` (the mutable :class:`HostState`),
+``host.queues`` (frozen :class:`QueueView` snapshots with delivered counts),
+``fleet.totals()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psrpcore.types import ErrorCategory, ErrorRecord, PSObject, deserialize
+
+from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
+from mock_remoting.dns.world import DnsWorld
+from mock_remoting.exchange import records
+from mock_remoting.exchange.binding import BindingFailed, bind
+from mock_remoting.exchange.cmdlets import CMDLETS, CmdletDef, Context, Terminating, _property
+from mock_remoting.exchange.mailflow import run_attempt
+from mock_remoting.exchange.replay import ReplayError, load_capture
+from mock_remoting.exchange.scenario import Scenario
+from mock_remoting.exchange.script import ScriptSyntaxError, parse
+from mock_remoting.exchange.state import Clock, HostState, Organization, SendConnector, host_states, utc_now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """A snapshot of one queue for tests: ``queued + delivered`` is constant."""
+
+    identity: str
+    next_hop: str
+    delivery_type: str
+    category: str
+    status: str
+    queued: int
+    delivered: int
+    last_error: str | None
+    retry_count: int
+    attempts: int
+
+
+class EmulatedHost:
+    """One Exchange server. Thread-safe: all state changes happen under the fleet's lock."""
+
+    def __init__(self, org: Organization, state: HostState, dns_address_map: Mapping[str, str]) -> None:
+        self.org = org
+        self.state = state
+        self.dns_address_map = dict(dns_address_map)
+        self._replays: dict[str, list[RawClixml]] = {}
+
+    # --- HostRuntime -----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.state.fqdn
+
+    @property
+    def short_name(self) -> str:
+        return self.state.name
+
+    def invoke(
+        self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event
+    ) -> InvocationResult:
+        result = InvocationResult()
+        try:
+            if any(command.is_script for command in pipeline):
+                if endpoint is Endpoint.EXCHANGE:
+                    result.failure = records.no_language()
+                    return result
+                if not pipeline[0].is_script or any(c.is_script for c in pipeline[1:]):
+                    result.failure = records.parse_error(
+                        "A script can only be the first element of a pipeline.", "NotSupportedByLab"
+                    )
+                    return result
+                try:
+                    statements = parse(pipeline[0].name)
+                except ScriptSyntaxError as error:
+                    result.failure = records.parse_error(error.message, error.fqid)
+                    return result
+                output, errors, _ = self._run_statements(endpoint, statements, cancel)
+                result.errors.extend(errors)
+                if len(pipeline) > 1:
+                    output, more = self._run_pipeline(endpoint, pipeline[1:], cancel, output)
+                    result.errors.extend(more)
+                result.output.extend(output)
+                return result
+            output, errors = self._run_pipeline(endpoint, pipeline, cancel, None)
+            result.output.extend(output)
+            result.errors.extend(errors)
+        except Terminating as stop:
+            result.failure = stop.record
+        except Exception as error:  # never let a lab bug kill the server thread
+            log.exception("emulation error on %s", self.name)
+            result.failure = records.error_record(
+                f"The exfix lab failed to run the command: {error!r}",
+                "LabInternalError",
+                ErrorCategory.NotSpecified,
+            )
+        return result
+
+    def run_script(self, script: str, cancel: threading.Event) -> InvocationResult:
+        result = InvocationResult()
+        try:
+            statements = parse(script)
+        except ScriptSyntaxError as error:
+            result.failure = records.parse_error(error.message, error.fqid)
+            result.exit_code = 1
+            return result
+        try:
+            output, errors, last_failed = self._run_statements(Endpoint.OS, statements, cancel)
+        except Exception as error:
+            log.exception("emulation error on %s", self.name)
+            result.failure = records.error_record(
+                f"The exfix lab failed to run the script: {error!r}",
+                "LabInternalError",
+                ErrorCategory.NotSpecified,
+            )
+            result.exit_code = 1
+            return result
+        result.output.extend(output)
+        result.errors.extend(errors)
+        # powershell.exe exits 1 when the last statement failed ($? false), else 0.
+        result.exit_code = 1 if last_failed else 0
+        return result
+
+    # --- inspection ------------------------------------------------------------------------
+
+    @property
+    def queues(self) -> tuple[QueueView, ...]:
+        with self.org.lock:
+            return tuple(
+                QueueView(
+                    f"{self.state.name}\\{q.number}",
+                    q.next_hop,
+                    q.delivery_type,
+                    "External" if q.external else "Internal",
+                    q.status,
+                    q.queued,
+                    q.delivered,
+                    q.last_error,
+                    q.retry_count,
+                    q.attempts,
+                )
+                for q in self.state.queues
+            )
+
+    def queue(self, next_hop: str) -> QueueView:
+        """The queue whose NextHopDomain is ``next_hop`` (KeyError when there is none)."""
+        for view in self.queues:
+            if view.next_hop.lower() == next_hop.lower():
+                return view
+        raise KeyError(next_hop)
+
+    # --- execution -------------------------------------------------------------------------
+
+    def _run_statements(
+        self, endpoint: Endpoint, statements: Sequence[Sequence[Command]], cancel: threading.Event
+    ) -> tuple[list[Any], list[ErrorRecord], bool]:
+        """A script: each statement runs on; a statement-terminating error goes to the error
+        stream and the next statement runs, as in PowerShell."""
+        output: list[Any] = []
+        errors: list[ErrorRecord] = []
+        last_failed = False
+        for statement in statements:
+            if cancel.is_set():
+                break
+            try:
+                out, errs = self._run_pipeline(endpoint, statement, cancel, None)
+            except Terminating as stop:
+                errors.append(stop.record)
+                last_failed = True
+                continue
+            output.extend(out)
+            errors.extend(errs)
+            last_failed = bool(errs)
+        return output, errors, last_failed
+
+    def _lookup(self, endpoint: Endpoint, name: str) -> CmdletDef:
+        bare = name.rsplit("\\", 1)[-1].strip()
+        definition = CMDLETS.get(bare.lower())
+        if definition is None or (definition.name != "Select-Object" and definition.endpoint is not endpoint):
+            raise Terminating(records.command_not_found(bare))
+        if endpoint is Endpoint.EXCHANGE and self.state.spec.major not in definition.versions:
+            raise Terminating(records.command_not_found(definition.name))
+        return definition
+
+    def _run_pipeline(
+        self,
+        endpoint: Endpoint,
+        pipeline: Sequence[Command],
+        cancel: threading.Event,
+        upstream: list[Any] | None,
+    ) -> tuple[list[Any], list[ErrorRecord]]:
+        errors: list[ErrorRecord] = []
+        # Resolve and bind every command before running any, as PowerShell does.
+        prepared: list[tuple[CmdletDef, dict[str, Any]]] = []
+        for command in pipeline:
+            definition = self._lookup(endpoint, command.name)
+            try:
+                args = bind(definition.name, definition.all_params, command.parameters)
+            except BindingFailed as failed:
+                raise Terminating(failed.record) from None
+            prepared.append((definition, args))
+        inputs = upstream
+        for definition, args in prepared:
+            ctx = Context(self, endpoint, cancel, cmdlet=definition.name)
+            if inputs is None:
+                self._execute(ctx, definition, args, ())
+            elif definition.name == "Select-Object":
+                self._execute(ctx, definition, args, [as_psobject(i) for i in inputs])
+            elif definition.input_param is None:
+                for item in inputs:
+                    ctx.error(records.input_not_bound(definition.name, _describe(item)))
+            else:
+                for item in inputs:
+                    extra = dict(args)
+                    if definition.input_param == "Identity":
+                        value = _property(item, "Identity") if isinstance(item, PSObject) else None
+                        extra["Identity"] = str(value if value is not None else item)
+                    else:
+                        extra[definition.input_param] = [item]
+                    self._execute(ctx, definition, extra, ())
+            errors.extend(self._error_action(ctx, args))
+            inputs = ctx.output
+        return list(inputs or []), errors
+
+    def _execute(
+        self, ctx: Context, definition: CmdletDef, args: dict[str, Any], inputs: Sequence[Any]
+    ) -> None:
+        replay = self.state.spec.replay.get(definition.name.lower())
+        if replay is not None:
+            ctx.output.extend(self._capture(replay))
+            return
+        if definition.locks:
+            with self.org.lock:
+                definition.run(ctx, args, inputs)
+        else:
+            definition.run(ctx, args, inputs)
+
+    def _capture(self, path: Path) -> list[RawClixml]:
+        key = str(path)
+        if key not in self._replays:
+            try:
+                self._replays[key] = load_capture(path)
+            except ReplayError as error:
+                raise Terminating(
+                    records.error_record(str(error), "LabReplayError", ErrorCategory.ReadError)
+                ) from None
+        return list(self._replays[key])
+
+    @staticmethod
+    def _error_action(ctx: Context, args: dict[str, Any]) -> list[ErrorRecord]:
+        action = args.get("ErrorAction", "Continue")
+        if action == "Stop" and ctx.errors:
+            raise Terminating(ctx.errors[0])
+        if action in ("SilentlyContinue", "Ignore"):
+            return []
+        return list(ctx.errors)
+
+
+def _describe(item: Any) -> Any:
+    if isinstance(item, RawClixml):
+        return "RawClixml"
+    return item
+
+
+def as_psobject(item: Any) -> Any:
+    """A replayed capture as a psrpcore object (so Select-Object can read its properties)."""
+    if isinstance(item, RawClixml):
+        return deserialize(ET.fromstring(item.xml), None)  # type: ignore[arg-type]
+    return item
+
+
+class Fleet:
+    """Every emulated host of a scenario, sharing one organisation (connectors, AD, DNS)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        world: DnsWorld,
+        dns_address_map: Mapping[str, str],
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        org = Organization(
+            scenario=scenario,
+            world=world,
+            clock=clock or utc_now,
+            internet_addresses=scenario.internet_addresses(),
+        )
+        now = org.clock()
+        with org.lock:
+            org.hosts = host_states(scenario.hosts)
+            org.connectors = [SendConnector.from_spec(c, now) for c in scenario.send_connectors]
+            for state in org.hosts.values():
+                # NICs that register themselves put the host's A record in the AD zone; with
+                # registration off on the MAPI NIC the record is absent (KB3007623).
+                world.register(state.fqdn, [n.ipv4 for n in state.nics if n.register])
+            # The state at load is one delivery attempt with the initial configuration.
+            for state in org.hosts.values():
+                for queue in state.queues:
+                    run_attempt(org, state, queue)
+        self.scenario = scenario
+        self.world = world
+        self.org = org
+        self.hosts: tuple[EmulatedHost, ...] = tuple(
+            EmulatedHost(org, state, dns_address_map) for state in org.hosts.values()
+        )
+
+    def host(self, name_or_fqdn: str) -> EmulatedHost:
+        key = name_or_fqdn.lower().rstrip(".")
+        for host in self.hosts:
+            if key in (host.state.name.lower(), host.state.fqdn):
+                return host
+        raise KeyError(name_or_fqdn)
+
+    def totals(self) -> tuple[int, int]:
+        """(queued, delivered) over the whole fleet."""
+        with self.org.lock:
+            queued = sum(q.queued for h in self.org.hosts.values() for q in h.queues)
+            delivered = sum(q.delivered for h in self.org.hosts.values() for q in h.queues)
+        return queued, delivered
+
+
+def command(name: str, *params: tuple[str | None, Any]) -> Command:
+    """A Command with parameters in order: ``command("Get-Queue", ("Server", "EX01"))``."""
+    return Command(name=name, parameters=tuple(Parameter(n, v) for n, v in params))

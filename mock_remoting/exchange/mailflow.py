@@ -1,0 +1,264 @@
+"""The mail-flow model: whether a queue delivers, and the LastError it shows when it cannot.
+
+A delivery attempt asks :meth:`DnsWorld.answer` what each configured DNS server says (no
+sockets) and follows what Exchange's transport does with the answers. It is a deterministic
+approximation of Exchange's DNS client, documented in ``mock_remoting/README.md``:
+
+* **Own registration** (KB3007623, seed 000): when the host's own A record is absent from the
+  AD zone, every queue fails with ``DNS query failed with error ErrorRetry``.
+* **Which servers**: internal next hops (other Exchange servers) use the internal settings;
+  an external domain uses the send connector that routes it. A connector with smart hosts
+  bypasses DNS for the recipient domain; one with UseExternalDNSServersEnabled uses the
+  external settings, otherwise the internal ones. Each setting is "the adapter's servers"
+  when its ``*DNSAdapterEnabled`` is true, else its own server list. All of it comes from the
+  transport's start-time cache except the connectors, which are read live.
+* **A server list** is queried in order: an NXDOMAIN from any server wins (a public server
+  on the NIC poisons internal names even as secondary, seed 000); otherwise the first NOERROR
+  wins; otherwise SERVFAIL if any server said so; otherwise (nobody answered) a timeout.
+* **External domains**: MX, then A and AAAA of each mail host in preference order (Exchange
+  asks for AAAA too; a SERVFAIL or silence on AAAA fails that host, seed 002). No MX records:
+  the domain's own A record (implicit MX). DnsFaultTolerance Lenient skips invalid hosts;
+  Normal stops at the first invalid host and keeps only hosts resolved before it, so an
+  invalid host listed first at the lowest preference fails the domain with ErrorRetry
+  (seeds 003, 004).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mock_remoting.dns.world import NO_REPLY, NOERROR, NXDOMAIN, SERVFAIL, DnsRecord, DnsWorld
+from mock_remoting.exchange.state import HostState, Organization, Queue, SendConnector
+
+DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
+RETRY_INTERVAL = datetime.timedelta(minutes=5)  # TransientFailureRetryInterval's default
+
+
+class Failure(str, enum.Enum):
+    """Why a lookup or a delivery failed, with the text Exchange puts after "The error was: "."""
+
+    NON_EXISTENT = "SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+    RETRY = "DNS query failed with error ErrorRetry"
+    SERVER_FAILURE = "DNS query failed with error ServerFailure"
+    TIMEOUT = "DNS query failed with error ErrorTimeout"
+    SMART_HOST = "smart host"
+
+
+SMART_HOST_ERROR = (
+    '451 4.4.0 Primary target IP address responded with: "421 4.4.2 Connection dropped due to '
+    'SocketError." Attempted failover to alternate host, but that did not succeed. Either there are '
+    "no alternate hosts, or delivery failed to all alternate hosts."
+)
+
+
+class Outcome(str, enum.Enum):
+    ANSWER = "answer"
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    TIMEOUT = "timeout"
+    NO_SERVERS = "no-servers"
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    outcome: Outcome
+    records: tuple[DnsRecord, ...] = ()
+
+    @property
+    def failure(self) -> Failure:
+        return {
+            Outcome.NXDOMAIN: Failure.NON_EXISTENT,
+            Outcome.SERVFAIL: Failure.SERVER_FAILURE,
+            Outcome.TIMEOUT: Failure.TIMEOUT,
+            Outcome.NO_SERVERS: Failure.RETRY,
+            Outcome.ANSWER: Failure.NON_EXISTENT,  # NOERROR without data: the name has no such record
+        }[self.outcome]
+
+
+def lookup(world: DnsWorld, servers: Sequence[str], qname: str, rdtype: str) -> Lookup:
+    """Resolve through a server list as the module docstring describes."""
+    if not servers:
+        return Lookup(Outcome.NO_SERVERS)
+    answers = [world.answer(server, qname, rdtype) for server in servers]
+    if any(a.rcode == NXDOMAIN for a in answers):
+        return Lookup(Outcome.NXDOMAIN)
+    for answer in answers:
+        if answer.rcode == NOERROR:
+            return Lookup(Outcome.ANSWER, tuple(r for r in answer.records if r.rdtype == rdtype))
+    if any(a.rcode == SERVFAIL for a in answers):
+        return Lookup(Outcome.SERVFAIL)
+    assert all(a.rcode == NO_REPLY for a in answers)
+    return Lookup(Outcome.TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The result of one attempt: delivered, or the failure and the host it concerned."""
+
+    delivered: bool
+    failure: Failure | None = None
+    fqdn: str = ""
+    ip: str = ""
+    connector: SendConnector | None = None
+    unroutable: bool = False
+
+
+def _resolve_host(world: DnsWorld, servers: Sequence[str], host: str) -> tuple[str | None, Failure | None]:
+    """A and AAAA of one mail host: (first IPv4 address, None) or (None, why not)."""
+    a = lookup(world, servers, host, "A")
+    if a.outcome is not Outcome.ANSWER or not a.records:
+        return None, a.failure
+    aaaa = lookup(world, servers, host, "AAAA")
+    if aaaa.outcome in (Outcome.SERVFAIL, Outcome.TIMEOUT):
+        return None, aaaa.failure
+    return a.records[0].data, None
+
+
+def _mx_hosts(records: Sequence[DnsRecord]) -> list[tuple[int, str]]:
+    hosts: list[tuple[int, str]] = []
+    for record in records:
+        preference, _, exchange = record.data.partition(" ")
+        try:
+            hosts.append((int(preference), exchange.strip().rstrip(".").lower()))
+        except ValueError:
+            continue
+    # sorted() is stable: hosts of the same preference keep the order the server listed them in
+    return sorted(hosts, key=lambda item: item[0])
+
+
+def deliver_external(world: DnsWorld, servers: Sequence[str], domain: str, tolerance: str) -> Delivery:
+    mx = lookup(world, servers, domain, "MX")
+    if mx.outcome is not Outcome.ANSWER:
+        return Delivery(False, mx.failure, domain)
+    hosts = _mx_hosts(mx.records)
+    if not hosts:
+        # No MX: the domain itself is the mail host (RFC 5321 5.1 implicit MX).
+        address, why = _resolve_host(world, servers, domain)
+        if address is None:
+            return Delivery(False, why, domain)
+        return Delivery(True, fqdn=domain, ip=address)
+    first_failure: Failure | None = None
+    for _preference, host in hosts:
+        address, why = _resolve_host(world, servers, host)
+        if address is not None:
+            return Delivery(True, fqdn=host, ip=address)
+        if tolerance == "Normal":
+            # Normal discards every record of this preference or higher as soon as one is
+            # invalid; records resolved before it have already been used above (seed 004).
+            return Delivery(False, Failure.RETRY, domain)
+        first_failure = first_failure or why
+    return Delivery(False, first_failure or Failure.NON_EXISTENT, domain)
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text.strip("[] "))
+    except ValueError:
+        return False
+    return True
+
+
+def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
+    """Decide one delivery attempt of ``queue`` (does not change anything)."""
+    world = org.world
+    cache = host.cache
+    if not world.is_registered(host.fqdn):
+        # KB3007623: with the MAPI NIC's registration off the server's own A record disappears
+        # and transport cannot send anywhere, internal or external (seed 000).
+        return Delivery(False, Failure.RETRY, queue.target or queue.next_hop)
+    if not queue.external:
+        target = queue.target or queue.next_hop
+        result = lookup(world, cache.internal_servers, target, "A")
+        if result.outcome is Outcome.ANSWER and result.records:
+            return Delivery(True, fqdn=target, ip=result.records[0].data)
+        return Delivery(False, result.failure, target)
+
+    connector = org.route(host.name, queue.next_hop)
+    if connector is None:
+        return Delivery(False, None, queue.next_hop, unroutable=True)
+    servers = cache.external_servers if connector.use_external_dns_servers_enabled else cache.internal_servers
+    if not connector.dns_routing_enabled and connector.smart_hosts:
+        for smart_host in connector.smart_hosts:
+            if _is_ipv4(smart_host):
+                address: str | None = smart_host.strip("[] ")
+            else:
+                address, _ = _resolve_host(world, servers, smart_host)
+            if address is not None and address in org.internet_addresses:
+                return Delivery(True, fqdn=smart_host, ip=address, connector=connector)
+        return Delivery(False, Failure.SMART_HOST, connector.smart_hosts[0], connector=connector)
+    outcome = deliver_external(world, servers, queue.next_hop, cache.dns_fault_tolerance)
+    return Delivery(outcome.delivered, outcome.failure, outcome.fqdn, outcome.ip, connector=connector)
+
+
+def last_error(host: HostState, delivery: Delivery, when: datetime.datetime) -> str:
+    """The LastError text. 14.x shows the plain SMTP response; 15.x wraps it in the structured
+    ``[{LRT=..};{LED=..};{FQDN=..};{IP=..}]`` form (EXCHANGE_FACTS)."""
+    if delivery.failure is Failure.SMART_HOST:
+        plain = SMART_HOST_ERROR
+    else:
+        plain = DNS_FAILED + (delivery.failure or Failure.RETRY).value
+    if host.spec.major < 15:
+        return plain
+    return f"[{{LRT={exchange_time(when)}}};{{LED={plain}}};{{FQDN={delivery.fqdn}}};{{IP={delivery.ip}}}]"
+
+
+def exchange_time(when: datetime.datetime) -> str:
+    """en-US general date/time as Exchange writes it: ``1/15/2025 10:00:00 AM``."""
+    hour = when.hour % 12 or 12
+    return (
+        f"{when.month}/{when.day}/{when.year} {hour}:{when.minute:02d}:{when.second:02d} "
+        f"{'AM' if when.hour < 12 else 'PM'}"
+    )
+
+
+def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
+    """Attempt delivery of ``queue`` now and record the result. Caller holds ``org.lock``."""
+    if queue.queued == 0:
+        queue.status = "Ready"
+        return
+    now = org.clock()
+    if not host.transport_running:
+        return  # a stopped transport attempts nothing
+    delivery = attempt(org, host, queue)
+    queue.attempts += 1
+    queue.connector_guid = delivery.connector.guid if delivery.connector else None
+    if queue.external:
+        if delivery.unroutable:
+            queue.delivery_type = "Unreachable"
+        elif delivery.connector is not None and not delivery.connector.dns_routing_enabled:
+            queue.delivery_type = "SmartHostConnectorDelivery"
+        else:
+            queue.delivery_type = "DnsConnectorDelivery"
+    queue.last_retry = now
+    if delivery.unroutable:
+        queue.status = "Ready"
+        queue.last_error = None
+        queue.next_retry = None
+        return
+    if delivery.delivered:
+        queue.delivered += queue.queued
+        queue.queued = 0
+        queue.status = "Ready"
+        queue.last_error = None
+        queue.retry_count = 0
+        queue.first_retry = None
+        queue.next_retry = None
+        return
+    queue.status = "Retry"
+    queue.last_error = last_error(host, delivery, now)
+    queue.retry_count += 1
+    queue.first_retry = queue.first_retry or now
+    queue.next_retry = now + RETRY_INTERVAL
+
+
+def restart_transport(org: Organization, host: HostState) -> None:
+    """MSExchangeTransport (re)starts: it re-reads its configuration and retries every queue."""
+    host.transport_running = True
+    host.cache = host.read_cache()
+    host.transport_starts += 1
+    for queue in host.queues:
+        run_attempt(org, host, queue)

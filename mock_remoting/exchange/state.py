@@ -1,0 +1,321 @@
+"""The mutable state of an emulated organisation: NICs, transport settings, connectors, queues.
+
+One :class:`Organization` holds every host of a fleet because Exchange configuration is
+organisation-wide (send connectors live in AD and Get-TransportService lists every server).
+A single re-entrant lock guards all of it; cmdlets take it for their whole run, so each
+cmdlet is atomic as seen by the others (the protocol server runs pipelines on many threads).
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from mock_remoting.dns.world import DnsWorld
+from mock_remoting.exchange.scenario import (
+    AddressSpace,
+    ConnectorSpec,
+    HostSpec,
+    NicSpec,
+    QueueSpec,
+    Scenario,
+    parse_address_space,
+)
+
+Clock = Callable[[], datetime.datetime]
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def stable_guid(*parts: str) -> uuid.UUID:
+    """Deterministic GUIDs, so two loads of a scenario show the same identities."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "exfix-lab:" + "/".join(p.lower() for p in parts))
+
+
+@dataclass
+class Nic:
+    alias: str
+    index: int
+    ipv4: str
+    prefix_length: int
+    mapi: bool
+    gateway: str | None
+    dns_servers: list[str]
+    ipv6_dns_servers: list[str]
+    dhcp_dns_servers: list[str]
+    register: bool
+    use_suffix: bool
+    suffix: str
+    description: str
+    mac: str
+    guid: uuid.UUID
+
+    @classmethod
+    def from_spec(cls, spec: NicSpec, host: str) -> Nic:
+        return cls(
+            spec.alias,
+            spec.index,
+            spec.ipv4,
+            spec.prefix_length,
+            spec.mapi,
+            spec.gateway,
+            list(spec.dns_servers),
+            list(spec.ipv6_dns_servers),
+            list(spec.dhcp_dns_servers),
+            spec.register,
+            spec.use_suffix,
+            spec.suffix,
+            spec.description,
+            spec.mac,
+            stable_guid(host, "nic", str(spec.index)),
+        )
+
+
+@dataclass
+class TransportSettings:
+    """What Get-/Set-TransportService shows and changes (stored in AD, read live)."""
+
+    external_dns_adapter_enabled: bool
+    external_dns_servers: list[str]
+    external_dns_protocol_option: str
+    internal_dns_adapter_enabled: bool
+    internal_dns_servers: list[str]
+    internal_dns_protocol_option: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransportCache:
+    """What MSExchangeTransport read when it started. Changes to the transport settings, to the
+    NIC's DNS servers and to EdgeTransport.exe.config reach mail flow only through a restart
+    (EXCHANGE_FACTS: "Changes need a restart of MSExchangeTransport"; seeds 000, 003, 004)."""
+
+    external_dns_adapter_enabled: bool
+    external_dns_servers: tuple[str, ...]
+    internal_dns_adapter_enabled: bool
+    internal_dns_servers: tuple[str, ...]
+    adapter_dns_servers: tuple[str, ...]
+    dns_fault_tolerance: str
+
+    @property
+    def external_servers(self) -> tuple[str, ...]:
+        return self.adapter_dns_servers if self.external_dns_adapter_enabled else self.external_dns_servers
+
+    @property
+    def internal_servers(self) -> tuple[str, ...]:
+        return self.adapter_dns_servers if self.internal_dns_adapter_enabled else self.internal_dns_servers
+
+
+@dataclass
+class SendConnector:
+    name: str
+    guid: uuid.UUID
+    address_spaces: list[AddressSpace]
+    source_transport_servers: list[str]
+    dns_routing_enabled: bool
+    smart_hosts: list[str]
+    use_external_dns_servers_enabled: bool
+    smart_host_auth_mechanism: str
+    enabled: bool
+    port: int
+    comment: str
+    usage: str | None
+    created: datetime.datetime
+    changed: datetime.datetime
+
+    @classmethod
+    def from_spec(cls, spec: ConnectorSpec, now: datetime.datetime) -> SendConnector:
+        spaces = [s for s in (parse_address_space(a) for a in spec.address_spaces) if s is not None]
+        return cls(
+            spec.name,
+            stable_guid("connector", spec.name),
+            spaces,
+            list(spec.source_transport_servers),
+            spec.dns_routing_enabled,
+            list(spec.smart_hosts),
+            spec.use_external_dns_servers_enabled,
+            spec.smart_host_auth_mechanism,
+            spec.enabled,
+            spec.port,
+            spec.comment,
+            None,
+            now,
+            now,
+        )
+
+    def sources(self, host: str) -> bool:
+        return any(s.lower() == host.lower() for s in self.source_transport_servers)
+
+    def match(self, domain: str) -> tuple[int, int] | None:
+        """(specificity, cost) of the best address space for ``domain``, or None."""
+        best: tuple[int, int] | None = None
+        for space in self.address_spaces:
+            score = space.matches(domain)
+            if score is None:
+                continue
+            candidate = (score, -space.cost)
+            if best is None or candidate > best:
+                best = candidate
+        return None if best is None else (best[0], -best[1])
+
+
+@dataclass
+class Queue:
+    """One delivery queue. ``queued + delivered`` never changes: messages are only moved."""
+
+    number: int
+    next_hop: str
+    configured_type: str
+    target: str | None
+    queued: int
+    delivered: int = 0
+    status: str = "Ready"
+    last_error: str | None = None
+    retry_count: int = 0
+    first_retry: datetime.datetime | None = None
+    last_retry: datetime.datetime | None = None
+    next_retry: datetime.datetime | None = None
+    delivery_type: str = ""
+    connector_guid: uuid.UUID | None = None
+    attempts: int = 0
+
+    @classmethod
+    def from_spec(cls, number: int, spec: QueueSpec) -> Queue:
+        return cls(
+            number,
+            spec.next_hop,
+            spec.delivery_type,
+            spec.target,
+            spec.messages,
+            delivery_type=spec.delivery_type,
+        )
+
+    @property
+    def external(self) -> bool:
+        return self.target is None
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.delivered
+
+
+@dataclass
+class HostState:
+    """Everything about one host that cmdlets read or change."""
+
+    spec: HostSpec
+    nics: list[Nic]
+    transport: TransportSettings
+    dns_fault_tolerance: str | None  # the value in EdgeTransport.exe.config; None: key absent
+    transport_running: bool
+    queues: list[Queue]
+    cache: TransportCache
+    transport_starts: int = 1
+    dns_cache_clears: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def fqdn(self) -> str:
+        return self.spec.fqdn
+
+    @property
+    def mapi_nic(self) -> Nic:
+        return next(n for n in self.nics if n.mapi)
+
+    def nic_by_index(self, index: int) -> Nic | None:
+        return next((n for n in self.nics if n.index == index), None)
+
+    def nic_by_alias(self, alias: str) -> Nic | None:
+        return next((n for n in self.nics if n.alias.lower() == alias.lower()), None)
+
+    def read_cache(self) -> TransportCache:
+        """What a starting transport service reads: AD settings, the MAPI NIC's DNS servers
+        (ExternalDNSAdapterGuid all zeros means "any adapter"; the lab uses the MAPI NIC,
+        which is what Windows puts first in the binding order) and the config file."""
+        t = self.transport
+        return TransportCache(
+            external_dns_adapter_enabled=t.external_dns_adapter_enabled,
+            external_dns_servers=tuple(t.external_dns_servers),
+            internal_dns_adapter_enabled=t.internal_dns_adapter_enabled,
+            internal_dns_servers=tuple(t.internal_dns_servers),
+            adapter_dns_servers=tuple(self.mapi_nic.dns_servers),
+            dns_fault_tolerance=self.dns_fault_tolerance or "Lenient",
+        )
+
+    @classmethod
+    def from_spec(cls, spec: HostSpec) -> HostState:
+        t = spec.transport
+        transport = TransportSettings(
+            t.external_dns_adapter_enabled,
+            list(t.external_dns_servers),
+            t.external_dns_protocol_option,
+            t.internal_dns_adapter_enabled,
+            list(t.internal_dns_servers),
+            t.internal_dns_protocol_option,
+        )
+        nics = [Nic.from_spec(n, spec.fqdn) for n in spec.nics]
+        queues = [Queue.from_spec(i + 1, q) for i, q in enumerate(spec.queues)]
+        state = cls(
+            spec,
+            nics,
+            transport,
+            spec.dns_fault_tolerance,
+            spec.transport_running,
+            queues,
+            cache=TransportCache(True, (), True, (), (), "Lenient"),
+        )
+        state.cache = state.read_cache()
+        return state
+
+
+@dataclass
+class Organization:
+    """The shared state of one fleet."""
+
+    scenario: Scenario
+    world: DnsWorld
+    clock: Clock
+    hosts: dict[str, HostState] = field(default_factory=dict)  # lower-case name -> state
+    connectors: list[SendConnector] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    internet_addresses: frozenset[str] = frozenset()
+
+    def host(self, name_or_fqdn: str) -> HostState | None:
+        key = name_or_fqdn.lower().rstrip(".")
+        found = self.hosts.get(key)
+        if found is not None:
+            return found
+        return next((h for h in self.hosts.values() if h.fqdn == key), None)
+
+    def connector(self, identity: str) -> SendConnector | None:
+        key = identity.strip().lower()
+        for connector in self.connectors:
+            if connector.name.lower() == key or str(connector.guid) == key:
+                return connector
+        return None
+
+    def route(self, host: str, domain: str) -> SendConnector | None:
+        """The send connector that routes ``domain`` for ``host``: the most specific matching
+        address space wins, then the lowest cost, then the connector listed first."""
+        best: tuple[tuple[int, int], int, SendConnector] | None = None
+        for order, connector in enumerate(self.connectors):
+            if not connector.enabled or not connector.sources(host):
+                continue
+            match = connector.match(domain)
+            if match is None:
+                continue
+            rank = (match[0], -match[1])
+            if best is None or (rank, -order) > (best[0], -best[1]):
+                best = (rank, order, connector)
+        return None if best is None else best[2]
+
+
+def host_states(specs: Sequence[HostSpec]) -> dict[str, HostState]:
+    return {spec.name.lower(): HostState.from_spec(spec) for spec in specs}
