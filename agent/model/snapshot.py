@@ -71,6 +71,8 @@ class _Decoder:
                     return None
                 raise self.fail(key, "must not be null")
             concrete = [o for o in options if o is not _NoneType]
+            if len(concrete) == 1:  # "X | None": X's own error, with its own key path
+                return self.decode(concrete[0], data, key)
             errors = []
             for option in concrete:
                 try:
@@ -78,6 +80,8 @@ class _Decoder:
                 except FactsFileError as exc:
                     errors.append(exc.problem)
             raise self.fail(key, " or ".join(dict.fromkeys(errors)))
+        if data is None:
+            raise self.fail(key, "must not be null")
         if origin is tuple:
             args = typing.get_args(hint)
             if not isinstance(data, list):

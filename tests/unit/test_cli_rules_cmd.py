@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from agent.cli.rules_cmd import rules
+from agent.rules.registry import RULES
+
+
+def test_table_lists_every_rule_with_fix_and_restart() -> None:
+    result = CliRunner().invoke(rules, [])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:5] == ["id", "severity", "kind", "fix", "restart"]
+    assert len(lines) == 1 + len(RULES)
+    row = next(line for line in lines if line.startswith("dns-fault-tolerance "))
+    assert "set-dns-fault-tolerance" in row and " yes " in row
+    assert "\x1b[" not in result.output
+
+
+def test_json_is_the_full_catalogue() -> None:
+    result = CliRunner().invoke(rules, ["--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [r["id"] for r in data["rules"]] == [r.id for r in RULES]
+    first = data["rules"][0]
+    assert set(first) == {
+        "id",
+        "title",
+        "severity",
+        "kind",
+        "explanation",
+        "references",
+        "fix_id",
+        "fix_disrupts_mail_flow",
+    }
+
+
+def test_unknown_format_is_a_usage_error() -> None:
+    result = CliRunner().invoke(rules, ["--format", "xml"])
+    assert result.exit_code == 2

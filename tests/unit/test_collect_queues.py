@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.collect import queues
+from agent.model.facts import QueueErrorKind, QueueScope
+from agent.model.remote import RemoteObject
+
+K = QueueErrorKind
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "code"),
+    [
+        (
+            "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+            K.NON_EXISTENT_DOMAIN,
+            "SMTPSEND.DNS.NonExistentDomain",
+        ),
+        (
+            "4.4.0 DNS query failed. The error was: DNS query failed with error ErrorRetry",
+            K.ERROR_RETRY,
+            "ErrorRetry",
+        ),
+        (
+            "451 4.4.0 DNS query failed. The error was: DNS query failed with error ErrorDnsQueryFailed",
+            K.SERVER_FAILURE,
+            "ErrorDnsQueryFailed",
+        ),
+        (
+            "451 4.4.0 DNS query failed. The error was: DNS query failed with error ServerFailure",
+            K.SERVER_FAILURE,
+            "ServerFailure",
+        ),
+        (
+            "451 4.4.0 DNS query failed. The error was: DNS query failed with error ErrorTimeout",
+            K.ERROR_TIMEOUT,
+            "ErrorTimeout",
+        ),
+        (
+            "451 4.4.0 DNS QUERY FAILED. THE ERROR WAS: smtpsend.dns.nonexistentdomain; NONEXISTENT DOMAIN",
+            K.NON_EXISTENT_DOMAIN,
+            "smtpsend.dns.nonexistentdomain",
+        ),
+        (
+            "451 4.4.0 DNS query failed. The error was: DNS query failed with error SomethingNew",
+            K.OTHER_DNS,
+            "SomethingNew",
+        ),
+        ("451 4.4.0 DNS query failed.", K.OTHER_DNS, ""),
+        ("451 4.4.0 DNS query failed: nonexistent domain", K.NON_EXISTENT_DOMAIN, ""),
+        ('451 4.4.0 Primary target IP address responded with: "421 4.2.1 Unable to connect."', K.NOT_DNS, ""),
+        ("", K.NONE, ""),
+        ("   ", K.NONE, ""),
+    ],
+)
+def test_plain_forms(text: str, kind: QueueErrorKind, code: str) -> None:
+    parsed = queues.parse_last_error(text)
+    assert parsed.kind is kind
+    assert parsed.dns_code == code
+    assert parsed.raw == text
+
+
+def test_plain_status_code() -> None:
+    assert (
+        queues.parse_last_error(
+            "451 4.4.0 DNS query failed. The error was: DNS query failed with error ErrorRetry"
+        ).status_code
+        == "451 4.4.0"
+    )
+    assert (
+        queues.parse_last_error(
+            '451 4.4.0 Primary target IP address responded with: "421 4.2.1 Unable to connect."'
+        ).status_code
+        == "451 4.4.0"
+    )
+
+
+def test_structured_form() -> None:
+    text = (
+        "[{LRT=3/14/2024 9:26:53 AM};{LED=450 4.7.0 Proxy session setup failed; 451 4.4.0 DNS query failed. "
+        "The error was: DNS query failed with error ErrorRetry};{FQDN=mx1.fabrikam.com};{IP=203.0.113.10}]"
+    )
+    parsed = queues.parse_last_error(text)
+    assert parsed.kind is K.ERROR_RETRY
+    assert parsed.status_code == "451 4.4.0"  # the one next to the DNS failure, not 450 4.7.0
+    assert parsed.last_retry_time == "3/14/2024 9:26:53 AM"
+    assert parsed.target_fqdn == "mx1.fabrikam.com" and parsed.target_ip == "203.0.113.10"
+    assert parsed.description.startswith("450 4.7.0 Proxy session setup failed")
+
+
+def test_structured_form_mixed_case_and_empty_fields() -> None:
+    parsed = queues.parse_last_error(
+        "[{lrt=};{Led=451 4.4.0 dns query failed. the error was: "
+        "SMTPSEND.DNS.NonExistentDomain; nonexistent domain};{fqdn=};{Ip=}]"
+    )
+    assert parsed.kind is K.NON_EXISTENT_DOMAIN
+    assert (parsed.last_retry_time, parsed.target_fqdn, parsed.target_ip) == ("", "", "")
+
+
+def test_structured_form_not_dns() -> None:
+    parsed = queues.parse_last_error("[{LRT=x};{LED=421 4.4.2 Connection dropped};{FQDN=a};{IP=b}]")
+    assert parsed.kind is K.NOT_DNS and parsed.status_code == "421 4.4.2"
+
+
+HOSTILE = [
+    "451 4.4.0 DNS query failed. The error was: $(Remove-Item C:\\ -Recurse) `n'; \"",
+    "[{LRT=`$env:PATH};{LED=451 4.4.0 DNS query failed \x1b[31mred\x1b[0m};{FQDN=a\nb};{IP=\u202e1.2.3.4}]",
+    "[{LED=};{LED=}};{{{;]",
+    "[{LED=451 4.4.0 DNS query failed. The error was: DNS query failed with error ErrorRetry",
+    "ünïcødé ✉ 名前 DNS query failed with error ErrorRetry",
+    "\x00\x01\x02",
+    "{" * 5000 + "}" * 5000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_is_parsed_not_executed(text: str) -> None:
+    parsed = queues.parse_last_error(text)
+    assert parsed.raw == text
+
+
+def test_hostile_dns_text_still_classifies() -> None:
+    assert queues.parse_last_error(HOSTILE[0]).kind is K.OTHER_DNS
+    assert queues.parse_last_error(HOSTILE[1]).kind is K.OTHER_DNS
+    assert queues.parse_last_error(HOSTILE[4]).kind is K.ERROR_RETRY
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(),
+        st.lists(
+            st.sampled_from(
+                [
+                    "[",
+                    "]",
+                    "{",
+                    "}",
+                    ";",
+                    "=",
+                    "LRT",
+                    "LED",
+                    "FQDN",
+                    "IP",
+                    "DNS query failed",
+                    "SMTPSEND.DNS.",
+                    "failed with error ",
+                    "451 4.4.0",
+                    "\n",
+                    "\x1b",
+                    "`",
+                    "$(",
+                ]
+            )
+        ).map("".join),
+        st.none(),
+        st.integers(),
+        st.booleans(),
+    )
+)
+def test_never_raises(value: object) -> None:
+    parsed = queues.parse_last_error(value)
+    assert isinstance(parsed.kind, QueueErrorKind)
+
+
+def test_queue_rows_and_scopes() -> None:
+    rows = (
+        RemoteObject(
+            ("Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo",),
+            {
+                "Identity": RemoteObject(("x",), {}, "EX01\\12"),
+                "DeliveryType": "DnsConnectorDelivery",
+                "Status": RemoteObject(("Microsoft.Exchange.Data.QueueViewer.QueueStatus",), {}, "Retry"),
+                "MessageCount": "4",
+                "NextHopDomain": "fabrikam.com",
+                "NextHopCategory": "External",
+                "LastError": "451 4.4.0 DNS query failed. The error was: "
+                "DNS query failed with error ServerFailure",
+            },
+        ),
+        RemoteObject(
+            ("x",),
+            {
+                "Identity": "EX01\\7",
+                "DeliveryType": "SmtpRelayToRemoteActiveDirectorySite",
+                "Status": "Ready",
+                "MessageCount": None,
+                "NextHopCategory": "Internal",
+            },
+        ),
+        RemoteObject(
+            ("x",), {"Identity": "EX01\\Shadow\\3", "DeliveryType": "ShadowRedundancy", "Status": "Ready"}
+        ),
+        RemoteObject(("x",), {"Identity": "EX01\\9", "DeliveryType": "smtprelaytoremoteadsite"}),
+    )
+    parsed = queues.parse(rows)
+    assert [q.identity for q in parsed] == ["EX01\\12", "EX01\\7", "EX01\\Shadow\\3", "EX01\\9"]
+    assert parsed[0].status == "Retry" and parsed[0].message_count == 4
+    assert parsed[0].scope is QueueScope.EXTERNAL and parsed[0].failing_dns
+    assert parsed[1].scope is QueueScope.INTERNAL and parsed[1].message_count == 0 and parsed[1].delivering
+    assert parsed[2].scope is QueueScope.OTHER
+    assert parsed[3].scope is QueueScope.INTERNAL
+    (call,) = queues.calls("EX01")
+    assert call.cmdlet == "Get-Queue" and call.param("Server") == "EX01"
