@@ -57,7 +57,7 @@ class Lab:
         workers: int = 16,
     ) -> None:
         from mock_remoting.dns.world import DnsWorld
-        from mock_remoting.exchange.scenario import load_scenario
+        from mock_remoting.exchange import load_scenario
 
         if auth not in AUTH_MODES:
             raise UsageError(f"lab auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
@@ -74,7 +74,7 @@ class Lab:
                 parse_faults(spec.faults or None)
             except FaultSpecError as exc:
                 raise ScenarioError(
-                    source, exc.problem, key=f"hosts[{index}].faults.{exc.key}".rstrip("."), host=spec.name
+                    source, exc.problem, key=f"hosts.{index}.faults.{exc.key}", host=spec.name
                 ) from None
         self._workers = workers
         self.fleet: Any = None
@@ -88,7 +88,7 @@ class Lab:
         if self.server is not None:
             return self
         from mock_remoting.dns.responder import DnsResponders
-        from mock_remoting.exchange.fleet import Fleet
+        from mock_remoting.exchange import Fleet
 
         self._responders = DnsResponders(self.world)
         try:

@@ -20,10 +20,7 @@ NO_LANGUAGE = (
 
 
 def _scenario() -> str:
-    pytest.importorskip(
-        "mock_remoting.exchange.fleet", reason="the Exchange emulation (Fleet) is not available"
-    )
-    from mock_remoting.exchange.scenario import shipped_scenarios
+    from mock_remoting.exchange import shipped_scenarios
 
     names = shipped_scenarios()
     if not names:
