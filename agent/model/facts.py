@@ -113,6 +113,10 @@ INTERNAL_DELIVERY_TYPES = frozenset(
     )
 )
 EXTERNAL_DELIVERY_TYPES = frozenset(t.lower() for t in ("DnsConnectorDelivery", "SmartHostConnectorDelivery"))
+# Queues that hold mail without a DNS lookup of their own.
+_NON_DELIVERY_TYPES = frozenset(
+    t.lower() for t in ("ShadowRedundancy", "Unreachable", "Submission", "Poison")
+)
 
 
 class QueueScope(str, enum.Enum):
@@ -144,6 +148,14 @@ class QueueFacts:
             return (
                 QueueScope.INTERNAL if self.next_hop_category.lower() == "internal" else QueueScope.EXTERNAL
             )
+        if delivery in _NON_DELIVERY_TYPES:
+            return QueueScope.OTHER
+        # Undefined, or a type exfix does not know: the next hop's category still says where it goes.
+        category = self.next_hop_category.lower()
+        if category == "internal":
+            return QueueScope.INTERNAL
+        if category == "external":
+            return QueueScope.EXTERNAL
         return QueueScope.OTHER
 
     @property
@@ -286,7 +298,9 @@ class AreaIssue:
 
 @dataclass(frozen=True, slots=True)
 class CollectionStatus:
-    """How the facts were collected. Rules stay silent about an area listed in ``issues``."""
+    """How the facts were collected. An area that could not be collected is None or empty in
+    HostFacts (so the rules that need it stay silent) and is listed in ``issues`` with the
+    reason, for the report."""
 
     transport_noun: TransportNoun
     issues: tuple[AreaIssue, ...] = ()

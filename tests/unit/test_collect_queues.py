@@ -192,16 +192,25 @@ def test_queue_rows_and_scopes() -> None:
             },
         ),
         RemoteObject(
-            ("x",), {"Identity": "EX01\\Shadow\\3", "DeliveryType": "ShadowRedundancy", "Status": "Ready"}
+            ("x",),
+            {
+                "Identity": "EX01\\Shadow\\3",
+                "DeliveryType": "ShadowRedundancy",
+                "NextHopCategory": "External",
+            },
         ),
         RemoteObject(("x",), {"Identity": "EX01\\9", "DeliveryType": "smtprelaytoremoteadsite"}),
+        RemoteObject(
+            ("x",), {"Identity": "EX01\\10", "DeliveryType": "Undefined", "NextHopCategory": "External"}
+        ),
     )
     parsed = queues.parse(rows)
-    assert [q.identity for q in parsed] == ["EX01\\12", "EX01\\7", "EX01\\Shadow\\3", "EX01\\9"]
+    assert [q.identity for q in parsed] == ["EX01\\12", "EX01\\7", "EX01\\Shadow\\3", "EX01\\9", "EX01\\10"]
     assert parsed[0].status == "Retry" and parsed[0].message_count == 4
     assert parsed[0].scope is QueueScope.EXTERNAL and parsed[0].failing_dns
     assert parsed[1].scope is QueueScope.INTERNAL and parsed[1].message_count == 0 and parsed[1].delivering
     assert parsed[2].scope is QueueScope.OTHER
     assert parsed[3].scope is QueueScope.INTERNAL
+    assert parsed[4].scope is QueueScope.EXTERNAL  # an unknown type falls back to NextHopCategory
     (call,) = queues.calls("EX01")
     assert call.cmdlet == "Get-Queue" and call.param("Server") == "EX01"

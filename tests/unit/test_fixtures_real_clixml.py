@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agent.collect import edge_config, exchange_server, nics, send_connectors
 from agent.model.facts import TransportNoun
+from agent.model.remote import RemoteObject
+from agent.transport.clixml import read_clixml_file
 
-from .clixml_loader import load_clixml
+from . import clixml_loader
+
+Loader = Callable[[Path], tuple[RemoteObject, ...]]
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +23,14 @@ def real(fixtures_dir: Path) -> Path:
     return fixtures_dir / "real-clixml"
 
 
-def test_get_dns_client_e16(real: Path) -> None:
+# Both readings of the captures: pypsrp's deserializer (through the small test helper) and
+# exfix's own CLIXML converter that every transport uses. The parsers must not care.
+@pytest.fixture(params=["pypsrp", "exfix"])
+def load_clixml(request: pytest.FixtureRequest) -> Loader:
+    return clixml_loader.load_clixml if request.param == "pypsrp" else read_clixml_file
+
+
+def test_get_dns_client_e16(real: Path, load_clixml: Loader) -> None:
     (nic,) = nics.parse(load_clixml(real / "E16/OS/GetDnsClient.xml"), (), ())
     assert (nic.interface_index, nic.interface_alias, nic.register_this_connections_address) == (
         2,
@@ -28,7 +40,7 @@ def test_get_dns_client_e16(real: Path) -> None:
     assert nic.use_suffix_when_registering is False
 
 
-def test_get_dns_client_e19_lower_case_cim_namespace(real: Path) -> None:
+def test_get_dns_client_e19_lower_case_cim_namespace(real: Path, load_clixml: Loader) -> None:
     objects = load_clixml(real / "E19/OS/GetDNSClient.xml")
     assert objects[0].type_names[0].startswith("Microsoft.Management.Infrastructure.CimInstance#root/")
     (nic,) = nics.parse(objects, (), ())
@@ -39,7 +51,7 @@ def test_get_dns_client_e19_lower_case_cim_namespace(real: Path) -> None:
     )
 
 
-def test_get_net_ip_configuration_with_nested_cim_objects(real: Path) -> None:
+def test_get_net_ip_configuration_with_nested_cim_objects(real: Path, load_clixml: Loader) -> None:
     configs = load_clixml(real / "E16/OS/GetNetIPConfiguration.xml")
     (nic,) = nics.parse(load_clixml(real / "E16/OS/GetDnsClient.xml"), (), configs)
     assert nic.ipv4_addresses == ("192.168.5.11",)
@@ -57,14 +69,16 @@ def test_get_net_ip_configuration_with_nested_cim_objects(real: Path) -> None:
     )
 
 
-def test_dns_client_server_address_objects_as_get_dns_client_server_address_returns_them(real: Path) -> None:
+def test_dns_client_server_address_objects_as_get_dns_client_server_address_returns_them(
+    real: Path, load_clixml: Loader
+) -> None:
     (config,) = load_clixml(real / "E16/OS/GetNetIPConfiguration.xml")
     server_rows = config.get("DNSServer")
     (nic,) = nics.parse((), server_rows + server_rows, ())  # real captures repeat rows
     assert nic.ipv4_dns_servers == ("192.168.5.10",)
 
 
-def test_get_exchange_server_e16(real: Path) -> None:
+def test_get_exchange_server_e16(real: Path, load_clixml: Loader) -> None:
     facts = exchange_server.parse(load_clixml(real / "E16/Exchange/GetExchangeServer.xml"), host="solo-e16a")
     assert facts.name == "SOLO-E16A"
     assert facts.fqdn == "Solo-E16A.Solo.local"
@@ -77,7 +91,7 @@ def test_get_exchange_server_e16(real: Path) -> None:
     assert facts.edition == "StandardEvaluation"
 
 
-def test_get_send_connector_e19(real: Path) -> None:
+def test_get_send_connector_e19(real: Path, load_clixml: Loader) -> None:
     (connector,) = send_connectors.parse(load_clixml(real / "E19/Exchange/GetSendConnector.xml"))
     assert connector.name == "Mail to O365"
     assert connector.address_spaces == ("SMTP:*;1",)
