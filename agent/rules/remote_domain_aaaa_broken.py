@@ -76,6 +76,7 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                     ("smart_hosts", seen.ipv4_addresses),
                     ("queues", tuple(q.identity for q in queues)),
                     ("source_transport_servers", (facts.exchange.name,)),
+                    ("connector_name", f"{domain} smart host"),
                 ),
             )
         )

@@ -54,6 +54,8 @@ def test_one_domain_failing_with_broken_aaaa_fires_with_the_smart_host() -> None
     assert finding.datum("mx_hosts") == ("mx1.fabrikam.com",)
     assert finding.datum("smart_hosts") == ("203.0.113.10",)
     assert finding.datum("queues") == ("EX01\\12",)
+    assert finding.datum("connector_name") == "fabrikam.com smart host"
+    assert finding.datum("source_transport_servers") == ("EX01",)
     assert finding.fix_id == "add-smarthost-send-connector" and finding.fix_disrupts_mail_flow is False
     assert "other external domains deliver (tailspintoys.com)" in finding.summary
     assert "AAAA gets SERVFAIL for AAAA mx1.fabrikam.com (orchestrator)" in finding.summary
