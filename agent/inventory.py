@@ -406,46 +406,49 @@ class _Builder:
                     line=_line_of(body, key),
                     key=str(key),
                 )
-        variables = body.get("vars")
-        if variables is not None:
-            group.vars.update(
-                self.variables(variables, _line_of(body, "vars"), where=f"vars of group {name!r}")
+        for key in body:  # in file order, so hosts keep the order the file lists them in
+            if key == "vars" and body[key] is not None:
+                where = f"vars of group {name!r}"
+                group.vars.update(self.variables(body[key], _line_of(body, key), where=where))
+            elif key == "hosts" and body[key] is not None:
+                self._hosts(group, body[key], _line_of(body, key))
+            elif key == "children" and body[key] is not None:
+                self._children(group, body[key], _line_of(body, key))
+
+    def _hosts(self, group: _Group, hosts: Any, line: int | None) -> None:
+        if not isinstance(hosts, Mapping):
+            raise self.error(
+                f"hosts of group {group.name!r} must be a mapping of host names, not {_kind(hosts)}",
+                line=line,
+                key="hosts",
             )
-        hosts = body.get("hosts")
-        if hosts is not None:
-            if not isinstance(hosts, Mapping):
-                raise self.error(
-                    f"hosts of group {name!r} must be a mapping of host names, not {_kind(hosts)}",
-                    line=_line_of(body, "hosts"),
-                    key="hosts",
-                )
-            for raw_name, host_body in hosts.items():
-                host_line = _line_of(hosts, raw_name)
-                for host in self._host_names(raw_name, host_line):
-                    if host not in self.host_vars:
-                        self.host_vars[host] = {}
-                        self.host_order.append(host)
-                    if host not in group.hosts:
-                        group.hosts.append(host)
-                    if host_body is not None:
-                        self.host_vars[host].update(
-                            self.variables(host_body, host_line, where=f"host {host!r}", host=host)
-                        )
-        children = body.get("children")
-        if children is not None:
-            if not isinstance(children, Mapping):
-                raise self.error(
-                    f"children of group {name!r} must be a mapping of groups, not {_kind(children)}",
-                    line=_line_of(body, "children"),
-                    key="children",
-                )
-            for raw_child, child_body in children.items():
-                child_line = _line_of(children, raw_child)
-                child = self._group_name(raw_child, child_line)
-                if child == "all":
-                    raise self.error("group 'all' cannot be a child", line=child_line)
-                self.group(child, child_body, child_line)
-                self._link(name, child)
+        for raw_name, host_body in hosts.items():
+            host_line = _line_of(hosts, raw_name)
+            for host in self._host_names(raw_name, host_line):
+                if host not in self.host_vars:
+                    self.host_vars[host] = {}
+                    self.host_order.append(host)
+                if host not in group.hosts:
+                    group.hosts.append(host)
+                if host_body is not None:
+                    self.host_vars[host].update(
+                        self.variables(host_body, host_line, where=f"host {host!r}", host=host)
+                    )
+
+    def _children(self, group: _Group, children: Any, line: int | None) -> None:
+        if not isinstance(children, Mapping):
+            raise self.error(
+                f"children of group {group.name!r} must be a mapping of groups, not {_kind(children)}",
+                line=line,
+                key="children",
+            )
+        for raw_child, child_body in children.items():
+            child_line = _line_of(children, raw_child)
+            child = self._group_name(raw_child, child_line)
+            if child == "all":
+                raise self.error("group 'all' cannot be a child", line=child_line)
+            self.group(child, child_body, child_line)
+            self._link(group.name, child)
 
     def _link(self, parent: str, child: str) -> None:
         if child not in self.groups[parent].children:

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 
-from agent.errors import CmdletError, ExfixError, HostError, UsageError
+from agent.errors import CmdletError, ExfixError, HostError, HostTimeoutError, UsageError
 from agent.inventory import Auth, Credential, EndpointConfig, HostTarget, Scheme
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.remote import RemoteObject
@@ -177,6 +177,10 @@ class RetryingSession:
                 )
                 if mapped is None:
                     raise
+                if isinstance(mapped.error, HostTimeoutError) and budget.expired:
+                    # The HTTP timeout was cut to the budget: say which limit was reached.
+                    self._drop(graceful=False)
+                    raise budget.timeout_error() from exc
                 opening = not self._opened  # the failure came before the pool/shell existed
                 if mapped.transient or mapped.shell_gone:
                     self._drop(graceful=False)

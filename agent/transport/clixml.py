@@ -426,9 +426,29 @@ def error_from_object(record: RemoteObject) -> RemoteError:
 #       + CategoryInfo          : ObjectNotFound: (x:String) [Get-Foo], SomeException
 #       + FullyQualifiedErrorId : SomeId,Some.Command
 _FQID_LINE = re.compile(r"^\s*\+\s*FullyQualifiedErrorId\s*:\s*(?P<id>\S.*?)\s*$", re.MULTILINE)
+_INVOCATION_PREFIX = re.compile(r"^[A-Za-z]+-[A-Za-z0-9]+ : (?P<message>.+)$", re.DOTALL)
 _CATEGORY_LINE = re.compile(
-    r"^\s*\+\s*CategoryInfo\s*:\s*(?P<cat>[A-Za-z]+)\s*:\s*(?:\((?P<target>.*?):[^)]*\))?", re.MULTILINE
+    # "ObjectNotFound: (x:String) [...]" (Windows) or "ObjectNotFound (x:) [...]"
+    r"^\s*\+\s*CategoryInfo\s*:\s*(?P<cat>[A-Za-z]+)\s*:?\s*(?:\((?P<target>[^)]*?):[^):]*\))?",
+    re.MULTILINE,
 )
+
+
+def split_error_text(text: str) -> list[str]:
+    """Formatted error text holding several records, one string per record: a record ends
+    with its ``+ FullyQualifiedErrorId`` line."""
+    records: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        if not line.strip() and not current:
+            continue
+        current.append(line)
+        if _FQID_LINE.match(line):
+            records.append("\n".join(current))
+            current = []
+    if any(line.strip() for line in current):
+        records.append("\n".join(current))
+    return records
 
 
 def error_from_text(text: str) -> RemoteError:
@@ -438,6 +458,10 @@ def error_from_text(text: str) -> RemoteError:
     category_match = _CATEGORY_LINE.search(cleaned)
     message_lines = [line for line in cleaned.splitlines() if not line.lstrip().startswith("+")]
     message = " ".join(line.strip() for line in message_lines if line.strip()) or cleaned or "unknown error"
+    # powershell.exe prefixes the invocation name ("Get-Queue : ..."); PSRP carries the bare message.
+    prefixed = _INVOCATION_PREFIX.match(message)
+    if prefixed:
+        message = prefixed.group("message")
     category = category_match.group("cat") if category_match else "NotSpecified"
     if category not in ERROR_CATEGORIES:
         category = "NotSpecified"
@@ -482,7 +506,7 @@ def parse_stream(text: str) -> tuple[tuple[RemoteObject, ...], tuple[RemoteError
             stream = (element.get("S") or "").lower() if element is not None else ""
             is_obj = element is not None and _local(element.tag) == "Obj"
             if error_text and (element is None or stream != "error" or is_obj):
-                errors.append(error_from_text("".join(error_text)))
+                errors.extend(error_from_text(record) for record in split_error_text("".join(error_text)))
                 error_text = []
             if element is None:
                 break

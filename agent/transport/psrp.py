@@ -61,6 +61,16 @@ class _BoundedWSMan(WSMan):
         self.limit: Callable[[], float] = lambda: math.inf
         self._connection_timeout = float(kwargs.get("connection_timeout", 30))
         self._read_timeout = float(kwargs.get("read_timeout", 30))
+        # pypsrp gives a Receive an HTTP timeout of its operation timeout + 2s; near the
+        # deadline that would overshoot it, so the transport's send is capped as well.
+        send = self.transport.send
+
+        def bounded_send(message: bytes, *, retries_on_read_timeout: int = 0, timeout: Any = None) -> bytes:
+            if timeout is not None:
+                timeout = max(0.05, min(float(timeout), self.limit()))
+            return send(message, retries_on_read_timeout=0, timeout=timeout)
+
+        self.transport.send = bounded_send  # type: ignore[method-assign]
 
     def invoke(
         self,

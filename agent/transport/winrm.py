@@ -98,7 +98,7 @@ class WinrmSession(RetryingSession):
         if receive:
             # The server holds a Receive up to the operation timeout; the HTTP read waits 2s more.
             operation = max(1, min(POLL_SECONDS, timeouts.operation, math.ceil(remaining)))
-            read = float(operation + 2)
+            read = min(float(operation + 2), remaining)
         else:
             operation = timeouts.operation
             read = min(float(timeouts.read), remaining)
