@@ -31,6 +31,7 @@ from psrpcore.types import (
 )
 
 from mock_remoting.dns.world import DnsRecord
+from mock_remoting.exchange.records import clixml_text
 from mock_remoting.exchange.scenario import format_address_space
 from mock_remoting.exchange.state import HostState, Nic, Organization, Queue, SendConnector, stable_guid
 
@@ -52,7 +53,7 @@ def dotnet(
     for name, value in extended:
         obj.PSObject.extended_properties.append(PSNoteProperty(name, value))
     if to_string is not None:
-        obj.PSObject.to_string = to_string
+        obj.PSObject.to_string = clixml_text(to_string)
     return obj
 
 

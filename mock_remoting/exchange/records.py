@@ -8,6 +8,7 @@ closely as it is known.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,26 @@ def cmdlet_type(cmdlet: str) -> str:
     return CMDLET_TYPES.get(cmdlet, cmdlet)
 
 
+_ESCAPE_ESCAPE = re.compile("(?i)_(x)")
+_NEEDS_ESCAPE = re.compile("[\u0000-\u001f\u007f-\u009f\ud800-\udfff\U00010000-\U0010ffff]")
+
+
+def clixml_text(value: str) -> str:
+    """``value`` encoded as CLIXML string content (MS-PSRP 2.2.5.3.2): control characters and
+    astral characters become ``_xHHHH_`` (UTF-16 code units) and a literal ``_x`` is escaped.
+
+    psrpcore applies this to string values but writes ``<ToString>`` text as it is, and a raw
+    ESC or NUL there makes the whole message invalid XML for the client. Every ToString the
+    emulation sets goes through here first.
+    """
+
+    def encode(match: re.Match[str]) -> str:
+        units = match.group(0).encode("utf-16-be", errors="surrogatepass")
+        return "".join(f"_x{units[i]:02X}{units[i + 1]:02X}_" for i in range(0, len(units), 2))
+
+    return _NEEDS_ESCAPE.sub(encode, _ESCAPE_ESCAPE.sub("_x005F_\\1", value))
+
+
 def error_record(
     message: str,
     fqid: str,
@@ -71,12 +92,14 @@ def error_record(
         TargetName="" if target is None else str(target),
         TargetType=target_type or "",
     )
-    return ErrorRecord(
+    record = ErrorRecord(
         Exception=exception,
         CategoryInfo=info,
         TargetObject=target,
         FullyQualifiedErrorId=fqid,
     )
+    record.PSObject.to_string = clixml_text(message)
+    return record
 
 
 def message_of(record: ErrorRecord) -> str:

@@ -754,7 +754,9 @@ def scale_fleet(scenario: Scenario, count: int) -> Scenario:
         name = f"{template.name[:9]}-{generation}"
         fqdn = f"{name.lower()}.{scenario.ad_domain}"
         nics = tuple(replace(nic, ipv4=next(pool)) for nic in template.nics)
-        hosts.append(replace(template, name=name, fqdn=fqdn, nics=nics))
+        # A queue that delivers to the template itself delivers to the clone itself.
+        queues = tuple(replace(q, target=fqdn) if q.target == template.fqdn else q for q in template.queues)
+        hosts.append(replace(template, name=name, fqdn=fqdn, nics=nics, queues=queues))
         clones_of[template.name].append(name)
     names = [h.name.lower() for h in hosts]
     if len(set(names)) != len(names):

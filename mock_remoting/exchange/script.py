@@ -201,6 +201,8 @@ class _Parser:
             return self.hashtable()
         if ch == "$":
             return self.variable()
+        if ch == "(":
+            return self.concatenation()
         if ch in "({":
             raise self.fail(
                 f"'{ch}' (sub-expressions and script blocks) is not supported by the lab's script runner.",
@@ -292,6 +294,52 @@ class _Parser:
             'The string is missing the terminator: ".', "TerminatorExpectedAtEndOfString", open_at
         )
 
+    def concatenation(self) -> str:
+        """``('text' + [char]0x000A + 'more')``: how exfix writes characters that must not appear
+        inside quotes (agent/pwsh.py). Only string literals and ``[char]`` casts of numbers are
+        accepted; any other expression is refused."""
+        open_at = self.pos
+        self.pos += 1
+        pieces: list[str] = []
+        while True:
+            self.skip_space(newlines=True)
+            ch = self.peek()
+            if ch in SINGLE_QUOTES and ch:
+                pieces.append(self.single_quoted())
+            elif ch in DOUBLE_QUOTES and ch:
+                pieces.append(self.double_quoted())
+            elif self.text[self.pos : self.pos + 6].lower() == "[char]":
+                self.pos += 6
+                start = self.pos
+                while self.pos < len(self.text) and (self.text[self.pos].isalnum()):
+                    self.pos += 1
+                number = _number_or_text(self.text[start : self.pos])
+                if not isinstance(number, int) or not 0 <= number <= 0xFFFF:
+                    raise self.fail("[char] needs a number from 0 to 0xFFFF.", "NotSupportedByLab", start)
+                pieces.append(chr(number))
+            elif ch == "":
+                raise self.fail(
+                    "Missing closing ')' in expression.", "MissingEndParenthesisInExpression", open_at
+                )
+            else:
+                raise self.fail(
+                    "Only string literals and [char] values joined with '+' are supported inside "
+                    "parentheses by the lab's script runner.",
+                    "NotSupportedByLab",
+                )
+            self.skip_space(newlines=True)
+            if self.peek() == "+":
+                self.pos += 1
+                continue
+            if self.peek() == ")":
+                self.pos += 1
+                break
+            raise self.fail(
+                "Missing closing ')' in expression.", "MissingEndParenthesisInExpression", open_at
+            )
+        # Surrogate pairs written as two [char]s are one character.
+        return "".join(pieces).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
     def variable(self) -> Any:
         start = self.pos
         self.pos += 1
@@ -372,6 +420,12 @@ class _Parser:
             self.skip_space()
             table[key] = self.argument()
             self.skip_space()
+            if self.peek() == "":
+                raise self.fail(
+                    "Missing closing '}' in statement block or type definition.",
+                    "MissingEndCurlyBrace",
+                    open_at,
+                )
             if self.peek() not in (";", "}", "\n", "\r"):
                 raise self.fail(
                     "Missing statement after '=' in hash literal.", "MissingStatementInHashLiteral"
