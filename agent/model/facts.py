@@ -273,7 +273,12 @@ class EdgeTransportConfigFacts:
 
 @dataclass(frozen=True, slots=True)
 class ProbeTargets:
-    """The names the DNS probes ask every configured server about."""
+    """The names the DNS probes ask every configured server about.
+
+    ``public_name`` must be a name that exists on the internet (in the lab: a zone of the
+    scenario's internet, e.g. fabrikam.com): an NXDOMAIN for it is read as "this server cannot
+    resolve internet names" (transport-external-dns-unresolvable).
+    """
 
     ad_srv: str  # _ldap._tcp.dc._msdcs.<AD domain>
     internal_host: str  # an internal Exchange host (by default the host's own FQDN)
