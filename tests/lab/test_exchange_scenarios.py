@@ -248,3 +248,19 @@ def test_hostile_values_are_served_without_crashing(tmp_path: Path) -> None:
         threading.Event(),
     )
     assert result.failure is None
+
+
+def test_the_readme_example_is_a_working_scenario(tmp_path: Path) -> None:
+    readme = (SCENARIO_DIR.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## An annotated example") :]
+    block = section[
+        section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)
+    ]
+    path = tmp_path / "example.yaml"
+    path.write_text(block, encoding="utf-8")
+    fleet = make_fleet(path)
+    host = fleet.host("EX01")
+    assert host.queue("fabrikam.com").status == "Ready"
+    internal = host.queue("site:default-first-site-name; version:15")
+    assert internal.status == "Retry" and "NonExistentDomain" in (internal.last_error or "")
+    assert load_scenario(path).expect_rules == ("nic-external-dns-server", "queue-dns-failure")

@@ -1,0 +1,305 @@
+"""The shipped scenarios over real sockets: unmodified pypsrp against a running Lab.
+
+For each failure scenario the queues show the documented LastError, Retry-Queue alone
+changes nothing, and the documented fix sent as pypsrp cmdlets (add_cmdlet/add_parameter, the
+way exfix sends them) drains every queue with no message lost or invented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+
+from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
+
+pytestmark = pytest.mark.lab
+
+EXCHANGE = "Microsoft.Exchange"
+DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
+
+
+def _wsman(port: int, path: str) -> Any:
+    from pypsrp.wsman import WSMan
+
+    return WSMan(
+        "127.0.0.1",
+        port=port,
+        path=path,
+        ssl=False,
+        auth="basic",
+        encryption="never",
+        username=LAB_USERNAME,
+        password=LAB_PASSWORD,
+        cert_validation=False,
+        read_timeout=15,
+        connection_timeout=5,
+    )
+
+
+class Client:
+    """One host's two endpoints, as exfix opens them."""
+
+    def __init__(self, exchange: RunspacePool, os_pool: RunspacePool) -> None:
+        self.exchange = exchange
+        self.os = os_pool
+
+    @staticmethod
+    def _run(pool: RunspacePool, cmdlet: str, params: dict[str, Any]) -> tuple[list[Any], PowerShell]:
+        ps = PowerShell(pool)
+        ps.add_cmdlet(cmdlet)
+        for name, value in params.items():
+            ps.add_parameter(name, value)
+        output = ps.invoke()
+        return output, ps
+
+    def ex(self, cmdlet: str, **params: Any) -> list[Any]:
+        output, ps = self._run(self.exchange, cmdlet, params)
+        assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
+        assert not ps.streams.error, [str(e) for e in ps.streams.error]
+        return output
+
+    def os_(self, cmdlet: str, **params: Any) -> list[Any]:
+        output, ps = self._run(self.os, cmdlet, params)
+        assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
+        assert not ps.streams.error, [str(e) for e in ps.streams.error]
+        return output
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        return {q.adapted_properties["NextHopDomain"]: q.adapted_properties for q in self.ex("Get-Queue")}
+
+    def retry_all(self) -> None:
+        for queue in self.ex("Get-Queue"):
+            self.ex("Retry-Queue", Identity=queue.adapted_properties["Identity"])
+
+
+@contextmanager
+def connect(lab: Any, host: str) -> Iterator[Client]:
+    port = lab.endpoint(host).port
+    with (
+        RunspacePool(_wsman(port, "PowerShell"), configuration_name=EXCHANGE) as exchange,
+        RunspacePool(_wsman(port, "wsman")) as os_pool,
+    ):
+        yield Client(exchange, os_pool)
+
+
+def _state(client: Client) -> dict[str, tuple[Any, ...]]:
+    return {hop: (q["Status"], q["MessageCount"], q["LastError"]) for hop, q in client.queues().items()}
+
+
+def _check_drained(lab: Any, client: Client, totals: tuple[int, int]) -> None:
+    for hop, queue in client.queues().items():
+        assert (queue["Status"], queue["MessageCount"], queue["LastError"]) == ("Ready", 0, None), hop
+    queued, delivered = lab.fleet.totals()
+    assert queued == 0 and delivered == sum(totals)
+
+
+def _retry_changes_nothing(client: Client) -> None:
+    before = _state(client)
+    client.retry_all()
+    assert _state(client) == before
+
+
+Fix = Callable[[Client], None]
+
+
+def _fix_registration(c: Client) -> None:
+    c.os_("Set-DnsClient", InterfaceIndex=4, RegisterThisConnectionsAddress=True)
+    c.os_("Register-DnsClient")
+
+
+def _fix_nic_servers(c: Client) -> None:
+    c.os_("Set-DnsClientServerAddress", InterfaceIndex=4, ServerAddresses=["10.0.0.10"])
+    c.os_("Restart-Service", Name="MSExchangeTransport")
+
+
+def _fix_external_dns(c: Client) -> None:
+    c.ex(
+        "Set-TransportService",
+        Identity="EX01",
+        ExternalDNSServers=["8.8.8.8"],
+        ExternalDNSAdapterEnabled=False,
+    )
+    c.ex("Set-SendConnector", Identity="Internet", UseExternalDNSServersEnabled=True)
+    c.os_("Restart-Service", Name="MSExchangeTransport")
+
+
+def _fix_aaaa(c: Client) -> None:
+    c.ex(
+        "New-SendConnector",
+        Name="wingtiptoys.com smart host",
+        AddressSpaces=["SMTP:wingtiptoys.com;1"],
+        SmartHosts=["198.51.100.25"],
+        DNSRoutingEnabled=False,
+        SmartHostAuthMechanism="None",
+        SourceTransportServers=["EX01"],
+        Usage="Custom",
+    )
+
+
+CASES = [
+    (
+        "nic-registration-disabled",
+        "fabrikam.com",
+        "DNS query failed with error ErrorRetry",
+        _fix_registration,
+    ),
+    (
+        "nic-external-dns",
+        "site:default-first-site-name; version:15",
+        "SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+        _fix_nic_servers,
+    ),
+    (
+        "transport-external-dns-unresolvable",
+        "fabrikam.com",
+        "DNS query failed with error ServerFailure",
+        _fix_external_dns,
+    ),
+    ("remote-domain-aaaa-broken", "wingtiptoys.com", "DNS query failed with error ServerFailure", _fix_aaaa),
+    ("dns-server-unreachable", "fabrikam.com", "DNS query failed with error ErrorTimeout", _fix_nic_servers),
+]
+
+
+@pytest.mark.parametrize(("scenario", "hop", "error", "fix"), CASES, ids=[c[0] for c in CASES])
+def test_documented_fix_over_pypsrp_drains_the_queues(
+    lab: Any, scenario: str, hop: str, error: str, fix: Fix
+) -> None:
+    running = lab(scenario)
+    totals = running.fleet.totals()
+    with connect(running, "EX01") as client:
+        queue = client.queues()[hop]
+        assert queue["Status"] == "Retry"
+        assert f"{{LED={DNS_FAILED}{error}}}" in queue["LastError"]
+        assert queue["LastError"].startswith("[{LRT=")
+        _retry_changes_nothing(client)
+        fix(client)
+        client.retry_all()
+        _check_drained(running, client, totals)
+
+
+def test_exchange_2010_over_pypsrp(lab: Any) -> None:
+    running = lab("exchange-2010")
+    totals = running.fleet.totals()
+    with connect(running, "EX2010") as client:
+        assert (
+            client.queues()["fabrikam.com"]["LastError"]
+            == DNS_FAILED + "DNS query failed with error ServerFailure"
+        )
+        (server,) = client.ex("Get-TransportServer")
+        assert server.types[-1].endswith("System.Object")
+        assert any(t.endswith("SystemConfiguration.TransportServer") for t in server.types)
+        ps = PowerShell(client.exchange)
+        ps.add_cmdlet("Get-TransportService")
+        ps.invoke()
+        assert ps.state == PSInvocationState.FAILED
+        assert "is not recognized as the name of a cmdlet" in str(ps.streams.error[0])
+        _retry_changes_nothing(client)
+        client.ex(
+            "Set-TransportServer",
+            Identity="EX2010",
+            ExternalDNSServers=["8.8.8.8"],
+            ExternalDNSAdapterEnabled=False,
+        )
+        client.ex("Set-SendConnector", Identity="Internet Mail", UseExternalDNSServersEnabled=True)
+        client.os_("Restart-Service", Name="MSExchangeTransport")
+        _check_drained(running, client, totals)
+
+
+def test_fault_tolerance_is_visible_but_not_fixable_by_cmdlets(lab: Any) -> None:
+    running = lab("dns-fault-tolerance-normal")
+    with connect(running, "EX01") as client:
+        assert "ErrorRetry" in client.queues()["adventure-works.com"]["LastError"]
+        (setup,) = client.os_(
+            "Get-ItemProperty", Path="HKLM:\\SOFTWARE\\Microsoft\\ExchangeServer\\v15\\Setup"
+        )
+        install = setup.extended_properties["MsiInstallPath"]
+        (text,) = client.os_("Get-Content", Path=install + "Bin\\EdgeTransport.exe.config", Raw=True)
+        assert '<add key="DnsFaultTolerance" value="Normal" />' in text
+        _retry_changes_nothing(client)
+        client.os_("Restart-Service", Name="MSExchangeTransport")
+        assert client.queues()["adventure-works.com"]["Status"] == "Retry"
+
+
+def test_mixed_fleet_fixed_host_by_host_over_pypsrp(lab: Any) -> None:
+    running = lab("mixed-fleet")
+    totals = running.fleet.totals()
+    with connect(running, "EX02") as client:
+        _fix_registration(client)
+        client.retry_all()
+    with connect(running, "EX03") as client:
+        _fix_nic_servers(client)
+    with connect(running, "EX04") as client:
+        client.ex(
+            "Set-TransportService",
+            Identity="EX04",
+            ExternalDNSServers={"Add": "8.8.8.8"},
+            ExternalDNSAdapterEnabled=False,
+        )
+        client.ex("Set-SendConnector", Identity="Internet", UseExternalDNSServersEnabled=True)
+        client.os_("Restart-Service", Name="MSExchangeTransport")
+    with connect(running, "EX05") as client:
+        _fix_aaaa_ex05 = dict(
+            Name="wingtip",
+            AddressSpaces=["SMTP:wingtiptoys.com;1"],
+            SmartHosts=["198.51.100.25"],
+            DNSRoutingEnabled=False,
+            SourceTransportServers=["EX05"],
+        )
+        client.ex("New-SendConnector", **_fix_aaaa_ex05)
+        client.retry_all()
+    for host in running.fleet.hosts:
+        assert {v.status for v in host.queues} == {"Ready"}, host.name
+    assert running.fleet.totals() == (0, sum(totals))
+
+
+def test_errors_and_whatif_over_pypsrp(lab: Any) -> None:
+    running = lab("healthy")
+    with connect(running, "EX01") as client:
+        before = _state(client)
+        client.os_("Set-DnsClientServerAddress", InterfaceIndex=4, ServerAddresses=["8.8.8.8"], WhatIf=True)
+        client.ex("Set-SendConnector", Identity="Internet", UseExternalDNSServersEnabled=True, WhatIf=True)
+        (address,) = client.os_("Get-DnsClientServerAddress", InterfaceIndex=4, AddressFamily="IPv4")
+        assert address.adapted_properties["ServerAddresses"] == ["10.0.0.10"] or address.adapted_properties[
+            "ServerAddresses"
+        ].property_sets == [["10.0.0.10"]]
+        assert address.adapted_properties["AddressFamily"] == 2
+        (connector,) = client.ex("Get-SendConnector")
+        assert connector.adapted_properties["UseExternalDNSServersEnabled"] is False
+
+        for pool, cmdlet, params, fqid in [
+            (
+                client.os,
+                "Set-DnsClient",
+                {"InterfaceIndex": 4, "ConnectionSpecificSuffixSearchList": "x"},
+                "NamedParameterNotFound,Set-DnsClient",
+            ),
+            (
+                client.os,
+                "Set-DnsClient",
+                {"RegisterThisConnectionsAddress": True},
+                "MissingMandatoryParameter,Set-DnsClient",
+            ),
+            (
+                client.exchange,
+                "New-SendConnector",
+                {"Name": "x", "AddressSpaces": ["x.example"], "SmartHosts": ["192.0.2.1"]},
+                "DataValidationException",
+            ),
+        ]:
+            ps = PowerShell(pool)
+            ps.add_cmdlet(cmdlet)
+            for name, value in params.items():
+                ps.add_parameter(name, value)
+            ps.invoke()
+            assert ps.state == PSInvocationState.FAILED
+            assert fqid in ps.streams.error[0].fq_error
+        ps = PowerShell(client.exchange)
+        ps.add_script("Get-Queue | Select-Object Identity")
+        ps.invoke()
+        assert ps.state == PSInvocationState.FAILED
+        assert "no-language mode" in str(ps.streams.error[0])
+        assert _state(client) == before
