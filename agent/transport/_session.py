@@ -55,6 +55,9 @@ class RetryingSession:
         self._rand = rand
         self._opened = False
         self._closed = False
+        # Set by subclasses once the server accepted the command request: from then on the
+        # command may have run, and a mutation must not be sent again.
+        self._command_sent = False
         self.opens = 0  # how many times a pool/shell was opened (reconnects included)
         self._check_config()
 
@@ -155,10 +158,14 @@ class RetryingSession:
 
         A failure while opening is always retryable (nothing ran yet). A failure after the
         command was sent is retried only for reads (``safe``): apply must never run a change
-        twice, so a mutation that may or may not have happened is reported, not repeated.
+        twice, so a mutation that may or may not have happened is reported, not repeated. The
+        one exception is the server answering that it no longer knows the pool/shell before it
+        accepted the command: then the change provably did not run, and is sent again on a
+        new pool.
         """
         retry = 0
         while True:
+            self._command_sent = False
             try:
                 result = action()
                 return result if result is not None else CommandResult()
@@ -181,10 +188,13 @@ class RetryingSession:
                     # The HTTP timeout was cut to the budget: say which limit was reached.
                     self._drop(graceful=False)
                     raise budget.timeout_error() from exc
-                opening = not self._opened  # the failure came before the pool/shell existed
+                # Proof that the command never ran: the failure came before the pool/shell
+                # existed, or the server answered that it does not know the shell before it
+                # accepted the command (pypsrp #203: Exchange drops idle pools).
+                not_run = not self._opened or (mapped.shell_gone and not self._command_sent)
                 if mapped.transient or mapped.shell_gone:
                     self._drop(graceful=False)
-                may_retry = (mapped.transient or mapped.shell_gone) and (opening or safe)
+                may_retry = (mapped.transient or mapped.shell_gone) and (not_run or safe)
                 if not may_retry or retry + 1 >= self.retry.attempts:
                     raise mapped.error from exc
                 delay = self.retry.delay(retry, self._rand)

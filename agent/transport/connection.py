@@ -12,7 +12,7 @@ from agent.inventory import Credential, HostTarget, OsTransport
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.remote import RemoteObject
 from agent.transport._session import RetryingSession
-from agent.transport.base import CommandResult
+from agent.transport.base import CommandResult, Session
 from agent.transport.deadline import HostDeadline
 from agent.transport.psrp import PsrpSession
 from agent.transport.retry import RetryPolicy
@@ -60,7 +60,8 @@ class HostConnection:
     def host(self) -> str:
         return self.target.name
 
-    def session(self, endpoint: Endpoint) -> RetryingSession:
+    def session(self, endpoint: Endpoint) -> Session:
+        """The session ``endpoint`` names (typed as the Session protocol both implement)."""
         return self.exchange if endpoint is Endpoint.EXCHANGE else self.os
 
     def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult:

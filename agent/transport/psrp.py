@@ -177,6 +177,7 @@ class PsrpSession(RetryingSession):
         for name, value in call.parameters:
             ps.add_parameter(check_parameter(name), _wire_value(value))
         ps.begin_invoke()
+        self._command_sent = True
         try:
             while ps.state == PSInvocationState.RUNNING:
                 remaining = budget.remaining()

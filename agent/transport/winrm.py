@@ -21,6 +21,7 @@ from typing import Any
 from winrm.exceptions import WinRMOperationTimeoutError
 from winrm.protocol import Protocol
 
+from agent.errors import CredentialError
 from agent.inventory import Auth, Scheme
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.remote import RemoteError
@@ -66,6 +67,13 @@ class WinrmSession(RetryingSession):
             raise ValueError("WinRS carries OS cmdlets only: the Exchange endpoint is PSRP (NoLanguage)")
         self._protocol: Protocol | None = None
         self._shell_id: str | None = None
+        method = _PYWINRM_AUTH[self.config.auth]
+        if method in ("ntlm", "basic", "credssp") and self.credential.password is None:
+            # pyspnego's Negotiate could use a Kerberos ticket here; pywinrm's NTLM cannot.
+            raise CredentialError(
+                f"{self.host}: exfix_os_transport winrm with {self.config.auth.value} authentication needs a "
+                "password (set exfix_password_env or ansible_password, or pass --ask-pass)"
+            )
 
     def _make_protocol(self) -> Protocol:
         config = self.config
@@ -138,6 +146,7 @@ class WinrmSession(RetryingSession):
         protocol, shell_id = self._protocol, self._shell_id
         self._bound(budget.remaining(), receive=False)
         command_id = protocol.run_command(shell_id, powershell_command_line(call))
+        self._command_sent = True
         stdout: list[bytes] = []
         stderr: list[bytes] = []
         done = False

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.errors import HostTimeoutError
+from agent.errors import CredentialError, HostTimeoutError
+from agent.inventory import inventory_from_mapping
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.pwsh import command as render_command
-from agent.transport import HostDeadline, RetryPolicy, is_safe_to_retry
+from agent.transport import HostDeadline, RetryPolicy, connect, is_safe_to_retry
 from agent.transport.winrm import powershell_command_line
 
 
@@ -113,3 +114,25 @@ def test_winrs_command_line_carries_the_audited_script(value: str) -> None:
     assert params["InterfaceAlias"] == value
     assert params["Servers"] == ("10.0.0.10", value)
     assert params["Validate"] is pwsh_oracle.SWITCH
+
+
+def test_winrm_ntlm_without_a_password_is_refused_before_connecting() -> None:
+    inventory = inventory_from_mapping(
+        {
+            "all": {
+                "hosts": {
+                    "ex01.contoso.local": {
+                        "ansible_host": "127.0.0.1",
+                        "exfix_os_transport": "winrm",
+                        "ansible_psrp_auth": "negotiate",
+                    }
+                }
+            }
+        },
+        "<test>",
+    )
+    (target,) = inventory.hosts
+    credential = inventory.credentials(environ={}).resolve(target)  # the Kerberos cache: no password
+    assert credential.password is None
+    with pytest.raises(CredentialError, match="needs a password"):
+        connect(target, credential)

@@ -6,6 +6,7 @@ what the host does. The full Exchange emulation is exercised in test_lab.py.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -371,9 +372,7 @@ def test_basic_over_http_only_when_allowed(transport_server: Any, os_transport: 
     with handle.connect(allowed) as conn:
         assert conn.exchange.run(GET_SERVER)[0].get("Name") == "EX01"
         assert len(conn.os.run(GET_DNS_CLIENT)) == 2
-    refused = allowed.__class__(
-        **{**{f: getattr(allowed, f) for f in allowed.__dataclass_fields__}, "allow_insecure_basic": False}
-    )
+    refused = dataclasses.replace(allowed, allow_insecure_basic=False)
     with pytest.raises(UsageError, match="basic"):
         handle.connect(refused)
 
@@ -416,3 +415,27 @@ def test_the_password_never_reaches_logs_or_reprs(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert logged  # pypsrp and exfix did log at DEBUG
     assert LAB_PASSWORD not in logged and "Sekr1t-wrong" not in logged
+
+
+def _forget_remote_session(session: Any) -> None:
+    """Make the server drop the session's pool/shell behind its back, as Exchange does to a
+    pool idle for about two minutes (pypsrp #203)."""
+    if hasattr(session, "_pool"):
+        session._pool.shell.close()
+    else:
+        session._protocol.close_shell(session._shell_id, close_session=False)
+
+
+@pytest.mark.parametrize("os_transport", ["psrp", "winrm"])
+def test_a_pool_the_server_forgot_is_opened_again(transport_server: Any, os_transport: str) -> None:
+    handle: ServerHandle = transport_server()
+    sleeps: list[float] = []
+    with handle.connect(handle.target(exfix_os_transport=os_transport), sleeps=sleeps) as conn:
+        conn.os.run(GET_DNS_CLIENT)
+        _forget_remote_session(conn.os)
+        assert len(conn.os.run(GET_DNS_CLIENT)) == 2  # a read: sent again on a new pool
+        _forget_remote_session(conn.os)
+        conn.os.run(SET_DNS_CLIENT)  # refused before it ran, so a change is sent again too
+        assert conn.os.opens == 3
+    assert handle.runtime.mutations == 1
+    assert len(sleeps) == 2
