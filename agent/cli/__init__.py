@@ -36,8 +36,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from agent.cli import lab
+    from agent.cli import lab, rules_cmd, scan
 
+    main.add_command(scan.scan)
+    main.add_command(scan.evaluate)
+    main.add_command(rules_cmd.rules)
     main.add_command(lab.lab)
 
 

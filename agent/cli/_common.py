@@ -1,0 +1,96 @@
+"""What several commands share: choosing the fleet (--inventory or --lab), output, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agent.errors import UsageError
+from agent.inventory import CredentialResolver, HostTarget, Inventory, inventory_from_mapping, load_inventory
+
+DEFAULT_LAB_SCENARIO = "mixed-fleet"
+FORMATS = ("text", "json", "markdown")
+
+F = Callable[..., Any]
+
+
+def fleet_options(func: F) -> F:
+    """--inventory / --lab / --limit / --forks / --host-timeout / --ask-pass."""
+    options = [
+        click.option("--inventory", "-i", "inventory", type=click.Path(dir_okay=False),
+                     help="Ansible-style YAML inventory of Exchange hosts."),
+        click.option("--lab", "lab", is_flag=False, flag_value=DEFAULT_LAB_SCENARIO, default=None,
+                     metavar="[SCENARIO]",
+                     help=f"Start the lab in-process and use its fleet (default {DEFAULT_LAB_SCENARIO})."),
+        click.option("--limit", "-l", "limit", metavar="PATTERN",
+                     help="Only hosts or groups matching PATTERN, as Ansible's --limit."),
+        click.option("--forks", "-f", type=click.IntRange(1, 256), default=16, show_default=True,
+                     help="Hosts worked on at once."),
+        click.option("--host-timeout", type=click.FloatRange(1, 86400), default=300.0, show_default=True,
+                     help="Seconds one host may take in all before it counts as unreachable."),
+        click.option("--ask-pass", "-k", is_flag=True, help="Prompt for the connection password."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@dataclass
+class Fleet:
+    inventory: Inventory
+    targets: tuple[HostTarget, ...]
+    credentials: CredentialResolver
+    source: str
+
+
+@contextlib.contextmanager
+def open_fleet(inventory: str | None, lab: str | None, limit: str | None, ask_pass: bool) -> Iterator[Fleet]:
+    """The hosts to work on. With --lab, the lab runs for as long as the block does."""
+    if (inventory is None) == (lab is None):
+        raise UsageError("give exactly one of --inventory FILE or --lab [SCENARIO]")
+    prompt = _prompt if ask_pass else None
+    if inventory is not None:
+        inv = load_inventory(inventory)
+        yield Fleet(inv, inv.select(limit), inv.credentials(prompt=prompt), inventory)
+        return
+    from mock_remoting.lab import Lab
+
+    assert lab is not None
+    with Lab(lab) as running:
+        source = f"lab:{running.scenario.name}"
+        inv = inventory_from_mapping(running.inventory(), source=source)
+        yield Fleet(inv, inv.select(limit), inv.credentials(prompt=prompt), source)
+
+
+def _prompt(username: str | None, host: str) -> str:
+    return str(click.prompt(f"Password for {username or 'the connection'} ({host})", hide_input=True,
+                            err=True))
+
+
+def stdout_console() -> Console:
+    # A report piped to a file or a ticket is read later, on a wide screen: 140 columns there.
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=140)
+    return console
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr when it is a terminal; silent otherwise (CI, pipes, tickets)."""
+    console = Console(file=sys.stderr)
+    if not console.is_terminal or total == 0:
+        yield lambda _host: None
+        return
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console, transient=True)
+    with bar:
+        task = bar.add_task(label, total=total, last="")
+        yield lambda host: bar.update(task, advance=1, last=host)

@@ -1,0 +1,188 @@
+"""Collecting one host: run the collectors' commands over a HostConnection, parse, assemble.
+
+This is the IO side of agent/collect: the area modules say which cmdlets to run and parse
+what comes back; this module runs them in order and puts the facts together.
+
+Order matters. The Exchange server comes first (its version decides the transport cmdlet
+noun, and Exchange 2007 stops here as unsupported). The probes come last, because they ask
+every DNS server the NICs and the transport settings name, and look up the remote domains the
+queues fail on.
+
+A cmdlet that fails for one area (an ErrorRecord) does not lose the host: the area is recorded
+as not collected, with the reason, and the rules stay silent about it. A transport failure
+(unreachable, auth, timeout) ends the host: it propagates to the fleet runner.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from agent.collect import (
+    dns_probe,
+    edge_config,
+    exchange_server,
+    host_probe,
+    nics,
+    queues,
+    send_connectors,
+    transport,
+)
+from agent.collect.assemble import configured_dns_servers, failing_remote_domains, host_facts
+from agent.errors import CmdletError
+from agent.model.command import CmdletCall
+from agent.model.facts import AreaIssue, EdgeTransportConfigFacts, HostFacts, NicFacts, ProbeTargets
+from agent.model.probe import DnsQueryResult, Outcome
+from agent.model.remote import RemoteObject
+from agent.transport.base import CommandResult
+
+T = TypeVar("T")
+
+# An internet name any working external resolver answers. An admin can name another one
+# (exfix_probe_public_name) where policy or split DNS makes this one a poor witness.
+DEFAULT_PUBLIC_NAME = "microsoft.com"
+
+
+class Runner(Protocol):
+    """What the collector needs from a connection: run a cmdlet, raise or return its errors.
+
+    agent.transport.connection.HostConnection is one; tests may pass anything with these.
+    """
+
+    def run(self, call: CmdletCall, *, timeout: float | None = None) -> tuple[RemoteObject, ...]: ...
+
+    def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CollectOptions:
+    public_name: str = DEFAULT_PUBLIC_NAME
+    dns_address_map: tuple[tuple[str, str], ...] = ()
+    probe_timeout: float = dns_probe.DEFAULT_TIMEOUT
+    orchestrator_probe: bool = True
+
+
+def collect_host(conn: Runner, host: str, options: CollectOptions) -> HostFacts:
+    """Every fact exfix knows how to collect about ``host``.
+
+    Raises UnsupportedHostError (Exchange 2007), and the transport's HostErrors; an area whose
+    cmdlet wrote an error is recorded in ``facts.status.issues`` instead.
+    """
+    issues: list[AreaIssue] = []
+
+    def area(name: str, work: Callable[[], T]) -> T | None:
+        try:
+            return work()
+        except CmdletError as exc:
+            issues.append(AreaIssue(area=name, reason=str(exc)))
+            return None
+
+    server = exchange_server.parse(_run_all(conn, exchange_server.calls(host)), host=host, identity=host)
+    identity = server.name
+    transport_facts = area(
+        "transport",
+        lambda: transport.parse(_run_all(conn, transport.calls(server.transport_noun, identity)), host=host),
+    )
+    queue_facts = area("queues", lambda: queues.parse(_run_all(conn, queues.calls(identity)))) or ()
+    connectors = area(
+        "send_connectors", lambda: send_connectors.parse(_run_all(conn, send_connectors.calls()))
+    ) or ()
+
+    def read_nics() -> tuple[NicFacts, ...]:
+        clients, addresses, ip_configs = (conn.run(call) for call in nics.calls())
+        return nics.parse(clients, addresses, ip_configs)
+
+    nic_facts = area("nics", read_nics) or ()
+
+    def read_edge_config() -> EdgeTransportConfigFacts:
+        install = edge_config.parse_install_path(
+            _run_all(conn, edge_config.install_path_calls(server.major)), host=host
+        )
+        path = edge_config.config_path(install)
+        return edge_config.parse(_run_all(conn, edge_config.config_calls(install)), host=host, path=path)
+
+    edge = area("edge_config", read_edge_config)
+
+    targets = ProbeTargets.for_domain(server.domain, server.fqdn, options.public_name)
+    servers = configured_dns_servers(nic_facts, transport_facts)
+    domains = failing_remote_domains(queue_facts)
+    probes = list(_host_probes(conn, targets, servers, domains))
+    if options.orchestrator_probe:
+        probes.extend(_orchestrator_probes(server.domain, targets, servers, domains, options))
+
+    return host_facts(
+        host,
+        server,
+        transport=transport_facts,
+        queues=queue_facts,
+        send_connectors=connectors,
+        nics=nic_facts,
+        edge_config=edge,
+        probe_targets=targets,
+        probes=probes,
+        remote_domains=domains,
+        issues=issues,
+    )
+
+
+def _run_all(conn: Runner, calls: Iterable[CmdletCall]) -> tuple[RemoteObject, ...]:
+    out: list[RemoteObject] = []
+    for call in calls:
+        out.extend(conn.run(call))
+    return tuple(out)
+
+
+def _probe(conn: Runner, call: CmdletCall) -> DnsQueryResult:
+    # invoke, not run: a failed lookup is an ErrorRecord, and that failure is the evidence.
+    started = time.monotonic()
+    result = conn.invoke(call)
+    return host_probe.parse(call, result.objects, result.errors,
+                            elapsed_ms=(time.monotonic() - started) * 1000.0)
+
+
+def _host_probes(
+    conn: Runner, targets: ProbeTargets, servers: tuple[str, ...], domains: tuple[str, ...]
+) -> Iterable[DnsQueryResult]:
+    for call in host_probe.calls(targets, servers):
+        yield _probe(conn, call)
+    for domain in domains:
+        mx_hosts: list[str] = []
+        for call in host_probe.remote_domain_calls(domain, servers):
+            result = _probe(conn, call)
+            yield result
+            if result.rdtype == "MX" and result.outcome is Outcome.ANSWER:
+                mx_hosts.extend(_lowest_mx(result.records))
+        for mx_host in dict.fromkeys(mx_hosts):
+            for call in host_probe.mx_host_calls(mx_host, servers):
+                yield _probe(conn, call)
+
+
+def _lowest_mx(records: Iterable[str]) -> list[str]:
+    parsed: list[tuple[int, str]] = []
+    for text in records:
+        preference, _, host = text.strip().partition(" ")
+        if preference.isdigit() and host.strip() and host.strip() != ".":
+            parsed.append((int(preference), host.strip().rstrip(".")))
+    if not parsed:
+        return []
+    lowest = min(p for p, _ in parsed)
+    return [h for p, h in parsed if p == lowest]
+
+
+def _orchestrator_probes(
+    ad_domain: str,
+    targets: ProbeTargets,
+    servers: tuple[str, ...],
+    domains: tuple[str, ...],
+    options: CollectOptions,
+) -> Iterable[DnsQueryResult]:
+    address_map = dict(options.dns_address_map)
+    for server in servers:
+        probe = dns_probe.probe_server(server, ad_domain, targets.internal_host, targets.public_name,
+                                       address_map=address_map, timeout=options.probe_timeout)
+        yield from probe.results
+    for domain in domains:
+        yield from dns_probe.probe_domain(domain, servers, address_map=address_map,
+                                          timeout=options.probe_timeout).results

@@ -1,0 +1,104 @@
+"""The outcome of a scan: per host, a status, the findings and the facts behind them."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE
+from agent.model.facts import HostFacts
+from agent.model.findings import Finding
+
+SCAN_SCHEMA = "exfix.scan/1"
+
+
+class HostStatus(str, enum.Enum):
+    SCANNED = "scanned"
+    UNREACHABLE = "unreachable"
+    AUTH_FAILED = "auth-failed"
+    UNSUPPORTED = "unsupported"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class HostScan:
+    """One host's scan. ``error`` is one line, set whenever status is not ``scanned``."""
+
+    host: str
+    status: HostStatus
+    error: str | None = None
+    exchange_version: str | None = None
+    findings: tuple[Finding, ...] = ()
+    facts: HostFacts | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "status": self.status.value,
+            "error": self.error,
+            "exchange_version": self.exchange_version,
+            "findings": [finding_to_dict(f) for f in self.findings],
+        }
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    """A finding as the exfix.scan/1 document shows it: ``rule`` and ``fix`` are the contract
+    names of the rule id and fix id."""
+    data = finding.to_dict()
+    return {
+        "id": data["id"],
+        "rule": data["rule_id"],
+        "severity": data["severity"],
+        "title": data["title"],
+        "subject": data["subject"],
+        "summary": data["summary"],
+        "evidence": data["evidence"],
+        "fix": data["fix_id"],
+        "fix_disrupts_mail_flow": data["fix_disrupts_mail_flow"],
+        "explained_by": data["explained_by"],
+        "data": data["data"],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    hosts: tuple[HostScan, ...]
+    started: str  # ISO 8601, UTC
+    finished: str
+    source: str  # the inventory path, or "lab:<scenario>", or the facts file for evaluate
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for h in self.hosts for f in h.findings)
+
+    @property
+    def exit_code(self) -> int:
+        """3 when a host could not be scanned, else 2 with findings, else 0 (DESIGN.md)."""
+        if any(h.status is not HostStatus.SCANNED for h in self.hosts):
+            return EXIT_UNREACHABLE
+        return EXIT_FINDINGS if self.findings else EXIT_OK
+
+    def summary(self) -> dict[str, Any]:
+        statuses = Counter(h.status.value for h in self.hosts)
+        findings = self.findings
+        return {
+            "hosts": len(self.hosts),
+            **{status.value: statuses.get(status.value, 0) for status in HostStatus},
+            "findings": len(findings),
+            "by_rule": dict(sorted(Counter(f.rule_id for f in findings).items())),
+            "by_severity": dict(sorted(Counter(f.severity.value for f in findings).items())),
+            "hosts_with_findings": sum(1 for h in self.hosts if h.findings),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCAN_SCHEMA,
+            "source": self.source,
+            "started": self.started,
+            "finished": self.finished,
+            "exit_code": self.exit_code,
+            "hosts": [h.to_dict() for h in self.hosts],
+            "summary": self.summary(),
+        }

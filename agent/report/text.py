@@ -1,0 +1,93 @@
+"""A scan for a person at a terminal: the only module that chooses colours.
+
+Every value from a host is passed through safe.terminal and wrapped in rich Text (which never
+interprets markup), so a LastError holding "[red]" or an ANSI escape prints as what it is.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from agent.model.findings import Finding, Severity
+from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.report.safe import terminal
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+STATUS_STYLE = {
+    HostStatus.SCANNED: "green",
+    HostStatus.UNREACHABLE: "bold red",
+    HostStatus.AUTH_FAILED: "bold red",
+    HostStatus.UNSUPPORTED: "yellow",
+    HostStatus.FAILED: "bold red",
+}
+
+
+def _t(value: object, style: str = "") -> Text:
+    return Text(terminal(value), style=style)
+
+
+def _evidence(finding: Finding) -> Text:
+    text = Text()
+    text.append_text(_t(finding.summary, "bold"))
+    for item in finding.evidence:
+        where = item.source + (f" ({item.vantage})" if item.vantage else "")
+        values = ", ".join(f"{k}={_value(v)}" for k, v in item.values)
+        text.append("\n  ")
+        text.append_text(_t(f"{where}: {item.subject}: {values}", "dim"))
+    if finding.explained_by:
+        text.append("\n  explained by: ")
+        text.append_text(_t(", ".join(c.split("|", 1)[0] for c in finding.explained_by), "italic"))
+    return text
+
+
+def _value(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def host_table(host: HostScan) -> Table:
+    title = Text()
+    title.append_text(_t(host.host, "bold"))
+    title.append("  ")
+    title.append_text(_t(host.status.value, STATUS_STYLE[host.status]))
+    if host.exchange_version:
+        title.append_text(_t(f"  Exchange {host.exchange_version}"))
+    table = Table(title=title, title_justify="left", expand=True, show_lines=True)
+    table.add_column("Severity", no_wrap=True, min_width=8)
+    table.add_column("Rule and fix", min_width=20, max_width=36, overflow="fold")
+    table.add_column("Finding and evidence", ratio=1, overflow="fold")
+    if host.error is not None:
+        table.add_row(_t("-"), _t(host.status.value), _t(host.error))
+    for finding in host.findings:
+        rule = _t(finding.rule_id, "bold")
+        rule.append("\nfix: ")
+        rule.append_text(_t(finding.fix_id or "none (advisory)"))
+        if finding.fix_disrupts_mail_flow:
+            rule.append("\nneeds a transport restart", style="yellow")
+        table.add_row(_t(finding.severity.value.upper(), SEVERITY_STYLE[finding.severity]), rule,
+                      _evidence(finding))
+    if host.error is None and not host.findings:
+        table.add_row(_t("-"), _t("-"), _t("no findings", "green"))
+    return table
+
+
+def render(report: ScanReport, console: Console) -> None:
+    summary = report.summary()
+    console.print(Group(*(host_table(h) for h in report.hosts)))
+    line = Text()
+    line.append_text(_t(f"{summary['hosts']} hosts, {summary['scanned']} scanned", "bold"))
+    for key in ("unreachable", "auth-failed", "unsupported", "failed"):
+        if summary[key]:
+            line.append_text(_t(f", {summary[key]} {key}", "bold red"))
+    line.append_text(_t(f"; {summary['findings']} findings on {summary['hosts_with_findings']} hosts"))
+    line.append_text(_t(f"  (source {report.source}, exit {report.exit_code})", "dim"))
+    console.print(line)
