@@ -24,7 +24,7 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("exfix: interrupted", err=True)
             sys.exit(130)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
+        except Exception as exc:  # the last line of defence: one line, exit 1
             click.echo(f"exfix: internal error: {type(exc).__name__}: {one_line(str(exc))}", err=True)
             sys.exit(EXIT_ERROR)
 
