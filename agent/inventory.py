@@ -359,7 +359,7 @@ class _Var:
 class _Group:
     name: str
     vars: dict[str, _Var] = field(default_factory=dict)
-    hosts: list[str] = field(default_factory=list)
+    hosts: dict[str, None] = field(default_factory=dict)  # ordered set
     children: list[str] = field(default_factory=list)
 
 
@@ -428,8 +428,7 @@ class _Builder:
                 if host not in self.host_vars:
                     self.host_vars[host] = {}
                     self.host_order.append(host)
-                if host not in group.hosts:
-                    group.hosts.append(host)
+                group.hosts.setdefault(host, None)
                 if host_body is not None:
                     self.host_vars[host].update(
                         self.variables(host_body, host_line, where=f"host {host!r}", host=host)
@@ -1076,11 +1075,15 @@ def select_hosts(inventory: Inventory, limit: str | None) -> tuple[HostTarget, .
     if not positive:
         positive = ["all"]
     chosen: list[str] = []
+    seen: set[str] = set()
     for term in positive:
         matched = _match_term(inventory, term)
         if not matched:
             log.warning("--limit term %r matches no host or group; ignoring it", term)
-        chosen.extend(n for n in matched if n not in chosen)
+        for name in matched:
+            if name not in seen:
+                seen.add(name)
+                chosen.append(name)
     for term in intersect:
         keep = set(_match_term(inventory, term))
         chosen = [n for n in chosen if n in keep]
