@@ -40,7 +40,9 @@ import yaml
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-CMDLETS = ("Get-ExchangeServer", "Get-SendConnector", "Get-Queue")
+# What a per-host scan asks the Exchange endpoint (one host's server object, its queues, the
+# organisation's send connectors), so the output size stays per host and not fleet-wide.
+CMDLETS = ("Get-ExchangeServer -Identity", "Get-Queue", "Get-SendConnector")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,7 +72,10 @@ def drive_host(name: str, host_vars: dict[str, Any], all_vars: dict[str, Any]) -
     with wsman, RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
         for cmdlet in CMDLETS:
             ps = PowerShell(pool)
-            ps.add_cmdlet(cmdlet)
+            if cmdlet.endswith(" -Identity"):
+                ps.add_cmdlet(cmdlet.split()[0]).add_parameter("Identity", name.split(".")[0])
+            else:
+                ps.add_cmdlet(cmdlet)
             objects += len(ps.invoke())
     return objects
 
