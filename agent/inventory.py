@@ -12,6 +12,36 @@ Unknown ``ansible_*`` variables are ignored (inventories carry more than exfix n
 unknown ``exfix_*`` variable is an error, because it is almost certainly a typo. Every problem
 is one :class:`~agent.errors.InventoryError` naming the file, the line, the host and the key.
 
+Variables (defaults in brackets):
+
+==============================  ===========================================================
+ansible_host                    address of the host [the inventory name]
+ansible_port                    OS endpoint port [5985; 5986 for https]
+ansible_psrp_protocol           http | https [http; https when the port is 5986]
+ansible_psrp_path               OS endpoint path [wsman]
+ansible_psrp_auth               kerberos | negotiate | ntlm | credssp | certificate | basic [negotiate]
+ansible_psrp_cert_validation    validate | ignore [validate]
+ansible_psrp_ca_cert            CA bundle to validate the server certificate with
+ansible_user, ansible_password  the account; the password in the clear, as Ansible allows
+exfix_password_env              name of an environment variable holding the password
+exfix_exchange_host             Exchange endpoint address, for Kerberos by FQDN [ansible_host]
+exfix_exchange_port             [80; 443 for https]
+exfix_exchange_protocol         http | https [http; https when the port is 443]
+exfix_exchange_path             [PowerShell]
+exfix_exchange_auth             as ansible_psrp_auth [kerberos]
+exfix_os_transport              psrp | winrm (WinRS + powershell.exe) [psrp]
+exfix_allow_insecure_basic      accept basic authentication over plain http [false]
+exfix_cert_pem, _cert_key_pem   client certificate files for certificate authentication
+exfix_dns_address_map           DNS server address -> "host:port" really queried (the lab)
+exfix_external_dns_servers      public resolvers the planner may propose
+exfix_connection_timeout        seconds to connect [30]
+exfix_read_timeout              seconds to wait for an HTTP answer [30]; above the next
+exfix_operation_timeout         WSMan OperationTimeout seconds [20]
+exfix_command_timeout           seconds one cmdlet may run [120]
+exfix_host_timeout              seconds everything done to one host may take [900]
+exfix_lab_scenario              informational: the lab scenario that wrote the inventory
+==============================  ===========================================================
+
 Secrets never live in a :class:`HostTarget`: it carries a :class:`CredentialRef` saying where
 the password comes from. :meth:`Inventory.credentials` turns that into a :class:`Credential`
 whose password is a :class:`Secret` that refuses to be printed, logged or pickled.
