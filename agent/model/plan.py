@@ -1,0 +1,652 @@
+"""The plan: structured actions per host, what they depend on, and the digest a change board
+approves.
+
+A plan is written as ``plan.json`` (``"schema": "exfix.plan/1"``) beside one remediate.ps1 and
+one rollback.ps1 per host and a REVIEW.md. apply executes the structured calls held here, not
+the scripts; the scripts are rendered from the same calls (agent/planning/render.py) and a test
+proves that they parse back to exactly these calls.
+
+The digest
+----------
+The digest is the sha256 (lower-case hex) of the *canonical JSON* of the plan content: the
+whole ``plan.json`` object except the ``digest`` key itself and each host's ``scripts`` map.
+Canonical JSON (:func:`canonical_json`) is ``json.dumps`` with sorted keys, no whitespace
+(``separators=(",", ":")``), ``ensure_ascii=True`` (every non-ASCII character as a ``\\uXXXX``
+escape) and ``allow_nan=False``, encoded as UTF-8. It covers the hosts, their findings, every
+action (call, read-back, before/after, rollback, flags, fingerprints) and every advisory.
+
+The scripts are part of what is approved, but they show the digest in their headers, so they
+cannot be inside it. Instead they are rendered *after* the digest is known, deterministically
+from the plan content and the digest, and ``plan.json`` records the sha256 of each rendered
+script (``hosts[i].scripts``). apply can check that the scripts on disk still match, or render
+them again and compare.
+
+Reading is strict: an unknown schema, a missing or unknown key, a value of the wrong type, or
+a digest that does not match the content raises :class:`~agent.errors.FactsFileError` naming
+the file and the key path (``hosts[0].actions[2].call.cmdlet``). A plan file is handed to
+exfix by a user, so nothing in it is trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from agent import pwsh
+from agent.errors import FactsFileError
+from agent.model.command import SWITCH, CmdletCall, Endpoint, ParamValue, Switch
+from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
+
+SCHEMA = "exfix.plan/1"
+
+# A value before or after an action: plain, JSON-friendly, immutable (like evidence values).
+PlanValue = DataValue
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical form hashed for digests and fingerprints: sorted keys, no whitespace,
+    ASCII only (``\\uXXXX`` escapes), no NaN, UTF-8 bytes."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ActionKind(str, enum.Enum):
+    """Every kind of change exfix plans. Closed: the templates and apply know each one."""
+
+    SET_NIC_DNS_SERVERS = "set-nic-dns-servers"
+    ENABLE_NIC_DNS_REGISTRATION = "enable-nic-dns-registration"
+    REGISTER_DNS_CLIENT = "register-dns-client"
+    SET_TRANSPORT_EXTERNAL_DNS = "set-transport-external-dns"
+    USE_EXTERNAL_DNS_ON_CONNECTOR = "use-external-dns-on-connector"
+    SET_TRANSPORT_INTERNAL_DNS_SERVERS = "set-transport-internal-dns-servers"
+    ENABLE_TRANSPORT_INTERNAL_DNS_ADAPTER = "enable-transport-internal-dns-adapter"
+    NEW_SMART_HOST_CONNECTOR = "new-smart-host-connector"
+    RESTART_TRANSPORT = "restart-transport"
+    BACKUP_EDGE_CONFIG = "backup-edge-config"
+    SET_DNS_FAULT_TOLERANCE = "set-dns-fault-tolerance"
+
+
+class FactArea(str, enum.Enum):
+    """The slices of a host's facts an action can depend on (agent/planning/fingerprint.py
+    says exactly which fields each one covers)."""
+
+    EXCHANGE_SERVER = "exchange-server"
+    NIC_REGISTRATION = "nic-registration"  # key: InterfaceIndex
+    NIC_DNS_SERVERS = "nic-dns-servers"  # key: InterfaceIndex
+    TRANSPORT_EXTERNAL_DNS = "transport-external-dns"
+    TRANSPORT_INTERNAL_DNS = "transport-internal-dns"
+    SEND_CONNECTOR = "send-connector"  # key: connector name
+    DOMAIN_CONNECTORS = "domain-connectors"  # key: remote domain
+    DOMAIN_MAIL_HOSTS = "domain-mail-hosts"  # key: remote domain
+    EDGE_CONFIG = "edge-config"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FactRef:
+    """One slice of facts an action depends on: an area, and which item of it ("" for the
+    host-wide areas)."""
+
+    area: FactArea
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One property an action changes: its value in the facts the plan was made from, and the
+    value apply must read back afterwards (through the action's ``read_back`` call). ``before``
+    is None where the facts hold no value (a connector that does not exist yet, a service
+    state exfix does not collect)."""
+
+    property: str
+    before: PlanValue
+    after: PlanValue
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One cmdlet call that changes a host, with everything needed to review, verify and undo it.
+
+    - ``call`` is what apply runs (Exchange endpoint: pypsrp add_cmdlet/add_parameter).
+    - ``read_back`` returns the object whose ``changes[*].property`` values apply captures
+      before the call and verifies after it (None where there is nothing to read back).
+    - ``rollback`` undoes the call, computed from the before-state; empty when there is
+      nothing to undo (Register-DnsClient, a backup copy, a restart).
+    - ``disruptive``: the call interrupts mail flow (the MSExchangeTransport restart) and
+      needs ``--allow-restart``.
+    - ``restart_required``: the change takes effect only after MSExchangeTransport restarts,
+      and so does its rollback.
+    - ``manual``: apply reports the step and does not run it (set-dns-fault-tolerance edits a
+      file on the server; its script is for a person).
+    - ``fingerprint`` is ``fingerprint_for(depends_on, facts)`` at planning time; apply
+      recomputes it from fresh facts and refuses the plan when it differs.
+    """
+
+    id: str
+    kind: ActionKind
+    fix_id: str
+    call: CmdletCall
+    description: str
+    changes: tuple[Change, ...]
+    read_back: CmdletCall | None
+    rollback: tuple[CmdletCall, ...]
+    disruptive: bool
+    restart_required: bool
+    manual: bool
+    finding_ids: tuple[str, ...]
+    depends_on: tuple[FactRef, ...]
+    fingerprint: str
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.call.endpoint
+
+
+class AdvisoryKind(str, enum.Enum):
+    """Why a finding produced advice instead of an action."""
+
+    NO_FIX = "no-fix"  # the rule has no fix: the cause is outside the host (firewall, remote DNS)
+    MISSING_VARIABLE = "missing-variable"  # the fix needs a value only the admin can choose
+    NO_SERVER_LEFT = "no-server-left"  # dropping the bad DNS servers would leave none
+    NO_CANDIDATE = "no-candidate"  # no server or address was found to put in their place
+    CANNOT_PLAN = "cannot-plan"  # the finding's data cannot be planned safely (said why)
+
+
+@dataclass(frozen=True, slots=True)
+class Advisory:
+    """What exfix will not change, and what a person has to do instead."""
+
+    kind: AdvisoryKind
+    fix_id: str | None
+    finding_ids: tuple[str, ...]
+    message: str
+    variable: str | None = None  # MISSING_VARIABLE: the inventory variable to set
+
+
+REMEDIATE_SCRIPT = "remediate.ps1"
+ROLLBACK_SCRIPT = "rollback.ps1"
+SCRIPT_NAMES = (REMEDIATE_SCRIPT, ROLLBACK_SCRIPT)
+
+TRANSPORT_SERVICE = "MSExchangeTransport"
+
+
+def restart_transport_call() -> CmdletCall:
+    return CmdletCall(Endpoint.OS, "Restart-Service", (("Name", TRANSPORT_SERVICE),))
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    """Everything planned for one host. ``directory`` is the safe, unique directory name under
+    ``hosts/`` holding its scripts. ``scripts`` maps script name to the sha256 of its rendered
+    text; it is filled after the digest is known and is not part of the digest."""
+
+    host: str
+    directory: str
+    fqdn: str
+    exchange_version: str
+    findings: tuple[Finding, ...]
+    actions: tuple[Action, ...]
+    advisories: tuple[Advisory, ...]
+    fingerprint: str
+    scripts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def automatic(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if not a.manual)
+
+    @property
+    def manual(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.manual)
+
+    @property
+    def disruptive(self) -> bool:
+        """True when carrying out the plan for this host interrupts mail flow."""
+        return any(a.disruptive for a in self.actions)
+
+    def script_sha256(self, name: str) -> str:
+        for script, digest in self.scripts:
+            if script == name:
+                return digest
+        raise KeyError(name)
+
+    def rollback_calls(self) -> tuple[CmdletCall, ...]:
+        """What rollback.ps1 runs, in order: every action's rollback, last action first, then
+        one MSExchangeTransport restart when an undone change only takes effect after one."""
+        calls: list[CmdletCall] = []
+        needs_restart = False
+        for action in reversed(self.actions):
+            calls.extend(action.rollback)
+            needs_restart = needs_restart or (action.restart_required and bool(action.rollback))
+        if needs_restart:
+            calls.append(restart_transport_call())
+        return tuple(calls)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    schema: str
+    hosts: tuple[HostPlan, ...]
+    digest: str
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(a for h in self.hosts for a in h.actions)
+
+    @property
+    def disruptive(self) -> bool:
+        return any(h.disruptive for h in self.hosts)
+
+    def host(self, name: str) -> HostPlan:
+        for host in self.hosts:
+            if host.host == name:
+                return host
+        raise KeyError(name)
+
+    def content_dict(self) -> dict[str, Any]:
+        """The part of plan.json the digest covers."""
+        return {"schema": self.schema, "hosts": [_host_to_dict(h, scripts=False) for h in self.hosts]}
+
+    def compute_digest(self) -> str:
+        return content_digest(self.content_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "digest": self.digest,
+            "hosts": [_host_to_dict(h, scripts=True) for h in self.hosts],
+        }
+
+    def to_json(self) -> str:
+        # ensure_ascii: a bidi override or an escape sequence in a host value stays an escape.
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=True) + "\n"
+
+
+def content_digest(content: Mapping[str, Any]) -> str:
+    return sha256_hex(canonical_json(content))
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+
+def _value_to_json(value: ParamValue) -> Any:
+    if isinstance(value, Switch):
+        return {"switch": True}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def call_to_dict(call: CmdletCall) -> dict[str, Any]:
+    return {
+        "endpoint": call.endpoint.value,
+        "cmdlet": call.cmdlet,
+        "parameters": [[name, _value_to_json(value)] for name, value in call.parameters],
+    }
+
+
+def _change_to_dict(change: Change) -> dict[str, Any]:
+    return {
+        "property": change.property,
+        "before": _value_to_json(change.before),
+        "after": _value_to_json(change.after),
+    }
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "kind": action.kind.value,
+        "fix_id": action.fix_id,
+        "description": action.description,
+        "call": call_to_dict(action.call),
+        "read_back": None if action.read_back is None else call_to_dict(action.read_back),
+        "changes": [_change_to_dict(c) for c in action.changes],
+        "rollback": [call_to_dict(c) for c in action.rollback],
+        "disruptive": action.disruptive,
+        "restart_required": action.restart_required,
+        "manual": action.manual,
+        "finding_ids": list(action.finding_ids),
+        "depends_on": [{"area": d.area.value, "key": d.key} for d in action.depends_on],
+        "fingerprint": action.fingerprint,
+    }
+
+
+def _advisory_to_dict(advisory: Advisory) -> dict[str, Any]:
+    return {
+        "kind": advisory.kind.value,
+        "fix_id": advisory.fix_id,
+        "finding_ids": list(advisory.finding_ids),
+        "message": advisory.message,
+        "variable": advisory.variable,
+    }
+
+
+def _host_to_dict(host: HostPlan, *, scripts: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "host": host.host,
+        "directory": host.directory,
+        "fqdn": host.fqdn,
+        "exchange_version": host.exchange_version,
+        "fingerprint": host.fingerprint,
+        "findings": [f.to_dict() for f in host.findings],
+        "actions": [action_to_dict(a) for a in host.actions],
+        "advisories": [_advisory_to_dict(a) for a in host.advisories],
+    }
+    if scripts:
+        out["scripts"] = dict(host.scripts)
+    return out
+
+
+# --- strict decoding ------------------------------------------------------------------------
+
+E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads one JSON object strictly: every key must be read, none may be left over."""
+
+    def __init__(self, source: str, data: Any, key: str) -> None:
+        self.source = source
+        self.key = key
+        if not isinstance(data, dict):
+            raise self.fail("", f"must be an object, not {_kind(data)}")
+        self.data: dict[str, Any] = data
+        self.seen: set[str] = set()
+
+    def where(self, name: str) -> str:
+        if not name:
+            return self.key
+        if name.startswith("["):
+            return f"{self.key}{name}"
+        return f"{self.key}.{name}" if self.key else name
+
+    def fail(self, name: str, problem: str) -> FactsFileError:
+        return FactsFileError(self.source, problem, key=self.where(name) or None)
+
+    def raw(self, name: str) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            raise self.fail(name, "missing")
+        return self.data[name]
+
+    def text(self, name: str, *, pattern: re.Pattern[str] | None = None) -> str:
+        value = self.raw(name)
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string, not {_kind(value)}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(name, f"is not of the expected form ({pattern.pattern})")
+        return value
+
+    def opt_text(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string or null, not {_kind(value)}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        value = self.raw(name)
+        if not isinstance(value, bool):
+            raise self.fail(name, f"must be true or false, not {_kind(value)}")
+        return value
+
+    def enum(self, name: str, cls: type[E]) -> E:
+        value = self.text(name)
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(str(m.value) for m in cls)
+            raise self.fail(name, f"{value!r} is not one of: {allowed}") from None
+
+    def items(self, name: str) -> list[Any]:
+        value = self.raw(name)
+        if not isinstance(value, list):
+            raise self.fail(name, f"must be a list, not {_kind(value)}")
+        return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        items = self.items(name)
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise self.fail(f"{name}[{i}]", f"must be a string, not {_kind(item)}")
+        return tuple(items)
+
+    def objects(self, name: str, read: Callable[[_Reader], T]) -> tuple[T, ...]:
+        out = []
+        for i, item in enumerate(self.items(name)):
+            child = _Reader(self.source, item, self.where(f"{name}[{i}]"))
+            out.append(child.finish(read(child)))
+        return tuple(out)
+
+    def object(self, name: str, read: Callable[[_Reader], T]) -> T:
+        child = _Reader(self.source, self.raw(name), self.where(name))
+        return child.finish(read(child))
+
+    def finish(self, result: T) -> T:
+        unknown = [k for k in self.data if k not in self.seen]
+        if unknown:
+            raise self.fail(str(unknown[0]), "unknown key")
+        return result
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def _data_value(reader: _Reader, name: str, value: Any) -> DataValue:
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):
+            return tuple(value)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+        raise reader.fail(name, "a list must hold only strings or only integers")
+    raise reader.fail(name, f"must be a string, integer, boolean, null or list, not {_kind(value)}")
+
+
+def _param_value(reader: _Reader, name: str, value: Any) -> ParamValue:
+    if isinstance(value, dict):
+        if value == {"switch": True}:
+            return SWITCH
+        raise reader.fail(name, 'an object here must be {"switch": true}')
+    return _data_value(reader, name, value)
+
+
+def _read_call(reader: _Reader) -> CmdletCall:
+    endpoint = reader.enum("endpoint", Endpoint)
+    cmdlet = reader.text("cmdlet")
+    try:
+        pwsh.check_cmdlet(cmdlet)
+    except ValueError as exc:
+        raise reader.fail("cmdlet", str(exc)) from None
+    params: list[tuple[str, ParamValue]] = []
+    for i, pair in enumerate(reader.items("parameters")):
+        where = f"parameters[{i}]"
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise reader.fail(where, "must be a [name, value] pair")
+        try:
+            pwsh.check_parameter(pair[0])
+        except ValueError as exc:
+            raise reader.fail(where, str(exc)) from None
+        params.append((pair[0], _param_value(reader, where, pair[1])))
+    return CmdletCall(endpoint, cmdlet, tuple(params))
+
+
+def _read_change(reader: _Reader) -> Change:
+    return Change(
+        property=reader.text("property"),
+        before=_data_value(reader, "before", reader.raw("before")),
+        after=_data_value(reader, "after", reader.raw("after")),
+    )
+
+
+def _read_ref(reader: _Reader) -> FactRef:
+    return FactRef(reader.enum("area", FactArea), reader.text("key"))
+
+
+def _read_action(reader: _Reader) -> Action:
+    read_back_raw = reader.raw("read_back")
+    read_back = None if read_back_raw is None else reader.object("read_back", _read_call)
+    return Action(
+        id=reader.text("id"),
+        kind=reader.enum("kind", ActionKind),
+        fix_id=reader.text("fix_id"),
+        description=reader.text("description"),
+        call=reader.object("call", _read_call),
+        read_back=read_back,
+        changes=reader.objects("changes", _read_change),
+        rollback=reader.objects("rollback", _read_call),
+        disruptive=reader.boolean("disruptive"),
+        restart_required=reader.boolean("restart_required"),
+        manual=reader.boolean("manual"),
+        finding_ids=reader.strings("finding_ids"),
+        depends_on=reader.objects("depends_on", _read_ref),
+        fingerprint=reader.text("fingerprint", pattern=_SHA256),
+    )
+
+
+def _read_advisory(reader: _Reader) -> Advisory:
+    return Advisory(
+        kind=reader.enum("kind", AdvisoryKind),
+        fix_id=reader.opt_text("fix_id"),
+        finding_ids=reader.strings("finding_ids"),
+        message=reader.text("message"),
+        variable=reader.opt_text("variable"),
+    )
+
+
+def _read_values(reader: _Reader, name: str) -> tuple[tuple[str, DataValue], ...]:
+    raw = reader.raw(name)
+    if not isinstance(raw, dict):
+        raise reader.fail(name, f"must be an object, not {_kind(raw)}")
+    return tuple((k, _data_value(reader, f"{name}.{k}", v)) for k, v in raw.items())
+
+
+def _read_evidence(reader: _Reader) -> EvidenceItem:
+    return EvidenceItem(
+        source=reader.text("source"),
+        vantage=reader.opt_text("vantage"),
+        subject=reader.text("subject"),
+        values=_read_values(reader, "values"),
+    )
+
+
+def _read_finding(reader: _Reader) -> Finding:
+    finding = Finding(
+        rule_id=reader.text("rule_id"),
+        host=reader.text("host"),
+        subject=reader.text("subject"),
+        severity=reader.enum("severity", Severity),
+        title=reader.text("title"),
+        summary=reader.text("summary"),
+        evidence=reader.objects("evidence", _read_evidence),
+        fix_id=reader.opt_text("fix_id"),
+        fix_disrupts_mail_flow=reader.boolean("fix_disrupts_mail_flow"),
+        data=_read_values(reader, "data"),
+        explained_by=reader.strings("explained_by"),
+    )
+    if reader.text("id") != finding.id:
+        raise reader.fail("id", "does not match rule_id|host|subject")
+    return finding
+
+
+def _read_host(reader: _Reader) -> HostPlan:
+    host = HostPlan(
+        host=reader.text("host"),
+        directory=reader.text("directory"),
+        fqdn=reader.text("fqdn"),
+        exchange_version=reader.text("exchange_version"),
+        fingerprint=reader.text("fingerprint", pattern=_SHA256),
+        findings=reader.objects("findings", _read_finding),
+        actions=reader.objects("actions", _read_action),
+        advisories=reader.objects("advisories", _read_advisory),
+    )
+    scripts_raw = reader.raw("scripts")
+    if not isinstance(scripts_raw, dict):
+        raise reader.fail("scripts", f"must be an object, not {_kind(scripts_raw)}")
+    if sorted(scripts_raw) != sorted(SCRIPT_NAMES):
+        raise reader.fail("scripts", f"must name exactly {', '.join(SCRIPT_NAMES)}")
+    scripts = []
+    for name in SCRIPT_NAMES:
+        value = scripts_raw[name]
+        if not isinstance(value, str) or not _SHA256.match(value):
+            raise reader.fail(f"scripts.{name}", "must be a sha256 in lower-case hex")
+        scripts.append((name, value))
+    return dataclasses.replace(host, scripts=tuple(scripts))
+
+
+_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def plan_from_dict(data: Any, *, source: str = "<plan>") -> Plan:
+    """A Plan from parsed plan.json. Raises FactsFileError (file, key) on anything unexpected,
+    including a digest that does not match the content."""
+    reader = _Reader(source, data, "")
+    schema = reader.raw("schema")
+    if schema != SCHEMA:
+        raise reader.fail("schema", f"expected {SCHEMA!r}, found {schema!r}")
+    digest = reader.text("digest", pattern=_SHA256)
+    hosts = reader.objects("hosts", _read_host)
+    reader.finish(None)
+    seen: set[str] = set()
+    for i, host in enumerate(hosts):
+        if not _DIRECTORY.match(host.directory) or host.directory.casefold() in seen:
+            raise FactsFileError(source, "not a safe, unique directory name", key=f"hosts[{i}].directory")
+        seen.add(host.directory.casefold())
+    plan = Plan(schema=SCHEMA, hosts=hosts, digest=digest)
+    if plan.compute_digest() != digest:
+        raise FactsFileError(source, "does not match the plan content (the file was changed)", key="digest")
+    return plan
+
+
+def plan_from_json(text: str, *, source: str = "<plan>") -> Plan:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactsFileError(source, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+    return plan_from_dict(data, source=source)
+
+
+def with_scripts(host: HostPlan, scripts: Mapping[str, str]) -> HostPlan:
+    """``host`` with the sha256 of its rendered scripts recorded."""
+    return dataclasses.replace(host, scripts=tuple((name, scripts[name]) for name in SCRIPT_NAMES))
+
+
+# --- planning inputs ------------------------------------------------------------------------
+
+EXTERNAL_DNS_VARIABLE = "exfix_external_dns_servers"
+
+
+@dataclass(frozen=True, slots=True)
+class HostVars:
+    """What the admin chose for a host in the inventory that planning needs. exfix never
+    invents these: without them the fix that needs them becomes an advisory naming the
+    variable."""
+
+    external_dns_servers: tuple[str, ...] = ()  # exfix_external_dns_servers
