@@ -79,7 +79,9 @@ def _summary(plan: Plan) -> list[str]:
         )
     advisories = sum(len(h.advisories) for h in plan.hosts)
     if advisories:
-        lines.append(f"{_plural(advisories, 'finding')} need a decision or a fix outside exfix (see Advice).")
+        verb = "needs" if advisories == 1 else "need"
+        what = "a decision or a fix outside exfix (see Advice)."
+        lines.append(f"{_plural(advisories, 'finding')} {verb} {what}")
     lines.append("Nothing has been changed yet. Nothing changes until someone runs the apply command below.")
     lines.append("")
     return lines
@@ -142,6 +144,8 @@ def _host(host: HostPlan, rendered: RenderedHost) -> list[str]:
         f"- Scripts: {markdown_code('hosts/' + host.directory + '/' + REMEDIATE_SCRIPT)} and "
         f"{markdown_code('hosts/' + host.directory + '/' + ROLLBACK_SCRIPT)}",
     ]
+    for name, digest in host.scripts:
+        lines.append(f"- sha256 of {name}: {markdown_code(digest)}")
     automatic_restart = any(a.disruptive and not a.manual for a in host.actions)
     if automatic_restart:
         lines.append("- Mail flow: **interrupted** (MSExchangeTransport is restarted)")
