@@ -40,6 +40,7 @@ exfix_operation_timeout         WSMan OperationTimeout seconds [20]
 exfix_command_timeout           seconds one cmdlet may run [120]
 exfix_host_timeout              seconds everything done to one host may take [900]
 exfix_lab_scenario              informational: the lab scenario that wrote the inventory
+exfix_probe_public_name         an internet name every working resolver answers [microsoft.com]
 ==============================  ===========================================================
 
 Secrets never live in a :class:`HostTarget`: it carries a :class:`CredentialRef` saying where
@@ -284,6 +285,7 @@ class HostTarget:
     external_dns_servers: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     lab_scenario: str | None = None
+    probe_public_name: str | None = None  # None: the collector's default
     source: str = ""  # the inventory file
 
     @property
@@ -309,6 +311,7 @@ class HostTarget:
             "external_dns_servers": list(self.external_dns_servers),
             "timeouts": self.timeouts.to_dict(),
             "lab_scenario": self.lab_scenario,
+            "probe_public_name": self.probe_public_name,
             "source": self.source,
         }
 
@@ -325,9 +328,9 @@ ANSIBLE_VARIABLES = frozenset({
 EXFIX_VARIABLES = frozenset({
     "exfix_exchange_host", "exfix_exchange_port", "exfix_exchange_path", "exfix_exchange_protocol",
     "exfix_exchange_auth", "exfix_dns_address_map", "exfix_os_transport", "exfix_allow_insecure_basic",
-    "exfix_external_dns_servers", "exfix_password_env", "exfix_lab_scenario", "exfix_cert_pem",
-    "exfix_cert_key_pem", "exfix_connection_timeout", "exfix_read_timeout", "exfix_operation_timeout",
-    "exfix_command_timeout", "exfix_host_timeout",
+    "exfix_external_dns_servers", "exfix_password_env", "exfix_lab_scenario", "exfix_probe_public_name",
+    "exfix_cert_pem", "exfix_cert_key_pem", "exfix_connection_timeout", "exfix_read_timeout",
+    "exfix_operation_timeout", "exfix_command_timeout", "exfix_host_timeout",
 })  # fmt: skip
 
 _GROUP_KEYS = ("hosts", "vars", "children")
@@ -614,6 +617,18 @@ def _as_printable(value: Any) -> str:
     return text
 
 
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9-]{1,63}\.?$"
+)
+
+
+def _as_dns_name(value: Any) -> str:
+    text = _as_str(value)
+    if not _DNS_NAME.match(text):
+        raise _Bad(f"expected a DNS name, got {text!r}")
+    return text.rstrip(".")
+
+
 def _as_port(value: Any) -> int:
     if isinstance(value, bool):
         raise _Bad(f"must be a port number, not {value!r}")
@@ -810,6 +825,7 @@ def _target(
         external_dns_servers=external,
         timeouts=timeouts,
         lab_scenario=v.get("exfix_lab_scenario", _as_printable),
+        probe_public_name=v.get("exfix_probe_public_name", _as_dns_name),
         source=source,
     )
 

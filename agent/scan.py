@@ -37,7 +37,7 @@ def collect_target(
     """Connect to one host and collect its facts (both sessions closed afterwards)."""
     credential = credentials.resolve(target)
     options = CollectOptions(
-        public_name=getattr(target, "probe_public_name", None) or public_name,
+        public_name=target.probe_public_name or public_name,
         dns_address_map=target.dns_address_map,
     )
     with connect(target, credential, HostDeadline(target.name, host_timeout)) as conn:

@@ -171,6 +171,10 @@ class Lab:
             variables["exfix_allow_insecure_basic"] = True
         variables["exfix_dns_address_map"] = dict(self.dns_address_map)
         variables["exfix_lab_scenario"] = self.scenario.name
+        # The probes' public name must exist in the lab internet, or every resolver would
+        # look broken: the first zone the scenario defines stands for "the internet".
+        if self.world.internet_zones:
+            variables["exfix_probe_public_name"] = self.world.internet_zones[0]
         hosts: dict[str, Any] = {}
         for endpoint in self.endpoints:
             port = endpoint.https_port if self.https and endpoint.https_port else endpoint.port
