@@ -104,11 +104,19 @@ def check_parameter(name: str) -> str:
 
 
 def parameters(params: Sequence[tuple[str, ParamValue]]) -> str:
-    """`` -Name value -Switch ...`` for the parameters in order (leading space included)."""
+    """`` -Name value -Switch -Flag:$false ...`` for the parameters in order (leading space
+    included). Booleans use the colon form: it binds to Boolean and switch parameters alike,
+    where ``-Confirm $false`` would bind $false as a separate positional argument
+    (about_Parameters)."""
     out: list[str] = []
     for name, value in params:
         check_parameter(name)
-        out.append(f" -{name}" if isinstance(value, Switch) else f" -{name} {literal(value)}")
+        if isinstance(value, Switch):
+            out.append(f" -{name}")
+        elif isinstance(value, bool):
+            out.append(f" -{name}:{literal(value)}")
+        else:
+            out.append(f" -{name} {literal(value)}")
     return "".join(out)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Union
 
 
 class Endpoint(str, enum.Enum):
@@ -26,7 +25,7 @@ class Switch:
 
 SWITCH = Switch()
 
-ParamValue = Union[str, int, bool, None, Switch, tuple[str, ...], tuple[int, ...]]
+ParamValue = str | int | bool | None | Switch | tuple[str, ...] | tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ def test_control_characters_are_visible_not_embedded() -> None:
 
 def test_scalars_and_lists() -> None:
     assert pwsh.literal(True) == "$true"
+    confirm = CmdletCall(Endpoint.OS, "Remove-Item", (("Confirm", False),))
+    assert pwsh.command(confirm) == "Remove-Item -Confirm:$false"
     assert pwsh.literal(None) == "$null"
     assert pwsh.literal(12) == "12"
     assert pwsh.literal(("10.0.0.10",)) == "@('10.0.0.10')"
