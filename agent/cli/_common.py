@@ -57,16 +57,26 @@ def open_fleet(inventory: str | None, lab: str | None, limit: str | None, ask_pa
         raise UsageError("give exactly one of --inventory FILE or --lab [SCENARIO]")
     prompt = _prompt if ask_pass else None
     if inventory is not None:
-        inv = load_inventory(inventory)
-        yield Fleet(inv, inv.select(limit), inv.credentials(prompt=prompt), inventory)
+        yield _fleet(load_inventory(inventory), limit, prompt, inventory)
         return
     from mock_remoting.lab import Lab
 
     assert lab is not None
     with Lab(lab) as running:
         source = f"lab:{running.scenario.name}"
-        inv = inventory_from_mapping(running.inventory(), source=source)
-        yield Fleet(inv, inv.select(limit), inv.credentials(prompt=prompt), source)
+        yield _fleet(inventory_from_mapping(running.inventory(), source=source), limit, prompt, source)
+
+
+def _fleet(inv: Inventory, limit: str | None, prompt: Callable[[str | None, str], str] | None,
+           source: str) -> Fleet:
+    targets = inv.select(limit)
+    credentials = inv.credentials(prompt=prompt)
+    # Every credential is resolved before any host is touched: a password variable that is not
+    # set is bad input (exit 1, one line), not a host failure; and --ask-pass prompts here, once
+    # per user, before a progress bar takes the terminal.
+    for target in targets:
+        credentials.resolve(target)
+    return Fleet(inv, targets, credentials, source)
 
 
 def _prompt(username: str | None, host: str) -> str:
