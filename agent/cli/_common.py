@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agent.errors import UsageError
 from agent.inventory import CredentialResolver, HostTarget, Inventory, inventory_from_mapping, load_inventory
+from agent.inventory import log as inventory_log
 
 DEFAULT_LAB_SCENARIO = "mixed-fleet"
 FORMATS = ("text", "json", "markdown")
@@ -69,7 +71,7 @@ def open_fleet(inventory: str | None, lab: str | None, limit: str | None, ask_pa
 
 def _fleet(inv: Inventory, limit: str | None, prompt: Callable[[str | None, str], str] | None,
            source: str) -> Fleet:
-    targets = inv.select(limit)
+    targets = _select(inv, limit)
     credentials = inv.credentials(prompt=prompt)
     # Every credential is resolved before any host is touched: a password variable that is not
     # set is bad input (exit 1, one line), not a host failure; and --ask-pass prompts here, once
@@ -77,6 +79,33 @@ def _fleet(inv: Inventory, limit: str | None, prompt: Callable[[str | None, str]
     for target in targets:
         credentials.resolve(target)
     return Fleet(inv, targets, credentials, source)
+
+
+class _Hold(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _select(inv: Inventory, limit: str | None) -> tuple[HostTarget, ...]:
+    """``inv.select(limit)``, whose warnings (a --limit term that matches nothing is ignored) are
+    shown only when the selection succeeds: when nothing matches at all, the error alone says
+    so, in one line."""
+    hold = _Hold()
+    propagate = inventory_log.propagate
+    inventory_log.addHandler(hold)
+    inventory_log.propagate = False
+    try:
+        targets = inv.select(limit)
+    finally:
+        inventory_log.removeHandler(hold)
+        inventory_log.propagate = propagate
+    for record in hold.records:
+        inventory_log.handle(record)
+    return targets
 
 
 def _prompt(username: str | None, host: str) -> str:
