@@ -72,4 +72,7 @@ def write_plan_dir(plan: Plan, out_dir: str | Path, *, overwrite: bool = False) 
     from agent.report.review_md import render_review
 
     _write(review, render_review(plan, rendered, str(plan_json)).encode("utf-8"))
+    from agent.report.html import REVIEW_HTML, render_review_html  # review.html beside REVIEW.md
+
+    _write(out / REVIEW_HTML, render_review_html(plan, rendered, str(plan_json)).encode("utf-8"))
     return PlanFiles(directory=out, plan_json=plan_json, review=review, scripts=tuple(scripts))
