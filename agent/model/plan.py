@@ -234,11 +234,38 @@ class HostPlan:
         return tuple(calls)
 
 
+class SourceKind(str, enum.Enum):
+    """How apply reaches the plan's hosts again."""
+
+    INVENTORY = "inventory"  # value: the inventory file, an absolute path
+    LAB = "lab"  # value: the lab scenario, a shipped name or an absolute path
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSource:
+    """Where the plan's hosts came from, so ``exfix apply`` can reach them again without being
+    told. Never a secret: an inventory *path* (the file may hold a password; the plan does not)
+    or a lab scenario name."""
+
+    kind: SourceKind
+    value: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "value": self.value}
+
+    def describe(self) -> str:
+        return f"{self.kind.value} {self.value}"
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """A fleet's plan. ``source`` (inside the digest: the change board approves where the plan
+    applies too) says how to reach the hosts again; None for plans built from saved facts."""
+
     schema: str
     hosts: tuple[HostPlan, ...]
     digest: str
+    source: PlanSource | None = None
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -256,7 +283,11 @@ class Plan:
 
     def content_dict(self) -> dict[str, Any]:
         """The part of plan.json the digest covers."""
-        return {"schema": self.schema, "hosts": [_host_to_dict(h, scripts=False) for h in self.hosts]}
+        return {
+            "schema": self.schema,
+            "source": None if self.source is None else self.source.to_dict(),
+            "hosts": [_host_to_dict(h, scripts=False) for h in self.hosts],
+        }
 
     def compute_digest(self) -> str:
         return content_digest(self.content_dict())
@@ -265,6 +296,7 @@ class Plan:
         return {
             "schema": self.schema,
             "digest": self.digest,
+            "source": None if self.source is None else self.source.to_dict(),
             "hosts": [_host_to_dict(h, scripts=True) for h in self.hosts],
         }
 
@@ -604,14 +636,24 @@ def _read_host(reader: _Reader) -> HostPlan:
 _DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
-def plan_from_dict(data: Any, *, source: str = "<plan>") -> Plan:
+def _read_source(reader: _Reader) -> PlanSource:
+    kind = reader.enum("kind", SourceKind)
+    value = reader.text("value")
+    if not value.strip() or not value.isprintable():
+        raise reader.fail("value", "must be a non-empty printable string")
+    return PlanSource(kind, value)
+
+
+def plan_from_dict(data: Any, *, source: str = "<plan>", check_digest: bool = True) -> Plan:
     """A Plan from parsed plan.json. Raises FactsFileError (file, key) on anything unexpected,
-    including a digest that does not match the content."""
+    including a digest that does not match the content (unless ``check_digest`` is False:
+    apply checks it itself, to refuse such a plan as unapproved rather than malformed)."""
     reader = _Reader(source, data, "")
     schema = reader.raw("schema")
     if schema != SCHEMA:
         raise reader.fail("schema", f"expected {SCHEMA!r}, found {schema!r}")
     digest = reader.text("digest", pattern=_SHA256)
+    plan_source = None if reader.raw("source") is None else reader.object("source", _read_source)
     hosts = reader.objects("hosts", _read_host)
     reader.finish(None)
     seen: set[str] = set()
@@ -619,18 +661,35 @@ def plan_from_dict(data: Any, *, source: str = "<plan>") -> Plan:
         if not _DIRECTORY.match(host.directory) or host.directory.casefold() in seen:
             raise FactsFileError(source, "not a safe, unique directory name", key=f"hosts[{i}].directory")
         seen.add(host.directory.casefold())
-    plan = Plan(schema=SCHEMA, hosts=hosts, digest=digest)
-    if plan.compute_digest() != digest:
+    plan = Plan(schema=SCHEMA, hosts=hosts, digest=digest, source=plan_source)
+    if check_digest and plan.compute_digest() != digest:
         raise FactsFileError(source, "does not match the plan content (the file was changed)", key="digest")
     return plan
 
 
-def plan_from_json(text: str, *, source: str = "<plan>") -> Plan:
+def plan_from_json(text: str, *, source: str = "<plan>", check_digest: bool = True) -> Plan:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FactsFileError(source, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
-    return plan_from_dict(data, source=source)
+    return plan_from_dict(data, source=source, check_digest=check_digest)
+
+
+def call_from_dict(data: Any, *, source: str, key: str) -> CmdletCall:
+    """One structured call (as ``call_to_dict`` writes it), read as strictly as in plan.json;
+    for other files that record calls (the apply journal). Raises FactsFileError."""
+    reader = _Reader(source, data, key)
+    return reader.finish(_read_call(reader))
+
+
+def change_from_dict(data: Any, *, source: str, key: str) -> Change:
+    reader = _Reader(source, data, key)
+    return reader.finish(_read_change(reader))
+
+
+def value_from_json(value: Any, *, source: str, key: str) -> PlanValue:
+    """A before/after value as plan.json and the journal write it. Raises FactsFileError."""
+    return _data_value(_Reader(source, {}, ""), key, value)
 
 
 def with_scripts(host: HostPlan, scripts: Mapping[str, str]) -> HostPlan:

@@ -39,6 +39,7 @@ from agent.model.plan import (
     HostPlan,
     HostVars,
     Plan,
+    PlanSource,
     restart_transport_call,
     with_scripts,
 )
@@ -208,9 +209,12 @@ def build_plan(
     fleet_facts: Sequence[HostFacts],
     findings_by_host: Mapping[str, Sequence[Finding]],
     host_vars_by_host: Mapping[str, HostVars],
+    *,
+    source: PlanSource | None = None,
 ) -> Plan:
-    """The plan for a fleet: hosts in the order given, digest computed over the content, then
-    each host's scripts rendered with the digest in their headers and their sha256 recorded."""
+    """The plan for a fleet: hosts in the order given, digest computed over the content (which
+    includes ``source``, where apply will reach the hosts again), then each host's scripts
+    rendered with the digest in their headers and their sha256 recorded."""
     names = [facts.host for facts in fleet_facts]
     if len(set(names)) != len(names):
         raise ValueError("a host appears twice in the facts")
@@ -224,7 +228,7 @@ def build_plan(
         )
         for facts, directory in zip(fleet_facts, directories, strict=True)
     )
-    unsigned = Plan(schema=SCHEMA, hosts=hosts, digest="")
+    unsigned = Plan(schema=SCHEMA, hosts=hosts, digest="", source=source)
     plan = dataclasses.replace(unsigned, digest=unsigned.compute_digest())
     rendered = render_plan(plan)
     return dataclasses.replace(

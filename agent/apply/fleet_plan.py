@@ -1,0 +1,62 @@
+"""plan_fleet: scan a fleet and build its plan (what ``exfix plan`` and playbooks run).
+
+Dry-run: only reads. Hosts that could not be scanned are left out of the plan and reported
+(exit 3), the others are planned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE
+from agent.inventory import CredentialResolver, HostTarget
+from agent.model.plan import HostVars, Plan, PlanSource
+from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.planning import build_plan
+from agent.scan import DEFAULT_FORKS, DEFAULT_HOST_TIMEOUT, scan_fleet
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPlan:
+    plan: Plan
+    scan: ScanReport
+
+    @property
+    def unscanned(self) -> tuple[HostScan, ...]:
+        return tuple(h for h in self.scan.hosts if h.status is not HostStatus.SCANNED)
+
+    @property
+    def exit_code(self) -> int:
+        """3 when a host could not be scanned; else 2 when any action (automatic or manual) is
+        planned; else 0 (advice alone changes nothing, so it is 0)."""
+        if self.unscanned:
+            return EXIT_UNREACHABLE
+        return EXIT_FINDINGS if self.plan.actions else EXIT_OK
+
+
+def host_vars(target: HostTarget) -> HostVars:
+    return HostVars(external_dns_servers=target.external_dns_servers)
+
+
+def plan_fleet(
+    targets: Sequence[HostTarget],
+    credentials: CredentialResolver,
+    *,
+    source: PlanSource | None,
+    scan_source: str | None = None,
+    forks: int = DEFAULT_FORKS,
+    host_timeout: float = DEFAULT_HOST_TIMEOUT,
+    on_host_done: Callable[[HostScan], None] | None = None,
+) -> FleetPlan:
+    """Collect and evaluate every target (agent.scan), then plan the scanned hosts. ``source``
+    is recorded in the plan (inside its digest) so apply can reach the hosts again."""
+    label = scan_source or (source.describe() if source is not None else "plan")
+    report = scan_fleet(targets, credentials, source=label, forks=forks, host_timeout=host_timeout,
+                        on_host_done=on_host_done)  # fmt: skip
+    scanned = [h for h in report.hosts if h.facts is not None and h.status is HostStatus.SCANNED]
+    facts = [h.facts for h in scanned if h.facts is not None]
+    findings = {h.host: h.findings for h in scanned}
+    variables = {t.name: host_vars(t) for t in targets}
+    plan = build_plan(facts, findings, variables, source=source)
+    return FleetPlan(plan, report)

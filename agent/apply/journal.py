@@ -1,0 +1,188 @@
+"""The apply journal: an append-only JSONL audit of every step apply and rollback take.
+
+One JSON object per line (``"schema": "exfix.journal/1"``), written with ``O_APPEND`` and
+flushed to disk (``fsync``) before apply goes on, so that after a crash, a kill or a power cut
+the journal still says what was about to happen to a host and what did. A mutation is
+journaled twice: ``execute``/``started`` *before* the call is sent and ``execute``/``ok`` or
+``failed`` after it; a ``started`` without an outcome means "may have run", and
+``exfix rollback`` treats it so (it reads the property first and undoes only what changed).
+
+Every record has these keys (null where they do not apply)::
+
+    schema        "exfix.journal/1"
+    time          UTC, ISO 8601 with microseconds ("2025-01-15T10:00:00.123456+00:00")
+    run           id of the apply (or rollback) run that wrote the record
+    operator      --operator, or the local user name
+    ticket        --ticket, or null
+    plan_digest   the digest of the plan being applied
+    host          the inventory name of the host, or null for run-wide records
+    action        the plan's action id ("01-set-nic-dns-servers"), or null
+    phase         start | refused | stale-check | manual | before | execute | verify |
+                  interrupted | rollback | rollback-verify | host | queues | end
+    result        what happened (per phase: see agent/apply/__init__.py)
+
+and, where they apply: ``before`` / ``after`` (property -> value), ``call`` (the structured
+command), ``error`` (one line), ``undoes`` (the apply run a rollback record belongs to) and
+``detail`` (phase-specific data). No credential is ever written: records are built from plan
+values, read-back values and error messages, and no API here takes a credential.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agent.errors import FactsFileError
+
+SCHEMA = "exfix.journal/1"
+
+PHASES = frozenset(
+    {
+        "start", "refused", "stale-check", "manual", "before", "execute", "verify", "interrupted",
+        "rollback", "rollback-verify", "host", "queues", "end",
+    }
+)  # fmt: skip
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journal record, as written. ``extra`` holds the optional keys (before, after, call,
+    error, undoes, detail)."""
+
+    time: str
+    run: str
+    operator: str
+    ticket: str | None
+    plan_digest: str
+    host: str | None
+    action: str | None
+    phase: str
+    result: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.extra.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema": SCHEMA,
+            "time": self.time,
+            "run": self.run,
+            "operator": self.operator,
+            "ticket": self.ticket,
+            "plan_digest": self.plan_digest,
+            "host": self.host,
+            "action": self.action,
+            "phase": self.phase,
+            "result": self.result,
+        }
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+
+class Journal:
+    """An open journal file. Thread-safe: hosts applied at once write whole lines each.
+
+    ``write`` returns only after the line is on disk. The file is created 0600 (it names
+    hosts and settings of the organisation), never truncated, never rewritten.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def write(self, entry: JournalEntry) -> None:
+        line = json.dumps(entry.to_dict(), ensure_ascii=True, sort_keys=False, allow_nan=False, default=str)
+        data = (line + "\n").encode("ascii")
+        with self._lock:
+            if self._fd is None:
+                raise ValueError(f"journal {self.path} is closed")
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_journal(path: str | os.PathLike[str]) -> tuple[JournalEntry, ...]:
+    """Every record of a journal file, in order. Raises FactsFileError (exit 1) naming the line
+    for a line that is not a journal record. A last line cut short by a crash (no newline, not
+    JSON) is ignored: it was never acknowledged as written."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise FactsFileError(source, f"cannot read: {exc.strerror or exc}") from None
+    lines = raw.split(b"\n")
+    out: list[JournalEntry] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if number == len(lines):  # the torn last line of an interrupted write
+                continue
+            raise FactsFileError(source, "not a JSON object", line=number) from None
+        out.append(_entry(source, number, data))
+    return tuple(out)
+
+
+_CORE = ("time", "run", "operator", "plan_digest", "phase", "result")
+
+
+def _entry(source: str, number: int, data: Any) -> JournalEntry:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise FactsFileError(source, f"not an {SCHEMA} record", line=number)
+    for key in _CORE:
+        if not isinstance(data.get(key), str):
+            raise FactsFileError(source, "missing or not a string", line=number, key=key)
+    for key in ("host", "action", "ticket"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise FactsFileError(source, "must be a string or null", line=number, key=key)
+    if data["phase"] not in PHASES:
+        raise FactsFileError(source, f"unknown phase {data['phase']!r}", line=number, key="phase")
+    known = {"schema", "host", "action", "ticket", *_CORE}
+    return JournalEntry(
+        time=data["time"],
+        run=data["run"],
+        operator=data["operator"],
+        ticket=data.get("ticket"),
+        plan_digest=data["plan_digest"],
+        host=data.get("host"),
+        action=data.get("action"),
+        phase=data["phase"],
+        result=data["result"],
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def iter_run(entries: tuple[JournalEntry, ...], run: str) -> Iterator[JournalEntry]:
+    return (e for e in entries if e.run == run or e.get("undoes") == run)

@@ -1,0 +1,288 @@
+"""apply_plan: approval, the stale check, the hosts in batches, verification, the report.
+
+Order of a run (each step journaled):
+
+1. ``start``;
+2. refusals, before any host is touched (exit 4): the approved digest is not the plan's, the
+   plan's content no longer hashes to its digest, a script no longer matches its recorded
+   sha256, a planned host is not in the inventory, a disruptive step without
+   ``allow_restart``;
+3. the stale check: every host with an automatic step is collected again and each action's
+   fingerprint recomputed with :func:`agent.planning.fingerprint_for`; any difference refuses
+   the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and nothing
+   has changed yet;
+4. the hosts, ``serial`` at a time, in plan order (agent/apply/execute.py), each verified
+   (agent/apply/verify.py) once its steps are done; when more than ``max_fail`` hosts have
+   failed, or on an interrupt, the hosts not started are ``skipped``;
+5. ``end`` with the exit code.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from agent.apply._context import EventHook, Recorder, collect, open_host
+from agent.apply.execute import run_host
+from agent.apply.journal import Journal, utc_now
+from agent.apply.plan_file import PlanFile
+from agent.apply.results import ApplyReport, HostApply, HostOutcome
+from agent.apply.verify import verify_host
+from agent.errors import (
+    DigestMismatchError,
+    HostError,
+    RefusedError,
+    RestartNotAllowedError,
+    StalePlanError,
+    UnreachableError,
+    UsageError,
+    one_line,
+)
+from agent.fleet import run_fleet
+from agent.inventory import Credential, CredentialResolver, HostTarget
+from agent.model.facts import HostFacts
+from agent.model.plan import HostPlan, Plan
+from agent.planning.fingerprint import fingerprint_for
+
+DEFAULT_VERIFY_TIMEOUT = 120.0
+
+
+def current_operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in this environment (containers, services)
+        return "unknown"
+
+
+def apply_plan(
+    plan: PlanFile | Plan,
+    targets: Sequence[HostTarget],
+    credentials: CredentialResolver,
+    *,
+    approve: str,
+    allow_restart: bool = False,
+    serial: int = 1,
+    max_fail: int = 0,
+    verify_timeout: float = DEFAULT_VERIFY_TIMEOUT,
+    journal: Journal | str | os.PathLike[str] | None = None,
+    operator: str | None = None,
+    ticket: str | None = None,
+    on_event: EventHook | None = None,
+    cancel: threading.Event | None = None,
+    forks: int = 16,
+) -> ApplyReport:
+    """Apply an approved plan to ``targets`` (an inventory's hosts; the plan's hosts are looked
+    up in it by name), verify it, and return the report.
+
+    ``plan`` is a :class:`PlanFile` (read with :func:`read_plan_file`: its scripts on disk are
+    checked too, and the journal defaults to ``journal.jsonl`` beside it) or a :class:`Plan`.
+    ``on_event`` receives every journal record as it is written. Setting ``cancel`` stops the
+    run as Ctrl-C does: the command in flight finishes, the host is rolled back, the hosts not
+    started are skipped.
+
+    Raises (nothing changed): DigestMismatchError, RestartNotAllowedError, StalePlanError,
+    RefusedError (exit 4); UnreachableError/HostError (exit 3) when a planned host cannot be
+    collected for the stale check; UsageError for bad options. Every other outcome, failures
+    and rollbacks included, is in the report (``report.exit_code``).
+    """
+    if serial < 1 or max_fail < 0 or verify_timeout < 0:
+        raise UsageError("serial must be at least 1, max_fail and verify_timeout at least 0")
+    plan_file = plan if isinstance(plan, PlanFile) else None
+    the_plan = plan.plan if isinstance(plan, PlanFile) else plan
+    if journal is None:
+        if plan_file is None:
+            raise UsageError("a journal path is needed when the plan is not read from a plan directory")
+        journal = plan_file.default_journal
+    owned = not isinstance(journal, Journal)
+    opened = Journal(journal) if not isinstance(journal, Journal) else journal
+    rec = Recorder(opened, uuid.uuid4().hex, operator or current_operator(), ticket, the_plan.digest,
+                   on_event, cancel or threading.Event())  # fmt: skip
+    started = utc_now()
+    try:
+        rec.record("start", "ok", detail={
+            "plan": None if plan_file is None else str(plan_file.path),
+            "source": None if the_plan.source is None else the_plan.source.to_dict(),
+            "hosts": [h.host for h in the_plan.hosts],
+            "allow_restart": allow_restart, "serial": serial, "max_fail": max_fail,
+            "verify_timeout": verify_timeout,
+        })  # fmt: skip
+        by_name = _check_approval(rec, plan_file, the_plan, approve, allow_restart, targets)
+        creds = {name: credentials.resolve(target) for name, target in by_name.items()}
+        fresh = _check_fresh(rec, the_plan, by_name, creds, forks)
+        hosts = _run_hosts(rec, the_plan, by_name, creds, fresh, serial=serial, max_fail=max_fail,
+                           verify_timeout=verify_timeout)  # fmt: skip
+        report = ApplyReport(
+            plan_digest=the_plan.digest, run=rec.run, journal=str(opened.path), operator=rec.operator,
+            ticket=ticket, started=started, finished=utc_now(), hosts=hosts,
+            interrupted=rec.cancel.is_set(),
+        )  # fmt: skip
+        rec.record("end", "ok" if report.exit_code == 0 else "failed",
+                   detail={"exit_code": report.exit_code,
+                           "hosts": {h.host: h.outcome.value for h in hosts}})  # fmt: skip
+        return report
+    finally:
+        if owned:
+            opened.close()
+
+
+def _refuse(
+    rec: Recorder, error: RefusedError | HostError, host: str | None = None
+) -> RefusedError | HostError:
+    rec.record("refused", type(error).__name__, host=host, error=str(error))
+    return error
+
+
+def _check_approval(
+    rec: Recorder, plan_file: PlanFile | None, plan: Plan, approve: str, allow_restart: bool,
+    targets: Sequence[HostTarget],
+) -> dict[str, HostTarget]:  # fmt: skip
+    if plan_file is not None:
+        problem = plan_file.approval_problem(approve)
+    elif approve.strip().lower() != plan.digest:
+        problem = f"the approved digest {approve.strip()[:64]!r} is not this plan's digest {plan.digest}"
+    elif plan.compute_digest() != plan.digest:
+        problem = f"the plan's content hashes to {plan.compute_digest()}, not to its digest {plan.digest}"
+    else:
+        problem = None
+    if problem is not None:
+        raise _refuse(rec, DigestMismatchError(f"refused, nothing changed: {problem}"))
+    known = {t.name: t for t in targets}
+    by_name: dict[str, HostTarget] = {}
+    for host in plan.hosts:
+        if not host.automatic:
+            continue
+        target = known.get(host.host)
+        if target is None:
+            raise _refuse(
+                rec,
+                RefusedError(
+                    f"refused, nothing changed: host {host.host!r} of the plan is not in the inventory"
+                ),
+                host.host,
+            )
+        by_name[host.host] = target
+    if not allow_restart:
+        for host in plan.hosts:
+            for action in host.automatic:
+                if action.disruptive:
+                    raise _refuse(rec, RestartNotAllowedError(
+                        f"refused, nothing changed: step {action.id} on {host.host} restarts "
+                        "MSExchangeTransport and interrupts mail flow; give --allow-restart to allow it"
+                    ), host.host)  # fmt: skip
+    return by_name
+
+
+def _check_fresh(
+    rec: Recorder, plan: Plan, targets: Mapping[str, HostTarget], creds: Mapping[str, Credential], forks: int
+) -> dict[str, HostFacts]:
+    hosts = [h for h in plan.hosts if h.automatic]
+    runs = run_fleet(hosts, lambda h: collect(targets[h.host], creds[h.host]), forks=forks)
+    fresh: dict[str, HostFacts] = {}
+    unreachable: list[tuple[str, BaseException]] = []
+    drifted: list[str] = []
+    for run in runs:
+        host = run.host
+        if run.error is not None or run.value is None:
+            error = run.error or RuntimeError("no facts")
+            rec.record("stale-check", "unreachable", host=host.host, error=one_line(str(error)))
+            unreachable.append((host.host, error))
+            continue
+        facts = run.value
+        fresh[host.host] = facts
+        stale = [
+            f"{a.id} ({', '.join(_ref(r) for r in a.depends_on)})"
+            for a in host.automatic
+            if fingerprint_for(a.depends_on, facts) != a.fingerprint
+        ]
+        rec.record("stale-check", "drifted" if stale else "fresh", host=host.host,
+                   detail={"actions": stale} if stale else None)  # fmt: skip
+        if stale:
+            drifted.append(f"{host.host}: {', '.join(stale)}")
+    if drifted:
+        raise _refuse(rec, StalePlanError(
+            f"refused, nothing changed: the plan is stale; the facts its steps depend on changed since it "
+            f"was made on {'; '.join(drifted)}. Plan again"))  # fmt: skip
+    if unreachable:
+        name, error = unreachable[0]
+        reason = (
+            error.reason if isinstance(error, HostError) else one_line(f"{type(error).__name__}: {error}")
+        )
+        raise _refuse(
+            rec, UnreachableError(name, f"{reason}; apply checked no host for drift and changed nothing")
+        )
+    return fresh
+
+
+def _ref(ref: object) -> str:
+    area = getattr(ref, "area", None)
+    key = getattr(ref, "key", "")
+    name = area.value if area is not None else str(ref)
+    return f"{name} {key}".strip()
+
+
+def _run_hosts(
+    rec: Recorder,
+    plan: Plan,
+    targets: Mapping[str, HostTarget],
+    creds: Mapping[str, Credential],
+    fresh: Mapping[str, HostFacts],
+    *,
+    serial: int,
+    max_fail: int,
+    verify_timeout: float,
+) -> tuple[HostApply, ...]:
+    results: dict[str, HostApply] = {}
+    for host in plan.hosts:
+        if not host.automatic:
+            for action in host.manual:
+                rec.record("manual", "not-run", host=host.host, action=action.id,
+                           detail={"description": action.description})  # fmt: skip
+            results[host.host] = HostApply(host.host, HostOutcome.NOTHING_TO_DO)
+            rec.record("host", HostOutcome.NOTHING_TO_DO.value, host=host.host)
+    pending = [h for h in plan.hosts if h.automatic]
+    failures = 0
+
+    def work(host: HostPlan) -> HostApply:
+        return _one_host(rec, host, targets[host.host], creds[host.host], fresh[host.host], verify_timeout)
+
+    for start in range(0, len(pending), serial):
+        batch = pending[start : start + serial]
+        if failures > max_fail or rec.cancel.is_set():
+            for host in batch:
+                why = "interrupted" if rec.cancel.is_set() else f"more than {max_fail} host(s) failed"
+                results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
+                rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
+            continue
+        if len(batch) == 1:
+            done = [work(batch[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="exfix-apply") as pool:
+                done = list(pool.map(work, batch))
+        for result in done:
+            results[result.host] = result
+            if result.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED):
+                failures += 1
+    return tuple(results[h.host] for h in plan.hosts)
+
+
+def _one_host(
+    rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential, before: HostFacts,
+    verify_timeout: float,
+) -> HostApply:  # fmt: skip
+    result = run_host(rec, host, lambda: open_host(target, credential))
+    if result.outcome is not HostOutcome.DONE:
+        rec.record("host", result.outcome.value, host=host.host, error=result.error)
+        return HostApply(host.host, result.outcome, result.steps, None, error=result.error)
+    check = verify_host(rec, host, before, lambda: open_host(target, credential),
+                        lambda: collect(target, credential), timeout=verify_timeout)  # fmt: skip
+    rec.record("host", result.outcome.value, host=host.host, error=check.error,
+               detail={"verified": check.verified})  # fmt: skip
+    return HostApply(host.host, result.outcome, result.steps, check.verified, check.queues, check.remaining,
+                     error=check.error)  # fmt: skip
+
+
+__all__ = ["DEFAULT_VERIFY_TIMEOUT", "apply_plan", "current_operator"]

@@ -1,0 +1,153 @@
+"""Verifying the symptom after a host's changes: do its failing queues drain?
+
+The changes were already read back one by one; this checks what they were for. For each queue
+that was failing when apply checked the plan (status Retry, or messages waiting with a
+LastError), apply:
+
+1. reads the queues again and runs ``Retry-Queue -Identity <queue>`` on each such queue that
+   still holds messages (only Retry-Queue and a transport restart re-attempt delivery, and
+   a send connector change alone restarts nothing);
+2. polls Get-Queue until every one of them is empty (or gone: Exchange removes an empty
+   queue after a while) or ``--verify-timeout`` passes;
+3. collects and evaluates the host again.
+
+Queues are matched by NextHopDomain, not by Identity: a queue's number is given by the
+transport process and changes when MSExchangeTransport restarts.
+
+The host is ``verified`` when every such queue drained, no finding the plan addressed is still
+reported, and no queue-dns-failure finding is left. Otherwise the host keeps its changes (they
+read back as planned; undoing them would not bring the mail back either) and is reported
+``verified: false`` with the findings that remain; apply then exits 5.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.apply._context import Recorder
+from agent.apply.results import QueueChange, QueueStatus
+from agent.collect import queues as queue_collector
+from agent.errors import HostError, one_line
+from agent.evaluate import evaluate
+from agent.model.command import CmdletCall, Endpoint
+from agent.model.facts import HostFacts, QueueErrorKind, QueueFacts
+from agent.model.findings import Finding
+from agent.model.plan import HostPlan
+from agent.model.remote import RemoteObject
+from agent.transport.connection import HostConnection
+
+SYMPTOM_RULE = "queue-dns-failure"
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    verified: bool
+    queues: tuple[QueueChange, ...]
+    remaining: tuple[Finding, ...]
+    error: str | None = None
+
+
+def failing(queue: QueueFacts) -> bool:
+    return queue.status.lower() == "retry" or (
+        queue.message_count > 0 and queue.last_error.kind is not QueueErrorKind.NONE
+    )
+
+
+def status_of(queue: QueueFacts) -> QueueStatus:
+    return QueueStatus(
+        identity=queue.identity,
+        next_hop=queue.next_hop_domain,
+        status=queue.status,
+        message_count=queue.message_count,
+        last_error=queue.last_error.raw or None,
+    )
+
+
+def _match(queues: Sequence[QueueFacts], next_hop: str) -> QueueFacts | None:
+    for queue in queues:
+        if queue.next_hop_domain.lower() == next_hop.lower():
+            return queue
+    return None
+
+
+def _read_queues(conn: HostConnection, server: str) -> tuple[QueueFacts, ...]:
+    out: list[RemoteObject] = []
+    for call in queue_collector.calls(server):
+        out.extend(conn.run(call))
+    return queue_collector.parse(tuple(out))
+
+
+def verify_host(
+    rec: Recorder,
+    plan: HostPlan,
+    before: HostFacts,
+    connect: Callable[[], HostConnection],
+    collect: Callable[[], HostFacts],
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verification:
+    host = plan.host
+    server = before.exchange.name
+    watched = [q for q in before.queues if failing(q)]
+    retried: set[str] = set()
+    latest: tuple[QueueFacts, ...] = ()
+    checked = False
+    error: str | None = None
+    try:
+        with connect() as conn:
+            latest = _read_queues(conn, server)
+            checked = True
+            for queue in watched:
+                now = _match(latest, queue.next_hop_domain)
+                if now is None or now.message_count == 0:
+                    continue
+                call = CmdletCall(Endpoint.EXCHANGE, "Retry-Queue", (("Identity", now.identity),))
+                result = conn.invoke(call)
+                outcome = "failed" if result.errors else "ok"
+                rec.record("queues", f"retry-{outcome}", host=host, call={"cmdlet": call.cmdlet,
+                           "identity": now.identity, "next_hop": now.next_hop_domain},
+                           error=one_line(result.errors[0].message) if result.errors else None)  # fmt: skip
+                retried.add(queue.next_hop_domain.lower())
+            deadline = clock() + timeout
+            while not rec.cancel.is_set():
+                pending = [q for q in watched if not _drained(latest, q.next_hop_domain)]
+                if not pending or clock() >= deadline:
+                    break
+                sleep(min(POLL_SECONDS, max(0.0, deadline - clock())))
+                latest = _read_queues(conn, server)
+    except HostError as exc:
+        error = one_line(str(exc))
+    changes = tuple(
+        QueueChange(
+            next_hop=q.next_hop_domain,
+            before=status_of(q),
+            after=None if (m := _match(latest, q.next_hop_domain)) is None or not checked else status_of(m),
+            retried=q.next_hop_domain.lower() in retried,
+            checked=checked,
+        )
+        for q in watched
+    )
+    remaining: tuple[Finding, ...] = ()
+    try:
+        remaining = evaluate(collect())
+    except HostError as exc:
+        error = error or one_line(str(exc))
+    addressed = {f for a in plan.automatic for f in a.finding_ids}
+    still = [f for f in remaining if f.id in addressed or f.rule_id == SYMPTOM_RULE]
+    verified = error is None and all(c.drained for c in changes) and not still
+    rec.record(
+        "queues", "verified" if verified else "not-verified", host=host, error=error,
+        detail={"queues": [c.to_dict() for c in changes],
+                "remaining_findings": [f.id for f in remaining]},
+    )  # fmt: skip
+    return Verification(verified, changes, remaining, error)
+
+
+def _drained(queues: Sequence[QueueFacts], next_hop: str) -> bool:
+    queue = _match(queues, next_hop)
+    return queue is None or queue.message_count == 0
