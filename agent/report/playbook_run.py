@@ -1,0 +1,218 @@
+"""A playbook run as JSON (``exfix.playbook-run/1``), text, a markdown ticket work note, or
+text with Rundeck key-value lines.
+
+Every value that came from a host goes through agent.report.safe (``terminal`` for text,
+``markdown`` / ``markdown_code`` for markdown); JSON is safe through ``json.dumps`` with
+``ensure_ascii``. Rundeck lines are reduced further (:func:`rundeck_value`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from agent.report.safe import markdown, markdown_code, terminal
+from agent.workflow.run import HostResult, Outcome, PlaybookRun, QueueView
+
+
+def render_json(run: PlaybookRun) -> str:
+    return json.dumps(run.to_dict(), indent=2, ensure_ascii=True) + "\n"
+
+
+# --- shared wording -------------------------------------------------------------------------
+
+
+def _next_step(run: PlaybookRun) -> list[str]:
+    """What a person has to do next, in plain words (text; callers escape)."""
+    pending = run.pending
+    if run.refused is not None:
+        return ["Nothing was changed. Review the new plan and approve its digest, or find out what changed."]
+    outcome = run.outcome
+    if outcome is Outcome.FAILED:
+        return [
+            "A person must look at the servers marked failed now: see the journal and each server's reason."
+        ]
+    if outcome is Outcome.ROLLED_BACK:
+        return ["The failed change was undone. Read the error, fix the cause, and plan again."]
+    if pending is not None and any(h.outcome is Outcome.PENDING_APPROVAL for h in run.hosts):
+        lines = [f"A change board reviews {pending.review_html} and approves digest {pending.digest}."]
+        if run.approve_command:
+            lines.append(f"Then run: {run.approve_command}")
+        if pending.apply_command:
+            lines.append(f"Or apply the reviewed plan directly: {pending.apply_command}")
+        return lines
+    if pending is not None:
+        return [f"Review the plan: {pending.review_html} (this playbook does not apply it)."]
+    if outcome is Outcome.UNREACHABLE:
+        return ["Check that the unreachable servers are up and that remoting works, then run again."]
+    if outcome is Outcome.FINDINGS:
+        return ["Read the findings: this playbook does not change them."]
+    return ["Nothing to do."]
+
+
+def _queue_line(queue: QueueView) -> str:
+    error = f", {queue.error_class}" if queue.error_class and queue.error_class != "None" else ""
+    return f"{queue.identity} -> {queue.next_hop}: {queue.status}, {queue.message_count} message(s){error}"
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def render_text(run: PlaybookRun) -> str:
+    lines = [
+        f"exfix playbook {run.playbook.name}" + (f" (ticket {run.ticket})" if run.ticket else ""),
+        run.message(),
+        "",
+    ]
+    lines.extend(f"  {line}" for line in _next_step(run))
+    lines.append("")
+    for host in run.hosts:
+        lines.append(f"{host.host}: {host.outcome.value}: {host.reason}")
+        if host.error:
+            lines.append(f"    error: {host.error}")
+        for finding in host.findings:
+            lines.append(f"    finding [{finding.severity.value}] {finding.rule_id}: {finding.summary}")
+        for action in host.actions:
+            lines.append(f"    {action.status.value}: {action.description}")
+        for queue in host.queues_before:
+            if queue.failing:
+                lines.append(f"    queue before: {_queue_line(queue)}")
+        if host.queues_after is not None:
+            for queue in host.queues_after:
+                lines.append(f"    queue after:  {_queue_line(queue)}")
+    lines.append("")
+    if run.digest:
+        lines.append(f"plan digest: {run.digest}")
+    lines.append(f"run record: {run.run_file}")
+    lines.append(f"exit code: {run.exit_code}")
+    return "\n".join(terminal(line) for line in lines) + "\n"
+
+
+# --- markdown (a ticket work note) ----------------------------------------------------------
+
+
+def _md_host(host: HostResult) -> list[str]:
+    lines = [f"### {markdown(host.host)}: {markdown(host.outcome.value)}", "", markdown(host.reason), ""]
+    if host.error:
+        lines.extend([f"Error: {markdown(host.error)}", ""])
+    if host.findings:
+        lines.append("Found:")
+        lines.extend(f"- {markdown(f.title)}: {markdown(f.summary)} ({markdown_code(f.rule_id)})"
+                     for f in host.findings)  # fmt: skip
+        lines.append("")
+    if host.actions:
+        lines.append("Changes:")
+        lines.extend(f"- {markdown(a.status.value)}: {markdown(a.description)}"
+                     + (" (interrupts mail flow)" if a.disruptive else "") for a in host.actions)  # fmt: skip
+        lines.append("")
+    failing_before = [q for q in host.queues_before if q.failing]
+    if failing_before or host.queues_after:
+        lines.append("| queue | next hop | before | after |")
+        lines.append("|---|---|---|---|")
+        after = {q.next_hop.lower(): q for q in host.queues_after or ()}
+        shown = failing_before or list(host.queues_before)
+        for queue in shown:
+            later = after.get(queue.next_hop.lower())
+            then = f"{queue.status}, {queue.message_count} msg"
+            if host.queues_after is None:
+                now = "not checked"
+            else:
+                now = "gone (empty)" if later is None else f"{later.status}, {later.message_count} msg"
+            lines.append(f"| {markdown(queue.identity)} | {markdown(queue.next_hop)} | {markdown(then)} | "
+                         f"{markdown(now)} |")  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def render_markdown(run: PlaybookRun) -> str:
+    title = f"exfix playbook {run.playbook.name}" + (f", ticket {run.ticket}" if run.ticket else "")
+    lines = [f"## {markdown(title)}", "", f"**{markdown(run.message())}**", ""]
+    lines.append("What happens next:")
+    lines.append("")
+    lines.extend(f"- {markdown(line)}" for line in _next_step(run))
+    lines.append("")
+    if run.hosts:
+        lines.append("| server | outcome | why |")
+        lines.append("|---|---|---|")
+        lines.extend(
+            f"| {markdown(h.host)} | {markdown(h.outcome.value)} | {markdown(h.reason)} |" for h in run.hosts
+        )
+        lines.append("")
+    if run.digest:
+        lines.extend([f"Plan digest: {markdown_code(run.digest)}", ""])
+    lines.extend(["### Details", ""])
+    for host in run.hosts:
+        lines.extend(_md_host(host))
+    lines.extend([
+        "### Record",
+        "",
+        f"- Playbook: {markdown(run.playbook.name)} ({markdown(run.playbook.mode.value)}, approval "
+        f"{markdown(run.playbook.approval.value)}), file {markdown_code(run.playbook.source)}, sha256 "
+        f"{markdown_code(run.playbook.sha256)}",
+        f"- Fleet: {markdown(run.source)}; operator {markdown(run.operator)}",
+        f"- Started {markdown(run.started)}, finished {markdown(run.finished)}; exit code {run.exit_code}",
+        f"- Run record: {markdown_code(run.run_file)}",
+    ])  # fmt: skip
+    for plan in run.plans:
+        lines.append(f"- Plan {markdown_code(plan.digest)} ({markdown(plan.role.value)}): "
+                     f"{markdown_code(plan.review_html)}, {markdown_code(plan.review_md)}")  # fmt: skip
+    if run.journal:
+        lines.append(f"- Journal: {markdown_code(run.journal)}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+# --- Rundeck --------------------------------------------------------------------------------
+
+# Rundeck's "Key Value Data" log filter reads lines matching ^RUNDECK:DATA:(.+?)\s*=\s*(.+)$ and
+# makes ${data.KEY} available to later job steps, which often paste it into a command line.
+# So a value is one line of a conservative character set: anything else becomes '_'.
+_RUNDECK_UNSAFE = re.compile(r"[^A-Za-z0-9 ._:/@+,=()-]")
+_RUNDECK_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def rundeck_value(value: object) -> str:
+    text = "" if value is None else str(value)
+    text = _RUNDECK_UNSAFE.sub("_", " ".join(text.split()))
+    return text[:1000] or "-"
+
+
+def rundeck_data(run: PlaybookRun) -> list[tuple[str, str]]:
+    pending = run.pending
+    pairs: list[tuple[str, object]] = [
+        ("ticket", run.ticket or "-"),
+        ("playbook", run.playbook.name),
+        ("outcome", run.outcome.value),
+        ("exit_code", run.exit_code),
+        ("digest", run.digest or "-"),
+        ("message", run.message()),
+        ("hosts_total", len(run.hosts)),
+    ]
+    pairs.extend((f"hosts_{name.replace('-', '_')}", n) for name, n in run.counts().items())
+    pairs.extend([
+        ("run_file", run.run_file),
+        ("review_html", pending.review_html if pending else "-"),
+        ("apply_command", pending.apply_command if pending and pending.apply_command else "-"),
+        ("refused", "yes" if run.refused else "no"),
+    ])  # fmt: skip
+    out = []
+    for key, value in pairs:
+        assert _RUNDECK_KEY.match(key), key
+        out.append((key, rundeck_value(value)))
+    return out
+
+
+def render_rundeck(run: PlaybookRun) -> str:
+    # A text line that looks like a data line (a host named "RUNDECK:DATA:outcome=...") is
+    # indented, so only the lines below set Rundeck data.
+    lines = [(" " + line if line.startswith("RUNDECK:") else line) for line in render_text(run).splitlines()]
+    lines.extend(f"RUNDECK:DATA:{key}={value}" for key, value in rundeck_data(run))
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {
+    "json": render_json,
+    "text": render_text,
+    "markdown": render_markdown,
+    "rundeck": render_rundeck,
+}

@@ -1,0 +1,582 @@
+"""Running a playbook: scan, keep what is in the playbook's scope, plan, and apply what the
+playbook's approval rule allows; then report per host.
+
+The steps, by mode:
+
+- ``diagnose``: scan and evaluate. Nothing is planned.
+- ``plan``: plan the fixes in ``fixes.plan`` and write the plan directory for review.
+- ``apply`` with ``approval: required``: plan as above. Without ``--approve`` the run stops
+  there (pending-approval, exit 2). With ``--approve <digest>`` it applies the plan whose
+  digest matches: the plan made now from fresh facts when its digest is the approved one
+  (planning is deterministic: same facts, same digest), else a plan of that digest already in
+  the run directory, written by the run the change board reviewed (apply refuses it if a host
+  drifted since). Neither: refused, nothing changed (exit 4).
+- ``apply`` with ``approval: auto``: plan only the fixes in ``fixes.apply`` (non-disruptive by
+  validation) and apply that plan at once; then scan again, plan everything in
+  ``fixes.plan`` from the new facts, and leave that plan for approval.
+
+Planning uses the planning core (agent.planning.build_plan) on the in-scope findings of each
+host, so the plan (and its digest) is the one ``exfix plan`` would make for the same findings;
+applying uses agent.apply.apply_plan, which checks the digest and drift, journals every step,
+reads every change back, rolls back on failure and verifies that the queues drain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.errors import UsageError
+from agent.inventory import CredentialResolver, HostTarget
+from agent.model.plan import HostVars, Plan, PlanSource, plan_from_json
+from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.planning import build_plan, render_plan, write_plan_dir
+from agent.report.review_md import apply_command
+from agent.rules.metadata import RuleKind
+from agent.rules.registry import RULES_BY_ID
+from agent.scan import DEFAULT_FORKS, DEFAULT_HOST_TIMEOUT, now_iso, scan_fleet
+from agent.workflow.playbook import Approval, Mode, Playbook, Scope, VarValue, fix_filter, scope_for
+from agent.workflow.run import (
+    ActionStatus,
+    ActionView,
+    HostResult,
+    Outcome,
+    PlanArtifact,
+    PlanRole,
+    PlaybookRun,
+    QueueView,
+)
+
+TICKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+JOURNAL_FILE = "journal.jsonl"
+
+Log = Callable[[str], None]
+
+
+def check_ticket(ticket: str) -> str:
+    """A ticket id is untrusted input that names files and tags the journal: letters, digits,
+    '.', '_' and '-' only, 1 to 64 characters, starting with a letter or digit (so never '..')."""
+    if not TICKET.match(ticket):
+        raise UsageError(
+            "--ticket must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return ticket
+
+
+def check_digest(digest: str) -> str:
+    if not DIGEST.match(digest):
+        raise UsageError("--approve must be a plan digest: 64 lower-case hexadecimal characters")
+    return digest
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything about a run that does not come from the playbook."""
+
+    out_dir: Path
+    operator: str
+    ticket: str | None = None
+    approve: str | None = None
+    plan_source: PlanSource | None = None
+    forks: int = DEFAULT_FORKS
+    host_timeout: float = DEFAULT_HOST_TIMEOUT
+    # Builds the command that runs this playbook again with --approve <digest> (for the ticket).
+    approve_command: Callable[[str], str] | None = None
+
+
+# --- the pieces -----------------------------------------------------------------------------
+
+
+def _host_vars(targets: Sequence[HostTarget], values: Mapping[str, VarValue]) -> dict[str, HostVars]:
+    """Inventory host variables, with the playbook's planner variables over them where set."""
+    override = values.get("exfix_external_dns_servers")
+    external = override if isinstance(override, tuple) and override else None
+    return {t.name: HostVars(external_dns_servers=external or t.external_dns_servers) for t in targets}
+
+
+def _scanned(report: ScanReport) -> tuple[HostScan, ...]:
+    return tuple(h for h in report.hosts if h.status is HostStatus.SCANNED and h.facts is not None)
+
+
+def _make_plan(
+    scans: Sequence[HostScan], scope: Scope, fixes: Sequence[str], host_vars: Mapping[str, HostVars],
+    source: PlanSource | None,
+) -> Plan:  # fmt: skip
+    keep = fix_filter(fixes)
+    facts = [h.facts for h in scans if h.facts is not None]
+    findings = {h.host: tuple(f for f in scope.filter(h.findings) if keep(f)) for h in scans}
+    return build_plan(facts, findings, host_vars, source=source)
+
+
+def _plan_dir(out_dir: Path, plan: Plan) -> Path:
+    return out_dir / f"plan-{plan.digest[:16]}"
+
+
+def _write_bundle(plan: Plan, out_dir: Path, role: PlanRole, log: Log) -> PlanArtifact:
+    directory = _plan_dir(out_dir, plan)
+    files = write_plan_dir(plan, directory, overwrite=True)
+    html_path = directory / "review.html"
+    if not html_path.exists():  # a planning core that does not write review.html itself
+        from agent.report.html import render_review_html
+
+        html_path.write_text(
+            render_review_html(plan, render_plan(plan), str(files.plan_json)), encoding="utf-8"
+        )
+    log(f"plan {plan.digest} written to {directory}")
+    return PlanArtifact(
+        role=role,
+        digest=plan.digest,
+        directory=str(directory),
+        plan_json=str(files.plan_json),
+        review_md=str(files.review),
+        review_html=str(html_path),
+        scripts=tuple(str(p) for p in files.scripts),
+        apply_command=None if role is PlanRole.APPLIED else apply_command(plan, str(files.plan_json)),
+    )
+
+
+def _stored_plan(out_dir: Path, digest: str) -> Plan | None:
+    """The plan of ``digest`` written to the run directory by an earlier run, if any."""
+    candidate = out_dir / f"plan-{digest[:16]}" / "plan.json"
+    if not candidate.is_file():
+        return None
+    plan = plan_from_json(candidate.read_text(encoding="utf-8"), source=str(candidate))
+    return plan if plan.digest == digest else None
+
+
+def _queues(scan: HostScan | None) -> tuple[QueueView, ...]:
+    if scan is None or scan.facts is None:
+        return ()
+    return tuple(QueueView.of(q) for q in scan.facts.queues)
+
+
+def _actions(plan: Plan | None, host: str, status: ActionStatus) -> tuple[ActionView, ...]:
+    if plan is None:
+        return ()
+    try:
+        host_plan = plan.host(host)
+    except KeyError:
+        return ()
+    return tuple(
+        ActionView(
+            a.id,
+            a.fix_id,
+            a.kind.value,
+            a.description,
+            a.disruptive,
+            a.manual,
+            ActionStatus.MANUAL if a.manual else status,
+            plan.digest,
+        )
+        for a in host_plan.actions
+    )
+
+
+def _advisory_only(findings: Sequence[Any]) -> bool:
+    """True when every finding is advice exfix cannot act on (the cause is outside the host)."""
+    return all(
+        (rule := RULES_BY_ID.get(f.rule_id)) is not None and rule.metadata.kind is RuleKind.ADVISORY
+        for f in findings
+    )
+
+
+def _unreachable(scan: HostScan) -> HostResult:
+    return HostResult(
+        host=scan.host,
+        outcome=Outcome.UNREACHABLE,
+        reason=f"The server could not be scanned ({scan.status.value}).",
+        error=scan.error,
+    )
+
+
+def _by_host(report: ScanReport | None) -> dict[str, HostScan]:
+    return {} if report is None else {h.host: h for h in report.hosts}
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole | None) -> HostResult:
+    """A host the run did not change: healthy, findings only, or planned / pending approval."""
+    findings = scope.filter(scan.findings)
+    status = ActionStatus.PENDING_APPROVAL if role is PlanRole.PENDING_APPROVAL else ActionStatus.PLANNED
+    actions = _actions(plan, scan.host, status)
+    if any(not a.manual for a in actions):
+        outcome = Outcome.PENDING_APPROVAL if role is PlanRole.PENDING_APPROVAL else Outcome.PLANNED
+        steps = sum(1 for a in actions if not a.manual)
+        reason = (
+            f"{steps} change(s) planned; they wait for approval of the plan's digest."
+            if outcome is Outcome.PENDING_APPROVAL
+            else f"{steps} change(s) planned for review; this playbook does not apply them."
+        )
+    elif findings:
+        outcome = Outcome.FINDINGS
+        if actions:
+            reason = "Only manual steps are planned: a person must carry them out on the server."
+        elif _advisory_only(findings):
+            reason = "The cause is outside the server's configuration; see the advice in the findings."
+        else:
+            reason = f"{len(findings)} problem(s) found that this playbook does not change."
+    else:
+        outcome, reason = Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+    return HostResult(
+        host=scan.host,
+        outcome=outcome,
+        reason=reason,
+        exchange_version=scan.exchange_version,
+        findings=findings,
+        actions=actions,
+        queues_before=_queues(scan),
+    )
+
+
+def _applied(before: HostScan, after: HostScan | None, scope: Scope, plan: Plan, applied: Any) -> HostResult:
+    """A host whose plan was applied: the apply engine's HostApply says what happened."""
+    from agent.apply.results import HostOutcome, StepStatus
+
+    step_status = {s.action: s for s in applied.steps}
+    mapping = {
+        StepStatus.OK: ActionStatus.APPLIED,
+        StepStatus.FAILED: ActionStatus.FAILED,
+        StepStatus.MANUAL: ActionStatus.MANUAL,
+        StepStatus.NOT_RUN: ActionStatus.NOT_RUN,
+        StepStatus.ROLLED_BACK: ActionStatus.ROLLED_BACK,
+        StepStatus.UNCHANGED: ActionStatus.UNCHANGED,
+        StepStatus.ROLLBACK_FAILED: ActionStatus.ROLLBACK_FAILED,
+    }
+    views = []
+    for view in _actions(plan, before.host, ActionStatus.NOT_RUN):
+        step = step_status.get(view.id)
+        status = mapping[step.status] if step is not None else view.status
+        error = None if step is None else step.error
+        views.append(dataclasses.replace(view, status=status, error=error))
+    remaining = scope.filter(after.findings) if after is not None and after.facts is not None else None
+    outcome_map = {
+        HostOutcome.ROLLBACK_FAILED: (
+            Outcome.FAILED,
+            "A change failed and undoing it failed too: a person must look at this server now.",
+        ),
+        HostOutcome.ROLLED_BACK: (
+            Outcome.ROLLED_BACK,
+            "A change failed; the changes already made were undone and read back as before.",
+        ),
+        HostOutcome.SKIPPED: (
+            Outcome.PENDING_APPROVAL,
+            "Not started: another server failed first (max_fail), so this one was left untouched.",
+        ),
+    }
+    if applied.outcome in outcome_map:
+        outcome, reason = outcome_map[applied.outcome]
+    elif applied.outcome is HostOutcome.NOTHING_TO_DO:
+        left = remaining if remaining is not None else scope.filter(before.findings)
+        outcome, reason = (
+            (Outcome.FINDINGS, "Only manual steps or advice: a person must act on the server.")
+            if left else (Outcome.HEALTHY, "Nothing in this playbook's scope is wrong.")
+        )  # fmt: skip
+    elif applied.verified:
+        outcome, reason = Outcome.REMEDIATED, "Every change was applied and read back, and the queues drain."
+    else:
+        outcome = Outcome.FAILED
+        names = (
+            ", ".join(sorted({f.rule_id for f in applied.remaining_findings})) or "the queues did not drain"
+        )
+        reason = f"The changes were applied and read back, but the symptom persists ({names})."
+    return HostResult(
+        host=before.host,
+        outcome=outcome,
+        reason=reason,
+        error=applied.error,
+        exchange_version=before.exchange_version,
+        findings=scope.filter(before.findings),
+        remaining=remaining,
+        actions=tuple(views),
+        queues_before=_queues(before),
+        queues_after=_queues(after) if after is not None else None,
+    )
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+class _Run:
+    def __init__(
+        self,
+        playbook: Playbook,
+        values: Mapping[str, VarValue],
+        targets: Sequence[HostTarget],
+        credentials: CredentialResolver,
+        settings: RunSettings,
+        source: str,
+        log: Log,
+    ) -> None:
+        self.playbook = playbook
+        self.values = dict(values)
+        self.targets = tuple(targets)
+        self.credentials = credentials
+        self.settings = settings
+        self.source = source
+        self.log = log
+        self.scope = scope_for(playbook, values)
+        self.host_vars = _host_vars(targets, values)
+        self.started = now_iso()
+        self.plans: list[PlanArtifact] = []
+        self.journal: str | None = None
+        self.refused: str | None = None
+        self.refused_host: str | None = None
+
+    def scan(self, what: str) -> ScanReport:
+        self.log(f"{what}: scanning {len(self.targets)} host(s)")
+        return scan_fleet(self.targets, self.credentials, source=self.source, forks=self.settings.forks,
+                          host_timeout=self.settings.host_timeout)  # fmt: skip
+
+    def plan(self, report: ScanReport, fixes: Sequence[str]) -> Plan:
+        return _make_plan(_scanned(report), self.scope, fixes, self.host_vars, self.settings.plan_source)
+
+    def bundle(self, plan: Plan, role: PlanRole) -> PlanArtifact:
+        artifact = _write_bundle(plan, self.settings.out_dir, role, self.log)
+        self.plans.append(artifact)
+        return artifact
+
+    def apply(self, artifact: PlanArtifact, *, allow_restart: bool) -> Any:
+        """Apply the plan written at ``artifact`` (read back from disk, so its scripts are
+        checked against the plan too). Returns the ApplyReport, or None when apply refused
+        (``self.refused`` says why; nothing was changed)."""
+        from agent.apply import apply_plan, read_plan_file
+        from agent.errors import HostError, RefusedError
+
+        journal = self.settings.out_dir / JOURNAL_FILE
+        self.journal = str(journal)
+        self.log(f"applying plan {artifact.digest}")
+        try:
+            return apply_plan(
+                read_plan_file(artifact.plan_json),
+                self.targets,
+                self.credentials,
+                approve=artifact.digest,
+                allow_restart=allow_restart,
+                serial=self.playbook.serial,
+                max_fail=self.playbook.max_fail,
+                verify_timeout=self.playbook.verify.timeout,
+                journal=journal,
+                operator=self.settings.operator,
+                ticket=self.settings.ticket,
+                forks=self.settings.forks,
+            )
+        except (RefusedError, HostError) as exc:
+            self.refused = str(exc)
+            self.refused_host = exc.host if isinstance(exc, HostError) else None
+            self.log(f"apply refused, nothing changed: {exc}")
+            return None
+
+    def finish(self, hosts: Sequence[HostResult]) -> PlaybookRun:
+        out_dir = self.settings.out_dir
+        run_file = _next_run_file(out_dir)
+        run = PlaybookRun(
+            ticket=self.settings.ticket,
+            playbook=self.playbook,
+            variables=tuple(sorted(self.values.items())),
+            source=self.source,
+            operator=self.settings.operator,
+            started=self.started,
+            finished=now_iso(),
+            hosts=tuple(hosts),
+            directory=str(out_dir),
+            run_file=str(run_file),
+            plans=tuple(self.plans),
+            journal=self.journal,
+            approved=self.settings.approve,
+            refused=self.refused,
+            approve_command=self._approve_command(),
+        )
+        from agent.report.playbook_run import render_json
+
+        run_file.write_text(render_json(run), encoding="utf-8")
+        return run
+
+    def _approve_command(self) -> str | None:
+        pending = next((p for p in self.plans if p.role is PlanRole.PENDING_APPROVAL), None)
+        if pending is None or self.settings.approve_command is None:
+            return None
+        if self.playbook.approval is not Approval.REQUIRED:
+            return None  # an auto playbook never applies the rest: exfix apply (or dns-451-remediate) does
+        return self.settings.approve_command(pending.digest)
+
+
+def _next_run_file(out_dir: Path) -> Path:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    n = 1
+    while True:
+        candidate = out_dir / f"run-{stamp}-{n}.json"
+        if not candidate.exists():
+            return candidate
+        n += 1
+
+
+def run_playbook(
+    playbook: Playbook,
+    values: Mapping[str, VarValue],
+    targets: Sequence[HostTarget],
+    credentials: CredentialResolver,
+    settings: RunSettings,
+    *,
+    source: str,
+    log: Log = lambda _message: None,
+) -> PlaybookRun:
+    """Run ``playbook`` over ``targets`` and write the run's artifacts into ``settings.out_dir``.
+    Raises UsageError (exit 1) for a request the playbook cannot honour; every host problem
+    becomes that host's outcome instead."""
+    if settings.ticket is not None:
+        check_ticket(settings.ticket)
+    if settings.approve is not None:
+        check_digest(settings.approve)
+        if playbook.mode is not Mode.APPLY:
+            raise UsageError(
+                f"playbook {playbook.name} runs in {playbook.mode.value} mode and never applies: "
+                "--approve means nothing here"
+            )
+        if playbook.approval is Approval.AUTO:
+            raise UsageError(
+                f"playbook {playbook.name} applies only its automatic fixes; approve the rest with the "
+                "`exfix apply` command its plan directory names, or with a playbook whose approval is "
+                "required"
+            )
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(playbook, values, targets, credentials, settings, source, log)
+    before = run.scan("before")
+    unreachable = [_unreachable(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
+    scanned = _scanned(before)
+
+    if playbook.mode is Mode.DIAGNOSE:
+        return run.finish(_ordered(before, [*unreachable, *(_not_applied(h, run.scope, None, None)
+                                                           for h in scanned)]))  # fmt: skip
+
+    if playbook.mode is Mode.PLAN:
+        plan = run.plan(before, playbook.plan_fixes)
+        role = PlanRole.PLANNED
+        if plan.actions:
+            run.bundle(plan, role)
+        return run.finish(_ordered(before, [*unreachable, *(_not_applied(h, run.scope, plan, role)
+                                                           for h in scanned)]))  # fmt: skip
+
+    if playbook.approval is Approval.AUTO:
+        return _auto(run, before, unreachable)
+    return _required(run, before, unreachable)
+
+
+def _required(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> PlaybookRun:
+    playbook, settings = run.playbook, run.settings
+    scanned = _scanned(before)
+    plan = run.plan(before, playbook.plan_fixes)
+    role = PlanRole.PENDING_APPROVAL
+
+    def pending(current: Plan) -> PlaybookRun:
+        if current.actions:
+            run.bundle(current, role)
+        results = [*unreachable, *(_not_applied(h, run.scope, current, role) for h in scanned)]
+        if run.refused_host is not None:
+            # apply could not reach a planned host for its stale check: that host is
+            # unreachable (exit 3); the others were not touched and still wait.
+            results = [
+                dataclasses.replace(r, outcome=Outcome.UNREACHABLE, error=run.refused,
+                                    reason="The server could not be reached before applying; nothing "
+                                    "was changed.")
+                if r.host == run.refused_host else r
+                for r in results
+            ]  # fmt: skip
+            run.refused = None
+        return run.finish(_ordered(before, results))
+
+    if not plan.actions or settings.approve is None:
+        if settings.approve is not None:
+            run.log("nothing to apply: the fleet needs no change in this playbook's scope")
+        return pending(plan)
+    chosen: Plan | None = plan if plan.digest == settings.approve else None
+    if chosen is None:
+        chosen = _stored_plan(settings.out_dir, settings.approve)
+        if chosen is not None:
+            run.log(f"the fleet's plan is now {plan.digest}; applying the reviewed plan {chosen.digest} "
+                    "from the run directory (apply refuses it if a host drifted)")  # fmt: skip
+    if chosen is None:
+        run.refused = (
+            f"the approved digest {settings.approve} is neither the plan made now ({plan.digest}) nor a "
+            f"plan in {settings.out_dir}; the fleet changed since the review, or the digest is wrong. "
+            "Review the new plan."
+        )
+        run.log(run.refused)
+        return pending(plan)
+    artifact = run.bundle(chosen, PlanRole.APPLIED)
+    report = run.apply(artifact, allow_restart=playbook.allow_restart)
+    if report is None:  # refused: the reviewed plan still waits
+        run.plans.remove(artifact)
+        return pending(chosen)
+    after = run.scan("after")
+    return run.finish(_after_apply(run, before, after, chosen, report, unreachable, None))
+
+
+def _auto(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> PlaybookRun:
+    playbook = run.playbook
+    automatic = run.plan(before, playbook.apply_fixes)
+    report = None
+    after: ScanReport | None = None
+    if any(a.disruptive for a in automatic.actions):  # validation makes this impossible; never trust it
+        run.refused = "the automatic plan holds a step that interrupts mail flow; it needs approval"
+    elif any(not a.manual for a in automatic.actions):
+        artifact = run.bundle(automatic, PlanRole.APPLIED)
+        report = run.apply(artifact, allow_restart=False)
+        if report is None:
+            run.plans.remove(artifact)
+        else:
+            after = run.scan("after")
+    rest = run.plan(after or before, playbook.plan_fixes)
+    if rest.actions:
+        run.bundle(rest, PlanRole.PENDING_APPROVAL)
+    return run.finish(_after_apply(run, before, after, automatic, report, unreachable, rest))
+
+
+def _after_apply(
+    run: _Run, before: ScanReport, after: ScanReport | None, applied_plan: Plan, report: Any,
+    unreachable: list[HostResult], rest: Plan | None,
+) -> list[HostResult]:  # fmt: skip
+    after_by_host = _by_host(after)
+    applied_hosts = {} if report is None else {h.host: h for h in report.hosts}
+    results = list(unreachable)
+    for scan in _scanned(before):
+        later = after_by_host.get(scan.host)
+        host_apply = applied_hosts.get(scan.host)
+        if host_apply is not None:
+            result = _applied(scan, later, run.scope, applied_plan, host_apply)
+            if rest is not None and result.outcome in (Outcome.REMEDIATED, Outcome.HEALTHY, Outcome.FINDINGS):
+                pending = _actions(rest, scan.host, ActionStatus.PENDING_APPROVAL)
+                if any(not a.manual for a in pending):
+                    result = dataclasses.replace(
+                        result,
+                        outcome=Outcome.PENDING_APPROVAL,
+                        reason="The non-disruptive changes were applied; the others wait for approval.",
+                        actions=result.actions + pending,
+                    )
+            results.append(result)
+            continue
+        current = later if later is not None and later.status is HostStatus.SCANNED else scan
+        if rest is not None:
+            result = _not_applied(current, run.scope, rest, PlanRole.PENDING_APPROVAL)
+        else:
+            result = _not_applied(current, run.scope, None, None)
+        results.append(HostResult(
+            host=result.host, outcome=result.outcome, reason=result.reason, error=result.error,
+            exchange_version=scan.exchange_version, findings=run.scope.filter(scan.findings),
+            remaining=None if later is None else run.scope.filter(later.findings), actions=result.actions,
+            queues_before=_queues(scan), queues_after=None if later is None else _queues(later),
+        ))  # fmt: skip
+    return _ordered(before, results)
+
+
+def _ordered(before: ScanReport, results: Sequence[HostResult]) -> list[HostResult]:
+    """Results in the inventory's order."""
+    rank = {h.host: i for i, h in enumerate(before.hosts)}
+    return sorted(results, key=lambda r: rank.get(r.host, len(rank)))
