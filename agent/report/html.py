@@ -25,6 +25,8 @@ from agent.report.review_md import apply_command
 from agent.report.safe import terminal
 
 REVIEW_HTML = "review.html"
+# Load nothing from anywhere; only the inline style sheet applies.
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:2rem auto;max-width:72rem;
@@ -84,13 +86,15 @@ def _summary(plan: Plan) -> list[str]:
     if restarting:
         names = ", ".join(_text(h.host) for h in restarting)
         out.append(
-            f'<span class="stop">Mail flow is interrupted</span> on {names}: the Exchange transport service '
-            "(MSExchangeTransport) is restarted so the changes take effect. Mail on that server stops while it "
-            "restarts; queued messages are kept and delivered afterwards."
+            f'<span class="stop">Mail flow is interrupted</span> on {names}: the Exchange transport '
+            "service (MSExchangeTransport) is restarted so the changes take effect. Mail on that server "
+            "stops while it restarts; queued messages are kept and delivered afterwards."
         )
     else:
-        out.append('<span class="ok">Mail flow is not interrupted</span> by the automatic changes: nothing is '
-                   "restarted.")
+        out.append(
+            '<span class="ok">Mail flow is not interrupted</span> by the automatic changes: nothing is '
+            "restarted."
+        )
     out.append("</p>")
     if manual:
         out.append(
@@ -99,18 +103,25 @@ def _summary(plan: Plan) -> list[str]:
         )
     advisories = sum(len(h.advisories) for h in plan.hosts)
     if advisories:
-        out.append(f"<p>{_plural(advisories, 'finding')} need a decision or a fix outside exfix "
-                   "(see Advice under each server).</p>")
-    out.append("<p><strong>Nothing has been changed yet.</strong> Nothing changes until someone runs the "
-               "apply command below with this plan&#x27;s digest.</p>")
+        out.append(
+            f"<p>{_plural(advisories, 'finding')} need a decision or a fix outside exfix "
+            "(see Advice under each server).</p>"
+        )
+    out.append(
+        "<p><strong>Nothing has been changed yet.</strong> Nothing changes until someone runs the "
+        "apply command below with this plan&#x27;s digest.</p>"
+    )
     out.append("</section>")
     return out
 
 
 def _overview(plan: Plan) -> list[str]:
-    out = ["<h2>Servers</h2>", "<table>",
-           "<tr><th>server</th><th>findings</th><th>automatic steps</th><th>manual steps</th>"
-           "<th>mail flow</th></tr>"]
+    out = [
+        "<h2>Servers</h2>",
+        "<table>",
+        "<tr><th>server</th><th>findings</th><th>automatic steps</th><th>manual steps</th>"
+        "<th>mail flow</th></tr>",
+    ]
     for host in plan.hosts:
         flow = '<span class="stop">interrupted (restart)</span>' if _restarts(host) else "not interrupted"
         out.append(
@@ -148,7 +159,7 @@ def _anchor(host: HostPlan) -> str:
 
 def _finding(finding: Finding) -> list[str]:
     out = [
-        f"<h4>{_text(finding.title)} <span class=\"muted\">({_text(finding.severity.value)})</span></h4>",
+        f'<h4>{_text(finding.title)} <span class="muted">({_text(finding.severity.value)})</span></h4>',
         "<ul>",
         f"<li>What was seen: {_text(finding.summary)}</li>",
         f"<li>Rule <code>{_text(finding.rule_id)}</code> on {_text(finding.subject)}</li>",
@@ -176,10 +187,13 @@ def _script(name: str, text: str, host: HostPlan) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     digest = dict(host.scripts).get(name)
-    out = [f"<h3>{_text(name)}</h3>",
-           f"<p class=\"muted\">hosts/{_text(host.directory)}/{_text(name)}"
-           + (f", sha256 <code>{_text(digest)}</code>" if digest else "") + "</p>",
-           f'<table class="script" data-script="{_text(name)}">']
+    out = [
+        f"<h3>{_text(name)}</h3>",
+        f'<p class="muted">hosts/{_text(host.directory)}/{_text(name)}'
+        + (f", sha256 <code>{_text(digest)}</code>" if digest else "")
+        + "</p>",
+        f'<table class="script" data-script="{_text(name)}">',
+    ]
     for number, line in enumerate(lines, start=1):
         out.append(f'<tr><td class="ln">{number}</td><td>{_text(line)}</td></tr>')
     out.append("</table>")
@@ -193,9 +207,13 @@ def _host(host: HostPlan, rendered: RenderedHost, digest: str, risks: Iterable[s
         f"<p>Exchange server {_text(host.fqdn)}, version {_text(host.exchange_version)}.</p>",
     ]
     if _restarts(host):
-        out.append('<p><span class="stop">Mail flow: interrupted</span> (MSExchangeTransport is restarted).</p>')
+        out.append(
+            '<p><span class="stop">Mail flow: interrupted</span> (MSExchangeTransport is restarted).</p>'
+        )
     elif any(a.disruptive for a in host.manual):
-        out.append("<p>Mail flow: not interrupted by apply; the manual steps restart MSExchangeTransport.</p>")
+        out.append(
+            "<p>Mail flow: not interrupted by apply; the manual steps restart MSExchangeTransport.</p>"
+        )
     else:
         out.append('<p><span class="ok">Mail flow: not interrupted.</span></p>')
     risk_list = list(risks)
@@ -210,17 +228,22 @@ def _host(host: HostPlan, rendered: RenderedHost, digest: str, risks: Iterable[s
         out.extend(_finding(finding))
     out.append("<h3>Steps</h3>")
     if host.actions:
-        out.append("<table><tr><th>#</th><th>what</th><th>changes</th><th>runs by</th>"
-                   "<th>interrupts mail flow</th></tr>")
+        out.append(
+            "<table><tr><th>#</th><th>what</th><th>changes</th><th>runs by</th>"
+            "<th>interrupts mail flow</th></tr>"
+        )
         for n, action in enumerate(host.actions, start=1):
             changes = "<br>".join(
-                f"{_text(c.property)}: {_text(format_value(c.before))} &#x2192; {_text(format_value(c.after))}"
+                f"{_text(c.property)}: {_text(format_value(c.before))} &#x2192; "
+                f"{_text(format_value(c.after))}"
                 for c in action.changes
             )
             runs = "a person (MANUAL)" if action.manual else "exfix apply"
             stops = '<span class="stop">yes</span>' if action.disruptive else "no"
-            out.append(f"<tr><td>{n}</td><td>{_text(action.description)}</td><td>{changes}</td>"
-                       f"<td>{runs}</td><td>{stops}</td></tr>")
+            out.append(
+                f"<tr><td>{n}</td><td>{_text(action.description)}</td><td>{changes}</td>"
+                f"<td>{runs}</td><td>{stops}</td></tr>"
+            )
         out.append("</table>")
     else:
         out.append("<p>No change on this server.</p>")
@@ -246,7 +269,7 @@ def render_review_html(plan: Plan, scripts: Mapping[str, RenderedHost], plan_jso
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>exfix plan {_text(plan.digest[:12])}: review before approval</title>",
         f"<style>{_CSS}</style>",
