@@ -19,7 +19,7 @@ inventory, the ticket id, the values of its variables) comes from the command li
     serial: 1                            # hosts changed at once
     max_fail: 0                          # failed hosts tolerated before the rest are not started
     verify:
-      retry_queues: true                 # Retry-Queue the affected queues after applying
+      retry_queues: true                 # Retry-Queue the affected queues after applying (always)
       timeout: 120                       # seconds to wait for them to drain
     variables:
       domain: {type: domain, description: ...}          # no default: --var domain=... required
@@ -503,12 +503,16 @@ def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:
     verify = Verify()
     if "verify" in top:
         fields = doc.mapping(top["verify"], "verify", ("retry_queues", "timeout"))
-        verify = Verify(
-            retry_queues=doc.boolean(fields["retry_queues"], "verify.retry_queues")
-            if "retry_queues" in fields else verify.retry_queues,
-            timeout=doc.number(fields["timeout"], "verify.timeout", 1, 3600)
-            if "timeout" in fields else verify.timeout,
-        )  # fmt: skip
+        if "retry_queues" in fields and not doc.boolean(fields["retry_queues"], "verify.retry_queues"):
+            # agent.apply verifies a fix by its symptom: it always re-attempts the queues that
+            # were failing (Retry-Queue) and waits for them to drain.
+            raise doc.fail(
+                fields["retry_queues"],
+                "verify.retry_queues",
+                "exfix verifies every fix by retrying the affected queues; false is not supported",
+            )
+        if "timeout" in fields:
+            verify = Verify(timeout=doc.number(fields["timeout"], "verify.timeout", 1, 3600))
 
     variables = _variables(doc, top["variables"]) if "variables" in top else ()
     by_name = {v.name: v for v, _ in variables}
