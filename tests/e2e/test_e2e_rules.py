@@ -1,0 +1,201 @@
+"""One end-to-end test per rule: a lab fleet where exactly that fault is present, scanned with
+`exfix scan --format json`, and the finding checked for the values that made it fire.
+
+Seven rules have a shipped scenario. Three do not (transport-internal-dns-misconfigured,
+transport-no-dns-configured, remote-domain-no-mail-dns): their scenarios are written here, in the
+documented format, from a healthy one-host organisation with one thing broken.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Run, base_scenario, run_exfix, scan_shipped, write_scenario
+
+pytestmark = pytest.mark.lab
+
+Finding = dict[str, Any]
+
+
+def only_host(run: Run) -> dict[str, Any]:
+    (host,) = run.doc["hosts"]
+    assert host["status"] == "scanned", run.describe()
+    return dict(host)
+
+
+def the_finding(host: dict[str, Any], rule: str) -> Finding:
+    found = [f for f in host["findings"] if f["rule"] == rule]
+    assert len(found) == 1, f"{rule}: {[f['id'] for f in host['findings']]}"
+    return dict(found[0])
+
+
+def evidence(finding: Finding, source: str) -> list[dict[str, Any]]:
+    return [e for e in finding["evidence"] if e["source"] == source]
+
+
+def symptoms_name(host: dict[str, Any], cause: Finding) -> None:
+    """Every failing-queue finding on the host is explained by ``cause``."""
+    symptoms = [f for f in host["findings"] if f["rule"] == "queue-dns-failure"]
+    assert symptoms
+    assert all(cause["id"] in s["explained_by"] for s in symptoms)
+
+
+def scan_made(tmp_path: Path, data: dict[str, Any]) -> Run:
+    path = write_scenario(tmp_path / "made.yaml", data)
+    run = run_exfix("scan", "--lab", str(path), "--format", "json")
+    assert run.exit_code == 2, run.describe()
+    return run
+
+
+# --- rules with a shipped scenario ---------------------------------------------------------
+
+
+def test_queue_dns_failure() -> None:
+    host = only_host(scan_shipped("nic-external-dns"))
+    symptom = the_finding(host, "queue-dns-failure")
+    assert symptom["subject"] == "internal next hops" and symptom["data"]["scope"] == "internal"
+    assert symptom["data"]["error_classes"] == ["NonExistentDomain"]
+    assert symptom["fix"] is None and symptom["severity"] == "high"
+    queues = evidence(symptom, "Get-Queue")
+    assert len(queues) == len(symptom["data"]["queues"]) >= 1
+    for item in queues:
+        assert item["values"]["Status"] == "Retry"
+        assert "451 4.4.0 DNS query failed" in item["values"]["LastError"]
+        assert "NonExistentDomain" in item["values"]["LastError"]
+    assert symptom["data"]["message_count"] == sum(q["values"]["MessageCount"] for q in queues) > 0
+
+
+def test_nic_dns_registration_disabled() -> None:
+    host = only_host(scan_shipped("nic-registration-disabled"))
+    cause = the_finding(host, "nic-dns-registration-disabled")
+    assert cause["fix"] == "enable-nic-dns-registration"
+    assert cause["data"]["interface_index"] == 4 and cause["data"]["fqdn"] == host["host"]
+    (client,) = evidence(cause, "Get-DnsClient")
+    assert client["values"]["RegisterThisConnectionsAddress"] is False
+    # Only the MAPI NIC is reported: the replication NIC has registration off, correctly.
+    assert [f["subject"] for f in host["findings"] if f["rule"] == cause["rule"]] == [cause["subject"]]
+    symptoms_name(host, cause)
+
+
+def test_nic_external_dns_server() -> None:
+    host = only_host(scan_shipped("nic-external-dns"))
+    cause = the_finding(host, "nic-external-dns-server")
+    assert cause["fix"] == "set-nic-dns-servers"
+    assert cause["data"]["current_servers"] == ["10.0.0.10", "8.8.8.8"]
+    assert cause["data"]["drop_servers"] == ["8.8.8.8"] and cause["data"]["keep_servers"] == ["10.0.0.10"]
+    symptoms_name(host, cause)
+
+
+def test_transport_external_dns_unresolvable() -> None:
+    host = only_host(scan_shipped("transport-external-dns-unresolvable"))
+    cause = the_finding(host, "transport-external-dns-unresolvable")
+    assert cause["fix"] == "set-transport-external-dns" and cause["fix_disrupts_mail_flow"] is True
+    assert cause["data"]["current_servers"] == ["10.0.0.11"]
+    probes = evidence(cause, "Resolve-DnsName")
+    assert probes and all(p["values"]["outcome"] == "servfail" for p in probes)
+    assert all(p["values"]["server"] == "10.0.0.11" and p["vantage"] == "host" for p in probes)
+    symptoms_name(host, cause)
+
+
+def test_remote_domain_aaaa_broken() -> None:
+    host = only_host(scan_shipped("remote-domain-aaaa-broken"))
+    cause = the_finding(host, "remote-domain-aaaa-broken")
+    assert cause["subject"] == "wingtiptoys.com" and cause["fix"] == "add-smarthost-send-connector"
+    assert cause["data"]["mx_hosts"] == ["mx.wingtiptoys.com"]
+    outcomes = {(p["values"]["type"], p["values"]["outcome"]) for p in evidence(cause, "Resolve-DnsName")}
+    assert ("MX", "answer") in outcomes and ("AAAA", "servfail") in outcomes
+    symptoms_name(host, cause)
+
+
+def test_dns_server_unreachable() -> None:
+    host = only_host(scan_shipped("dns-server-unreachable"))
+    cause = the_finding(host, "dns-server-unreachable")
+    assert cause["subject"] == "DNS server 10.0.0.99" and cause["data"]["server"] == "10.0.0.99"
+    probes = evidence(cause, "Resolve-DnsName")
+    assert probes and {p["values"]["outcome"] for p in probes} == {"timeout"}
+    symptoms_name(host, cause)
+
+
+def test_dns_fault_tolerance() -> None:
+    host = only_host(scan_shipped("dns-fault-tolerance-normal"))
+    cause = the_finding(host, "dns-fault-tolerance")
+    assert cause["data"]["current_value"] == "Normal" and cause["data"]["desired_value"] == "Lenient"
+    assert cause["subject"].endswith("\\Bin\\EdgeTransport.exe.config")
+    (config,) = evidence(cause, "Get-Content")
+    assert config["values"]["value"] == "Normal"
+    symptoms_name(host, cause)
+
+
+# --- rules without a shipped scenario: test-made ones ---------------------------------------
+
+
+def test_transport_internal_dns_misconfigured(tmp_path: Path) -> None:
+    # Transport's internal lookups go to a fixed list holding only the public resolver, which
+    # answers NXDOMAIN for the AD zone: the queue to the other Exchange server fails; internet
+    # mail (also through the internal settings: no connector uses the external ones) delivers.
+    data = base_scenario()
+    data["hosts"][0]["transport"] = {
+        "internal_dns_adapter_enabled": False,
+        "internal_dns_servers": ["8.8.8.8"],
+    }
+    host = only_host(scan_made(tmp_path, data))
+    assert {f["rule"] for f in host["findings"]} == {
+        "transport-internal-dns-misconfigured",
+        "queue-dns-failure",
+    }
+    cause = the_finding(host, "transport-internal-dns-misconfigured")
+    assert cause["fix"] == "set-transport-internal-dns"
+    assert cause["data"]["current_servers"] == ["8.8.8.8"]
+    assert cause["data"]["candidate_servers"] == ["10.0.0.10"]
+    (settings,) = evidence(cause, "Get-TransportService")
+    assert settings["values"]["InternalDNSAdapterEnabled"] is False
+    assert settings["values"]["InternalDNSServers"] == ["8.8.8.8"]
+    symptom = the_finding(host, "queue-dns-failure")
+    assert symptom["data"]["scope"] == "internal" and symptom["data"]["error_classes"] == [
+        "NonExistentDomain"
+    ]
+    symptoms_name(host, cause)
+
+
+def test_transport_no_dns_configured(tmp_path: Path) -> None:
+    # The internet connector uses the external settings, which turn the adapter off and list no
+    # server: every external queue fails with ErrorRetry; the internal queue still delivers.
+    data = base_scenario()
+    data["hosts"][0]["transport"] = {"external_dns_adapter_enabled": False, "external_dns_servers": []}
+    data["send_connectors"][0]["use_external_dns_servers_enabled"] = True
+    host = only_host(scan_made(tmp_path, data))
+    assert {f["rule"] for f in host["findings"]} == {"transport-no-dns-configured", "queue-dns-failure"}
+    cause = the_finding(host, "transport-no-dns-configured")
+    assert cause["data"]["sides"] == ["external"]
+    (settings,) = evidence(cause, "Get-TransportService")
+    assert settings["values"]["ExternalDNSAdapterEnabled"] is False
+    assert settings["values"]["ExternalDNSServers"] == []
+    symptom = the_finding(host, "queue-dns-failure")
+    assert symptom["data"]["scope"] == "all-external" and symptom["data"]["error_classes"] == ["ErrorRetry"]
+    symptoms_name(host, cause)
+
+
+def test_remote_domain_no_mail_dns(tmp_path: Path) -> None:
+    # Mail to a domain that does not exist anywhere: NXDOMAIN for MX and A, while the other
+    # internet domains deliver. Advisory: nothing to fix on the server.
+    data = base_scenario()
+    data["hosts"][0]["queues"].append({"next_hop": "no-such-domain.example", "messages": 5})
+    host = only_host(scan_made(tmp_path, data))
+    assert {f["rule"] for f in host["findings"]} == {"remote-domain-no-mail-dns", "queue-dns-failure"}
+    cause = the_finding(host, "remote-domain-no-mail-dns")
+    assert cause["subject"] == "no-such-domain.example" and cause["fix"] is None
+    assert cause["severity"] == "low"
+    asked = {(p["values"]["type"], p["values"]["outcome"]) for p in evidence(cause, "Resolve-DnsName")}
+    assert ("MX", "nxdomain") in asked
+    symptom = the_finding(host, "queue-dns-failure")
+    assert symptom["subject"] == "no-such-domain.example" and symptom["data"]["scope"] == "domain"
+    symptoms_name(host, cause)
+
+
+def test_every_rule_has_a_test_here() -> None:
+    from agent.rules.registry import RULES_BY_ID
+
+    tested = {name[len("test_") :].replace("_", "-") for name in globals() if name.startswith("test_")}
+    assert set(RULES_BY_ID) <= tested
