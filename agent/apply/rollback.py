@@ -57,6 +57,7 @@ class JournaledApply:
     source: PlanSource | None
     pending: tuple[tuple[str, tuple[UndoItem, ...]], ...]  # host -> items, in execution order
     restart_ran: tuple[str, ...]  # hosts where the apply started a transport restart
+    touched: tuple[str, ...] = ()  # every host the run's records name
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -64,8 +65,12 @@ class JournaledApply:
 
 
 def _last_apply(entries: Sequence[JournalEntry]) -> str | None:
+    """The last apply run that changed something (ran a step); else the last apply run. A
+    refused run or one with nothing to do is never the one to undo when another is."""
     runs = [e.run for e in entries if e.phase == "start" and e.result == "ok" and e.get("undoes") is None]
-    return runs[-1] if runs else None
+    changed = {e.run for e in entries if e.phase == "execute" and e.get("undoes") is None}
+    acting = [r for r in runs if r in changed]
+    return acting[-1] if acting else (runs[-1] if runs else None)
 
 
 def read_apply(path: str | os.PathLike[str], run: str | None = None) -> JournaledApply:
@@ -113,6 +118,7 @@ def read_apply(path: str | os.PathLike[str], run: str | None = None) -> Journale
         source=_source(start),
         pending=tuple((h, tuple(items)) for h, items in pending.items()),
         restart_ran=tuple(sorted(restart_ran)),
+        touched=tuple(dict.fromkeys(e.host for e in mine if e.host is not None)),
     )
 
 
@@ -191,9 +197,9 @@ def rollback_journal(
     the MSExchangeTransport restart and ``allow_restart`` is False, FactsFileError (exit 1) for
     a journal it cannot trust."""
     applied = read_apply(path, run)
-    unknown = [h for h in hosts if h not in applied.hosts and h not in {t.name for t in targets}]
+    unknown = [h for h in hosts if h not in applied.touched]
     if unknown:
-        raise UsageError(f"host {unknown[0]!r} is not in the inventory")
+        raise UsageError(f"host {unknown[0]!r} does not appear in apply run {applied.run}")
     chosen = [(h, items) for h, items in applied.pending if not hosts or h in hosts]
     known = {t.name: t for t in targets}
     for host, _ in chosen:

@@ -1,0 +1,202 @@
+"""``exfix apply`` and ``exfix rollback``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+from collections.abc import Iterator
+
+import click
+
+from agent.apply import (
+    DEFAULT_VERIFY_TIMEOUT,
+    ApplyReport,
+    RollbackReport,
+    apply_plan,
+    read_apply,
+    read_plan_file,
+    rollback_journal,
+    sigint_cancels,
+)
+from agent.apply.results import StepResult, values_to_json
+from agent.cli._common import Fleet, open_fleet
+from agent.errors import UsageError
+from agent.model.plan import PlanSource, SourceKind
+from agent.report.safe import terminal
+
+_EXIT_MEANING = {
+    0: "done and verified (or nothing to do)",
+    5: "not done and verified: a step failed and was rolled back, a host was skipped or interrupted, "
+    "or the symptom persists",
+    6: "a step failed and the rollback failed too: a person must look at the host",
+}
+
+
+def _target_options(func: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed([
+        click.option("--inventory", "-i", "inventory", type=click.Path(dir_okay=False),
+                     help="Inventory to reach the hosts with (default: the one the plan recorded)."),
+        click.option("--lab", "lab", metavar="SCENARIO",
+                     help="Start the lab in-process with SCENARIO and use its fleet."),
+        click.option("--ask-pass", "-k", is_flag=True, help="Prompt for the connection password."),
+        click.option("--operator", help="Who runs this, for the journal (default: the local user name)."),
+        click.option("--ticket", help="A change or incident id recorded in every journal line."),
+        click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
+                     show_default=True),
+    ]):  # fmt: skip
+        func = option(func)
+    return func
+
+
+@contextlib.contextmanager
+def _fleet(inventory: str | None, lab: str | None, recorded: PlanSource | None, ask_pass: bool,
+           what: str) -> Iterator[Fleet]:  # fmt: skip
+    if inventory is None and lab is None:
+        if recorded is None:
+            raise UsageError(f"{what} records no inventory or lab; give --inventory FILE or --lab SCENARIO")
+        if recorded.kind is SourceKind.INVENTORY:
+            inventory = recorded.value
+        else:
+            lab = recorded.value
+    with open_fleet(inventory, lab, None, ask_pass) as fleet:
+        yield fleet
+
+
+def _step(step: StepResult) -> str:
+    text = f"    {step.action}: {step.status.value}"
+    if step.before:
+        text += f" before={json.dumps(values_to_json(step.before), ensure_ascii=True)}"
+    if step.after:
+        text += f" after={json.dumps(values_to_json(step.after), ensure_ascii=True)}"
+    if step.error:
+        text += f" ({step.error})"
+    return terminal(text)
+
+
+def render_apply(report: ApplyReport) -> None:
+    for host in report.hosts:
+        verified = "" if host.verified is None else (" verified" if host.verified else " NOT VERIFIED")
+        error = f": {host.error}" if host.error else ""
+        click.echo(terminal(f"{host.host}: {host.outcome.value}{verified}{error}"))
+        for step in host.steps:
+            click.echo(_step(step))
+        for queue in host.queues:
+            after = queue.after
+            now = "gone (empty)" if after is None else f"{after.status}, {after.message_count} message(s)"
+            if not queue.checked:
+                now = "not read"
+            retried = ", Retry-Queue run" if queue.retried else ""
+            click.echo(terminal(
+                f"    queue {queue.next_hop}: {queue.before.status}, {queue.before.message_count} message(s) "
+                f"-> {now}{retried}"
+            ))  # fmt: skip
+            if after is not None and after.last_error:
+                click.echo(terminal(f"      last error: {after.last_error}"))
+        for finding in host.remaining_findings:
+            line = f"    still found: {finding.rule_id} on {finding.subject}: {finding.summary}"
+            click.echo(terminal(line))
+    if report.interrupted:
+        click.echo("Interrupted: the host in progress was rolled back, the hosts not started were skipped.")
+    click.echo(f"Journal: {terminal(report.journal)} (run {report.run})")
+    click.echo(f"exit {report.exit_code}: {_EXIT_MEANING.get(report.exit_code, '')}")
+
+
+@click.command("apply")
+@click.argument("plan_json", type=click.Path(exists=True))
+@click.option("--approve", required=True, metavar="SHA256", help="The plan digest the change board approved.")
+@click.option("--allow-restart", is_flag=True,
+              help="Allow the MSExchangeTransport restart (interrupts mail flow on that server).")
+@click.option("--serial", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Hosts changed at once. The default changes one host at a time, so a restart never "
+                   "takes more than one server out of mail flow.")
+@click.option("--max-fail", type=click.IntRange(0), default=0, show_default=True,
+              help="Hosts that may fail (and be rolled back) before the hosts not yet started are skipped.")
+@click.option("--verify-timeout", type=click.FloatRange(0, 86400), default=DEFAULT_VERIFY_TIMEOUT,
+              show_default=True,
+              help="Seconds to wait for the failing queues to drain after a host's changes.")
+@click.option("--journal", "journal", type=click.Path(dir_okay=False),
+              help="Append-only JSONL journal (default: journal.jsonl beside plan.json).")
+@click.option("--forks", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Hosts collected at once for the stale check.")
+@_target_options
+def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fail: int,
+          verify_timeout: float, journal: str | None, forks: int, inventory: str | None, lab: str | None,
+          ask_pass: bool,
+          operator: str | None, ticket: str | None, fmt: str) -> None:  # fmt: skip
+    """Apply an approved plan: exactly its structured steps, verified and journaled.
+
+    Refuses, changing nothing (exit 4), when the approved digest is not the plan's, when
+    plan.json or a script changed since the plan was made, when a host's facts drifted from the
+    plan (every planned host is collected again first), or when a step restarts
+    MSExchangeTransport and --allow-restart is not given.
+
+    Per host: each step's setting is read (before-state, journaled), the step runs, the setting
+    is read back and must equal the planned value. On a failure the host's steps are undone in
+    reverse from the before-state and read back again, and the hosts not started are skipped
+    (--max-fail). Manual steps are reported, never run. Ctrl-C lets the command in flight
+    finish, then rolls the host back and stops. After a host's steps, its failing queues are
+    retried (Retry-Queue) and watched until they drain or --verify-timeout passes; if the
+    symptom persists the changes stay (they read back as planned) and the host is reported
+    "NOT VERIFIED" with the findings that remain.
+
+    Exit 0: every host done and verified, or nothing to do; 5: a step failed and was rolled
+    back, a host was skipped or interrupted, or a host is not verified; 6: a rollback failed
+    (a person must look); 4: refused; 3: a planned host could not be reached for the stale
+    check (nothing changed); 1: bad input.
+    """
+    plan_file = read_plan_file(plan_json)
+    cancel = threading.Event()
+    with _fleet(inventory, lab, plan_file.plan.source, ask_pass, str(plan_file.path)) as fleet, \
+            sigint_cancels(cancel):  # fmt: skip
+        report = apply_plan(
+            plan_file, fleet.targets, fleet.credentials, approve=approve, allow_restart=allow_restart,
+            serial=serial, max_fail=max_fail, verify_timeout=verify_timeout, journal=journal,
+            operator=operator, ticket=ticket, cancel=cancel, forks=forks,
+        )  # fmt: skip
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
+    else:
+        render_apply(report)
+    sys.exit(report.exit_code)
+
+
+def render_rollback(report: RollbackReport) -> None:
+    if not report.hosts:
+        click.echo(f"Nothing to undo: apply run {report.undoes} left no change that is not undone.")
+    for host in report.hosts:
+        click.echo(terminal(f"{host.host}: {'rolled back' if host.ok else 'ROLLBACK FAILED'}"))
+        for step in host.steps:
+            click.echo(_step(step))
+    click.echo(f"Journal: {terminal(report.journal)} (run {report.run}, undoing {report.undoes})")
+    click.echo(f"exit {report.exit_code}")
+
+
+@click.command("rollback")
+@click.argument("journal_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", "hosts", multiple=True, metavar="HOST", help="Only this host (repeatable).")
+@click.option("--run", "run", metavar="RUN", help="The apply run to undo (default: the journal's last).")
+@click.option("--allow-restart", is_flag=True,
+              help="Allow the MSExchangeTransport restart that makes restored settings take effect.")
+@_target_options
+def rollback(journal_file: str, hosts: tuple[str, ...], run: str | None, allow_restart: bool,
+             inventory: str | None, lab: str | None, ask_pass: bool, operator: str | None,
+             ticket: str | None, fmt: str) -> None:  # fmt: skip
+    """Undo a journaled apply: every step it ran (or may have run) and did not undo, last
+    first, from the journaled before-state, each read back afterwards. Journaled in the same
+    file. The hosts are reached as the apply reached them unless --inventory/--lab is given.
+
+    Exit 0: everything undone (or nothing left to undo); 6: a step could not be undone;
+    4: refused (a restart without --allow-restart, a host not in the inventory); 1: bad input.
+    """
+    applied = read_apply(journal_file, run)
+    with _fleet(inventory, lab, applied.source, ask_pass, journal_file) as fleet:
+        report = rollback_journal(journal_file, fleet.targets, fleet.credentials, run=applied.run,
+                                  hosts=hosts, allow_restart=allow_restart, operator=operator,
+                                  ticket=ticket)  # fmt: skip
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
+    else:
+        render_rollback(report)
+    sys.exit(report.exit_code)

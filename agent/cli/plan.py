@@ -1,0 +1,104 @@
+"""``exfix plan``: collect, evaluate and write the plan directory. Dry-run: changes nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from agent.apply import FleetPlan, plan_fleet
+from agent.cli._common import fleet_options, open_fleet, progress
+from agent.model.plan import PlanSource, SourceKind
+from agent.planning import write_plan_dir
+from agent.report.review_md import apply_command
+from agent.report.safe import terminal
+
+
+def plan_source(inventory: str | None, lab: str | None) -> PlanSource:
+    """What plan.json records to reach the hosts again: the inventory as an absolute path, or
+    the lab scenario (a path made absolute; a shipped name as it is)."""
+    if inventory is not None:
+        return PlanSource(SourceKind.INVENTORY, str(Path(inventory).resolve()))
+    assert lab is not None
+    looks_like_path = "/" in lab or "\\" in lab or lab.endswith((".yaml", ".yml"))
+    return PlanSource(SourceKind.LAB, str(Path(lab).resolve()) if looks_like_path else lab)
+
+
+def _echo(text: str = "") -> None:
+    click.echo(text)
+
+
+def render_text(result: FleetPlan, plan_json: Path) -> None:
+    plan = result.plan
+    for scan in result.unscanned:
+        _echo(f"{terminal(scan.host)}: NOT SCANNED ({scan.status.value}): {terminal(scan.error or '')}")
+    for host in plan.hosts:
+        automatic, manual = host.automatic, host.manual
+        state = f"{len(automatic)} step(s)" if automatic else "no automatic step"
+        if manual:
+            state += f", {len(manual)} manual step(s)"
+        _echo(f"{terminal(host.host)} (Exchange {terminal(host.exchange_version)}): {state}")
+        for action in host.actions:
+            flags = " [MANUAL: not run by apply]" if action.manual else ""
+            if action.disruptive and not action.manual:
+                flags += " [DISRUPTIVE: restarts MSExchangeTransport]"
+            _echo(f"  {action.id}: {terminal(action.description)}{flags}")
+        for advisory in host.advisories:
+            _echo(f"  advice ({advisory.kind.value}): {terminal(advisory.message)}")
+    _echo()
+    _echo(f"Plan written to {terminal(plan_json)} (review {terminal(plan_json.parent / 'REVIEW.md')}).")
+    _echo(f"Digest: {plan.digest}")
+    if any(not a.manual for a in plan.actions):
+        _echo("Apply it with:")
+        _echo(f"  {terminal(apply_command(plan, str(plan_json)))}")
+    elif plan.actions:
+        _echo("No automatic step: the manual steps are in the hosts' remediate.ps1, for a person.")
+    else:
+        _echo("Nothing to do.")
+
+
+@click.command()
+@fleet_options
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory to write plan.json, hosts/<host>/remediate.ps1 + rollback.ps1 and REVIEW.md.")
+@click.option("--overwrite", is_flag=True, help="Write into a directory that already holds files.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="json: plan.json's path, digest, apply command, hosts and exit code, for automation.")
+def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
+         ask_pass: bool, out: str, overwrite: bool, fmt: str) -> None:  # fmt: skip
+    """Scan the fleet and write a reviewable plan. Changes nothing on any host.
+
+    plan.json records how to reach the hosts again (the inventory's absolute path or the lab
+    scenario), never a secret; `exfix apply` uses it unless given --inventory or --lab.
+
+    Exit 0: nothing to do (advice alone is printed, and is 0); 2: steps are planned (waiting
+    for approval); 3: a host could not be scanned (the others are planned); 1: bad input.
+    """
+    source = plan_source(inventory, lab)
+    with open_fleet(inventory, lab, limit, ask_pass) as fleet, \
+            progress(len(fleet.targets), "planning") as advance:  # fmt: skip
+        result = plan_fleet(fleet.targets, fleet.credentials, source=source, scan_source=fleet.source,
+                            forks=forks, host_timeout=host_timeout,
+                            on_host_done=lambda h: advance(h.host))  # fmt: skip
+    files = write_plan_dir(result.plan, out, overwrite=overwrite)
+    plan_json = files.plan_json.resolve()
+    if fmt == "json":
+        document = {
+            "schema": "exfix.plan-result/1",
+            "plan": str(plan_json),
+            "digest": result.plan.digest,
+            "apply_command": apply_command(result.plan, str(plan_json)),
+            "actions": len(result.plan.actions),
+            "automatic": sum(1 for a in result.plan.actions if not a.manual),
+            "advisories": sum(len(h.advisories) for h in result.plan.hosts),
+            "unscanned": [
+                {"host": h.host, "status": h.status.value, "error": h.error} for h in result.unscanned
+            ],
+            "exit_code": result.exit_code,
+        }
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=True) + "\n")
+    else:
+        render_text(result, files.plan_json.resolve())
+    sys.exit(result.exit_code)

@@ -1,0 +1,119 @@
+"""Helpers for the apply tests: a lab with its inventory on disk, plans written as exfix plan
+writes them, and snapshots of a lab host's state to compare before and after."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.apply import ApplyReport, FleetPlan, PlanFile, apply_plan, plan_fleet, read_plan_file
+from agent.inventory import Inventory, load_inventory
+from agent.model.plan import PlanSource, SourceKind
+from agent.planning import write_plan_dir
+from mock_remoting.lab import Lab
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def exfix_command() -> list[str]:
+    """How to run the exfix CLI in a subprocess (the console script when installed)."""
+    script = shutil.which("exfix")
+    return [script] if script else [sys.executable, "-c", "from agent.cli import main; main()"]
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("NO_COLOR", None)
+    return env
+
+
+def write_inventory(lab: Lab, path: Path, extra_vars: Mapping[str, Any] | None = None) -> Path:
+    """The lab's inventory, plus variables an admin would add (exfix_external_dns_servers)."""
+    data = lab.inventory()
+    data["all"]["vars"].update(extra_vars or {})
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@dataclass
+class LabFleet:
+    lab: Lab
+    inventory_path: Path
+    inventory: Inventory
+
+    @property
+    def targets(self) -> Any:
+        return self.inventory.select(None)
+
+    def credentials(self) -> Any:
+        return self.inventory.credentials()
+
+    def plan(self, out: Path) -> tuple[FleetPlan, PlanFile]:
+        result = plan_fleet(self.targets, self.credentials(),
+                            source=PlanSource(SourceKind.INVENTORY, str(self.inventory_path)))  # fmt: skip
+        write_plan_dir(result.plan, out)
+        return result, read_plan_file(out / "plan.json")
+
+    def apply(self, plan_file: PlanFile, **options: Any) -> ApplyReport:
+        options.setdefault("approve", plan_file.plan.digest)
+        options.setdefault("verify_timeout", 5.0)
+        options.setdefault("operator", "tester")
+        return apply_plan(plan_file, self.targets, self.credentials(), **options)
+
+    def host(self, name: str) -> Any:
+        return self.lab.fleet.host(name)
+
+
+def lab_fleet(scenario: str | Path, tmp: Path, extra_vars: Mapping[str, Any] | None = None,
+              **lab_options: Any) -> Iterator[LabFleet]:  # fmt: skip
+    with Lab(scenario, **lab_options) as lab:
+        path = write_inventory(lab, tmp / "inventory.yaml", extra_vars)
+        yield LabFleet(lab, path, load_inventory(str(path)))
+
+
+def config_state(lab: Lab, host: str) -> dict[str, Any]:
+    """Everything apply may change on a host, deep-copied: NICs, transport settings, the config
+    file's DnsFaultTolerance, the service, the transport's cached configuration, and the
+    organisation's send connectors."""
+    state = lab.fleet.host(host).state
+    with lab.fleet.org.lock:
+        return {
+            "nics": copy.deepcopy(state.nics),
+            "transport": copy.deepcopy(state.transport),
+            "dns_fault_tolerance": state.dns_fault_tolerance,
+            "transport_running": state.transport_running,
+            "cache": state.cache,
+            "connectors": copy.deepcopy(lab.fleet.org.connectors),
+        }
+
+
+def queue_state(lab: Lab, host: str) -> tuple[Any, ...]:
+    return tuple(lab.fleet.host(host).queues)
+
+
+def full_state(lab: Lab, host: str) -> dict[str, Any]:
+    """config_state plus the queues and how often transport started: what a dry run must leave
+    exactly as it was."""
+    out = config_state(lab, host)
+    out["queues"] = queue_state(lab, host)
+    out["transport_starts"] = lab.fleet.host(host).state.transport_starts
+    return out
+
+
+def journal_lines(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text(encoding="ascii").splitlines() if line.strip()]
+
+
+def phases(lines: Sequence[Mapping[str, Any]], host: str | None = None) -> list[tuple[Any, ...]]:
+    return [(r["phase"], r["action"], r["result"]) for r in lines if host is None or r["host"] == host]

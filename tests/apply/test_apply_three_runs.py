@@ -1,0 +1,90 @@
+"""The three-run test for every fix apply runs (ansible.windows style): plan leaves the host
+untouched, apply cures the symptom, planning again finds nothing to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from _apply_support import full_state, journal_lines, lab_fleet
+
+from agent.apply import HostOutcome, StepStatus
+from mock_remoting.exchange import load_scenario
+
+pytestmark = pytest.mark.lab
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "mock_remoting" / "scenarios"
+
+
+def internal_dns_scenario(tmp: Path) -> Path:
+    """EX01's transport resolves internal names with the public 8.8.8.8 (adapter off), so the
+    queues to other Exchange servers fail with NXDOMAIN while internet mail delivers."""
+    data = yaml.safe_load((SCENARIOS / "nic-external-dns.yaml").read_text(encoding="utf-8"))
+    data["name"] = "internal-dns-public"
+    data["description"] = "Transport's InternalDNSServers is the public 8.8.8.8 with the adapter off."
+    data["expect"] = {"rules": ["transport-internal-dns-misconfigured", "queue-dns-failure"]}
+    host = data["hosts"][0]
+    host["nics"][0]["dns_servers"] = ["10.0.0.10"]
+    host["transport"] = {"internal_dns_adapter_enabled": False, "internal_dns_servers": ["8.8.8.8"]}
+    path = tmp / "internal-dns-public.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+CASES = [
+    ("nic-registration-disabled", "enable-nic-dns-registration", {}),
+    ("nic-external-dns", "set-nic-dns-servers", {}),
+    ("transport-external-dns-unresolvable", "set-transport-external-dns",
+     {"exfix_external_dns_servers": ["8.8.8.8"]}),
+    ("internal", "set-transport-internal-dns", {}),
+    ("remote-domain-aaaa-broken", "add-smarthost-send-connector", {}),
+    ("exchange-2010", "set-transport-external-dns", {"exfix_external_dns_servers": ["8.8.8.8"]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("scenario", "fix_id", "extra_vars"), CASES, ids=[c[0] for c in CASES])
+def test_plan_apply_plan_again(tmp_path: Path, scenario: str, fix_id: str, extra_vars: dict[str, Any]) -> None:
+    source: str | Path = internal_dns_scenario(tmp_path) if scenario == "internal" else scenario
+    host_name = load_scenario(source).hosts[0].fqdn
+    for fleet in lab_fleet(source, tmp_path, extra_vars):
+        lab = fleet.lab
+        totals = {q.next_hop: q.queued + q.delivered for q in fleet.host(host_name).queues}
+        untouched = full_state(lab, host_name)
+
+        # 1. plan: a dry run; the host is exactly as it was (settings, service, queues).
+        result, plan_file = fleet.plan(tmp_path / "plan")
+        assert full_state(lab, host_name) == untouched
+        assert result.exit_code == 2
+        hp = result.plan.host(host_name)
+        assert fix_id in {a.fix_id for a in hp.automatic}
+        fixed_rules = {f.rule_id for f in hp.findings if f.fix_id == fix_id}
+        assert fixed_rules
+
+        # 2. apply: every step reads back as planned, the finding is gone, the queues drain.
+        report = fleet.apply(plan_file, allow_restart=True)
+        outcome = report.host(host_name)
+        assert report.exit_code == 0, outcome
+        assert outcome.outcome is HostOutcome.DONE and outcome.verified is True
+        assert all(s.status is StepStatus.OK for s in outcome.steps)
+        assert not {f.rule_id for f in outcome.remaining_findings} & (fixed_rules | {"queue-dns-failure"})
+        assert outcome.queues and all(q.drained for q in outcome.queues)
+        for queue in fleet.host(host_name).queues:
+            assert queue.queued == 0, queue
+            assert queue.delivered == totals[queue.next_hop]
+
+        # The journal holds every step, with the plan's digest and operator on each line.
+        lines = journal_lines(plan_file.default_journal)
+        assert {r["plan_digest"] for r in lines} == {result.plan.digest}
+        assert {r["operator"] for r in lines} == {"tester"}
+        executed = [r for r in lines if r["phase"] == "execute" and r["result"] == "started"]
+        assert [r["action"] for r in executed] == [a.id for a in hp.automatic]
+        assert [r["call"]["cmdlet"] for r in executed] == [a.call.cmdlet for a in hp.automatic]
+        if scenario == "exchange-2010":
+            assert "Set-TransportServer" in {r["call"]["cmdlet"] for r in executed}
+
+        # 3. plan again: nothing to do.
+        again, _ = fleet.plan(tmp_path / "plan-again")
+        assert again.plan.actions == ()
+        assert again.exit_code == 0
