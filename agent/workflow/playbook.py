@@ -56,7 +56,7 @@ from typing import Any
 
 import yaml
 
-from agent.errors import PlaybookError, UsageError
+from agent.errors import PlaybookError, UsageError, one_line
 from agent.model.facts import normalize_name
 from agent.model.findings import Finding
 from agent.report.safe import terminal
@@ -200,10 +200,18 @@ class _Doc:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.keys: dict[
+            str, yaml.Node
+        ] = {}  # key path -> the node of its key, for errors about a whole value
+        self.root: yaml.Node | None = None
 
     def fail(self, node: yaml.Node | None, key: str | None, problem: str) -> PlaybookError:
         line = None if node is None else node.start_mark.line + 1
         return PlaybookError(self.source, problem, line=line, key=None if key is None else _show(key))
+
+    def key_node(self, *paths: str) -> yaml.Node | None:
+        """The node of the first of ``paths`` that the file has (else the document's start)."""
+        return next((self.keys[p] for p in paths if p in self.keys), self.root)
 
     def mapping(self, node: yaml.Node, key: str | None, allowed: Sequence[str]) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
@@ -220,6 +228,7 @@ class _Doc:
             if name in out:
                 raise self.fail(key_node, where, "duplicate key")
             out[name] = value_node
+            self.keys[where] = key_node
         return out
 
     def free_mapping(self, node: yaml.Node, key: str) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
@@ -479,10 +488,16 @@ def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1
         raise PlaybookError(source, f"not valid YAML: {exc.problem or exc.context}", line=line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a raw escape, NUL)
+        line = text.count("\n", 0, max(0, exc.position)) + 1
+        raise PlaybookError(
+            source, f"not valid YAML: character {exc.character!r} is not allowed", line=line
+        ) from None
     except yaml.YAMLError as exc:
-        raise PlaybookError(source, f"not valid YAML: {exc}") from None
+        raise PlaybookError(source, f"not valid YAML: {one_line(str(exc))}") from None
     if root is None:
         raise PlaybookError(source, "the playbook is empty")
+    doc.root = root
     top = doc.mapping(root, None, _TOP_KEYS)
     for name in _REQUIRED:
         if name not in top:
@@ -527,10 +542,8 @@ def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:
     in_scope = tuple(f for f in FIXES if f in reachable)
     plan: tuple[tuple[str, yaml.Node], ...] = ()
     apply: tuple[tuple[str, yaml.Node], ...] = ()
-    fixes_node: yaml.Node = root
     if "fixes" in top:
-        fixes_node = top["fixes"]
-        fields = doc.mapping(fixes_node, "fixes", ("plan", "apply"))
+        fields = doc.mapping(top["fixes"], "fixes", ("plan", "apply"))
         if "plan" in fields:
             plan = doc.ids(fields["plan"], "fixes.plan", known_fixes, "fix", every=in_scope)
         if "apply" in fields:
@@ -550,14 +563,22 @@ def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:
                 node, f"fixes.apply[{i}]", f"fix {fix!r} may be applied but not planned: add it to fixes.plan"
             )
     if mode is Mode.DIAGNOSE and (plan or apply):
-        raise doc.fail(fixes_node, "fixes", "a diagnose playbook never plans: remove fixes")
+        raise doc.fail(doc.key_node("fixes"), "fixes", "a diagnose playbook never plans: remove fixes")
     if mode is Mode.PLAN:
         if apply:
-            raise doc.fail(fixes_node, "fixes.apply", "a plan playbook never applies: remove fixes.apply")
+            raise doc.fail(
+                doc.key_node("fixes.apply", "fixes"),
+                "fixes.apply",
+                "a plan playbook never applies: remove fixes.apply",
+            )
         if not plan:
-            raise doc.fail(fixes_node, "fixes.plan", "a plan playbook needs fixes to plan")
+            raise doc.fail(
+                doc.key_node("fixes.plan", "fixes"), "fixes.plan", "a plan playbook needs fixes to plan"
+            )
     if mode is Mode.APPLY and not apply:
-        raise doc.fail(fixes_node, "fixes.apply", "an apply playbook needs fixes to apply")
+        raise doc.fail(
+            doc.key_node("fixes.apply", "fixes"), "fixes.apply", "an apply playbook needs fixes to apply"
+        )
     if mode is not Mode.APPLY and "approval" in top and approval is Approval.AUTO:
         raise doc.fail(top["approval"], "approval", f"auto approval means nothing in {mode.value} mode")
     if approval is Approval.AUTO:
@@ -577,7 +598,7 @@ def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:
             )
     elif mode is Mode.APPLY and set(apply_ids) != set(plan_ids):
         raise doc.fail(
-            fixes_node,
+            doc.key_node("fixes.apply", "fixes"),
             "fixes.apply",
             "with approval: required the playbook applies exactly what was approved: "
             "fixes.apply must list the same fixes as fixes.plan",
