@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -65,7 +66,7 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
             temporary = inventory_out = Path(name)
         path = instance.write_inventory(inventory_out)
         click.echo(f"ready {path}")
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()
         while not stop.wait(0.5):
             pass
     finally:
