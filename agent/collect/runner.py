@@ -145,18 +145,33 @@ def _probe(conn: Runner, call: CmdletCall) -> DnsQueryResult:
 def _host_probes(
     conn: Runner, targets: ProbeTargets, servers: tuple[str, ...], domains: tuple[str, ...]
 ) -> Iterable[DnsQueryResult]:
+    # The same question is asked once: a failing queue's domain is often the public probe name
+    # too (its MX), and a server that never answers would cost its timeout twice.
+    asked: dict[CmdletCall, DnsQueryResult] = {}
+
+    def ask(call: CmdletCall) -> tuple[DnsQueryResult, bool]:
+        if call in asked:
+            return asked[call], False
+        asked[call] = _probe(conn, call)
+        return asked[call], True
+
     for call in host_probe.calls(targets, servers):
-        yield _probe(conn, call)
+        result, new = ask(call)
+        if new:
+            yield result
     for domain in domains:
         mx_hosts: list[str] = []
         for call in host_probe.remote_domain_calls(domain, servers):
-            result = _probe(conn, call)
-            yield result
+            result, new = ask(call)
+            if new:
+                yield result
             if result.rdtype == "MX" and result.outcome is Outcome.ANSWER:
                 mx_hosts.extend(_lowest_mx(result.records))
         for mx_host in dict.fromkeys(mx_hosts):
             for call in host_probe.mx_host_calls(mx_host, servers):
-                yield _probe(conn, call)
+                result, new = ask(call)
+                if new:
+                    yield result
 
 
 def _lowest_mx(records: Iterable[str]) -> list[str]:
@@ -179,10 +194,19 @@ def _orchestrator_probes(
     options: CollectOptions,
 ) -> Iterable[DnsQueryResult]:
     address_map = dict(options.dns_address_map)
+    results: list[DnsQueryResult] = []
     for server in servers:
         probe = dns_probe.probe_server(server, ad_domain, targets.internal_host, targets.public_name,
                                        address_map=address_map, timeout=options.probe_timeout)
-        yield from probe.results
+        results.extend(probe.results)
     for domain in domains:
-        yield from dns_probe.probe_domain(domain, servers, address_map=address_map,
-                                          timeout=options.probe_timeout).results
+        results.extend(dns_probe.probe_domain(domain, servers, address_map=address_map,
+                                              timeout=options.probe_timeout).results)
+    # A domain probe may repeat a server probe's question (the public name's MX when a queue
+    # to that domain fails): the facts, and so the evidence, hold each question once.
+    seen: set[tuple[str, str, str]] = set()
+    for result in results:
+        key = (result.server, result.qname.rstrip(".").lower(), result.rdtype)
+        if key not in seen:
+            seen.add(key)
+            yield result
