@@ -73,6 +73,19 @@ def check_scan(name: str, run: Run, validate_scan: Callable[[Any], None]) -> Non
                 named.add(ids[cause_id]["rule"])
         if symptoms:
             assert named == causes, f"{host['host']}: causes {causes}, symptoms name {named}"
+        # Each DNS question is asked, and shown as evidence, once per vantage.
+        for finding in host["findings"]:
+            asked = [
+                (
+                    e["vantage"],
+                    e["values"]["server"],
+                    e["values"]["qname"].rstrip(".").lower(),
+                    e["values"]["type"],
+                )
+                for e in finding["evidence"]
+                if e["source"] in ("Resolve-DnsName", "dns-probe")
+            ]
+            assert len(asked) == len(set(asked)), f"{finding['id']}: a DNS question repeated: {asked}"
         # And only failing queues make the symptom: the cause findings never explain anything.
         assert all(not f["explained_by"] for f in host["findings"] if f["rule"] != QUEUE_RULE)
 
