@@ -3,6 +3,7 @@ writes them, and snapshots of a lab host's state to compare before and after."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -73,6 +74,7 @@ class LabFleet:
         return self.lab.fleet.host(name)
 
 
+@contextlib.contextmanager
 def lab_fleet(scenario: str | Path, tmp: Path, extra_vars: Mapping[str, Any] | None = None,
               **lab_options: Any) -> Iterator[LabFleet]:  # fmt: skip
     with Lab(scenario, **lab_options) as lab:

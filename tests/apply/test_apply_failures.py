@@ -23,7 +23,7 @@ def test_http_500_on_the_second_step_rolls_the_host_back(tmp_path: Path) -> None
     Set-SendConnector call, counted from the plan: the stale check's collection sends as many
     Exchange commands as planning's did, then step 01 sends three (read, set, read back) and
     step 02 one (its read) before its call."""
-    for fleet in lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL):
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
         lab = fleet.lab
         before_plan = lab.counters.get(HOST, "exchange", "Command")
         result, plan_file = fleet.plan(tmp_path / "plan")
@@ -71,7 +71,7 @@ def test_http_500_on_the_second_step_rolls_the_host_back(tmp_path: Path) -> None
 
 
 def test_a_dropped_connection_on_a_step_rolls_back_over_a_new_connection(tmp_path: Path) -> None:
-    for fleet in lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL):
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
         before = full_state(lab, HOST)
@@ -79,7 +79,9 @@ def test_a_dropped_connection_on_a_step_rolls_back_over_a_new_connection(tmp_pat
         def on_event(entry: JournalEntry) -> None:
             # The next Exchange request after this record is the Set-SendConnector call.
             if (entry.phase, entry.action) == ("before", "02-use-external-dns-on-connector"):
-                lab.inject(HOST, {"fail": {"kind": "drop", "on": "Command", "endpoint": "exchange", "times": 1}})
+                lab.inject(
+                    HOST, {"fail": {"kind": "drop", "on": "Command", "endpoint": "exchange", "times": 1}}
+                )
 
         report = fleet.apply(plan_file, allow_restart=True, on_event=on_event)
         assert report.exit_code == EXIT_ROLLED_BACK
@@ -90,7 +92,7 @@ def test_a_dropped_connection_on_a_step_rolls_back_over_a_new_connection(tmp_pat
 
 
 def test_a_rollback_that_cannot_run_is_exit_6(tmp_path: Path) -> None:
-    for fleet in lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL):
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
 
@@ -114,7 +116,7 @@ def test_a_rollback_that_cannot_run_is_exit_6(tmp_path: Path) -> None:
 
 
 def test_max_fail_skips_the_hosts_not_started(tmp_path: Path) -> None:
-    for fleet in lab_fleet("mixed-fleet", tmp_path, EXTERNAL):
+    with lab_fleet("mixed-fleet", tmp_path, EXTERNAL) as fleet:
         lab = fleet.lab
         result, plan_file = fleet.plan(tmp_path / "plan")
         first = next(h.host for h in result.plan.hosts if h.automatic)
@@ -123,7 +125,9 @@ def test_max_fail_skips_the_hosts_not_started(tmp_path: Path) -> None:
 
         def on_event(entry: JournalEntry) -> None:
             if entry.phase == "before" and entry.host == first:  # after the stale check
-                lab.inject(first, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "os", "times": 1}})
+                lab.inject(
+                    first, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "os", "times": 1}}
+                )
 
         report = fleet.apply(plan_file, allow_restart=True, on_event=on_event)
         assert report.exit_code == EXIT_ROLLED_BACK
@@ -134,7 +138,7 @@ def test_max_fail_skips_the_hosts_not_started(tmp_path: Path) -> None:
 
 
 def test_exfix_rollback_undoes_a_successful_apply(tmp_path: Path) -> None:
-    for fleet in lab_fleet("nic-external-dns", tmp_path):
+    with lab_fleet("nic-external-dns", tmp_path) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
         before = config_state(lab, HOST)

@@ -45,10 +45,12 @@ CASES = [
 
 
 @pytest.mark.parametrize(("scenario", "fix_id", "extra_vars"), CASES, ids=[c[0] for c in CASES])
-def test_plan_apply_plan_again(tmp_path: Path, scenario: str, fix_id: str, extra_vars: dict[str, Any]) -> None:
+def test_plan_apply_plan_again(
+    tmp_path: Path, scenario: str, fix_id: str, extra_vars: dict[str, Any]
+) -> None:
     source: str | Path = internal_dns_scenario(tmp_path) if scenario == "internal" else scenario
     host_name = load_scenario(source).hosts[0].fqdn
-    for fleet in lab_fleet(source, tmp_path, extra_vars):
+    with lab_fleet(source, tmp_path, extra_vars) as fleet:
         lab = fleet.lab
         totals = {q.next_hop: q.queued + q.delivered for q in fleet.host(host_name).queues}
         untouched = full_state(lab, host_name)

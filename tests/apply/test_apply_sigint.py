@@ -1,0 +1,78 @@
+"""Ctrl-C during ``exfix apply`` (a real SIGINT to a subprocess): the command in flight
+finishes, the host is rolled back and journaled, the hosts not started are skipped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from _apply_support import config_state, exfix_command, journal_lines, lab_fleet, subprocess_env
+
+from agent.errors import EXIT_ROLLED_BACK
+
+pytestmark = pytest.mark.lab
+
+
+def _wait_for(path: Path, predicate: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            lines = [
+                json.loads(line) for line in path.read_text(encoding="ascii").splitlines() if line.strip()
+            ]
+            if any(predicate(r) for r in lines):  # type: ignore[operator]
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing in {path} matched within {timeout} s")
+
+
+def test_sigint_mid_apply_rolls_the_host_back_and_says_so(tmp_path: Path) -> None:
+    with lab_fleet("mixed-fleet", tmp_path, {"exfix_external_dns_servers": ["8.8.8.8"]}) as fleet:
+        lab = fleet.lab
+        result, plan_file = fleet.plan(tmp_path / "plan")
+        hosts = [h.host for h in result.plan.hosts if h.automatic]
+        first = hosts[0]
+        before = {h: config_state(lab, h) for h in hosts}
+        # A slow host, so that the signal lands while its steps run.
+        lab.inject(first, {"latency_ms": 50})
+        journal = plan_file.default_journal
+        process = subprocess.Popen(
+            [*exfix_command(), "apply", str(plan_file.path), "--approve", result.plan.digest,
+             "--allow-restart", "--verify-timeout", "2", "--operator", "tester"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+        )  # fmt: skip
+        try:
+            _wait_for(journal, lambda r: r["phase"] == "execute" and r["host"] == first
+                      and r["result"] == "started", timeout=60)  # fmt: skip
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == EXIT_ROLLED_BACK, (out, err)
+        assert "Interrupted" in out
+
+        lines = journal_lines(journal)
+        mine = [(r["phase"], r["result"]) for r in lines if r["host"] == first]
+        assert ("interrupted", "stopping") in mine
+        # Every step that was started is either undone (read back as before) or found unchanged.
+        started = {r["action"] for r in lines if r["host"] == first and r["phase"] == "execute"
+                   and r["result"] == "started"}  # fmt: skip
+        settled = {r["action"] for r in lines if r["host"] == first and (
+            (r["phase"] == "rollback-verify" and r["result"] == "ok")
+            or (r["phase"] == "rollback" and r["result"] in ("unchanged", "no-undo")))}  # fmt: skip
+        assert started and started <= settled
+        assert ("host", "rolled-back") in mine
+        for host in hosts[1:]:
+            assert ("host", "skipped") in [(r["phase"], r["result"]) for r in lines if r["host"] == host]
+        assert lines[-1]["phase"] == "end"
+        lab.clear_faults(first)
+        for host in hosts:
+            assert config_state(lab, host)["nics"] == before[host]["nics"]
+            assert config_state(lab, host)["transport"] == before[host]["transport"]
+            assert config_state(lab, host)["connectors"] == before[host]["connectors"]
