@@ -36,12 +36,15 @@ def main() -> None:
 
 
 def _register() -> None:
-    from agent.cli import lab, rules_cmd, scan
+    from agent.cli import apply, lab, plan, rules_cmd, scan
 
     main.add_command(scan.scan)
     main.add_command(scan.evaluate)
     main.add_command(rules_cmd.rules)
     main.add_command(lab.lab)
+    main.add_command(plan.plan)
+    main.add_command(apply.apply)
+    main.add_command(apply.rollback)
 
 
 _register()
