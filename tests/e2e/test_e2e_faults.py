@@ -32,6 +32,14 @@ def test_hang_401_and_a_dropped_connection(
             "EX04", 24, faults={"fail": {"kind": "drop", "on": "Command", "endpoint": "exchange", "times": 1}}
         ),
         host_spec("EX05", 25),
+        # Hangs mid-scan: the OS session is open and has answered a few requests.
+        host_spec(
+            "EX06", 26, faults={"fail": {"kind": "hang", "on": "Receive", "endpoint": "os", "after": 3}}
+        ),
+        # Closes the connection on the first attempt to open the OS session, once.
+        host_spec(
+            "EX07", 27, faults={"fail": {"kind": "drop", "on": "Create", "endpoint": "os", "times": 1}}
+        ),
     ]
     data["send_connectors"][0]["source_transport_servers"] = [h["name"] for h in data["hosts"]]
     lab = started_lab(write_scenario(tmp_path / "faults.yaml", data))
@@ -46,24 +54,27 @@ def test_hang_401_and_a_dropped_connection(
     hosts = {h["host"].split(".")[0]: h for h in run.doc["hosts"]}
     assert hosts["ex02"]["status"] == "unreachable", run.describe()
     assert str(HOST_TIMEOUT) in hosts["ex02"]["error"]
+    assert hosts["ex06"]["status"] == "unreachable", run.describe()
     assert hosts["ex03"]["status"] == "auth-failed", run.describe()
     assert "401" in hosts["ex03"]["error"]
-    for name in ("ex01", "ex04", "ex05"):
+    for name in ("ex01", "ex04", "ex05", "ex07"):
         assert hosts[name]["status"] == "scanned" and hosts[name]["error"] is None, run.describe()
         assert hosts[name]["findings"] == [] and hosts[name]["exchange_version"] == "15.2.1118.7"
     summary = run.doc["summary"]
-    assert (summary["scanned"], summary["unreachable"], summary["auth-failed"]) == (3, 1, 1)
+    assert (summary["scanned"], summary["unreachable"], summary["auth-failed"]) == (4, 2, 1)
     # The hung host is given up on at its deadline; it does not hold the fleet much beyond it.
     assert elapsed < HOST_TIMEOUT * 4, f"the scan took {elapsed:.1f}s"
 
-    # The drop really happened, and was retried: EX04 sent one more Exchange command than the
-    # identical healthy EX01 did.
+    # The drops really happened, and were retried: EX04 sent one more Exchange command, and
+    # EX07 one more OS session open, than the identical healthy EX01 did.
     counters = lab.counters
-    commands = {
-        name: counters.get(f"{name}.contoso.local", "exchange", "Command") for name in ("ex01", "ex04")
-    }
-    assert commands["ex01"] > 0
-    assert commands["ex04"] == commands["ex01"] + 1, commands
+
+    def count(host: str, endpoint: str, action: str) -> int:
+        return counters.get(f"{host}.contoso.local", endpoint, action)
+
+    assert count("ex01", "exchange", "Command") > 0 and count("ex01", "os", "Create") > 0
+    assert count("ex04", "exchange", "Command") == count("ex01", "exchange", "Command") + 1
+    assert count("ex07", "os", "Create") == count("ex01", "os", "Create") + 1
 
 
 def test_text_report_of_unscanned_hosts_exit_3(tmp_path: Path, started_lab: Callable[..., Any]) -> None:
