@@ -11,8 +11,19 @@ from __future__ import annotations
 import json
 import re
 
-from agent.report.safe import markdown, markdown_code, terminal
+from agent.report.safe import markdown_code, terminal
 from agent.workflow.run import HostResult, Outcome, PlaybookRun, QueueView
+
+# Inside a line of markdown only these characters make markup (emphasis, code, links, raw
+# HTML, table cells). agent.report.safe.markdown escapes more (every '.', '-', '(' ...), which is
+# right at the start of a line but litters a work note that a ticket system shows as raw text.
+# Every value here goes mid-line, after text exfix writes.
+_MD_INLINE = frozenset("\\`*_[]<>|~")
+
+
+def _md(value: object) -> str:
+    """A value made safe in the middle of a markdown line: one line, escapes shown, markup escaped."""
+    return "".join("\\" + ch if ch in _MD_INLINE else ch for ch in terminal(value))
 
 
 def render_json(run: PlaybookRun) -> str:
@@ -22,32 +33,38 @@ def render_json(run: PlaybookRun) -> str:
 # --- shared wording -------------------------------------------------------------------------
 
 
-def _next_step(run: PlaybookRun) -> list[str]:
-    """What a person has to do next, in plain words (text; callers escape)."""
+Step = tuple[str, str | None]  # a plain sentence, and the path or command it names (or None)
+
+
+def _next_step(run: PlaybookRun) -> list[Step]:
+    """What a person has to do next, in plain words."""
     pending = run.pending
     if run.refused is not None:
-        return ["Nothing was changed. Review the new plan and approve its digest, or find out what changed."]
+        return [("Nothing was changed. Review the new plan and approve its digest, or find out what changed.",
+                 None)]  # fmt: skip
     outcome = run.outcome
     if outcome is Outcome.FAILED:
-        return [
-            "A person must look at the servers marked failed now: see the journal and each server's reason."
-        ]
+        return [("A person must look at the failed servers now: see each one's reason and the journal:",
+                 run.journal)]  # fmt: skip
     if outcome is Outcome.ROLLED_BACK:
-        return ["The failed change was undone. Read the error, fix the cause, and plan again."]
+        return [("The failed change was undone. Read the error, fix the cause, and plan again.", None)]
     if pending is not None and any(h.outcome is Outcome.PENDING_APPROVAL for h in run.hosts):
-        lines = [f"A change board reviews {pending.review_html} and approves digest {pending.digest}."]
+        steps: list[Step] = [
+            ("A change board reads the review page", pending.review_html),
+            ("and approves the digest", pending.digest),
+        ]
         if run.approve_command:
-            lines.append(f"Then run: {run.approve_command}")
+            steps.append(("Then this playbook applies exactly that plan:", run.approve_command))
         if pending.apply_command:
-            lines.append(f"Or apply the reviewed plan directly: {pending.apply_command}")
-        return lines
+            steps.append(("Or the reviewed plan is applied directly:", pending.apply_command))
+        return steps
     if pending is not None:
-        return [f"Review the plan: {pending.review_html} (this playbook does not apply it)."]
+        return [("Review the plan (this playbook does not apply it):", pending.review_html)]
     if outcome is Outcome.UNREACHABLE:
-        return ["Check that the unreachable servers are up and that remoting works, then run again."]
+        return [("Check that the unreachable servers are up and that remoting works, then run again.", None)]
     if outcome is Outcome.FINDINGS:
-        return ["Read the findings: this playbook does not change them."]
-    return ["Nothing to do."]
+        return [("Read the findings below: this playbook does not change them.", None)]
+    return [("Nothing to do.", None)]
 
 
 def _queue_line(queue: QueueView) -> str:
@@ -64,7 +81,7 @@ def render_text(run: PlaybookRun) -> str:
         run.message(),
         "",
     ]
-    lines.extend(f"  {line}" for line in _next_step(run))
+    lines.extend(f"  {sentence} {code}" if code else f"  {sentence}" for sentence, code in _next_step(run))
     lines.append("")
     for host in run.hosts:
         lines.append(f"{host.host}: {host.outcome.value}: {host.reason}")
@@ -92,17 +109,17 @@ def render_text(run: PlaybookRun) -> str:
 
 
 def _md_host(host: HostResult) -> list[str]:
-    lines = [f"### {markdown(host.host)}: {markdown(host.outcome.value)}", "", markdown(host.reason), ""]
+    lines = [f"### {_md(host.host)}: {_md(host.outcome.value)}", "", _md(host.reason), ""]
     if host.error:
-        lines.extend([f"Error: {markdown(host.error)}", ""])
+        lines.extend([f"Error: {_md(host.error)}", ""])
     if host.findings:
         lines.append("Found:")
-        lines.extend(f"- {markdown(f.title)}: {markdown(f.summary)} ({markdown_code(f.rule_id)})"
+        lines.extend(f"- {_md(f.title)}: {_md(f.summary)} ({markdown_code(f.rule_id)})"
                      for f in host.findings)  # fmt: skip
         lines.append("")
     if host.actions:
         lines.append("Changes:")
-        lines.extend(f"- {markdown(a.status.value)}: {markdown(a.description)}"
+        lines.extend(f"- {_md(a.status.value)}: {_md(a.description)}"
                      + (" (interrupts mail flow)" if a.disruptive else "") for a in host.actions)  # fmt: skip
         lines.append("")
     failing_before = [q for q in host.queues_before if q.failing]
@@ -118,25 +135,26 @@ def _md_host(host: HostResult) -> list[str]:
                 now = "not checked"
             else:
                 now = "gone (empty)" if later is None else f"{later.status}, {later.message_count} msg"
-            lines.append(f"| {markdown(queue.identity)} | {markdown(queue.next_hop)} | {markdown(then)} | "
-                         f"{markdown(now)} |")  # fmt: skip
+            lines.append(f"| {_md(queue.identity)} | {_md(queue.next_hop)} | {_md(then)} | "
+                         f"{_md(now)} |")  # fmt: skip
         lines.append("")
     return lines
 
 
 def render_markdown(run: PlaybookRun) -> str:
     title = f"exfix playbook {run.playbook.name}" + (f", ticket {run.ticket}" if run.ticket else "")
-    lines = [f"## {markdown(title)}", "", f"**{markdown(run.message())}**", ""]
+    lines = [f"## {_md(title)}", "", f"**{_md(run.message())}**", ""]
     lines.append("What happens next:")
     lines.append("")
-    lines.extend(f"- {markdown(line)}" for line in _next_step(run))
+    lines.extend(
+        f"- {sentence} {markdown_code(code)}" if code else f"- {sentence}"
+        for sentence, code in _next_step(run)
+    )
     lines.append("")
     if run.hosts:
         lines.append("| server | outcome | why |")
         lines.append("|---|---|---|")
-        lines.extend(
-            f"| {markdown(h.host)} | {markdown(h.outcome.value)} | {markdown(h.reason)} |" for h in run.hosts
-        )
+        lines.extend(f"| {_md(h.host)} | {_md(h.outcome.value)} | {_md(h.reason)} |" for h in run.hosts)
         lines.append("")
     if run.digest:
         lines.extend([f"Plan digest: {markdown_code(run.digest)}", ""])
@@ -146,15 +164,15 @@ def render_markdown(run: PlaybookRun) -> str:
     lines.extend([
         "### Record",
         "",
-        f"- Playbook: {markdown(run.playbook.name)} ({markdown(run.playbook.mode.value)}, approval "
-        f"{markdown(run.playbook.approval.value)}), file {markdown_code(run.playbook.source)}, sha256 "
+        f"- Playbook: {_md(run.playbook.name)} ({_md(run.playbook.mode.value)}, approval "
+        f"{_md(run.playbook.approval.value)}), file {markdown_code(run.playbook.source)}, sha256 "
         f"{markdown_code(run.playbook.sha256)}",
-        f"- Fleet: {markdown(run.source)}; operator {markdown(run.operator)}",
-        f"- Started {markdown(run.started)}, finished {markdown(run.finished)}; exit code {run.exit_code}",
+        f"- Fleet: {_md(run.source)}; operator {_md(run.operator)}",
+        f"- Started {_md(run.started)}, finished {_md(run.finished)}; exit code {run.exit_code}",
         f"- Run record: {markdown_code(run.run_file)}",
     ])  # fmt: skip
     for plan in run.plans:
-        lines.append(f"- Plan {markdown_code(plan.digest)} ({markdown(plan.role.value)}): "
+        lines.append(f"- Plan {markdown_code(plan.digest)} ({_md(plan.role.value)}): "
                      f"{markdown_code(plan.review_html)}, {markdown_code(plan.review_md)}")  # fmt: skip
     if run.journal:
         lines.append(f"- Journal: {markdown_code(run.journal)}")
