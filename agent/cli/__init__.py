@@ -36,7 +36,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from agent.cli import apply, lab, plan, rules_cmd, scan
+    from agent.cli import apply, lab, plan, playbook, rules_cmd, scan
 
     main.add_command(scan.scan)
     main.add_command(scan.evaluate)
@@ -45,6 +45,7 @@ def _register() -> None:
     main.add_command(plan.plan)
     main.add_command(apply.apply)
     main.add_command(apply.rollback)
+    main.add_command(playbook.playbook)
 
 
 _register()
