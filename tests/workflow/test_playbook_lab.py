@@ -286,3 +286,30 @@ def test_smarthost_for_domain_creates_the_connector_and_the_queue_drains(
         assert state is not None
         queue = next(q for q in state.queues if q.next_hop == domain)
         assert queue.queued == 0 and queue.delivered > 0
+
+
+def test_mail_arriving_during_review_does_not_void_the_approval(
+    lab_inventory: Callable[[str], tuple[Lab, Path]], tmp_path: Path
+) -> None:
+    """The plan's digest covers the findings' evidence, queue message counts included, so a plan
+    made again after more mail arrived has another digest. The reviewed plan is still in the
+    run directory: it is the one applied (apply's drift check covers the settings it changes)."""
+    lab, inventory = lab_inventory("remote-domain-aaaa-broken")
+    out = str(tmp_path / "runs")
+    base = ("--inventory", str(inventory), "--ticket", "INC7", "--out", out, "--format", "json")
+    first = exfix("playbook", "run", "dns-451-remediate", *base)
+    assert first.code == 2, first
+    digest = first.doc["digest"]
+
+    org = lab.fleet.org
+    with org.lock:
+        state = org.host("ex01")
+        assert state is not None
+        next(q for q in state.queues if q.next_hop == _broken_domain("remote-domain-aaaa-broken")).queued += 4
+
+    approved = exfix("playbook", "run", "dns-451-remediate", *base, "--approve", digest)
+    assert approved.code == 0, approved
+    assert "applying the reviewed plan" in approved.stderr
+    doc = approved.doc
+    assert [(p["role"], p["digest"]) for p in doc["artifacts"]["plans"]] == [("applied", digest)]
+    assert _outcomes(doc) == {"ex01.contoso.local": "remediated"}
