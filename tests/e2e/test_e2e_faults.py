@@ -70,7 +70,7 @@ def test_hang_401_and_a_dropped_connection(
     counters = lab.counters
 
     def count(host: str, endpoint: str, action: str) -> int:
-        return counters.get(f"{host}.contoso.local", endpoint, action)
+        return int(counters.get(f"{host}.contoso.local", endpoint, action))
 
     assert count("ex01", "exchange", "Command") > 0 and count("ex01", "os", "Create") > 0
     assert count("ex04", "exchange", "Command") == count("ex01", "exchange", "Command") + 1
