@@ -16,8 +16,8 @@ import click
 
 from agent.apply import current_operator
 from agent.cli._common import fleet_options, open_fleet
+from agent.cli.plan import plan_source
 from agent.errors import UsageError
-from agent.model.plan import PlanSource, SourceKind
 from agent.report.playbook_run import RENDERERS
 from agent.report.safe import terminal
 from agent.workflow.playbook import (
@@ -133,8 +133,7 @@ def run(file_or_name: str, inventory: str | None, lab: str | None, limit: str | 
     out_dir = Path(out) if out is not None else Path(DEFAULT_RUNS_DIR) / (ticket or book.name)
     if (inventory is None) == (lab is None):
         raise UsageError("give exactly one of --inventory FILE or --lab [SCENARIO]")
-    source = (PlanSource(SourceKind.INVENTORY, str(Path(inventory).resolve())) if inventory is not None
-              else PlanSource(SourceKind.LAB, str(lab)))  # fmt: skip
+    source = plan_source(inventory, lab)  # the same as exfix plan records
     settings = RunSettings(
         out_dir=out_dir,
         operator=operator or current_operator(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,28 @@ def test_mail_arriving_during_review_does_not_void_the_approval(
     doc = approved.doc
     assert [(p["role"], p["digest"]) for p in doc["artifacts"]["plans"]] == [("applied", digest)]
     assert _outcomes(doc) == {"ex01.contoso.local": "remediated"}
+
+
+def test_an_unreachable_host_is_its_own_outcome_and_exit_3(
+    lab_inventory: Callable[[str], tuple[Lab, Path]], tmp_path: Path
+) -> None:
+    _lab, inventory = lab_inventory("mixed-fleet")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connection refused
+    data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    host = data["all"]["children"]["exchange"]["hosts"]["ex03.contoso.local"]
+    host["ansible_port"] = host["exfix_exchange_port"] = port
+    inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = exfix("playbook", "run", "dns-451-remediate", "--inventory", str(inventory), "--out",
+                   str(tmp_path / "runs"), "--format", "json")  # fmt: skip
+    assert result.code == 3, result
+    doc = result.doc
+    assert doc["outcome"] == "unreachable"
+    by_host = {h["host"]: h for h in doc["hosts"]}
+    ex03 = by_host["ex03.contoso.local"]
+    assert ex03["outcome"] == "unreachable" and "connection refused" in ex03["error"]
+    assert by_host["ex02.contoso.local"]["outcome"] == "pending-approval"  # the others go on
+    plan = json.loads(Path(doc["artifacts"]["plans"][0]["plan_json"]).read_text(encoding="utf-8"))
+    assert "ex03.contoso.local" not in {h["host"] for h in plan["hosts"]}
