@@ -87,8 +87,8 @@ def _summary(plan: Plan) -> list[str]:
         names = ", ".join(_text(h.host) for h in restarting)
         out.append(
             f'<span class="stop">Mail flow is interrupted</span> on {names}: the Exchange transport '
-            "service (MSExchangeTransport) is restarted so the changes take effect. Mail on that server "
-            "stops while it restarts; queued messages are kept and delivered afterwards."
+            "service (MSExchangeTransport) is restarted so the changes take effect. Mail on each such "
+            "server stops while its service restarts; queued messages are kept and delivered afterwards."
         )
     else:
         out.append(
