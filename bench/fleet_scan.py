@@ -353,6 +353,7 @@ def breakdown(title: str, table: Mapping[str, float]) -> Iterator[str]:
 
 
 def orchestrate(args: argparse.Namespace) -> int:
+    load_before = os.getloadavg()[0]  # other work on the machine slows every phase
     with tempfile.TemporaryDirectory(prefix="exfix-bench-") as tmp:
         workdir = Path(tmp)
         print(f"starting the lab: {args.scenario}, {args.hosts} hosts, latency_ms={args.rtt_ms:g}",
@@ -388,7 +389,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         f"fleet          {args.scenario}, {n} hosts (lab on 127.0.0.1, separate process)",
         f"RTT            {args.rtt_ms:g} ms injected per WSMan request (lab latency_ms={args.rtt_ms:g});"
         " auth round trips and TCP connects at loopback speed",
-        f"exfix          forks={args.forks}; machine: {os.cpu_count()} CPUs",
+        f"exfix          forks={args.forks}; machine: {os.cpu_count()} CPUs, load average"
+        f" {load_before:.1f} before the run, {os.getloadavg()[0]:.1f} after",
         "columns        req/host: HTTP requests the lab answered per host; CPU ms/h and RSS MB: the"
         " client process's CPU per host and peak RSS; lab CPU: the lab process's CPU ms per host",
         "",
