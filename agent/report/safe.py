@@ -9,6 +9,8 @@ turned into markup by a value.
 
 from __future__ import annotations
 
+import re
+
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -31,13 +33,22 @@ def terminal(value: object) -> str:
     return "".join(out)
 
 
-_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~")
+# Characters that make markup anywhere in a line. ".", "-", "+", "#", "(" and ")" only make
+# markup at the start of a line or right after "]", so escaping them everywhere would only
+# clutter the raw text a ticket shows (a backslash before every dot of a host name); a value that starts with
+# one of them gets its first character escaped instead.
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]<>|~")
+_MARKDOWN_LINE_START = frozenset("#-+.!()=")
 
 
 def markdown(value: object) -> str:
     """Safe inside markdown text and table cells: one line, markup characters escaped."""
     text = terminal(value)
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+    out = "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+    if out[:1] in _MARKDOWN_LINE_START:
+        return "\\" + out
+    # "1. x" or "1) x" at the start of a line would begin an ordered list.
+    return re.sub(r"^(\d+)([.)])(?=\s|$)", r"\1\\\2", out)
 
 
 def markdown_code(value: object) -> str:

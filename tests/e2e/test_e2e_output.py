@@ -159,5 +159,5 @@ def test_markdown_has_a_heading_and_a_host_table() -> None:
     start = lines.index("| Host | Status | Exchange | Findings |")
     assert lines[start + 1] == "|---|---|---|---|"
     rows = lines[start + 2 : start + 4]
-    assert [r.split("|")[1].strip() for r in rows] == ["ex01\\.contoso\\.local", "ex02\\.contoso\\.local"]
+    assert [r.split("|")[1].strip() for r in rows] == ["ex01.contoso.local", "ex02.contoso.local"]
     assert all(r.split("|")[2].strip() == "scanned" and r.split("|")[4].strip() == "none" for r in rows)

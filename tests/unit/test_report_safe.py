@@ -37,6 +37,9 @@ def test_markdown_escapes_table_and_markup() -> None:
         # every pipe is escaped, so a cell can never be split
         assert "|" not in shown.replace("\\|", "")
     assert safe.markdown("a|b*c") == "a\\|b\\*c"
+    assert safe.markdown("ex01.contoso.local") == "ex01.contoso.local"
+    assert safe.markdown("1. item") == "1\\. item"
+    assert safe.markdown("- item") == "\\- item"
 
 
 @given(st.text())
