@@ -7,6 +7,7 @@ class decides, for each failure, whether to open again and whether to re-send th
 
 from __future__ import annotations
 
+import abc
 import logging
 import random
 import time
@@ -28,7 +29,7 @@ class BudgetExhausted(Exception):
     """Raised from inside a library call when the current budget has no time left."""
 
 
-class RetryingSession:
+class RetryingSession(abc.ABC):
     """Base of PsrpSession and WinrmSession (see the module docstring)."""
 
     transport_name = "?"
@@ -67,14 +68,17 @@ class RetryingSession:
 
     # -- what subclasses implement --------------------------------------------------------
 
+    @abc.abstractmethod
     def _open(self, budget: Budget) -> None:
-        raise NotImplementedError
+        """Implemented by the PSRP and WinRS sessions."""
 
+    @abc.abstractmethod
     def _execute(self, call: CmdletCall, budget: Budget) -> CommandResult:
-        raise NotImplementedError
+        """Implemented by the PSRP and WinRS sessions."""
 
+    @abc.abstractmethod
     def _discard(self, graceful: bool) -> None:
-        raise NotImplementedError
+        """Implemented by the PSRP and WinRS sessions."""
 
     # -- the Session interface ------------------------------------------------------------
 
