@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +87,22 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"real-data fixtures not found at {FIXTURES} (../shared is absent beside the checkout)")
     return FIXTURES
+
+
+@pytest.fixture
+def lab() -> Iterator[Callable[..., Any]]:
+    """``lab(scenario, **options)`` starts a :class:`mock_remoting.lab.Lab` on 127.0.0.1
+    (port 0) and stops every lab it started when the test ends."""
+    from mock_remoting.lab import Lab
+
+    labs: list[Any] = []
+
+    def make(scenario: str | Path, **kwargs: Any) -> Any:
+        instance = Lab(scenario, **kwargs)
+        instance.start()
+        labs.append(instance)
+        return instance
+
+    yield make
+    for instance in labs:
+        instance.stop()

@@ -71,7 +71,7 @@ EX01 = "ex01.contoso.local"
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[DnsResponders]:
+def dns_lab() -> Iterator[DnsResponders]:
     world = DnsWorld.from_scenario(SCENARIO["dns"], SCENARIO["organization"], source="test.yaml")
     world.register(EX01, ["10.0.0.21"])
     with DnsResponders(world) as responders:
@@ -79,8 +79,8 @@ def lab() -> Iterator[DnsResponders]:
 
 
 @pytest.fixture()
-def amap(lab: DnsResponders) -> dict[str, str]:
-    return lab.address_map
+def amap(dns_lab: DnsResponders) -> dict[str, str]:
+    return dns_lab.address_map
 
 
 def outcomes(results: tuple[DnsQueryResult, ...]) -> list[tuple[str, str, Outcome]]:
@@ -175,9 +175,9 @@ def test_refused_and_other_rcodes(rcode: dns.rcode.Rcode, outcome: Outcome, deta
 # --- where queries go ---------------------------------------------------------------------
 
 
-def test_unmapped_address_is_never_queried_when_a_map_is_given(lab: DnsResponders,
+def test_unmapped_address_is_never_queried_when_a_map_is_given(dns_lab: DnsResponders,
                                                                  amap: dict[str, str]) -> None:
-    before = lab.counters
+    before = dns_lab.counters
     # 10.0.0.77 is in no map: sending to it would trip the suite's network guard.
     result = query("10.0.0.77", "fabrikam.com", "MX", address_map=amap)
     assert result.outcome is Outcome.ERROR
@@ -188,7 +188,7 @@ def test_unmapped_address_is_never_queried_when_a_map_is_given(lab: DnsResponder
     assert probe.queried == "" and not probe.responded
     domain = probe_domain("fabrikam.com", ["10.0.0.77"], address_map=amap)
     assert domain.server is None and domain.mail_host is None
-    assert lab.counters == before
+    assert dns_lab.counters == before
 
 
 def test_resolve_target() -> None:
@@ -360,14 +360,14 @@ def test_probes_round_trip_through_json(amap: dict[str, str]) -> None:
 # --- many probes --------------------------------------------------------------------------
 
 
-def test_probe_servers_dedupes_and_keeps_order(lab: DnsResponders, amap: dict[str, str]) -> None:
-    lab.reset_counters()
+def test_probe_servers_dedupes_and_keeps_order(dns_lab: DnsResponders, amap: dict[str, str]) -> None:
+    dns_lab.reset_counters()
     requests = [ServerProbeRequest(s, AD, EX01, "fabrikam.com")
                 for s in ("10.0.0.10", "8.8.8.8", "10.0.0.10", "192.0.2.1", "10.0.0.11", "8.8.8.8")]
     results = probe_servers(requests, address_map=amap, max_workers=3)
     assert [r.server for r in results] == ["10.0.0.10", "8.8.8.8", "192.0.2.1", "10.0.0.11"]
     assert all(results[r].server == r.server for r in requests)
-    assert lab.query_count("10.0.0.10", "SRV") == 1 and lab.query_count("8.8.8.8", "SRV") == 1
+    assert dns_lab.query_count("10.0.0.10", "SRV") == 1 and dns_lab.query_count("8.8.8.8", "SRV") == 1
     domains = probe_domains([DomainProbeRequest("fabrikam.com", ("8.8.8.8",)),
                              DomainProbeRequest("tailspin.example", ("10.0.0.10",))],
                             address_map=amap, max_workers=2)

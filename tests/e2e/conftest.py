@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,23 +133,6 @@ def write_scenario(path: Path, data: dict[str, Any]) -> Path:
         yaml.safe_dump(copy.deepcopy(data), sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
     return path
-
-
-@pytest.fixture
-def started_lab() -> Iterator[Callable[..., Any]]:
-    labs: list[Any] = []
-
-    def make(scenario: str | Path, **kwargs: Any) -> Any:
-        from mock_remoting.lab import Lab
-
-        instance = Lab(scenario, **kwargs)
-        instance.start()
-        labs.append(instance)
-        return instance
-
-    yield make
-    for instance in labs:
-        instance.stop()
 
 
 @pytest.fixture(scope="session")

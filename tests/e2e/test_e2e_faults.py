@@ -18,7 +18,7 @@ HOST_TIMEOUT = 8
 
 
 def test_hang_401_and_a_dropped_connection(
-    tmp_path: Path, started_lab: Callable[..., Any], validate_scan: Callable[[Any], None]
+    tmp_path: Path, lab: Callable[..., Any], validate_scan: Callable[[Any], None]
 ) -> None:
     data = base_scenario()
     data["hosts"] = [
@@ -42,7 +42,7 @@ def test_hang_401_and_a_dropped_connection(
         ),
     ]
     data["send_connectors"][0]["source_transport_servers"] = [h["name"] for h in data["hosts"]]
-    lab = started_lab(write_scenario(tmp_path / "faults.yaml", data))
+    lab = lab(write_scenario(tmp_path / "faults.yaml", data))
     inventory = lab.write_inventory(tmp_path / "inventory.yaml")
 
     started = time.monotonic()
@@ -77,9 +77,9 @@ def test_hang_401_and_a_dropped_connection(
     assert count("ex07", "os", "Create") == count("ex01", "os", "Create") + 1
 
 
-def test_text_report_of_unscanned_hosts_exit_3(tmp_path: Path, started_lab: Callable[..., Any]) -> None:
+def test_text_report_of_unscanned_hosts_exit_3(tmp_path: Path, lab: Callable[..., Any]) -> None:
     """Lab.inject at run time: a 401 on every request of one host of a healthy fleet."""
-    lab = started_lab("healthy")
+    lab = lab("healthy")
     lab.inject("ex02", {"fail": {"kind": "http-401"}})
     inventory = lab.write_inventory(tmp_path / "inventory.yaml")
     run = run_exfix("scan", "-i", str(inventory), "--host-timeout", str(HOST_TIMEOUT))

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,23 +37,6 @@ def lab_server() -> Iterator[Callable[..., LabServer]]:
     yield make
     for server in started:
         server.stop()
-
-
-@pytest.fixture
-def lab() -> Iterator[Callable[..., Any]]:
-    labs: list[Any] = []
-
-    def make(scenario: str | Path, **kwargs: Any) -> Any:
-        from mock_remoting.lab import Lab
-
-        instance = Lab(scenario, **kwargs)
-        instance.start()
-        labs.append(instance)
-        return instance
-
-    yield make
-    for instance in labs:
-        instance.stop()
 
 
 def wsman_for(

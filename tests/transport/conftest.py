@@ -107,22 +107,3 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def lab() -> Iterator[Callable[..., Any]]:
-    """``lab(scenario, **options)`` starts a :class:`mock_remoting.lab.Lab` (the Exchange
-    emulation behind the protocol server) and stops it after the test."""
-    from mock_remoting.lab import Lab
-
-    labs: list[Any] = []
-
-    def make(scenario: str, **kwargs: Any) -> Any:
-        instance = Lab(scenario, **kwargs)
-        instance.start()
-        labs.append(instance)
-        return instance
-
-    yield make
-    for instance in labs:
-        instance.stop()
