@@ -206,7 +206,8 @@ def test_fingerprint_of_transport_settings_and_connectors() -> None:
     refs = (FactRef(FactArea.TRANSPORT_EXTERNAL_DNS), FactRef(FactArea.SEND_CONNECTOR, "Internet"))
     before = fingerprint_for(refs, facts)
     assert fingerprint_for(reversed(refs), facts) == before  # order does not matter
-    switched = dataclasses.replace(facts, send_connectors=(connector("Internet", use_external=True),))
+    org = dataclasses.replace(facts.org, send_connectors=(connector("Internet", use_external=True),))
+    switched = dataclasses.replace(facts, org=org)
     assert fingerprint_for(refs, switched) != before
     external = dataclasses.replace(
         facts, transport=transport(external=lookup(adapter=False, servers=("1.1.1.1",)))
