@@ -14,9 +14,10 @@ from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_ho
 from agent.errors import ExfixError, HostError, one_line
 from agent.evaluate import evaluate
 from agent.fleet import HostRun, run_fleet
-from agent.inventory import CredentialResolver, HostTarget
+from agent.inventory import CredentialResolver
 from agent.model.facts import HostFacts
 from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.model.target import HostTarget
 from agent.transport.connection import connect
 from agent.transport.deadline import HostDeadline
 

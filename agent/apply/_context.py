@@ -14,10 +14,11 @@ from typing import Any
 from agent.apply.journal import Journal, JournalEntry, utc_now
 from agent.collect.org import OrgFactsCache
 from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
-from agent.inventory import Credential, HostTarget
 from agent.model.command import CmdletCall
+from agent.model.credential import Credential
 from agent.model.facts import HostFacts
 from agent.model.plan import call_to_dict
+from agent.model.target import HostTarget
 from agent.transport.connection import HostConnection, connect
 
 EventHook = Callable[[JournalEntry], None]

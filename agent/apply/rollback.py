@@ -27,7 +27,7 @@ from agent.apply.journal import Journal, JournalEntry, read_journal
 from agent.apply.results import HostRollback, RollbackReport
 from agent.apply.run import current_operator
 from agent.errors import FactsFileError, RefusedError, RestartNotAllowedError, UsageError
-from agent.inventory import CredentialResolver, HostTarget
+from agent.inventory import CredentialResolver
 from agent.model.command import CmdletCall
 from agent.model.plan import (
     ActionKind,
@@ -38,6 +38,7 @@ from agent.model.plan import (
     change_from_dict,
     value_from_json,
 )
+from agent.model.target import HostTarget
 
 UNDO_CMDLETS = frozenset(
     c.lower()

@@ -44,9 +44,11 @@ from agent.errors import (
     one_line,
 )
 from agent.fleet import run_fleet
-from agent.inventory import Credential, CredentialResolver, HostTarget
+from agent.inventory import CredentialResolver
+from agent.model.credential import Credential
 from agent.model.facts import HostFacts
 from agent.model.plan import HostPlan, Plan
+from agent.model.target import HostTarget
 from agent.planning.fingerprint import fingerprint_for
 
 DEFAULT_VERIFY_TIMEOUT = 120.0

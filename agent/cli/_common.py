@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.errors import UsageError
-from agent.inventory import CredentialResolver, HostTarget, Inventory, inventory_from_mapping, load_inventory
-from agent.inventory import log as inventory_log
+from agent.inventory import CredentialResolver, Inventory, inventory_from_mapping, load_inventory
+from agent.inventory.limit import log as inventory_log
+from agent.model.target import HostTarget
 
 DEFAULT_LAB_SCENARIO = "mixed-fleet"
 FORMATS = ("text", "json", "markdown")

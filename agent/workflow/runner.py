@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
-from agent.inventory import CredentialResolver, HostTarget
+from agent.inventory import CredentialResolver
 from agent.model.plan import HostVars, Plan, PlanSource, plan_from_json
 from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.model.target import HostTarget
 from agent.planning import build_plan, render_plan, write_plan_dir
 from agent.report.review_md import apply_command
 from agent.rules.metadata import RuleKind

@@ -11,7 +11,8 @@ import textwrap
 import pytest
 
 from agent.errors import CredentialError
-from agent.inventory import Credential, CredentialSource, Inventory, Secret, parse_inventory
+from agent.inventory import Inventory, parse_inventory
+from agent.model.credential import Credential, CredentialSource, Secret
 
 PASSWORD = "Pa$$w0rd-'\"`$(x)-名前"
 

@@ -12,16 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import InventoryError
-from agent.inventory import (
-    Auth,
-    CredentialSource,
-    HostTarget,
-    OsTransport,
-    Scheme,
-    inventory_from_mapping,
-    load_inventory,
-    parse_inventory,
-)
+from agent.inventory import inventory_from_mapping, load_inventory, parse_inventory
+from agent.model.credential import CredentialSource
+from agent.model.target import Auth, HostTarget, OsTransport, Scheme
 
 LAB_INVENTORY = """\
 all:
