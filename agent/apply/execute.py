@@ -27,7 +27,14 @@ from agent.apply.readback import ReadBackError, State, Values, differences, plan
 from agent.apply.results import HostOutcome, StepResult, StepStatus, values_to_json
 from agent.errors import CmdletError, HostError, one_line
 from agent.model.command import CmdletCall, Endpoint
-from agent.model.plan import TRANSPORT_SERVICE, Action, ActionKind, Change, HostPlan, restart_transport_call
+from agent.model.plan import (
+    RESTART_KIND,
+    TRANSPORT_SERVICE,
+    Action,
+    Change,
+    HostPlan,
+    restart_transport_call,
+)
 from agent.transport.connection import HostConnection
 
 ConnectionFactory = Callable[[], HostConnection]
@@ -51,12 +58,12 @@ class UndoItem:
 
     @classmethod
     def of(cls, action: Action, before: State | None) -> UndoItem:
-        return cls(action.id, action.kind.value, action.read_back, action.changes, action.rollback,
+        return cls(action.id, action.kind, action.read_back, action.changes, action.rollback,
                    None if before is None else before.values, action.restart_required)  # fmt: skip
 
     @property
     def is_restart(self) -> bool:
-        return self.kind == ActionKind.RESTART_TRANSPORT.value
+        return self.kind == RESTART_KIND
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +118,7 @@ def run_host(rec: Recorder, plan: HostPlan, connect: ConnectionFactory) -> HostR
             if action.manual:
                 rec.record("manual", "not-run", host=host, action=action.id, call=call_json(action.call),
                            detail={"description": action.description})  # fmt: skip
-                steps[action.id] = StepResult(action.id, action.kind.value, StepStatus.MANUAL)
+                steps[action.id] = StepResult(action.id, action.kind, StepStatus.MANUAL)
                 continue
             if rec.cancel.is_set():
                 interrupted = True
@@ -120,7 +127,7 @@ def run_host(rec: Recorder, plan: HostPlan, connect: ConnectionFactory) -> HostR
                 before, after = _one(rec, conn, host, action, executed)
             except _Failed as exc:
                 failure, broken = str(exc), exc.broken
-                steps[action.id] = StepResult(action.id, action.kind.value, StepStatus.FAILED, error=failure)
+                steps[action.id] = StepResult(action.id, action.kind, StepStatus.FAILED, error=failure)
                 break
             except _Interrupted:
                 interrupted = True
@@ -131,11 +138,11 @@ def run_host(rec: Recorder, plan: HostPlan, connect: ConnectionFactory) -> HostR
                 # could have, and undo reads before it changes anything.
                 rec.cancel.set()
                 interrupted, broken = True, True
-                steps[action.id] = StepResult(action.id, action.kind.value, StepStatus.FAILED,
+                steps[action.id] = StepResult(action.id, action.kind, StepStatus.FAILED,
                                               error="interrupted during the call")  # fmt: skip
                 break
             steps[action.id] = StepResult(
-                action.id, action.kind.value, StepStatus.OK,
+                action.id, action.kind, StepStatus.OK,
                 before=() if before is None else before.values, after=() if after is None else after.values,
             )  # fmt: skip
     except Exception as exc:  # a bug must not skip the undo below
@@ -167,7 +174,7 @@ def _ordered(plan: HostPlan, steps: dict[str, StepResult]) -> tuple[StepResult, 
     ids = {a.id for a in plan.actions}
     planned_steps = tuple(
         steps.get(a.id)
-        or StepResult(a.id, a.kind.value, StepStatus.MANUAL if a.manual else StepStatus.NOT_RUN)
+        or StepResult(a.id, a.kind, StepStatus.MANUAL if a.manual else StepStatus.NOT_RUN)
         for a in plan.actions
     )
     return planned_steps + tuple(s for key, s in steps.items() if key not in ids)
@@ -184,7 +191,7 @@ def _one(
         "before", "ok", host=host, action=action.id,
         before=None if before is None else values_to_json(before.values),
         detail={
-            "kind": action.kind.value,
+            "kind": action.kind,
             "read_back": call_json(action.read_back),
             "changes": [{"property": c.property, "before": _json(c.before), "after": _json(c.after)}
                         for c in action.changes],
@@ -258,7 +265,7 @@ def undo(
 def _restart_item() -> UndoItem:
     # Not an undo of anything: the restart that makes the restored settings take effect,
     # as the reviewed rollback.ps1 ends with one.
-    return UndoItem("rollback-restart-transport", ActionKind.RESTART_TRANSPORT.value, _RESTART_READ,
+    return UndoItem("rollback-restart-transport", RESTART_KIND, _RESTART_READ,
                     _RESTART_CHANGE, (restart_transport_call(),), None, False)  # fmt: skip
 
 

@@ -43,13 +43,13 @@ from agent.errors import (
     UsageError,
     one_line,
 )
+from agent.fixes.fingerprint import fingerprint_for
 from agent.fleet import run_fleet
 from agent.inventory import CredentialResolver
 from agent.model.credential import Credential
 from agent.model.facts import HostFacts
 from agent.model.plan import HostPlan, Plan
 from agent.model.target import HostTarget
-from agent.planning.fingerprint import fingerprint_for
 
 DEFAULT_VERIFY_TIMEOUT = 120.0
 

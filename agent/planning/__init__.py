@@ -10,9 +10,9 @@ for reading the templates and :func:`write_plan_dir`.
 
 from __future__ import annotations
 
+from agent.fixes.fingerprint import facts_for, fingerprint_for
 from agent.model.plan import HostVars, Plan, plan_from_json
 from agent.planning.build import build_plan, host_fingerprint
-from agent.planning.fingerprint import facts_for, fingerprint_for
 from agent.planning.plan_dir import PlanFiles, write_plan_dir
 from agent.planning.render import RenderedHost, render_host, render_plan
 

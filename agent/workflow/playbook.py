@@ -57,10 +57,10 @@ from typing import Any
 import yaml
 
 from agent.errors import PlaybookError, UsageError, one_line
+from agent.fixes.registry import RULE_FIXES as FIXES
 from agent.model.facts import normalize_name
 from agent.model.findings import Finding
 from agent.report.safe import terminal
-from agent.rules.metadata import FIXES
 from agent.rules.registry import RULES, RULES_BY_ID
 
 MAX_BYTES = 256 * 1024
@@ -476,7 +476,7 @@ def check_value(var_type: VarType, value: VarValue) -> VarValue:
 
 
 def _disruptive(fix_id: str) -> bool:
-    return FIXES[fix_id].needs_transport_restart
+    return FIXES[fix_id].disrupts_mail_flow
 
 
 def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:

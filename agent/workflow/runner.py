@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
+from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
 from agent.model.plan import HostVars, Plan, PlanSource, plan_from_json
 from agent.model.results import HostScan, HostStatus, ScanReport
@@ -147,7 +148,7 @@ def _stored_plan(out_dir: Path, digest: str) -> Plan | None:
     candidate = out_dir / f"plan-{digest[:16]}" / "plan.json"
     if not candidate.is_file():
         return None
-    plan = plan_from_json(candidate.read_text(encoding="utf-8"), source=str(candidate))
+    plan = plan_from_json(candidate.read_text(encoding="utf-8"), source=str(candidate), kinds=KINDS)
     return plan if plan.digest == digest else None
 
 
@@ -168,7 +169,7 @@ def _actions(plan: Plan | None, host: str, status: ActionStatus) -> tuple[Action
         ActionView(
             a.id,
             a.fix_id,
-            a.kind.value,
+            a.kind,
             a.description,
             a.disruptive,
             a.manual,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from review_html_check import parse_review
 
+from agent.fixes.smart_host_connector import draft
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.plan import SCHEMA, Action, Advisory, AdvisoryKind, HostPlan, Plan, with_scripts
 from agent.planning.build import host_directories
 from agent.planning.render import render_plan
-from agent.planning.smart_host_connector import draft
 from agent.report.html import render_review_html
 from agent.report.playbook_run import RENDERERS, rundeck_data
 from agent.report.safe import terminal
@@ -108,7 +108,7 @@ def _run(tmp_path: Path) -> PlaybookRun:
     host = HostResult(
         host=EVIL_HOST, outcome=Outcome.PENDING_APPROVAL, reason="1 change(s) planned.", error=EVIL,
         exchange_version="15.2", findings=plan.hosts[0].findings,
-        actions=(ActionView(action.id, action.fix_id, action.kind.value, action.description, False, False,
+        actions=(ActionView(action.id, action.fix_id, action.kind, action.description, False, False,
                             ActionStatus.PENDING_APPROVAL, plan.digest),),
     )  # fmt: skip
     return PlaybookRun(

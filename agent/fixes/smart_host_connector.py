@@ -11,19 +11,23 @@ exfix's. Adding a connector does not restart anything; removing it is the rollba
 
 from __future__ import annotations
 
-from agent.model.command import CmdletCall, Endpoint
-from agent.model.facts import HostFacts, normalize_name
-from agent.model.findings import Finding
-from agent.model.plan import ActionKind, AdvisoryKind, Change, FactArea, FactRef, HostVars
-from agent.planning._derive import (
+from agent.fixes._derive import (
     connectors_for_domain,
     is_domain_name,
     mail_route,
     smart_host_connector_name,
 )
-from agent.planning._draft import Draft, Planned, advise, text
+from agent.fixes._draft import Draft, Planned, advise, text
+from agent.fixes.spec import FixSpec, Step
+from agent.model.command import CmdletCall, Endpoint
+from agent.model.facts import HostFacts, normalize_name
+from agent.model.findings import Finding
+from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
 FIX_ID = "add-smarthost-send-connector"
+
+# The kinds of step this fix plans (plan.json "kind").
+NEW_SMART_HOST_CONNECTOR = "new-smart-host-connector"
 
 
 def address_space(domain: str) -> str:
@@ -36,7 +40,7 @@ def draft(
 ) -> Draft:  # fmt: skip
     space = address_space(domain)
     return Draft(
-        kind=ActionKind.NEW_SMART_HOST_CONNECTOR,
+        kind=NEW_SMART_HOST_CONNECTOR,
         fix_id=FIX_ID,
         call=CmdletCall(
             Endpoint.EXCHANGE,
@@ -105,3 +109,22 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
         )
     name = smart_host_connector_name(domain)
     return Planned((draft(domain, name, route.ipv4, (facts.exchange.name,), (finding.id,)),))
+
+
+SPEC = FixSpec(
+    id=FIX_ID,
+    summary="New-SendConnector for the one domain with its MX host's IPv4 address as smart host",
+    disrupts_mail_flow=False,
+    planner=plan,
+    template=FIX_ID,
+    steps=(
+        Step(
+            NEW_SMART_HOST_CONNECTOR,
+            risk=(
+                "Mail to the one remote domain will go to a fixed IPv4 address; if that domain moves its "
+                "mail servers, remove the connector (rollback.ps1)."
+            ),
+        ),
+    ),
+    reads=(FactArea.DOMAIN_CONNECTORS, FactArea.DOMAIN_MAIL_HOSTS),
+)

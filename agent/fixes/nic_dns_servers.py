@@ -10,21 +10,25 @@ change needs the MSExchangeTransport restart build_plan adds once per host.
 
 from __future__ import annotations
 
+from agent.fixes._derive import nic_by_index, without_placeholders
+from agent.fixes._draft import Draft, Planned, advise, integer, text_tuple
+from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
-from agent.model.plan import ActionKind, AdvisoryKind, Change, FactArea, FactRef, HostVars
-from agent.planning._derive import nic_by_index, without_placeholders
-from agent.planning._draft import Draft, Planned, advise, integer, text_tuple
+from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
 FIX_ID = "set-nic-dns-servers"
+
+# The kinds of step this fix plans (plan.json "kind").
+SET_NIC_DNS_SERVERS = "set-nic-dns-servers"
 
 
 def draft(
     index: int, alias: str, before: tuple[str, ...], after: tuple[str, ...], finding_ids: tuple[str, ...]
 ) -> Draft:
     return Draft(
-        kind=ActionKind.SET_NIC_DNS_SERVERS,
+        kind=SET_NIC_DNS_SERVERS,
         fix_id=FIX_ID,
         call=CmdletCall(
             Endpoint.OS, "Set-DnsClientServerAddress", (("InterfaceIndex", index), ("ServerAddresses", after))
@@ -79,3 +83,24 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     if keep == before:
         return Planned()
     return Planned((draft(index, nic.interface_alias, before, keep, (finding.id,)),))
+
+
+SPEC = FixSpec(
+    id=FIX_ID,
+    summary=(
+        "Set-DnsClientServerAddress on the MAPI NIC to internal DNS servers only, restart MSExchangeTransport"
+    ),
+    disrupts_mail_flow=True,
+    planner=plan,
+    template=FIX_ID,
+    steps=(
+        Step(
+            SET_NIC_DNS_SERVERS,
+            risk=(
+                "Changing the MAPI NIC's DNS servers changes name resolution for everything on this server, "
+                "not only Exchange; only servers already on the NIC are kept."
+            ),
+        ),
+    ),
+    reads=(FactArea.NIC_DNS_SERVERS,),
+)

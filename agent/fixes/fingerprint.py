@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from agent.fixes._derive import connectors_for_domain, mail_route, nic_by_index
 from agent.model.facts import DnsLookupSettings, HostFacts, SendConnectorFacts
 from agent.model.plan import FactArea, FactRef, canonical_json, sha256_hex
-from agent.planning._derive import connectors_for_domain, mail_route, nic_by_index
 
 
 def _settings(settings: DnsLookupSettings) -> dict[str, Any]:

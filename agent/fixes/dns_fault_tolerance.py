@@ -17,14 +17,19 @@ parameters, so the round-trip test covers it like every other fix:
 
 from __future__ import annotations
 
+from agent.fixes._draft import Draft, Planned, advise
+from agent.fixes.fingerprint import fingerprint_for
+from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
-from agent.model.plan import ActionKind, AdvisoryKind, Change, FactArea, FactRef, HostVars
-from agent.planning._draft import Draft, Planned, advise
-from agent.planning.fingerprint import fingerprint_for
+from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
 FIX_ID = "set-dns-fault-tolerance"
+
+# The kinds of step this fix plans (plan.json "kind").
+BACKUP_EDGE_CONFIG = "backup-edge-config"
+SET_DNS_FAULT_TOLERANCE = "set-dns-fault-tolerance"
 KEY = "DnsFaultTolerance"
 DESIRED = "Lenient"
 SET_APP_SETTING = "Set-ExfixAppSetting"
@@ -45,7 +50,7 @@ def set_call(config_path: str, value: str) -> CmdletCall:
 def drafts(config_path: str, before: str, backup: str, finding_ids: tuple[str, ...]) -> tuple[Draft, ...]:
     return (
         Draft(
-            kind=ActionKind.BACKUP_EDGE_CONFIG,
+            kind=BACKUP_EDGE_CONFIG,
             fix_id=FIX_ID,
             call=CmdletCall(
                 Endpoint.OS, "Copy-Item", (("LiteralPath", config_path), ("Destination", backup))
@@ -60,7 +65,7 @@ def drafts(config_path: str, before: str, backup: str, finding_ids: tuple[str, .
             manual=True,
         ),
         Draft(
-            kind=ActionKind.SET_DNS_FAULT_TOLERANCE,
+            kind=SET_DNS_FAULT_TOLERANCE,
             fix_id=FIX_ID,
             call=set_call(config_path, DESIRED),
             description=(
@@ -87,3 +92,20 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
         return Planned()
     backup = backup_path(config.config_path, fingerprint_for(_DEPS, facts))
     return Planned(drafts(config.config_path, config.dns_fault_tolerance, backup, (finding.id,)))
+
+
+SPEC = FixSpec(
+    id=FIX_ID,
+    summary="DnsFaultTolerance=Lenient in EdgeTransport.exe.config, restart MSExchangeTransport",
+    disrupts_mail_flow=True,
+    planner=plan,
+    template=FIX_ID,
+    steps=(
+        Step(BACKUP_EDGE_CONFIG),
+        Step(
+            SET_DNS_FAULT_TOLERANCE,
+            risk="EdgeTransport.exe.config is edited by hand (manual step); a CU install overwrites it.",
+        ),
+    ),
+    reads=(FactArea.EDGE_CONFIG,),
+)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.model.command import CmdletCall
-from agent.model.facts import HostFacts
 from agent.model.findings import Finding
-from agent.model.plan import ActionKind, Advisory, AdvisoryKind, Change, FactRef, HostVars
+from agent.model.plan import Advisory, AdvisoryKind, Change, FactRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +14,7 @@ class Draft:
     """An action as a planner proposes it. build_plan merges identical drafts, orders them,
     adds the transport restart, and gives each an id and a fingerprint."""
 
-    kind: ActionKind
+    kind: str  # a step of its fix (FixSpec.steps)
     fix_id: str
     call: CmdletCall
     description: str
@@ -35,8 +33,6 @@ class Planned:
     drafts: tuple[Draft, ...] = ()
     advisories: tuple[Advisory, ...] = ()
 
-
-Planner = Callable[[Finding, HostFacts, HostVars], Planned]
 
 
 def advise(kind: AdvisoryKind, finding: Finding, message: str, *, variable: str | None = None) -> Planned:

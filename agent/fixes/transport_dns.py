@@ -25,23 +25,29 @@ Every change here takes effect after the MSExchangeTransport restart build_plan 
 
 from __future__ import annotations
 
+from agent.fixes._draft import Draft, Planned, advise, text_tuple
+from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint, ParamValue
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
 from agent.model.plan import (
     EXTERNAL_DNS_VARIABLE,
-    ActionKind,
     AdvisoryKind,
     Change,
     FactArea,
     FactRef,
     HostVars,
 )
-from agent.planning._draft import Draft, Planned, advise, text_tuple
 from agent.rules import _common as rules_common
 
 EXTERNAL_FIX_ID = "set-transport-external-dns"
 INTERNAL_FIX_ID = "set-transport-internal-dns"
+
+# The kinds of step this fix plans (plan.json "kind").
+SET_EXTERNAL_DNS = "set-transport-external-dns"
+USE_EXTERNAL_DNS_ON_CONNECTOR = "use-external-dns-on-connector"
+SET_INTERNAL_DNS_SERVERS = "set-transport-internal-dns-servers"
+ENABLE_INTERNAL_DNS_ADAPTER = "enable-transport-internal-dns-adapter"
 
 _EXCHANGE = FactRef(FactArea.EXCHANGE_SERVER)
 _EXTERNAL = FactRef(FactArea.TRANSPORT_EXTERNAL_DNS)
@@ -66,7 +72,7 @@ def external_drafts(
     """Set-<noun> for the external lookups of ``server``, then one Set-SendConnector per name."""
     out = [
         Draft(
-            kind=ActionKind.SET_TRANSPORT_EXTERNAL_DNS,
+            kind=SET_EXTERNAL_DNS,
             fix_id=fix_id,
             call=CmdletCall(
                 Endpoint.EXCHANGE,
@@ -101,7 +107,7 @@ def external_drafts(
     for name in connectors:
         out.append(
             Draft(
-                kind=ActionKind.USE_EXTERNAL_DNS_ON_CONNECTOR,
+                kind=USE_EXTERNAL_DNS_ON_CONNECTOR,
                 fix_id=fix_id,
                 call=CmdletCall(
                     Endpoint.EXCHANGE,
@@ -131,7 +137,7 @@ def internal_servers_draft(
     fix_id: str = INTERNAL_FIX_ID,
 ) -> Draft:  # fmt: skip
     return Draft(
-        kind=ActionKind.SET_TRANSPORT_INTERNAL_DNS_SERVERS,
+        kind=SET_INTERNAL_DNS_SERVERS,
         fix_id=fix_id,
         call=CmdletCall(
             Endpoint.EXCHANGE, f"Set-{noun}", (("Identity", server), ("InternalDNSServers", after))
@@ -215,7 +221,7 @@ def adapter_draft(
 ) -> Draft:  # fmt: skip
     """InternalDNSAdapterEnabled $true; depends on the MAPI NIC ``index``'s servers too."""
     return Draft(
-        kind=ActionKind.ENABLE_TRANSPORT_INTERNAL_DNS_ADAPTER,
+        kind=ENABLE_INTERNAL_DNS_ADAPTER,
         fix_id=fix_id,
         call=CmdletCall(
             Endpoint.EXCHANGE, f"Set-{noun}", (("Identity", server), ("InternalDNSAdapterEnabled", True))
@@ -301,3 +307,60 @@ def plan_internal(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Pl
     if facts.transport is None:
         return advise(AdvisoryKind.CANNOT_PLAN, finding, "The transport settings were not collected.")
     return _plan_internal(finding, facts)
+
+
+EXTERNAL_SPEC = FixSpec(
+    id=EXTERNAL_FIX_ID,
+    summary=(
+        "Set-TransportService -ExternalDNSServers .. -ExternalDNSAdapterEnabled $false and "
+        "Set-SendConnector -UseExternalDNSServersEnabled $true, restart MSExchangeTransport"
+    ),
+    disrupts_mail_flow=True,
+    planner=plan_external,
+    template=EXTERNAL_FIX_ID,
+    steps=(
+        Step(
+            SET_EXTERNAL_DNS,
+            risk=(
+                "Transport will resolve internet domains only through the DNS servers chosen in the "
+                "inventory."
+            ),
+        ),
+        Step(
+            USE_EXTERNAL_DNS_ON_CONNECTOR,
+            risk="The internet send connector will use transport's external DNS servers.",
+        ),
+    ),
+    # transport-no-dns-configured's internal side is the internal fix's adapter step.
+    reads=(
+        FactArea.EXCHANGE_SERVER,
+        FactArea.TRANSPORT_EXTERNAL_DNS,
+        FactArea.SEND_CONNECTOR,
+        FactArea.TRANSPORT_INTERNAL_DNS,
+        FactArea.NIC_DNS_SERVERS,
+    ),
+)
+
+INTERNAL_SPEC = FixSpec(
+    id=INTERNAL_FIX_ID,
+    summary=(
+        "Set-TransportService -InternalDNSServers / -InternalDNSAdapterEnabled, restart MSExchangeTransport"
+    ),
+    disrupts_mail_flow=True,
+    planner=plan_internal,
+    template=INTERNAL_FIX_ID,
+    steps=(
+        Step(
+            SET_INTERNAL_DNS_SERVERS,
+            risk="Transport will resolve internal names only through the listed servers.",
+        ),
+        Step(
+            ENABLE_INTERNAL_DNS_ADAPTER,
+            risk=(
+                "Transport will resolve internal names through the MAPI NIC's DNS servers (the Exchange "
+                "default)."
+            ),
+        ),
+    ),
+    reads=(FactArea.EXCHANGE_SERVER, FactArea.TRANSPORT_INTERNAL_DNS, FactArea.NIC_DNS_SERVERS),
+)

@@ -8,14 +8,19 @@ MSExchangeTransport the fix needs is added once per host by build_plan.
 
 from __future__ import annotations
 
+from agent.fixes._derive import nic_by_index
+from agent.fixes._draft import Draft, Planned, advise, integer
+from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
-from agent.model.plan import ActionKind, AdvisoryKind, Change, FactArea, FactRef, HostVars
-from agent.planning._derive import nic_by_index
-from agent.planning._draft import Draft, Planned, advise, integer
+from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
 FIX_ID = "enable-nic-dns-registration"
+
+# The kinds of step this fix plans (plan.json "kind").
+ENABLE_REGISTRATION = "enable-nic-dns-registration"
+REGISTER_DNS_CLIENT = "register-dns-client"
 
 
 def drafts(index: int, alias: str, before: bool | None, finding_ids: tuple[str, ...]) -> tuple[Draft, ...]:
@@ -28,7 +33,7 @@ def drafts(index: int, alias: str, before: bool | None, finding_ids: tuple[str, 
     )  # fmt: skip
     return (
         Draft(
-            kind=ActionKind.ENABLE_NIC_DNS_REGISTRATION,
+            kind=ENABLE_REGISTRATION,
             fix_id=FIX_ID,
             call=CmdletCall(
                 Endpoint.OS,
@@ -44,7 +49,7 @@ def drafts(index: int, alias: str, before: bool | None, finding_ids: tuple[str, 
             depends_on=deps,
         ),
         Draft(
-            kind=ActionKind.REGISTER_DNS_CLIENT,
+            kind=REGISTER_DNS_CLIENT,
             fix_id=FIX_ID,
             call=CmdletCall(Endpoint.OS, "Register-DnsClient"),
             description=f"Register the host's addresses in DNS now, so the A record of {label} exists again",
@@ -76,3 +81,23 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     if nic.register_this_connections_address is True:
         return Planned()
     return Planned(drafts(index, nic.interface_alias, nic.register_this_connections_address, (finding.id,)))
+
+
+SPEC = FixSpec(
+    id=FIX_ID,
+    summary=(
+        "Set-DnsClient -RegisterThisConnectionsAddress $true on the MAPI NIC, Register-DnsClient, "
+        "restart MSExchangeTransport"
+    ),
+    disrupts_mail_flow=True,
+    planner=plan,
+    template=FIX_ID,
+    steps=(
+        Step(
+            ENABLE_REGISTRATION,
+            risk="Turning DNS registration on lets this server (re)create its own A record in the AD zone.",
+        ),
+        Step(REGISTER_DNS_CLIENT),
+    ),
+    reads=(FactArea.NIC_REGISTRATION,),
+)
