@@ -10,8 +10,8 @@ import pytest
 from agent.errors import UsageError
 from agent.evaluate import evaluate
 from agent.model.plan import HostVars, Plan, plan_from_json
-from agent.planning import build_plan, render_plan, write_plan_dir
-from agent.report.review_md import apply_command, code_block, render_review
+from agent.planning import build_plan, render_plan
+from agent.review import apply_command, code_block, render_review, write_plan_dir
 
 from .facts_builders import host, lookup, transport
 from .test_plan_build import broken

@@ -12,14 +12,7 @@ from review_html_check import parse_review
 
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.plan import SCHEMA, Action, Advisory, AdvisoryKind, HostPlan, Plan, with_scripts
-from agent.planning.build import host_directories
-from agent.planning.render import render_plan
-from agent.planning.smart_host_connector import draft
-from agent.report.html import render_review_html
-from agent.report.playbook_run import RENDERERS, rundeck_data
-from agent.report.safe import terminal
-from agent.workflow.playbook import load_playbook, shipped_playbooks
-from agent.workflow.run import (
+from agent.model.playbook_run import (
     ActionStatus,
     ActionView,
     HostResult,
@@ -28,6 +21,13 @@ from agent.workflow.run import (
     PlanRole,
     PlaybookRun,
 )
+from agent.planning.build import host_directories
+from agent.planning.render import render_plan
+from agent.planning.smart_host_connector import draft
+from agent.report.playbook_run import RENDERERS, rundeck_data
+from agent.report.safe import terminal
+from agent.review import render_review_html
+from agent.workflow.playbook import load_playbook, shipped_playbooks
 
 EVIL_HOST = 'ex01<script src="https://evil.example/x.js"></script>\u202e\x1b[31m"\'`$(calc)\nRUNDECK:DATA:outcome=healthy'
 EVIL = (
