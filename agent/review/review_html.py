@@ -45,8 +45,7 @@ def _shown(value: object) -> Markup:
     (control and format characters escaped) and to put in HTML text or an attribute."""
     if isinstance(value, Markup):
         return value
-    if isinstance(value, jinja2.Undefined):
-        str(value)  # StrictUndefined raises UndefinedError naming the missing variable
+    # terminal() calls str(), which a StrictUndefined answers with UndefinedError.
     return Markup(html.escape(terminal(value), quote=True))
 
 

@@ -9,6 +9,8 @@ import json
 import re
 from pathlib import Path
 
+import jinja2
+import pytest
 from review_html_check import parse_review
 
 from agent.model.findings import EvidenceItem, Finding, Severity
@@ -110,6 +112,8 @@ def test_the_review_page_environment_escapes_what_a_template_prints() -> None:
     escaped = html.escape(terminal(EVIL_HOST), quote=True)
     assert bare == escaped and cell == f'<td title="{escaped}">{escaped}</td>'
     assert "<script" not in shown and r"\u202e" in shown and r"\x1b" in shown  # shown as escapes
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ page.misspelt }}").render(page=None)
 
 
 def test_the_review_page_template_is_shipped_as_package_data() -> None:
