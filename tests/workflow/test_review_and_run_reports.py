@@ -76,6 +76,7 @@ def test_review_html_escapes_every_host_value_and_loads_nothing() -> None:
     plan = hostile_plan()
     rendered = render_plan(plan)
     page_text = render_review_html(plan, rendered, "runs/plan-1/plan.json")
+    assert page_text.startswith("<!DOCTYPE html>\n") and page_text.endswith("</html>\n")
     for raw in ("\x1b", "\u202e", "\x07", "<script", "<img"):
         assert raw not in page_text  # (host text such as "@import" is only text: the parser checks styles)
     page = parse_review(page_text)
