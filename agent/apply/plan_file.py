@@ -16,7 +16,7 @@ from pathlib import Path
 from agent.errors import FactsFileError
 from agent.fixes.registry import KINDS
 from agent.model.plan import SCRIPT_NAMES, Plan, plan_from_dict
-from agent.planning.plan_dir import HOSTS_DIR, PLAN_FILE
+from agent.review.bundle import HOSTS_DIR, PLAN_FILE
 
 
 @dataclass(frozen=True, slots=True)

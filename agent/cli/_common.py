@@ -62,7 +62,7 @@ def open_fleet(inventory: str | None, lab: str | None, limit: str | None, ask_pa
     if inventory is not None:
         yield _fleet(load_inventory(inventory), limit, prompt, inventory)
         return
-    from mock_remoting.lab import Lab
+    from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only for --lab
 
     assert lab is not None
     with Lab(lab) as running:

@@ -65,7 +65,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 class FactArea(str, enum.Enum):
-    """The slices of a host's facts an action can depend on (agent/planning/fingerprint.py
+    """The slices of a host's facts an action can depend on (agent/fixes/fingerprint.py
     says exactly which fields each one covers)."""
 
     EXCHANGE_SERVER = "exchange-server"

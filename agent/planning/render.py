@@ -33,7 +33,7 @@ import jinja2
 from agent import pwsh
 from agent.fixes import registry
 from agent.model.command import CmdletCall
-from agent.model.findings import DataValue, EvidenceItem, Finding
+from agent.model.findings import Finding
 from agent.model.plan import (
     REMEDIATE_SCRIPT,
     RESTART_KIND,
@@ -44,6 +44,7 @@ from agent.model.plan import (
     restart_transport_call,
 )
 from agent.report import safe
+from agent.report.display import evidence_line, format_value
 from agent.resources import data_dir
 
 BOM = b"\xef\xbb\xbf"
@@ -118,21 +119,6 @@ LAYOUT = "_host.ps1.j2"
 # --- what the layout shows ------------------------------------------------------------------
 
 
-def format_value(value: DataValue) -> str:
-    """A before/after or evidence value in one short line (for comments and REVIEW.md)."""
-    if value is None:
-        return "(none)"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return str(value)
-
-
-def evidence_line(item: EvidenceItem) -> str:
-    where = f"{item.source} ({item.vantage})" if item.vantage else item.source
-    values = "; ".join(f"{k}={format_value(v)}" for k, v in item.values)
-    return f"{where}, {item.subject}: {values}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,10 @@ healthy           0     nothing in the playbook's scope is wrong
 ================  ====  ==========================================================
 
 A run refused before anything changed (the approved digest matches no plan) exits 4.
+
+These are values, like the rest of agent.model: the workflow builds them, agent.report shows
+them. What a run records about its playbook is :class:`RunPlaybook`, which
+agent.workflow.playbook.Playbook satisfies, so this module needs nothing above the model.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agent.errors import (
     EXIT_FINDINGS,
@@ -38,9 +42,39 @@ from agent.errors import (
 from agent.model.facts import QueueFacts
 from agent.model.findings import Finding
 from agent.model.results import finding_to_dict
-from agent.workflow.playbook import Playbook, VarValue
 
 RUN_SCHEMA = "exfix.playbook-run/1"
+
+# The value of a playbook variable once resolved (agent.workflow.playbook checks its type).
+VarValue = str | int | bool | tuple[str, ...]
+
+
+class Choice(Protocol):
+    """A playbook setting with a fixed set of values (a str enum): shown by its value."""
+
+    @property
+    def value(self) -> str: ...
+
+
+class RunPlaybook(Protocol):
+    """What a run document and its reports say about the playbook that ran."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...  # the file it was read from
+
+    @property
+    def sha256(self) -> str: ...  # of that file's bytes
+
+    @property
+    def mode(self) -> Choice: ...
+
+    @property
+    def approval(self) -> Choice: ...
+
+    def to_dict(self) -> dict[str, Any]: ...  # the run document's "playbook" object
 
 
 class Outcome(str, enum.Enum):
@@ -223,7 +257,7 @@ class PlanArtifact:
 @dataclass(frozen=True, slots=True)
 class PlaybookRun:
     ticket: str | None
-    playbook: Playbook
+    playbook: RunPlaybook
     variables: tuple[tuple[str, VarValue], ...]
     source: str
     operator: str

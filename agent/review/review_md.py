@@ -16,7 +16,8 @@ from collections.abc import Mapping
 
 from agent.model.findings import Finding
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, HostPlan, Plan
-from agent.planning.render import RenderedHost, format_value
+from agent.planning.render import RenderedHost
+from agent.report.display import format_value
 from agent.report.safe import markdown, markdown_code, terminal
 
 

@@ -1,15 +1,16 @@
-"""Writing a plan directory: the one place planning touches the disk.
+"""Writing the plan bundle: the directory a change board reviews and apply reads.
 
 ::
 
     <out>/plan.json                      the plan (agent/model/plan.py)
-    <out>/REVIEW.md                      the change board's page
+    <out>/REVIEW.md                      the change board's page (review_md.py)
+    <out>/review.html                    the same page for a browser (review_html.py)
     <out>/hosts/<directory>/remediate.ps1
     <out>/hosts/<directory>/rollback.ps1
 
 ``<directory>`` is each host's safe, unique name recorded in plan.json. The scripts are
-rendered again here and must match the sha256 the plan recorded; a mismatch means the
-templates changed between planning and writing, and nothing is written.
+rendered again here (agent.planning.render) and must match the sha256 the plan recorded; a
+mismatch means the templates changed between planning and writing, and nothing is written.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from pathlib import Path
 from agent.errors import UsageError
 from agent.model.plan import SCRIPT_NAMES, Plan
 from agent.planning.render import render_plan
+from agent.review.review_html import render_review_html
+from agent.review.review_md import render_review
 
 PLAN_FILE = "plan.json"
 REVIEW_FILE = "REVIEW.md"
+REVIEW_HTML = "review.html"
 HOSTS_DIR = "hosts"
 
 
@@ -32,6 +36,7 @@ class PlanFiles:
     directory: Path
     plan_json: Path
     review: Path
+    review_html: Path
     scripts: tuple[Path, ...]
 
 
@@ -67,12 +72,9 @@ def write_plan_dir(plan: Plan, out_dir: str | Path, *, overwrite: bool = False) 
     plan_json = out / PLAN_FILE
     _write(plan_json, plan.to_json().encode("utf-8"))
     review = out / REVIEW_FILE
-    # Imported here: REVIEW.md's reporter reads agent.planning.render, and this package's
-    # __init__ imports this module.
-    from agent.report.review_md import render_review
-
     _write(review, render_review(plan, rendered, str(plan_json)).encode("utf-8"))
-    from agent.report.html import REVIEW_HTML, render_review_html  # review.html beside REVIEW.md
-
-    _write(out / REVIEW_HTML, render_review_html(plan, rendered, str(plan_json)).encode("utf-8"))
-    return PlanFiles(directory=out, plan_json=plan_json, review=review, scripts=tuple(scripts))
+    review_html = out / REVIEW_HTML
+    _write(review_html, render_review_html(plan, rendered, str(plan_json)).encode("utf-8"))
+    return PlanFiles(
+        directory=out, plan_json=plan_json, review=review, review_html=review_html, scripts=tuple(scripts)
+    )
