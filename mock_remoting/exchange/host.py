@@ -26,7 +26,7 @@ from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter
 from mock_remoting.dns.world import DnsWorld
 from mock_remoting.exchange import records
 from mock_remoting.exchange.binding import BindingFailed, bind
-from mock_remoting.exchange.cmdlets import CMDLETS, CmdletDef, Context, Terminating, _property
+from mock_remoting.exchange.cmdlets import CMDLETS, CmdletDef, Context, Terminating, property_value
 from mock_remoting.exchange.mailflow import run_attempt
 from mock_remoting.exchange.replay import ReplayError, load_capture
 from mock_remoting.exchange.scenario import Scenario
@@ -216,7 +216,9 @@ class EmulatedHost:
             prepared.append((definition, args))
         inputs = upstream
         for definition, args in prepared:
-            ctx = Context(self, endpoint, cancel, cmdlet=definition.name)
+            ctx = Context(
+                self.state, self.org, self.dns_address_map, endpoint, cancel, cmdlet=definition.name
+            )
             if inputs is None:
                 self._execute(ctx, definition, args, ())
             elif definition.name == "Select-Object":
@@ -228,7 +230,7 @@ class EmulatedHost:
                 for item in inputs:
                     extra = dict(args)
                     if definition.input_param == "Identity":
-                        value = _property(item, "Identity") if isinstance(item, PSObject) else None
+                        value = property_value(item, "Identity") if isinstance(item, PSObject) else None
                         extra["Identity"] = str(value if value is not None else item)
                     else:
                         extra[definition.input_param] = [item]
