@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from psrpcore.types import ErrorRecord, PSObject
+from psrpcore.types import ErrorCategory, ErrorRecord, PSObject
 
 from mock_remoting.backend import Endpoint
 from mock_remoting.exchange import records
@@ -54,6 +54,30 @@ class Context:
 
     def fail(self, record: ErrorRecord) -> NoReturn:
         raise Terminating(record)
+
+    def cmdlet_error(
+        self, message: str, error_id: str, category: ErrorCategory, exception_type: str, target: Any
+    ) -> ErrorRecord:
+        """An error of this compiled cmdlet: FullyQualifiedErrorId ``<error_id>,<its .NET class>``."""
+        return records.error_record(
+            message,
+            f"{error_id},{records.cmdlet_type(self.cmdlet)}",
+            category,
+            exception_type=exception_type,
+            activity=self.cmdlet,
+            target=target,
+        )
+
+    def cim_error(self, message: str, error_id: str, category: ErrorCategory, target: Any) -> ErrorRecord:
+        """An error of this CIM-based cmdlet: CIM cmdletization names the cmdlet, not a class."""
+        return records.error_record(
+            message,
+            f"{error_id},{self.cmdlet}",
+            category,
+            exception_type="Microsoft.Management.Infrastructure.CimException",
+            activity=self.cmdlet,
+            target=target,
+        )
 
     @property
     def exchange(self) -> records.ExchangeErrors:

@@ -125,14 +125,12 @@ def set_dns_client_server_address(ctx: Context, args: dict[str, Any], _: Sequenc
             ip = ipaddress.ip_address(text.strip())
         except ValueError:
             ctx.fail(
-                records.error_record(
+                ctx.cim_error(
                     f'The parameter ServerAddresses has an invalid value "{text}": '
                     "it is not a valid IP address.",
-                    f"Windows System Error 87,{ctx.cmdlet}",
+                    "Windows System Error 87",
                     ErrorCategory.InvalidArgument,
-                    exception_type="Microsoft.Management.Infrastructure.CimException",
-                    activity=ctx.cmdlet,
-                    target=text,
+                    text,
                 )
             )
         (v4 if ip.version == 4 else v6).append(str(ip))
@@ -140,14 +138,12 @@ def set_dns_client_server_address(ctx: Context, args: dict[str, Any], _: Sequenc
         for server in v4 + v6:
             if ctx.org.world.answer(server, ctx.org.world.ad_domain, "SOA").rcode == NO_REPLY:
                 ctx.error(
-                    records.error_record(
+                    ctx.cim_error(
                         f"The DNS server {server} did not respond to validation; "
                         "the server addresses were not changed.",
-                        f"Windows System Error 1460,{ctx.cmdlet}",
+                        "Windows System Error 1460",
                         ErrorCategory.OperationTimeout,
-                        exception_type="Microsoft.Management.Infrastructure.CimException",
-                        activity=ctx.cmdlet,
-                        target=server,
+                        server,
                     )
                 )
                 return

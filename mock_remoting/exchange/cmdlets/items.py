@@ -54,13 +54,12 @@ def _paths_naming(ctx: Context, args: dict[str, Any], item: str) -> Iterator[str
             yield path
             continue
         ctx.error(
-            records.error_record(
+            ctx.cmdlet_error(
                 f"Cannot find path '{path}' because it does not exist.",
-                f"PathNotFound,{records.cmdlet_type(ctx.cmdlet)}",
+                "PathNotFound",
                 ErrorCategory.ObjectNotFound,
-                exception_type="System.Management.Automation.ItemNotFoundException",
-                activity=ctx.cmdlet,
-                target=path,
+                "System.Management.Automation.ItemNotFoundException",
+                path,
             )
         )
 
@@ -84,13 +83,12 @@ def get_item_property(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> N
             if not hits:
                 native = key.replace("HKLM:\\", "HKEY_LOCAL_MACHINE\\", 1)
                 ctx.error(
-                    records.error_record(
+                    ctx.cmdlet_error(
                         f"Property {name} does not exist at path {native}.",
-                        f"System.Management.Automation.PSArgumentException,{records.cmdlet_type(ctx.cmdlet)}",
+                        "System.Management.Automation.PSArgumentException",
                         ErrorCategory.InvalidArgument,
-                        exception_type="System.Management.Automation.PSArgumentException",
-                        activity=ctx.cmdlet,
-                        target=name,
+                        "System.Management.Automation.PSArgumentException",
+                        name,
                     )
                 )
             keep += hits

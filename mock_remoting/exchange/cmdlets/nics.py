@@ -39,13 +39,13 @@ def select_nics(ctx: Context, args: dict[str, Any], cim_class: str, require: boo
         for alias in args["InterfaceAlias"]:
             hits = [n for n in nics if identity_matches(alias, n.alias)]
             if not hits:
-                ctx.error(_cim_not_found(ctx.cmdlet, cim_class, "InterfaceAlias", alias))
+                ctx.error(_cim_not_found(ctx, cim_class, "InterfaceAlias", alias))
             chosen += [n for n in hits if n not in chosen]
     elif "InterfaceIndex" in args:
         for index in args["InterfaceIndex"]:
             nic = ctx.host.nic_by_index(index)
             if nic is None:
-                ctx.error(_cim_not_found(ctx.cmdlet, cim_class, "InterfaceIndex", str(index)))
+                ctx.error(_cim_not_found(ctx, cim_class, "InterfaceIndex", str(index)))
             elif nic not in chosen:
                 chosen.append(nic)
     else:
@@ -63,13 +63,11 @@ def select_nics(ctx: Context, args: dict[str, Any], cim_class: str, require: boo
     return chosen
 
 
-def _cim_not_found(cmdlet: str, cim_class: str, prop: str, value: str) -> ErrorRecord:
-    return records.error_record(
+def _cim_not_found(ctx: Context, cim_class: str, prop: str, value: str) -> ErrorRecord:
+    return ctx.cim_error(
         f"No {cim_class} objects found with property '{prop}' equal to '{value}'.  Verify the value of the "
         "property and retry.",
-        f"CmdletizationQuery_NotFound_{prop},{cmdlet}",
+        f"CmdletizationQuery_NotFound_{prop}",
         ErrorCategory.ObjectNotFound,
-        exception_type="Microsoft.Management.Infrastructure.CimException",
-        activity=cmdlet,
-        target=value,
+        value,
     )

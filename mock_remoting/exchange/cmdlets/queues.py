@@ -75,14 +75,11 @@ def _resolve_queues(ctx: Context, identity: str) -> list[tuple[HostState, Queue]
     return [(host, q) for q in host.queues if str(q.number) == key or q.next_hop.lower() == key]
 
 
-@REGISTRY.cmdlet(
-    "Get-Queue",
-    Endpoint.EXCHANGE,
-    IDENTITY,
-    P("Server", Kind.STRING),
-    P("Filter", Kind.STRING),
-    P("ResultSize", Kind.INT),
-)
+# Both cmdlets choose queues by identity, or by server and filter.
+_QUEUE_SELECT = (IDENTITY, P("Server", Kind.STRING), P("Filter", Kind.STRING))
+
+
+@REGISTRY.cmdlet("Get-Queue", Endpoint.EXCHANGE, *_QUEUE_SELECT, P("ResultSize", Kind.INT))
 def get_queue(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     if "Identity" in args and "Server" in args:
         ctx.fail(records.ambiguous_parameter_set(ctx.cmdlet))
@@ -106,9 +103,7 @@ def get_queue(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
 @REGISTRY.cmdlet(
     "Retry-Queue",
     Endpoint.EXCHANGE,
-    IDENTITY,
-    P("Server", Kind.STRING),
-    P("Filter", Kind.STRING),
+    *_QUEUE_SELECT,
     P("Resubmit", Kind.BOOL),
     *SHOULD_PROCESS,
     input_param="Identity",

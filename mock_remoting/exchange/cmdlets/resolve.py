@@ -9,7 +9,7 @@ from typing import Any
 from psrpcore.types import ErrorCategory, ErrorRecord
 
 from mock_remoting.backend import Endpoint
-from mock_remoting.exchange import dnsclient, records
+from mock_remoting.exchange import dnsclient
 from mock_remoting.exchange.binding import Kind, P
 from mock_remoting.exchange.cmdlets.base import Context, Registry
 from mock_remoting.exchange.objects.windows import dns_record
@@ -78,14 +78,14 @@ def resolve_dns_name(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> No
         elif failure is None:
             failure = answer.status
     if failure is not None and not found:
-        ctx.error(_resolve_error(name, failure))
+        ctx.error(_resolve_error(ctx, name, failure))
     for record in found:
         obj = dns_record(record)
         if obj is not None:
             ctx.emit(obj)
 
 
-def _resolve_error(name: str, status: str) -> ErrorRecord:
+def _resolve_error(ctx: Context, name: str, status: str) -> ErrorRecord:
     message, code, category = {
         "NXDOMAIN": (
             "DNS name does not exist",
@@ -104,11 +104,6 @@ def _resolve_error(name: str, status: str) -> ErrorRecord:
             ErrorCategory.OperationTimeout,
         ),
     }.get(status, ("DNS server failure", "DNS_ERROR_RCODE_SERVER_FAILURE", ErrorCategory.ResourceUnavailable))
-    return records.error_record(
-        f"{name} : {message}",
-        f"{code},{records.cmdlet_type('Resolve-DnsName')}",
-        category,
-        exception_type="System.ComponentModel.Win32Exception",
-        activity="Resolve-DnsName",
-        target=name,
+    return ctx.cmdlet_error(
+        f"{name} : {message}", code, category, "System.ComponentModel.Win32Exception", name
     )

@@ -33,13 +33,12 @@ def _service_names(ctx: Context, names: Sequence[str]) -> list[str]:
         ]
         if not hits and "*" not in pattern:
             ctx.error(
-                records.error_record(
+                ctx.cmdlet_error(
                     f"Cannot find any service with service name '{pattern}'.",
-                    f"NoServiceFoundForGivenName,{records.cmdlet_type(ctx.cmdlet)}",
+                    "NoServiceFoundForGivenName",
                     ErrorCategory.ObjectNotFound,
-                    exception_type="Microsoft.PowerShell.Commands.ServiceCommandException",
-                    activity=ctx.cmdlet,
-                    target=pattern,
+                    "Microsoft.PowerShell.Commands.ServiceCommandException",
+                    pattern,
                 )
             )
         chosen += [h for h in hits if h not in chosen]

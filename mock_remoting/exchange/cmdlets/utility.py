@@ -60,13 +60,12 @@ def select_object(ctx: Context, args: dict[str, Any], inputs: Sequence[Any]) -> 
         if expand is not None:
             if not has_property(item, expand):
                 ctx.error(
-                    records.error_record(
+                    ctx.cmdlet_error(
                         f'Property "{expand}" cannot be found.',
-                        f"ExpandPropertyNotFound,{records.cmdlet_type(ctx.cmdlet)}",
+                        "ExpandPropertyNotFound",
                         ErrorCategory.InvalidArgument,
-                        exception_type="System.Management.Automation.PSArgumentException",
-                        activity=ctx.cmdlet,
-                        target=item.PSObject.to_string if isinstance(item, PSObject) else str(item),
+                        "System.Management.Automation.PSArgumentException",
+                        item.PSObject.to_string if isinstance(item, PSObject) else str(item),
                     )
                 )
                 continue

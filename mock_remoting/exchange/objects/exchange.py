@@ -163,6 +163,21 @@ def _ad_tail(
     ]
 
 
+def _server_ad_tail(org: Organization, host: HostState) -> list[tuple[str, Any]]:
+    """ExchangeServer and TransportServer are two views of one AD object: the server's."""
+    return _ad_tail(
+        org,
+        host.name,
+        _server_dn(org, host),
+        stable_guid("server", host.name),
+        "ms-Exch-Exchange-Server",
+        ["top", "server", "msExchExchangeServer"],
+        host.spec.major,
+        EPOCH,
+        "0.1 (8.0.535.0)",
+    )
+
+
 def exchange_server(org: Organization, host: HostState) -> PSObject:
     major = host.spec.major
     install = install_path(host)
@@ -226,17 +241,7 @@ def exchange_server(org: Organization, host: HostState) -> PSObject:
         ("IsExpiredExchangeTrialEdition", False),
         ("RemainingTrialPeriod", "00:00:00"),
     ]
-    props += _ad_tail(
-        org,
-        host.name,
-        _server_dn(org, host),
-        stable_guid("server", host.name),
-        "ms-Exch-Exchange-Server",
-        ["top", "server", "msExchExchangeServer"],
-        major,
-        EPOCH,
-        "0.1 (8.0.535.0)",
-    )
+    props += _server_ad_tail(org, host)
     return dotnet(EXCHANGE_SERVER_TYPES, props, to_string=host.name)
 
 
@@ -283,17 +288,7 @@ def transport_server(org: Organization, host: HostState) -> PSObject:
         ("UseDowngradedExchangeServerAuth", False),
         ("IntraOrgConnectorProtocolLoggingLevel", "None"),
     ]
-    props += _ad_tail(
-        org,
-        host.name,
-        _server_dn(org, host),
-        stable_guid("server", host.name),
-        "ms-Exch-Exchange-Server",
-        ["top", "server", "msExchExchangeServer"],
-        major,
-        EPOCH,
-        "0.1 (8.0.535.0)",
-    )
+    props += _server_ad_tail(org, host)
     return dotnet(TRANSPORT_SERVER_TYPES, props, to_string=host.name)
 
 
