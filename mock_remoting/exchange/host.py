@@ -191,7 +191,7 @@ class EmulatedHost:
     def _lookup(self, endpoint: Endpoint, name: str) -> CmdletDef:
         bare = name.rsplit("\\", 1)[-1].strip()
         definition = CMDLETS.get(bare.lower())
-        if definition is None or (definition.name != "Select-Object" and definition.endpoint is not endpoint):
+        if definition is None or endpoint not in definition.endpoints:
             raise Terminating(records.command_not_found(bare))
         if endpoint is Endpoint.EXCHANGE and self.state.spec.major not in definition.versions:
             raise Terminating(records.command_not_found(definition.name))
@@ -221,7 +221,7 @@ class EmulatedHost:
             )
             if inputs is None:
                 self._execute(ctx, definition, args, ())
-            elif definition.name == "Select-Object":
+            elif definition.whole_input:
                 self._execute(ctx, definition, args, [as_psobject(i) for i in inputs])
             elif definition.input_param is None:
                 for item in inputs:

@@ -99,11 +99,12 @@ class CmdletDef:
     """One cmdlet: where it is served, its parameters and the function that runs it."""
 
     name: str
-    endpoint: Endpoint
+    endpoints: tuple[Endpoint, ...]
     params: tuple[P, ...]
     run: Runner
     versions: tuple[int, ...] = (14, 15)
     input_param: str | None = None  # bound from pipeline input (by value or by property name)
+    whole_input: bool = False  # True: one call receives all pipeline input as ``inputs``
     locks: bool = True  # False for cmdlets that block (Start-Sleep) or do network I/O
 
     @property
@@ -123,17 +124,22 @@ class Registry:
     def cmdlet(
         self,
         name: str,
-        endpoint: Endpoint,
+        endpoint: Endpoint | tuple[Endpoint, ...],
         *params: P,
         versions: tuple[int, ...] = (14, 15),
         input_param: str | None = None,
+        whole_input: bool = False,
         locks: bool = True,
     ) -> Callable[[Runner], Runner]:
-        """Register the decorated function as cmdlet ``name`` with ``params`` (in that order;
-        the common parameters are added). One function may carry several names."""
+        """Register the decorated function as cmdlet ``name``, served on ``endpoint`` (one or
+        several), with ``params`` in that order (the common parameters are added). One function
+        may carry several names."""
+        endpoints = endpoint if isinstance(endpoint, tuple) else (endpoint,)
 
         def register(run: Runner) -> Runner:
-            self._definitions.append(CmdletDef(name, endpoint, params, run, versions, input_param, locks))
+            self._definitions.append(
+                CmdletDef(name, endpoints, params, run, versions, input_param, whole_input, locks)
+            )
             return run
 
         return register

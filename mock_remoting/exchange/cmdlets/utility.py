@@ -43,12 +43,12 @@ def start_sleep(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
 # Select-Object is in both runspaces: Exchange's restricted session exposes it too.
 @REGISTRY.cmdlet(
     "Select-Object",
-    Endpoint.OS,
+    (Endpoint.OS, Endpoint.EXCHANGE),
     P("Property", Kind.STRINGS, position=0),
     P("ExpandProperty", Kind.STRING),
     P("First", Kind.INT),
     P("InputObject", Kind.ANY),
-    input_param="InputObject",
+    whole_input=True,  # -First counts over the whole input, not per object
 )
 def select_object(ctx: Context, args: dict[str, Any], inputs: Sequence[Any]) -> None:
     items = as_list(args.get("InputObject")) or list(inputs)
