@@ -75,6 +75,23 @@ def _resolve_queues(ctx: Context, identity: str) -> list[tuple[HostState, Queue]
     return [(host, q) for q in host.queues if str(q.number) == key or q.next_hop.lower() == key]
 
 
+def _chosen_queues(ctx: Context, args: dict[str, Any]) -> list[tuple[HostState, Queue]]:
+    """The queues -Identity names (none: a not-found error), else the queues of -Server (this
+    host by default) that -Filter keeps."""
+    if "Identity" in args:
+        found = _resolve_queues(ctx, args["Identity"])
+        if not found:
+            ctx.error(ctx.exchange.not_found(ctx.cmdlet, args["Identity"], ctx.host.fqdn))
+        return found
+    host = ctx.host if "Server" not in args else find_host(ctx, args["Server"])
+    if host is None:
+        ctx.fail(ctx.exchange.not_found(ctx.cmdlet, args["Server"], ctx.dc))
+    if "Filter" not in args:
+        return [(host, q) for q in host.queues]
+    keep = _queue_filter(ctx, args["Filter"])
+    return [(host, q) for q in host.queues if keep(host, q)]
+
+
 # Both cmdlets choose queues by identity, or by server and filter.
 _QUEUE_SELECT = (IDENTITY, P("Server", Kind.STRING), P("Filter", Kind.STRING))
 
@@ -83,18 +100,7 @@ _QUEUE_SELECT = (IDENTITY, P("Server", Kind.STRING), P("Filter", Kind.STRING))
 def get_queue(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     if "Identity" in args and "Server" in args:
         ctx.fail(records.ambiguous_parameter_set(ctx.cmdlet))
-    if "Identity" in args:
-        found = _resolve_queues(ctx, args["Identity"])
-        if not found:
-            ctx.error(ctx.exchange.not_found(ctx.cmdlet, args["Identity"], ctx.host.fqdn))
-    else:
-        host = ctx.host if "Server" not in args else find_host(ctx, args["Server"])
-        if host is None:
-            ctx.fail(ctx.exchange.not_found(ctx.cmdlet, args["Server"], ctx.dc))
-        found = [(host, q) for q in host.queues]
-        if "Filter" in args:
-            keep = _queue_filter(ctx, args["Filter"])
-            found = [(h, q) for h, q in found if keep(h, q)]
+    found = _chosen_queues(ctx, args)
     limit = args.get("ResultSize")
     for host, queue in found[: limit if isinstance(limit, int) and limit > 0 else 1000]:
         ctx.emit(queue_object(host, queue))
@@ -113,17 +119,7 @@ def retry_queue(ctx: Context, args: dict[str, Any], inputs: Sequence[Any]) -> No
         ctx.fail(records.missing_mandatory(ctx.cmdlet, ["Identity"]))
     if "Identity" in args and "Filter" in args:
         ctx.fail(records.ambiguous_parameter_set(ctx.cmdlet))
-    if "Identity" in args:
-        found = _resolve_queues(ctx, args["Identity"])
-        if not found:
-            ctx.error(ctx.exchange.not_found(ctx.cmdlet, args["Identity"], ctx.host.fqdn))
-            return
-    else:
-        host = ctx.host if "Server" not in args else find_host(ctx, args["Server"])
-        if host is None:
-            ctx.fail(ctx.exchange.not_found(ctx.cmdlet, args["Server"], ctx.dc))
-        keep = _queue_filter(ctx, args["Filter"])
-        found = [(host, q) for q in host.queues if keep(host, q)]
+    found = _chosen_queues(ctx, args)
     if args.get("WhatIf"):
         return
     for host, queue in found:
