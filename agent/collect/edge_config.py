@@ -5,8 +5,9 @@ HKLM:\\SOFTWARE\\Microsoft\\ExchangeServer\\v15\\Setup, v14 on Exchange 2010), t
 ``<MsiInstallPath>Bin\\EdgeTransport.exe.config`` read whole with Get-Content -Raw.
 
 The key lives in ``<appSettings>`` as ``<add key="DnsFaultTolerance" value="..."/>``. A
-missing key means the default, Lenient ("DNS query failure sensitivity", Exchange 2013 docs).
-A CU install overwrites the file, so a fixed value can silently come back (seeds 003, 004).
+missing key means the default, Lenient. A CU install overwrites the file, so a fixed value
+can silently come back. Both: "DNS query failure sensitivity", Exchange 2013 Help,
+https://technet.microsoft.com/en-us/library/Bb676467(v=EXCHG.150).
 
 The file's text came from the host: it is parsed without a DTD (a DOCTYPE or ENTITY
 declaration is refused outright, so no entity expansion can happen) and without resolving
