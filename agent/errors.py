@@ -4,7 +4,30 @@ The CLI catches :class:`ExfixError` at the top and prints ``str(error)`` as one 
 below the CLI prints or exits. Messages are built from structured fields (file, host, key,
 cmdlet, ...) so that callers can also read the fields instead of parsing text.
 
-Exit codes (DESIGN.md):
+The tree::
+
+    ExfixError                      exit 1
+    ├── UsageError                  exit 1: bad input (InputFileError and its kinds, CredentialError)
+    ├── HostError                   exit 3: exfix could not talk to the host (the transport)
+    │   ├── UnreachableError        refused, reset, TLS, HTTP 5xx; HostTimeoutError: a deadline
+    │   ├── AuthenticationError     HTTP 401
+    │   ├── WSManFaultError         a SOAP fault from the WS-Management service
+    │   └── UnsupportedHostError    Exchange 2007 or older: no remote PowerShell to talk to
+    ├── RemoteCommandError          exit 7: the host answered, with an error
+    │   ├── CmdletError             an ErrorRecord, or a failed pipeline
+    │   └── UnusableOutputError     the command succeeded but its output cannot be used
+    ├── RefusedError                exit 4 (DigestMismatchError, StalePlanError, RestartNotAllowedError)
+    ├── ApplyFailedError            exit 5
+    └── RollbackFailedError         exit 6
+
+The two host branches are kept apart as h11 keeps LocalProtocolError and RemoteProtocolError
+apart: ``except HostError`` means "the connection is not to be trusted" (apply abandons it,
+the scan gives the host up), while a RemoteCommandError leaves a working session behind and
+says something about the host's configuration or the account's rights (RBAC, a cmdlet the
+role does not have, a server name the account cannot see). Where a RemoteCommandError ends a
+host's scan (Get-ExchangeServer itself fails), the host's status is ``command-failed``.
+
+Exit codes (DESIGN.md; 7 is new in exfix.scan/2):
 
 ====  ==========================================================
 0     clean / done and verified
@@ -14,11 +37,19 @@ Exit codes (DESIGN.md):
 4     apply refused: digest mismatch, stale plan, restart not allowed
 5     a step failed and was rolled back
 6     a step failed and the rollback failed too: needs a person
+7     a host answered a command with an error, so it could not be
+      scanned (or checked before apply); nothing was changed there
 ====  ==========================================================
+
+When a run has several reasons for an exit code, :data:`EXIT_PRECEDENCE` decides, worst
+first: 1 (bad input stops the run before any host) beats everything; then 6, 5 and 4 (apply);
+3 (a host exfix could not talk to) beats 7 (a host that answered with an error), which beats
+2 (findings), which beats 0. :func:`worst_exit` applies it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 EXIT_OK = 0
@@ -28,6 +59,33 @@ EXIT_UNREACHABLE = 3
 EXIT_REFUSED = 4
 EXIT_ROLLED_BACK = 5
 EXIT_ROLLBACK_FAILED = 6
+EXIT_COMMAND_FAILED = 7
+
+# Worst first (see the module docstring). A code missing here is a bug in exfix.
+EXIT_PRECEDENCE: tuple[int, ...] = (
+    EXIT_ERROR,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_ROLLED_BACK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_COMMAND_FAILED,
+    EXIT_FINDINGS,
+    EXIT_OK,
+)
+
+
+def worst_exit(codes: Iterable[int]) -> int:
+    """The exit code that wins among ``codes`` by :data:`EXIT_PRECEDENCE`; 0 when empty.
+
+    Raises ValueError for a code that is not an exfix exit code.
+    """
+    worst = EXIT_OK
+    for code in codes:
+        if code not in EXIT_PRECEDENCE:
+            raise ValueError(f"{code!r} is not an exfix exit code")
+        if EXIT_PRECEDENCE.index(code) < EXIT_PRECEDENCE.index(worst):
+            worst = code
+    return worst
 
 
 def one_line(text: str, limit: int = 400) -> str:
@@ -96,7 +154,8 @@ class CredentialError(UsageError):
 
 
 class HostError(ExfixError):
-    """Something went wrong with one host. The fleet carries on; the host gets a status."""
+    """exfix could not talk to one host (the transport failed). The fleet carries on; the host
+    gets a status. A host that answered with an error is a :class:`RemoteCommandError`."""
 
     exit_code = EXIT_UNREACHABLE
     status: ClassVar[str] = "failed"
@@ -137,17 +196,44 @@ class UnsupportedHostError(HostError):
     status = "unsupported"
 
 
-class CmdletError(HostError):
+# --- the host answered, with an error (exit 7) --------------------------------------------
+
+
+class RemoteCommandError(ExfixError):
+    """A command reached the host and the host answered with an error, or with output exfix
+    cannot use. The session still works; the cause is on the host (its configuration, the
+    account's RBAC roles, the cmdlets its role has)."""
+
+    exit_code = EXIT_COMMAND_FAILED
+    status: ClassVar[str] = "command-failed"
+
+    def __init__(self, host: str, cmdlet: str, reason: str) -> None:
+        self.host = host
+        self.cmdlet = cmdlet
+        self.reason = reason
+        super().__init__(f"{host}: {reason}")
+
+
+class CmdletError(RemoteCommandError):
     """A cmdlet wrote an ErrorRecord or failed its pipeline."""
 
     def __init__(self, host: str, cmdlet: str, message: str,
                  fully_qualified_error_id: str | None = None, category: str | None = None) -> None:
-        self.cmdlet = cmdlet
         self.message = message
         self.fully_qualified_error_id = fully_qualified_error_id
         self.category = category
         fqid = f" [{fully_qualified_error_id}]" if fully_qualified_error_id else ""
-        super().__init__(host, f"{cmdlet}: {message}{fqid}")
+        super().__init__(host, cmdlet, f"{cmdlet}: {message}{fqid}")
+
+
+class UnusableOutputError(RemoteCommandError):
+    """A command succeeded but its output cannot be used: no object where one is needed, or
+    a value exfix cannot read (an Exchange version, a configuration file). ``problem`` says
+    what is wrong with it."""
+
+    def __init__(self, host: str, cmdlet: str, problem: str) -> None:
+        self.problem = problem
+        super().__init__(host, cmdlet, f"{cmdlet}: {problem}")
 
 
 # --- apply (exit 4, 5, 6) -----------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Scanning a fleet: connect, collect and evaluate every host, concurrently and independently.
 
-One host's failure never stops the others: it becomes that host's status (unreachable,
-auth-failed, unsupported, failed) with a one-line reason.
+One host's failure never stops the others: it becomes that host's status with a one-line
+reason: unreachable, auth-failed, unsupported or failed when exfix could not talk to it (a
+HostError, exit 3), command-failed when it answered Get-ExchangeServer with an error (a
+RemoteCommandError, exit 7).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from agent.collect.org import OrgFactsCache
 from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
-from agent.errors import ExfixError, HostError, one_line
+from agent.errors import ExfixError, HostError, RemoteCommandError, one_line
 from agent.evaluate import evaluate
 from agent.fleet import HostRun, run_fleet
 from agent.inventory import CredentialResolver
@@ -67,7 +69,7 @@ def scan_host(
 
 def host_failure(host: str, error: BaseException) -> HostScan:
     """A host that could not be scanned, with its status and one-line reason."""
-    if isinstance(error, HostError):
+    if isinstance(error, (HostError, RemoteCommandError)):
         return HostScan(host=host, status=HostStatus(error.status), error=one_line(error.reason))
     if isinstance(error, ExfixError):
         return HostScan(host=host, status=HostStatus.FAILED, error=str(error))

@@ -7,16 +7,16 @@ The Python API (the CLI and the playbook runner use exactly this):
 - :func:`read_plan_file` (DIR/plan.json) -> :class:`PlanFile`;
 - :func:`apply_plan` (plan, targets, credentials, approve=..., ...) -> :class:`ApplyReport`
   (per host: outcome, steps with before/after, ``verified``, queue status before and after,
-  remaining findings; ``.exit_code``); raises a RefusedError (exit 4) or a HostError (exit 3)
-  when it refuses, having changed nothing;
+  remaining findings; ``.exit_code``); raises a RefusedError (exit 4), a HostError (exit 3)
+  or a RemoteCommandError (exit 7) when it refuses, having changed nothing;
 - :func:`rollback_journal` (journal, targets, credentials, ...) -> :class:`RollbackReport`;
 - :class:`Journal`, :func:`read_journal`, :class:`JournalEntry` (agent/apply/journal.py
   documents the record format);
 - :func:`sigint_cancels` (cancel event): Ctrl-C sets the event instead of raising.
 
 Journal phases and their results: start (ok | rollback), refused (the error class),
-stale-check (fresh | drifted | unreachable), manual (not-run), before (ok | drifted),
-execute (started | ok | failed), verify (ok | mismatch), interrupted (stopping),
+stale-check (fresh | drifted | unreachable | command-failed), manual (not-run),
+before (ok | drifted), execute (started | ok | failed), verify (ok | mismatch), interrupted (stopping),
 rollback (started | ok | unchanged | no-undo | failed), rollback-verify (ok | mismatch),
 queues (retry-ok | retry-failed | verified | not-verified), host (the host outcome),
 end (ok | failed).

@@ -1,7 +1,7 @@
 """plan_fleet: scan a fleet and build its plan (what ``exfix plan`` and playbooks run).
 
 Dry-run: only reads. Hosts that could not be scanned are left out of the plan and reported
-(exit 3), the others are planned.
+(exit 3, or 7 when a host answered with an error), the others are planned.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE
+from agent.errors import EXIT_FINDINGS, EXIT_OK, worst_exit
 from agent.inventory import CredentialResolver
 from agent.model.plan import HostVars, Plan, PlanSource
 from agent.model.results import HostScan, HostStatus, ScanReport
@@ -29,11 +29,11 @@ class FleetPlan:
 
     @property
     def exit_code(self) -> int:
-        """3 when a host could not be scanned; else 2 when any action (automatic or manual) is
-        planned; else 0 (advice alone changes nothing, so it is 0)."""
-        if self.unscanned:
-            return EXIT_UNREACHABLE
-        return EXIT_FINDINGS if self.plan.actions else EXIT_OK
+        """The worst of: 3 for a host exfix could not talk to, 7 for a host that answered with
+        an error (agent.errors.EXIT_PRECEDENCE), 2 when any action (automatic or manual) is
+        planned, else 0 (advice alone changes nothing, so it is 0)."""
+        planned = EXIT_FINDINGS if self.plan.actions else EXIT_OK
+        return worst_exit([planned, *(h.exit_code for h in self.unscanned)])
 
 
 def host_vars(target: HostTarget) -> HostVars:

@@ -9,8 +9,9 @@ Order of a run (each step journaled):
    ``allow_restart``;
 3. the stale check: every host with an automatic step is collected again and each action's
    fingerprint recomputed with :func:`agent.planning.fingerprint_for`; any difference refuses
-   the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and nothing
-   has changed yet;
+   the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and so does
+   a host that answers a collecting command with an error (exit 7; 3 wins when both happen);
+   nothing has changed yet;
 4. the hosts, ``serial`` at a time, in plan order (agent/apply/execute.py), each verified
    (agent/apply/verify.py) once its steps are done; when more than ``max_fail`` hosts have
    failed, or on an interrupt, the hosts not started are ``skipped``;
@@ -37,6 +38,7 @@ from agent.errors import (
     DigestMismatchError,
     HostError,
     RefusedError,
+    RemoteCommandError,
     RestartNotAllowedError,
     StalePlanError,
     UnreachableError,
@@ -88,8 +90,9 @@ def apply_plan(
     started are skipped.
 
     Raises (nothing changed): DigestMismatchError, RestartNotAllowedError, StalePlanError,
-    RefusedError (exit 4); UnreachableError/HostError (exit 3) when a planned host cannot be
-    collected for the stale check; UsageError for bad options. Every other outcome, failures
+    RefusedError (exit 4); UnreachableError (exit 3) when a planned host cannot be reached for
+    the stale check, RemoteCommandError (exit 7) when it answers a collecting command with an
+    error; UsageError for bad options. Every other outcome, failures
     and rollbacks included, is in the report (``report.exit_code``).
     """
     if serial < 1 or max_fail < 0 or verify_timeout < 0:
@@ -132,9 +135,10 @@ def apply_plan(
             opened.close()
 
 
-def _refuse(
-    rec: Recorder, error: RefusedError | HostError, host: str | None = None
-) -> RefusedError | HostError:
+_Refusal = RefusedError | HostError | RemoteCommandError
+
+
+def _refuse(rec: Recorder, error: _Refusal, host: str | None = None) -> _Refusal:
     rec.record("refused", type(error).__name__, host=host, error=str(error))
     return error
 
@@ -192,7 +196,8 @@ def _check_fresh(
         host = run.host
         if run.error is not None or run.value is None:
             error = run.error or RuntimeError("no facts")
-            rec.record("stale-check", "unreachable", host=host.host, error=one_line(str(error)))
+            result = "command-failed" if isinstance(error, RemoteCommandError) else "unreachable"
+            rec.record("stale-check", result, host=host.host, error=one_line(str(error)))
             unreachable.append((host.host, error))
             continue
         facts = run.value
@@ -211,13 +216,18 @@ def _check_fresh(
             f"refused, nothing changed: the plan is stale; the facts its steps depend on changed since it "
             f"was made on {'; '.join(drifted)}. Plan again"))  # fmt: skip
     if unreachable:
-        name, error = unreachable[0]
+        # A host exfix could not talk to outranks one that answered with an error (exit 3
+        # before 7, agent.errors.EXIT_PRECEDENCE).
+        name, error = next(
+            (item for item in unreachable if not isinstance(item[1], RemoteCommandError)), unreachable[0]
+        )
+        suffix = "apply checked no host for drift and changed nothing"
+        if isinstance(error, RemoteCommandError):
+            raise _refuse(rec, RemoteCommandError(name, error.cmdlet, f"{error.reason}; {suffix}"))
         reason = (
             error.reason if isinstance(error, HostError) else one_line(f"{type(error).__name__}: {error}")
         )
-        raise _refuse(
-            rec, UnreachableError(name, f"{reason}; apply checked no host for drift and changed nothing")
-        )
+        raise _refuse(rec, UnreachableError(name, f"{reason}; {suffix}"))
     return fresh
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from agent.apply._context import Recorder
 from agent.apply.results import QueueChange, QueueStatus
 from agent.collect import queues as queue_collector
-from agent.errors import HostError, one_line
+from agent.errors import HostError, RemoteCommandError, one_line
 from agent.evaluate import evaluate
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts, QueueErrorKind, QueueFacts
@@ -120,7 +120,7 @@ def verify_host(
                     break
                 sleep(min(POLL_SECONDS, max(0.0, deadline - clock())))
                 latest = _read_queues(conn, server)
-    except HostError as exc:
+    except (HostError, RemoteCommandError) as exc:  # Get-Queue may answer an ErrorRecord
         error = one_line(str(exc))
     changes = tuple(
         QueueChange(
@@ -135,7 +135,7 @@ def verify_host(
     remaining: tuple[Finding, ...] = ()
     try:
         remaining = evaluate(collect())
-    except HostError as exc:
+    except (HostError, RemoteCommandError) as exc:
         error = error or one_line(str(exc))
     addressed = {f for a in plan.automatic for f in a.finding_ids}
     still = [f for f in remaining if f.id in addressed or f.rule_id == SYMPTOM_RULE]

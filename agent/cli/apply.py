@@ -144,7 +144,8 @@ def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fa
     Exit 0: every host done and verified, or nothing to do; 5: a step failed and was rolled
     back, a host was skipped or interrupted, or a host is not verified; 6: a rollback failed
     (a person must look); 4: refused; 3: a planned host could not be reached for the stale
-    check (nothing changed); 1: bad input.
+    check, 7: it answered the stale check's commands with an error (nothing changed); 1: bad
+    input.
     """
     plan_file = read_plan_file(plan_json)
     cancel = threading.Event()

@@ -73,7 +73,8 @@ def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
     scenario), never a secret; `exfix apply` uses it unless given --inventory or --lab.
 
     Exit 0: nothing to do (advice alone is printed, and is 0); 2: steps are planned (waiting
-    for approval); 3: a host could not be scanned (the others are planned); 1: bad input.
+    for approval); 3: a host could not be reached, 7: a host answered with an error (the others
+    are planned; 3 wins over 7, 7 over 2); 1: bad input.
     """
     source = plan_source(inventory, lab)
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \

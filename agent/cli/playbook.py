@@ -120,8 +120,9 @@ def run(file_or_name: str, inventory: str | None, lab: str | None, limit: str | 
     """Run a playbook (a file, or the name of a shipped one) over the fleet.
 
     Exit 0: healthy, or remediated and verified; 2: findings, or a plan waits for approval;
-    3: a host unreachable; 4: the approved digest matches no plan; 5: a change failed and was
-    rolled back; 6: a change failed and the rollback failed too; 1: bad input.
+    3: a host unreachable; 7: a host answered with an error (command-failed); 4: the approved
+    digest matches no plan; 5: a change failed and was rolled back; 6: a change failed and the
+    rollback failed too; 1: bad input.
     """
     if ticket is not None:
         check_ticket(ticket)

@@ -33,7 +33,8 @@ def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
          ask_pass: bool, fmt: str, save_facts: str | None) -> None:
     """Collect facts from every host, evaluate every rule, report the findings.
 
-    Exit 0: every host clean; 2: findings; 3: a host could not be scanned; 1: bad input.
+    Exit 0: every host clean; 2: findings; 3: a host could not be reached; 7: a host answered
+    Get-ExchangeServer with an error (3 wins over 7, 7 over 2); 1: bad input.
     """
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \
             progress(len(fleet.targets), "scanning") as advance:

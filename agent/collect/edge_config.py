@@ -5,8 +5,9 @@ HKLM:\\SOFTWARE\\Microsoft\\ExchangeServer\\v15\\Setup, v14 on Exchange 2010), t
 ``<MsiInstallPath>Bin\\EdgeTransport.exe.config`` read whole with Get-Content -Raw.
 
 The key lives in ``<appSettings>`` as ``<add key="DnsFaultTolerance" value="..."/>``. A
-missing key means the default, Lenient ("DNS query failure sensitivity", Exchange 2013 docs).
-A CU install overwrites the file, so a fixed value can silently come back (seeds 003, 004).
+missing key means the default, Lenient. A CU install overwrites the file, so a fixed value
+can silently come back. Both: "DNS query failure sensitivity", Exchange 2013 Help,
+https://technet.microsoft.com/en-us/library/Bb676467(v=EXCHG.150).
 
 The file's text came from the host: it is parsed without a DTD (a DOCTYPE or ENTITY
 declaration is refused outright, so no entity expansion can happen) and without resolving
@@ -19,7 +20,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from agent.collect import _values as v
-from agent.errors import HostError
+from agent.errors import UnusableOutputError
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.facts import EdgeTransportConfigFacts
 from agent.model.remote import RemoteObject
@@ -44,7 +45,8 @@ def install_path_calls(major: int) -> tuple[CmdletCall, ...]:
 
 
 def parse_install_path(results: tuple[RemoteObject, ...], *, host: str) -> str:
-    """MsiInstallPath ("C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"). HostError when absent."""
+    """MsiInstallPath ("C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"). UnusableOutputError when
+    absent."""
     for item in results:
         if isinstance(item, RemoteObject):
             path = v.text(item.get("MsiInstallPath")).strip()
@@ -52,7 +54,9 @@ def parse_install_path(results: tuple[RemoteObject, ...], *, host: str) -> str:
             path = v.text(item).strip()
         if path:
             return path
-    raise HostError(host, "the Exchange Setup registry key has no MsiInstallPath")
+    raise UnusableOutputError(
+        host, "Get-ItemProperty", "the Exchange Setup registry key has no MsiInstallPath"
+    )
 
 
 def config_path(install_path: str) -> str:
@@ -104,14 +108,14 @@ def parse_dns_fault_tolerance(text: str) -> str | None:
 
 
 def parse(results: tuple[RemoteObject, ...], *, host: str, path: str) -> EdgeTransportConfigFacts:
-    """The effective DnsFaultTolerance. HostError when the file cannot be read as XML."""
+    """The effective DnsFaultTolerance. UnusableOutputError when the file cannot be read as XML."""
     text = _content(tuple(results))
     if not text.strip():
-        raise HostError(host, f"{path} is empty or could not be read")
+        raise UnusableOutputError(host, "Get-Content", f"{path} is empty or could not be read")
     try:
         value = parse_dns_fault_tolerance(text)
     except ValueError as exc:
-        raise HostError(host, f"{path}: {exc}") from None
+        raise UnusableOutputError(host, "Get-Content", f"{path}: {exc}") from None
     if value is None:
         return EdgeTransportConfigFacts(
             config_path=path, dns_fault_tolerance=DEFAULT_DNS_FAULT_TOLERANCE, key_present=False

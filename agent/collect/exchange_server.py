@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from agent.collect import _values as v
-from agent.errors import HostError, UnsupportedHostError
+from agent.errors import UnsupportedHostError, UnusableOutputError
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import ExchangeServerFacts, TransportNoun
 from agent.model.remote import RemoteObject
@@ -119,16 +119,17 @@ def parse(
 ) -> ExchangeServerFacts:
     """The server object as facts.
 
-    Raises UnsupportedHostError for Exchange 2007 and older, and HostError when no server
-    object came back or its version cannot be read.
+    Raises UnsupportedHostError for Exchange 2007 and older, and UnusableOutputError when no
+    server object came back or its version cannot be read.
     """
     obj = _pick(v.objects(results), identity)
     if obj is None:
-        raise HostError(host, "Get-ExchangeServer returned no server object")
+        raise UnusableOutputError(host, "Get-ExchangeServer", "no server object came back")
     version = parse_version(obj.get("AdminDisplayVersion"))
     if version is None:
-        raise HostError(
-            host, f"cannot read the Exchange version from {v.text(obj.get('AdminDisplayVersion'))!r}"
+        raise UnusableOutputError(
+            host, "Get-ExchangeServer",
+            f"cannot read the Exchange version from {v.text(obj.get('AdminDisplayVersion'))!r}",
         )
     major, minor, build, revision = version
     noun = transport_noun(major, host=host)

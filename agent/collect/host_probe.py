@@ -4,11 +4,14 @@ it is configured with, so exfix sees DNS the way the host's transport does.
 Every configured server (NIC and transport) is asked three things:
 
 - the AD domain controllers' SRV record ``_ldap._tcp.dc._msdcs.<AD domain>``: a server that
-  cannot answer it cannot serve an Exchange host (seed 000, "nonexistent domain");
+  cannot answer it cannot serve an Exchange host (a public resolver on the NIC answers
+  NXDOMAIN for the AD zone: "Bad NIC Settings Cause Internal Messages to Queue with 451 4.4.0
+  DNS query failed (nonexistent domain)", exchangemaster.wordpress.com, 2014-04-15);
 - an internal Exchange host's A record (by default the host's own FQDN, which also tells which
   address its A record points to, for choosing the MAPI NIC);
 - a public name's MX record: a server used for external lookups must resolve internet names
-  (seeds 001, 002).
+  ("451 4.4.0 DNS query failed Exchange Server error in message queue", "Error occurs when you
+  send email to all remote domains": https://learn.microsoft.com/en-us/troubleshoot/exchange/mailflow/dns-query-failed).
 
 ``-DnsOnly`` keeps NetBIOS/LLMNR and the hosts file out of the answer, ``-QuickTimeout`` keeps
 an unreachable server from holding the host for the full retry schedule.

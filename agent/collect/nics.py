@@ -12,8 +12,10 @@ They all return CimInstance objects whose type names carry a namespace in varyin
 (``CimInstance#ROOT/StandardCimv2/MSFT_DNSClient``, ``#root/StandardCimv2/...``).
 
 The MAPI NIC is the one with the default gateway and the address the server's A record points
-to (KB3007623 and seed 000: registration must stay on there). A DAG replication NIC without a
-gateway may have registration off; that is correct, so only the MAPI NIC is judged.
+to; registration must stay on there (KB3007623). A DAG replication NIC without a gateway may
+have registration off; that is correct ("NIC DNS Registration and Exchange Servers",
+exchangemaster.wordpress.com: off is fine on iSCSI, replication and backup NICs, never on the
+MAPI/primary one), so only the MAPI NIC is judged.
 """
 
 from __future__ import annotations

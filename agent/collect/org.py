@@ -13,14 +13,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from agent.errors import CmdletError
+from agent.errors import RemoteCommandError
 from agent.model.facts import AreaIssue, OrgFacts, SendConnectorFacts
 
 AREA = "send_connectors"
 
 
 class OrgFactsCache:
-    """Thread-safe: one per scan. A read that fails with an error record is not kept, so the
+    """Thread-safe: one per scan. A read the host answers with an error (an error record, unusable output) is not kept, so the
     next server of the organisation tries again (its account may have the RBAC role the first
     one lacked); a transport failure propagates to the host that was reading."""
 
@@ -43,7 +43,7 @@ class OrgFactsCache:
                 return known
             try:
                 facts = OrgFacts(organization, read(), host)
-            except CmdletError as exc:
+            except RemoteCommandError as exc:
                 return OrgFacts(organization, (), host, AreaIssue(AREA, str(exc)))
             self._known[key] = facts
             return facts

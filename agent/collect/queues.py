@@ -42,8 +42,11 @@ _CODES = {
     "timeout": QueueErrorKind.ERROR_TIMEOUT,
     # ErrorDnsQueryFailed is what transport reports when the servers it asked could not
     # resolve the name at all, the typical result of internal DNS without forwarders asked
-    # for an internet name (seeds 001, 002). The servers answered with a failure, so it
-    # belongs with ServerFailure rather than with the timeouts.
+    # for an internet name (cause 3 of "Error 451 4.4.0: DNS Query Failed - Fix Guide 2025",
+    # https://medhacloud.com/blog/error-451-440-dns-query-failed, which shows this LastError;
+    # "Error occurs when you send email to all remote domains" in Microsoft's "451 4.4.0 DNS
+    # query failed Exchange Server error in message queue"). The servers answered with a
+    # failure, so it belongs with ServerFailure rather than with the timeouts.
     "errordnsqueryfailed": QueueErrorKind.SERVER_FAILURE,
 }
 

@@ -8,9 +8,12 @@ noun, and Exchange 2007 stops here as unsupported). The probes come last, becaus
 every DNS server the NICs and the transport settings name, and look up the remote domains the
 queues fail on.
 
-A cmdlet that fails for one area (an ErrorRecord) does not lose the host: the area is recorded
-as not collected, with the reason, and the rules stay silent about it. A transport failure
-(unreachable, auth, timeout) ends the host: it propagates to the fleet runner.
+A command that fails for one area (an ErrorRecord, or output that cannot be used: a
+RemoteCommandError) does not lose the host: the area is recorded as not collected, with the
+reason, and the rules stay silent about it. Get-ExchangeServer is not such an area: without
+the server object nothing else can be asked, so its RemoteCommandError ends the host (status
+command-failed). A transport failure (a HostError: unreachable, auth, timeout) ends the host
+too: both propagate to the fleet runner.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from agent.collect import (
 )
 from agent.collect.assemble import configured_dns_servers, failing_remote_domains, host_facts
 from agent.collect.org import OrgFactsCache
-from agent.errors import CmdletError
+from agent.errors import RemoteCommandError
 from agent.model.command import CmdletCall
 from agent.model.facts import AreaIssue, EdgeTransportConfigFacts, HostFacts, NicFacts, ProbeTargets
 from agent.model.probe import DnsQueryResult, Outcome
@@ -72,15 +75,16 @@ def collect_host(
     (read through ``orgs``, shared by the servers of one organisation; a cache of its own when
     None).
 
-    Raises UnsupportedHostError (Exchange 2007), and the transport's HostErrors; an area whose
-    cmdlet wrote an error is recorded in ``facts.status.issues`` instead.
+    Raises UnsupportedHostError (Exchange 2007), the transport's HostErrors, and the
+    RemoteCommandError of Get-ExchangeServer; an area whose command failed is recorded in
+    ``facts.status.issues`` instead.
     """
     issues: list[AreaIssue] = []
 
     def area(name: str, work: Callable[[], T]) -> T | None:
         try:
             return work()
-        except CmdletError as exc:
+        except RemoteCommandError as exc:
             issues.append(AreaIssue(area=name, reason=str(exc)))
             return None
 
@@ -88,7 +92,8 @@ def collect_host(
     identity = server.name
     transport_facts = area(
         "transport",
-        lambda: transport.parse(_run_all(conn, transport.calls(server.transport_noun, identity)), host=host),
+        lambda: transport.parse(_run_all(conn, transport.calls(server.transport_noun, identity)), host=host,
+                                cmdlet=f"Get-{server.transport_noun.value}"),
     )
     queue_facts = area("queues", lambda: queues.parse(_run_all(conn, queues.calls(identity)))) or ()
     org = (orgs or OrgFactsCache()).get(

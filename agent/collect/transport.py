@@ -8,7 +8,7 @@ ignore ExternalDNSServers; the Internal* settings mirror these for internal look
 from __future__ import annotations
 
 from agent.collect import _values as v
-from agent.errors import HostError
+from agent.errors import UnusableOutputError
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import ZERO_GUID, DnsLookupSettings, TransportDnsFacts, TransportNoun
 from agent.model.remote import RemoteObject
@@ -31,10 +31,13 @@ def _side(obj: RemoteObject, prefix: str) -> DnsLookupSettings:
     )
 
 
-def parse(results: tuple[RemoteObject, ...], *, host: str) -> TransportDnsFacts:
-    """The DNS settings of the (single) transport server object. HostError when none came back."""
+def parse(
+    results: tuple[RemoteObject, ...], *, host: str, cmdlet: str = "Get-TransportService"
+) -> TransportDnsFacts:
+    """The DNS settings of the (single) transport server object ``cmdlet`` returned.
+    UnusableOutputError when none came back."""
     objs = v.objects(results)
     if not objs:
-        raise HostError(host, "the transport cmdlet returned no server object")
+        raise UnusableOutputError(host, cmdlet, "no transport server object came back")
     obj = objs[0]
     return TransportDnsFacts(external=_side(obj, "External"), internal=_side(obj, "Internal"))

@@ -165,7 +165,9 @@ class QueueFacts:
     @property
     def failing_dns(self) -> bool:
         """In Retry with a DNS LastError, or holding messages in Ready/Active with one (an
-        unreachable DNS server leaves messages sitting in Ready: seed 000)."""
+        unreachable DNS server leaves messages sitting in Ready: "Bad NIC Settings Cause
+        Internal Messages to Queue with 451 4.4.0 DNS query failed (nonexistent domain)",
+        exchangemaster.wordpress.com, 2014-04-15; the URL is in README.md, Sources)."""
         if not self.last_error.kind.is_dns:
             return False
         status = self.status.lower()

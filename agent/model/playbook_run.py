@@ -1,14 +1,19 @@
 """The result of running a playbook: per host an outcome, the findings, the actions and the
 queues before and after; for the run, the plan digest, the artifacts and the exit code.
 
-This is the ``exfix.playbook-run/1`` document (agent/schemas/playbook-run.schema.json) that
-ticket automation reads. Outcomes, worst first, and the exit code each leads to (DESIGN.md):
+This is the ``exfix.playbook-run/2`` document (agent/schemas/playbook-run.schema.json) that
+ticket automation reads; /2 added the outcome ``command-failed`` (its summary count, exit 7),
+and the schema still accepts /1 documents. Outcomes, worst first, and the exit code each
+leads to (DESIGN.md; the order is agent.errors.EXIT_PRECEDENCE's):
 
 ================  ====  ==========================================================
 failed            6     a step failed and undoing it failed, or the fix did not
                         clear the symptom: a person must look
 rolled-back       5     a step failed; what had changed was undone
-unreachable       3     the host could not be scanned
+unreachable       3     the host could not be scanned (exfix could not talk to it)
+command-failed    7     the host answered with an error (Get-ExchangeServer failed:
+                        RBAC, a missing cmdlet), so it was not scanned, or not
+                        checked before apply; nothing was changed there
 pending-approval  2     fixes are planned and wait for ``--approve <digest>``
 planned           2     fixes are planned (a ``plan`` playbook never applies)
 findings          2     problems found that this playbook does not change (diagnose
@@ -17,7 +22,8 @@ remediated        0     fixes applied, read back, and the symptom is gone
 healthy           0     nothing in the playbook's scope is wrong
 ================  ====  ==========================================================
 
-A run refused before anything changed (the approved digest matches no plan) exits 4.
+A run refused before anything changed (the approved digest matches no plan) exits 4, unless
+a host's outcome is worse (5, 6).
 
 These are values, like the rest of agent.model: the workflow builds them, agent.report shows
 them. What a run records about its playbook is :class:`RunPlaybook`, which
@@ -32,18 +38,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.errors import (
+    EXIT_COMMAND_FAILED,
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_ROLLBACK_FAILED,
     EXIT_ROLLED_BACK,
     EXIT_UNREACHABLE,
+    worst_exit,
 )
 from agent.model.facts import QueueFacts
 from agent.model.findings import Finding
 from agent.model.results import finding_to_dict
 
-RUN_SCHEMA = "exfix.playbook-run/1"
+RUN_SCHEMA = "exfix.playbook-run/2"
 
 # The value of a playbook variable once resolved (agent.workflow.playbook checks its type).
 VarValue = str | int | bool | tuple[str, ...]
@@ -86,6 +94,7 @@ class Outcome(str, enum.Enum):
     FAILED = "failed"
     ROLLED_BACK = "rolled-back"
     UNREACHABLE = "unreachable"
+    COMMAND_FAILED = "command-failed"
 
     @property
     def exit_code(self) -> int:
@@ -104,12 +113,13 @@ _EXIT = {
     Outcome.PLANNED: EXIT_FINDINGS,
     Outcome.PENDING_APPROVAL: EXIT_FINDINGS,
     Outcome.UNREACHABLE: EXIT_UNREACHABLE,
+    Outcome.COMMAND_FAILED: EXIT_COMMAND_FAILED,
     Outcome.ROLLED_BACK: EXIT_ROLLED_BACK,
     Outcome.FAILED: EXIT_ROLLBACK_FAILED,
 }
 _RANK = (
     Outcome.HEALTHY, Outcome.REMEDIATED, Outcome.FINDINGS, Outcome.PLANNED, Outcome.PENDING_APPROVAL,
-    Outcome.UNREACHABLE, Outcome.ROLLED_BACK, Outcome.FAILED,
+    Outcome.COMMAND_FAILED, Outcome.UNREACHABLE, Outcome.ROLLED_BACK, Outcome.FAILED,
 )  # fmt: skip
 
 
@@ -265,7 +275,7 @@ class PlaybookRun:
     finished: str
     hosts: tuple[HostResult, ...]
     directory: str  # where the run's artifacts are
-    run_file: str  # the exfix.playbook-run/1 document written there
+    run_file: str  # the exfix.playbook-run/2 document written there
     plans: tuple[PlanArtifact, ...] = ()
     journal: str | None = None
     approved: str | None = None  # the digest given to --approve
@@ -280,10 +290,9 @@ class PlaybookRun:
 
     @property
     def exit_code(self) -> int:
+        """The worst outcome's code; a refusal (4) beats 3, 7, 2 and 0 (EXIT_PRECEDENCE)."""
         code = self.outcome.exit_code
-        if self.refused is not None and code in (EXIT_OK, EXIT_FINDINGS, EXIT_UNREACHABLE):
-            return EXIT_REFUSED
-        return code
+        return worst_exit((code, EXIT_REFUSED)) if self.refused is not None else code
 
     @property
     def digest(self) -> str | None:
@@ -316,6 +325,7 @@ class PlaybookRun:
             Outcome.PLANNED: "Fixes planned for review",
             Outcome.PENDING_APPROVAL: "Fixes planned; waiting for approval",
             Outcome.UNREACHABLE: "Some servers could not be reached",
+            Outcome.COMMAND_FAILED: "Some servers answered a command with an error",
             Outcome.ROLLED_BACK: "A change failed and was rolled back",
             Outcome.FAILED: "A change failed and needs a person",
         }[self.outcome]

@@ -1,4 +1,10 @@
-"""The outcome of a scan: per host, a status, the findings and the facts behind them."""
+"""The outcome of a scan: per host, a status, the findings and the facts behind them.
+
+The JSON document is ``exfix.scan/2`` (agent/schemas/scan.schema.json). /2 added the host
+status ``command-failed`` (the host answered Get-ExchangeServer with an error), its count in
+the summary, and exit code 7; everything else is as in /1, and the schema still accepts /1
+documents.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE
+from agent.errors import EXIT_COMMAND_FAILED, EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE, worst_exit
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
 
-SCAN_SCHEMA = "exfix.scan/1"
+SCAN_SCHEMA = "exfix.scan/2"
 
 
 class HostStatus(str, enum.Enum):
@@ -20,6 +26,15 @@ class HostStatus(str, enum.Enum):
     AUTH_FAILED = "auth-failed"
     UNSUPPORTED = "unsupported"
     FAILED = "failed"
+    COMMAND_FAILED = "command-failed"
+
+    @property
+    def exit_code(self) -> int:
+        """What a host in this status contributes to the run's exit code (scanned: by its
+        findings, see :attr:`HostScan.exit_code`)."""
+        if self is HostStatus.SCANNED:
+            return EXIT_OK
+        return EXIT_COMMAND_FAILED if self is HostStatus.COMMAND_FAILED else EXIT_UNREACHABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +48,13 @@ class HostScan:
     findings: tuple[Finding, ...] = ()
     facts: HostFacts | None = None
 
+    @property
+    def exit_code(self) -> int:
+        """0 clean, 2 findings, 3 not scanned (could not talk to it), 7 command-failed."""
+        if self.status is HostStatus.SCANNED:
+            return EXIT_FINDINGS if self.findings else EXIT_OK
+        return self.status.exit_code
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
@@ -44,7 +66,7 @@ class HostScan:
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
-    """A finding as the exfix.scan/1 document shows it: ``rule`` and ``fix`` are the contract
+    """A finding as the exfix.scan/2 document shows it: ``rule`` and ``fix`` are the contract
     names of the rule id and fix id."""
     data = finding.to_dict()
     return {
@@ -75,10 +97,9 @@ class ScanReport:
 
     @property
     def exit_code(self) -> int:
-        """3 when a host could not be scanned, else 2 with findings, else 0 (DESIGN.md)."""
-        if any(h.status is not HostStatus.SCANNED for h in self.hosts):
-            return EXIT_UNREACHABLE
-        return EXIT_FINDINGS if self.findings else EXIT_OK
+        """The worst host's code (agent.errors.EXIT_PRECEDENCE): 3 when exfix could not talk to
+        a host, else 7 when a host answered with an error, else 2 with findings, else 0."""
+        return worst_exit(h.exit_code for h in self.hosts)
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(h.status.value for h in self.hosts)

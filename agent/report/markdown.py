@@ -39,7 +39,7 @@ def render(report: ScanReport) -> str:
         "",
         f"{summary['hosts']} hosts: {summary['scanned']} scanned, {summary['unreachable']} unreachable, "
         f"{summary['auth-failed']} auth failed, {summary['unsupported']} unsupported, "
-        f"{summary['failed']} failed; "
+        f"{summary['failed']} failed, {summary['command-failed']} command failed; "
         f"{summary['findings']} findings. Exit code {report.exit_code}. Finished {report.finished}.",
         "",
         "| Host | Status | Exchange | Findings |",

@@ -1,4 +1,4 @@
-"""A playbook run as JSON (``exfix.playbook-run/1``), text, a markdown ticket work note, or
+"""A playbook run as JSON (``exfix.playbook-run/2``), text, a markdown ticket work note, or
 text with Rundeck key-value lines.
 
 Every value that came from a host goes through agent.report.safe (``terminal`` for text,
@@ -62,6 +62,9 @@ def _next_step(run: PlaybookRun) -> list[Step]:
         return [("Review the plan (this playbook does not apply it):", pending.review_html)]
     if outcome is Outcome.UNREACHABLE:
         return [("Check that the unreachable servers are up and that remoting works, then run again.", None)]
+    if outcome is Outcome.COMMAND_FAILED:
+        return [("Read each failed server's error: the account may lack the RBAC role for the cmdlet, or "
+                 "the inventory name may not be the server's name. Fix it, then run again.", None)]
     if outcome is Outcome.FINDINGS:
         return [("Read the findings below: this playbook does not change them.", None)]
     return [("Nothing to do.", None)]

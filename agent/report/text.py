@@ -27,6 +27,7 @@ STATUS_STYLE = {
     HostStatus.AUTH_FAILED: "bold red",
     HostStatus.UNSUPPORTED: "yellow",
     HostStatus.FAILED: "bold red",
+    HostStatus.COMMAND_FAILED: "bold red",
 }
 
 
@@ -85,7 +86,7 @@ def render(report: ScanReport, console: Console) -> None:
     console.print(Group(*(host_table(h) for h in report.hosts)))
     line = Text()
     line.append_text(_t(f"{summary['hosts']} hosts, {summary['scanned']} scanned", "bold"))
-    for key in ("unreachable", "auth-failed", "unsupported", "failed"):
+    for key in ("unreachable", "auth-failed", "unsupported", "failed", "command-failed"):
         if summary[key]:
             line.append_text(_t(f", {summary[key]} {key}", "bold red"))
     line.append_text(_t(f"; {summary['findings']} findings on {summary['hosts_with_findings']} hosts"))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.apply import ApplyReport, HostApply, HostOutcome, StepStatus, apply_plan, read_plan_file
-from agent.errors import HostError, RefusedError, UsageError
+from agent.errors import HostError, RefusedError, RemoteCommandError, UsageError
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
 from agent.model.findings import Finding
@@ -184,7 +184,16 @@ def _advisory_only(findings: Sequence[Finding]) -> bool:
     )
 
 
-def _unreachable(scan: HostScan) -> HostResult:
+def _not_scanned(scan: HostScan) -> HostResult:
+    """A host the scan could not read: unreachable (exfix could not talk to it), or
+    command-failed (it answered Get-ExchangeServer with an error)."""
+    if scan.status is HostStatus.COMMAND_FAILED:
+        return HostResult(
+            host=scan.host,
+            outcome=Outcome.COMMAND_FAILED,
+            reason="The server answered with an error, so it could not be scanned (command-failed).",
+            error=scan.error,
+        )
     return HostResult(
         host=scan.host,
         outcome=Outcome.UNREACHABLE,
@@ -326,7 +335,10 @@ class _Run:
         self.plans: list[PlanArtifact] = []
         self.journal: str | None = None
         self.refused: str | None = None
+        # apply stopped before changing anything because this host could not be checked for
+        # drift: unreachable (a HostError) or command-failed (a RemoteCommandError).
         self.refused_host: str | None = None
+        self.refused_outcome: Outcome = Outcome.UNREACHABLE
 
     def scan(self, what: str) -> ScanReport:
         self.log(f"{what}: scanning {len(self.targets)} host(s)")
@@ -363,9 +375,11 @@ class _Run:
                 ticket=self.settings.ticket,
                 forks=self.settings.forks,
             )
-        except (RefusedError, HostError) as exc:
+        except (RefusedError, HostError, RemoteCommandError) as exc:
             self.refused = str(exc)
-            self.refused_host = exc.host if isinstance(exc, HostError) else None
+            self.refused_host = exc.host if isinstance(exc, (HostError, RemoteCommandError)) else None
+            if isinstance(exc, RemoteCommandError):
+                self.refused_outcome = Outcome.COMMAND_FAILED
             self.log(f"apply refused, nothing changed: {exc}")
             return None
 
@@ -442,11 +456,11 @@ def run_playbook(
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(playbook, values, targets, credentials, settings, source, log)
     before = run.scan("before")
-    unreachable = [_unreachable(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
+    unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
     scanned = _scanned(before)
 
     if playbook.mode is Mode.DIAGNOSE:
-        return run.finish(_ordered(before, [*unreachable, *(_not_applied(h, run.scope, None, None)
+        return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, None, None)
                                                            for h in scanned)]))  # fmt: skip
 
     if playbook.mode is Mode.PLAN:
@@ -454,15 +468,15 @@ def run_playbook(
         role = PlanRole.PLANNED
         if plan.actions:
             run.bundle(plan, role)
-        return run.finish(_ordered(before, [*unreachable, *(_not_applied(h, run.scope, plan, role)
+        return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, plan, role)
                                                            for h in scanned)]))  # fmt: skip
 
     if playbook.approval is Approval.AUTO:
-        return _auto(run, before, unreachable)
-    return _required(run, before, unreachable)
+        return _auto(run, before, unscanned)
+    return _required(run, before, unscanned)
 
 
-def _required(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> PlaybookRun:
+def _required(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> PlaybookRun:
     playbook, settings = run.playbook, run.settings
     scanned = _scanned(before)
     plan = run.plan(before, playbook.plan_fixes)
@@ -471,14 +485,17 @@ def _required(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> P
     def pending(current: Plan) -> PlaybookRun:
         if current.actions:
             run.bundle(current, role)
-        results = [*unreachable, *(_not_applied(h, run.scope, current, role) for h in scanned)]
+        results = [*unscanned, *(_not_applied(h, run.scope, current, role) for h in scanned)]
         if run.refused_host is not None:
-            # apply could not reach a planned host for its stale check: that host is
-            # unreachable (exit 3); the others were not touched and still wait.
+            # apply could not check a planned host for drift: that host is unreachable (exit
+            # 3) or command-failed (exit 7); the others were not touched and still wait.
+            reason = (
+                "The server answered a command with an error before applying; nothing was changed."
+                if run.refused_outcome is Outcome.COMMAND_FAILED
+                else "The server could not be reached before applying; nothing was changed."
+            )
             results = [
-                dataclasses.replace(r, outcome=Outcome.UNREACHABLE, error=run.refused,
-                                    reason="The server could not be reached before applying; nothing "
-                                    "was changed.")
+                dataclasses.replace(r, outcome=run.refused_outcome, error=run.refused, reason=reason)
                 if r.host == run.refused_host else r
                 for r in results
             ]  # fmt: skip
@@ -509,10 +526,10 @@ def _required(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> P
         run.plans.remove(artifact)
         return pending(chosen)
     after = run.scan("after")
-    return run.finish(_after_apply(run, before, after, chosen, report, unreachable, None))
+    return run.finish(_after_apply(run, before, after, chosen, report, unscanned, None))
 
 
-def _auto(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> PlaybookRun:
+def _auto(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> PlaybookRun:
     playbook = run.playbook
     automatic = run.plan(before, playbook.apply_fixes)
     report = None
@@ -529,16 +546,16 @@ def _auto(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> Playb
     rest = run.plan(after or before, playbook.plan_fixes)
     if rest.actions:
         run.bundle(rest, PlanRole.PENDING_APPROVAL)
-    return run.finish(_after_apply(run, before, after, automatic, report, unreachable, rest))
+    return run.finish(_after_apply(run, before, after, automatic, report, unscanned, rest))
 
 
 def _after_apply(
     run: _Run, before: ScanReport, after: ScanReport | None, applied_plan: Plan, report: ApplyReport | None,
-    unreachable: list[HostResult], rest: Plan | None,
+    unscanned: list[HostResult], rest: Plan | None,
 ) -> list[HostResult]:  # fmt: skip
     after_by_host = _by_host(after)
     applied_hosts = {} if report is None else {h.host: h for h in report.hosts}
-    results = list(unreachable)
+    results = list(unscanned)
     for scan in _scanned(before):
         later = after_by_host.get(scan.host)
         host_apply = applied_hosts.get(scan.host)

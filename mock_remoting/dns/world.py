@@ -400,7 +400,9 @@ class DnsWorld:
     def _answer_internet(self, zone: _Zone, name: str, rtype: str) -> DnsAnswer:
         if rtype == "AAAA" and zone.ignore_aaaa:
             # The zone's own servers drop AAAA queries; a recursive resolver gives up after
-            # its retries and answers SERVFAIL (seed 002: one domain fails, others deliver).
+            # its retries and answers SERVFAIL: one domain fails, others deliver ("Error occurs
+            # when you send email to specific remote domains", Microsoft's "451 4.4.0 DNS
+            # query failed Exchange Server error in message queue").
             return _SERVFAIL
         owner = _absolute(name)
         data: tuple[str, ...] = ()

@@ -3,7 +3,8 @@
 The structure follows a real Exchange 2016 file: configSections, runtime, an ``<appSettings>``
 of ``<add key=.. value=..>`` entries, system.net and customLists. DnsFaultTolerance appears in
 appSettings only when the scenario sets it; absent, transport uses the default, Lenient
-(seeds 003, 004). Transport reads the file when it starts.
+("DNS query failure sensitivity", Exchange 2013 Help, technet Bb676467(v=EXCHG.150)).
+Transport reads the file when it starts.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A delivery attempt asks :meth:`DnsWorld.answer` what each configured DNS server 
 sockets) and follows what Exchange's transport does with the answers. It is a deterministic
 approximation of Exchange's DNS client, documented in ``mock_remoting/README.md``:
 
-* **Own registration** (KB3007623, seed 000): when the host's own A record is absent from the
+* **Own registration** (KB3007623): when the host's own A record is absent from the
   AD zone, every queue fails with ``DNS query failed with error ErrorRetry``.
 * **Which servers**: internal next hops (other Exchange servers) use the internal settings;
   an external domain uses the send connector that routes it. A connector with smart hosts
@@ -13,14 +13,18 @@ approximation of Exchange's DNS client, documented in ``mock_remoting/README.md`
   when its ``*DNSAdapterEnabled`` is true, else its own server list. All of it comes from the
   transport's start-time cache except the connectors, which are read live.
 * **A server list** is queried in order: an NXDOMAIN from any server wins (a public server
-  on the NIC poisons internal names even as secondary, seed 000); otherwise the first NOERROR
+  on the NIC poisons internal names even as secondary: "Bad NIC Settings Cause Internal
+  Messages to Queue with 451 4.4.0 DNS query failed (nonexistent domain)",
+  exchangemaster.wordpress.com, 2014-04-15); otherwise the first NOERROR
   wins; otherwise SERVFAIL if any server said so; otherwise (nobody answered) a timeout.
 * **External domains**: MX, then A and AAAA of each mail host in preference order (Exchange
-  asks for AAAA too; a SERVFAIL or silence on AAAA fails that host, seed 002). No MX records:
-  the domain's own A record (implicit MX). DnsFaultTolerance Lenient skips invalid hosts;
-  Normal stops at the first invalid host and keeps only hosts resolved before it, so an
-  invalid host listed first at the lowest preference fails the domain with ErrorRetry
-  (seeds 003, 004).
+  asks for AAAA too; a SERVFAIL or silence on AAAA fails that host: "451 4.4.0 DNS query
+  failed Exchange Server error in message queue", learn.microsoft.com). No MX records: the
+  domain's own A record (implicit MX, RFC 5321 section 5.1). DnsFaultTolerance Lenient skips
+  invalid hosts; Normal stops at the first invalid host and keeps only hosts resolved before
+  it, so an invalid host listed first at the lowest preference fails the domain with
+  ErrorRetry ("DNS query failure sensitivity", Exchange 2013 Help, and its Exchange 2007
+  SP1/SP2 predecessor). README.md lists the URLs (Sources).
 """
 
 from __future__ import annotations
@@ -148,7 +152,8 @@ def deliver_external(world: DnsWorld, servers: Sequence[str], domain: str, toler
             return Delivery(True, fqdn=host, ip=address)
         if tolerance == "Normal":
             # Normal discards every record of this preference or higher as soon as one is
-            # invalid; records resolved before it have already been used above (seed 004).
+            # invalid; records resolved before it have already been used above ("DNS query
+            # failure sensitivity", Exchange 2013 Help, technet Bb676467(v=EXCHG.150)).
             return Delivery(False, Failure.RETRY, domain)
         first_failure = first_failure or why
     return Delivery(False, first_failure or Failure.NON_EXISTENT, domain)
@@ -168,7 +173,7 @@ def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
     cache = host.cache
     if not world.is_registered(host.fqdn):
         # KB3007623: with the MAPI NIC's registration off the server's own A record disappears
-        # and transport cannot send anywhere, internal or external (seed 000).
+        # and transport cannot send anywhere, internal or external.
         return Delivery(False, Failure.RETRY, queue.target or queue.next_hop)
     if not queue.external:
         target = queue.target or queue.next_hop

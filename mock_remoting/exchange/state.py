@@ -92,7 +92,10 @@ class TransportSettings:
 class TransportCache:
     """What MSExchangeTransport read when it started. Changes to the transport settings, to the
     NIC's DNS servers and to EdgeTransport.exe.config reach mail flow only through a restart
-    (EXCHANGE_FACTS: "Changes need a restart of MSExchangeTransport"; seeds 000, 003, 004)."""
+    (the transport settings: fix A of "Error 451 4.4.0: DNS Query Failed - Fix Guide 2025";
+    the NIC: "Bad NIC Settings Cause Internal Messages to Queue with 451 4.4.0 DNS query
+    failed (nonexistent domain)", exchangemaster.wordpress.com; the file: "DNS query failure
+    sensitivity", Exchange 2013 Help. README.md lists the URLs, under Sources)."""
 
     external_dns_adapter_enabled: bool
     external_dns_servers: tuple[str, ...]

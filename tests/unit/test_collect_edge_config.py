@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from agent.collect import edge_config
-from agent.errors import HostError
+from agent.errors import UnusableOutputError
 from agent.model.command import SWITCH
 from agent.model.remote import RemoteObject
 
@@ -41,7 +41,7 @@ def test_install_path_from_the_registry_object() -> None:
         {"MsiInstallPath": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\", "PSPath": "x"},
     )
     assert edge_config.parse_install_path((obj,), host="h").endswith("V15\\")
-    with pytest.raises(HostError, match="MsiInstallPath"):
+    with pytest.raises(UnusableOutputError, match="MsiInstallPath"):
         edge_config.parse_install_path((RemoteObject(("x",), {}),), host="h")
 
 
@@ -85,9 +85,9 @@ EXTERNAL_ENTITY = """<?xml version="1.0"?>
     ],
 )
 def test_hostile_or_broken_files_are_refused_with_the_path(text: str, problem: str) -> None:
-    with pytest.raises(HostError, match=problem) as caught:
+    with pytest.raises(UnusableOutputError, match=problem) as caught:
         edge_config.parse(content(text), host="ex01", path=PATH)
-    assert caught.value.host == "ex01"
+    assert caught.value.host == "ex01" and caught.value.cmdlet == "Get-Content"
     if problem != "empty":
         assert PATH in caught.value.reason
 

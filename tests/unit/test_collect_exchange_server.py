@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from agent.collect import exchange_server
-from agent.errors import HostError, UnsupportedHostError
+from agent.errors import UnsupportedHostError, UnusableOutputError
 from agent.model.command import Endpoint
 from agent.model.facts import TransportNoun
 from agent.model.remote import RemoteObject
@@ -79,10 +79,12 @@ def test_exchange_2007_is_unsupported_with_a_clear_reason() -> None:
     assert "no remote PowerShell" in caught.value.reason and "Exchange 2007" in caught.value.reason
 
 
-def test_no_object_or_unreadable_version_is_a_host_error() -> None:
-    with pytest.raises(HostError, match="no server object"):
+def test_no_object_or_unreadable_version_is_unusable_output() -> None:
+    # The host answered: exit 7 (command-failed), not 3 (unreachable).
+    with pytest.raises(UnusableOutputError, match="no server object") as caught:
         exchange_server.parse((), host="ex01")
-    with pytest.raises(HostError, match="cannot read the Exchange version"):
+    assert (caught.value.status, caught.value.exit_code) == ("command-failed", 7)
+    with pytest.raises(UnusableOutputError, match="cannot read the Exchange version"):
         exchange_server.parse((server("banana"),), host="ex01")
 
 

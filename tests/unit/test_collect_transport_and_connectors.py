@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from agent.collect import send_connectors, transport
-from agent.errors import HostError
+from agent.errors import UnusableOutputError
 from agent.model.facts import ZERO_GUID, TransportNoun
 from agent.model.remote import RemoteObject
 
@@ -51,9 +51,10 @@ def test_transport_defaults_when_properties_are_missing() -> None:
     assert facts.internal.protocol_option == "Any"
 
 
-def test_transport_without_object_is_a_host_error() -> None:
-    with pytest.raises(HostError):
-        transport.parse((), host="ex01")
+def test_transport_without_object_is_unusable_output() -> None:
+    with pytest.raises(UnusableOutputError) as caught:
+        transport.parse((), host="ex01", cmdlet="Get-TransportServer")
+    assert caught.value.cmdlet == "Get-TransportServer" and caught.value.exit_code == 7
 
 
 def test_send_connectors_plain_objects() -> None:

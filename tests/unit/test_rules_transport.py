@@ -26,7 +26,8 @@ NO_FORWARDERS = "10.0.0.11"
 
 
 def test_adapter_servers_that_servfail_public_names_fire() -> None:
-    # Internal DNS without forwarders on the NIC, adapter lookups on (the default): seeds 001/002.
+    # Internal DNS without forwarders on the NIC, adapter lookups on (the default): "Error occurs
+    # when you send email to all remote domains", https://learn.microsoft.com/en-us/troubleshoot/exchange/mailflow/dns-query-failed
     facts = host(
         nics=(mapi_nic(ipv4_dns_servers=(NO_FORWARDERS,)),),
         probes=server_probes(NO_FORWARDERS, public=Outcome.SERVFAIL),

@@ -1,0 +1,74 @@
+"""A playbook whose approved apply stops at the stale check because a host answers
+Get-ExchangeServer with an ErrorRecord: that host's outcome is command-failed (exit 7), the
+others still wait for approval, nothing changed; over the lab's real sockets."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator
+
+import agent.apply.run as apply_run
+from agent.cli import main
+from agent.collect.org import OrgFactsCache
+from agent.model.credential import Credential
+from agent.model.facts import HostFacts
+from agent.model.target import HostTarget
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "ex02.contoso.local"
+
+
+def _run(*args: str) -> tuple[int, dict[str, Any]]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    data = json.loads(result.stdout)
+    schema = json.loads((REPO / "agent" / "schemas" / "playbook-run.schema.json").read_text(encoding="utf-8"))
+    Draft202012Validator(schema).validate(data)
+    assert isinstance(data, dict)
+    return result.exit_code, data
+
+
+def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
+    tmp_path: Path, lab: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = lab("mixed-fleet")
+    inventory = running.inventory()
+    inventory["all"]["vars"]["exfix_external_dns_servers"] = ["8.8.8.8"]
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+    base = ("--inventory", str(path), "--out", str(tmp_path / "runs"), "--format", "json")
+
+    code, first = _run("playbook", "run", "dns-451-remediate", *base)
+    assert code == 2 and first["outcome"] == "pending-approval"
+    before = {h.name: copy.deepcopy((h.state.nics, h.state.transport)) for h in running.fleet.hosts}
+
+    # When apply starts its stale check, EX02's Get-ExchangeServer starts failing (the lab
+    # replays it from an unreadable capture: a terminating ErrorRecord over the wire).
+    broken = tmp_path / "not-clixml.xml"
+    broken.write_text("not CLIXML\n", encoding="utf-8")
+    real_collect = apply_run.collect
+
+    def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None) -> HostFacts:
+        replay = cast(dict[str, Path], running.fleet.host(HOST).state.spec.replay)
+        replay["get-exchangeserver"] = broken
+        return real_collect(target, credential, orgs)
+
+    monkeypatch.setattr(apply_run, "collect", collect)
+    code, second = _run("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
+    assert code == 7, second
+    assert second["outcome"] == "command-failed" and second["exit_code"] == 7
+    by_host = {h["host"]: h for h in second["hosts"]}
+    assert by_host[HOST]["outcome"] == "command-failed"
+    assert "Get-ExchangeServer" in by_host[HOST]["error"] and "nothing was changed" in by_host[HOST]["reason"]
+    assert by_host["ex03.contoso.local"]["outcome"] == "pending-approval"  # the others still wait
+    assert second["approval"]["refused"] is None
+    assert {h.name: (h.state.nics, h.state.transport) for h in running.fleet.hosts} == before  # unchanged
