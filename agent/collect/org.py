@@ -20,9 +20,10 @@ AREA = "send_connectors"
 
 
 class OrgFactsCache:
-    """Thread-safe: one per scan. A read the host answers with an error (an error record, unusable output) is not kept, so the
-    next server of the organisation tries again (its account may have the RBAC role the first
-    one lacked); a transport failure propagates to the host that was reading."""
+    """Thread-safe: one per scan. A read the host answers with an error (an error record,
+    unusable output) is not kept, so the next server of the organisation tries again (its
+    account may have the RBAC role the first one lacked); a transport failure propagates to
+    the host that was reading."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -3,7 +3,7 @@ reviewed script for a person to run (``manual``): apply reports it and does not 
 
 The file lives on the server's disk (<ExchangeInstallPath>Bin\\EdgeTransport.exe.config);
 there is no cmdlet for it, and a CU install overwrites it ("DNS query failure sensitivity",
-Exchange docs; seeds 003, 004). The step is expressed as three commands with literal
+Exchange 2013 Help, technet Bb676467). The step is expressed as three commands with literal
 parameters, so the round-trip test covers it like every other fix:
 
 1. ``Copy-Item -LiteralPath <config> -Destination <config>.exfix-<fingerprint>.bak`` keeps

@@ -3,7 +3,7 @@
 The servers the finding flagged (public addresses, and servers the probes showed cannot
 resolve the AD domain) are dropped; the others keep their order. exfix never adds a server
 the NIC did not have: if nothing would be left, the plan has no action and says so, because
-a NIC without DNS servers breaks far more than mail (seed 000: an Exchange server must use
+a NIC without DNS servers breaks far more than mail (an Exchange server must use
 internal DNS only, even as secondary). Transport reads the NIC's servers at start, so the
 change needs the MSExchangeTransport restart build_plan adds once per host.
 """

@@ -1,5 +1,5 @@
 """enable-nic-dns-registration: turn "Register this connection's addresses in DNS" back on
-for the MAPI NIC only, then register its address now (KB3007623, seed 000).
+for the MAPI NIC only, then register its address now (KB3007623).
 
 Set-DnsClient selects the NIC by InterfaceIndex, never by alias: the index is a number exfix
 read from Get-DnsClient, while an alias is free text a host reports. The restart of

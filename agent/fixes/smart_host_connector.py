@@ -1,5 +1,6 @@
 """add-smarthost-send-connector: a send connector for one remote domain whose DNS fails AAAA
-queries, delivering to the IPv4 address of the domain's lowest-preference MX host (seed 002).
+queries, delivering to the IPv4 address of the domain's lowest-preference MX host ("451 4.4.0
+DNS query failed Exchange Server error in message queue").
 
 The connector routes by smart host (``-DNSRoutingEnabled $false``; setting SmartHosts requires
 it in the same call, New-SendConnector docs), so transport no longer asks the broken DNS for

@@ -6,8 +6,9 @@ transport-no-dns-configured): ``Set-TransportService -ExternalDNSServers <chosen
 -ExternalDNSAdapterEnabled $false`` (Set-TransportServer on Exchange 2010), and
 ``Set-SendConnector -UseExternalDNSServersEnabled $true`` on the internet connectors that do not
 use them yet, because a connector only uses the External* settings when that flag is on
-(Set-SendConnector docs; seeds 001, 002). Which internet DNS servers to use is the admin's
-choice: exfix never invents public DNS servers. Without ``exfix_external_dns_servers`` for the
+(Set-SendConnector docs; "451 4.4.0 DNS query failed Exchange Server error in message queue",
+all remote domains). Which internet DNS servers to use is the admin's choice: exfix never
+invents public DNS servers. Without ``exfix_external_dns_servers`` for the
 host there is no action, only an advisory naming the variable.
 
 Internal lookups (set-transport-internal-dns; rule transport-internal-dns-misconfigured, and

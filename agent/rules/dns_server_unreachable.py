@@ -1,7 +1,7 @@
 """dns-server-unreachable: a DNS server the host is configured with (on a NIC, or in the
 transport settings) never answers the probes. Usually a firewall dropping 53/udp and 53/tcp,
-or a server that is gone; messages then sit in Ready/Retry (seed 001, fix C). Advisory: the
-fix is in the network, not on the Exchange server."""
+or a server that is gone; messages then sit in Ready/Retry ("Error 451 4.4.0: DNS Query Failed
+- Fix Guide", fix C). Advisory: the fix is in the network, not on the Exchange server."""
 
 from __future__ import annotations
 

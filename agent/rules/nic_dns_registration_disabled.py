@@ -3,7 +3,7 @@ MAPI/primary NIC.
 
 Exchange's health checks and routing look up the server's own A record; with registration off
 on the MAPI NIC the record goes stale or disappears, and transport fails with
-"4.4.0 DNS query failed ... ErrorRetry" to every destination (KB3007623, seed 000). A DAG
+"4.4.0 DNS query failed ... ErrorRetry" to every destination (KB3007623). A DAG
 replication NIC with registration off and no gateway is correct and is not judged.
 """
 

@@ -3,9 +3,9 @@ one that cannot resolve the AD domain.
 
 Such a server answers, but knows nothing of contoso.local: queues to internal Exchange servers
 fail with "451 4.4.0 DNS query failed ... SMTPSEND.DNS.NonExistentDomain" while internet mail
-may still work (seed 000). A public address is flagged on sight; a private one only when the
-probes show it cannot answer the AD domain controllers' SRV record.
-"""
+may still work ("Bad NIC Settings Cause Internal Messages to Queue with 451 4.4.0 DNS query
+failed"). A public address is flagged on sight; a private one only when the probes show it
+cannot answer the AD domain controllers' SRV record."""
 
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ fails or ignores AAAA queries.
 
 Exchange asks for AAAA as well as A for a domain's mail hosts; a zone whose servers drop or
 fail AAAA queries makes the whole lookup fail with "451 4.4.0 DNS query failed" for that one
-domain (seed 002). The owner of that DNS must fix it; until then a send connector for the one
-domain, with the mail host's IPv4 address as smart host, delivers without the AAAA lookup.
-"""
+domain ("451 4.4.0 DNS query failed Exchange Server error in message queue"). The owner of
+that DNS must fix it; until then a send connector for the one domain, with the mail host's
+IPv4 address as smart host, delivers without the AAAA lookup."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""remote-domain-no-mail-dns: a remote domain that fails in the queues has neither an MX nor
-an A record. The recipient's problem: reported, nothing to fix here (seed 001, scenario 1)."""
+"""remote-domain-no-mail-dns: a remote domain that fails in the queues has neither an MX nor an A
+record. The recipient's problem: reported, nothing to fix here ("Error 451 4.4.0: DNS Query
+Failed - Fix Guide", scenario 1; RFC 5321 5.1: no MX means the A record is the implicit MX)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """transport-external-dns-unresolvable: the DNS servers transport uses for internet names
 cannot resolve them.
 
-Typical cause: transport uses internal DNS servers without forwarders (or that may not recurse)
-for external lookups, and every external domain fails with "DNS query failed with error
-ErrorDnsQueryFailed" or "ServerFailure" (seeds 001, 002). Fires only when every effective
-server answered the public probe name with a failure (SERVFAIL, REFUSED, NXDOMAIN) or, for
-some of them, not at all, and none resolved it. Servers that only time out are
-dns-server-unreachable's finding, not this one.
-"""
+Typical cause: transport uses internal DNS servers without forwarders (or that may not
+recurse) for external lookups, and every external domain fails with "DNS query failed with
+error ErrorDnsQueryFailed" or "ServerFailure" ("451 4.4.0 DNS query failed Exchange Server
+error in message queue", all remote domains). Fires only when every effective server answered
+the public probe name with a failure (SERVFAIL, REFUSED, NXDOMAIN) or, for some of them, not
+at all, and none resolved it. Servers that only time out are dns-server-unreachable's finding,
+not this one."""
 
 from __future__ import annotations
 

@@ -158,7 +158,9 @@ def set_dns_client_server_address(ctx: Context, args: dict[str, Any], _: Sequenc
             nic.ipv6_dns_servers = v6
         if args.get("PassThru"):
             ctx.emit(dns_server_address(nic, 2))
-    # The transport service keeps the servers it read at start (seed 000: restart after this).
+    # The transport service keeps the servers it read at start: restart MSExchangeTransport
+    # after this ("Bad NIC Settings Cause Internal Messages to Queue with 451 4.4.0 DNS query
+    # failed", exchangemaster).
 
 
 
