@@ -75,12 +75,12 @@ def broken(mutate: Any) -> dict[str, Any]:
         (
             lambda d: d["hosts"][0]["nics"][1].update(interface_index="14"),
             "hosts[0].nics[1].interface_index",
-            "must be an integer",
+            "must be a whole number, not a",
         ),
         (
             lambda d: d["hosts"][0]["nics"][0].update(interface_index=True),
             "hosts[0].nics[0].interface_index",
-            "must be an integer",
+            "must be a whole number, not a",
         ),
         (
             lambda d: d["hosts"][0]["nics"][0].update(ipv4_dns_servers="10.0.0.10"),
@@ -107,7 +107,7 @@ def broken(mutate: Any) -> dict[str, Any]:
             "hosts[0].transport.external.adapter_enabled",
             "true or false",
         ),
-        (lambda d: d["hosts"][0].update(exchange=None), "hosts[0].exchange", "must not be null"),
+        (lambda d: d["hosts"][0].update(exchange=None), "hosts[0].exchange", "must be a JSON object, not null"),
         (lambda d: d["hosts"][0]["mapi_nic"].update(surprise=1), "hosts[0].mapi_nic.surprise", "unknown key"),
         (
             lambda d: d["hosts"][0]["status"].update(transport_noun="TransportThing"),
