@@ -327,8 +327,10 @@ class _Syntax:
             return "null"
         if isinstance(value, bool):
             return "a boolean"
-        if isinstance(value, (int, float)):
+        if isinstance(value, int):
             return "a number"
+        if isinstance(value, float):
+            return "a fractional number"
         if isinstance(value, str):
             return "a string"
         if isinstance(value, (list, tuple)):
@@ -340,6 +342,11 @@ class _Syntax:
 
 _YAML = _Syntax("a mapping")
 _JSON = _Syntax("a JSON object")
+
+
+def kind(value: object) -> str:
+    """What ``value`` (plain data from a document) is, in words: "a string", "a list", ..."""
+    return _YAML.kind(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,7 +557,7 @@ class _Decoder:
                 raise self.fail(where, "missing", line=self.lines.find(path, at_key=False))
             return
         value = self.value(f.hint, data[f.key], where, f.options.ignore_case, f.options.as_mapping)
-        if f.options.check is not None:
+        if f.options.check is not None and value is not None:  # null is checked by its type alone
             try:
                 value = f.options.check(value)
             except Invalid as exc:
