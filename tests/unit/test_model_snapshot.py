@@ -107,7 +107,11 @@ def broken(mutate: Any) -> dict[str, Any]:
             "hosts[0].transport.external.adapter_enabled",
             "true or false",
         ),
-        (lambda d: d["hosts"][0].update(exchange=None), "hosts[0].exchange", "must be a JSON object, not null"),
+        (
+            lambda d: d["hosts"][0].update(exchange=None),
+            "hosts[0].exchange",
+            "must be a JSON object, not null",
+        ),
         (lambda d: d["hosts"][0]["mapi_nic"].update(surprise=1), "hosts[0].mapi_nic.surprise", "unknown key"),
         (
             lambda d: d["hosts"][0]["status"].update(transport_noun="TransportThing"),
