@@ -209,6 +209,21 @@ class _Lines:
                     return table[path]
         return None
 
+    def locate(self, document: Document[Any], error: InputFileError) -> InputFileError:
+        """``error`` with the line of its key (or of the nearest enclosing key written)."""
+        if error.line is not None or error.key is None:
+            return error
+        wanted, best, line = error.key, "", None
+        for table in (self.values, self.keys):  # keys last: a key's own line wins
+            for path, number in table.items():
+                name = document.key(path)
+                enclosing = wanted.startswith(name) and wanted[len(name) : len(name) + 1] in ("", ".", "[")
+                if enclosing and len(name) >= len(best):
+                    best, line = name, number
+        if line is None:
+            return error
+        return type(error)(error.path, error.problem, line=line, key=error.key, host=error.host)
+
 
 _NO_LINES = _Lines({}, {})
 
@@ -249,7 +264,22 @@ class Document(Generic[T]):
         return self._decode(data, source, lines, _YAML)
 
     def read_json(self, text: str, *, source: str) -> Loaded[T]:
-        return self._decode(_load_json(self, text, source), source, _NO_LINES, _JSON)
+        data = _load_json(self, text, source)
+        try:
+            return self._decode(data, source, _NO_LINES, _JSON)
+        except InputFileError as error:
+            raise self._json_lines(text, source).locate(self, error) from None
+
+    def _json_lines(self, text: str, source: str) -> _Lines:
+        """The lines of a JSON document, for an error only: Python's json module keeps no
+        positions, and a JSON document exfix writes is also YAML, which does. Files larger
+        than a MiB are not scanned twice: their errors carry the key alone."""
+        if len(text) > 1 << 20:
+            return _NO_LINES
+        try:
+            return _YamlTree(self, source).load(text)[1]
+        except InputFileError:
+            return _NO_LINES
 
     def read_data(self, data: object, *, source: str) -> Loaded[T]:
         """An already parsed JSON value (no lines to report)."""
@@ -300,19 +330,7 @@ class Loaded(Generic[T]):
 
     def locate(self, error: InputFileError) -> InputFileError:
         """``error`` (raised by code that knows key names but not lines) with the line of its key."""
-        if error.line is not None or error.key is None:
-            return error
-        written = {
-            self.document.key(p): n
-            for table in (self.lines.values, self.lines.keys)
-            for p, n in table.items()
-        }
-        name = error.key
-        while name and name not in written:
-            name = name.rpartition(".")[0]
-        if not name:
-            return error
-        return type(error)(error.path, error.problem, line=written[name], key=error.key, host=error.host)
+        return self.lines.locate(self.document, error)
 
 
 # --- decoding -------------------------------------------------------------------------------

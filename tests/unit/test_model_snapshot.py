@@ -143,3 +143,18 @@ def test_optional_areas_may_be_null_and_defaults_may_be_absent() -> None:
     del data["hosts"][0]["nics"][0]["interface_description"]  # has a default
     (facts,) = snapshot.from_dict(data)
     assert facts.edge_config is None and facts.nics[0].interface_description == ""
+
+
+def test_errors_in_a_snapshot_file_have_the_line_of_their_key() -> None:
+    text = snapshot.to_json((rich_host(),))
+    bad = text.replace('"interface_index": 12', '"interface_index": "12"', 1)
+    with pytest.raises(FactsFileError) as caught:
+        snapshot.from_json(bad, source="f.json")
+    assert caught.value.key == "hosts[0].nics[0].interface_index"
+    assert caught.value.line is not None
+    assert bad.splitlines()[caught.value.line - 1].strip() == '"interface_index": "12",'
+    missing = text.replace('"remote_domains"', '"remote_domain"', 1)
+    with pytest.raises(FactsFileError, match="unknown key") as caught:
+        snapshot.from_json(missing, source="f.json")
+    assert caught.value.line is not None
+    assert '"remote_domain"' in missing.splitlines()[caught.value.line - 1]
