@@ -28,8 +28,9 @@ inventory, the ticket id, the values of its variables) comes from the command li
 A ``subject`` may be a variable reference, the whole string ``${name}``; nothing else is
 substituted anywhere (a playbook is data, never a template).
 
-Reading is strict: every problem is one :class:`~agent.errors.PlaybookError` naming the file,
-the line and the key path (``fixes.apply[1]``). The rules of consistency, and why:
+Reading is strict (agent/model/document.py reads the shape declared by ``_PlaybookFile``):
+every problem is one :class:`~agent.errors.PlaybookError` naming the file, the line and the key
+path (``fixes.apply[1]``). The rules of consistency, checked here after reading, and why:
 
 - ``fixes.apply`` must be a subset of ``fixes.plan``: a fix is applied only as part of a plan
   that was written out for review.
