@@ -41,7 +41,9 @@ run after reading, in the code that owns the document, through :meth:`Loaded.fai
 
 Moving another document here (plan.json, inventory variables): declare its file shape as
 dataclasses (or use the model's own when they match the file), replace the hand-written reader
-by one ``Document(...)``, keep its error class, and write it with :func:`encode`.
+by one ``Document(...)``, keep its error class, and write it with :func:`encode`. A section
+whose keys are partly someone else's (Ansible's ``ansible_*`` variables beside exfix's own) is
+declared ``Mapping[str, Any]`` and its own keys read afterwards with :meth:`Loaded.read`.
 
 What is refused, whatever the type: unknown and duplicate keys, keys that are not strings,
 NaN and infinity, numbers of more than 40 digits, YAML tags other than the plain
@@ -69,6 +71,7 @@ import yaml
 from agent.errors import InputFileError
 
 T = TypeVar("T")
+U = TypeVar("U")
 N = TypeVar("N", int, float)
 KeyPath = tuple[str | int, ...]
 
@@ -307,7 +310,7 @@ class Document(Generic[T]):
         if not isinstance(data, Mapping):
             raise decoder.fail((), f"{self.what} must be {syntax.mapping}, not {syntax.kind(data)}")
         value = decoder.record(self.root, data, ())
-        return Loaded(value, source, self, lines)
+        return Loaded(value, source, self, lines, syntax)
 
     def key(self, path: KeyPath) -> str:
         return format_key(path, dotted_indexes=self.dotted_indexes)
@@ -321,6 +324,14 @@ class Loaded(Generic[T]):
     source: str
     document: Document[T]
     lines: _Lines
+    syntax: _Syntax
+
+    def read(self, cls: type[U], data: object, path: KeyPath) -> U:
+        """``data``, a part of this document at ``path`` that the root type leaves as ``Any``,
+        read as the dataclass ``cls`` with this document's lines and error class: for a section
+        whose type depends on other values (inventory variables, next to Ansible's own)."""
+        decoded: U = _Decoder(self.document, self.source, self.lines, self.syntax).record(cls, data, path)
+        return decoded
 
     def fail(self, path: KeyPath, problem: str) -> InputFileError:
         """The document's error about the key at ``path`` (its line: where the key is written)."""

@@ -344,3 +344,23 @@ def test_checks_can_point_below_their_field() -> None:
     with pytest.raises(DocError) as caught:
         Document(Pointed, DocError, what="x").read_yaml("values:\n- 1\n- 2\n", source="p.yaml")
     assert (caught.value.key, caught.value.line) == ("values[1]", 3)
+
+
+@dataclass(frozen=True, slots=True)
+class ExfixVars:
+    exfix_port: int = field(default=5985, metadata=key(check=between(1, 65535)))
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    vars: Mapping[str, Any]
+
+
+def test_a_section_shared_with_other_tools_is_read_in_parts() -> None:
+    document = Document(Inventory, DocError, what="an inventory")
+    loaded = document.read_yaml("vars:\n  ansible_user: x\n  exfix_port: 0\n", source="i.yaml")
+    own = {k: v for k, v in loaded.value.vars.items() if k.startswith("exfix_")}
+    with pytest.raises(DocError) as caught:
+        loaded.read(ExfixVars, own, ("vars",))
+    assert (caught.value.key, caught.value.line) == ("vars.exfix_port", 3)
+    assert loaded.read(ExfixVars, {}, ("vars",)) == ExfixVars()
