@@ -28,8 +28,9 @@ inventory, the ticket id, the values of its variables) comes from the command li
 A ``subject`` may be a variable reference, the whole string ``${name}``; nothing else is
 substituted anywhere (a playbook is data, never a template).
 
-Reading is strict: every problem is one :class:`~agent.errors.PlaybookError` naming the file,
-the line and the key path (``fixes.apply[1]``). The rules of consistency, and why:
+Reading is strict (agent/model/document.py reads the shape declared by ``_PlaybookFile``):
+every problem is one :class:`~agent.errors.PlaybookError` naming the file, the line and the key
+path (``fixes.apply[1]``). The rules of consistency, checked here after reading, and why:
 
 - ``fixes.apply`` must be a subset of ``fixes.plan``: a fix is applied only as part of a plan
   that was written out for review.
@@ -49,15 +50,15 @@ import enum
 import hashlib
 import ipaddress
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
-
-from agent.errors import PlaybookError, UsageError, one_line
+from agent.errors import PlaybookError, UsageError
 from agent.fixes.registry import RULE_FIXES as FIXES
+from agent.model.document import Document, KeyPath, Loaded, between, each, key, kind, text
 from agent.model.facts import normalize_name
 from agent.model.findings import Finding
 from agent.model.playbook_run import VarValue
@@ -119,7 +120,7 @@ class RuleSelector:
 @dataclass(frozen=True, slots=True)
 class Verify:
     retry_queues: bool = True
-    timeout: float = 120.0
+    timeout: float = field(default=120.0, metadata=key(check=between(1.0, 3600.0, unit="seconds")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,16 +179,57 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _VAR_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _VAR_REF = re.compile(r"^\$\{([a-z_][a-z0-9_]{0,63})\}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
-_TOP_KEYS = (
-    "name", "description", "rules", "fixes", "mode", "approval", "allow_restart", "serial", "max_fail",
-    "verify", "variables",
-)  # fmt: skip
-_REQUIRED = ("name", "description", "mode")
-_STR = "tag:yaml.org,2002:str"
-_INT = "tag:yaml.org,2002:int"
-_BOOL = "tag:yaml.org,2002:bool"
-_FLOAT = "tag:yaml.org,2002:float"
-_NULL = "tag:yaml.org,2002:null"
+_ONE_LINE = text()
+
+
+def _names(value: str | tuple[str | _RuleEntry, ...]) -> Any:
+    """'all', or a list whose plain names are one printable line each."""
+    if isinstance(value, str):
+        return value
+    return each(lambda item: _ONE_LINE(item) if isinstance(item, str) else item)(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleEntry:
+    """``{id: RULE, subject: VALUE}`` in ``rules``."""
+
+    id: str = field(metadata=key(check=_ONE_LINE))
+    subject: str | None = field(default=None, metadata=key(check=_ONE_LINE))
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixes:
+    plan: Literal["all"] | tuple[str, ...] = field(default=(), metadata=key(check=_names))
+    apply: Literal["all"] | tuple[str, ...] = field(default=(), metadata=key(check=_names))
+
+
+@dataclass(frozen=True, slots=True)
+class _VariableEntry:
+    type: VarType
+    description: str = field(default="", metadata=key(check=text(multiline=True, limit=1000)))
+    default: str | int | bool | tuple[str, ...] | None = None  # checked against the type later
+
+
+@dataclass(frozen=True, slots=True)
+class _PlaybookFile:
+    """A playbook as written (the module docstring shows it)."""
+
+    name: str = field(
+        metadata=key(check=text(limit=63, pattern=_NAME, form="must be lower-case letters, digits and '-'"))
+    )
+    description: str = field(metadata=key(check=text(multiline=True, limit=4000)))
+    mode: Mode
+    rules: Literal["all"] | tuple[str | _RuleEntry, ...] = field(default="all", metadata=key(check=_names))
+    fixes: _Fixes = _Fixes()
+    approval: Approval = Approval.REQUIRED
+    allow_restart: bool = False
+    serial: int = field(default=1, metadata=key(check=between(1, 256)))
+    max_fail: int = field(default=0, metadata=key(check=between(0, 100000)))
+    verify: Verify = Verify()
+    variables: Mapping[str, _VariableEntry] = field(default_factory=dict)
+
+
+_DOCUMENT = Document(_PlaybookFile, PlaybookError, what="a playbook", max_bytes=MAX_BYTES)
 
 
 def _show(value: object) -> str:
@@ -195,248 +237,107 @@ def _show(value: object) -> str:
     return terminal(value)[:80]
 
 
-class _Doc:
-    """Walks the composed YAML node tree, so every error can name the line of what it is about."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.keys: dict[
-            str, yaml.Node
-        ] = {}  # key path -> the node of its key, for errors about a whole value
-        self.root: yaml.Node | None = None
-
-    def fail(self, node: yaml.Node | None, key: str | None, problem: str) -> PlaybookError:
-        line = None if node is None else node.start_mark.line + 1
-        return PlaybookError(self.source, problem, line=line, key=None if key is None else _show(key))
-
-    def key_node(self, *paths: str) -> yaml.Node | None:
-        """The node of the first of ``paths`` that the file has (else the document's start)."""
-        return next((self.keys[p] for p in paths if p in self.keys), self.root)
-
-    def mapping(self, node: yaml.Node, key: str | None, allowed: Sequence[str]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, key, f"must be a mapping, not {self.kind(node)}")
-        out: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR):
-                raise self.fail(key_node, key, "a key must be a plain string")
-            name = str(key_node.value)
-            where = name if key is None else f"{key}.{name}"
-            if name not in allowed:
-                expected = ", ".join(allowed)
-                raise self.fail(key_node, where, f"unknown key (expected one of: {expected})")
-            if name in out:
-                raise self.fail(key_node, where, "duplicate key")
-            out[name] = value_node
-            self.keys[where] = key_node
-        return out
-
-    def free_mapping(self, node: yaml.Node, key: str) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
-        """A mapping whose keys are names the user chooses (variables)."""
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, key, f"must be a mapping, not {self.kind(node)}")
-        seen: set[str] = set()
-        out = []
-        for key_node, value_node in node.value:
-            if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR):
-                raise self.fail(key_node, key, "a key must be a plain string")
-            if key_node.value in seen:
-                raise self.fail(key_node, f"{key}.{key_node.value}", "duplicate key")
-            seen.add(key_node.value)
-            out.append((key_node, value_node))
-        return out
-
-    def sequence(self, node: yaml.Node, key: str) -> list[yaml.Node]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, key, f"must be a list, not {self.kind(node)}")
-        return list(node.value)
-
-    def kind(self, node: yaml.Node) -> str:
-        if isinstance(node, yaml.MappingNode):
-            return "a mapping"
-        if isinstance(node, yaml.SequenceNode):
-            return "a list"
-        return {
-            _STR: "a string",
-            _INT: "a number",
-            _FLOAT: "a number",
-            _BOOL: "a boolean",
-            _NULL: "null",
-        }.get(node.tag, f"a value tagged {_show(node.tag)}")
-
-    def string(self, node: yaml.Node, key: str, *, multiline: bool = False, limit: int = 200) -> str:
-        if not (isinstance(node, yaml.ScalarNode) and node.tag == _STR):
-            raise self.fail(node, key, f"must be a string, not {self.kind(node)}")
-        value = str(node.value)
-        if not value.strip():
-            raise self.fail(node, key, "must not be empty")
-        if len(value) > limit:
-            raise self.fail(node, key, f"is longer than {limit} characters")
-        bad = [ch for ch in value if not ch.isprintable() and not (multiline and ch == "\n")]
-        if bad:
-            raise self.fail(node, key, f"holds a control or format character ({_show(bad[0])})")
-        return value
-
-    def boolean(self, node: yaml.Node, key: str) -> bool:
-        if not (isinstance(node, yaml.ScalarNode) and node.tag == _BOOL):
-            raise self.fail(node, key, f"must be true or false, not {self.kind(node)}")
-        return str(node.value).lower() in ("true", "yes", "on")
-
-    def integer(self, node: yaml.Node, key: str, low: int, high: int) -> int:
-        if not (
-            isinstance(node, yaml.ScalarNode) and node.tag == _INT and re.fullmatch(r"[0-9]+", node.value)
-        ):
-            raise self.fail(node, key, f"must be a whole number from {low} to {high}, not {self.kind(node)}")
-        value = int(node.value)
-        if not low <= value <= high:
-            raise self.fail(node, key, f"must be from {low} to {high}, not {value}")
-        return value
-
-    def number(self, node: yaml.Node, key: str, low: float, high: float) -> float:
-        ok = isinstance(node, yaml.ScalarNode) and (
-            (node.tag == _INT and re.fullmatch(r"[0-9]+", node.value))
-            or (node.tag == _FLOAT and re.fullmatch(r"[0-9]+\.[0-9]*", node.value))
-        )
-        if not ok:
-            raise self.fail(node, key, f"must be a number of seconds, not {self.kind(node)}")
-        value = float(node.value)
-        if not low <= value <= high:
-            raise self.fail(node, key, f"must be from {low:g} to {high:g} seconds, not {value:g}")
-        return value
-
-    def choice(self, node: yaml.Node, key: str, cls: type[enum.Enum]) -> Any:
-        text = self.string(node, key)
-        try:
-            return cls(text)
-        except ValueError:
-            allowed = ", ".join(str(m.value) for m in cls)
-            raise self.fail(node, key, f"{_show(text)!r} is not one of: {allowed}") from None
-
-    def ids(
-        self, node: yaml.Node, key: str, known: Sequence[str], what: str, *, every: Sequence[str]
-    ) -> tuple[tuple[str, yaml.Node], ...]:
-        """``all`` (meaning ``every``), or a list of known ids (no repeats); each with its node,
-        for later errors."""
-        if isinstance(node, yaml.ScalarNode) and node.tag == _STR and node.value == "all":
-            return tuple((item, node) for item in every)
-        out: dict[str, yaml.Node] = {}
-        for i, item in enumerate(self.sequence(node, key)):
-            where = f"{key}[{i}]"
-            value = self.string(item, where)
-            if value not in known:
-                raise self.fail(item, where, f"unknown {what} {_show(value)!r} (known: {', '.join(known)})")
-            if value in out:
-                raise self.fail(item, where, f"{what} {value!r} is listed twice")
-            out[value] = item
-        return tuple(out.items())
-
-
 def _rule_selectors(
-    doc: _Doc, node: yaml.Node, variables: Mapping[str, Variable]
-) -> tuple[tuple[RuleSelector, yaml.Node], ...]:
+    loaded: Loaded[_PlaybookFile], variables: Mapping[str, Variable]
+) -> tuple[RuleSelector, ...]:
     known = tuple(rule.id for rule in RULES)
-    if isinstance(node, yaml.ScalarNode) and node.tag == _STR and node.value == "all":
-        return tuple((RuleSelector(rule_id), node) for rule_id in known)
-    out: list[tuple[RuleSelector, yaml.Node]] = []
+    rules = loaded.value.rules
+    if rules == "all":
+        return tuple(RuleSelector(rule_id) for rule_id in known)
+    if not rules:
+        raise loaded.fail(("rules",), "must name at least one rule (or be 'all')")
+    out: list[RuleSelector] = []
     seen: set[tuple[str, str | None]] = set()
-    items = doc.sequence(node, "rules")
-    if not items:
-        raise doc.fail(node, "rules", "must name at least one rule (or be 'all')")
-    for i, item in enumerate(items):
-        where = f"rules[{i}]"
+    for i, item in enumerate(rules):
+        where = ("rules", i)
         subject: str | None = None
         subject_variable: str | None = None
-        if isinstance(item, yaml.MappingNode):
-            fields = doc.mapping(item, where, ("id", "subject"))
-            if "id" not in fields:
-                raise doc.fail(item, f"{where}.id", "missing")
-            id_node = fields["id"]
-            rule_id = doc.string(id_node, f"{where}.id")
-            if "subject" in fields:
-                raw = doc.string(fields["subject"], f"{where}.subject")
-                reference = _VAR_REF.match(raw)
-                if reference is not None:
-                    subject_variable = reference.group(1)
-                    variable = variables.get(subject_variable)
-                    if variable is None:
-                        raise doc.fail(
-                            fields["subject"],
-                            f"{where}.subject",
-                            f"refers to variable {subject_variable!r}, which is not declared",
-                        )
-                    if variable.type not in (VarType.STRING, VarType.DOMAIN):
-                        raise doc.fail(
-                            fields["subject"],
-                            f"{where}.subject",
-                            f"variable {subject_variable!r} is a {variable.type.value}, not a name",
-                        )
-                elif "${" in raw:
-                    raise doc.fail(
-                        fields["subject"],
-                        f"{where}.subject",
-                        "a variable reference must be the whole value, as ${name}",
+        rule_id = item if isinstance(item, str) else item.id
+        if isinstance(item, _RuleEntry) and item.subject is not None:
+            at = (*where, "subject")
+            reference = _VAR_REF.match(item.subject)
+            if reference is not None:
+                subject_variable = reference.group(1)
+                variable = variables.get(subject_variable)
+                if variable is None:
+                    raise loaded.fail(at, f"refers to variable {subject_variable!r}, which is not declared")
+                if variable.type not in (VarType.STRING, VarType.DOMAIN):
+                    raise loaded.fail(
+                        at, f"variable {subject_variable!r} is a {variable.type.value}, not a name"
                     )
-                else:
-                    subject = normalize_name(raw)
-        else:
-            id_node = item
-            rule_id = doc.string(item, where)
+            elif "${" in item.subject:
+                raise loaded.fail(at, "a variable reference must be the whole value, as ${name}")
+            else:
+                subject = normalize_name(item.subject)
         if rule_id not in RULES_BY_ID:
-            raise doc.fail(id_node, where, f"unknown rule {_show(rule_id)!r} (known: {', '.join(known)})")
+            raise loaded.fail(where, f"unknown rule {_show(rule_id)!r} (known: {', '.join(known)})")
         identity = (rule_id, subject_variable or subject)
         if identity in seen:
-            raise doc.fail(item, where, f"rule {rule_id!r} is listed twice")
+            raise loaded.fail(where, f"rule {rule_id!r} is listed twice")
         seen.add(identity)
-        out.append((RuleSelector(rule_id, subject, subject_variable), id_node))
+        out.append(RuleSelector(rule_id, subject, subject_variable))
     return tuple(out)
 
 
-def _variables(doc: _Doc, node: yaml.Node) -> tuple[tuple[Variable, yaml.Node], ...]:
+def _fix_ids(
+    loaded: Loaded[_PlaybookFile], name: str, every: Sequence[str]
+) -> tuple[tuple[str, KeyPath], ...]:
+    """``fixes.<name>``: each fix id with where it is written (``all`` means ``every``)."""
+    value = getattr(loaded.value.fixes, name)
+    if value == "all":
+        return tuple((fix, ("fixes", name)) for fix in every)
+    out: dict[str, KeyPath] = {}
+    for i, fix in enumerate(value):
+        where = ("fixes", name, i)
+        if fix not in FIXES:
+            raise loaded.fail(where, f"unknown fix {_show(fix)!r} (known: {', '.join(FIXES)})")
+        if fix in out:
+            raise loaded.fail(where, f"fix {fix!r} is listed twice")
+        out[fix] = where
+    return tuple(out.items())
+
+
+def _variables(loaded: Loaded[_PlaybookFile]) -> tuple[Variable, ...]:
     out = []
-    for key_node, body in doc.free_mapping(node, "variables"):
-        name = str(key_node.value)
-        where = f"variables.{name}"
+    for name, entry in loaded.value.variables.items():
+        where = ("variables", name)
         if not _VAR_NAME.match(name):
-            raise doc.fail(key_node, where, "a variable name is lower-case letters, digits and '_'")
-        fields = doc.mapping(body, where, ("type", "description", "default"))
-        if "type" not in fields:
-            raise doc.fail(body, f"{where}.type", "missing")
-        var_type: VarType = doc.choice(fields["type"], f"{where}.type", VarType)
+            raise loaded.fail(where, "a variable name is lower-case letters, digits and '_'")
         if name.startswith("exfix_"):
             expected = PLANNER_VARIABLES.get(name)
             if expected is None:
-                raise doc.fail(
-                    key_node, where, f"not a planner variable (known: {', '.join(PLANNER_VARIABLES)})"
-                )
-            if var_type is not expected:
-                raise doc.fail(fields["type"], f"{where}.type", f"{name} is an {expected.value}")
-        description = (
-            doc.string(fields["description"], f"{where}.description", multiline=True, limit=1000)
-            if "description" in fields else ""
-        )  # fmt: skip
-        default: VarValue | None = None
-        if "default" in fields:
-            default = _default(doc, fields["default"], f"{where}.default", var_type)
-        out.append((Variable(name, var_type, description, default), key_node))
+                raise loaded.fail(where, f"not a planner variable (known: {', '.join(PLANNER_VARIABLES)})")
+            if entry.type is not expected:
+                raise loaded.fail((*where, "type"), f"{name} is an {expected.value}")
+        default = None if entry.default is None else _default(loaded, (*where, "default"), entry)
+        out.append(Variable(name, entry.type, entry.description, default))
     return tuple(out)
 
 
-def _default(doc: _Doc, node: yaml.Node, key: str, var_type: VarType) -> VarValue:
-    if var_type is VarType.BOOLEAN:
-        return doc.boolean(node, key)
-    if var_type is VarType.INTEGER:
-        return doc.integer(node, key, 0, 10**9)
-    if var_type is VarType.ADDRESS_LIST:
-        items = tuple(doc.string(item, f"{key}[{i}]") for i, item in enumerate(doc.sequence(node, key)))
-        try:
-            return check_value(var_type, items)
-        except ValueError as exc:
-            raise doc.fail(node, key, str(exc)) from None
-    text = doc.string(node, key)
+_DEFAULT_SHAPES: Mapping[VarType, tuple[type, str]] = {
+    VarType.BOOLEAN: (bool, "true or false"),
+    VarType.INTEGER: (int, "a whole number"),
+    VarType.ADDRESS_LIST: (tuple, "a list"),
+    VarType.STRING: (str, "a string"),
+    VarType.DOMAIN: (str, "a string"),
+}
+
+
+def _default(loaded: Loaded[_PlaybookFile], where: KeyPath, entry: _VariableEntry) -> VarValue:
+    value = entry.default
+    shape, expected = _DEFAULT_SHAPES[entry.type]
+    if not isinstance(value, shape) or (shape is int and isinstance(value, bool)):
+        raise loaded.fail(
+            where, f"must be {expected}, not {kind(value)} (the variable is of type {entry.type.value})"
+        )
     try:
-        return check_value(var_type, text)
+        if entry.type is VarType.INTEGER:
+            return between(0, 10**9)(typing.cast(int, value))
+        if entry.type is VarType.BOOLEAN:
+            return typing.cast(bool, value)
+        return check_value(entry.type, typing.cast(VarValue, value))
     except ValueError as exc:
-        raise doc.fail(node, key, str(exc)) from None
+        raise loaded.fail(where, str(exc)) from None
 
 
 def check_value(var_type: VarType, value: VarValue) -> VarValue:
@@ -481,163 +382,94 @@ def _disruptive(fix_id: str) -> bool:
 
 def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:
     """A validated Playbook from YAML text. Raises PlaybookError (file, line, key)."""
-    doc = _Doc(source)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = None if mark is None else mark.line + 1
-        raise PlaybookError(source, f"not valid YAML: {exc.problem or exc.context}", line=line) from None
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a raw escape, NUL)
-        line = text.count("\n", 0, max(0, exc.position)) + 1
-        raise PlaybookError(
-            source, f"not valid YAML: character {exc.character!r} is not allowed", line=line
-        ) from None
-    except yaml.YAMLError as exc:
-        raise PlaybookError(source, f"not valid YAML: {one_line(str(exc))}") from None
-    if root is None:
-        raise PlaybookError(source, "the playbook is empty")
-    doc.root = root
-    top = doc.mapping(root, None, _TOP_KEYS)
-    for name in _REQUIRED:
-        if name not in top:
-            raise doc.fail(root, name, "missing")
-
-    name = doc.string(top["name"], "name", limit=63)
-    if not _NAME.match(name):
-        raise doc.fail(top["name"], "name", "must be lower-case letters, digits and '-'")
-    description = doc.string(top["description"], "description", multiline=True, limit=4000)
-    mode: Mode = doc.choice(top["mode"], "mode", Mode)
-    approval: Approval = (
-        doc.choice(top["approval"], "approval", Approval) if "approval" in top else Approval.REQUIRED
-    )
-    allow_restart = doc.boolean(top["allow_restart"], "allow_restart") if "allow_restart" in top else False
-    serial = doc.integer(top["serial"], "serial", 1, 256) if "serial" in top else 1
-    max_fail = doc.integer(top["max_fail"], "max_fail", 0, 100000) if "max_fail" in top else 0
-
-    verify = Verify()
-    if "verify" in top:
-        fields = doc.mapping(top["verify"], "verify", ("retry_queues", "timeout"))
-        if "retry_queues" in fields and not doc.boolean(fields["retry_queues"], "verify.retry_queues"):
-            # agent.apply verifies a fix by its symptom: it always re-attempts the queues that
-            # were failing (Retry-Queue) and waits for them to drain.
-            raise doc.fail(
-                fields["retry_queues"],
-                "verify.retry_queues",
-                "exfix verifies every fix by retrying the affected queues; false is not supported",
-            )
-        if "timeout" in fields:
-            verify = Verify(timeout=doc.number(fields["timeout"], "verify.timeout", 1, 3600))
-
-    variables = _variables(doc, top["variables"]) if "variables" in top else ()
-    by_name = {v.name: v for v, _ in variables}
-    if "rules" in top:
-        selectors = _rule_selectors(doc, top["rules"], by_name)
-    else:
-        selectors = tuple((RuleSelector(rule.id), root) for rule in RULES)
-
-    # 'all' in fixes means every fix of the rules this playbook acts on.
-    reachable = {RULES_BY_ID[s.rule_id].metadata.fix_id for s, _ in selectors}
-    known_fixes = tuple(FIXES)
-    in_scope = tuple(f for f in FIXES if f in reachable)
-    plan: tuple[tuple[str, yaml.Node], ...] = ()
-    apply: tuple[tuple[str, yaml.Node], ...] = ()
-    if "fixes" in top:
-        fields = doc.mapping(top["fixes"], "fixes", ("plan", "apply"))
-        if "plan" in fields:
-            plan = doc.ids(fields["plan"], "fixes.plan", known_fixes, "fix", every=in_scope)
-        if "apply" in fields:
-            apply = doc.ids(fields["apply"], "fixes.apply", known_fixes, "fix", every=in_scope)
-    plan_ids = tuple(f for f, _ in plan)
-    apply_ids = tuple(f for f, _ in apply)
-
-    # Consistency (the module docstring says why each rule exists).
-    for i, (fix, node) in enumerate(plan):
-        if fix not in reachable:
-            raise doc.fail(
-                node, f"fixes.plan[{i}]", f"fix {fix!r} fixes none of the rules this playbook acts on"
-            )
-    for i, (fix, node) in enumerate(apply):
-        if fix not in plan_ids:
-            raise doc.fail(
-                node, f"fixes.apply[{i}]", f"fix {fix!r} may be applied but not planned: add it to fixes.plan"
-            )
-    if mode is Mode.DIAGNOSE and (plan or apply):
-        raise doc.fail(doc.key_node("fixes"), "fixes", "a diagnose playbook never plans: remove fixes")
-    if mode is Mode.PLAN:
-        if apply:
-            raise doc.fail(
-                doc.key_node("fixes.apply", "fixes"),
-                "fixes.apply",
-                "a plan playbook never applies: remove fixes.apply",
-            )
-        if not plan:
-            raise doc.fail(
-                doc.key_node("fixes.plan", "fixes"), "fixes.plan", "a plan playbook needs fixes to plan"
-            )
-    if mode is Mode.APPLY and not apply:
-        raise doc.fail(
-            doc.key_node("fixes.apply", "fixes"), "fixes.apply", "an apply playbook needs fixes to apply"
-        )
-    if mode is not Mode.APPLY and "approval" in top and approval is Approval.AUTO:
-        raise doc.fail(top["approval"], "approval", f"auto approval means nothing in {mode.value} mode")
-    if approval is Approval.AUTO:
-        for i, (fix, node) in enumerate(apply):
-            if _disruptive(fix):
-                raise doc.fail(
-                    node,
-                    f"fixes.apply[{i}]",
-                    f"approval: auto, but fix {fix!r} disrupts mail flow (it restarts MSExchangeTransport): "
-                    "a disruptive fix is never applied without approval",
-                )
-        if allow_restart:
-            raise doc.fail(
-                top["allow_restart"],
-                "allow_restart",
-                "approval: auto cannot allow a restart: a restart stops mail flow",
-            )
-    elif mode is Mode.APPLY and set(apply_ids) != set(plan_ids):
-        raise doc.fail(
-            doc.key_node("fixes.apply", "fixes"),
-            "fixes.apply",
-            "with approval: required the playbook applies exactly what was approved: "
-            "fixes.apply must list the same fixes as fixes.plan",
-        )
-    if allow_restart and mode is not Mode.APPLY:
-        raise doc.fail(top["allow_restart"], "allow_restart", f"means nothing in {mode.value} mode")
-
-    return Playbook(
-        name=name,
-        description=description,
-        rules=tuple(s for s, _ in selectors),
-        plan_fixes=plan_ids,
-        apply_fixes=apply_ids,
-        mode=mode,
-        approval=approval,
-        allow_restart=allow_restart,
-        serial=serial,
-        max_fail=max_fail,
-        verify=verify,
-        variables=tuple(v for v, _ in variables),
-        source=source,
-        sha256=sha256,
-    )
+    return _playbook(_DOCUMENT.read_yaml(text, source=source), sha256)
 
 
 def load_playbook(path: str | Path) -> Playbook:
     """Read and validate the playbook file at ``path``."""
     source = str(path)
     try:
-        data = Path(path).read_bytes()[: MAX_BYTES + 1]
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise PlaybookError(source, f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_BYTES:
-        raise PlaybookError(source, f"larger than {MAX_BYTES // 1024} KiB: not a playbook")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PlaybookError(source, f"not UTF-8 text (byte {exc.start})") from None
-    return parse_playbook(text, source=source, sha256=hashlib.sha256(data).hexdigest())
+    loaded = _DOCUMENT.read_bytes(data, source=source, syntax="yaml")
+    return _playbook(loaded, hashlib.sha256(data).hexdigest())
+
+
+def _playbook(loaded: Loaded[_PlaybookFile], sha256: str) -> Playbook:
+    """The checks across fields (the module docstring says why each exists)."""
+    book, fail = loaded.value, loaded.fail
+    if not book.verify.retry_queues:
+        # agent.apply verifies a fix by its symptom: it always re-attempts the queues that
+        # were failing (Retry-Queue) and waits for them to drain.
+        raise fail(
+            ("verify", "retry_queues"),
+            "exfix verifies every fix by retrying the affected queues; false is not supported",
+        )
+    variables = _variables(loaded)
+    selectors = _rule_selectors(loaded, {v.name: v for v in variables})
+
+    # 'all' in fixes means every fix of the rules this playbook acts on.
+    reachable = {RULES_BY_ID[s.rule_id].metadata.fix_id for s in selectors}
+    in_scope = tuple(f for f in FIXES if f in reachable)
+    plan = _fix_ids(loaded, "plan", in_scope)
+    apply = _fix_ids(loaded, "apply", in_scope)
+    plan_ids = tuple(f for f, _ in plan)
+    apply_ids = tuple(f for f, _ in apply)
+    mode, approval = book.mode, book.approval
+
+    for fix, where in plan:
+        if fix not in reachable:
+            raise fail(where, f"fix {fix!r} fixes none of the rules this playbook acts on")
+    for fix, where in apply:
+        if fix not in plan_ids:
+            raise fail(where, f"fix {fix!r} may be applied but not planned: add it to fixes.plan")
+    if mode is Mode.DIAGNOSE and (plan or apply):
+        raise fail(("fixes",), "a diagnose playbook never plans: remove fixes")
+    if mode is Mode.PLAN:
+        if apply:
+            raise fail(("fixes", "apply"), "a plan playbook never applies: remove fixes.apply")
+        if not plan:
+            raise fail(("fixes", "plan"), "a plan playbook needs fixes to plan")
+    if mode is Mode.APPLY and not apply:
+        raise fail(("fixes", "apply"), "an apply playbook needs fixes to apply")
+    if mode is not Mode.APPLY and approval is Approval.AUTO:
+        raise fail(("approval",), f"auto approval means nothing in {mode.value} mode")
+    if approval is Approval.AUTO:
+        for fix, where in apply:
+            if _disruptive(fix):
+                raise fail(
+                    where,
+                    f"approval: auto, but fix {fix!r} disrupts mail flow (it restarts MSExchangeTransport): "
+                    "a disruptive fix is never applied without approval",
+                )
+        if book.allow_restart:
+            raise fail(("allow_restart",), "approval: auto cannot allow a restart: a restart stops mail flow")
+    elif mode is Mode.APPLY and set(apply_ids) != set(plan_ids):
+        raise fail(
+            ("fixes", "apply"),
+            "with approval: required the playbook applies exactly what was approved: "
+            "fixes.apply must list the same fixes as fixes.plan",
+        )
+    if book.allow_restart and mode is not Mode.APPLY:
+        raise fail(("allow_restart",), f"means nothing in {mode.value} mode")
+
+    return Playbook(
+        name=book.name,
+        description=book.description,
+        rules=selectors,
+        plan_fixes=plan_ids,
+        apply_fixes=apply_ids,
+        mode=mode,
+        approval=approval,
+        allow_restart=book.allow_restart,
+        serial=book.serial,
+        max_fail=book.max_fail,
+        verify=book.verify,
+        variables=variables,
+        source=loaded.source,
+        sha256=sha256,
+    )
 
 
 # --- shipped playbooks and names ------------------------------------------------------------

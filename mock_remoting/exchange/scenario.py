@@ -4,6 +4,11 @@ A scenario (``mock_remoting/scenarios/<name>.yaml``, format in ``mock_remoting/R
 describes one organisation: its DNS (validated by :class:`DnsWorld`), its send connectors and
 its Exchange hosts with their NICs, transport DNS settings, queues and replayed captures.
 
+The file is read by exfix's strict document reader (agent/model/document.py): the shape of
+each section is declared below as a dataclass, and what depends on more than one value (NIC
+addresses, DNS servers that must exist, connector source servers) is checked after reading,
+with the file's line. Key paths are written ``hosts.0.nics.1``, as DnsWorld writes them.
+
 Everything here is immutable. The mutable run-time state lives in ``state.py``; it is built
 from these values by :class:`~mock_remoting.exchange.host.Fleet`.
 """
@@ -12,45 +17,89 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Literal
 
 from agent.errors import ScenarioError
+from agent.model.document import Document, Invalid, KeyPath, Loaded, between, each, key, text
+from agent.rules.registry import RULES_BY_ID
 from mock_remoting.dns.world import DnsWorld
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
-RULE_IDS = (
-    "queue-dns-failure",
-    "nic-dns-registration-disabled",
-    "nic-external-dns-server",
-    "transport-external-dns-unresolvable",
-    "transport-internal-dns-misconfigured",
-    "transport-no-dns-configured",
-    "remote-domain-aaaa-broken",
-    "remote-domain-no-mail-dns",
-    "dns-server-unreachable",
-    "dns-fault-tolerance",
-)
+RULE_IDS = tuple(RULES_BY_ID)  # what expect.rules may name: exfix's own rule registry
 
-EXTERNAL_DELIVERY_TYPES = ("DnsConnectorDelivery", "SmartHostConnectorDelivery")
-INTERNAL_DELIVERY_TYPES = (
+ExternalDelivery = Literal["DnsConnectorDelivery", "SmartHostConnectorDelivery"]
+InternalDelivery = Literal[
     "SmtpRelayToMailboxDeliveryGroup",
     "SmtpRelayToDag",
     "SmtpRelayToRemoteAdSite",
     "SmtpRelayToRemoteActiveDirectorySite",
     "SmtpDeliveryToMailbox",
-)
-PROTOCOL_OPTIONS = ("Any", "UseTcpOnly", "UseUdpOnly")
-FAULT_TOLERANCE = ("Lenient", "Normal")
-AUTH_MECHANISMS = ("None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
+]
+DeliveryType = Literal[ExternalDelivery, InternalDelivery]
+ProtocolOption = Literal["Any", "UseTcpOnly", "UseUdpOnly"]
+FaultTolerance = Literal["Lenient", "Normal"]
+AuthMechanism = Literal["None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative"]
+
+EXTERNAL_DELIVERY_TYPES: tuple[str, ...] = typing.get_args(ExternalDelivery)
+INTERNAL_DELIVERY_TYPES: tuple[str, ...] = typing.get_args(InternalDelivery)
+PROTOCOL_OPTIONS: tuple[str, ...] = typing.get_args(ProtocolOption)
+FAULT_TOLERANCE: tuple[str, ...] = typing.get_args(FaultTolerance)
+AUTH_MECHANISMS: tuple[str, ...] = typing.get_args(AuthMechanism)
 
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,13}[A-Za-z0-9])?$")
 _VERSION = re.compile(r"^(8|14|15)\.(\d+)\.(\d+)\.(\d+)$")
+_CMDLET = re.compile(r"^[A-Za-z]+-[A-Za-z]+$")
+_MAC = re.compile(r"^([0-9A-F]{2}-){5}[0-9A-F]{2}$")
+
+# Names, aliases and comments may hold any character: the lab serves hostile values on purpose.
+_TEXT = text(limit=None, printable=False)
+_CHOICE = key(ignore_case=True)  # PowerShell compares these values without regard to case
+
+
+def _addresses(version: int | None) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """A check: every item an IP address (of ``version``), normalised."""
+
+    def one(item: str) -> str:
+        try:
+            address = ipaddress.ip_address(item.strip())
+        except ValueError:
+            raise ValueError(f"not an IP address: {item!r}") from None
+        if version is not None and address.version != version:
+            raise ValueError(f"not an IPv{version} address: {item!r}")
+        return str(address)  # duplicates are kept: real NICs show them (EXCHANGE_FACTS)
+
+    return each(one)
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value.strip()))
+    except ValueError:
+        raise ValueError(f"not an IPv4 address: {value!r}") from None
+
+
+def _rule_ids(value: tuple[str, ...]) -> tuple[str, ...]:
+    for i, item in enumerate(value):
+        if item not in RULES_BY_ID:
+            raise Invalid(f"{item!r} is not a rule id ({', '.join(RULE_IDS)})", at=(i,))
+    return tuple(dict.fromkeys(value))
+
+
+def _address_spaces(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        raise ValueError("expected at least one address space")
+    out = []
+    for i, item in enumerate(value):
+        space = parse_address_space(item)
+        if space is None:
+            raise Invalid(f"not an address space like 'SMTP:*;1': {item!r}", at=(i,))
+        out.append(format_address_space(space))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,24 +124,25 @@ class NicSpec:
 
 @dataclass(frozen=True, slots=True)
 class TransportSpec:
-    """Get-/Set-TransportService DNS settings (the defaults are Exchange's)."""
+    """Get-/Set-TransportService DNS settings (the defaults are Exchange's); also the shape of
+    a host's ``transport`` section."""
 
     external_dns_adapter_enabled: bool = True
-    external_dns_servers: tuple[str, ...] = ()
-    external_dns_protocol_option: str = "Any"
+    external_dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(None)))
+    external_dns_protocol_option: ProtocolOption = field(default="Any", metadata=_CHOICE)
     internal_dns_adapter_enabled: bool = True
-    internal_dns_servers: tuple[str, ...] = ()
-    internal_dns_protocol_option: str = "Any"
+    internal_dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(None)))
+    internal_dns_protocol_option: ProtocolOption = field(default="Any", metadata=_CHOICE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueSpec:
     """One delivery queue at load. ``target`` is the server an internal queue delivers to."""
 
-    next_hop: str
-    delivery_type: str
-    messages: int
-    target: str | None
+    next_hop: str = field(metadata=key(check=_TEXT))
+    delivery_type: DeliveryType = field(default="DnsConnectorDelivery", metadata=_CHOICE)
+    messages: int = field(metadata=key(check=between(0, 10**9)))
+    target: str | None = None
 
     @property
     def external(self) -> bool:
@@ -101,15 +151,17 @@ class QueueSpec:
 
 @dataclass(frozen=True, slots=True)
 class ConnectorSpec:
-    name: str
-    address_spaces: tuple[str, ...]
+    """A send connector; also the shape of a ``send_connectors`` entry."""
+
+    name: str = field(metadata=key(check=_TEXT))
+    address_spaces: tuple[str, ...] = field(metadata=key(check=_address_spaces))
     source_transport_servers: tuple[str, ...]
     dns_routing_enabled: bool = True
-    smart_hosts: tuple[str, ...] = ()
+    smart_hosts: tuple[str, ...] = field(default=(), metadata=key(check=each(_TEXT)))
     use_external_dns_servers_enabled: bool = False
-    smart_host_auth_mechanism: str = "None"
+    smart_host_auth_mechanism: AuthMechanism = field(default="None", metadata=_CHOICE)
     enabled: bool = True
-    port: int = 25
+    port: int = field(default=25, metadata=key(check=between(1, 65535)))
     comment: str = ""
 
 
@@ -149,7 +201,6 @@ class Scenario:
     send_connectors: tuple[ConnectorSpec, ...]
     hosts: tuple[HostSpec, ...]
     source: Path
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ad_domain(self) -> str:
@@ -166,6 +217,66 @@ class Scenario:
             for addresses in ((zone or {}).get("a") or {}).values():
                 found.update(str(a) for a in addresses or ())
         return frozenset(found)
+
+
+# --- the file's shape ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Expect:
+    rules: tuple[str, ...] = field(default=(), metadata=key(check=_rule_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class _NicFile:
+    alias: str = field(metadata=key(check=_TEXT))
+    index: int = field(metadata=key(check=between(1, 2**31 - 1)))
+    ipv4: str  # an address with an optional /prefix (default /24)
+    mapi: bool = False
+    gateway: str | None = field(default=None, metadata=key(check=_ipv4))
+    dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(4)))
+    ipv6_dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(6)))
+    dhcp_dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(4)))
+    register: bool = True
+    use_suffix: bool = False
+    suffix: str = ""
+    description: str = field(default="Microsoft Hyper-V Network Adapter", metadata=key(check=_TEXT))
+    mac: str | None = None  # default: from the index
+
+
+@dataclass(frozen=True, slots=True)
+class _HostFile:
+    name: str
+    version: str
+    nics: tuple[_NicFile, ...]
+    fqdn: str | None = None  # default: name.<AD domain>
+    site: str | None = field(default=None, metadata=key(check=_TEXT))  # default: the organization's
+    edition: str = field(default="Standard", metadata=key(check=_TEXT))
+    transport: TransportSpec = TransportSpec()
+    dns_fault_tolerance: FaultTolerance | None = field(default=None, metadata=_CHOICE)
+    transport_service: Literal["Running", "Stopped"] = field(default="Running", metadata=_CHOICE)
+    queues: tuple[QueueSpec, ...] = ()
+    replay: Mapping[str, str] = field(default_factory=dict)  # cmdlet -> Export-Clixml capture
+    faults: Mapping[str, Any] = field(default_factory=dict)  # mock_remoting/server/faults.py reads them
+    expect: _Expect = _Expect()
+
+
+@dataclass(frozen=True, slots=True)
+class _ScenarioFile:
+    description: str = field(metadata=key(check=_TEXT))
+    organization: Mapping[str, Any]  # DnsWorld validates it, and dns
+    dns: Mapping[str, Any]
+    hosts: tuple[_HostFile, ...]
+    name: str | None = field(default=None, metadata=key(check=_TEXT))  # default: the file's stem
+    expect: _Expect = _Expect()
+    exchange_organization: str = field(default="First Organization", metadata=key(check=_TEXT))
+    send_connectors: tuple[ConnectorSpec, ...] = ()
+
+
+# An empty ``queues:`` or ``send_connectors:`` is common in hand-written scenarios: it means none.
+_DOCUMENT = Document(
+    _ScenarioFile, ScenarioError, what="a scenario", dotted_indexes=True, null_is_absent=True
+)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -186,7 +297,7 @@ def shipped_scenarios() -> tuple[str, ...]:
 def load_scenario(name_or_path: str | Path, *, hosts: int | None = None) -> Scenario:
     """Load and validate a scenario. ``hosts=N`` clones the hosts round-robin into N hosts.
 
-    Raises :class:`agent.errors.ScenarioError` (file, key, one-line problem) for any problem.
+    Raises :class:`agent.errors.ScenarioError` (file, line, key, one-line problem) for any problem.
     """
     path = scenario_path(name_or_path)
     source = str(path)
@@ -197,170 +308,58 @@ def load_scenario(name_or_path: str | Path, *, hosts: int | None = None) -> Scen
         raise ScenarioError(source, f"no such scenario file (shipped scenarios: {known})") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ScenarioError(source, f"cannot read: {error}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ScenarioError(source, f"invalid YAML: {problem}", line=line) from None
-    scenario = _Reader(source, path).scenario(raw)
+    scenario = _Builder(_DOCUMENT.read_yaml(text, source=source), path).scenario()
     if hosts is not None:
         scenario = scale_fleet(scenario, hosts)
     return scenario
 
 
-class _Reader:
-    def __init__(self, source: str, path: Path) -> None:
-        self.source = source
+class _Builder:
+    """The checks across values, on a scenario that was read; errors name the file's line."""
+
+    def __init__(self, loaded: Loaded[_ScenarioFile], path: Path) -> None:
+        self.loaded = loaded
+        self.fail = loaded.fail
         self.path = path
 
-    def fail(self, key: str, problem: str) -> ScenarioError:
-        return ScenarioError(self.source, problem, key=key)
-
-    # small typed readers
-
-    def mapping(self, value: Any, key: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(key, f"expected a mapping, got {_kind(value)}")
-        return value
-
-    def sequence(self, value: Any, key: str) -> Sequence[Any]:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise self.fail(key, f"expected a list, got {_kind(value)}")
-        return value
-
-    def only(self, value: Mapping[str, Any], key: str, allowed: Sequence[str]) -> None:
-        for name in value:
-            if name not in allowed:
-                where = f"{key}.{name}" if key else str(name)
-                raise self.fail(where, f"unknown key (expected one of: {', '.join(allowed)})")
-
-    def require(self, value: Mapping[str, Any], key: str, name: str) -> Any:
-        if name not in value or value[name] is None:
-            raise self.fail(f"{key}.{name}" if key else name, "missing")
-        return value[name]
-
-    def text(self, value: Any, key: str, *, empty: bool = False) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self.fail(key, f"expected a string, got {_kind(value)}")
-        result = str(value)
-        if not empty and not result.strip():
-            raise self.fail(key, "must not be empty")
-        return result
-
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {value!r}")
-        return value
-
-    def integer(self, value: Any, key: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(key, f"expected a whole number from {low} to {high}, got {value!r}")
-        return value
-
-    def choice(self, value: Any, key: str, choices: Sequence[str]) -> str:
-        for option in choices:
-            if isinstance(value, str) and value.lower() == option.lower():
-                return option
-        raise self.fail(key, f"{value!r} is not one of: {', '.join(choices)}")
-
-    def ipv4(self, value: Any, key: str) -> str:
+    def scenario(self) -> Scenario:
+        top = self.loaded.value
         try:
-            return str(ipaddress.IPv4Address(str(value).strip())) if isinstance(value, str) else _bad()
-        except ValueError:
-            raise self.fail(key, f"not an IPv4 address: {value!r}") from None
-
-    def ip_list(self, value: Any, key: str, version: int | None = 4) -> tuple[str, ...]:
-        result: list[str] = []
-        for index, item in enumerate(self.sequence(value if value is not None else [], key)):
-            try:
-                ip = ipaddress.ip_address(str(item).strip()) if isinstance(item, str) else _bad()
-            except ValueError:
-                raise self.fail(f"{key}.{index}", f"not an IP address: {item!r}") from None
-            if version is not None and ip.version != version:
-                raise self.fail(f"{key}.{index}", f"not an IPv{version} address: {item!r}")
-            result.append(str(ip))  # duplicates are kept: real NICs show them (EXCHANGE_FACTS)
-        return tuple(result)
-
-    def rules(self, value: Any, key: str) -> tuple[str, ...]:
-        items = self.sequence(value if value is not None else [], key)
-        result: list[str] = []
-        for index, item in enumerate(items):
-            if item not in RULE_IDS:
-                raise self.fail(f"{key}.{index}", f"{item!r} is not a rule id ({', '.join(RULE_IDS)})")
-            if item not in result:
-                result.append(item)
-        return tuple(result)
-
-    # sections
-
-    def scenario(self, raw: Any) -> Scenario:
-        top = self.mapping(raw, "")
-        self.only(
-            top,
-            "",
-            (
-                "name",
-                "description",
-                "expect",
-                "organization",
-                "dns",
-                "exchange_organization",
-                "send_connectors",
-                "hosts",
-            ),
-        )
-        name = self.text(top.get("name", self.path.stem), "name")
-        description = self.text(self.require(top, "", "description"), "description")
-        expect = self.mapping(top.get("expect") or {}, "expect")
-        self.only(expect, "expect", ("rules",))
-        expect_rules = self.rules(expect.get("rules"), "expect.rules")
-        organization = self.mapping(self.require(top, "", "organization"), "organization")
-        dns = self.mapping(self.require(top, "", "dns"), "dns")
-        world = DnsWorld.from_scenario(dns, organization, source=self.source)
-        ad_domain = world.ad_domain
-        site = str(organization.get("ad_site") or "Default-First-Site-Name")
-        exchange_org = self.text(
-            top.get("exchange_organization", "First Organization"), "exchange_organization"
-        )
-
-        raw_hosts = self.sequence(self.require(top, "", "hosts"), "hosts")
-        if not raw_hosts:
-            raise self.fail("hosts", "expected at least one host")
+            world = DnsWorld.from_scenario(top.dns, top.organization, source=self.loaded.source)
+        except ScenarioError as error:
+            raise self.loaded.locate(error) from None
+        site = str(top.organization.get("ad_site") or "Default-First-Site-Name")
+        if not top.hosts:
+            raise self.fail(("hosts",), "expected at least one host")
         hosts = tuple(
-            self.host(item, f"hosts.{i}", ad_domain, site, world) for i, item in enumerate(raw_hosts)
+            self.host(item, ("hosts", i), world.ad_domain, site, world) for i, item in enumerate(top.hosts)
         )
         self.unique(hosts)
-
         connectors = tuple(
-            self.connector(item, f"send_connectors.{i}", hosts)
-            for i, item in enumerate(self.sequence(top.get("send_connectors") or [], "send_connectors"))
+            self.connector(item, ("send_connectors", i), hosts) for i, item in enumerate(top.send_connectors)
         )
         names = [c.name.lower() for c in connectors]
         for i, cname in enumerate(names):
             if cname in names[:i]:
                 raise self.fail(
-                    f"send_connectors.{i}.name", f"connector {connectors[i].name!r} is listed twice"
+                    ("send_connectors", i, "name"), f"connector {connectors[i].name!r} is listed twice"
                 )
-
         host_rules = [r for h in hosts for r in h.expect_rules]
-        if any(h.expect_rules for h in hosts) and set(host_rules) != set(expect_rules):
+        if any(h.expect_rules for h in hosts) and set(host_rules) != set(top.expect.rules):
             raise self.fail(
-                "expect.rules",
+                ("expect", "rules"),
                 f"must be the union of the hosts' expect.rules ({', '.join(sorted(set(host_rules)))})",
             )
         return Scenario(
-            name=name,
-            description=description,
-            expect_rules=expect_rules,
-            organization=organization,
-            dns=dns,
-            exchange_organization=exchange_org,
+            name=self.path.stem if top.name is None else top.name,
+            description=top.description,
+            expect_rules=top.expect.rules,
+            organization=top.organization,
+            dns=top.dns,
+            exchange_organization=top.exchange_organization,
             send_connectors=connectors,
             hosts=hosts,
             source=self.path,
-            raw=top,
         )
 
     def unique(self, hosts: Sequence[HostSpec]) -> None:
@@ -369,319 +368,158 @@ class _Reader:
         for i, host in enumerate(hosts):
             for label in (host.name.lower(), host.fqdn):
                 if label in seen_names:
-                    raise self.fail(f"hosts.{i}.name", f"host {label!r} is listed twice")
+                    raise self.fail(("hosts", i, "name"), f"host {label!r} is listed twice")
                 seen_names[label] = i
             for j, nic in enumerate(host.nics):
                 if nic.ipv4 in seen_addresses:
                     raise self.fail(
-                        f"hosts.{i}.nics.{j}.ipv4",
+                        ("hosts", i, "nics", j, "ipv4"),
                         f"{nic.ipv4} is already used by {seen_addresses[nic.ipv4]}",
                     )
                 seen_addresses[nic.ipv4] = host.name
 
-    def host(self, raw: Any, key: str, ad_domain: str, site: str, world: DnsWorld) -> HostSpec:
-        entry = self.mapping(raw, key)
-        self.only(
-            entry,
-            key,
-            (
-                "name",
-                "fqdn",
-                "version",
-                "site",
-                "edition",
-                "nics",
-                "transport",
-                "dns_fault_tolerance",
-                "transport_service",
-                "queues",
-                "replay",
-                "faults",
-                "expect",
-            ),
-        )
-        name = self.text(self.require(entry, key, "name"), f"{key}.name")
+    def host(self, entry: _HostFile, where: KeyPath, ad_domain: str, site: str, world: DnsWorld) -> HostSpec:
+        name = entry.name
         if not _HOST_NAME.match(name):
             raise self.fail(
-                f"{key}.name",
+                (*where, "name"),
                 f"{name!r} is not a NetBIOS-style server name (1-15 letters, digits or hyphens)",
             )
-        fqdn = str(entry.get("fqdn") or f"{name}.{ad_domain}").lower().rstrip(".")
+        fqdn = (entry.fqdn or f"{name}.{ad_domain}").lower().rstrip(".")
         if not fqdn.endswith("." + ad_domain):
-            raise self.fail(f"{key}.fqdn", f"{fqdn!r} is not in the AD domain {ad_domain!r}")
-        version = self.text(self.require(entry, key, "version"), f"{key}.version")
-        match = _VERSION.match(version)
+            raise self.fail((*where, "fqdn"), f"{fqdn!r} is not in the AD domain {ad_domain!r}")
+        match = _VERSION.match(entry.version)
         if not match:
-            raise self.fail(f"{key}.version", f"{version!r} is not a build number like 15.2.1118.7")
+            raise self.fail((*where, "version"), f"{entry.version!r} is not a build number like 15.2.1118.7")
         if match.group(1) == "8":
             # Exchange 2007 has no remote PowerShell (EXCHANGE_FACTS): nothing to emulate.
             raise self.fail(
-                f"{key}.version", "Exchange 2007 (8.x) has no remote PowerShell; use 14.x or 15.x"
+                (*where, "version"), "Exchange 2007 (8.x) has no remote PowerShell; use 14.x or 15.x"
             )
-
-        raw_nics = self.sequence(self.require(entry, key, "nics"), f"{key}.nics")
-        nics = tuple(self.nic(item, f"{key}.nics.{i}", world) for i, item in enumerate(raw_nics))
+        nics = tuple(self.nic(item, (*where, "nics", i), world) for i, item in enumerate(entry.nics))
         if sum(1 for n in nics if n.mapi) != 1:
-            raise self.fail(f"{key}.nics", "exactly one NIC must have mapi: true (the MAPI/primary NIC)")
+            raise self.fail((*where, "nics"), "exactly one NIC must have mapi: true (the MAPI/primary NIC)")
         for i, nic in enumerate(nics):
             for j, other in enumerate(nics[:i]):
                 if nic.index == other.index:
-                    raise self.fail(f"{key}.nics.{i}.index", f"index {nic.index} is also used by nics.{j}")
+                    raise self.fail(
+                        (*where, "nics", i, "index"), f"index {nic.index} is also used by nics.{j}"
+                    )
                 if nic.alias.lower() == other.alias.lower():
-                    raise self.fail(f"{key}.nics.{i}.alias", f"alias {nic.alias!r} is also used by nics.{j}")
-
-        transport = self.transport(entry.get("transport") or {}, f"{key}.transport", world)
-        tolerance = entry.get("dns_fault_tolerance")
-        if tolerance is not None:
-            tolerance = self.choice(tolerance, f"{key}.dns_fault_tolerance", FAULT_TOLERANCE)
-        service = self.choice(
-            entry.get("transport_service", "Running"), f"{key}.transport_service", ("Running", "Stopped")
+                    raise self.fail(
+                        (*where, "nics", i, "alias"), f"alias {nic.alias!r} is also used by nics.{j}"
+                    )
+        transport = entry.transport
+        self.listed_servers(
+            transport.external_dns_servers, (*where, "transport", "external_dns_servers"), world
+        )
+        self.listed_servers(
+            transport.internal_dns_servers, (*where, "transport", "internal_dns_servers"), world
         )
         queues = tuple(
-            self.queue(item, f"{key}.queues.{i}", fqdn, ad_domain)
-            for i, item in enumerate(self.sequence(entry.get("queues") or [], f"{key}.queues"))
+            self.queue(item, (*where, "queues", i), ad_domain) for i, item in enumerate(entry.queues)
         )
         replay: dict[str, Path] = {}
-        for cmdlet, raw_path in self.mapping(entry.get("replay") or {}, f"{key}.replay").items():
-            rkey = f"{key}.replay.{cmdlet}"
-            if not isinstance(cmdlet, str) or not re.match(r"^[A-Za-z]+-[A-Za-z]+$", cmdlet):
-                raise self.fail(rkey, "expected a cmdlet name such as Get-DnsClient")
-            capture = Path(self.text(raw_path, rkey))
+        for cmdlet, raw_path in entry.replay.items():
+            at = (*where, "replay", cmdlet)
+            if not _CMDLET.match(cmdlet):
+                raise self.fail(at, "expected a cmdlet name such as Get-DnsClient")
+            capture = Path(raw_path)
             if not capture.is_absolute():
                 capture = (self.path.parent / capture).resolve()
             if not capture.is_file():
-                raise self.fail(rkey, f"capture file not found: {capture}")
+                raise self.fail(at, f"capture file not found: {capture}")
             replay[cmdlet.lower()] = capture
-        faults = self.mapping(entry.get("faults") or {}, f"{key}.faults")
-        expect = self.mapping(entry.get("expect") or {}, f"{key}.expect")
-        self.only(expect, f"{key}.expect", ("rules",))
         return HostSpec(
             name=name,
             fqdn=fqdn,
-            version=version,
-            site=self.text(entry.get("site", site), f"{key}.site"),
-            edition=self.text(entry.get("edition", "Standard"), f"{key}.edition"),
+            version=entry.version,
+            site=site if entry.site is None else entry.site,
+            edition=entry.edition,
             nics=nics,
             transport=transport,
-            dns_fault_tolerance=tolerance,
-            transport_running=service == "Running",
+            dns_fault_tolerance=entry.dns_fault_tolerance,
+            transport_running=entry.transport_service == "Running",
             queues=queues,
             replay=replay,
-            faults=dict(faults),
-            expect_rules=self.rules(expect.get("rules"), f"{key}.expect.rules"),
+            faults=dict(entry.faults),
+            expect_rules=entry.expect.rules,
         )
 
-    def listed_servers(self, servers: Sequence[str], key: str, world: DnsWorld) -> None:
+    def listed_servers(self, servers: Sequence[str], where: KeyPath, world: DnsWorld) -> None:
         # Every server a host starts with must exist, so the lab runs a responder for it
         # (an address nobody listed would be silently unreachable: say so instead).
         for i, server in enumerate(servers):
             if not world.has_server(server):
                 raise self.fail(
-                    f"{key}.{i}",
+                    (*where, i),
                     f"DNS server {server} is not listed in dns.servers "
                     "(list it, with kind: unreachable if it should not answer)",
                 )
 
-    def nic(self, raw: Any, key: str, world: DnsWorld) -> NicSpec:
-        entry = self.mapping(raw, key)
-        self.only(
-            entry,
-            key,
-            (
-                "alias",
-                "index",
-                "ipv4",
-                "mapi",
-                "gateway",
-                "dns_servers",
-                "ipv6_dns_servers",
-                "dhcp_dns_servers",
-                "register",
-                "use_suffix",
-                "suffix",
-                "description",
-                "mac",
-            ),
-        )
-        alias = self.text(self.require(entry, key, "alias"), f"{key}.alias")
-        index = self.integer(self.require(entry, key, "index"), f"{key}.index", 1, 2**31 - 1)
-        raw_ip = self.text(self.require(entry, key, "ipv4"), f"{key}.ipv4")
+    def nic(self, entry: _NicFile, where: KeyPath, world: DnsWorld) -> NicSpec:
+        raw_ip = entry.ipv4.strip()
         try:
-            interface = ipaddress.IPv4Interface(raw_ip.strip() if "/" in raw_ip else f"{raw_ip.strip()}/24")
+            interface = ipaddress.IPv4Interface(raw_ip if "/" in raw_ip else f"{raw_ip}/24")
         except ValueError:
-            raise self.fail(f"{key}.ipv4", f"not an IPv4 address with optional /prefix: {raw_ip!r}") from None
-        gateway = entry.get("gateway")
-        dns_servers = self.ip_list(entry.get("dns_servers"), f"{key}.dns_servers", 4)
-        self.listed_servers(dns_servers, f"{key}.dns_servers", world)
-        mac = str(entry.get("mac") or f"00-15-5D-00-{(index >> 8) & 0xFF:02X}-{index & 0xFF:02X}").upper()
-        if not re.match(r"^([0-9A-F]{2}-){5}[0-9A-F]{2}$", mac):
-            raise self.fail(f"{key}.mac", f"not a MAC address like 00-15-5D-00-0A-02: {mac!r}")
+            raise self.fail(
+                (*where, "ipv4"), f"not an IPv4 address with optional /prefix: {entry.ipv4!r}"
+            ) from None
+        self.listed_servers(entry.dns_servers, (*where, "dns_servers"), world)
+        index = entry.index
+        mac = (entry.mac or f"00-15-5D-00-{(index >> 8) & 0xFF:02X}-{index & 0xFF:02X}").upper()
+        if not _MAC.match(mac):
+            raise self.fail((*where, "mac"), f"not a MAC address like 00-15-5D-00-0A-02: {mac!r}")
         return NicSpec(
-            alias=alias,
+            alias=entry.alias,
             index=index,
             ipv4=str(interface.ip),
             prefix_length=interface.network.prefixlen,
-            mapi=self.boolean(entry.get("mapi", False), f"{key}.mapi"),
-            gateway=None if gateway is None else self.ipv4(gateway, f"{key}.gateway"),
-            dns_servers=dns_servers,
-            ipv6_dns_servers=self.ip_list(entry.get("ipv6_dns_servers"), f"{key}.ipv6_dns_servers", 6),
-            dhcp_dns_servers=self.ip_list(entry.get("dhcp_dns_servers"), f"{key}.dhcp_dns_servers", 4),
-            register=self.boolean(entry.get("register", True), f"{key}.register"),
-            use_suffix=self.boolean(entry.get("use_suffix", False), f"{key}.use_suffix"),
-            suffix=self.text(entry.get("suffix", ""), f"{key}.suffix", empty=True),
-            description=self.text(
-                entry.get("description", "Microsoft Hyper-V Network Adapter"), f"{key}.description"
-            ),
+            mapi=entry.mapi,
+            gateway=entry.gateway,
+            dns_servers=entry.dns_servers,
+            ipv6_dns_servers=entry.ipv6_dns_servers,
+            dhcp_dns_servers=entry.dhcp_dns_servers,
+            register=entry.register,
+            use_suffix=entry.use_suffix,
+            suffix=entry.suffix,
+            description=entry.description,
             mac=mac,
         )
 
-    def transport(self, raw: Any, key: str, world: DnsWorld) -> TransportSpec:
-        entry = self.mapping(raw, key)
-        allowed = (
-            "external_dns_adapter_enabled",
-            "external_dns_servers",
-            "external_dns_protocol_option",
-            "internal_dns_adapter_enabled",
-            "internal_dns_servers",
-            "internal_dns_protocol_option",
-        )
-        self.only(entry, key, allowed)
-        external = self.ip_list(entry.get("external_dns_servers"), f"{key}.external_dns_servers", None)
-        internal = self.ip_list(entry.get("internal_dns_servers"), f"{key}.internal_dns_servers", None)
-        self.listed_servers(external, f"{key}.external_dns_servers", world)
-        self.listed_servers(internal, f"{key}.internal_dns_servers", world)
-        return TransportSpec(
-            external_dns_adapter_enabled=self.boolean(
-                entry.get("external_dns_adapter_enabled", True), f"{key}.external_dns_adapter_enabled"
-            ),
-            external_dns_servers=external,
-            external_dns_protocol_option=self.choice(
-                entry.get("external_dns_protocol_option", "Any"),
-                f"{key}.external_dns_protocol_option",
-                PROTOCOL_OPTIONS,
-            ),
-            internal_dns_adapter_enabled=self.boolean(
-                entry.get("internal_dns_adapter_enabled", True), f"{key}.internal_dns_adapter_enabled"
-            ),
-            internal_dns_servers=internal,
-            internal_dns_protocol_option=self.choice(
-                entry.get("internal_dns_protocol_option", "Any"),
-                f"{key}.internal_dns_protocol_option",
-                PROTOCOL_OPTIONS,
-            ),
-        )
-
-    def queue(self, raw: Any, key: str, own_fqdn: str, ad_domain: str) -> QueueSpec:
-        entry = self.mapping(raw, key)
-        self.only(entry, key, ("next_hop", "delivery_type", "messages", "target"))
-        next_hop = self.text(self.require(entry, key, "next_hop"), f"{key}.next_hop")
-        delivery = self.choice(
-            entry.get("delivery_type", "DnsConnectorDelivery"),
-            f"{key}.delivery_type",
-            EXTERNAL_DELIVERY_TYPES + INTERNAL_DELIVERY_TYPES,
-        )
-        messages = self.integer(self.require(entry, key, "messages"), f"{key}.messages", 0, 10**9)
-        target: str | None = None
-        if delivery in INTERNAL_DELIVERY_TYPES:
-            target = str(entry.get("target") or next_hop).lower().rstrip(".")
+    def queue(self, entry: QueueSpec, where: KeyPath, ad_domain: str) -> QueueSpec:
+        if entry.delivery_type in INTERNAL_DELIVERY_TYPES:
+            target = (entry.target or entry.next_hop).lower().rstrip(".")
             if not target.endswith("." + ad_domain):
                 raise self.fail(
-                    f"{key}.target",
+                    (*where, "target"),
                     f"an internal queue delivers to a server in {ad_domain!r}, got {target!r}",
                 )
-        elif "target" in entry:
+            return replace(entry, target=target)
+        if entry.target is not None:
             raise self.fail(
-                f"{key}.target",
+                (*where, "target"),
                 "only internal queues have a target; external queues resolve next_hop through MX records",
             )
-        else:
-            next_hop = next_hop.lower().rstrip(".")
-        return QueueSpec(next_hop=next_hop, delivery_type=delivery, messages=messages, target=target)
+        return replace(entry, next_hop=entry.next_hop.lower().rstrip("."))
 
-    def connector(self, raw: Any, key: str, hosts: Sequence[HostSpec]) -> ConnectorSpec:
-        entry = self.mapping(raw, key)
-        self.only(
-            entry,
-            key,
-            (
-                "name",
-                "address_spaces",
-                "source_transport_servers",
-                "dns_routing_enabled",
-                "smart_hosts",
-                "use_external_dns_servers_enabled",
-                "smart_host_auth_mechanism",
-                "enabled",
-                "port",
-                "comment",
-            ),
-        )
-        name = self.text(self.require(entry, key, "name"), f"{key}.name")
-        spaces = self.sequence(self.require(entry, key, "address_spaces"), f"{key}.address_spaces")
-        if not spaces:
-            raise self.fail(f"{key}.address_spaces", "expected at least one address space")
-        for i, space in enumerate(spaces):
-            if parse_address_space(str(space)) is None:
-                raise self.fail(
-                    f"{key}.address_spaces.{i}", f"not an address space like 'SMTP:*;1': {space!r}"
-                )
+    def connector(self, entry: ConnectorSpec, where: KeyPath, hosts: Sequence[HostSpec]) -> ConnectorSpec:
         known = {h.name.lower(): h.name for h in hosts} | {h.fqdn: h.name for h in hosts}
         sources: list[str] = []
-        raw_sources = self.sequence(
-            self.require(entry, key, "source_transport_servers"), f"{key}.source_transport_servers"
-        )
-        for i, server in enumerate(raw_sources):
-            found = known.get(str(server).lower())
+        for i, server in enumerate(entry.source_transport_servers):
+            found = known.get(server.lower())
             if found is None:
                 raise self.fail(
-                    f"{key}.source_transport_servers.{i}", f"{server!r} is not a host of this scenario"
+                    (*where, "source_transport_servers", i), f"{server!r} is not a host of this scenario"
                 )
             sources.append(found)
-        dns_routing = self.boolean(entry.get("dns_routing_enabled", True), f"{key}.dns_routing_enabled")
-        smart_hosts = tuple(
-            self.text(s, f"{key}.smart_hosts.{i}")
-            for i, s in enumerate(self.sequence(entry.get("smart_hosts") or [], f"{key}.smart_hosts"))
-        )
-        if dns_routing and smart_hosts:
-            raise self.fail(f"{key}.smart_hosts", "smart hosts need dns_routing_enabled: false")
-        if not dns_routing and not smart_hosts:
-            raise self.fail(f"{key}.smart_hosts", "dns_routing_enabled: false needs at least one smart host")
-        return ConnectorSpec(
-            name=name,
-            address_spaces=tuple(format_address_space(parse_address_space(str(s))) for s in spaces),  # type: ignore[arg-type]
-            source_transport_servers=tuple(sources),
-            dns_routing_enabled=dns_routing,
-            smart_hosts=smart_hosts,
-            use_external_dns_servers_enabled=self.boolean(
-                entry.get("use_external_dns_servers_enabled", False),
-                f"{key}.use_external_dns_servers_enabled",
-            ),
-            smart_host_auth_mechanism=self.choice(
-                entry.get("smart_host_auth_mechanism", "None"),
-                f"{key}.smart_host_auth_mechanism",
-                AUTH_MECHANISMS,
-            ),
-            enabled=self.boolean(entry.get("enabled", True), f"{key}.enabled"),
-            port=self.integer(entry.get("port", 25), f"{key}.port", 1, 65535),
-            comment=self.text(entry.get("comment", ""), f"{key}.comment", empty=True),
-        )
-
-
-def _bad() -> Any:
-    raise ValueError("not text")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
+        if entry.dns_routing_enabled and entry.smart_hosts:
+            raise self.fail((*where, "smart_hosts"), "smart hosts need dns_routing_enabled: false")
+        if not entry.dns_routing_enabled and not entry.smart_hosts:
+            raise self.fail(
+                (*where, "smart_hosts"), "dns_routing_enabled: false needs at least one smart host"
+            )
+        return replace(entry, source_transport_servers=tuple(sources))
 
 
 # --- address spaces ------------------------------------------------------------------------

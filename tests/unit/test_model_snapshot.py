@@ -75,12 +75,12 @@ def broken(mutate: Any) -> dict[str, Any]:
         (
             lambda d: d["hosts"][0]["nics"][1].update(interface_index="14"),
             "hosts[0].nics[1].interface_index",
-            "must be an integer",
+            "must be a whole number, not a",
         ),
         (
             lambda d: d["hosts"][0]["nics"][0].update(interface_index=True),
             "hosts[0].nics[0].interface_index",
-            "must be an integer",
+            "must be a whole number, not a",
         ),
         (
             lambda d: d["hosts"][0]["nics"][0].update(ipv4_dns_servers="10.0.0.10"),
@@ -107,7 +107,11 @@ def broken(mutate: Any) -> dict[str, Any]:
             "hosts[0].transport.external.adapter_enabled",
             "true or false",
         ),
-        (lambda d: d["hosts"][0].update(exchange=None), "hosts[0].exchange", "must not be null"),
+        (
+            lambda d: d["hosts"][0].update(exchange=None),
+            "hosts[0].exchange",
+            "must be a JSON object, not null",
+        ),
         (lambda d: d["hosts"][0]["mapi_nic"].update(surprise=1), "hosts[0].mapi_nic.surprise", "unknown key"),
         (
             lambda d: d["hosts"][0]["status"].update(transport_noun="TransportThing"),
@@ -139,3 +143,18 @@ def test_optional_areas_may_be_null_and_defaults_may_be_absent() -> None:
     del data["hosts"][0]["nics"][0]["interface_description"]  # has a default
     (facts,) = snapshot.from_dict(data)
     assert facts.edge_config is None and facts.nics[0].interface_description == ""
+
+
+def test_errors_in_a_snapshot_file_have_the_line_of_their_key() -> None:
+    text = snapshot.to_json((rich_host(),))
+    bad = text.replace('"interface_index": 12', '"interface_index": "12"', 1)
+    with pytest.raises(FactsFileError) as caught:
+        snapshot.from_json(bad, source="f.json")
+    assert caught.value.key == "hosts[0].nics[0].interface_index"
+    assert caught.value.line is not None
+    assert bad.splitlines()[caught.value.line - 1].strip() == '"interface_index": "12",'
+    missing = text.replace('"remote_domains"', '"remote_domain"', 1)
+    with pytest.raises(FactsFileError, match="unknown key") as caught:
+        snapshot.from_json(missing, source="f.json")
+    assert caught.value.line is not None
+    assert '"remote_domain"' in missing.splitlines()[caught.value.line - 1]

@@ -250,6 +250,34 @@ def test_malformed_playbooks_are_refused_with_file_line_and_key(
     assert "\x1b" not in err and "\u202e" not in err  # hostile text never reaches the terminal raw
 
 
+BOMB = "".join(
+    f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]\n"
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (
+            'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + BOMB,
+            "alias bomb",
+        ),
+        ("serial: !!python/object/apply:os.system [id]\n", "is not allowed"),
+        ("serial: 0x1F\n", "in decimal"),
+        ("verify: {timeout: .inf}\n", "NaN and infinity"),
+        ("<<: {serial: 2}\n", "merge keys"),
+    ],
+)
+def test_yaml_tricks_are_refused_with_a_line(tmp_path: Path, extra: str, problem: str) -> None:
+    path = write(tmp_path, VALID + extra)
+    with pytest.raises(PlaybookError) as caught:
+        load_playbook(path)
+    assert problem in caught.value.problem and caught.value.line is not None and caught.value.line >= 9
+    code, out, err = cli("playbook", "validate", str(path))
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and problem in err
+
+
 def test_a_playbook_that_tries_to_auto_apply_a_disruptive_fix_is_refused_by_run(tmp_path: Path) -> None:
     path = write(tmp_path, VALID.replace("approval: required", "approval: auto"))
     code, out, err = cli("playbook", "run", str(path), "--lab")
