@@ -252,8 +252,6 @@ _IN_ACTION = frozenset({
     Phase.EXECUTING, Phase.EXECUTE_FAILED_RECORDED, Phase.EXECUTE_OK_RECORDED, Phase.AFTER_READ,
     Phase.VERIFY_RECORDED,
 })  # fmt: skip
-# The host is already stopping: a further interrupt changes nothing.
-_STOPPING = frozenset({Phase.CANCELLING, Phase.STOPPING, Phase.RECONNECTING})
 _UNDOING = frozenset(p for p in Phase if p.value.startswith("undo-"))
 
 
@@ -284,6 +282,7 @@ class HostRun:
     undone: tuple[StepResult, ...] = ()  # one per item of ``undo`` settled
     undo_interrupted: bool = False
     closing: bool = False  # the closing restart was added to ``undo``
+    reconnected: bool = False  # an interrupt came while the connection was being replaced
 
     @property
     def action(self) -> Action:
@@ -317,16 +316,16 @@ def next_step(state: HostRun, result: Result) -> Step:
     if phase is Phase.FINISHED:
         raise ValueError("the host is finished: Done was the last command")
     if isinstance(result, Interrupted):
-        # Once the host is stopping for an interrupt, a further one changes nothing: carry on
-        # as if the command was performed (whether it was is as unknown as before).
+        if phase in (Phase.CANCELLING, Phase.UNDO_CANCELLING):
+            return state, Cancel()  # it may not have been set: the hosts not started must be skipped
         if state.undo_only or phase in _UNDOING:
             if not state.undo_interrupted:
                 return _undo_interrupted(state)
-            result = Ack()
-        elif phase in _STOPPING:
-            result = Ack()
-        else:
+        elif not state.interrupted:
             return _apply_interrupted(state)
+        # Once the host is stopping for an interrupt, a further one changes nothing: carry on
+        # as if the command was performed (whether it was is as unknown as before).
+        result = Ack()
     if phase is Phase.START:
         return _undo_next(state) if state.undo_only else _next_action(state, 0, _cancelled(result))
     if phase in _UNDOING:
@@ -385,7 +384,7 @@ def _apply_step(state: HostRun, result: Result) -> Step:
             return _fail(state, f"read back after {state.action.call.cmdlet}: {'; '.join(mismatch)}", False)
         return _settled(state, state.read, _cancelled(result))
     if phase is Phase.CANCELLING:
-        return _stop(state)
+        return _begin_undo(state) if state.reconnected else _stop(state)
     if phase is Phase.STOPPING:
         return _after_stop(state)
     if phase is Phase.RECONNECTING:
@@ -485,6 +484,8 @@ def _apply_interrupted(state: HostRun) -> Step:
     # A second Ctrl-C, or an API caller without the SIGINT handler. The call in flight may or
     # may not have run: it is in ``executed`` already if it could have, and the undo reads
     # before it changes anything. The connection was mid-request, so it is replaced.
+    if state.phase is Phase.RECONNECTING:  # already stopping for a failure; the undo follows
+        return _to(state, Phase.CANCELLING, Cancel(), interrupted=True, reconnected=True)
     steps = state.steps
     failure = state.failure
     if state.phase in _IN_ACTION:
