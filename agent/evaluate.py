@@ -2,8 +2,9 @@
 
 Every rule of the registry runs on the host's facts; then the symptom findings
 (queue-dns-failure) are linked to the cause findings on the same host that explain them,
-through the declared mapping below. Rules never call each other: the linking happens here,
-after all of them ran.
+through the table derived from what each cause rule declares (``explains``), and each finding
+with a fix carries whether that fix interrupts mail flow (the fix's own declaration). Rules
+never call each other: the linking happens here, after all of them ran.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from agent.fixes.registry import FIXES_BY_ID
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
-from agent.rules import queue_dns_failure as symptom
 from agent.rules.registry import RULES, Rule
 
 
@@ -28,38 +29,20 @@ class Explanation:
     same_domain: bool = False
 
 
-_GLOBAL_EXTERNAL = (
-    Explanation("transport-external-dns-unresolvable"),
-    Explanation("transport-no-dns-configured"),
-    # With registration off, transport fails with ErrorRetry everywhere (seed 000, KB3007623).
-    Explanation("nic-dns-registration-disabled"),
-    Explanation("dns-server-unreachable"),
-)
+def explanations(rules: Iterable[Rule]) -> Mapping[tuple[str, str], tuple[Explanation, ...]]:
+    """(symptom rule, scope) -> the causes that explain it, in registry order: derived from
+    what each cause rule declares in its metadata (``explains``)."""
+    table: dict[tuple[str, str], list[Explanation]] = {}
+    for rule in rules:
+        for explained in rule.metadata.explains:
+            for scope in explained.scopes:
+                table.setdefault((explained.symptom, scope), []).append(
+                    Explanation(rule.id, explained.same_domain)
+                )
+    return MappingProxyType({key: tuple(value) for key, value in table.items()})
 
-# (symptom rule, scope) -> the causes that explain it.
-EXPLAINED_BY: Mapping[tuple[str, str], tuple[Explanation, ...]] = MappingProxyType(
-    {
-        (symptom.METADATA.id, symptom.SCOPE_INTERNAL): (
-            Explanation("nic-dns-registration-disabled"),
-            Explanation("nic-external-dns-server"),
-            Explanation("transport-internal-dns-misconfigured"),
-            Explanation("transport-no-dns-configured"),
-            Explanation("dns-server-unreachable"),
-        ),
-        (symptom.METADATA.id, symptom.SCOPE_ALL_EXTERNAL): (
-            *_GLOBAL_EXTERNAL,
-            Explanation("remote-domain-aaaa-broken", same_domain=True),
-            Explanation("remote-domain-no-mail-dns", same_domain=True),
-            Explanation("dns-fault-tolerance"),
-        ),
-        (symptom.METADATA.id, symptom.SCOPE_DOMAIN): (
-            Explanation("remote-domain-aaaa-broken", same_domain=True),
-            Explanation("remote-domain-no-mail-dns", same_domain=True),
-            *_GLOBAL_EXTERNAL,
-            Explanation("dns-fault-tolerance"),
-        ),
-    }
-)
+
+EXPLAINED_BY = explanations(RULES)
 
 
 def _text_tuple(value: object) -> tuple[str, ...]:
@@ -111,7 +94,13 @@ def evaluate(facts: HostFacts, rules: Iterable[Rule] = RULES) -> tuple[Finding, 
     findings: list[Finding] = []
     for rule in rules:
         findings.extend(rule.evaluate(facts))
-    return link(tuple(findings))
+    return link(tuple(_with_fix(f) for f in findings))
+
+
+def _with_fix(finding: Finding) -> Finding:
+    if finding.fix_id is None:
+        return finding
+    return dataclasses.replace(finding, fix_disrupts_mail_flow=FIXES_BY_ID[finding.fix_id].disrupts_mail_flow)
 
 
 @dataclass(frozen=True, slots=True)

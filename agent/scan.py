@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Sequence
 
+from agent.collect.org import OrgFactsCache
 from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
 from agent.errors import ExfixError, HostError, one_line
 from agent.evaluate import evaluate
 from agent.fleet import HostRun, run_fleet
-from agent.inventory import CredentialResolver, HostTarget
+from agent.inventory import CredentialResolver
 from agent.model.facts import HostFacts
 from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.model.target import HostTarget
 from agent.transport.connection import connect
 from agent.transport.deadline import HostDeadline
 
@@ -33,19 +35,27 @@ def collect_target(
     *,
     host_timeout: float,
     public_name: str = DEFAULT_PUBLIC_NAME,
+    orgs: OrgFactsCache | None = None,
 ) -> HostFacts:
-    """Connect to one host and collect its facts (both sessions closed afterwards)."""
+    """Connect to one host and collect its facts (both sessions closed afterwards); the
+    organisation's facts through ``orgs`` (read once per organisation for a fleet)."""
     credential = credentials.resolve(target)
     options = CollectOptions(
         public_name=target.probe_public_name or public_name,
         dns_address_map=target.dns_address_map,
     )
     with connect(target, credential, HostDeadline(target.name, host_timeout)) as conn:
-        return collect_host(conn, target.name, options)
+        return collect_host(conn, target.name, options, orgs)
 
 
-def scan_host(target: HostTarget, credentials: CredentialResolver, *, host_timeout: float) -> HostScan:
-    facts = collect_target(target, credentials, host_timeout=host_timeout)
+def scan_host(
+    target: HostTarget,
+    credentials: CredentialResolver,
+    *,
+    host_timeout: float,
+    orgs: OrgFactsCache | None = None,
+) -> HostScan:
+    facts = collect_target(target, credentials, host_timeout=host_timeout, orgs=orgs)
     return HostScan(
         host=target.name,
         status=HostStatus.SCANNED,
@@ -75,9 +85,10 @@ def scan_fleet(
     on_host_done: Callable[[HostScan], None] | None = None,
 ) -> ScanReport:
     started = now_iso()
+    orgs = OrgFactsCache()
 
     def work(target: HostTarget) -> HostScan:
-        return scan_host(target, credentials, host_timeout=host_timeout)
+        return scan_host(target, credentials, host_timeout=host_timeout, orgs=orgs)
 
     def done(run: HostRun[HostTarget, HostScan]) -> None:
         if on_host_done is not None:

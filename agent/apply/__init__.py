@@ -3,7 +3,7 @@
 The Python API (the CLI and the playbook runner use exactly this):
 
 - :func:`plan_fleet` (targets, credentials, source=...) -> :class:`FleetPlan` (``.plan``, the
-  scan report, ``.exit_code``); write it with :func:`agent.planning.write_plan_dir`;
+  scan report, ``.exit_code``); write it with :func:`agent.review.write_plan_dir`;
 - :func:`read_plan_file` (DIR/plan.json) -> :class:`PlanFile`;
 - :func:`apply_plan` (plan, targets, credentials, approve=..., ...) -> :class:`ApplyReport`
   (per host: outcome, steps with before/after, ``verified``, queue status before and after,

@@ -12,11 +12,13 @@ from types import FrameType
 from typing import Any
 
 from agent.apply.journal import Journal, JournalEntry, utc_now
+from agent.collect.org import OrgFactsCache
 from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
-from agent.inventory import Credential, HostTarget
 from agent.model.command import CmdletCall
+from agent.model.credential import Credential
 from agent.model.facts import HostFacts
 from agent.model.plan import call_to_dict
+from agent.model.target import HostTarget
 from agent.transport.connection import HostConnection, connect
 
 EventHook = Callable[[JournalEntry], None]
@@ -59,14 +61,15 @@ def open_host(target: HostTarget, credential: Credential) -> HostConnection:
     return connect(target, credential)
 
 
-def collect(target: HostTarget, credential: Credential) -> HostFacts:
-    """Every fact about ``target``, as ``exfix scan`` collects them, on a connection of its own."""
+def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None) -> HostFacts:
+    """Every fact about ``target``, as ``exfix scan`` collects them, on a connection of its own
+    (the organisation's facts through ``orgs`` when several hosts are collected at once)."""
     options = CollectOptions(
         public_name=target.probe_public_name or DEFAULT_PUBLIC_NAME,
         dns_address_map=target.dns_address_map,
     )
     with open_host(target, credential) as conn:
-        return collect_host(conn, target.name, options)
+        return collect_host(conn, target.name, options, orgs)
 
 
 @contextlib.contextmanager

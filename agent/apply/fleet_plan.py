@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE
-from agent.inventory import CredentialResolver, HostTarget
+from agent.inventory import CredentialResolver
 from agent.model.plan import HostVars, Plan, PlanSource
 from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.model.target import HostTarget
 from agent.planning import build_plan
 from agent.scan import DEFAULT_FORKS, DEFAULT_HOST_TIMEOUT, scan_fleet
 

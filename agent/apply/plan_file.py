@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import FactsFileError
+from agent.fixes.registry import KINDS
 from agent.model.plan import SCRIPT_NAMES, Plan, plan_from_dict
-from agent.planning.plan_dir import HOSTS_DIR, PLAN_FILE
+from agent.review.bundle import HOSTS_DIR, PLAN_FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ def read_plan_file(path: str | Path) -> PlanFile:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FactsFileError(source, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
-    plan = plan_from_dict(data, source=source, check_digest=False)
+    plan = plan_from_dict(data, source=source, check_digest=False, kinds=KINDS)
     return PlanFile(file.resolve(), plan, plan.compute_digest(), script_problems(plan, file.parent))
 
 

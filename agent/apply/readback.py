@@ -27,10 +27,10 @@ from typing import Any
 
 from agent.collect import _values as v
 from agent.errors import CmdletError
+from agent.fixes._derive import without_placeholders
 from agent.model.command import CmdletCall
 from agent.model.plan import Change, PlanValue
 from agent.model.remote import RemoteError, RemoteObject
-from agent.planning._derive import without_placeholders
 from agent.transport.base import CommandResult
 
 Values = tuple[tuple[str, PlanValue], ...]

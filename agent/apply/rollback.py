@@ -28,10 +28,10 @@ from agent.apply.results import HostRollback, RollbackReport
 from agent.apply.run import current_operator
 from agent.apply.steps import UndoItem
 from agent.errors import FactsFileError, RefusedError, RestartNotAllowedError, UsageError
-from agent.inventory import CredentialResolver, HostTarget
+from agent.fixes.registry import KINDS
+from agent.inventory import CredentialResolver
 from agent.model.command import CmdletCall
 from agent.model.plan import (
-    ActionKind,
     Change,
     PlanSource,
     SourceKind,
@@ -39,6 +39,7 @@ from agent.model.plan import (
     change_from_dict,
     value_from_json,
 )
+from agent.model.target import HostTarget
 
 UNDO_CMDLETS = frozenset(
     c.lower()
@@ -138,10 +139,9 @@ def _item(source: str, entry: JournalEntry) -> UndoItem:
     detail: Any = entry.get("detail")
     if not isinstance(detail, dict):
         raise FactsFileError(source, "a before record without its detail", key=where)
-    try:
-        kind = ActionKind(detail.get("kind")).value
-    except ValueError:
-        raise FactsFileError(source, "unknown action kind", key=f"{where}.kind") from None
+    kind = detail.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise FactsFileError(source, "unknown action kind", key=f"{where}.kind")
     read_raw = detail.get("read_back")
     read_back = (
         None if read_raw is None else call_from_dict(read_raw, source=source, key=f"{where}.read_back")

@@ -32,6 +32,7 @@ from agent.apply.journal import Journal, utc_now
 from agent.apply.plan_file import PlanFile
 from agent.apply.results import ApplyReport, HostApply, HostOutcome
 from agent.apply.verify import verify_host
+from agent.collect.org import OrgFactsCache
 from agent.errors import (
     DigestMismatchError,
     HostError,
@@ -42,11 +43,13 @@ from agent.errors import (
     UsageError,
     one_line,
 )
+from agent.fixes.fingerprint import fingerprint_for
 from agent.fleet import run_fleet
-from agent.inventory import Credential, CredentialResolver, HostTarget
+from agent.inventory import CredentialResolver
+from agent.model.credential import Credential
 from agent.model.facts import HostFacts
 from agent.model.plan import HostPlan, Plan
-from agent.planning.fingerprint import fingerprint_for
+from agent.model.target import HostTarget
 
 DEFAULT_VERIFY_TIMEOUT = 120.0
 
@@ -180,7 +183,8 @@ def _check_fresh(
     rec: Recorder, plan: Plan, targets: Mapping[str, HostTarget], creds: Mapping[str, Credential], forks: int
 ) -> dict[str, HostFacts]:
     hosts = [h for h in plan.hosts if h.automatic]
-    runs = run_fleet(hosts, lambda h: collect(targets[h.host], creds[h.host]), forks=forks)
+    orgs = OrgFactsCache()  # the organisation's send connectors once, not once per host
+    runs = run_fleet(hosts, lambda h: collect(targets[h.host], creds[h.host], orgs), forks=forks)
     fresh: dict[str, HostFacts] = {}
     unreachable: list[tuple[str, BaseException]] = []
     drifted: list[str] = []

@@ -59,9 +59,9 @@ from agent.apply.results import HostOutcome, StepResult, StepStatus
 from agent.errors import CmdletError, one_line
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.plan import (
+    RESTART_KIND,
     TRANSPORT_SERVICE,
     Action,
-    ActionKind,
     Change,
     HostPlan,
     call_to_dict,
@@ -92,18 +92,18 @@ class UndoItem:
 
     @classmethod
     def of(cls, action: Action, before: State | None) -> UndoItem:
-        return cls(action.id, action.kind.value, action.read_back, action.changes, action.rollback,
+        return cls(action.id, action.kind, action.read_back, action.changes, action.rollback,
                    None if before is None else before.values, action.restart_required)  # fmt: skip
 
     @property
     def is_restart(self) -> bool:
-        return self.kind == ActionKind.RESTART_TRANSPORT.value
+        return self.kind == RESTART_KIND
 
 
 def closing_restart() -> UndoItem:
     """Not an undo of anything: the restart that makes the restored settings take effect; it
     has no before-state, so its read-back must show the service running again."""
-    return UndoItem(CLOSING_RESTART, ActionKind.RESTART_TRANSPORT.value, _RESTART_READ, _RESTART_CHANGE,
+    return UndoItem(CLOSING_RESTART, RESTART_KIND, _RESTART_READ, _RESTART_CHANGE,
                     (restart_transport_call(),), None, False)  # fmt: skip
 
 
@@ -401,7 +401,7 @@ def _next_action(state: HostRun, index: int, cancelled: bool) -> Step:
         return _to(state, Phase.MANUAL_RECORDED,
                    Record("manual", "not-run", action.id, call=action.call,
                           detail={"description": action.description}),
-                   steps=(*state.steps, StepResult(action.id, action.kind.value, StepStatus.MANUAL)),
+                   steps=(*state.steps, StepResult(action.id, action.kind, StepStatus.MANUAL)),
                    )  # fmt: skip
     if cancelled:
         return _stop(dataclasses.replace(state, interrupted=True))
@@ -413,7 +413,7 @@ def _next_action(state: HostRun, index: int, cancelled: bool) -> Step:
 def _record_before(state: HostRun, before: State | None) -> Step:
     action = state.action
     detail = {
-        "kind": action.kind.value,
+        "kind": action.kind,
         "read_back": call_json(action.read_back),
         "changes": [{"property": c.property, "before": _json(c.before), "after": _json(c.after)}
                     for c in action.changes],
@@ -467,7 +467,7 @@ def _executed(state: HostRun, result: Result) -> Step:
 
 def _settled(state: HostRun, after: State | None, cancelled: bool) -> Step:
     action = state.action
-    step = StepResult(action.id, action.kind.value, StepStatus.OK,
+    step = StepResult(action.id, action.kind, StepStatus.OK,
                       before=() if state.before is None else state.before.values,
                       after=() if after is None else after.values)  # fmt: skip
     return _next_action(dataclasses.replace(state, steps=(*state.steps, step)), state.index + 1, cancelled)
@@ -475,7 +475,7 @@ def _settled(state: HostRun, after: State | None, cancelled: bool) -> Step:
 
 def _fail(state: HostRun, message: str, broken: bool) -> Step:
     action = state.action
-    step = StepResult(action.id, action.kind.value, StepStatus.FAILED, error=message)
+    step = StepResult(action.id, action.kind, StepStatus.FAILED, error=message)
     return _stop(dataclasses.replace(state, steps=(*state.steps, step), failure=message, broken=broken,
                                      pending=None))  # fmt: skip
 
@@ -492,7 +492,7 @@ def _apply_interrupted(state: HostRun) -> Step:
         action = state.action
         if state.pending is not None:  # the action had failed; its record was being written
             failure = state.pending
-        steps = (*steps, StepResult(action.id, action.kind.value, StepStatus.FAILED,
+        steps = (*steps, StepResult(action.id, action.kind, StepStatus.FAILED,
                                     error=state.pending or INTERRUPTED_CALL))  # fmt: skip
     return _to(state, Phase.CANCELLING, Cancel(), steps=steps, failure=failure, interrupted=True,
                broken=True, pending=None)  # fmt: skip
@@ -701,7 +701,7 @@ def _ordered(actions: Sequence[Action], steps: Sequence[StepResult]) -> tuple[St
     ids = {a.id for a in actions}
     planned_steps = tuple(
         by_id.get(a.id)
-        or StepResult(a.id, a.kind.value, StepStatus.MANUAL if a.manual else StepStatus.NOT_RUN)
+        or StepResult(a.id, a.kind, StepStatus.MANUAL if a.manual else StepStatus.NOT_RUN)
         for a in actions
     )
     return planned_steps + tuple(s for s in steps if s.action not in ids)

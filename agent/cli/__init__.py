@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from agent.cli import apply, lab, plan, playbook, rules_cmd, scan
 from agent.errors import EXIT_ERROR, ExfixError, one_line
 
 
@@ -36,8 +37,6 @@ def main() -> None:
 
 
 def _register() -> None:
-    from agent.cli import apply, lab, plan, playbook, rules_cmd, scan
-
     main.add_command(scan.scan)
     main.add_command(scan.evaluate)
     main.add_command(rules_cmd.rules)

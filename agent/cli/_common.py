@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.errors import UsageError
-from agent.inventory import CredentialResolver, HostTarget, Inventory, inventory_from_mapping, load_inventory
-from agent.inventory import log as inventory_log
+from agent.inventory import CredentialResolver, Inventory, inventory_from_mapping, load_inventory
+from agent.inventory.limit import log as inventory_log
+from agent.model.target import HostTarget
 
 DEFAULT_LAB_SCENARIO = "mixed-fleet"
 FORMATS = ("text", "json", "markdown")
@@ -61,7 +62,7 @@ def open_fleet(inventory: str | None, lab: str | None, limit: str | None, ask_pa
     if inventory is not None:
         yield _fleet(load_inventory(inventory), limit, prompt, inventory)
         return
-    from mock_remoting.lab import Lab
+    from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only for --lab
 
     assert lab is not None
     with Lab(lab) as running:

@@ -48,7 +48,7 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
     Prints one line, ``ready <inventory path>``, on stdout once every host listens; prints the
     request counters on stderr at shutdown.
     """
-    from mock_remoting.lab import Lab
+    from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only when it runs
 
     instance = Lab(scenario, hosts=hosts, auth=auth, https=https)  # ScenarioError -> one line, exit 1
     stop = threading.Event()

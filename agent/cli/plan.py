@@ -11,9 +11,8 @@ import click
 from agent.apply import FleetPlan, plan_fleet
 from agent.cli._common import fleet_options, open_fleet, progress
 from agent.model.plan import PlanSource, SourceKind
-from agent.planning import write_plan_dir
-from agent.report.review_md import apply_command
 from agent.report.safe import terminal
+from agent.review import apply_command, write_plan_dir
 
 
 def plan_source(inventory: str | None, lab: str | None) -> PlanSource:

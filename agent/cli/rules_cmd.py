@@ -6,7 +6,8 @@ import json
 
 import click
 
-from agent.rules.registry import RULES
+from agent.fixes.registry import FIXES_BY_ID
+from agent.rules.registry import RULES, Rule
 
 _COLUMNS = ("id", "severity", "kind", "fix", "restart", "title")
 
@@ -18,11 +19,21 @@ def _rows() -> list[tuple[str, ...]]:
             rule.metadata.severity.value,
             rule.metadata.kind.value,
             rule.metadata.fix_id or "-",
-            "yes" if rule.metadata.fix_disrupts_mail_flow else "no",
+            "yes" if _disrupts(rule) else "no",
             rule.metadata.title,
         )
         for rule in RULES
     ]
+
+
+def _disrupts(rule: Rule) -> bool:
+    fix_id = rule.metadata.fix_id
+    return fix_id is not None and FIXES_BY_ID[fix_id].disrupts_mail_flow
+
+
+def _rule_json(rule: Rule) -> dict[str, object]:
+    # fix_disrupts_mail_flow is the fix's own declaration (agent/fixes), shown beside the rule.
+    return {**rule.metadata.to_dict(), "fix_disrupts_mail_flow": _disrupts(rule)}
 
 
 def render_table() -> str:
@@ -36,7 +47,7 @@ def render_table() -> str:
 
 
 def render_json() -> str:
-    return json.dumps({"rules": [rule.metadata.to_dict() for rule in RULES]}, indent=2)
+    return json.dumps({"rules": [_rule_json(rule) for rule in RULES]}, indent=2)
 
 
 @click.command("rules")

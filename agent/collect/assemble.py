@@ -16,9 +16,9 @@ from agent.model.facts import (
     ExchangeServerFacts,
     HostFacts,
     NicFacts,
+    OrgFacts,
     ProbeTargets,
     QueueFacts,
-    SendConnectorFacts,
     TransportDnsFacts,
 )
 from agent.model.probe import DnsQueryResult
@@ -30,7 +30,7 @@ def host_facts(
     *,
     transport: TransportDnsFacts | None,
     queues: tuple[QueueFacts, ...],
-    send_connectors: tuple[SendConnectorFacts, ...],
+    org: OrgFacts,
     nics: tuple[NicFacts, ...],
     edge_config: EdgeTransportConfigFacts | None,
     probe_targets: ProbeTargets,
@@ -45,7 +45,7 @@ def host_facts(
         exchange=exchange,
         transport=transport,
         queues=queues,
-        send_connectors=send_connectors,
+        org=org,
         nics=nics,
         mapi_nic=choose_mapi_nic(nics, exchange.fqdn, resolved),
         edge_config=edge_config,

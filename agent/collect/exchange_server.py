@@ -96,6 +96,24 @@ def _pick(objects: tuple[RemoteObject, ...], identity: str | None) -> RemoteObje
     return objects[0]
 
 
+def organization(distinguished_name: str) -> str:
+    """The organisation a server belongs to, from its DistinguishedName: the RDN just above
+    ``CN=Microsoft Exchange,CN=Services,CN=Configuration``, with the forest's DC parts, as
+    ``"<organisation>@<dc.dc>"``. Every server of one organisation has the same; "" when the DN
+    has no such part (the object did not come from the configuration partition)."""
+    # A comma inside an RDN value is escaped as "\\," (RFC 4514 2.4): split on the others only.
+    parts = [p.strip() for p in re.split(r"(?<!\\),", distinguished_name)]
+    lowered = [p.lower() for p in parts]
+    for i in range(1, len(parts) - 2):
+        if lowered[i : i + 3] == ["cn=microsoft exchange", "cn=services", "cn=configuration"]:
+            rdn = parts[i - 1]
+            if not rdn.lower().startswith("cn="):
+                return ""
+            forest = ".".join(p[3:] for p in parts[i + 3 :] if p.lower().startswith("dc="))
+            return f"{rdn[3:]}@{forest.lower()}"
+    return ""
+
+
 def parse(
     results: tuple[RemoteObject, ...], *, host: str, identity: str | None = None
 ) -> ExchangeServerFacts:
@@ -133,4 +151,5 @@ def parse(
         roles=_roles(obj),
         transport_noun=noun,
         edition=v.text(obj.get("Edition")),
+        organization=organization(v.text(obj.get("DistinguishedName"))),
     )

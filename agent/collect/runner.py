@@ -31,6 +31,7 @@ from agent.collect import (
     transport,
 )
 from agent.collect.assemble import configured_dns_servers, failing_remote_domains, host_facts
+from agent.collect.org import OrgFactsCache
 from agent.errors import CmdletError
 from agent.model.command import CmdletCall
 from agent.model.facts import AreaIssue, EdgeTransportConfigFacts, HostFacts, NicFacts, ProbeTargets
@@ -64,8 +65,12 @@ class CollectOptions:
     orchestrator_probe: bool = True
 
 
-def collect_host(conn: Runner, host: str, options: CollectOptions) -> HostFacts:
-    """Every fact exfix knows how to collect about ``host``.
+def collect_host(
+    conn: Runner, host: str, options: CollectOptions, orgs: OrgFactsCache | None = None
+) -> HostFacts:
+    """Every fact exfix knows how to collect about ``host``, and its organisation's facts
+    (read through ``orgs``, shared by the servers of one organisation; a cache of its own when
+    None).
 
     Raises UnsupportedHostError (Exchange 2007), and the transport's HostErrors; an area whose
     cmdlet wrote an error is recorded in ``facts.status.issues`` instead.
@@ -86,9 +91,11 @@ def collect_host(conn: Runner, host: str, options: CollectOptions) -> HostFacts:
         lambda: transport.parse(_run_all(conn, transport.calls(server.transport_noun, identity)), host=host),
     )
     queue_facts = area("queues", lambda: queues.parse(_run_all(conn, queues.calls(identity)))) or ()
-    connectors = area(
-        "send_connectors", lambda: send_connectors.parse(_run_all(conn, send_connectors.calls()))
-    ) or ()
+    org = (orgs or OrgFactsCache()).get(
+        server.organization, host, lambda: send_connectors.parse(_run_all(conn, send_connectors.calls()))
+    )
+    if org.issue is not None:
+        issues.append(org.issue)
 
     def read_nics() -> tuple[NicFacts, ...]:
         clients, addresses, ip_configs = (conn.run(call) for call in nics.calls())
@@ -117,7 +124,7 @@ def collect_host(conn: Runner, host: str, options: CollectOptions) -> HostFacts:
         server,
         transport=transport_facts,
         queues=queue_facts,
-        send_connectors=connectors,
+        org=org,
         nics=nic_facts,
         edge_config=edge,
         probe_targets=targets,

@@ -40,6 +40,10 @@ class ExchangeServerFacts:
     roles: tuple[str, ...]
     transport_noun: TransportNoun
     edition: str = ""
+    # The Exchange organisation the server belongs to, read from its DistinguishedName
+    # ("CN=<server>,CN=Servers,...,CN=<organisation>,CN=Microsoft Exchange,CN=Services,
+    # CN=Configuration,DC=..."): "<organisation>@<forest>". Empty where the DN was not shown.
+    organization: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,14 +319,30 @@ class CollectionStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class OrgFacts:
+    """What belongs to the Exchange organisation, not to one server: the send connectors live
+    in Active Directory (the configuration partition), so every server of the organisation
+    reads the same ones. They are collected once per organisation, from ``collected_from``,
+    and every HostFacts of the organisation refers to the same OrgFacts object.
+
+    ``issue`` is set when the organisation's facts could not be read (then ``send_connectors``
+    is empty and the rules that need them stay silent)."""
+
+    name: str  # ExchangeServerFacts.organization; "" when the servers did not show it
+    send_connectors: tuple[SendConnectorFacts, ...]
+    collected_from: str  # the inventory name of the server they were read from
+    issue: AreaIssue | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HostFacts:
-    """Everything the rules know about one host."""
+    """Everything the rules know about one host, and the organisation it belongs to."""
 
     host: str  # the inventory name
     exchange: ExchangeServerFacts
     transport: TransportDnsFacts | None
     queues: tuple[QueueFacts, ...]
-    send_connectors: tuple[SendConnectorFacts, ...]
+    org: OrgFacts
     nics: tuple[NicFacts, ...]
     mapi_nic: NicSelection
     edge_config: EdgeTransportConfigFacts | None
@@ -334,6 +354,11 @@ class HostFacts:
     @property
     def ad_domain(self) -> str:
         return self.exchange.domain
+
+    @property
+    def send_connectors(self) -> tuple[SendConnectorFacts, ...]:
+        """The organisation's send connectors (the same for every server of it)."""
+        return self.org.send_connectors
 
     @property
     def mapi(self) -> NicFacts | None:

@@ -26,6 +26,14 @@ class Severity(str, enum.Enum):
         return list(Severity).index(self)
 
 
+class Level(str, enum.Enum):
+    """The level a finding is about, and a fix runs at: one host, or the organisation (what
+    lives in Active Directory and every server shares: send connectors, accepted domains)."""
+
+    HOST = "host"
+    ORGANIZATION = "organization"
+
+
 # A value in evidence or fix data: plain, JSON-friendly, immutable.
 DataValue = str | int | bool | None | tuple[str, ...] | tuple[int, ...]
 
@@ -97,7 +105,9 @@ class Finding:
     summary: str  # one line naming the exact values that made the rule fire
     evidence: tuple[EvidenceItem, ...]
     fix_id: str | None
-    fix_disrupts_mail_flow: bool
+    # Whether the fix interrupts mail flow: the fix's declaration (agent/fixes), which
+    # agent.evaluate copies onto the finding so that every report can show it.
+    fix_disrupts_mail_flow: bool = False
     data: tuple[tuple[str, DataValue], ...] = ()  # what the planner needs (see each rule)
     explained_by: tuple[str, ...] = ()  # ids of the cause findings that explain this symptom
 

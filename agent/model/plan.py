@@ -34,7 +34,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ SCHEMA = "exfix.plan/1"
 PlanValue = DataValue
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KIND = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)+$")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -63,24 +64,8 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class ActionKind(str, enum.Enum):
-    """Every kind of change exfix plans. Closed: the templates and apply know each one."""
-
-    SET_NIC_DNS_SERVERS = "set-nic-dns-servers"
-    ENABLE_NIC_DNS_REGISTRATION = "enable-nic-dns-registration"
-    REGISTER_DNS_CLIENT = "register-dns-client"
-    SET_TRANSPORT_EXTERNAL_DNS = "set-transport-external-dns"
-    USE_EXTERNAL_DNS_ON_CONNECTOR = "use-external-dns-on-connector"
-    SET_TRANSPORT_INTERNAL_DNS_SERVERS = "set-transport-internal-dns-servers"
-    ENABLE_TRANSPORT_INTERNAL_DNS_ADAPTER = "enable-transport-internal-dns-adapter"
-    NEW_SMART_HOST_CONNECTOR = "new-smart-host-connector"
-    RESTART_TRANSPORT = "restart-transport"
-    BACKUP_EDGE_CONFIG = "backup-edge-config"
-    SET_DNS_FAULT_TOLERANCE = "set-dns-fault-tolerance"
-
-
 class FactArea(str, enum.Enum):
-    """The slices of a host's facts an action can depend on (agent/planning/fingerprint.py
+    """The slices of a host's facts an action can depend on (agent/fixes/fingerprint.py
     says exactly which fields each one covers)."""
 
     EXCHANGE_SERVER = "exchange-server"
@@ -135,7 +120,7 @@ class Action:
     """
 
     id: str
-    kind: ActionKind
+    kind: str  # a step its fix declares (agent/fixes: FixSpec.steps), e.g. "set-nic-dns-servers"
     fix_id: str
     call: CmdletCall
     description: str
@@ -180,6 +165,7 @@ ROLLBACK_SCRIPT = "rollback.ps1"
 SCRIPT_NAMES = (REMEDIATE_SCRIPT, ROLLBACK_SCRIPT)
 
 TRANSPORT_SERVICE = "MSExchangeTransport"
+RESTART_KIND = "restart-transport"  # the one step every fix needing a restart shares
 
 
 def restart_transport_call() -> CmdletCall:
@@ -339,7 +325,7 @@ def _change_to_dict(change: Change) -> dict[str, Any]:
 def action_to_dict(action: Action) -> dict[str, Any]:
     return {
         "id": action.id,
-        "kind": action.kind.value,
+        "kind": action.kind,
         "fix_id": action.fix_id,
         "description": action.description,
         "call": call_to_dict(action.call),
@@ -547,7 +533,7 @@ def _read_action(reader: _Reader) -> Action:
     read_back = None if read_back_raw is None else reader.object("read_back", _read_call)
     return Action(
         id=reader.text("id"),
-        kind=reader.enum("kind", ActionKind),
+        kind=reader.text("kind", pattern=_KIND),
         fix_id=reader.text("fix_id"),
         description=reader.text("description"),
         call=reader.object("call", _read_call),
@@ -644,10 +630,14 @@ def _read_source(reader: _Reader) -> PlanSource:
     return PlanSource(kind, value)
 
 
-def plan_from_dict(data: Any, *, source: str = "<plan>", check_digest: bool = True) -> Plan:
+def plan_from_dict(
+    data: Any, *, source: str = "<plan>", check_digest: bool = True, kinds: Collection[str] | None = None
+) -> Plan:
     """A Plan from parsed plan.json. Raises FactsFileError (file, key) on anything unexpected,
     including a digest that does not match the content (unless ``check_digest`` is False:
-    apply checks it itself, to refuse such a plan as unapproved rather than malformed)."""
+    apply checks it itself, to refuse such a plan as unapproved rather than malformed), and,
+    given ``kinds`` (the step kinds the fix catalogue declares: agent/fixes/registry.py), an
+    action of any other kind."""
     reader = _Reader(source, data, "")
     schema = reader.raw("schema")
     if schema != SCHEMA:
@@ -661,18 +651,26 @@ def plan_from_dict(data: Any, *, source: str = "<plan>", check_digest: bool = Tr
         if not _DIRECTORY.match(host.directory) or host.directory.casefold() in seen:
             raise FactsFileError(source, "not a safe, unique directory name", key=f"hosts[{i}].directory")
         seen.add(host.directory.casefold())
+    if kinds is not None:
+        for i, host in enumerate(hosts):
+            for j, action in enumerate(host.actions):
+                if action.kind not in kinds:
+                    raise FactsFileError(source, f"unknown action kind {action.kind!r}",
+                                         key=f"hosts[{i}].actions[{j}].kind")  # fmt: skip
     plan = Plan(schema=SCHEMA, hosts=hosts, digest=digest, source=plan_source)
     if check_digest and plan.compute_digest() != digest:
         raise FactsFileError(source, "does not match the plan content (the file was changed)", key="digest")
     return plan
 
 
-def plan_from_json(text: str, *, source: str = "<plan>", check_digest: bool = True) -> Plan:
+def plan_from_json(
+    text: str, *, source: str = "<plan>", check_digest: bool = True, kinds: Collection[str] | None = None
+) -> Plan:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FactsFileError(source, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
-    return plan_from_dict(data, source=source, check_digest=check_digest)
+    return plan_from_dict(data, source=source, check_digest=check_digest, kinds=kinds)
 
 
 def call_from_dict(data: Any, *, source: str, key: str) -> CmdletCall:

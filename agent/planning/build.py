@@ -3,7 +3,8 @@ sha256 the plan records.
 
 Per host, the actions come in a fixed order:
 
-1. the automatic changes that do not interrupt mail flow, fix by fix (planners.FIX_ORDER),
+1. the automatic changes that do not interrupt mail flow, fix by fix (the order of
+   agent/fixes/registry.py FIXES),
    finding by finding;
 2. at most one ``Restart-Service -Name MSExchangeTransport`` (disruptive), when any of them
    only takes effect after a restart;
@@ -23,34 +24,27 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
-from agent.model.command import CmdletCall, Endpoint
+from agent.fixes import restart_transport
+from agent.fixes._draft import Draft, Planned
+from agent.fixes.fingerprint import fingerprint_for
+from agent.fixes.registry import FIXES, FIXES_BY_ID, FIXES_BY_KIND
+from agent.fixes.spec import FixSpec
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
 from agent.model.plan import (
     SCHEMA,
-    TRANSPORT_SERVICE,
     Action,
-    ActionKind,
     Advisory,
     AdvisoryKind,
-    Change,
-    FactArea,
-    FactRef,
     HostPlan,
     HostVars,
     Plan,
     PlanSource,
-    restart_transport_call,
     with_scripts,
 )
-from agent.planning._draft import Draft
-from agent.planning.fingerprint import fingerprint_for
-from agent.planning.planners import FIX_ORDER, PLANNERS
 from agent.planning.render import render_plan
 from agent.rules.metadata import RuleKind
 from agent.rules.registry import RULES_BY_ID
-
-RESTART_FIX_ID = "restart-transport"  # the restart is shared by every fix that needs it
 
 
 def _merge(drafts: Sequence[Draft]) -> list[Draft]:
@@ -69,43 +63,35 @@ def _merge(drafts: Sequence[Draft]) -> list[Draft]:
     return list(merged.values())
 
 
-def _restart(drafts: Sequence[Draft], *, manual: bool) -> Draft | None:
-    needing = [d for d in drafts if d.restart_required]
-    if not needing:
-        return None
-    when = "after the manual steps above" if manual else "so the changes above take effect"
-    return Draft(
-        kind=ActionKind.RESTART_TRANSPORT,
-        fix_id=RESTART_FIX_ID,
-        call=restart_transport_call(),
-        description=(
-            f"Restart the Exchange transport service ({TRANSPORT_SERVICE}) {when}. Mail flow on this server "
-            "stops while it restarts; queued messages are kept and delivered afterwards"
-        ),
-        changes=(Change("Status", None, "Running"),),
-        read_back=CmdletCall(Endpoint.OS, "Get-Service", (("Name", TRANSPORT_SERVICE),)),
-        rollback=(),
-        restart_required=False,
-        finding_ids=tuple(dict.fromkeys(f for d in needing for f in d.finding_ids)),
-        depends_on=(FactRef(FactArea.EXCHANGE_SERVER),),
-        manual=manual,
-        disruptive=True,
-    )
-
-
 def _order(drafts: Sequence[Draft]) -> list[Draft]:
-    rank = {fix: i for i, fix in enumerate(FIX_ORDER)}
+    rank = {fix.id: i for i, fix in enumerate(FIXES)}
     automatic = sorted((d for d in drafts if not d.manual), key=lambda d: rank.get(d.fix_id, len(rank)))
     manual = [d for d in drafts if d.manual]
     out = list(automatic)
-    restart = _restart(automatic, manual=False)
+    restart = restart_transport.draft(automatic, manual=False)
     if restart is not None:
         out.append(restart)
     out.extend(manual)
-    restart = _restart(manual, manual=True)
+    restart = restart_transport.draft(manual, manual=True)
     if restart is not None:
         out.append(restart)
     return out
+
+
+def _checked(fix: FixSpec, planned: Planned) -> Planned:
+    """A planner's drafts must be steps some fix declares, and read only what their fix says
+    its drift check reads: a planner that does otherwise is a bug, not a plan."""
+    for draft in planned.drafts:
+        owner = FIXES_BY_KIND.get(draft.kind)
+        if owner is None:
+            raise ValueError(f"fix {fix.id!r} planned a step of unknown kind {draft.kind!r}")
+        unread = {ref.area for ref in draft.depends_on} - set(fix.reads)
+        if unread:
+            names = ", ".join(sorted(area.value for area in unread))
+            raise ValueError(
+                f"fix {fix.id!r} planned {draft.kind!r} depending on {names}, which it does not declare"
+            )
+    return planned
 
 
 def _advisory_for(finding: Finding) -> Advisory | None:
@@ -134,14 +120,17 @@ def plan_host(facts: HostFacts, findings: Sequence[Finding], host_vars: HostVars
             if advisory is not None:
                 advisories.append(advisory)
             continue
-        planned = PLANNERS[finding.fix_id](finding, facts, host_vars)
+        fix = FIXES_BY_ID[finding.fix_id]
+        if fix.planner is None:
+            raise ValueError(f"finding {finding.id!r} names the built-in fix {fix.id!r}")
+        planned = _checked(fix, fix.planner(finding, facts, host_vars))
         drafts.extend(planned.drafts)
         advisories.extend(planned.advisories)
     actions = []
     for n, draft in enumerate(_order(_merge(drafts)), start=1):
         actions.append(
             Action(
-                id=f"{n:02d}-{draft.kind.value}",
+                id=f"{n:02d}-{draft.kind}",
                 kind=draft.kind,
                 fix_id=draft.fix_id,
                 call=draft.call,

@@ -31,18 +31,20 @@ from typing import Any
 import jinja2
 
 from agent import pwsh
+from agent.fixes import registry
 from agent.model.command import CmdletCall
-from agent.model.findings import DataValue, EvidenceItem, Finding
+from agent.model.findings import Finding
 from agent.model.plan import (
     REMEDIATE_SCRIPT,
+    RESTART_KIND,
     ROLLBACK_SCRIPT,
     Action,
-    ActionKind,
     HostPlan,
     Plan,
     restart_transport_call,
 )
 from agent.report import safe
+from agent.report.display import evidence_line, format_value
 from agent.resources import data_dir
 
 BOM = b"\xef\xbb\xbf"
@@ -105,10 +107,10 @@ def _default_environment() -> jinja2.Environment:
     return environment()
 
 
-def template_name(kind: ActionKind) -> str:
-    from agent.planning.planners import TEMPLATE_FOR_KIND
-
-    return f"{TEMPLATE_FOR_KIND[kind]}.ps1.j2"
+def template_name(kind: str) -> str:
+    """The template of the fix that declares step ``kind`` (ps_templates/<template>.ps1.j2)."""
+    owner, _ = registry.step(kind)
+    return f"{owner.template}.ps1.j2"
 
 
 LAYOUT = "_host.ps1.j2"
@@ -117,51 +119,6 @@ LAYOUT = "_host.ps1.j2"
 # --- what the layout shows ------------------------------------------------------------------
 
 
-def format_value(value: DataValue) -> str:
-    """A before/after or evidence value in one short line (for comments and REVIEW.md)."""
-    if value is None:
-        return "(none)"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return str(value)
-
-
-def evidence_line(item: EvidenceItem) -> str:
-    where = f"{item.source} ({item.vantage})" if item.vantage else item.source
-    values = "; ".join(f"{k}={format_value(v)}" for k, v in item.values)
-    return f"{where}, {item.subject}: {values}"
-
-
-_RISK = {
-    ActionKind.SET_NIC_DNS_SERVERS: (
-        "Changing the MAPI NIC's DNS servers changes name resolution for everything on this server, "
-        "not only Exchange; only servers already on the NIC are kept."
-    ),
-    ActionKind.ENABLE_NIC_DNS_REGISTRATION: (
-        "Turning DNS registration on lets this server (re)create its own A record in the AD zone."
-    ),
-    ActionKind.SET_TRANSPORT_EXTERNAL_DNS: (
-        "Transport will resolve internet domains only through the DNS servers chosen in the inventory."
-    ),
-    ActionKind.USE_EXTERNAL_DNS_ON_CONNECTOR: (
-        "The internet send connector will use transport's external DNS servers."
-    ),
-    ActionKind.SET_TRANSPORT_INTERNAL_DNS_SERVERS: (
-        "Transport will resolve internal names only through the listed servers."
-    ),
-    ActionKind.ENABLE_TRANSPORT_INTERNAL_DNS_ADAPTER: (
-        "Transport will resolve internal names through the MAPI NIC's DNS servers (the Exchange default)."
-    ),
-    ActionKind.NEW_SMART_HOST_CONNECTOR: (
-        "Mail to the one remote domain will go to a fixed IPv4 address; if that domain moves its mail "
-        "servers, remove the connector (rollback.ps1)."
-    ),
-    ActionKind.SET_DNS_FAULT_TOLERANCE: (
-        "EdgeTransport.exe.config is edited by hand (manual step); a CU install overwrites it."
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +164,15 @@ def _verify(action: Action) -> str | None:
     return f"{pwsh.command(action.read_back)} -> {props}"
 
 
-def _macro(env: jinja2.Environment, kind: ActionKind, name: str) -> Any:
+def _macro(env: jinja2.Environment, kind: str, name: str) -> Any:
+    """The template macro ``<name>_<kind>`` (dashes as underscores) that renders step ``kind``:
+    one macro per step, so a template never branches on the kind."""
+    _, step = registry.step(kind)
     module = env.get_template(template_name(kind)).module
-    return getattr(module, name)
+    macro = getattr(module, f"{name}_{step.macro_suffix}", None)
+    if macro is None:
+        raise jinja2.TemplateError(f"{template_name(kind)} has no macro {name}_{step.macro_suffix}")
+    return macro
 
 
 def host_view(host: HostPlan, digest: str, env: jinja2.Environment) -> HostView:
@@ -225,15 +188,16 @@ def host_view(host: HostPlan, digest: str, env: jinja2.Environment) -> HostView:
     calls = host.rollback_calls()
     final_restart = None
     if calls and calls[-1] == restart_transport_call():
-        final_restart = Safe(_macro(env, ActionKind.RESTART_TRANSPORT, "restart")(calls[-1]))
+        restart = env.get_template(template_name(RESTART_KIND)).module
+        final_restart = Safe(restart.restart(calls[-1]))  # type: ignore[attr-defined]
     automatic_restart = next(
-        (s.number for s in steps if s.action.kind is ActionKind.RESTART_TRANSPORT and not s.action.manual),
+        (s.number for s in steps if s.action.kind == RESTART_KIND and not s.action.manual),
         None,
     )
     manual_restart = next(
-        (s.number for s in steps if s.action.kind is ActionKind.RESTART_TRANSPORT and s.action.manual), None
+        (s.number for s in steps if s.action.kind == RESTART_KIND and s.action.manual), None
     )
-    risks = tuple(dict.fromkeys(_RISK[a.kind] for a in host.actions if a.kind in _RISK))
+    risks = tuple(dict.fromkeys(r for a in host.actions if (r := registry.step(a.kind)[1].risk) is not None))
     return HostView(
         plan=host,
         digest=digest,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 
+from agent.model.playbook_run import HostResult, Outcome, PlaybookRun, QueueView
 from agent.report.safe import markdown_code, terminal
-from agent.workflow.run import HostResult, Outcome, PlaybookRun, QueueView
 
 # Inside a line of markdown only these characters make markup (emphasis, code, links, raw
 # HTML, table cells). agent.report.safe.markdown escapes more (every '.', '-', '(' ...), which is

@@ -298,7 +298,6 @@ def finding(
         summary=" ".join(summary.split()),
         evidence=tuple(evidence),
         fix_id=meta.fix_id,
-        fix_disrupts_mail_flow=meta.fix_disrupts_mail_flow,
         data=tuple(data),
     )
 

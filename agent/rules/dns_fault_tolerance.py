@@ -12,7 +12,7 @@ from __future__ import annotations
 from agent.model.facts import HostFacts
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="dns-fault-tolerance",
@@ -31,7 +31,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/plan-and-deploy/install-cumulative-updates",
     ),
     fix_id="set-dns-fault-tolerance",
-    fix_disrupts_mail_flow=True,
+    explains=(Explains("queue-dns-failure", ("all-external", "domain")),),
 )
 
 

@@ -9,7 +9,7 @@ from agent.model.facts import HostFacts
 from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="dns-server-unreachable",
@@ -28,7 +28,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/exchange/set-transportservice",
     ),
     fix_id=None,
-    fix_disrupts_mail_flow=False,
+    explains=(Explains("queue-dns-failure", ("internal", "all-external", "domain")),),
 )
 
 

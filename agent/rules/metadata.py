@@ -1,20 +1,18 @@
 """Rule metadata: what each rule declares beside its logic, validated when it is built.
 
-The fix table is here too, because a rule's metadata names a fix and whether that fix
-disrupts mail flow, and the two must agree: a fix that needs a restart of
-MSExchangeTransport interrupts mail flow on the server ("DNS query failure sensitivity",
-Exchange 2013 docs; Set-TransportService docs: changes need the restart).
+A rule names its fix by id; what the fix changes and whether it interrupts mail flow is the
+fix's own declaration (agent/fixes: FixSpec), and the fix registry checks that every fix id a
+rule names exists. A cause rule also declares which symptoms it explains (``explains``): the
+symptom-to-cause table evaluate links by is derived from these.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
-from agent.model.findings import Severity
+from agent.model.findings import Level, Severity
 
 
 class RuleKind(str, enum.Enum):
@@ -23,58 +21,19 @@ class RuleKind(str, enum.Enum):
     ADVISORY = "advisory"  # a cause outside the host's configuration: reported, not fixed
 
 
-@dataclass(frozen=True, slots=True)
-class FixInfo:
-    id: str
-    needs_transport_restart: bool
-    summary: str
-
-
-# Every fix a rule may name. The planner renders each from ps_templates/<fix id>.
-FIXES: Mapping[str, FixInfo] = MappingProxyType(
-    {
-        fix.id: fix
-        for fix in (
-            FixInfo(
-                "enable-nic-dns-registration",
-                True,
-                "Set-DnsClient -RegisterThisConnectionsAddress $true on the MAPI NIC, Register-DnsClient, "
-                "restart MSExchangeTransport",
-            ),
-            FixInfo(
-                "set-nic-dns-servers",
-                True,
-                "Set-DnsClientServerAddress on the MAPI NIC to internal DNS servers only, "
-                "restart MSExchangeTransport",
-            ),
-            FixInfo(
-                "set-transport-external-dns",
-                True,
-                "Set-TransportService -ExternalDNSServers .. -ExternalDNSAdapterEnabled $false and "
-                "Set-SendConnector -UseExternalDNSServersEnabled $true, restart MSExchangeTransport",
-            ),
-            FixInfo(
-                "set-transport-internal-dns",
-                True,
-                "Set-TransportService -InternalDNSServers / -InternalDNSAdapterEnabled, "
-                "restart MSExchangeTransport",
-            ),
-            FixInfo(
-                "add-smarthost-send-connector",
-                False,
-                "New-SendConnector for the one domain with its MX host's IPv4 address as smart host",
-            ),
-            FixInfo(
-                "set-dns-fault-tolerance",
-                True,
-                "DnsFaultTolerance=Lenient in EdgeTransport.exe.config, restart MSExchangeTransport",
-            ),
-        )
-    }
-)
-
 _RULE_ID = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)+$")
 _REFERENCE = re.compile(r"^(?:KB\d{6,7}|https://[^\s]+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Explains:
+    """A symptom this cause explains: the symptom rule, the scopes of it (queue-dns-failure's
+    ``scope``: internal, all-external, domain) and, with ``same_domain``, only where the cause's
+    ``domain`` is one of the symptom's domains."""
+
+    symptom: str
+    scopes: tuple[str, ...]
+    same_domain: bool = False
 
 
 class MetadataError(ValueError):
@@ -92,7 +51,8 @@ class RuleMetadata:
     explanation: str  # plain language, for a change board
     references: tuple[str, ...]  # "KB3007623" or https URLs of Microsoft docs
     fix_id: str | None
-    fix_disrupts_mail_flow: bool
+    explains: tuple[Explains, ...] = ()  # the symptoms this cause explains, and at which scopes
+    level: Level = Level.HOST  # ORGANIZATION: one finding per organisation, naming the servers
 
     def __post_init__(self) -> None:
         problems = []
@@ -111,22 +71,15 @@ class RuleMetadata:
         for reference in self.references:
             if not _REFERENCE.match(reference):
                 problems.append(f"reference {reference!r} is neither KBnnnnnnn nor an https URL")
-        if self.fix_id is None:
-            if self.fix_disrupts_mail_flow:
-                problems.append("a rule without a fix cannot have a disruptive fix")
-            if self.kind is RuleKind.CAUSE:
-                problems.append("a cause rule needs a fix id")
-        else:
-            fix = FIXES.get(self.fix_id)
-            if fix is None:
-                problems.append(f"unknown fix id {self.fix_id!r} (known: {', '.join(sorted(FIXES))})")
-            elif fix.needs_transport_restart != self.fix_disrupts_mail_flow:
-                problems.append(
-                    f"fix_disrupts_mail_flow={self.fix_disrupts_mail_flow} but fix {self.fix_id!r} "
-                    f"{'needs' if fix.needs_transport_restart else 'does not need'} a transport restart"
-                )
-            if self.kind is not RuleKind.CAUSE:
-                problems.append(f"a {self.kind.value} rule has no fix")
+        if self.fix_id is None and self.kind is RuleKind.CAUSE:
+            problems.append("a cause rule needs a fix id")
+        if self.fix_id is not None and self.kind is not RuleKind.CAUSE:
+            problems.append(f"a {self.kind.value} rule has no fix")
+        if self.explains and self.kind is RuleKind.SYMPTOM:
+            problems.append("a symptom explains nothing: causes explain symptoms")
+        for explained in self.explains:
+            if not explained.scopes:
+                problems.append(f"explains {explained.symptom!r} at no scope")
         if problems:
             raise MetadataError(f"rule {self.id!r}: " + "; ".join(problems))
 
@@ -139,5 +92,4 @@ class RuleMetadata:
             "explanation": self.explanation,
             "references": list(self.references),
             "fix_id": self.fix_id,
-            "fix_disrupts_mail_flow": self.fix_disrupts_mail_flow,
         }

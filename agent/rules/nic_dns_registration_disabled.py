@@ -12,7 +12,7 @@ from __future__ import annotations
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="nic-dns-registration-disabled",
@@ -32,7 +32,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/dnsclient/register-dnsclient",
     ),
     fix_id="enable-nic-dns-registration",
-    fix_disrupts_mail_flow=True,
+    explains=(Explains("queue-dns-failure", ("internal", "all-external", "domain")),),
 )
 
 

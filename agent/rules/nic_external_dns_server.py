@@ -12,7 +12,7 @@ from __future__ import annotations
 from agent.model.facts import HostFacts, is_public_address
 from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="nic-external-dns-server",
@@ -32,7 +32,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/exchange/set-transportservice",
     ),
     fix_id="set-nic-dns-servers",
-    fix_disrupts_mail_flow=True,
+    explains=(Explains("queue-dns-failure", ("internal",)),),
 )
 
 

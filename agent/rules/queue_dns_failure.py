@@ -34,7 +34,6 @@ METADATA = RuleMetadata(
         "KB3007623",
     ),
     fix_id=None,
-    fix_disrupts_mail_flow=False,
 )
 
 SCOPE_INTERNAL = "internal"

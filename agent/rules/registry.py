@@ -2,7 +2,8 @@
 
 No registration by import side effect and no globbing: adding a rule means adding its module
 here. Loading refuses a rule whose id, module name and metadata disagree, whose fix id is
-unknown, or whose ``evaluate`` is missing.
+unknown (checked by the fix registry, agent/fixes/registry.py), whose ``explains`` names no
+symptom rule, or whose ``evaluate`` is missing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from agent.rules import (
     transport_internal_dns_misconfigured,
     transport_no_dns_configured,
 )
-from agent.rules.metadata import FIXES, MetadataError, RuleMetadata
+from agent.rules.metadata import MetadataError, RuleKind, RuleMetadata
 
 # Order matters only for output: symptoms first, then causes, then advisories.
 RULE_MODULES: tuple[Any, ...] = (
@@ -69,8 +70,6 @@ def load_rule(module: Any) -> Rule:
             f"rule module {name}: id {meta.id!r} does not match the module name {short!r} "
             f"(expected module {meta.id.replace('-', '_')!r})"
         )
-    if meta.fix_id is not None and meta.fix_id not in FIXES:
-        raise MetadataError(f"rule module {name}: unknown fix id {meta.fix_id!r}")
     function = getattr(module, "evaluate", None)
     if not callable(function):
         raise MetadataError(f"rule module {name}: evaluate(facts) is missing")
@@ -84,6 +83,13 @@ def load_rules(modules: Iterable[Any]) -> tuple[Rule, ...]:
         if rule.id in seen:
             raise MetadataError(f"rule id {rule.id!r} is registered twice")
         seen.add(rule.id)
+    symptoms = {rule.id for rule in rules if rule.metadata.kind is RuleKind.SYMPTOM}
+    for rule in rules:
+        for explained in rule.metadata.explains:
+            if explained.symptom not in symptoms:
+                raise MetadataError(
+                    f"rule {rule.id!r} explains {explained.symptom!r}, which is no symptom rule"
+                )
     return rules
 
 

@@ -14,7 +14,7 @@ from agent.model.facts import HostFacts
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="remote-domain-aaaa-broken",
@@ -33,7 +33,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/mail-flow/connectors/send-connectors",
     ),
     fix_id="add-smarthost-send-connector",
-    fix_disrupts_mail_flow=False,
+    explains=(Explains("queue-dns-failure", ("all-external", "domain"), same_domain=True),),
 )
 
 _AAAA_BROKEN = frozenset({Outcome.SERVFAIL, Outcome.TIMEOUT})

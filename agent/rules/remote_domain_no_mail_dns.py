@@ -7,7 +7,7 @@ from agent.model.facts import HostFacts
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="remote-domain-no-mail-dns",
@@ -25,7 +25,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/dnsclient/resolve-dnsname",
     ),
     fix_id=None,
-    fix_disrupts_mail_flow=False,
+    explains=(Explains("queue-dns-failure", ("all-external", "domain"), same_domain=True),),
 )
 
 _ABSENT = frozenset({Outcome.NXDOMAIN, Outcome.NODATA})

@@ -14,7 +14,7 @@ from __future__ import annotations
 from agent.model.facts import HostFacts
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="transport-external-dns-unresolvable",
@@ -34,7 +34,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/mail-flow/connectors/send-connectors",
     ),
     fix_id="set-transport-external-dns",
-    fix_disrupts_mail_flow=True,
+    explains=(Explains("queue-dns-failure", ("all-external", "domain")),),
 )
 
 

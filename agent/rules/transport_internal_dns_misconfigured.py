@@ -10,7 +10,7 @@ from __future__ import annotations
 from agent.model.facts import HostFacts, is_public_address
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="transport-internal-dns-misconfigured",
@@ -28,7 +28,7 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/mail-flow/mail-routing/mail-routing",
     ),
     fix_id="set-transport-internal-dns",
-    fix_disrupts_mail_flow=True,
+    explains=(Explains("queue-dns-failure", ("internal",)),),
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
-from agent.rules.metadata import RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
     id="transport-no-dns-configured",
@@ -21,7 +21,7 @@ METADATA = RuleMetadata(
     ),
     references=("https://learn.microsoft.com/powershell/module/exchange/set-transportservice",),
     fix_id="set-transport-external-dns",
-    fix_disrupts_mail_flow=True,
+    explains=(Explains("queue-dns-failure", ("internal", "all-external", "domain")),),
 )
 
 

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 
 from agent.errors import CmdletError, ExfixError, HostError, HostTimeoutError, UsageError
-from agent.inventory import Auth, Credential, EndpointConfig, HostTarget, Scheme
 from agent.model.command import CmdletCall, Endpoint
+from agent.model.credential import Credential
 from agent.model.remote import RemoteObject
+from agent.model.target import Auth, EndpointConfig, HostTarget, Scheme
 from agent.transport._errors import classify
 from agent.transport.base import CommandResult, is_safe_to_retry
 from agent.transport.deadline import Budget, HostDeadline

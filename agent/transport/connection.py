@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-from agent.inventory import Credential, HostTarget, OsTransport
 from agent.model.command import CmdletCall, Endpoint
+from agent.model.credential import Credential
 from agent.model.remote import RemoteObject
+from agent.model.target import HostTarget, OsTransport
 from agent.transport._session import RetryingSession
 from agent.transport.base import CommandResult, Session
 from agent.transport.deadline import HostDeadline

@@ -45,9 +45,9 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 
-from agent.inventory import Auth, Scheme
 from agent.model.command import CmdletCall, Endpoint, Switch
 from agent.model.remote import RemoteError, RemoteObject
+from agent.model.target import Auth, Scheme
 from agent.pwsh import check_cmdlet, check_parameter
 from agent.transport._session import BudgetExhausted, RetryingSession
 from agent.transport.base import CommandResult

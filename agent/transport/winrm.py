@@ -22,9 +22,9 @@ from winrm.exceptions import WinRMOperationTimeoutError
 from winrm.protocol import Protocol
 
 from agent.errors import CredentialError
-from agent.inventory import Auth, Scheme
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.remote import RemoteError
+from agent.model.target import Auth, Scheme
 from agent.pwsh import command as render_command
 from agent.transport._session import BudgetExhausted, RetryingSession
 from agent.transport.base import CommandResult

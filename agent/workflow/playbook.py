@@ -57,10 +57,12 @@ from typing import Any
 import yaml
 
 from agent.errors import PlaybookError, UsageError, one_line
+from agent.fixes.registry import RULE_FIXES as FIXES
 from agent.model.facts import normalize_name
 from agent.model.findings import Finding
+from agent.model.playbook_run import VarValue
 from agent.report.safe import terminal
-from agent.rules.metadata import FIXES
+from agent.resources import data_dir
 from agent.rules.registry import RULES, RULES_BY_ID
 
 MAX_BYTES = 256 * 1024
@@ -85,8 +87,6 @@ class VarType(str, enum.Enum):
     INTEGER = "integer"
     BOOLEAN = "boolean"
 
-
-VarValue = str | int | bool | tuple[str, ...]
 
 # Playbook variables that the planner reads as host variables. A non-empty value replaces
 # the inventory's value for every host; an empty one leaves the inventory's in force.
@@ -476,7 +476,7 @@ def check_value(var_type: VarType, value: VarValue) -> VarValue:
 
 
 def _disruptive(fix_id: str) -> bool:
-    return FIXES[fix_id].needs_transport_restart
+    return FIXES[fix_id].disrupts_mail_flow
 
 
 def parse_playbook(text: str, *, source: str, sha256: str = "") -> Playbook:
@@ -644,8 +644,6 @@ def load_playbook(path: str | Path) -> Playbook:
 
 
 def shipped_dir() -> Path:
-    from agent.resources import data_dir
-
     return data_dir("playbooks")
 
 

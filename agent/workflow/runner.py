@@ -29,19 +29,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from agent.errors import UsageError
-from agent.inventory import CredentialResolver, HostTarget
+from agent.apply import ApplyReport, HostApply, HostOutcome, StepStatus, apply_plan, read_plan_file
+from agent.errors import HostError, RefusedError, UsageError
+from agent.fixes.registry import KINDS
+from agent.inventory import CredentialResolver
+from agent.model.findings import Finding
 from agent.model.plan import HostVars, Plan, PlanSource, plan_from_json
-from agent.model.results import HostScan, HostStatus, ScanReport
-from agent.planning import build_plan, render_plan, write_plan_dir
-from agent.report.review_md import apply_command
-from agent.rules.metadata import RuleKind
-from agent.rules.registry import RULES_BY_ID
-from agent.scan import DEFAULT_FORKS, DEFAULT_HOST_TIMEOUT, now_iso, scan_fleet
-from agent.workflow.playbook import Approval, Mode, Playbook, Scope, VarValue, fix_filter, scope_for
-from agent.workflow.run import (
+from agent.model.playbook_run import (
     ActionStatus,
     ActionView,
     HostResult,
@@ -50,7 +45,17 @@ from agent.workflow.run import (
     PlanRole,
     PlaybookRun,
     QueueView,
+    VarValue,
 )
+from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.model.target import HostTarget
+from agent.planning import build_plan
+from agent.report.playbook_run import render_json
+from agent.review import apply_command, write_plan_dir
+from agent.rules.metadata import RuleKind
+from agent.rules.registry import RULES_BY_ID
+from agent.scan import DEFAULT_FORKS, DEFAULT_HOST_TIMEOUT, now_iso, scan_fleet
+from agent.workflow.playbook import Approval, Mode, Playbook, Scope, fix_filter, scope_for
 
 TICKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -121,13 +126,6 @@ def _plan_dir(out_dir: Path, plan: Plan) -> Path:
 def _write_bundle(plan: Plan, out_dir: Path, role: PlanRole, log: Log) -> PlanArtifact:
     directory = _plan_dir(out_dir, plan)
     files = write_plan_dir(plan, directory, overwrite=True)
-    html_path = directory / "review.html"
-    if not html_path.exists():  # a planning core that does not write review.html itself
-        from agent.report.html import render_review_html
-
-        html_path.write_text(
-            render_review_html(plan, render_plan(plan), str(files.plan_json)), encoding="utf-8"
-        )
     log(f"plan {plan.digest} written to {directory}")
     return PlanArtifact(
         role=role,
@@ -135,7 +133,7 @@ def _write_bundle(plan: Plan, out_dir: Path, role: PlanRole, log: Log) -> PlanAr
         directory=str(directory),
         plan_json=str(files.plan_json),
         review_md=str(files.review),
-        review_html=str(html_path),
+        review_html=str(files.review_html),
         scripts=tuple(str(p) for p in files.scripts),
         apply_command=None if role is PlanRole.APPLIED else apply_command(plan, str(files.plan_json)),
     )
@@ -146,7 +144,7 @@ def _stored_plan(out_dir: Path, digest: str) -> Plan | None:
     candidate = out_dir / f"plan-{digest[:16]}" / "plan.json"
     if not candidate.is_file():
         return None
-    plan = plan_from_json(candidate.read_text(encoding="utf-8"), source=str(candidate))
+    plan = plan_from_json(candidate.read_text(encoding="utf-8"), source=str(candidate), kinds=KINDS)
     return plan if plan.digest == digest else None
 
 
@@ -167,7 +165,7 @@ def _actions(plan: Plan | None, host: str, status: ActionStatus) -> tuple[Action
         ActionView(
             a.id,
             a.fix_id,
-            a.kind.value,
+            a.kind,
             a.description,
             a.disruptive,
             a.manual,
@@ -178,7 +176,7 @@ def _actions(plan: Plan | None, host: str, status: ActionStatus) -> tuple[Action
     )
 
 
-def _advisory_only(findings: Sequence[Any]) -> bool:
+def _advisory_only(findings: Sequence[Finding]) -> bool:
     """True when every finding is advice exfix cannot act on (the cause is outside the host)."""
     return all(
         (rule := RULES_BY_ID.get(f.rule_id)) is not None and rule.metadata.kind is RuleKind.ADVISORY
@@ -236,10 +234,10 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
     )
 
 
-def _applied(before: HostScan, after: HostScan | None, scope: Scope, plan: Plan, applied: Any) -> HostResult:
+def _applied(
+    before: HostScan, after: HostScan | None, scope: Scope, plan: Plan, applied: HostApply
+) -> HostResult:
     """A host whose plan was applied: the apply engine's HostApply says what happened."""
-    from agent.apply.results import HostOutcome, StepStatus
-
     step_status = {s.action: s for s in applied.steps}
     mapping = {
         StepStatus.OK: ActionStatus.APPLIED,
@@ -343,13 +341,10 @@ class _Run:
         self.plans.append(artifact)
         return artifact
 
-    def apply(self, artifact: PlanArtifact, *, allow_restart: bool) -> Any:
+    def apply(self, artifact: PlanArtifact, *, allow_restart: bool) -> ApplyReport | None:
         """Apply the plan written at ``artifact`` (read back from disk, so its scripts are
         checked against the plan too). Returns the ApplyReport, or None when apply refused
         (``self.refused`` says why; nothing was changed)."""
-        from agent.apply import apply_plan, read_plan_file
-        from agent.errors import HostError, RefusedError
-
         journal = self.settings.out_dir / JOURNAL_FILE
         self.journal = str(journal)
         self.log(f"applying plan {artifact.digest}")
@@ -394,8 +389,6 @@ class _Run:
             refused=self.refused,
             approve_command=self._approve_command(),
         )
-        from agent.report.playbook_run import render_json
-
         run_file.write_text(render_json(run), encoding="utf-8")
         return run
 
@@ -540,7 +533,7 @@ def _auto(run: _Run, before: ScanReport, unreachable: list[HostResult]) -> Playb
 
 
 def _after_apply(
-    run: _Run, before: ScanReport, after: ScanReport | None, applied_plan: Plan, report: Any,
+    run: _Run, before: ScanReport, after: ScanReport | None, applied_plan: Plan, report: ApplyReport | None,
     unreachable: list[HostResult], rest: Plan | None,
 ) -> list[HostResult]:  # fmt: skip
     after_by_host = _by_host(after)

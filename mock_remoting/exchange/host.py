@@ -26,7 +26,7 @@ from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter
 from mock_remoting.dns.world import DnsWorld
 from mock_remoting.exchange import records
 from mock_remoting.exchange.binding import BindingFailed, bind
-from mock_remoting.exchange.cmdlets import CMDLETS, CmdletDef, Context, Terminating, _property
+from mock_remoting.exchange.cmdlets import CMDLETS, CmdletDef, Context, Terminating, property_value
 from mock_remoting.exchange.mailflow import run_attempt
 from mock_remoting.exchange.replay import ReplayError, load_capture
 from mock_remoting.exchange.scenario import Scenario
@@ -191,7 +191,7 @@ class EmulatedHost:
     def _lookup(self, endpoint: Endpoint, name: str) -> CmdletDef:
         bare = name.rsplit("\\", 1)[-1].strip()
         definition = CMDLETS.get(bare.lower())
-        if definition is None or (definition.name != "Select-Object" and definition.endpoint is not endpoint):
+        if definition is None or endpoint not in definition.endpoints:
             raise Terminating(records.command_not_found(bare))
         if endpoint is Endpoint.EXCHANGE and self.state.spec.major not in definition.versions:
             raise Terminating(records.command_not_found(definition.name))
@@ -216,10 +216,12 @@ class EmulatedHost:
             prepared.append((definition, args))
         inputs = upstream
         for definition, args in prepared:
-            ctx = Context(self, endpoint, cancel, cmdlet=definition.name)
+            ctx = Context(
+                self.state, self.org, self.dns_address_map, endpoint, cancel, cmdlet=definition.name
+            )
             if inputs is None:
                 self._execute(ctx, definition, args, ())
-            elif definition.name == "Select-Object":
+            elif definition.whole_input:
                 self._execute(ctx, definition, args, [as_psobject(i) for i in inputs])
             elif definition.input_param is None:
                 for item in inputs:
@@ -228,7 +230,7 @@ class EmulatedHost:
                 for item in inputs:
                     extra = dict(args)
                     if definition.input_param == "Identity":
-                        value = _property(item, "Identity") if isinstance(item, PSObject) else None
+                        value = property_value(item, "Identity") if isinstance(item, PSObject) else None
                         extra["Identity"] = str(value if value is not None else item)
                     else:
                         extra[definition.input_param] = [item]

@@ -18,7 +18,7 @@ import yaml
 from agent.apply import ApplyReport, FleetPlan, PlanFile, apply_plan, plan_fleet, read_plan_file
 from agent.inventory import Inventory, load_inventory
 from agent.model.plan import PlanSource, SourceKind
-from agent.planning import write_plan_dir
+from agent.review import write_plan_dir
 from mock_remoting.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]

@@ -29,7 +29,7 @@ from agent.apply.steps import (
     next_step,
 )
 from agent.model.command import CmdletCall, Endpoint
-from agent.model.plan import TRANSPORT_SERVICE, Action, ActionKind, Change, HostPlan, restart_transport_call
+from agent.model.plan import RESTART_KIND, TRANSPORT_SERVICE, Action, Change, HostPlan, restart_transport_call
 from agent.model.remote import RemoteError, RemoteObject
 from agent.transport.base import CommandResult
 
@@ -42,13 +42,13 @@ GET_SERVICE = CmdletCall(Endpoint.OS, "Get-Service", (("Name", TRANSPORT_SERVICE
 
 
 def action(
-    id: str, kind: ActionKind, call: CmdletCall, read_back: CmdletCall | None, changes: tuple[Change, ...],
+    id: str, kind: str, call: CmdletCall, read_back: CmdletCall | None, changes: tuple[Change, ...],
     rollback: tuple[CmdletCall, ...], *, restart_required: bool = False, manual: bool = False,
 ) -> Action:  # fmt: skip
     return Action(
-        id=id, kind=kind, fix_id=kind.value, call=call, description=f"{id} as the planner describes it",
+        id=id, kind=kind, fix_id=kind, call=call, description=f"{id} as the planner describes it",
         changes=changes, read_back=read_back, rollback=rollback,
-        disruptive=kind is ActionKind.RESTART_TRANSPORT, restart_required=restart_required, manual=manual,
+        disruptive=kind == RESTART_KIND, restart_required=restart_required, manual=manual,
         finding_ids=(), depends_on=(), fingerprint=_FINGERPRINT,
     )  # fmt: skip
 
@@ -56,7 +56,7 @@ def action(
 # The plan of transport-external-dns-unresolvable: external lookups to the servers the admin
 # chose (takes effect at the next transport restart), the connector to use them, the restart.
 A1 = action(
-    "01-set-transport-external-dns", ActionKind.SET_TRANSPORT_EXTERNAL_DNS,
+    "01-set-transport-external-dns", "set-transport-external-dns",
     CmdletCall(Endpoint.EXCHANGE, "Set-TransportService",
                (("Identity", "EX01"), ("ExternalDNSAdapterEnabled", False),
                 ("ExternalDNSServers", ("8.8.8.8",)))),
@@ -67,7 +67,7 @@ A1 = action(
     restart_required=True,
 )  # fmt: skip
 A2 = action(
-    "02-use-external-dns-on-connector", ActionKind.USE_EXTERNAL_DNS_ON_CONNECTOR,
+    "02-use-external-dns-on-connector", "use-external-dns-on-connector",
     CmdletCall(Endpoint.EXCHANGE, "Set-SendConnector",
                (("Identity", "Internet"), ("UseExternalDNSServersEnabled", True))),
     GET_CONNECTOR,
@@ -76,11 +76,11 @@ A2 = action(
                 (("Identity", "Internet"), ("UseExternalDNSServersEnabled", False))),),
 )  # fmt: skip
 A3 = action(
-    "03-restart-transport", ActionKind.RESTART_TRANSPORT, restart_transport_call(), GET_SERVICE,
+    "03-restart-transport", RESTART_KIND, restart_transport_call(), GET_SERVICE,
     (Change("Status", None, "Running"),), (),
 )  # fmt: skip
 MANUAL = action(
-    "04-set-dns-fault-tolerance", ActionKind.SET_DNS_FAULT_TOLERANCE,
+    "04-set-dns-fault-tolerance", "set-dns-fault-tolerance",
     CmdletCall(Endpoint.OS, "Set-Content", (("Path", "EdgeTransport.exe.config"),)), None, (), (),
     manual=True,
 )  # fmt: skip

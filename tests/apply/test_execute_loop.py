@@ -179,11 +179,11 @@ def test_a_journal_that_cannot_be_written_stops_the_host_and_closes_the_connecti
 def test_undo_drives_the_same_machine_for_exfix_rollback(tmp_path: Path) -> None:
     world = FakeWorld()
     world.values.update(ExternalDNSAdapterEnabled=False, ExternalDNSServers=("8.8.8.8",))
-    items = [UndoItem(A1.id, A1.kind.value, A1.read_back, A1.changes, A1.rollback,
+    items = [UndoItem(A1.id, A1.kind, A1.read_back, A1.changes, A1.rollback,
                       (("ExternalDNSAdapterEnabled", True), ("ExternalDNSServers", ())), True),
-             UndoItem(A2.id, A2.kind.value, A2.read_back, A2.changes, A2.rollback,
+             UndoItem(A2.id, A2.kind, A2.read_back, A2.changes, A2.rollback,
                       (("UseExternalDNSServersEnabled", False),), False),
-             UndoItem(A3.id, A3.kind.value, A3.read_back, A3.changes, A3.rollback, (("Status", "Running"),),
+             UndoItem(A3.id, A3.kind, A3.read_back, A3.changes, A3.rollback, (("Status", "Running"),),
                       False)]  # fmt: skip
     rec, journal = _recorder(tmp_path / "j.jsonl")
     with journal:

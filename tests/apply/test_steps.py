@@ -405,7 +405,7 @@ def test_a_keyboard_interrupt_during_the_undo_stops_it() -> None:
 
 def _item(action: Action, before: Values | None) -> UndoItem:
     """What exfix rollback reads from the journal's before record of ``action``."""
-    return UndoItem(action.id, action.kind.value, action.read_back, action.changes, action.rollback, before,
+    return UndoItem(action.id, action.kind, action.read_back, action.changes, action.rollback, before,
                     action.restart_required)  # fmt: skip
 
 

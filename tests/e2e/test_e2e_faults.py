@@ -66,14 +66,18 @@ def test_hang_401_and_a_dropped_connection(
     assert elapsed < HOST_TIMEOUT * 4, f"the scan took {elapsed:.1f}s"
 
     # The drops really happened, and were retried: EX04 sent one more Exchange command, and
-    # EX07 one more OS session open, than the identical healthy EX01 did.
+    # EX07 one more OS session open, than the identical healthy EX01 did. One server of the
+    # organisation also reads its send connectors (Get-SendConnector) for all of them.
     counters = lab.counters
 
     def count(host: str, endpoint: str, action: str) -> int:
         return int(counters.get(f"{host}.contoso.local", endpoint, action))
 
     assert count("ex01", "exchange", "Command") > 0 and count("ex01", "os", "Create") > 0
-    assert count("ex04", "exchange", "Command") == count("ex01", "exchange", "Command") + 1
+    commands = {h: count(h, "exchange", "Command") for h in ("ex01", "ex04", "ex05", "ex07")}
+    base = min(commands.values())
+    assert sum(commands.values()) == 4 * base + 2  # one connector read, one retried command
+    assert commands["ex04"] in (base + 1, base + 2)
     assert count("ex07", "os", "Create") == count("ex01", "os", "Create") + 1
 
 

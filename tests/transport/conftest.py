@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from agent.inventory import Credential, CredentialSource, HostTarget, Secret, inventory_from_mapping
+from agent.inventory import inventory_from_mapping
+from agent.model.credential import Credential, CredentialSource, Secret
+from agent.model.target import HostTarget
 from agent.transport import HostConnection, HostDeadline, RetryPolicy
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
 from mock_remoting.server import LabServer

@@ -13,8 +13,9 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from agent.errors import AuthenticationError, CmdletError, HostTimeoutError, UnreachableError
-from agent.inventory import CertValidation, HostTarget, Inventory, OsTransport, load_inventory
+from agent.inventory import Inventory, load_inventory
 from agent.model.command import CmdletCall, Endpoint
+from agent.model.target import CertValidation, HostTarget, OsTransport
 from agent.transport import HostConnection, HostDeadline, RetryPolicy, connect
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
 

@@ -22,6 +22,7 @@ from agent.model.facts import (
     ExchangeServerFacts,
     HostFacts,
     NicFacts,
+    OrgFacts,
     ProbeTargets,
     QueueFacts,
     SendConnectorFacts,
@@ -36,6 +37,7 @@ AD_SRV = "_ldap._tcp.dc._msdcs.contoso.local"
 PUBLIC_NAME = "microsoft.com"
 INTERNAL_DNS = "10.0.0.10"
 MAPI_ADDRESS = "10.0.0.21"
+ORGANIZATION = "Contoso@contoso.local"
 
 TARGETS = ProbeTargets.for_domain(AD_DOMAIN, HOST, PUBLIC_NAME)
 
@@ -54,6 +56,7 @@ def exchange(major: int = 15, **changes: Any) -> ExchangeServerFacts:
         admin_display_version=f"Version {major}.2 (Build 1118.7)",
         roles=("Mailbox",),
         transport_noun=TransportNoun.TRANSPORT_SERVER if major == 14 else TransportNoun.TRANSPORT_SERVICE,
+        organization=ORGANIZATION,
     )
     return dataclasses.replace(base, **changes)
 
@@ -231,7 +234,7 @@ def host(
         exchange_facts or exchange(),
         transport=None if no_transport else (transport_facts or transport()),
         queues=tuple(queues),
-        send_connectors=tuple(connectors if connectors is not None else (connector(),)),
+        org=OrgFacts(ORGANIZATION, tuple(connectors if connectors is not None else (connector(),)), name),
         nics=tuple(nics if nics is not None else (mapi_nic(), replication_nic())),
         edge_config=edge,
         probe_targets=TARGETS,

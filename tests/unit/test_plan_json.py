@@ -10,6 +10,7 @@ import pytest
 
 from agent.errors import FactsFileError
 from agent.evaluate import evaluate
+from agent.fixes.registry import KINDS
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.plan import HostVars, Plan, plan_from_dict, plan_from_json
 from agent.planning import build_plan
@@ -54,7 +55,7 @@ def _broken_file(edit: Any) -> dict[str, Any]:
 
 def _key_of(data: dict[str, Any]) -> str | None:
     with pytest.raises(FactsFileError) as caught:
-        plan_from_dict(data, source="plans/p1/plan.json")
+        plan_from_dict(data, source="plans/p1/plan.json", kinds=KINDS)
     assert "plans/p1/plan.json" in str(caught.value)
     return caught.value.key
 

@@ -4,14 +4,14 @@ or an advisory saying why not."""
 from __future__ import annotations
 
 from agent.evaluate import evaluate
+from agent.fixes import dns_fault_tolerance, nic_dns_servers, nic_registration, smart_host_connector
+from agent.fixes import transport_dns as tdns
+from agent.fixes.fingerprint import fingerprint_for
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import EdgeTransportConfigFacts, HostFacts
 from agent.model.findings import Finding
-from agent.model.plan import EXTERNAL_DNS_VARIABLE, ActionKind, AdvisoryKind, Change, HostVars
+from agent.model.plan import EXTERNAL_DNS_VARIABLE, AdvisoryKind, Change, HostVars
 from agent.model.probe import Outcome
-from agent.planning import dns_fault_tolerance, nic_dns_servers, nic_registration, smart_host_connector
-from agent.planning import transport_dns as tdns
-from agent.planning.fingerprint import fingerprint_for
 
 from .facts_builders import (
     INTERNAL_DNS,
@@ -229,8 +229,8 @@ def test_no_dns_configured_external_side_uses_the_same_fix() -> None:
     assert tdns.plan_external(finding, facts, HostVars()).advisories[0].variable == EXTERNAL_DNS_VARIABLE
     drafts = tdns.plan_external(finding, facts, HostVars(("203.0.113.53",))).drafts
     assert [d.kind for d in drafts] == [
-        ActionKind.SET_TRANSPORT_EXTERNAL_DNS,
-        ActionKind.USE_EXTERNAL_DNS_ON_CONNECTOR,
+        "set-transport-external-dns",
+        "use-external-dns-on-connector",
     ]
 
 
@@ -241,7 +241,7 @@ def test_no_dns_configured_internal_side_turns_the_adapter_back_on() -> None:
     assert draft.call == CmdletCall(
         Endpoint.EXCHANGE, "Set-TransportService", (("Identity", "EX01"), ("InternalDNSAdapterEnabled", True))
     )
-    assert draft.kind is ActionKind.ENABLE_TRANSPORT_INTERNAL_DNS_ADAPTER
+    assert draft.kind == "enable-transport-internal-dns-adapter"
 
 
 # --- set-transport-internal-dns -------------------------------------------------------------

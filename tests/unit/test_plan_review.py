@@ -10,8 +10,8 @@ import pytest
 from agent.errors import UsageError
 from agent.evaluate import evaluate
 from agent.model.plan import HostVars, Plan, plan_from_json
-from agent.planning import build_plan, render_plan, write_plan_dir
-from agent.report.review_md import apply_command, code_block, render_review
+from agent.planning import build_plan, render_plan
+from agent.review import apply_command, code_block, render_review, render_review_html, write_plan_dir
 
 from .facts_builders import host, lookup, transport
 from .test_plan_build import broken
@@ -44,6 +44,10 @@ def test_write_plan_dir_writes_plan_scripts_and_review(tmp_path: Path) -> None:
     assert files.review.read_text(encoding="utf-8") == render_review(
         plan, render_plan(plan), str(files.plan_json)
     )
+    assert files.review_html.read_text(encoding="utf-8") == render_review_html(
+        plan, render_plan(plan), str(files.plan_json)
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["REVIEW.md", "hosts", "plan.json", "review.html"]
 
 
 def test_write_plan_dir_refuses_a_non_empty_directory(tmp_path: Path) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import types
 from typing import Any
 
@@ -8,7 +7,7 @@ import pytest
 
 from agent.model.findings import Severity
 from agent.rules import registry
-from agent.rules.metadata import FIXES, MetadataError, RuleKind, RuleMetadata
+from agent.rules.metadata import Explains, MetadataError, RuleKind, RuleMetadata
 
 EXPECTED_IDS = (
     "queue-dns-failure",
@@ -33,7 +32,6 @@ def meta(**changes: Any) -> RuleMetadata:
         explanation="This rule exists only to prove that the registry checks what it loads.",
         references=("KB3007623",),
         fix_id="set-nic-dns-servers",
-        fix_disrupts_mail_flow=True,
     )
     base.update(changes)
     return RuleMetadata(**base)  # type: ignore[arg-type]
@@ -53,17 +51,10 @@ def test_every_rule_module_is_named_for_its_id() -> None:
         assert rule.module == f"agent.rules.{rule.id.replace('-', '_')}"
 
 
-def test_fix_flags_follow_the_fix_table() -> None:
-    for rule in registry.RULES:
-        fix = rule.metadata.fix_id
-        if fix is None:
-            assert rule.metadata.fix_disrupts_mail_flow is False
-        else:
-            assert FIXES[fix].needs_transport_restart is rule.metadata.fix_disrupts_mail_flow
-    assert registry.rule("remote-domain-aaaa-broken").metadata.fix_disrupts_mail_flow is False
-    assert registry.rule("dns-fault-tolerance").metadata.fix_disrupts_mail_flow is True
+def test_only_causes_have_fixes() -> None:
     assert registry.rule("queue-dns-failure").metadata.fix_id is None
     assert registry.rule("dns-server-unreachable").metadata.fix_id is None
+    assert registry.rule("remote-domain-aaaa-broken").metadata.fix_id == "add-smarthost-send-connector"
 
 
 def test_a_good_fake_module_loads() -> None:
@@ -90,17 +81,15 @@ def test_evaluate_must_exist() -> None:
         registry.load_rule(bad)
 
 
-def test_unknown_fix_id_is_refused_even_if_metadata_was_forged() -> None:
-    with pytest.raises(MetadataError, match="unknown fix id"):
-        meta(fix_id="reboot-everything")
-    # Bypass __post_init__ (as a hand-made object could): the loader still checks.
-    forged = object.__new__(RuleMetadata)
-    for field in dataclasses.fields(RuleMetadata):
-        object.__setattr__(forged, field.name, getattr(meta(), field.name))
-    object.__setattr__(forged, "fix_id", "reboot-everything")
-    module = types.SimpleNamespace(__name__="agent.rules.fake_rule", METADATA=forged, evaluate=lambda f: ())
-    with pytest.raises(MetadataError, match="unknown fix id 'reboot-everything'"):
-        registry.load_rule(module)
+def test_explains_must_name_a_symptom_rule() -> None:
+    explains = (Explains("no-such-symptom", ("internal",)),)
+    with pytest.raises(MetadataError, match="'no-such-symptom', which is no symptom rule"):
+        registry.load_rules([*registry.RULE_MODULES, fake_module(explains=explains)])
+    explains = (Explains("nic-external-dns-server", ("internal",)),)  # a cause, not a symptom
+    with pytest.raises(MetadataError, match="which is no symptom rule"):
+        registry.load_rules([*registry.RULE_MODULES, fake_module(explains=explains)])
+    good = (Explains("queue-dns-failure", ("internal",)),)
+    assert registry.load_rules([*registry.RULE_MODULES, fake_module(explains=good)])[-1].id == "fake-rule"
 
 
 def test_duplicate_ids_are_refused() -> None:
@@ -117,14 +106,17 @@ def test_duplicate_ids_are_refused() -> None:
         ({"references": ()}, "at least one reference"),
         ({"references": ("see the wiki",)}, "neither KBnnnnnnn nor an https URL"),
         ({"references": ("http://example.com/insecure",)}, "neither KBnnnnnnn"),
-        ({"fix_disrupts_mail_flow": False}, "needs a transport restart"),
-        ({"fix_id": "add-smarthost-send-connector", "fix_disrupts_mail_flow": True}, "does not need"),
-        ({"fix_id": None, "fix_disrupts_mail_flow": False}, "cause rule needs a fix id"),
+        ({"fix_id": None}, "cause rule needs a fix id"),
         ({"kind": RuleKind.ADVISORY}, "advisory rule has no fix"),
         (
-            {"fix_id": None, "kind": RuleKind.SYMPTOM, "fix_disrupts_mail_flow": True},
-            "cannot have a disruptive fix",
+            {
+                "fix_id": None,
+                "kind": RuleKind.SYMPTOM,
+                "explains": (Explains("queue-dns-failure", ("domain",)),),
+            },
+            "a symptom explains nothing",
         ),
+        ({"explains": (Explains("queue-dns-failure", ()),)}, "at no scope"),
     ],
 )
 def test_metadata_validation(changes: dict[str, Any], message: str) -> None:

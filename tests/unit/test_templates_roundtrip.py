@@ -17,17 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.fixes import dns_fault_tolerance, nic_dns_servers, nic_registration, registry, smart_host_connector
+from agent.fixes import transport_dns as tdns
+from agent.fixes._draft import Draft
 from agent.model.command import SWITCH, CmdletCall
 from agent.model.findings import EvidenceItem, Finding, Severity
-from agent.model.plan import Action, ActionKind, Advisory, AdvisoryKind, HostPlan
-from agent.planning import dns_fault_tolerance, nic_dns_servers, nic_registration, smart_host_connector
-from agent.planning import transport_dns as tdns
-from agent.planning._draft import Draft
+from agent.model.plan import Action, Advisory, AdvisoryKind, HostPlan
+from agent.planning import render
 from agent.planning.build import _order
-from agent.planning.planners import FIX_ORDER, TEMPLATE_FOR_KIND
 from agent.planning.render import environment, render_host
 from agent.resources import data_dir
-from agent.rules.metadata import FIXES
 
 TEMPLATES = data_dir("ps_templates")
 HELPER = (TEMPLATES / "_set-exfix-app-setting.ps1.j2").read_text(encoding="utf-8")
@@ -68,7 +67,7 @@ def _host(v: str, drafts: list[Draft] | None = None) -> HostPlan:
     ordered = _order(_drafts(v) if drafts is None else drafts)
     actions = tuple(
         Action(
-            id=f"{n:02d}-{d.kind.value}", kind=d.kind, fix_id=d.fix_id, call=d.call,
+            id=f"{n:02d}-{d.kind}", kind=d.kind, fix_id=d.fix_id, call=d.call,
             description=d.description,
             changes=d.changes, read_back=d.read_back, rollback=d.rollback, disruptive=d.disruptive,
             restart_required=d.restart_required, manual=d.manual, finding_ids=d.finding_ids,
@@ -121,23 +120,25 @@ def assert_round_trip(host: HostPlan, digest: str = "d" * 64) -> None:
 @pytest.mark.parametrize("value", HOSTILE)
 def test_every_template_round_trips_hostile_values(value: str) -> None:
     host = _host(value)
-    assert {TEMPLATE_FOR_KIND[a.kind] for a in host.actions} == set(TEMPLATE_FOR_KIND.values())
+    # Every step kind of every fix is in the host's plan: every template macro is exercised.
+    assert {a.kind for a in host.actions} == set(registry.KINDS)
     assert_round_trip(host)
 
 
-@pytest.mark.parametrize("fix_id", sorted(FIXES))
+@pytest.mark.parametrize("fix_id", sorted(registry.RULE_FIXES))
 def test_each_fix_template_alone_round_trips(fix_id: str) -> None:
     drafts = [d for d in _drafts("Eth'0\n$(x)") if d.fix_id == fix_id]
     assert drafts, f"no action kind renders through {fix_id}"
     assert_round_trip(_host("Eth'0\n$(x)", drafts))
 
 
-def test_every_fix_and_kind_has_its_template_file() -> None:
-    for fix_id in FIXES:
-        assert (TEMPLATES / f"{fix_id}.ps1.j2").is_file()
-    for kind in ActionKind:
-        assert (TEMPLATES / f"{TEMPLATE_FOR_KIND[kind]}.ps1.j2").is_file()
-    assert set(FIX_ORDER) == set(FIXES)
+def test_every_fix_has_its_template_with_a_macro_per_step() -> None:
+    env = environment()
+    for fix in registry.FIXES:
+        assert (TEMPLATES / f"{fix.template}.ps1.j2").is_file()
+        module = env.get_template(f"{fix.template}.ps1.j2").module
+        for step in fix.steps:
+            assert hasattr(module, f"remediate_{step.macro_suffix}"), (fix.id, step.kind)
 
 
 def test_the_helper_function_is_fixed_text() -> None:
@@ -214,9 +215,17 @@ def test_a_value_without_a_filter_is_refused(tmp_path: Path) -> None:
     )
 
 
-def test_a_template_without_a_case_for_the_kind_fails() -> None:
-    module: Any = environment().get_template("set-nic-dns-servers.ps1.j2").module
-    action = _host("x").actions[1]
-    assert action.kind is not ActionKind.SET_NIC_DNS_SERVERS
+def test_a_template_without_a_macro_for_the_step_fails(tmp_path: Path) -> None:
+    action = _host("x").actions[0]
+    fix, step = registry.step(action.kind)
+    (tmp_path / f"{fix.template}.ps1.j2").write_text("{% macro remediate_other(action) %}x{% endmacro %}\n")
+    with pytest.raises(jinja2.TemplateError, match=f"has no macro remediate_{step.macro_suffix}"):
+        render._macro(environment(tmp_path), action.kind, "remediate")
+
+
+def test_a_template_refuses_a_call_of_another_cmdlet() -> None:
+    module: Any = environment().get_template("set-transport-external-dns.ps1.j2").module
+    action = next(a for a in _host("x").actions if a.kind == "set-transport-external-dns")
+    wrong = dataclasses.replace(action, call=dataclasses.replace(action.call, cmdlet="Set-Mailbox"))
     with pytest.raises(jinja2.TemplateError, match="no case for action kind"):
-        module.remediate(action)
+        module.remediate_set_transport_external_dns(wrong)

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from agent.cli import main
 from agent.errors import PlaybookError, UsageError
+from agent.fixes.registry import RULE_FIXES as FIXES
 from agent.model.findings import Finding, Severity
-from agent.rules.metadata import FIXES
 from agent.workflow.playbook import (
     Approval,
     Mode,
@@ -74,7 +74,7 @@ def test_shipped_playbooks_say_what_the_issue_asks() -> None:
 
     safe = books["dns-451-auto-safe"]
     assert safe.approval is Approval.AUTO and set(safe.plan_fixes) == set(FIXES)
-    assert safe.apply_fixes and all(not FIXES[f].needs_transport_restart for f in safe.apply_fixes)
+    assert safe.apply_fixes and all(not FIXES[f].disrupts_mail_flow for f in safe.apply_fixes)
     assert not safe.allow_restart
 
     smarthost = books["smarthost-for-domain"]

@@ -4,22 +4,19 @@ sends can add markup, a script, a reference, a terminal escape or a Rundeck data
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 from pathlib import Path
 
+import jinja2
+import pytest
 from review_html_check import parse_review
 
+from agent.fixes.smart_host_connector import draft
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.plan import SCHEMA, Action, Advisory, AdvisoryKind, HostPlan, Plan, with_scripts
-from agent.planning.build import host_directories
-from agent.planning.render import render_plan
-from agent.planning.smart_host_connector import draft
-from agent.report.html import render_review_html
-from agent.report.playbook_run import RENDERERS, rundeck_data
-from agent.report.safe import terminal
-from agent.workflow.playbook import load_playbook, shipped_playbooks
-from agent.workflow.run import (
+from agent.model.playbook_run import (
     ActionStatus,
     ActionView,
     HostResult,
@@ -28,6 +25,13 @@ from agent.workflow.run import (
     PlanRole,
     PlaybookRun,
 )
+from agent.planning.build import host_directories
+from agent.planning.render import render_plan
+from agent.report.playbook_run import RENDERERS, rundeck_data
+from agent.report.safe import terminal
+from agent.review import render_review_html
+from agent.review.review_html import page_environment
+from agent.workflow.playbook import load_playbook, shipped_playbooks
 
 EVIL_HOST = 'ex01<script src="https://evil.example/x.js"></script>\u202e\x1b[31m"\'`$(calc)\nRUNDECK:DATA:outcome=healthy'
 EVIL = (
@@ -72,6 +76,7 @@ def test_review_html_escapes_every_host_value_and_loads_nothing() -> None:
     plan = hostile_plan()
     rendered = render_plan(plan)
     page_text = render_review_html(plan, rendered, "runs/plan-1/plan.json")
+    assert page_text.startswith("<!DOCTYPE html>\n") and page_text.endswith("</html>\n")
     for raw in ("\x1b", "\u202e", "\x07", "<script", "<img"):
         assert raw not in page_text  # (host text such as "@import" is only text: the parser checks styles)
     page = parse_review(page_text)
@@ -95,6 +100,29 @@ def test_review_html_escapes_every_host_value_and_loads_nothing() -> None:
     assert text.index("In plain words") < text.index("Approving this plan") < text.index(terminal(EVIL_HOST))
 
 
+def test_the_review_page_environment_escapes_what_a_template_prints() -> None:
+    # The page can grow: a new {{ value }} in the template is safe without a filter, and what
+    # the template builds itself (a macro) is not escaped twice.
+    env = page_environment()
+    assert env.autoescape is True
+    template = env.from_string(
+        '{% macro cell(v) %}<td title="{{ v }}">{{ v }}</td>{% endmacro %}{{ cell(value) }}|{{ value }}'
+    )
+    shown = template.render(value=EVIL_HOST)
+    cell, bare = shown.split("|", 1)
+    escaped = html.escape(terminal(EVIL_HOST), quote=True)
+    assert bare == escaped and cell == f'<td title="{escaped}">{escaped}</td>'
+    assert "<script" not in shown and r"\u202e" in shown and r"\x1b" in shown  # shown as escapes
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ page.misspelt }}").render(page=None)
+
+
+def test_the_review_page_template_is_shipped_as_package_data() -> None:
+    setup = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"agent.review" = ["templates/*.j2"]' in setup and '"agent.review",' in setup
+    assert page_environment().list_templates() == ["review.html.j2"]
+
+
 def _run(tmp_path: Path) -> PlaybookRun:
     book = load_playbook(next(p for p in shipped_playbooks() if p.stem == "dns-451-remediate"))
     plan = hostile_plan()
@@ -108,7 +136,7 @@ def _run(tmp_path: Path) -> PlaybookRun:
     host = HostResult(
         host=EVIL_HOST, outcome=Outcome.PENDING_APPROVAL, reason="1 change(s) planned.", error=EVIL,
         exchange_version="15.2", findings=plan.hosts[0].findings,
-        actions=(ActionView(action.id, action.fix_id, action.kind.value, action.description, False, False,
+        actions=(ActionView(action.id, action.fix_id, action.kind, action.description, False, False,
                             ActionStatus.PENDING_APPROVAL, plan.digest),),
     )  # fmt: skip
     return PlaybookRun(

@@ -1,0 +1,353 @@
+"""The result of running a playbook: per host an outcome, the findings, the actions and the
+queues before and after; for the run, the plan digest, the artifacts and the exit code.
+
+This is the ``exfix.playbook-run/1`` document (agent/schemas/playbook-run.schema.json) that
+ticket automation reads. Outcomes, worst first, and the exit code each leads to (DESIGN.md):
+
+================  ====  ==========================================================
+failed            6     a step failed and undoing it failed, or the fix did not
+                        clear the symptom: a person must look
+rolled-back       5     a step failed; what had changed was undone
+unreachable       3     the host could not be scanned
+pending-approval  2     fixes are planned and wait for ``--approve <digest>``
+planned           2     fixes are planned (a ``plan`` playbook never applies)
+findings          2     problems found that this playbook does not change (diagnose
+                        mode, advice, or fixes outside the playbook)
+remediated        0     fixes applied, read back, and the symptom is gone
+healthy           0     nothing in the playbook's scope is wrong
+================  ====  ==========================================================
+
+A run refused before anything changed (the approved digest matches no plan) exits 4.
+
+These are values, like the rest of agent.model: the workflow builds them, agent.report shows
+them. What a run records about its playbook is :class:`RunPlaybook`, which
+agent.workflow.playbook.Playbook satisfies, so this module needs nothing above the model.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agent.errors import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_ROLLED_BACK,
+    EXIT_UNREACHABLE,
+)
+from agent.model.facts import QueueFacts
+from agent.model.findings import Finding
+from agent.model.results import finding_to_dict
+
+RUN_SCHEMA = "exfix.playbook-run/1"
+
+# The value of a playbook variable once resolved (agent.workflow.playbook checks its type).
+VarValue = str | int | bool | tuple[str, ...]
+
+
+class Choice(Protocol):
+    """A playbook setting with a fixed set of values (a str enum): shown by its value."""
+
+    @property
+    def value(self) -> str: ...
+
+
+class RunPlaybook(Protocol):
+    """What a run document and its reports say about the playbook that ran."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...  # the file it was read from
+
+    @property
+    def sha256(self) -> str: ...  # of that file's bytes
+
+    @property
+    def mode(self) -> Choice: ...
+
+    @property
+    def approval(self) -> Choice: ...
+
+    def to_dict(self) -> dict[str, Any]: ...  # the run document's "playbook" object
+
+
+class Outcome(str, enum.Enum):
+    HEALTHY = "healthy"
+    REMEDIATED = "remediated"
+    FINDINGS = "findings"
+    PLANNED = "planned"
+    PENDING_APPROVAL = "pending-approval"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled-back"
+    UNREACHABLE = "unreachable"
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT[self]
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse (the run's outcome is its worst host's)."""
+        return _RANK.index(self)
+
+
+_EXIT = {
+    Outcome.HEALTHY: EXIT_OK,
+    Outcome.REMEDIATED: EXIT_OK,
+    Outcome.FINDINGS: EXIT_FINDINGS,
+    Outcome.PLANNED: EXIT_FINDINGS,
+    Outcome.PENDING_APPROVAL: EXIT_FINDINGS,
+    Outcome.UNREACHABLE: EXIT_UNREACHABLE,
+    Outcome.ROLLED_BACK: EXIT_ROLLED_BACK,
+    Outcome.FAILED: EXIT_ROLLBACK_FAILED,
+}
+_RANK = (
+    Outcome.HEALTHY, Outcome.REMEDIATED, Outcome.FINDINGS, Outcome.PLANNED, Outcome.PENDING_APPROVAL,
+    Outcome.UNREACHABLE, Outcome.ROLLED_BACK, Outcome.FAILED,
+)  # fmt: skip
+
+
+class ActionStatus(str, enum.Enum):
+    PLANNED = "planned"  # in a plan that this playbook never applies
+    PENDING_APPROVAL = "pending-approval"  # waits for --approve <digest>
+    APPLIED = "applied"  # ran and read back as planned
+    MANUAL = "manual"  # a step for a person: reported, never run
+    FAILED = "failed"
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    NOT_RUN = "not-run"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """One queue as Get-Queue showed it."""
+
+    identity: str
+    next_hop: str
+    status: str
+    message_count: int
+    error_class: str
+    last_error: str
+
+    @classmethod
+    def of(cls, queue: QueueFacts) -> QueueView:
+        return cls(
+            identity=queue.identity,
+            next_hop=queue.next_hop_domain,
+            status=queue.status,
+            message_count=queue.message_count,
+            error_class=queue.last_error.kind.value,
+            last_error=queue.last_error.raw,
+        )
+
+    @property
+    def failing(self) -> bool:
+        return self.status.lower() == "retry" or bool(self.last_error)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identity": self.identity,
+            "next_hop": self.next_hop,
+            "status": self.status,
+            "message_count": self.message_count,
+            "error_class": self.error_class,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ActionView:
+    id: str
+    fix_id: str
+    kind: str
+    description: str
+    disruptive: bool
+    manual: bool
+    status: ActionStatus
+    plan_digest: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "fix_id": self.fix_id,
+            "kind": self.kind,
+            "description": self.description,
+            "disruptive": self.disruptive,
+            "manual": self.manual,
+            "status": self.status.value,
+            "plan_digest": self.plan_digest,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostResult:
+    """One host's part of the run. ``findings`` are those in the playbook's scope before any
+    change; ``remaining`` those still there afterwards (None: nothing was applied, so there
+    was no second look). ``queues_after`` is None when nothing was applied."""
+
+    host: str
+    outcome: Outcome
+    reason: str  # one plain sentence: why this outcome
+    error: str | None = None
+    exchange_version: str | None = None
+    findings: tuple[Finding, ...] = ()
+    remaining: tuple[Finding, ...] | None = None
+    actions: tuple[ActionView, ...] = ()
+    queues_before: tuple[QueueView, ...] = ()
+    queues_after: tuple[QueueView, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "error": self.error,
+            "exchange_version": self.exchange_version,
+            "findings": [finding_to_dict(f) for f in self.findings],
+            "remaining_findings": None
+            if self.remaining is None
+            else [finding_to_dict(f) for f in self.remaining],
+            "actions": [a.to_dict() for a in self.actions],
+            "queues": {
+                "before": [q.to_dict() for q in self.queues_before],
+                "after": None if self.queues_after is None else [q.to_dict() for q in self.queues_after],
+            },
+        }
+
+
+class PlanRole(str, enum.Enum):
+    PENDING_APPROVAL = "pending-approval"  # written for review; waits for --approve
+    PLANNED = "planned"  # written for review by a plan playbook
+    APPLIED = "applied"  # applied in this run
+
+
+@dataclass(frozen=True, slots=True)
+class PlanArtifact:
+    role: PlanRole
+    digest: str
+    directory: str
+    plan_json: str
+    review_md: str
+    review_html: str
+    scripts: tuple[str, ...]
+    apply_command: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role.value,
+            "digest": self.digest,
+            "directory": self.directory,
+            "plan_json": self.plan_json,
+            "review_md": self.review_md,
+            "review_html": self.review_html,
+            "scripts": list(self.scripts),
+            "apply_command": self.apply_command,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookRun:
+    ticket: str | None
+    playbook: RunPlaybook
+    variables: tuple[tuple[str, VarValue], ...]
+    source: str
+    operator: str
+    started: str
+    finished: str
+    hosts: tuple[HostResult, ...]
+    directory: str  # where the run's artifacts are
+    run_file: str  # the exfix.playbook-run/1 document written there
+    plans: tuple[PlanArtifact, ...] = ()
+    journal: str | None = None
+    approved: str | None = None  # the digest given to --approve
+    refused: str | None = None  # why the approved plan was not applied (exit 4)
+    approve_command: str | None = None  # this playbook again, with --approve <pending digest>
+
+    @property
+    def outcome(self) -> Outcome:
+        if not self.hosts:
+            return Outcome.HEALTHY
+        return max((h.outcome for h in self.hosts), key=lambda o: o.rank)
+
+    @property
+    def exit_code(self) -> int:
+        code = self.outcome.exit_code
+        if self.refused is not None and code in (EXIT_OK, EXIT_FINDINGS, EXIT_UNREACHABLE):
+            return EXIT_REFUSED
+        return code
+
+    @property
+    def digest(self) -> str | None:
+        """The plan that waits for approval; else the plan applied; else None."""
+        for role in (PlanRole.PENDING_APPROVAL, PlanRole.PLANNED, PlanRole.APPLIED):
+            for plan in self.plans:
+                if plan.role is role:
+                    return plan.digest
+        return None
+
+    @property
+    def pending(self) -> PlanArtifact | None:
+        return next((p for p in self.plans if p.role is not PlanRole.APPLIED), None)
+
+    def counts(self) -> dict[str, int]:
+        counted = Counter(h.outcome.value for h in self.hosts)
+        return {outcome.value: counted.get(outcome.value, 0) for outcome in Outcome}
+
+    def message(self) -> str:
+        """One plain-language sentence for the ticket."""
+        counts = self.counts()
+        total = len(self.hosts)
+        if self.refused is not None:
+            return f"Refused, nothing was changed: {self.refused}"
+        parts = [f"{n} {name}" for name, n in counts.items() if n]
+        head = {
+            Outcome.HEALTHY: "Nothing to fix",
+            Outcome.REMEDIATED: "Fixed and verified",
+            Outcome.FINDINGS: "Problems found",
+            Outcome.PLANNED: "Fixes planned for review",
+            Outcome.PENDING_APPROVAL: "Fixes planned; waiting for approval",
+            Outcome.UNREACHABLE: "Some servers could not be reached",
+            Outcome.ROLLED_BACK: "A change failed and was rolled back",
+            Outcome.FAILED: "A change failed and needs a person",
+        }[self.outcome]
+        return f"{head} ({total} server{'s' if total != 1 else ''}: {', '.join(parts) or 'none'})."
+
+    def to_dict(self) -> dict[str, Any]:
+        pending = self.pending
+        return {
+            "schema": RUN_SCHEMA,
+            "ticket": self.ticket,
+            "playbook": self.playbook.to_dict(),
+            "variables": {k: list(v) if isinstance(v, tuple) else v for k, v in self.variables},
+            "source": self.source,
+            "operator": self.operator,
+            "started": self.started,
+            "finished": self.finished,
+            "outcome": self.outcome.value,
+            "exit_code": self.exit_code,
+            "message": self.message(),
+            "digest": self.digest,
+            "approval": {
+                "approved": self.approved,
+                "refused": self.refused,
+                "apply_command": None if pending is None else pending.apply_command,
+                "approve_command": self.approve_command,
+            },
+            "artifacts": {
+                "directory": self.directory,
+                "run": self.run_file,
+                "journal": self.journal,
+                "plans": [p.to_dict() for p in self.plans],
+            },
+            "summary": {"hosts": len(self.hosts), **self.counts()},
+            "hosts": [h.to_dict() for h in self.hosts],
+        }

@@ -1,0 +1,146 @@
+"""A host exfix connects to, with every connection setting resolved.
+
+The inventory (``agent.inventory``) builds these from Ansible variables; the transport
+connects with them. They hold no secret: :class:`HostTarget` names where its credential comes
+from with a :class:`~agent.model.credential.CredentialRef`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.model.credential import CredentialRef
+
+
+class Scheme(str, enum.Enum):
+    HTTP = "http"
+    HTTPS = "https"
+
+
+class Auth(str, enum.Enum):
+    """WSMan authentication (pypsrp's names). Kerberos is what Exchange really supports."""
+
+    KERBEROS = "kerberos"
+    NEGOTIATE = "negotiate"
+    NTLM = "ntlm"
+    CREDSSP = "credssp"
+    CERTIFICATE = "certificate"
+    BASIC = "basic"
+
+
+class OsTransport(str, enum.Enum):
+    """How OS cmdlets reach the host: PSRP (pypsrp) or WinRS + powershell.exe (pywinrm)."""
+
+    PSRP = "psrp"
+    WINRM = "winrm"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """One WSMan endpoint of a host."""
+
+    scheme: Scheme
+    host: str
+    port: int
+    path: str
+    auth: Auth
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme.value}://{host}:{self.port}/{self.path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheme": self.scheme.value,
+            "host": self.host,
+            "port": self.port,
+            "path": self.path,
+            "auth": self.auth.value,
+            "url": self.url,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CertValidation:
+    """TLS server certificate validation: on by default; ``ca_path`` a CA bundle to trust."""
+
+    verify: bool = True
+    ca_path: str | None = None
+
+    @property
+    def requests_verify(self) -> bool | str:
+        """The value ``requests``/pypsrp take: False, True, or the CA bundle path."""
+        if not self.verify:
+            return False
+        return self.ca_path if self.ca_path else True
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``command`` bounds one cmdlet; ``host`` bounds everything done to one host."""
+
+    connection: float = 30.0
+    read: float = 30.0
+    operation: int = 20
+    command: float = 120.0
+    host: float = 900.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "read": self.read,
+            "operation": self.operation,
+            "command": self.command,
+            "host": self.host,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostTarget:
+    """One Exchange host exfix can connect to, with every connection setting resolved."""
+
+    name: str  # the inventory name (usually the FQDN)
+    address: str  # ansible_host: what the OS endpoint connects to
+    groups: tuple[str, ...]
+    os: EndpointConfig  # WinRM: /wsman, Microsoft.PowerShell
+    exchange: EndpointConfig  # /PowerShell, Microsoft.Exchange
+    os_transport: OsTransport
+    cert_validation: CertValidation
+    credential: CredentialRef
+    allow_insecure_basic: bool = False
+    dns_address_map: tuple[tuple[str, str], ...] = ()  # DNS server address -> "host:port" really queried
+    external_dns_servers: tuple[str, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    lab_scenario: str | None = None
+    probe_public_name: str | None = None  # None: the collector's default
+    source: str = ""  # the inventory file
+
+    @property
+    def address_map(self) -> dict[str, str]:
+        return dict(self.dns_address_map)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; safe to log or write (no secret is ever in a target)."""
+        return {
+            "name": self.name,
+            "address": self.address,
+            "groups": list(self.groups),
+            "os": self.os.to_dict(),
+            "exchange": self.exchange.to_dict(),
+            "os_transport": self.os_transport.value,
+            "cert_validation": {
+                "verify": self.cert_validation.verify,
+                "ca_path": self.cert_validation.ca_path,
+            },
+            "credential": self.credential.to_dict(),
+            "allow_insecure_basic": self.allow_insecure_basic,
+            "dns_address_map": dict(self.dns_address_map),
+            "external_dns_servers": list(self.external_dns_servers),
+            "timeouts": self.timeouts.to_dict(),
+            "lab_scenario": self.lab_scenario,
+            "probe_public_name": self.probe_public_name,
+            "source": self.source,
+        }

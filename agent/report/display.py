@@ -1,0 +1,27 @@
+"""How a value from the facts reads in one short line: the before/after of a change and the
+evidence of a finding, as the scripts' comments, REVIEW.md and review.html all show them.
+
+These return plain text; each caller still makes it safe for where it goes (agent.report.safe,
+or the review page's escaping).
+"""
+
+from __future__ import annotations
+
+from agent.model.findings import DataValue, EvidenceItem
+
+
+def format_value(value: DataValue) -> str:
+    """A before/after or evidence value in one short line (for comments and REVIEW.md)."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def evidence_line(item: EvidenceItem) -> str:
+    where = f"{item.source} ({item.vantage})" if item.vantage else item.source
+    values = "; ".join(f"{k}={format_value(v)}" for k, v in item.values)
+    return f"{where}, {item.subject}: {values}"

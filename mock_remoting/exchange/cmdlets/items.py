@@ -1,0 +1,121 @@
+"""Provider items: Get-ItemProperty of Exchange's Setup registry key and Get-Content of
+EdgeTransport.exe.config, the only two items the lab's hosts have."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from psrpcore.types import ErrorCategory, PSCustomObject, PSNoteProperty
+
+from mock_remoting.backend import Endpoint
+from mock_remoting.exchange import edgeconfig, records
+from mock_remoting.exchange.binding import Kind, P
+from mock_remoting.exchange.cmdlets.base import Context, Registry, identity_matches
+from mock_remoting.exchange.objects.exchange import install_path
+from mock_remoting.exchange.objects.windows import registry_setup
+from mock_remoting.exchange.state import HostState
+
+REGISTRY = Registry()
+
+_PATH = P("Path", Kind.STRINGS, position=0)
+_LITERAL_PATH = P("LiteralPath", Kind.STRINGS, aliases=("PSPath", "LP"))
+
+
+def _registry_key(host: HostState) -> str:
+    return f"HKLM:\\SOFTWARE\\Microsoft\\ExchangeServer\\v{host.spec.major}\\Setup"
+
+
+def config_path(host: HostState) -> str:
+    return install_path(host) + "Bin\\EdgeTransport.exe.config"
+
+
+def _normalize_path(path: str) -> str:
+    text = path.strip().replace("/", "\\")
+    text = re.sub(
+        r"^(Microsoft\.PowerShell\.Core\\)?Registry::HKEY_LOCAL_MACHINE\\",
+        "HKLM:\\\\",
+        text,
+        flags=re.IGNORECASE,
+    )
+    text = re.sub(r"^(Microsoft\.PowerShell\.Core\\)?FileSystem::", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"\\{2,}", r"\\", text)
+    return text.rstrip("\\").lower()
+
+
+def _paths_naming(ctx: Context, args: dict[str, Any], item: str) -> Iterator[str]:
+    """Each -Path / -LiteralPath that names ``item``; any other is a PathNotFound error."""
+    paths = args.get("Path") or args.get("LiteralPath")
+    if not paths:
+        ctx.fail(records.missing_mandatory(ctx.cmdlet, ["Path"]))
+    for path in paths:
+        if _normalize_path(path) == _normalize_path(item):
+            yield path
+            continue
+        ctx.error(
+            ctx.cmdlet_error(
+                f"Cannot find path '{path}' because it does not exist.",
+                "PathNotFound",
+                ErrorCategory.ObjectNotFound,
+                "System.Management.Automation.ItemNotFoundException",
+                path,
+            )
+        )
+
+
+@REGISTRY.cmdlet("Get-ItemProperty", Endpoint.OS, _PATH, P("Name", Kind.STRINGS, position=1), _LITERAL_PATH)
+def get_item_property(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    key = _registry_key(ctx.host)
+    for _path in _paths_naming(ctx, args, key):
+        full = registry_setup(ctx.host, key, install_path(ctx.host))
+        wanted = args.get("Name")
+        if not wanted:
+            ctx.emit(full)
+            continue
+        keep = []
+        for name in wanted:
+            hits = [
+                p.name
+                for p in full.PSObject.extended_properties
+                if not p.name.startswith("PS") and identity_matches(name, p.name)
+            ]
+            if not hits:
+                native = key.replace("HKLM:\\", "HKEY_LOCAL_MACHINE\\", 1)
+                ctx.error(
+                    ctx.cmdlet_error(
+                        f"Property {name} does not exist at path {native}.",
+                        "System.Management.Automation.PSArgumentException",
+                        ErrorCategory.InvalidArgument,
+                        "System.Management.Automation.PSArgumentException",
+                        name,
+                    )
+                )
+            keep += hits
+        if keep:
+            selected = PSCustomObject()
+            for prop in full.PSObject.extended_properties:
+                if prop.name in keep or prop.name.startswith("PS"):
+                    selected.PSObject.extended_properties.append(
+                        PSNoteProperty(prop.name, prop.get_value(full))
+                    )
+            ctx.emit(selected)
+
+
+@REGISTRY.cmdlet(
+    "Get-Content",
+    Endpoint.OS,
+    _PATH,
+    _LITERAL_PATH,
+    P("Raw", Kind.SWITCH),
+    P("Encoding", Kind.STRING),
+    P("ReadCount", Kind.INT),
+)
+def get_content(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    for _path in _paths_naming(ctx, args, config_path(ctx.host)):
+        text = edgeconfig.render(ctx.host.spec.major, install_path(ctx.host), ctx.host.dns_fault_tolerance)
+        if args.get("Raw"):
+            ctx.emit(text)
+        else:
+            for line in text.splitlines():
+                ctx.emit(line)
