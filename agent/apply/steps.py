@@ -44,6 +44,18 @@ follows, as the reviewed rollback.ps1 ends with one. An interrupt during the und
 the step in flight is ``rollback``/``failed`` and the rest is left to ``exfix rollback``.
 
 ``exfix rollback`` runs the undo part alone (:func:`start_undo`) on items read from the journal.
+
+One action applied cleanly, as the driver sees it::
+
+    state = start_apply(plan)
+    state, command = next_step(state, Ack())        # ReadBack(01, Get-TransportService)
+    state, command = next_step(state, Answer(read))  # Record("before", "ok", before=...)
+    state, command = next_step(state, Ack())        # Record("execute", "started", call=...)
+    state, command = next_step(state, Ack())        # Execute(01, Set-TransportService)
+    state, command = next_step(state, Answer(ok))   # Record("execute", "ok")
+    state, command = next_step(state, Ack())        # ReadBack(01, Get-TransportService)
+    state, command = next_step(state, Answer(read))  # Record("verify", "ok", after=...)
+    state, command = next_step(state, Ack())        # Done(HostOutcome.DONE, steps, ...)
 """
 
 from __future__ import annotations
