@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from agent.collect import _values as v
 from agent.errors import CmdletError
@@ -66,20 +66,12 @@ def _not_found(error: RemoteError) -> bool:
     return "notfound" in fqid or error.category == "ObjectNotFound"
 
 
-class Runner(Protocol):
-    def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult: ...
-
-
-def read_state(conn: Runner, host: str, read_back: CmdletCall, changes: Sequence[Change]) -> State:
-    """Run ``read_back`` and return the State of ``changes``' properties. Raises the
-    transport's HostErrors, CmdletError for an error that is not "the object does not exist",
-    ReadBackError for output apply cannot compare."""
-    return state_from_result(host, read_back, changes, conn.invoke(read_back))
-
-
 def state_from_result(
     host: str, read_back: CmdletCall, changes: Sequence[Change], result: CommandResult
 ) -> State:
+    """The State of ``changes``' properties in what ``read_back`` returned. Raises CmdletError
+    for an error that is not "the object does not exist", ReadBackError for output apply
+    cannot compare. Pure: the step machine calls it on the answer the IO loop reports."""
     if result.errors:
         if not result.objects and all(_not_found(e) for e in result.errors):
             return State(tuple((c.property, None) for c in changes), present=False)

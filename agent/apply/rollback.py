@@ -3,7 +3,7 @@
 From the apply run (the last one in the journal unless ``run`` names another), every action
 whose ``execute`` record says ``started`` and that no later record shows undone (a
 ``rollback-verify``/``ok``, or a ``rollback`` that found it ``unchanged`` or with ``no-undo``)
-is undone, last first, exactly as apply's own rollback does (agent/apply/execute.py ``undo``):
+is undone, last first, by the same step machine as apply's own rollback (agent/apply/steps.py):
 read first; run the journaled rollback calls only where the property is not at the journaled
 before-state; read again and compare; one MSExchangeTransport restart at the end when the
 apply restarted it and a restored setting only takes effect at the next one.
@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.apply._context import EventHook, Recorder, open_host
-from agent.apply.execute import UndoItem, undo
+from agent.apply.execute import undo
 from agent.apply.journal import Journal, JournalEntry, read_journal
 from agent.apply.results import HostRollback, RollbackReport
 from agent.apply.run import current_operator
+from agent.apply.steps import UndoItem
 from agent.errors import FactsFileError, RefusedError, RestartNotAllowedError, UsageError
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
@@ -221,11 +222,15 @@ def rollback_journal(
         rec.record("start", "rollback", detail={"hosts": [h for h, _ in chosen]})
         results = []
         for host, items in chosen:
+            if rec.cancel.is_set():
+                # Ctrl-C during an earlier host's undo: the rest is left as the journal says.
+                results.append(HostRollback(host, (), error="interrupted before this host was started"))
+                continue
             target = known[host]
             credential = credentials.resolve(target)
-            steps = undo(rec, host, items, functools.partial(open_host, target, credential),
-                         restart_ran=host in applied.restart_ran)  # fmt: skip
-            result = HostRollback(host, tuple(steps))
+            done = undo(rec, host, items, functools.partial(open_host, target, credential),
+                        restart_ran=host in applied.restart_ran)  # fmt: skip
+            result = HostRollback(host, done.steps, error=done.error)
             rec.record("host", "rolled-back" if result.ok else "rollback-failed", host=host)
             results.append(result)
         report = RollbackReport(applied.run, rec.run, applied.plan_digest, str(journal.path), tuple(results))
