@@ -25,6 +25,9 @@
   again (clixml.py). For output pypsrp would turn into a plain object anyway, the pool's
   serializer hands the message text through untouched and exfix parses it directly: the same
   RemoteObjects, a third less client CPU per command.
+- Output that is not readable CLIXML (malformed, or hostile: clixml.py refuses a DTD) is
+  reported as an error record of the command (``clixml.UNREADABLE_OUTPUT_ID``), as over WinRS:
+  that command failed, the host's other fact areas are still collected.
 - The HTTP session does not consult the environment on every request: pypsrp merges proxy
   and CA settings from it once when it builds the session, and ``requests`` would otherwise
   re-read every environment variable (proxy lookup) three times per request, which was a
@@ -51,7 +54,13 @@ from agent.model.remote import RemoteError, RemoteObject
 from agent.pwsh import check_cmdlet, check_parameter
 from agent.transport._session import BudgetExhausted, RetryingSession
 from agent.transport.base import CommandResult
-from agent.transport.clixml import ClixmlError, error_from_object, from_pypsrp, parse_clixml
+from agent.transport.clixml import (
+    ClixmlError,
+    error_from_object,
+    from_pypsrp,
+    parse_clixml,
+    unreadable_output,
+)
 from agent.transport.deadline import Budget
 
 log = logging.getLogger("agent.transport")
@@ -166,12 +175,22 @@ class _OutputSerializer(Serializer):
 
 
 def _output_objects(value: Any) -> tuple[RemoteObject, ...]:
+    """Raises ClixmlError for an output message that is not readable."""
     if isinstance(value, _RawOutput):
-        try:
-            return parse_clixml(value.xml)
-        except ClixmlError:  # as before: describe pypsrp's reading of it
-            return from_pypsrp(Serializer().deserialize(value.xml))
+        return parse_clixml(value.xml)
     return from_pypsrp(value)
+
+
+def _read_output(cmdlet: str, output: list[Any]) -> tuple[tuple[RemoteObject, ...], tuple[RemoteError, ...]]:
+    """Every output message as RemoteObjects; each message that is not readable is an error."""
+    objects: list[RemoteObject] = []
+    errors: list[RemoteError] = []
+    for value in output:
+        try:
+            objects.extend(_output_objects(value))
+        except ClixmlError as exc:
+            errors.append(unreadable_output(cmdlet, exc))
+    return tuple(objects), tuple(errors)
 
 
 def _wire_value(value: Any) -> Any:
@@ -270,9 +289,10 @@ class PsrpSession(RetryingSession):
             self._stop(ps)
             raise budget.timeout_error() from None
 
+        objects, unreadable = _read_output(call.cmdlet, ps.output)
         result = CommandResult(
-            objects=tuple(obj for value in ps.output for obj in _output_objects(value)),
-            errors=tuple(_error(record) for record in ps.streams.error),
+            objects=objects,
+            errors=tuple(_error(record) for record in ps.streams.error) + unreadable,
             warnings=tuple(_warning(record) for record in ps.streams.warning),
         )
         if ps.state == PSInvocationState.FAILED and not result.errors:
