@@ -48,6 +48,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 
+from agent.errors import HostError
 from agent.inventory import Auth, Scheme
 from agent.model.command import CmdletCall, Endpoint, Switch
 from agent.model.remote import RemoteError, RemoteObject
@@ -159,9 +160,18 @@ class _OutputSerializer(Serializer):
     that head tells, cheaply, whether the result would be a ComplexObject, whose ``_xml`` is the
     whole message and is all exfix reads of it (``from_pypsrp``). Anything else (primitives,
     lists, dictionaries) takes pypsrp's ordinary path.
+
+    Hostile or broken text never reaches pypsrp's parser, which expands a DTD's internal
+    entities and turns XML it cannot parse into a string object: an output message with a DTD,
+    or one that is not XML, is passed through for clixml.py to report as the command's error
+    record; any other message with a DTD raises ClixmlError (the session makes it a HostError).
     """
 
     def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if isinstance(element, str) and "<!DOCTYPE" in element:
+            if metadata is None:
+                return _RawOutput(element)
+            raise ClixmlError("a PSRP message with a document type declaration (DTD) is refused")
         if metadata is None and isinstance(element, str):
             head = _OBJECT_HEAD.match(element)
             if head is not None:
@@ -171,6 +181,9 @@ class _OutputSerializer(Serializer):
                     probe = None
                 if isinstance(probe, ComplexObject):
                     return _RawOutput(element)
+            value = super().deserialize(element, metadata, clear)
+            # pypsrp hands back the text itself when it is not XML (logging it as a warning).
+            return _RawOutput(element) if value is element else value
         return super().deserialize(element, metadata, clear)
 
 
@@ -248,10 +261,12 @@ class PsrpSession(RetryingSession):
         self._pool = pool
         try:
             pool.open()
-        except BaseException:
+        except BaseException as exc:
             self._pool = None
             self._wsman = None
             wsman.close()
+            if isinstance(exc, ClixmlError):  # a message _OutputSerializer refused
+                raise HostError(self.host, f"opening {self.config.url}: {exc}") from None
             raise
 
     def _discard(self, graceful: bool) -> None:
@@ -288,6 +303,9 @@ class PsrpSession(RetryingSession):
         except BudgetExhausted:
             self._stop(ps)
             raise budget.timeout_error() from None
+        except ClixmlError as exc:  # a message _OutputSerializer refused: the pool is suspect
+            self._drop(graceful=False)
+            raise HostError(self.host, f"{call.cmdlet}: {exc}") from None
 
         objects, unreadable = _read_output(call.cmdlet, ps.output)
         result = CommandResult(

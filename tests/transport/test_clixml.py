@@ -45,6 +45,7 @@ from psrpcore.types import (
     serialize,
     serialize_clixml,
 )
+from pypsrp.complex_objects import GenericComplexObject, ObjectMeta
 from pypsrp.serializer import Serializer
 
 from agent.model.command import CmdletCall, Endpoint
@@ -499,7 +500,8 @@ def _objects(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.builds(
             build,
-            st.lists(st.from_regex(r"\A[A-Z][a-z]{1,5}(\.[A-Z][a-z]{1,5}){0,2}\Z"), min_size=1, max_size=3),
+            # psrpcore writes a TNRef for a type name it wrote before, so a name has one chain
+            st.from_regex(r"\A[A-Z][a-z]{1,5}(\.[A-Z][a-z]{1,5}){0,2}\Z").map(lambda t: [t, f"{t}Base"]),
             st.dictionaries(_names, children, max_size=3),
             st.dictionaries(_names, children, max_size=2),
             st.none() | _plain_text,
@@ -613,3 +615,15 @@ def test_winrs_reports_unreadable_streams_as_the_commands_error() -> None:
     stderr = f'#< CLIXML\r\n<Objs {NS}><S S="Error">half an error</Objs>'.encode()
     result = winrm._result(_GET_DNS_CLIENT, b"", stderr, 1)
     assert [e.fully_qualified_error_id for e in result.errors] == [UNREADABLE_OUTPUT_ID]
+
+
+def test_pypsrp_never_parses_a_dtd_or_turns_broken_output_into_a_string() -> None:
+    serializer = psrp._OutputSerializer()
+    for text in (_bomb(5), "<S>unterminated", "not xml at all <"):
+        raw = serializer.deserialize(text)
+        assert isinstance(raw, psrp._RawOutput), text
+        _, (error,) = psrp._read_output("Get-Queue", [raw])
+        assert error.fully_qualified_error_id == UNREADABLE_OUTPUT_ID
+    assert serializer.deserialize("<S>fine</S>") == "fine"  # pypsrp's ordinary path
+    with pytest.raises(ClixmlError, match="DTD"):  # any other message: the session's HostError
+        serializer.deserialize(_bomb(5), ObjectMeta("Obj", object=GenericComplexObject))
