@@ -15,15 +15,16 @@ So for pypsrp output we read the XML it received (:func:`from_pypsrp`), and pyps
 objects are never looked at.
 
 psrpcore (pinned, the lab's serializer) deserializes all of this correctly too, and issue 8 §5
-asked to switch to it behind an adapter. It stays the reference instead, for CPU: on this
-machine (``time.process_time``) psrpcore plus an adapter took 7.7x this reader's time on the
-real captures, 17x on 1,000 Get-Queue objects as PSRP messages, 14x on the same in one WinRS
-document and 9.6x on 1,000 real Get-SendConnector objects (8.3 ms per object against 0.87),
-and raised a lab fleet scan's client CPU from about 95 to 125-130 ms per host. Nearly all of
-that is psrpcore's object model (a PSObject with its own metadata for every primitive), not
-the adapter. tests/transport/test_clixml.py holds this reader to psrpcore's reading of every
-real capture and recorded PSRP message, and to psrpcore-serialized objects; that comparison
-found the wrapped-object case below. What is psrpcore's here: the ErrorCategory names.
+asked to switch to it behind an adapter. It is the reference instead, for client CPU, measured
+with ``time.process_time`` on this machine: psrpcore (with or without an adapter onto
+RemoteObject) took 8x this reader's time on the real captures, 17x on 1,000 Get-Queue objects
+as PSRP messages, 13x on the same in one WinRS document and 10x on 1,000 copies of the real
+Get-SendConnector object (8.3 ms per object against 0.85), and it raised a lab fleet scan's
+client CPU from about 95 to 125-130 ms per host. The time is psrpcore's object model (a
+PSObject with its own metadata for every primitive). tests/transport/test_clixml.py holds this
+reader to psrpcore's reading of every real capture and recorded PSRP message, and to whatever
+psrpcore serializes; that comparison found the wrapped-object case below. What is psrpcore's
+here: the ErrorCategory names.
 
 Conversion rules (what collectors can rely on):
 
@@ -33,12 +34,13 @@ Conversion rules (what collectors can rely on):
 - enums (``System.Enum`` in the type names) become their string form (the ``ToString``), the
   way Exchange sends them over remote PowerShell;
 - lists (``LST``/``IE``/``STK``/``QUE``) become tuples, dictionaries (``DCT``) dicts;
-- a primitive wrapped in an ``<Obj>`` with note properties (Get-Content lines) becomes the
-  primitive when it is a property value;
-- an object wrapped in an ``<Obj>`` with more members (PowerShell does this for provider
-  items: the WSMan: drive's WSManConfigLeafElement in pypsrp's JEA recording) is one object:
-  the inner object's properties with the outer members added, the outer type names and
-  ToString, as psrpcore and PowerShell read it;
+- a primitive wrapped in an ``<Obj>`` with note properties (an Extended Primitive Object,
+  MS-PSRP 2.2.5.2.5: Get-Content lines) becomes the primitive when it is a property value;
+- an object wrapped in an ``<Obj>`` with more members is one object: the inner object's
+  properties with the outer members added, the outer type names and ToString, as psrpcore
+  reads it. MS-PSRP 2.2.5.2.2 does not list a nested ``<Obj>`` as an object's value, but a
+  real Windows server sends one for a provider item (the WSMan: drive's
+  WSManConfigLeafElement with its PSPath/PSDrive members, in pypsrp's JEA recording);
 - GUIDs, dates, durations, versions and decimals stay strings as sent; byte arrays stay base64
   text; SecureStrings are never decrypted (None);
 - ``_xHHHH_`` escapes in strings (CLIXML's encoding of control characters) are decoded.
@@ -332,8 +334,8 @@ def _parse_root(text: str) -> ET.Element:
     if text.startswith(CLIXML_HEADER):
         text = text[len(CLIXML_HEADER) :].lstrip()
     # CLIXML never has a DTD (MS-PSRP 2.2.5). Without one there is no entity to declare:
-    # Python's expat expands internal entities (the "billion laughs": a test turns 363 bytes
-    # into a million characters) and checks its amplification limit only beyond 8 MiB. This is
+    # Python's expat expands internal entities (the "billion laughs": 363 bytes became a million
+    # characters when measured) and checks its amplification limit only beyond 8 MiB. This is
     # defusedxml's forbid_dtd, done before the parser sees the text. External entities are
     # never fetched by xml.etree; without a DTD they cannot even be declared.
     if "<!DOCTYPE" in text:
