@@ -627,3 +627,40 @@ def test_pypsrp_never_parses_a_dtd_or_turns_broken_output_into_a_string() -> Non
     assert serializer.deserialize("<S>fine</S>") == "fine"  # pypsrp's ordinary path
     with pytest.raises(ClixmlError, match="DTD"):  # any other message: the session's HostError
         serializer.deserialize(_bomb(5), ObjectMeta("Obj", object=GenericComplexObject))
+
+
+def test_odd_values_degrade_instead_of_costing_the_document() -> None:
+    doc = f"""<Objs {NS}><Obj RefId="0"><TNRef RefId="7"/><Props>
+      <I32 N="BadInt">twelve</I32><Db N="BadDouble">x</Db><C N="BadChar">-1</C>
+      <Ref N="Dangling" RefId="99"/><S>no name</S><Unknown N="Future">text</Unknown>
+      <B N="Flag">TRUE</B></Props></Obj></Objs>"""
+    (obj,) = parse_clixml(doc)
+    assert obj.type_names == ()
+    assert obj.properties == {
+        "BadInt": None, "BadDouble": None, "BadChar": None, "Dangling": None, "Future": "text", "Flag": True,
+    }  # fmt: skip
+
+
+def test_shared_references_are_not_copied() -> None:
+    """Each level refers to the one below twice: 2**40 paths, one object per level."""
+    levels = 40
+    doc = '<Obj RefId="0"><MS><S N="Leaf">x</S></MS></Obj>'
+    for i in range(1, levels):
+        below = doc.replace("<Obj ", '<Obj N="A" ', 1)
+        doc = f'<Obj RefId="{i}"><MS>{below}<Ref N="B" RefId="{i - 1}"/></MS></Obj>'
+    (top,) = parse_clixml(doc)
+    assert top.get("A") is top.get("B")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_damaged_captures_are_read_or_refused(fixtures_dir: Path, data: st.DataObject) -> None:
+    text = (fixtures_dir / "real-clixml/E19/Exchange/GetSendConnector.xml").read_text(encoding="utf-8-sig")
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start, min(len(text), start + 200)))
+    insert = data.draw(st.sampled_from(["", "<", ">", "&", "<Obj>", '"', "</Props>", "<Ref RefId='9'/>"]))
+    damaged = text[:start] + insert + text[end:]
+    with contextlib.suppress(ClixmlError):
+        parse_clixml(damaged)
+    with contextlib.suppress(ClixmlError):
+        parse_stream("#< CLIXML\r\n" + damaged)
