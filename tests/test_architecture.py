@@ -73,10 +73,6 @@ LAYERS: dict[str, int] = {
 # Why an import may sit inside a function, written on its line.
 MARKER = re.compile(r"#\s*(?:optional|lazy):\s*\S")
 
-# Function-level imports in files another branch replaces; each entry must still exist (the
-# test fails once it is gone, so the entry is removed with it).
-PENDING: frozenset[tuple[str, str]] = frozenset({("agent/transport/clixml.py", "base64")})
-
 
 @dataclass(frozen=True, slots=True)
 class Import:
@@ -140,18 +136,15 @@ def imports(module: str, source: str, path: str, *, is_package: bool = False) ->
     return found
 
 
-def violations(
-    module: str, source: str, path: str, *, is_package: bool = False, pending: frozenset[str] = frozenset()
-) -> list[str]:
-    """What is wrong with the imports of one module; empty when nothing is. ``pending``: the
-    modules this file may still import inside a function without a reason (PENDING)."""
+def violations(module: str, source: str, path: str, *, is_package: bool = False) -> list[str]:
+    """What is wrong with the imports of one module; empty when nothing is."""
     own = component(module)
     if own is None:
         return [f"{path}: {module} has no layer: add its package to LAYERS in tests/test_architecture.py"]
     problems = []
     for found in imports(module, source, path, is_package=is_package):
         where = f"{path}:{found.line}"
-        if found.in_function and not found.marked and found.target not in pending:
+        if found.in_function and not found.marked:
             problems.append(
                 f"{where}: import of {found.target} inside a function without '# optional: ...' or "
                 "'# lazy: ...' on its line saying why"
@@ -175,11 +168,8 @@ def tree_violations() -> list[str]:
     problems = []
     for module, path in agent_modules():
         rel = path.relative_to(REPO).as_posix()
-        pending = frozenset(target for where, target in PENDING if where == rel)
-        problems.extend(
-            violations(module, path.read_text(encoding="utf-8"), rel, is_package=path.name == "__init__.py",
-                       pending=pending)
-        )  # fmt: skip
+        source = path.read_text(encoding="utf-8")
+        problems.extend(violations(module, source, rel, is_package=path.name == "__init__.py"))
     return problems
 
 
@@ -192,15 +182,6 @@ def test_agent_imports_point_only_down_the_pipeline() -> None:
 
 def test_every_module_has_a_layer() -> None:
     assert [str(path) for module, path in agent_modules() if component(module) is None] == []
-
-
-def test_pending_exceptions_still_exist() -> None:
-    for rel, target in PENDING:
-        path = REPO / rel
-        found = imports(module_name(path), path.read_text(encoding="utf-8"), rel) if path.is_file() else []
-        assert any(f.target == target and f.in_function and not f.marked for f in found), (
-            f"{rel} no longer imports {target} inside a function: remove it from PENDING"
-        )
 
 
 def test_readme_shows_the_same_layers() -> None:

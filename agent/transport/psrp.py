@@ -25,6 +25,9 @@
   again (clixml.py). For output pypsrp would turn into a plain object anyway, the pool's
   serializer hands the message text through untouched and exfix parses it directly: the same
   RemoteObjects, a third less client CPU per command.
+- Output that is not readable CLIXML (malformed, or hostile: clixml.py refuses a DTD) is
+  reported as an error record of the command (``clixml.UNREADABLE_OUTPUT_ID``), as over WinRS:
+  that command failed, the host's other fact areas are still collected.
 - The HTTP session does not consult the environment on every request: pypsrp merges proxy
   and CA settings from it once when it builds the session, and ``requests`` would otherwise
   re-read every environment variable (proxy lookup) three times per request, which was a
@@ -45,13 +48,20 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 
+from agent.errors import HostError
 from agent.model.command import CmdletCall, Endpoint, Switch
 from agent.model.remote import RemoteError, RemoteObject
 from agent.model.target import Auth, Scheme
 from agent.pwsh import check_cmdlet, check_parameter
 from agent.transport._session import BudgetExhausted, RetryingSession
 from agent.transport.base import CommandResult
-from agent.transport.clixml import ClixmlError, error_from_object, from_pypsrp, parse_clixml
+from agent.transport.clixml import (
+    ClixmlError,
+    error_from_object,
+    from_pypsrp,
+    parse_clixml,
+    unreadable_output,
+)
 from agent.transport.deadline import Budget
 
 log = logging.getLogger("agent.transport")
@@ -150,9 +160,18 @@ class _OutputSerializer(Serializer):
     that head tells, cheaply, whether the result would be a ComplexObject, whose ``_xml`` is the
     whole message and is all exfix reads of it (``from_pypsrp``). Anything else (primitives,
     lists, dictionaries) takes pypsrp's ordinary path.
+
+    Hostile or broken text never reaches pypsrp's parser, which expands a DTD's internal
+    entities and turns XML it cannot parse into a string object: an output message with a DTD,
+    or one that is not XML, is passed through for clixml.py to report as the command's error
+    record; any other message with a DTD raises ClixmlError (the session makes it a HostError).
     """
 
     def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if isinstance(element, str) and "<!DOCTYPE" in element:
+            if metadata is None:
+                return _RawOutput(element)
+            raise ClixmlError("a PSRP message with a document type declaration (DTD) is refused")
         if metadata is None and isinstance(element, str):
             head = _OBJECT_HEAD.match(element)
             if head is not None:
@@ -162,16 +181,29 @@ class _OutputSerializer(Serializer):
                     probe = None
                 if isinstance(probe, ComplexObject):
                     return _RawOutput(element)
+            value = super().deserialize(element, metadata, clear)
+            # pypsrp hands back the text itself when it is not XML (logging it as a warning).
+            return _RawOutput(element) if value is element else value
         return super().deserialize(element, metadata, clear)
 
 
 def _output_objects(value: Any) -> tuple[RemoteObject, ...]:
+    """Raises ClixmlError for an output message that is not readable."""
     if isinstance(value, _RawOutput):
-        try:
-            return parse_clixml(value.xml)
-        except ClixmlError:  # as before: describe pypsrp's reading of it
-            return from_pypsrp(Serializer().deserialize(value.xml))
+        return parse_clixml(value.xml)
     return from_pypsrp(value)
+
+
+def _read_output(cmdlet: str, output: list[Any]) -> tuple[tuple[RemoteObject, ...], tuple[RemoteError, ...]]:
+    """Every output message as RemoteObjects; each message that is not readable is an error."""
+    objects: list[RemoteObject] = []
+    errors: list[RemoteError] = []
+    for value in output:
+        try:
+            objects.extend(_output_objects(value))
+        except ClixmlError as exc:
+            errors.append(unreadable_output(cmdlet, exc))
+    return tuple(objects), tuple(errors)
 
 
 def _wire_value(value: Any) -> Any:
@@ -229,10 +261,12 @@ class PsrpSession(RetryingSession):
         self._pool = pool
         try:
             pool.open()
-        except BaseException:
+        except BaseException as exc:
             self._pool = None
             self._wsman = None
             wsman.close()
+            if isinstance(exc, ClixmlError):  # a message _OutputSerializer refused
+                raise HostError(self.host, f"opening {self.config.url}: {exc}") from None
             raise
 
     def _discard(self, graceful: bool) -> None:
@@ -269,10 +303,14 @@ class PsrpSession(RetryingSession):
         except BudgetExhausted:
             self._stop(ps)
             raise budget.timeout_error() from None
+        except ClixmlError as exc:  # a message _OutputSerializer refused: the pool is suspect
+            self._drop(graceful=False)
+            raise HostError(self.host, f"{call.cmdlet}: {exc}") from None
 
+        objects, unreadable = _read_output(call.cmdlet, ps.output)
         result = CommandResult(
-            objects=tuple(obj for value in ps.output for obj in _output_objects(value)),
-            errors=tuple(_error(record) for record in ps.streams.error),
+            objects=objects,
+            errors=tuple(_error(record) for record in ps.streams.error) + unreadable,
             warnings=tuple(_warning(record) for record in ps.streams.warning),
         )
         if ps.state == PSInvocationState.FAILED and not result.errors:

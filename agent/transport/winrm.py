@@ -6,6 +6,8 @@ The script is the cmdlet rendered by :func:`agent.pwsh.command`, the single audi
 filter: every value is a literal, never code. ``-OutputFormat XML`` makes powershell.exe print
 CLIXML (``#< CLIXML`` then ``<Objs>``) for output on stdout and for error records on stderr;
 both are read by the same converter as PSRP output (:mod:`agent.transport.clixml`).
+A stream that is not readable CLIXML is reported as an error record of the command
+(``clixml.UNREADABLE_OUTPUT_ID``), never as a traceback.
 
 The receive loop is exfix's own (``get_command_output_raw`` against the deadline), because
 pywinrm's ``get_command_output`` retries the operation-timeout fault forever.
@@ -28,7 +30,7 @@ from agent.model.target import Auth, Scheme
 from agent.pwsh import command as render_command
 from agent.transport._session import BudgetExhausted, RetryingSession
 from agent.transport.base import CommandResult
-from agent.transport.clixml import error_from_text, parse_stream
+from agent.transport.clixml import ClixmlError, error_from_text, parse_stream, unreadable_output
 from agent.transport.deadline import Budget
 
 log = logging.getLogger("agent.transport")
@@ -185,9 +187,16 @@ class WinrmSession(RetryingSession):
 def _result(call: CmdletCall, stdout: bytes, stderr: bytes, rc: int) -> CommandResult:
     out_text = stdout.decode("utf-8", errors="replace")
     err_text = stderr.decode("utf-8", errors="replace")
-    objects, out_errors, out_warnings = parse_stream(out_text)
-    _, err_errors, err_warnings = parse_stream(err_text)
-    errors = list(out_errors + err_errors)
+    errors: list[RemoteError] = []
+    try:
+        objects, out_errors, out_warnings = parse_stream(out_text)
+    except ClixmlError as exc:
+        objects, out_errors, out_warnings = (), (unreadable_output(call.cmdlet, exc),), ()
+    try:
+        _, err_errors, err_warnings = parse_stream(err_text)
+    except ClixmlError as exc:
+        err_errors, err_warnings = (unreadable_output(call.cmdlet, exc),), ()
+    errors.extend(out_errors + err_errors)
     if not errors and "<Objs" not in err_text and err_text.strip():
         errors.append(error_from_text(err_text))  # plain text on stderr: still an error
     if rc != 0 and not errors:
