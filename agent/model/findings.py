@@ -91,7 +91,8 @@ class EvidenceItem:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One conclusion of one rule about one subject on one host.
+    """One conclusion of one rule about one subject on one host, or (``level`` ORGANIZATION)
+    about one subject of the organisation, naming the servers it affects.
 
     ``id`` (rule, host, subject) is stable across runs, so findings can be linked
     (``explained_by``), compared between scans and named in plans.
@@ -110,6 +111,10 @@ class Finding:
     fix_disrupts_mail_flow: bool = False
     data: tuple[tuple[str, DataValue], ...] = ()  # what the planner needs (see each rule)
     explained_by: tuple[str, ...] = ()  # ids of the cause findings that explain this symptom
+    # An organisation finding (agent.evaluate.organise): ``host`` is the organisation's name and
+    # ``servers`` the inventory names of the servers it affects, in inventory order.
+    level: Level = Level.HOST
+    servers: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -138,4 +143,6 @@ class Finding:
             "fix_disrupts_mail_flow": self.fix_disrupts_mail_flow,
             "data": {name: _json_value(value) for name, value in self.data},
             "explained_by": list(self.explained_by),
+            "level": self.level.value,
+            "servers": list(self.servers),
         }

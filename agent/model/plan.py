@@ -41,9 +41,12 @@ from typing import Any, TypeVar
 from agent import pwsh
 from agent.errors import FactsFileError
 from agent.model.command import SWITCH, CmdletCall, Endpoint, ParamValue, Switch
-from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
+from agent.model.findings import DataValue, EvidenceItem, Finding, Level, Severity
 
-SCHEMA = "exfix.plan/1"
+SCHEMA = "exfix.plan/2"
+# /1: hosts only. /2 adds the organisation's units ("organizations") and each finding's level
+# and servers. exfix writes /2 and reads both; a /1 plan keeps its digest (it is encoded as /1).
+SCHEMAS = ("exfix.plan/1", SCHEMA)
 
 # A value before or after an action: plain, JSON-friendly, immutable (like evidence values).
 PlanValue = DataValue
@@ -174,9 +177,14 @@ def restart_transport_call() -> CmdletCall:
 
 @dataclass(frozen=True, slots=True)
 class HostPlan:
-    """Everything planned for one host. ``directory`` is the safe, unique directory name under
-    ``hosts/`` holding its scripts. ``scripts`` maps script name to the sha256 of its rendered
-    text; it is filled after the digest is known and is not part of the digest."""
+    """Everything planned for one unit: a host, or (``level`` ORGANIZATION) the organisation.
+    ``directory`` is the safe, unique directory name under ``hosts/`` holding its scripts.
+    ``scripts`` maps script name to the sha256 of its rendered text; it is filled after the
+    digest is known and is not part of the digest.
+
+    An organisation's unit changes what lives in Active Directory (a send connector), once for
+    all its servers: ``organization`` names it, ``servers`` are the servers its findings affect,
+    and ``host`` is the server apply runs it through (and re-reads for the drift check)."""
 
     host: str
     directory: str
@@ -187,6 +195,9 @@ class HostPlan:
     advisories: tuple[Advisory, ...]
     fingerprint: str
     scripts: tuple[tuple[str, str], ...] = ()
+    level: Level = Level.HOST
+    organization: str = ""
+    servers: tuple[str, ...] = ()
 
     @property
     def automatic(self) -> tuple[Action, ...]:
@@ -252,14 +263,21 @@ class Plan:
     hosts: tuple[HostPlan, ...]
     digest: str
     source: PlanSource | None = None
+    organizations: tuple[HostPlan, ...] = ()
+
+    @property
+    def units(self) -> tuple[HostPlan, ...]:
+        """Every unit in the order apply runs them: the organisations' first (what the
+        servers share), then the hosts."""
+        return self.organizations + self.hosts
 
     @property
     def actions(self) -> tuple[Action, ...]:
-        return tuple(a for h in self.hosts for a in h.actions)
+        return tuple(a for u in self.units for a in u.actions)
 
     @property
     def disruptive(self) -> bool:
-        return any(h.disruptive for h in self.hosts)
+        return any(u.disruptive for u in self.units)
 
     def host(self, name: str) -> HostPlan:
         for host in self.hosts:
@@ -269,22 +287,27 @@ class Plan:
 
     def content_dict(self) -> dict[str, Any]:
         """The part of plan.json the digest covers."""
-        return {
+        out = self._dict(scripts=False)
+        del out["digest"]
+        return out
+
+    def _dict(self, *, scripts: bool) -> dict[str, Any]:
+        v1 = self.schema == SCHEMAS[0]
+        out: dict[str, Any] = {
             "schema": self.schema,
+            "digest": self.digest,
             "source": None if self.source is None else self.source.to_dict(),
-            "hosts": [_host_to_dict(h, scripts=False) for h in self.hosts],
+            "hosts": [_host_to_dict(h, scripts=scripts, v1=v1) for h in self.hosts],
         }
+        if not v1:
+            out["organizations"] = [_host_to_dict(o, scripts=scripts, v1=False) for o in self.organizations]
+        return out
 
     def compute_digest(self) -> str:
         return content_digest(self.content_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": self.schema,
-            "digest": self.digest,
-            "source": None if self.source is None else self.source.to_dict(),
-            "hosts": [_host_to_dict(h, scripts=True) for h in self.hosts],
-        }
+        return self._dict(scripts=True)
 
     def to_json(self) -> str:
         # ensure_ascii: a bidi override or an escape sequence in a host value stays an escape.
@@ -351,17 +374,27 @@ def _advisory_to_dict(advisory: Advisory) -> dict[str, Any]:
     }
 
 
-def _host_to_dict(host: HostPlan, *, scripts: bool) -> dict[str, Any]:
+def _finding_to_dict(finding: Finding, *, v1: bool) -> dict[str, Any]:
+    out = finding.to_dict()
+    if v1:  # /1 findings had no level and servers (every one was a host's)
+        del out["level"], out["servers"]
+    return out
+
+
+def _host_to_dict(host: HostPlan, *, scripts: bool, v1: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "host": host.host,
         "directory": host.directory,
         "fqdn": host.fqdn,
         "exchange_version": host.exchange_version,
         "fingerprint": host.fingerprint,
-        "findings": [f.to_dict() for f in host.findings],
+        "findings": [_finding_to_dict(f, v1=v1) for f in host.findings],
         "actions": [action_to_dict(a) for a in host.actions],
         "advisories": [_advisory_to_dict(a) for a in host.advisories],
     }
+    if host.level is Level.ORGANIZATION:
+        out["organization"] = host.organization
+        out["servers"] = list(host.servers)
     if scripts:
         out["scripts"] = dict(host.scripts)
     return out
@@ -376,9 +409,10 @@ T = TypeVar("T")
 class _Reader:
     """Reads one JSON object strictly: every key must be read, none may be left over."""
 
-    def __init__(self, source: str, data: Any, key: str) -> None:
+    def __init__(self, source: str, data: Any, key: str, version: int = 2) -> None:
         self.source = source
         self.key = key
+        self.version = version  # the plan.json schema version being read
         if not isinstance(data, dict):
             raise self.fail("", f"must be an object, not {_kind(data)}")
         self.data: dict[str, Any] = data
@@ -446,12 +480,12 @@ class _Reader:
     def objects(self, name: str, read: Callable[[_Reader], T]) -> tuple[T, ...]:
         out = []
         for i, item in enumerate(self.items(name)):
-            child = _Reader(self.source, item, self.where(f"{name}[{i}]"))
+            child = _Reader(self.source, item, self.where(f"{name}[{i}]"), self.version)
             out.append(child.finish(read(child)))
         return tuple(out)
 
     def object(self, name: str, read: Callable[[_Reader], T]) -> T:
-        child = _Reader(self.source, self.raw(name), self.where(name))
+        child = _Reader(self.source, self.raw(name), self.where(name), self.version)
         return child.finish(read(child))
 
     def finish(self, result: T) -> T:
@@ -588,10 +622,21 @@ def _read_finding(reader: _Reader) -> Finding:
         fix_disrupts_mail_flow=reader.boolean("fix_disrupts_mail_flow"),
         data=_read_values(reader, "data"),
         explained_by=reader.strings("explained_by"),
+        level=reader.enum("level", Level) if reader.version >= 2 else Level.HOST,
+        servers=reader.strings("servers") if reader.version >= 2 else (),
     )
     if reader.text("id") != finding.id:
         raise reader.fail("id", "does not match rule_id|host|subject")
     return finding
+
+
+def _read_org(reader: _Reader) -> HostPlan:
+    return dataclasses.replace(
+        _read_host(reader),
+        level=Level.ORGANIZATION,
+        organization=reader.text("organization"),
+        servers=reader.strings("servers"),
+    )
 
 
 def _read_host(reader: _Reader) -> HostPlan:
@@ -640,24 +685,27 @@ def plan_from_dict(
     action of any other kind."""
     reader = _Reader(source, data, "")
     schema = reader.raw("schema")
-    if schema != SCHEMA:
-        raise reader.fail("schema", f"expected {SCHEMA!r}, found {schema!r}")
+    if schema not in SCHEMAS:
+        raise reader.fail("schema", f"expected one of {', '.join(map(repr, SCHEMAS))}, found {schema!r}")
+    reader.version = SCHEMAS.index(schema) + 1
     digest = reader.text("digest", pattern=_SHA256)
     plan_source = None if reader.raw("source") is None else reader.object("source", _read_source)
     hosts = reader.objects("hosts", _read_host)
+    orgs = reader.objects("organizations", _read_org) if reader.version >= 2 else ()
     reader.finish(None)
     seen: set[str] = set()
-    for i, host in enumerate(hosts):
-        if not _DIRECTORY.match(host.directory) or host.directory.casefold() in seen:
-            raise FactsFileError(source, "not a safe, unique directory name", key=f"hosts[{i}].directory")
-        seen.add(host.directory.casefold())
-    if kinds is not None:
-        for i, host in enumerate(hosts):
-            for j, action in enumerate(host.actions):
-                if action.kind not in kinds:
+    for group, units in (("organizations", orgs), ("hosts", hosts)):
+        for i, unit in enumerate(units):
+            if not _DIRECTORY.match(unit.directory) or unit.directory.casefold() in seen:
+                raise FactsFileError(
+                    source, "not a safe, unique directory name", key=f"{group}[{i}].directory"
+                )
+            seen.add(unit.directory.casefold())
+            for j, action in enumerate(unit.actions):
+                if kinds is not None and action.kind not in kinds:
                     raise FactsFileError(source, f"unknown action kind {action.kind!r}",
-                                         key=f"hosts[{i}].actions[{j}].kind")  # fmt: skip
-    plan = Plan(schema=SCHEMA, hosts=hosts, digest=digest, source=plan_source)
+                                         key=f"{group}[{i}].actions[{j}].kind")  # fmt: skip
+    plan = Plan(schema=schema, hosts=hosts, digest=digest, source=plan_source, organizations=orgs)
     if check_digest and plan.compute_digest() != digest:
         raise FactsFileError(source, "does not match the plan content (the file was changed)", key="digest")
     return plan

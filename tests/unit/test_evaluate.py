@@ -123,6 +123,8 @@ def test_findings_serialise_to_plain_json_without_presentation() -> None:
             "fix_disrupts_mail_flow",
             "data",
             "explained_by",
+            "level",
+            "servers",
         }
 
 

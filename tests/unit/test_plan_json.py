@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,7 +69,7 @@ def _action(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "key"),
     [
-        (lambda d: d.update(schema="exfix.plan/2"), "schema"),
+        (lambda d: d.update(schema="exfix.plan/3"), "schema"),
         (lambda d: d.update(extra=1), "extra"),
         (lambda d: d.pop("digest"), "digest"),
         (lambda d: d.update(digest="ABC"), "digest"),
@@ -116,3 +117,20 @@ def test_not_json_names_the_line() -> None:
     with pytest.raises(FactsFileError) as caught:
         plan_from_json('{\n"schema": ', source="plan.json")
     assert caught.value.line == 2
+
+
+V1_PLAN = Path(__file__).resolve().parents[1] / "data" / "plan-v1-mixed-fleet.json"
+
+
+def test_a_plan_written_as_exfix_plan_1_still_reads_and_keeps_its_digest() -> None:
+    # Written by exfix before the organisation level existed (exfix.plan/1, mixed-fleet lab).
+    text = V1_PLAN.read_text(encoding="utf-8")
+    plan = plan_from_json(text, source=str(V1_PLAN), kinds=KINDS)
+    assert plan.schema == "exfix.plan/1" and plan.organizations == ()
+    assert plan.compute_digest() == plan.digest
+    assert plan.to_dict() == json.loads(text)  # encoded back as /1, key for key
+    assert all(f.servers == () for h in plan.hosts for f in h.findings)
+    stray = json.loads(text)
+    stray["organizations"] = []
+    with pytest.raises(FactsFileError, match="organizations"):
+        plan_from_dict(stray, check_digest=False)
