@@ -76,10 +76,11 @@ def _step(step: StepResult) -> str:
 
 
 def render_apply(report: ApplyReport) -> None:
-    for host in report.hosts:
+    for host in (*report.organizations, *report.hosts):
         verified = "" if host.verified is None else (" verified" if host.verified else " NOT VERIFIED")
         error = f": {host.error}" if host.error else ""
-        click.echo(terminal(f"{host.host}: {host.outcome.value}{verified}{error}"))
+        label = f"organisation {host.host}" if host in report.organizations else host.host
+        click.echo(terminal(f"{label}: {host.outcome.value}{verified}{error}"))
         for step in host.steps:
             click.echo(_step(step))
         for queue in host.queues:

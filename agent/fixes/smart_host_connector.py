@@ -18,11 +18,11 @@ from agent.fixes._derive import (
     mail_route,
     smart_host_connector_name,
 )
-from agent.fixes._draft import Draft, Planned, advise, text
+from agent.fixes._draft import Draft, Planned, advise, text, text_tuple
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts, normalize_name
-from agent.model.findings import Finding
+from agent.model.findings import Finding, Level
 from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
 FIX_ID = "add-smarthost-send-connector"
@@ -109,7 +109,10 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
             "no smart host to point a connector at.",
         )
     name = smart_host_connector_name(domain)
-    return Planned((draft(domain, name, route.ipv4, (facts.exchange.name,), (finding.id,)),))
+    # SourceTransportServers: every server whose queues to the domain fail (the organisation
+    # finding joins them), by the name Exchange knows them by.
+    servers = text_tuple(finding, "source_transport_servers") or (facts.exchange.name,)
+    return Planned((draft(domain, name, route.ipv4, servers, (finding.id,)),))
 
 
 SPEC = FixSpec(
@@ -121,6 +124,7 @@ SPEC = FixSpec(
     steps=(
         Step(
             NEW_SMART_HOST_CONNECTOR,
+            level=Level.ORGANIZATION,
             risk=(
                 "Mail to the one remote domain will go to a fixed IPv4 address; if that domain moves its "
                 "mail servers, remove the connector (rollback.ps1)."
@@ -128,4 +132,7 @@ SPEC = FixSpec(
         ),
     ),
     reads=(FactArea.DOMAIN_CONNECTORS, FactArea.DOMAIN_MAIL_HOSTS),
+    # The connector lives in Active Directory: one for the domain, for every server whose
+    # queues to it fail, planned once from the organisation's finding.
+    level=Level.ORGANIZATION,
 )

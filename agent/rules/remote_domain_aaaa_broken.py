@@ -11,7 +11,7 @@ IPv4 address as smart host, delivers without the AAAA lookup."""
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
-from agent.model.findings import EvidenceItem, Finding, Severity
+from agent.model.findings import EvidenceItem, Finding, Level, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -34,6 +34,9 @@ METADATA = RuleMetadata(
     ),
     fix_id="add-smarthost-send-connector",
     explains=(Explains("queue-dns-failure", ("all-external", "domain"), same_domain=True),),
+    # The remote domain's DNS is the same for every server, and the fix (a send connector)
+    # lives in Active Directory: one finding for the organisation, naming the servers.
+    level=Level.ORGANIZATION,
 )
 
 _AAAA_BROKEN = frozenset({Outcome.SERVFAIL, Outcome.TIMEOUT})

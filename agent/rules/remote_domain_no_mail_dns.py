@@ -5,7 +5,7 @@ Failed - Fix Guide", scenario 1; RFC 5321 5.1: no MX means the A record is the i
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
-from agent.model.findings import EvidenceItem, Finding, Severity
+from agent.model.findings import EvidenceItem, Finding, Level, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -27,6 +27,9 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     explains=(Explains("queue-dns-failure", ("all-external", "domain"), same_domain=True),),
+    # The remote domain's DNS is the same for every server, and the fix (a send connector)
+    # lives in Active Directory: one finding for the organisation, naming the servers.
+    level=Level.ORGANIZATION,
 )
 
 _ABSENT = frozenset({Outcome.NXDOMAIN, Outcome.NODATA})

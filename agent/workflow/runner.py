@@ -110,13 +110,15 @@ def _scanned(report: ScanReport) -> tuple[HostScan, ...]:
 
 
 def _make_plan(
-    scans: Sequence[HostScan], scope: Scope, fixes: Sequence[str], host_vars: Mapping[str, HostVars],
+    report: ScanReport, scope: Scope, fixes: Sequence[str], host_vars: Mapping[str, HostVars],
     source: PlanSource | None,
 ) -> Plan:  # fmt: skip
     keep = fix_filter(fixes)
+    scans = _scanned(report)
     facts = [h.facts for h in scans if h.facts is not None]
     findings = {h.host: tuple(f for f in scope.filter(h.findings) if keep(f)) for h in scans}
-    return build_plan(facts, findings, host_vars, source=source)
+    shared = tuple(f for o in report.organizations for f in scope.filter(o.findings) if keep(f))
+    return build_plan(facts, findings, host_vars, source=source, organization_findings=shared)
 
 
 def _plan_dir(out_dir: Path, plan: Plan) -> Path:
@@ -346,7 +348,7 @@ class _Run:
                           host_timeout=self.settings.host_timeout)  # fmt: skip
 
     def plan(self, report: ScanReport, fixes: Sequence[str]) -> Plan:
-        return _make_plan(_scanned(report), self.scope, fixes, self.host_vars, self.settings.plan_source)
+        return _make_plan(report, self.scope, fixes, self.host_vars, self.settings.plan_source)
 
     def bundle(self, plan: Plan, role: PlanRole) -> PlanArtifact:
         artifact = _write_bundle(plan, self.settings.out_dir, role, self.log)
