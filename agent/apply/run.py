@@ -41,11 +41,12 @@ from agent.errors import (
     RemoteCommandError,
     RestartNotAllowedError,
     StalePlanError,
+    StaleSetting,
     UnreachableError,
     UsageError,
     one_line,
 )
-from agent.fixes.fingerprint import fingerprint_for
+from agent.fixes.fingerprint import fingerprint_for, stale_settings
 from agent.fleet import run_fleet
 from agent.inventory import CredentialResolver
 from agent.model.credential import Credential
@@ -201,7 +202,7 @@ def _check_fresh(
     runs = run_fleet(hosts, lambda h: collect(targets[h.host], creds[h.host], orgs), forks=forks)
     fresh: dict[str, HostFacts] = {}
     unreachable: list[tuple[str, BaseException]] = []
-    drifted: list[str] = []
+    drift: list[StaleSetting] = []
     for run in runs:
         host = run.host
         if run.error is not None or run.value is None:
@@ -212,19 +213,22 @@ def _check_fresh(
             continue
         facts = run.value
         fresh[host.host] = facts
-        stale = [
-            f"{a.id} ({', '.join(_ref(r) for r in a.depends_on)})"
-            for a in host.automatic
-            if fingerprint_for(a.depends_on, facts) != a.fingerprint
-        ]
+        stale = [a for a in host.automatic if fingerprint_for(a.depends_on, facts) != a.fingerprint]
+        found = [item for a in stale for item in stale_settings(host.host, a, facts)]
+        # "actions" keeps the journal's first form (id and slices, as text); "drift" is the same
+        # per setting, as StalePlanError.drift carries it.
+        detail = {
+            "actions": [f"{a.id} ({', '.join(_ref(r) for r in a.depends_on)})" for a in stale],
+            "drift": [item.to_dict() for item in found],
+        }
         rec.record("stale-check", "drifted" if stale else "fresh", host=host.host,
-                   detail={"actions": stale} if stale else None)  # fmt: skip
-        if stale:
-            drifted.append(f"{host.host}: {', '.join(stale)}")
-    if drifted:
-        raise _refuse(rec, StalePlanError(
-            f"refused, nothing changed: the plan is stale; the facts its steps depend on changed since it "
-            f"was made on {'; '.join(drifted)}. Plan again"))  # fmt: skip
+                   detail=detail if stale else None)  # fmt: skip
+        drift.extend(found)
+    if drift:
+        error = StalePlanError(tuple(drift))
+        rec.record("refused", type(error).__name__, error=str(error),
+                   detail={"drift": [item.to_dict() for item in error.drift]})
+        raise error
     if unreachable:
         # A host exfix could not talk to outranks one that answered with an error (exit 3
         # before 7, agent.errors.EXIT_PRECEDENCE).

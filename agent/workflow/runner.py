@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.apply import ApplyReport, HostApply, HostOutcome, StepStatus, apply_plan, read_plan_file
-from agent.errors import HostError, RefusedError, RemoteCommandError, UsageError
+from agent.errors import HostError, RefusedError, RemoteCommandError, StalePlanError, StaleSetting, UsageError
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
 from agent.model.findings import Finding
@@ -341,6 +341,7 @@ class _Run:
         # drift: unreachable (a HostError) or command-failed (a RemoteCommandError).
         self.refused_host: str | None = None
         self.refused_outcome: Outcome = Outcome.UNREACHABLE
+        self.stale: tuple[StaleSetting, ...] = ()  # what drifted, when apply refused a stale plan
 
     def scan(self, what: str) -> ScanReport:
         self.log(f"{what}: scanning {len(self.targets)} host(s)")
@@ -380,6 +381,7 @@ class _Run:
         except (RefusedError, HostError, RemoteCommandError) as exc:
             self.refused = str(exc)
             self.refused_host = exc.host if isinstance(exc, (HostError, RemoteCommandError)) else None
+            self.stale = exc.drift if isinstance(exc, StalePlanError) else ()
             if isinstance(exc, RemoteCommandError):
                 self.refused_outcome = Outcome.COMMAND_FAILED
             self.log(f"apply refused, nothing changed: {exc}")
@@ -403,6 +405,7 @@ class _Run:
             journal=self.journal,
             approved=self.settings.approve,
             refused=self.refused,
+            stale=self.stale if self.refused is not None else (),
             approve_command=self._approve_command(),
         )
         run_file.write_text(render_json(run), encoding="utf-8")
