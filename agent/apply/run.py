@@ -20,6 +20,7 @@ Order of a run (each step journaled):
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import threading
@@ -129,7 +130,7 @@ def apply_plan(
         report = ApplyReport(
             plan_digest=the_plan.digest, run=rec.run, journal=str(opened.path), operator=rec.operator,
             ticket=ticket, started=started, finished=utc_now(), hosts=hosts,
-            interrupted=rec.cancel.is_set(), organizations=orgs,
+            interrupted=rec.cancel.is_set(), organizations=_verified_units(the_plan, orgs, hosts),
         )  # fmt: skip
         outcomes = {h.host: h.outcome.value for h in hosts}
         detail: dict[str, object] = {"exit_code": report.exit_code, "hosts": outcomes}
@@ -381,12 +382,26 @@ def _run_organizations(
                                  watched.get(server), verify_timeout)  # fmt: skip
             verified[server] = check
             checks.append(check)
-        results.append(HostApply(
-            unit.organization, HostOutcome.DONE, result.steps,
-            all(c.verified is True for c in checks) if checks else None,
-            error=next((c.error for c in checks if c.error), None),
-        ))  # fmt: skip
+        results.append(HostApply(unit.organization, HostOutcome.DONE, result.steps,
+                                 error=next((c.error for c in checks if c.error), None)))  # fmt: skip
     return tuple(results), verified
+
+
+def _verified_units(
+    plan: Plan, orgs: Sequence[HostApply], hosts: Sequence[HostApply]
+) -> tuple[HostApply, ...]:
+    """An organisation unit that ran is verified when every server it was for is: by its own
+    steps' verification, or by the check after the unit for a server with none."""
+    by_host = {h.host: h for h in hosts}
+    out = []
+    for unit, result in zip(plan.organizations, orgs, strict=True):
+        if result.outcome is not HostOutcome.DONE:
+            out.append(result)
+            continue
+        checks = [by_host[s].verified for s in unit.servers if s in by_host]
+        verified = bool(checks) and all(c is True for c in checks)
+        out.append(dataclasses.replace(result, verified=verified))
+    return tuple(out)
 
 
 def _verify_only(
