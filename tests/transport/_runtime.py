@@ -14,7 +14,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import pwsh_oracle
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
@@ -26,6 +25,7 @@ from psrpcore.types import (
 )
 
 from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
+from support import pwsh_oracle
 
 NO_LANGUAGE = (
     "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode."
