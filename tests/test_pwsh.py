@@ -1,4 +1,4 @@
-"""The quoting filter, proven against an independent reader of PowerShell (tests/pwsh_oracle.py)."""
+"""The quoting filter, proven against an independent reader of PowerShell (tests/support/pwsh_oracle.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every template, with hostile values: the rendered remediate.ps1 and rollback.ps1 parse back
-(tests/pwsh_oracle.py, an independent reader) to exactly the structured commands apply runs.
+(tests/support/pwsh_oracle.py, an independent reader) to exactly the structured commands apply runs.
 
 remediate.ps1 must be exactly ``[a.call for a in host.actions]``; rollback.ps1 exactly
 ``host.rollback_calls()`` (every action's rollback, last action first, then the restart).

@@ -4,7 +4,7 @@ The transport is tested against the real WSMan/PSRP/WinRS server (mock_remoting.
 sockets with unmodified pypsrp and pywinrm; only the host behind it is this small runtime, so
 each test controls exactly what the host does (hang, write an error record, count mutations).
 
-WinRS scripts are read with tests/pwsh_oracle.py, the independent PowerShell reader, and then
+WinRS scripts are read with tests/support/pwsh_oracle.py, the independent PowerShell reader, and then
 run through the same ``invoke`` as PSRP pipelines: both transports see one host.
 """
 

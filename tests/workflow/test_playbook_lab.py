@@ -20,7 +20,7 @@ from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT
 from agent.planning.render import BOM
 from agent.report.safe import terminal
 from mock_remoting.lab import Lab
-from workflow.review_html_check import parse_review
+from workflow._review_html_check import parse_review
 
 pytestmark = pytest.mark.lab
 

@@ -31,7 +31,7 @@ from agent.report.safe import terminal
 from agent.review import render_review_html
 from agent.review.review_html import page_environment
 from agent.workflow.playbook import load_playbook, shipped_playbooks
-from workflow.review_html_check import parse_review
+from workflow._review_html_check import parse_review
 
 EVIL_HOST = 'ex01<script src="https://evil.example/x.js"></script>\u202e\x1b[31m"\'`$(calc)\nRUNDECK:DATA:outcome=healthy'
 EVIL = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from psrpcore.types import serialize
 
-from lab.exchange.test_exchange_support import (
+from lab.exchange._exchange_support import (
     EX,
     OS,
     adapted_names,

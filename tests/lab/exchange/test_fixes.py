@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.exchange.test_exchange_support import EX, OS, invoke, make_fleet, ok, retry_all, snapshot
+from lab.exchange._exchange_support import EX, OS, invoke, make_fleet, ok, retry_all, snapshot
 from mock_remoting.exchange import Fleet
 
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "

@@ -14,7 +14,7 @@ import yaml
 from psrpcore.types import serialize
 
 from agent.errors import ScenarioError
-from lab.exchange.test_exchange_support import EX, OS, make_fleet, ok, prop
+from lab.exchange._exchange_support import EX, OS, make_fleet, ok, prop
 from mock_remoting.exchange import RULE_IDS, command, load_scenario, shipped_scenarios
 from mock_remoting.exchange.scenario import SCENARIO_DIR
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from lab.exchange.test_exchange_support import EX, OS, make_fleet, prop
+from lab.exchange._exchange_support import EX, OS, make_fleet, prop
 from mock_remoting.backend import Command
 from mock_remoting.exchange.script import ScriptSyntaxError, Switch, parse
 
