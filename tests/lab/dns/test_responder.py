@@ -15,43 +15,15 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 import pytest
-import yaml
 
 from mock_remoting.dns.responder import DnsResponders
 from mock_remoting.dns.world import DnsWorld
+from support.dns_world import dns_scenario, dns_world
 
 pytestmark = pytest.mark.lab
 
-SCENARIO = yaml.safe_load(
-    """
-organization:
-  ad_domain: contoso.local
-  domain_controllers:
-    - {name: dc01.contoso.local, address: 10.0.0.10}
-    - {name: dc02.contoso.local, address: 10.0.0.11}
-dns:
-  servers:
-    10.0.0.10: {kind: internal, forward: true}
-    10.0.0.11: {kind: internal, forward: false}
-    8.8.8.8: {kind: public}
-    10.0.0.99: {kind: unreachable}
-    192.0.2.1: {kind: servfail}
-    198.51.100.53: {kind: ignore-aaaa}
-  internal_records:
-    owa.contoso.local: [10.0.0.30]
-  internet:
-    fabrikam.com:
-      mx: [{preference: 10, host: mx1.fabrikam.com}]
-      a: {mx1.fabrikam.com: [203.0.113.10]}
-      aaaa: {mx1.fabrikam.com: ["2001:db8::10"]}
-    tailspin.example:
-      mx: [{preference: 10, host: mail.tailspin.example}]
-      a: {mail.tailspin.example: [203.0.113.20]}
-      ignore_aaaa: true
-"""
-)
 # Enough addresses that the answer exceeds 512 bytes: UDP without EDNS must truncate.
-SCENARIO["dns"]["internal_records"]["big.contoso.local"] = [f"10.0.5.{i}" for i in range(1, 61)]
+SCENARIO = dns_scenario(a_records={"big.contoso.local": [f"10.0.5.{i}" for i in range(1, 61)]})
 
 SRV = "_ldap._tcp.dc._msdcs.contoso.local"
 SHORT = 0.3  # seconds: how long a test waits for a server that must stay silent
@@ -59,7 +31,7 @@ SHORT = 0.3  # seconds: how long a test waits for a server that must stay silent
 
 @pytest.fixture(scope="module")
 def world() -> DnsWorld:
-    return DnsWorld.from_scenario(SCENARIO["dns"], SCENARIO["organization"], source="test.yaml")
+    return dns_world(SCENARIO)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +96,7 @@ def test_internal_server_answers_the_ad_zone(responders: DnsResponders) -> None:
 
 def test_internal_with_and_without_forwarding(responders: DnsResponders) -> None:
     forwarded = udp(responders, "10.0.0.10", "fabrikam.com", "MX")
-    assert texts(forwarded) == ["10 mx1.fabrikam.com."]
+    assert texts(forwarded) == ["10 mx1.fabrikam.com.", "20 mx2.fabrikam.com."]
     assert not forwarded.flags & dns.flags.AA  # a recursive answer is not authoritative
     assert udp(responders, "10.0.0.10", "nowhere.example", "A").rcode() == dns.rcode.NXDOMAIN
     assert udp(responders, "10.0.0.11", "fabrikam.com", "MX").rcode() == dns.rcode.SERVFAIL
@@ -304,4 +276,5 @@ def test_stop_is_fast_and_frees_the_ports(world: DnsWorld) -> None:
     assert set(mapping) == set(world.server_addresses)
     # It can start again.
     with running:
-        assert texts(udp(running, "8.8.8.8", "fabrikam.com", "MX")) == ["10 mx1.fabrikam.com."]
+        assert texts(udp(running, "8.8.8.8", "fabrikam.com", "MX")) == [
+            "10 mx1.fabrikam.com.", "20 mx2.fabrikam.com."]

@@ -7,42 +7,12 @@ import threading
 from typing import Any
 
 import pytest
-import yaml
 
 from agent.errors import ScenarioError
 from mock_remoting.dns.world import DnsAnswer, DnsRecord, DnsWorld
+from support.dns_world import dns_scenario, dns_world
 
-SCENARIO = yaml.safe_load(
-    """
-organization:
-  ad_domain: contoso.local
-  ad_site: Default-First-Site-Name
-  domain_controllers:
-    - {name: dc01.contoso.local, address: 10.0.0.10}
-    - {name: dc02.contoso.local, address: 10.0.0.11}
-dns:
-  servers:
-    10.0.0.10: {kind: internal, forward: true}
-    10.0.0.11: {kind: internal, forward: false}
-    8.8.8.8: {kind: public}
-    10.0.0.99: {kind: unreachable}
-    192.0.2.1: {kind: servfail}
-    198.51.100.53: {kind: ignore-aaaa}
-  internal_records:
-    owa.contoso.local: [10.0.0.30]
-  internet:
-    fabrikam.com:
-      mx: [{preference: 20, host: mx2.fabrikam.com}, {preference: 10, host: mx1.fabrikam.com}]
-      a: {mx1.fabrikam.com: [203.0.113.10], mx2.fabrikam.com: [203.0.113.11]}
-      aaaa: {mx1.fabrikam.com: ["2001:db8::10"]}
-    tailspin.example:
-      mx: [{preference: 10, host: mail.tailspin.example}]
-      a: {mail.tailspin.example: [203.0.113.20]}
-      aaaa: {mail.tailspin.example: ["2001:db8::20"]}
-      ignore_aaaa: true
-    nomail.example: {}
-"""
-)
+SCENARIO = dns_scenario()
 
 SRV = "_ldap._tcp.dc._msdcs.contoso.local"
 
@@ -51,7 +21,7 @@ def make_world(mutate: Any = None) -> DnsWorld:
     doc = copy.deepcopy(SCENARIO)
     if mutate is not None:
         mutate(doc)
-    return DnsWorld.from_scenario(doc["dns"], doc["organization"], source="scenarios/test.yaml")
+    return dns_world(doc, source="scenarios/test.yaml")
 
 
 @pytest.fixture()
@@ -73,7 +43,7 @@ def test_servers_and_kinds(world: DnsWorld) -> None:
     assert world.kind("10.9.9.9") == "unreachable"
     assert world.answer("10.9.9.9", SRV, "SRV").rcode == "NO_REPLY"
     assert not world.has_server("10.9.9.9")
-    assert world.internet_zones == ("fabrikam.com", "tailspin.example", "nomail.example")
+    assert world.internet_zones == ("fabrikam.com", "tailspin.example", "webonly.example", "nomail.example")
 
 
 def test_ad_zone_from_internal_servers(world: DnsWorld) -> None:
