@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pypsrp.powershell import PowerShell, PSInvocationState
 
-from lab.test_scenarios_fixes import connect
+from lab._lab_client import connect
 from mock_remoting.exchange.scenario import SCENARIO_DIR
 
 pytestmark = pytest.mark.lab

@@ -14,7 +14,7 @@ from agent.fixes.registry import KINDS
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.plan import HostVars, Plan, plan_from_dict, plan_from_json
 from agent.planning import build_plan
-from planning.test_build import broken
+from support.facts_builders import broken
 
 
 def sample() -> Plan:

@@ -13,7 +13,9 @@ from agent.model.probe import Outcome
 from agent.planning import build_plan, fingerprint_for, host_fingerprint
 from agent.planning.build import host_directories
 from support.facts_builders import (
+    EDGE_CONFIG,
     INTERNAL_DNS,
+    broken,
     connector,
     host,
     lookup,
@@ -23,25 +25,6 @@ from support.facts_builders import (
     transport,
     unreachable,
 )
-
-CONFIG = "C:\\Exchange\\Bin\\EdgeTransport.exe.config"
-
-
-def broken(name: str = "ex01.contoso.local", alias: str = "Ethernet0") -> HostFacts:
-    """Registration off, a public DNS server on the NIC, transport internal DNS broken,
-    DnsFaultTolerance Normal."""
-    return host(
-        name=name,
-        nics=(
-            mapi_nic(register_this_connections_address=False, interface_alias=alias,
-                     ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8")),
-            replication_nic(),
-        ),
-        transport_facts=transport(internal=lookup(adapter=False, servers=("10.9.9.9",))),
-        probes=server_probes(INTERNAL_DNS) + server_probes("8.8.8.8", srv=Outcome.NXDOMAIN)
-        + server_probes("10.9.9.9", srv=Outcome.SERVFAIL),
-        edge=EdgeTransportConfigFacts(CONFIG, "Normal", True),
-    )  # fmt: skip
 
 
 def plan_for(*fleet: HostFacts, host_vars: dict[str, HostVars] | None = None) -> Plan:
@@ -74,7 +57,7 @@ def test_actions_come_in_order_with_one_restart_after_the_automatic_changes() ->
 
 
 def test_non_disruptive_fix_alone_gets_no_restart() -> None:
-    facts = host(edge=EdgeTransportConfigFacts(CONFIG, "Lenient", True))
+    facts = host(edge=EdgeTransportConfigFacts(EDGE_CONFIG, "Lenient", True))
     assert plan_for(facts).hosts[0].actions == ()
 
 

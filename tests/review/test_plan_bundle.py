@@ -12,8 +12,7 @@ from agent.evaluate import evaluate
 from agent.model.plan import HostVars, Plan, plan_from_json
 from agent.planning import build_plan, render_plan
 from agent.review import apply_command, code_block, render_review, render_review_html, write_plan_dir
-from planning.test_build import broken
-from support.facts_builders import host, lookup, transport
+from support.facts_builders import broken, host, lookup, transport
 
 HOSTILE_ALIAS = "Eth```0 $(x)\n| # <b>\x1b[31m"
 

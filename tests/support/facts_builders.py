@@ -38,6 +38,7 @@ PUBLIC_NAME = "microsoft.com"
 INTERNAL_DNS = "10.0.0.10"
 MAPI_ADDRESS = "10.0.0.21"
 ORGANIZATION = "Contoso@contoso.local"
+EDGE_CONFIG = "C:\\Exchange\\Bin\\EdgeTransport.exe.config"
 
 TARGETS = ProbeTargets.for_domain(AD_DOMAIN, HOST, PUBLIC_NAME)
 
@@ -241,6 +242,23 @@ def host(
         probes=all_probes,
         remote_domains=remote_domains,
     )
+
+
+def broken(name: str = "ex01.contoso.local", alias: str = "Ethernet0") -> HostFacts:
+    """Registration off, a public DNS server on the NIC, transport internal DNS broken,
+    DnsFaultTolerance Normal."""
+    return host(
+        name=name,
+        nics=(
+            mapi_nic(register_this_connections_address=False, interface_alias=alias,
+                     ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8")),
+            replication_nic(),
+        ),
+        transport_facts=transport(internal=lookup(adapter=False, servers=("10.9.9.9",))),
+        probes=server_probes(INTERNAL_DNS) + server_probes("8.8.8.8", srv=Outcome.NXDOMAIN)
+        + server_probes("10.9.9.9", srv=Outcome.SERVFAIL),
+        edge=EdgeTransportConfigFacts(EDGE_CONFIG, "Normal", True),
+    )  # fmt: skip
 
 
 def values(finding: Any) -> str:
