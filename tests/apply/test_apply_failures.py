@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _apply_support import config_state, full_state, journal_lines, lab_fleet, phases
 
 from agent.apply import HostOutcome, JournalEntry, StepStatus, rollback_journal
 from agent.errors import EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, RestartNotAllowedError
+from apply._apply_support import config_state, full_state, journal_lines, lab_fleet, phases
 
 pytestmark = pytest.mark.lab
 

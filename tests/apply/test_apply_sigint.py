@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from _apply_support import config_state, exfix_command, journal_lines, lab_fleet, subprocess_env
 
 from agent.errors import EXIT_ROLLED_BACK
+from apply._apply_support import config_state, exfix_command, journal_lines, lab_fleet, subprocess_env
 
 pytestmark = pytest.mark.lab
 

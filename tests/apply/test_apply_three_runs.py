@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from _apply_support import full_state, journal_lines, lab_fleet
 
 from agent.apply import HostOutcome, StepStatus
+from apply._apply_support import full_state, journal_lines, lab_fleet
 from mock_remoting.exchange import load_scenario
 
 pytestmark = pytest.mark.lab

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
-from review_html_check import parse_review
 
 from agent.cli import main
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT
 from agent.planning.render import BOM
 from agent.report.safe import terminal
 from mock_remoting.lab import Lab
+from workflow._review_html_check import parse_review
 
 pytestmark = pytest.mark.lab
 
