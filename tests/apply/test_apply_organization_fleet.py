@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from _apply_support import lab_fleet
 
 from agent.apply import HostOutcome
 from agent.errors import EXIT_OK
+from apply._apply_support import lab_fleet
 
 pytestmark = pytest.mark.lab
 
