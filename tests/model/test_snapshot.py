@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -47,7 +48,7 @@ def rich_host() -> Any:
 def test_round_trip_through_json_is_equal() -> None:
     hosts = (rich_host(), host(name="ex02.contoso.local", no_transport=True))
     text = snapshot.to_json(hosts)
-    assert json.loads(text)["schema"] == "exfix.facts/1"
+    assert json.loads(text)["schema"] == "exfix.facts/2"
     again = snapshot.from_json(text, source="facts.json")
     assert again == hosts
     assert evaluate(again[0]) == evaluate(hosts[0])
@@ -66,7 +67,9 @@ def broken(mutate: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("mutate", "key", "problem"),
     [
-        (lambda d: d.update(schema="exfix.facts/2"), "schema", "expected 'exfix.facts/1'"),
+        (lambda d: d.update(schema="exfix.facts/3"), "schema", "is not one of: exfix.facts/1, exfix.facts/2"),
+        (lambda d: d.pop("organizations"), "organizations", "missing"),
+        (lambda d: d["hosts"][0].update(org=7), "hosts[0].org", "index of one of the 1 organizations"),
         (lambda d: d.pop("hosts"), "hosts", "missing"),
         (lambda d: d.update(hosts={}), "hosts", "must be a list"),
         (lambda d: d.update(extra=1), "extra", "unknown key"),
@@ -157,3 +160,25 @@ def test_errors_in_a_snapshot_file_have_the_line_of_their_key() -> None:
         snapshot.from_json(missing, source="f.json")
     assert caught.value.line is not None
     assert '"remote_domain"' in missing.splitlines()[caught.value.line - 1]
+
+
+def test_what_an_organisation_shares_is_written_once_and_shared_again_when_read() -> None:
+    first = host(name="ex01.contoso.local")
+    second = dataclasses.replace(host(name="ex02.contoso.local"), org=first.org)
+    data = snapshot.to_dict([first, second])
+    assert len(data["organizations"]) == 1 and [h["org"] for h in data["hosts"]] == [0, 0]
+    read = snapshot.from_json(json.dumps(data))
+    assert read == (first, second) and read[0].org is read[1].org
+
+
+def test_a_snapshot_written_as_exfix_facts_1_still_reads() -> None:
+    # /1 wrote each host's send connectors inline and no organisation in exchange.
+    data = snapshot.to_dict([host()])
+    org = data.pop("organizations")[0]
+    (old,) = data["hosts"]
+    del old["org"], old["exchange"]["organization"]
+    old["send_connectors"] = org["send_connectors"]
+    data["schema"] = "exfix.facts/1"
+    (facts,) = snapshot.from_dict(data)
+    assert facts.send_connectors == host().send_connectors
+    assert facts.org.collected_from == facts.host and facts.exchange.organization == ""
