@@ -1,11 +1,12 @@
 """The apply journal: an append-only JSONL audit of every step apply and rollback take.
 
-One JSON object per line (``"schema": "exfix.journal/2"``; /1 records are still read),
-written with ``O_APPEND`` and flushed to disk (``fsync``) before apply goes on, so that after a
-crash, a kill or a power cut the journal still says what was about to happen to a host and what did. A mutation is
-journaled twice: ``execute``/``started`` *before* the call is sent and ``execute``/``ok`` or
-``failed`` after it; a ``started`` without an outcome means "may have run", and
-``exfix rollback`` treats it so (it reads the property first and undoes only what changed).
+One JSON object per line (``"schema": "exfix.journal/2"``; /1 records are still read), written
+with ``O_APPEND`` and flushed to disk (``fsync``) before apply goes on, so that after a crash,
+a kill or a power cut the journal still says what was about to happen to a host and what did.
+A mutation is journaled twice: ``execute``/``started`` *before* the call is sent and
+``execute``/``ok`` or ``failed`` after it; a ``started`` without an outcome means "may have
+run", and ``exfix rollback`` treats it so (it reads the property first and undoes only what
+changed).
 
 Every record has these keys (null where they do not apply)::
 
