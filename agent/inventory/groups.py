@@ -16,7 +16,7 @@ from typing import Any
 from agent.errors import InventoryError
 from agent.inventory.document import READ
 from agent.inventory.variables import Written
-from agent.model.document import KeyPath, Loaded, kind
+from agent.model.document import NOT_A_NAME, KeyPath, Loaded, kind
 
 _GROUP_KEYS = ("hosts", "vars", "children")
 _EXFIX_VARIABLES = sorted(name for name in READ if name.startswith("exfix_"))
@@ -59,6 +59,7 @@ class GroupBuilder:
                 f"the top level must be a mapping of groups (all: ...), not {kind(data)}", line=1
             )
         for name, body in data.items():
+            self._name_written_as_text((name,))
             group = self._group_name(name, line((name,)))
             self.group(group, body, (name,))
             if group != "all":
@@ -90,6 +91,7 @@ class GroupBuilder:
         what = f"hosts of group {group.name!r} must be a mapping of host names"
         for raw_name, host_body in self._mapping(hosts, path, what, key="hosts").items():
             host_path = (*path, raw_name)
+            self._name_written_as_text(host_path)
             for host in self._host_names(raw_name, self.loaded.line(host_path)):
                 if host not in self.host_vars:
                     self.host_vars[host] = {}
@@ -104,6 +106,7 @@ class GroupBuilder:
         what = f"children of group {group.name!r} must be a mapping of groups"
         for raw_child, child_body in self._mapping(children, path, what, key="children").items():
             child_path = (*path, raw_child)
+            self._name_written_as_text(child_path)
             child = self._group_name(raw_child, self.loaded.line(child_path))
             if child == "all":
                 raise self.error("group 'all' cannot be a child", line=self.loaded.line(child_path))
@@ -142,6 +145,13 @@ class GroupBuilder:
                 )
             out[key] = (value, (*path, key))
         return out
+
+    def _name_written_as_text(self, path: KeyPath) -> None:
+        # A group or host name must be a string; a number there is refused (other tools'
+        # variables may use numbers as keys, and exfix keeps those as they are).
+        if self.loaded.loose(path):
+            where = self.loaded.document.key(path[:-1]) or None
+            raise self.error(NOT_A_NAME, line=self.loaded.line(path), key=where)
 
     def _group_name(self, raw: Any, line: int | None) -> str:
         if not isinstance(raw, str) or not raw.strip():

@@ -222,6 +222,9 @@ class _Lines:
 
     values: Mapping[KeyPath, int]
     keys: Mapping[KeyPath, int]
+    # Keys written as something other than a string (``80: 8080``), kept as their text under
+    # ``defer_scalars``: a reader of the tree refuses them where it needs a name.
+    loose: frozenset[KeyPath] = frozenset()
 
     def find(self, path: KeyPath, *, at_key: bool) -> int | None:
         tables = (self.keys, self.values) if at_key else (self.values, self.keys)
@@ -252,6 +255,7 @@ class _Lines:
 
 
 _NO_LINES = _Lines({}, {})
+NOT_A_NAME = "a key must be a plain string (quote it)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +398,11 @@ class Loaded(Generic[T]):
         lines = _Rebased(self.lines, origins)
         decoded: U = _Decoder(self.document, self.source, lines, self.syntax).record(cls, data, ())
         return decoded
+
+    def loose(self, path: KeyPath) -> bool:
+        """True when the key at ``path`` was written as a number or another non-string scalar
+        (kept as its text under ``defer_scalars``)."""
+        return path in self.lines.loose
 
     def line(self, path: KeyPath) -> int | None:
         """The line the key at ``path`` is written on (or the nearest enclosing key's)."""
@@ -697,6 +706,7 @@ class _YamlTree:
         self.seen: set[int] = set()
         self.built = 0
         self.open: set[int] = set()
+        self.loose: set[KeyPath] = set()
 
     def fail(self, node: yaml.Node, problem: str, path: KeyPath | None = None) -> InputFileError:
         key = None if not path else self.document.key(path)
@@ -722,7 +732,7 @@ class _YamlTree:
         if root is None:
             return None, _NO_LINES
         data = self.node(root, ())
-        return data, _Lines(self.values, self.keys)
+        return data, _Lines(self.values, self.keys, frozenset(self.loose))
 
     def node(self, node: yaml.Node, path: KeyPath) -> Any:
         ident = id(node)
@@ -755,10 +765,17 @@ class _YamlTree:
         pairs = [(k, v) for k, v in node.value if not _is_merge_key(k)]
         written: set[str] = set()
         for key_node, value_node in pairs:
-            if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STD + "str"):
-                raise self.fail(key_node, "a key must be a plain string (quote it)", path)
+            plain = isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STD + "str"
+            # With defer_scalars a document mixes in other tools' values (Ansible inventory
+            # variables), where a number as a key is ordinary YAML ({80: 8080}): such a key is
+            # kept as written; only what exfix itself reads is typed.
+            deferred = self.document.defer_scalars and isinstance(key_node, yaml.ScalarNode)
+            if not (plain or deferred):
+                raise self.fail(key_node, NOT_A_NAME, path)
             name = str(key_node.value)
             where = (*path, name)
+            if not plain:
+                self.loose.add(where)
             if name in written:
                 raise self.fail(key_node, "duplicate key", where)
             written.add(name)

@@ -201,3 +201,15 @@ def test_a_raw_key_needs_a_check_and_other_documents_stay_strict() -> None:
     with pytest.raises(InventoryError, match="merge keys"):
         strict.read_yaml_tree("a: &a {b: 1}\nc:\n  <<: *a\n", source="t.yaml")
     assert "cannot be read as written" in str(error("all: 0x10\n"))
+
+
+def test_numbers_as_keys_in_other_tools_variables_are_ordinary_yaml() -> None:
+    # Ansible inventories carry other tools' variables; {80: 8080} is valid YAML there. exfix
+    # reads only its own variables, so such keys pass; a number as a host or group name does not.
+    text = (
+        "all:\n  vars:\n    vlans: {10: a, 20: b}\n  children:\n    exchange:\n      hosts:\n"
+        "        ex01.contoso.local:\n          port_map: {80: 8080}\n"
+    )
+    assert [t.name for t in parse_inventory(text, "inv.yaml").select(None)] == ["ex01.contoso.local"]
+    with pytest.raises(InventoryError, match=r"inv.yaml:3: key 'all.children': a key must be a plain string"):
+        parse_inventory("all:\n  children:\n    7:\n      hosts:\n        ex01:\n", "inv.yaml")
