@@ -167,9 +167,16 @@ def plan_host(
         if finding.host != facts.host:
             raise ValueError(f"finding {finding.id!r} is not about host {facts.host!r}")
     drafts, advisories = _planned(findings, facts, host_vars)
-    own = [d for d in drafts if not _shared(d)]
-    actions = _actions(own, facts)
-    host = HostPlan(
+    own = _actions([d for d in drafts if not _shared(d)], facts)
+    return _unit(facts, directory, findings, own, advisories), tuple(d for d in drafts if _shared(d))
+
+
+def _unit(
+    facts: HostFacts, directory: str, findings: Sequence[Finding], actions: tuple[Action, ...],
+    advisories: Sequence[Advisory],
+) -> HostPlan:  # fmt: skip
+    """A unit run through the host of ``facts``."""
+    return HostPlan(
         host=facts.host,
         directory=directory,
         fqdn=facts.exchange.fqdn,
@@ -179,7 +186,6 @@ def plan_host(
         advisories=tuple(dict.fromkeys(advisories)),
         fingerprint=host_fingerprint(actions, facts),
     )
-    return host, tuple(d for d in drafts if _shared(d))
 
 
 def plan_organization(
@@ -204,19 +210,8 @@ def plan_organization(
     # the two apart by the action id.
     actions = _actions([*drafts, *hoisted], facts, prefix="org-")
     servers = tuple(dict.fromkeys([*(s for f in findings for s in f.servers), *asked_by]))
-    return HostPlan(
-        host=facts.host,
-        directory=directory,
-        fqdn=facts.exchange.fqdn,
-        exchange_version=facts.exchange.version,
-        findings=tuple(findings),
-        actions=actions,
-        advisories=tuple(dict.fromkeys(advisories)),
-        fingerprint=host_fingerprint(actions, facts),
-        level=Level.ORGANIZATION,
-        organization=name,
-        servers=servers,
-    )
+    unit = _unit(facts, directory, findings, actions, advisories)
+    return dataclasses.replace(unit, level=Level.ORGANIZATION, organization=name, servers=servers)
 
 
 def host_fingerprint(actions: Sequence[Action], facts: HostFacts) -> str:
