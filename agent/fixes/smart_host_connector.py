@@ -18,10 +18,11 @@ from agent.fixes._derive import (
     mail_route,
     smart_host_connector_name,
 )
-from agent.fixes._draft import Draft, Planned, advise, text
+from agent.fixes._draft import Draft, Planned, advise, request
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts, normalize_name
+from agent.model.finding_data import AddSmartHostConnector
 from agent.model.findings import Finding
 from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
@@ -81,7 +82,8 @@ def draft(
 
 
 def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
-    raw = text(finding, "domain") or ""
+    wanted = request(finding, AddSmartHostConnector)
+    raw = wanted.domain if wanted is not None else ""
     domain = normalize_name(raw)
     if not is_domain_name(domain):
         return advise(
