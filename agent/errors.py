@@ -49,7 +49,8 @@ first: 1 (bad input stops the run before any host) beats everything; then 6, 5 a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 EXIT_OK = 0
@@ -249,8 +250,93 @@ class DigestMismatchError(RefusedError):
     """The approved digest is not the plan's digest."""
 
 
+# What a StaleSetting says when the plan holds no planned value to show (the plan records
+# fingerprints, and the planned value only of the settings its steps change).
+NOT_RECORDED = "changed (not recorded in the plan)"
+
+
+@dataclass(frozen=True, slots=True)
+class StaleSetting:
+    """One setting of one fact slice that changed on ``host`` since the plan was made, and that
+    the plan's step ``action`` depends on.
+
+    ``area`` and ``key`` name the slice (agent.model.plan.FactRef: a FactArea value, and the
+    item: an InterfaceIndex, a connector, a domain; "" for host-wide areas). ``setting`` is the
+    property the plan records (a ``changes[*].property``, e.g. ``ServerAddresses``) with its
+    ``planned`` and ``current`` values (JSON-ready: tuples for lists, None where absent).
+
+    ``recorded`` is False where the plan holds no planned value: ``setting`` and ``planned``
+    are then None and ``current`` is the slice as it is now; something in it that the plan
+    does not record changed. ``certain`` is False when the step depends on several slices and
+    the plan cannot tell which of them holds that change (every candidate is listed).
+    """
+
+    host: str
+    action: str
+    area: str
+    key: str
+    setting: str | None
+    planned: object
+    current: object
+    recorded: bool = True
+    certain: bool = True
+
+    def describe(self) -> str:
+        where = f"{self.area} {self.key}".strip()
+        if not self.recorded:
+            return f"{where} {NOT_RECORDED}" + ("" if self.certain else " (or another slice of the step)")
+        return f"{where} {self.setting} planned {_show(self.planned)}, now {_show(self.current)}"
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (the journal's stale-check ``detail.drift``, apply --format json)."""
+        return {
+            "host": self.host, "action": self.action, "area": self.area, "key": self.key,
+            "setting": self.setting, "planned": _jsonable(self.planned), "current": _jsonable(self.current),
+            "recorded": self.recorded, "certain": self.certain,
+        }  # fmt: skip
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _show(value: object) -> str:
+    # One line, and unambiguous: the empty list and None read differently, strings are quoted.
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
 class StalePlanError(RefusedError):
-    """A host's facts changed since the plan was made."""
+    """Hosts' facts changed since the plan was made. ``drift`` says, per host and step, which
+    slice and setting changed, with its planned and current value; the message is built from
+    it."""
+
+    def __init__(self, drift: tuple[StaleSetting, ...]) -> None:
+        self.drift = drift
+        steps: dict[tuple[str, str], list[str]] = {}
+        for item in drift:
+            steps.setdefault((item.host, item.action), []).append(item.describe())
+        parts = [f"{host} step {action}: {'; '.join(what)}" for (host, action), what in steps.items()]
+        super().__init__(
+            "refused, nothing changed: the plan is stale, the facts its steps depend on changed since it "
+            f"was made: {' | '.join(parts)}. Plan again"
+        )
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The drifted hosts, in the order of ``drift``."""
+        return tuple(dict.fromkeys(item.host for item in self.drift))
 
 
 class RestartNotAllowedError(RefusedError):

@@ -10,14 +10,14 @@ never call each other: the linking happens here, after all of them ran.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from agent.fixes.registry import FIXES_BY_ID
 from agent.model.facts import HostFacts
-from agent.model.finding_data import QueueSymptom, RemoteDomain, SymptomScope
-from agent.model.findings import Finding
+from agent.model.finding_data import FindingData, QueueSymptom, RemoteDomain, SymptomScope, merged
+from agent.model.findings import Finding, Level
 from agent.rules.registry import RULES, Rule
 
 
@@ -109,3 +109,118 @@ def evaluate_fleet(hosts: Iterable[HostFacts], rules: Iterable[Rule] = RULES) ->
     """Findings per host, in the order the hosts were given."""
     chosen = tuple(rules)
     return tuple(HostEvaluation(facts.host, evaluate(facts, chosen)) for facts in hosts)
+
+
+# --- the organisation -----------------------------------------------------------------------
+
+
+def organization_of(facts: HostFacts) -> str:
+    """The name an organisation finding carries as its ``host``: the Exchange organisation
+    (from the server's DistinguishedName), or the host itself where the server did not show
+    one (then nothing is shared with other servers)."""
+    return facts.org.name or facts.host
+
+
+def org_finding_id(finding: Finding, organization: str) -> str:
+    """The id of the organisation finding a host's finding of an organisation rule becomes."""
+    return f"{finding.rule_id}|{organization}|{finding.subject}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgEvaluation:
+    """One organisation's findings. ``servers``: its scanned servers (inventory names, in
+    inventory order); ``collected_from``: the server its shared facts were read from."""
+
+    name: str
+    servers: tuple[str, ...]
+    collected_from: str
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Organised:
+    hosts: tuple[HostEvaluation, ...]  # each host's own findings, organisation ones taken out
+    organizations: tuple[OrgEvaluation, ...]
+
+
+def organise(
+    hosts: Sequence[tuple[HostFacts, tuple[Finding, ...]]], rules: Iterable[Rule] = RULES
+) -> Organised:
+    """Lift the findings of organisation rules (RuleMetadata.level ORGANIZATION) out of the
+    hosts: the same subject (a remote domain, say) on several servers of one organisation is one
+    organisation finding naming those servers, with the evidence of each (identical items once)
+    and the planner's data merged (lists joined in server order: SourceTransportServers, the
+    queues; single values from the first server). Symptoms that named a host's cause now name
+    the organisation finding. Pure."""
+    chosen = tuple(rules)
+    order = [r.id for r in chosen]
+    org_rules = {r.id for r in chosen if r.metadata.level is Level.ORGANIZATION}
+    groups: dict[tuple[str, str, str], list[tuple[str, Finding]]] = {}
+    servers: dict[str, list[str]] = {}
+    collected: dict[str, str] = {}
+    renamed: dict[str, str] = {}
+    kept: list[HostEvaluation] = []
+    for facts, findings in hosts:
+        org = organization_of(facts)
+        servers.setdefault(org, []).append(facts.host)
+        collected.setdefault(org, facts.org.collected_from)
+        own = []
+        for finding in findings:
+            if finding.rule_id not in org_rules:
+                own.append(finding)
+                continue
+            groups.setdefault((org, finding.rule_id, finding.subject), []).append((facts.host, finding))
+            renamed[finding.id] = org_finding_id(finding, org)
+        kept.append(HostEvaluation(facts.host, tuple(own)))
+    relinked = tuple(
+        HostEvaluation(
+            h.host,
+            tuple(
+                _relinked(f, renamed) if any(i in renamed for i in f.explained_by) else f
+                for f in h.findings
+            ),
+        )
+        for h in kept
+    )
+    by_org: dict[str, list[Finding]] = {}
+    for (org, _, _), members in groups.items():
+        by_org.setdefault(org, []).append(_merged(org, members))
+    rank = {rule_id: i for i, rule_id in enumerate(order)}
+    orgs = tuple(
+        OrgEvaluation(
+            org,
+            tuple(servers[org]),
+            collected[org],
+            tuple(sorted(by_org.get(org, ()), key=lambda f: (rank.get(f.rule_id, len(rank)), f.subject))),
+        )
+        for org in servers
+    )
+    return Organised(relinked, orgs)
+
+
+def _relinked(finding: Finding, renamed: Mapping[str, str]) -> Finding:
+    causes = tuple(dict.fromkeys(renamed.get(i, i) for i in finding.explained_by))
+    return dataclasses.replace(finding, explained_by=causes)
+
+
+def _merged(org: str, members: Sequence[tuple[str, Finding]]) -> Finding:
+    first = members[0][1]
+    names = tuple(host for host, _ in members)
+    evidence = tuple(dict.fromkeys(item for _, f in members for item in f.evidence))
+    summary = first.summary if len(members) == 1 else f"{first.summary} (on {len(members)} servers)"
+    return dataclasses.replace(
+        first,
+        host=org,
+        summary=summary,
+        evidence=evidence,
+        data=_merged_data([f.data for _, f in members]),
+        explained_by=(),
+        level=Level.ORGANIZATION,
+        servers=names,
+    )
+
+
+def _merged_data(datas: Sequence[FindingData | None]) -> FindingData | None:
+    """Lists joined in order without repeats; a single value from the first server."""
+    present = [data for data in datas if data is not None]
+    return merged(present) if present else None

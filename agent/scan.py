@@ -8,17 +8,18 @@ RemoteCommandError, exit 7).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable, Sequence
 
 from agent.collect.org import OrgFactsCache
 from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
 from agent.errors import ExfixError, HostError, RemoteCommandError, one_line
-from agent.evaluate import evaluate
+from agent.evaluate import evaluate, organise
 from agent.fleet import HostRun, run_fleet
 from agent.inventory import CredentialResolver
 from agent.model.facts import HostFacts
-from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.model.results import HostScan, HostStatus, OrgScan, ScanReport
 from agent.model.target import HostTarget
 from agent.transport.connection import connect
 from agent.transport.deadline import HostDeadline
@@ -97,8 +98,24 @@ def scan_fleet(
             on_host_done(_result(run))
 
     runs = run_fleet(targets, work, forks=forks, on_done=done)
-    return ScanReport(hosts=tuple(_result(run) for run in runs), started=started, finished=now_iso(),
-                      source=source)
+    return organised(tuple(_result(run) for run in runs), started=started, finished=now_iso(), source=source)
+
+
+def organised(hosts: Sequence[HostScan], *, started: str, finished: str, source: str) -> ScanReport:
+    """The report of ``hosts``, with the findings about what the servers of an organisation
+    share lifted out of the hosts into one organisation finding each (agent.evaluate.organise)."""
+    scanned = [(h.facts, h.findings) for h in hosts if h.facts is not None and h.status is HostStatus.SCANNED]
+    result = organise(scanned)
+    own = {e.host: e.findings for e in result.hosts}
+    return ScanReport(
+        hosts=tuple(dataclasses.replace(h, findings=own[h.host]) if h.host in own else h for h in hosts),
+        started=started,
+        finished=finished,
+        source=source,
+        organizations=tuple(
+            OrgScan(o.name, o.servers, o.collected_from, o.findings) for o in result.organizations
+        ),
+    )
 
 
 def _result(run: HostRun[HostTarget, HostScan]) -> HostScan:
@@ -116,4 +133,4 @@ def evaluate_snapshot(hosts: Sequence[HostFacts], *, source: str) -> ScanReport:
                  findings=evaluate(f), facts=f)
         for f in hosts
     )
-    return ScanReport(hosts=scans, started=started, finished=now_iso(), source=source)
+    return organised(scans, started=started, finished=now_iso(), source=source)

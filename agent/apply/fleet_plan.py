@@ -59,5 +59,6 @@ def plan_fleet(
     facts = [h.facts for h in scanned if h.facts is not None]
     findings = {h.host: h.findings for h in scanned}
     variables = {t.name: host_vars(t) for t in targets}
-    plan = build_plan(facts, findings, variables, source=source)
+    shared = tuple(f for o in report.organizations for f in o.findings)
+    plan = build_plan(facts, findings, variables, source=source, organization_findings=shared)
     return FleetPlan(plan, report)

@@ -11,7 +11,7 @@ from agent.model.findings import Finding
 from agent.model.plan import PlanValue
 from agent.model.results import finding_to_dict
 
-APPLY_SCHEMA = "exfix.apply/1"
+APPLY_SCHEMA = "exfix.apply/2"  # /2: the organisations' units ("organizations") beside the hosts
 ROLLBACK_SCHEMA = "exfix.rollback/1"
 
 Values = tuple[tuple[str, PlanValue], ...]  # property -> value, in the plan's order
@@ -119,7 +119,9 @@ class HostApply:
     @property
     def ok(self) -> bool:
         if self.outcome is HostOutcome.NOTHING_TO_DO:
-            return True
+            # A server with no step of its own may still be verified after an organisation
+            # change that was for it (its queues to the domain must drain).
+            return self.verified is not False
         return self.outcome is HostOutcome.DONE and self.verified is True
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,15 +147,18 @@ class ApplyReport:
     finished: str
     hosts: tuple[HostApply, ...]
     interrupted: bool = False
+    # The organisations' units (``host`` is the organisation's name), applied before the hosts.
+    organizations: tuple[HostApply, ...] = ()
 
     @property
     def exit_code(self) -> int:
-        """6 when a rollback failed; 5 when any host is not done-and-verified (rolled back,
-        skipped, interrupted, or the symptom persists); 0 when every host is done and verified
+        """6 when a rollback failed; 5 when any unit is not done-and-verified (rolled back,
+        skipped, interrupted, or the symptom persists); 0 when every unit is done and verified
         or had nothing to do."""
-        if any(h.outcome is HostOutcome.ROLLBACK_FAILED for h in self.hosts):
+        units = self.organizations + self.hosts
+        if any(h.outcome is HostOutcome.ROLLBACK_FAILED for h in units):
             return EXIT_ROLLBACK_FAILED
-        if self.interrupted or not all(h.ok for h in self.hosts):
+        if self.interrupted or not all(h.ok for h in units):
             return EXIT_ROLLED_BACK
         return EXIT_OK
 
@@ -176,6 +181,7 @@ class ApplyReport:
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
             "hosts": [h.to_dict() for h in self.hosts],
+            "organizations": [o.to_dict() for o in self.organizations],
         }
 
 

@@ -41,11 +41,12 @@ from agent.errors import (
     RemoteCommandError,
     RestartNotAllowedError,
     StalePlanError,
+    StaleSetting,
     UnreachableError,
     UsageError,
     one_line,
 )
-from agent.fixes.fingerprint import fingerprint_for
+from agent.fixes.fingerprint import fingerprint_for, stale_settings
 from agent.fleet import run_fleet
 from agent.inventory import CredentialResolver
 from agent.model.credential import Credential
@@ -119,16 +120,22 @@ def apply_plan(
         by_name = _check_approval(rec, plan_file, the_plan, approve, allow_restart, targets)
         creds = {name: credentials.resolve(target) for name, target in by_name.items()}
         fresh = _check_fresh(rec, the_plan, by_name, creds, forks)
+        watched = _watched(the_plan, by_name, creds, fresh, forks)
+        orgs, verified = _run_organizations(rec, the_plan, by_name, creds, fresh, watched,
+                                            verify_timeout=verify_timeout)  # fmt: skip
+        failed = sum(1 for o in orgs if o.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED))
         hosts = _run_hosts(rec, the_plan, by_name, creds, fresh, serial=serial, max_fail=max_fail,
-                           verify_timeout=verify_timeout)  # fmt: skip
+                           verify_timeout=verify_timeout, failures=failed, verified=verified)  # fmt: skip
         report = ApplyReport(
             plan_digest=the_plan.digest, run=rec.run, journal=str(opened.path), operator=rec.operator,
             ticket=ticket, started=started, finished=utc_now(), hosts=hosts,
-            interrupted=rec.cancel.is_set(),
+            interrupted=rec.cancel.is_set(), organizations=orgs,
         )  # fmt: skip
-        rec.record("end", "ok" if report.exit_code == 0 else "failed",
-                   detail={"exit_code": report.exit_code,
-                           "hosts": {h.host: h.outcome.value for h in hosts}})  # fmt: skip
+        outcomes = {h.host: h.outcome.value for h in hosts}
+        detail: dict[str, object] = {"exit_code": report.exit_code, "hosts": outcomes}
+        if orgs:
+            detail["organizations"] = {o.host: o.outcome.value for o in orgs}
+        rec.record("end", "ok" if report.exit_code == 0 else "failed", detail=detail)
         return report
     finally:
         if owned:
@@ -159,7 +166,7 @@ def _check_approval(
         raise _refuse(rec, DigestMismatchError(f"refused, nothing changed: {problem}"))
     known = {t.name: t for t in targets}
     by_name: dict[str, HostTarget] = {}
-    for host in plan.hosts:
+    for host in plan.units:
         if not host.automatic:
             continue
         target = known.get(host.host)
@@ -172,8 +179,12 @@ def _check_approval(
                 host.host,
             )
         by_name[host.host] = target
+    # The servers an organisation change is for are verified afterwards (their queues to the
+    # domain must drain); one the inventory no longer holds cannot be, and is reported so.
+    for unit in plan.organizations:
+        by_name.update((s, known[s]) for s in unit.servers if s in known and unit.automatic)
     if not allow_restart:
-        for host in plan.hosts:
+        for host in plan.units:
             for action in host.automatic:
                 if action.disruptive:
                     raise _refuse(rec, RestartNotAllowedError(
@@ -186,12 +197,12 @@ def _check_approval(
 def _check_fresh(
     rec: Recorder, plan: Plan, targets: Mapping[str, HostTarget], creds: Mapping[str, Credential], forks: int
 ) -> dict[str, HostFacts]:
-    hosts = [h for h in plan.hosts if h.automatic]
+    hosts = [h for h in plan.units if h.automatic]
     orgs = OrgFactsCache()  # the organisation's send connectors once, not once per host
     runs = run_fleet(hosts, lambda h: collect(targets[h.host], creds[h.host], orgs), forks=forks)
     fresh: dict[str, HostFacts] = {}
     unreachable: list[tuple[str, BaseException]] = []
-    drifted: list[str] = []
+    drift: list[StaleSetting] = []
     for run in runs:
         host = run.host
         if run.error is not None or run.value is None:
@@ -202,19 +213,22 @@ def _check_fresh(
             continue
         facts = run.value
         fresh[host.host] = facts
-        stale = [
-            f"{a.id} ({', '.join(_ref(r) for r in a.depends_on)})"
-            for a in host.automatic
-            if fingerprint_for(a.depends_on, facts) != a.fingerprint
-        ]
+        stale = [a for a in host.automatic if fingerprint_for(a.depends_on, facts) != a.fingerprint]
+        found = [item for a in stale for item in stale_settings(host.host, a, facts)]
+        # "actions" keeps the journal's first form (id and slices, as text); "drift" is the same
+        # per setting, as StalePlanError.drift carries it.
+        detail = {
+            "actions": [f"{a.id} ({', '.join(_ref(r) for r in a.depends_on)})" for a in stale],
+            "drift": [item.to_dict() for item in found],
+        }
         rec.record("stale-check", "drifted" if stale else "fresh", host=host.host,
-                   detail={"actions": stale} if stale else None)  # fmt: skip
-        if stale:
-            drifted.append(f"{host.host}: {', '.join(stale)}")
-    if drifted:
-        raise _refuse(rec, StalePlanError(
-            f"refused, nothing changed: the plan is stale; the facts its steps depend on changed since it "
-            f"was made on {'; '.join(drifted)}. Plan again"))  # fmt: skip
+                   detail=detail if stale else None)  # fmt: skip
+        drift.extend(found)
+    if drift:
+        error = StalePlanError(tuple(drift))
+        rec.record("refused", type(error).__name__, error=str(error),
+                   detail={"drift": [item.to_dict() for item in error.drift]})
+        raise error
     if unreachable:
         # A host exfix could not talk to outranks one that answered with an error (exit 3
         # before 7, agent.errors.EXIT_PRECEDENCE).
@@ -248,17 +262,23 @@ def _run_hosts(
     serial: int,
     max_fail: int,
     verify_timeout: float,
+    failures: int = 0,
+    verified: Mapping[str, HostApply] | None = None,
 ) -> tuple[HostApply, ...]:
+    """The hosts, ``serial`` at a time; ``failures``: the organisation units that failed
+    already; ``verified``: hosts with no step of their own, verified after an organisation
+    change that was for them."""
     results: dict[str, HostApply] = {}
     for host in plan.hosts:
         if not host.automatic:
             for action in host.manual:
                 rec.record("manual", "not-run", host=host.host, action=action.id,
                            detail={"description": action.description})  # fmt: skip
-            results[host.host] = HostApply(host.host, HostOutcome.NOTHING_TO_DO)
-            rec.record("host", HostOutcome.NOTHING_TO_DO.value, host=host.host)
+            after_org = (verified or {}).get(host.host)
+            results[host.host] = after_org or HostApply(host.host, HostOutcome.NOTHING_TO_DO)
+            rec.record("host", HostOutcome.NOTHING_TO_DO.value, host=host.host,
+                       detail=None if after_org is None else {"verified": after_org.verified})  # fmt: skip
     pending = [h for h in plan.hosts if h.automatic]
-    failures = 0
 
     def work(host: HostPlan) -> HostApply:
         return _one_host(rec, host, targets[host.host], creds[host.host], fresh[host.host], verify_timeout)
@@ -296,6 +316,90 @@ def _one_host(
     rec.record("host", result.outcome.value, host=host.host, error=check.error,
                detail={"verified": check.verified})  # fmt: skip
     return HostApply(host.host, result.outcome, result.steps, check.verified, check.queues, check.remaining,
+                     error=check.error)  # fmt: skip
+
+
+def _watched(
+    plan: Plan,
+    targets: Mapping[str, HostTarget],
+    creds: Mapping[str, Credential],
+    fresh: Mapping[str, HostFacts],
+    forks: int,
+) -> dict[str, HostFacts]:
+    """The before-state of the servers an organisation change is for that have no step of
+    their own (the others were collected by the stale check): which of their queues fail, so
+    that they can be verified after it. Read before anything changes; a server that cannot be
+    read is not verified (and says so)."""
+    own = {h.host for h in plan.hosts if h.automatic}
+    names = list(dict.fromkeys(
+        s for u in plan.organizations if u.automatic for s in u.servers
+        if s in targets and s not in own and s not in fresh
+    ))  # fmt: skip
+    orgs = OrgFactsCache()
+    runs = run_fleet(names, lambda name: collect(targets[name], creds[name], orgs), forks=forks)
+    out = {name: facts for name, facts in fresh.items()}
+    out.update((run.host, run.value) for run in runs if run.value is not None)
+    return out
+
+
+def _run_organizations(
+    rec: Recorder,
+    plan: Plan,
+    targets: Mapping[str, HostTarget],
+    creds: Mapping[str, Credential],
+    fresh: Mapping[str, HostFacts],
+    watched: Mapping[str, HostFacts],
+    *,
+    verify_timeout: float,
+) -> tuple[tuple[HostApply, ...], dict[str, HostApply]]:
+    """Each organisation unit, one at a time, through its server; then the servers it was for
+    that have no step of their own, verified by the symptom (their queues drain). Returns the
+    units' results (``host``: the organisation) and those servers' verifications."""
+    results: list[HostApply] = []
+    verified: dict[str, HostApply] = {}
+    own = {h.host for h in plan.hosts if h.automatic}
+    for unit in plan.organizations:
+        if not unit.automatic:
+            results.append(HostApply(unit.organization, HostOutcome.NOTHING_TO_DO))
+            continue
+        if rec.cancel.is_set():
+            results.append(HostApply(unit.organization, HostOutcome.SKIPPED, error="interrupted"))
+            continue
+        target, credential = targets[unit.host], creds[unit.host]
+        result = run_host(rec, unit, lambda: open_host(target, credential))  # noqa: B023 - called at once
+        rec.record("organization", result.outcome.value, host=unit.host, error=result.error,
+                   detail={"organization": unit.organization, "servers": len(unit.servers)})  # fmt: skip
+        if result.outcome is not HostOutcome.DONE:
+            failed = HostApply(unit.organization, result.outcome, result.steps, None, error=result.error)
+            results.append(failed)
+            continue
+        checks: list[HostApply] = []
+        for server in unit.servers:
+            if server in own:
+                continue  # verified after its own steps
+            check = _verify_only(rec, plan.host(server), targets.get(server), creds.get(server),
+                                 watched.get(server), verify_timeout)  # fmt: skip
+            verified[server] = check
+            checks.append(check)
+        results.append(HostApply(
+            unit.organization, HostOutcome.DONE, result.steps,
+            all(c.verified is True for c in checks) if checks else None,
+            error=next((c.error for c in checks if c.error), None),
+        ))  # fmt: skip
+    return tuple(results), verified
+
+
+def _verify_only(
+    rec: Recorder, host: HostPlan, target: HostTarget | None, credential: Credential | None,
+    before: HostFacts | None, verify_timeout: float,
+) -> HostApply:  # fmt: skip
+    """A server with no step of its own, after the organisation change that was for it."""
+    if target is None or credential is None or before is None:
+        why = "not verified: the server could not be read before the change"
+        return HostApply(host.host, HostOutcome.NOTHING_TO_DO, verified=False, error=why)
+    check = verify_host(rec, host, before, lambda: open_host(target, credential),
+                        lambda: collect(target, credential), timeout=verify_timeout)  # fmt: skip
+    return HostApply(host.host, HostOutcome.NOTHING_TO_DO, (), check.verified, check.queues, check.remaining,
                      error=check.error)  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from agent.apply import (
 )
 from agent.apply.results import StepResult, values_to_json
 from agent.cli._common import Fleet, open_fleet
-from agent.errors import UsageError
+from agent.errors import StalePlanError, UsageError
 from agent.model.plan import PlanSource, SourceKind
 from agent.report.safe import terminal
 
@@ -76,10 +76,11 @@ def _step(step: StepResult) -> str:
 
 
 def render_apply(report: ApplyReport) -> None:
-    for host in report.hosts:
+    for host in (*report.organizations, *report.hosts):
         verified = "" if host.verified is None else (" verified" if host.verified else " NOT VERIFIED")
         error = f": {host.error}" if host.error else ""
-        click.echo(terminal(f"{host.host}: {host.outcome.value}{verified}{error}"))
+        label = f"organisation {host.host}" if host in report.organizations else host.host
+        click.echo(terminal(f"{label}: {host.outcome.value}{verified}{error}"))
         for step in host.steps:
             click.echo(_step(step))
         for queue in host.queues:
@@ -130,7 +131,9 @@ def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fa
     Refuses, changing nothing (exit 4), when the approved digest is not the plan's, when
     plan.json or a script changed since the plan was made, when a host's facts drifted from the
     plan (every planned host is collected again first), or when a step restarts
-    MSExchangeTransport and --allow-restart is not given.
+    MSExchangeTransport and --allow-restart is not given. A stale plan's refusal names each
+    drifted host, step, fact slice and setting with its planned and current value; with
+    --format json they are also printed on stdout (``refused.drift``) and journaled.
 
     Per host: each step's setting is read (before-state, journaled), the step runs, the setting
     is read back and must equal the planned value. On a failure the host's steps are undone in
@@ -151,16 +154,33 @@ def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fa
     cancel = threading.Event()
     with _fleet(inventory, lab, plan_file.plan.source, ask_pass, str(plan_file.path)) as fleet, \
             sigint_cancels(cancel):  # fmt: skip
-        report = apply_plan(
-            plan_file, fleet.targets, fleet.credentials, approve=approve, allow_restart=allow_restart,
-            serial=serial, max_fail=max_fail, verify_timeout=verify_timeout, journal=journal,
-            operator=operator, ticket=ticket, cancel=cancel, forks=forks,
-        )  # fmt: skip
+        try:
+            report = apply_plan(
+                plan_file, fleet.targets, fleet.credentials, approve=approve, allow_restart=allow_restart,
+                serial=serial, max_fail=max_fail, verify_timeout=verify_timeout, journal=journal,
+                operator=operator, ticket=ticket, cancel=cancel, forks=forks,
+            )  # fmt: skip
+        except StalePlanError as exc:
+            if fmt == "json":
+                # A ticket system reads what drifted from stdout; the one line on stderr and
+                # exit 4 stay as for every refusal.
+                sys.stdout.write(json.dumps(_stale_document(plan_file.plan.digest, exc), indent=2,
+                                            ensure_ascii=True) + "\n")  # fmt: skip
+            raise
     if fmt == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
     else:
         render_apply(report)
     sys.exit(report.exit_code)
+
+
+def _stale_document(digest: str, error: StalePlanError) -> dict[str, object]:
+    return {
+        "plan_digest": digest,
+        "exit_code": error.exit_code,
+        "refused": {"error": type(error).__name__, "message": str(error),
+                    "drift": [item.to_dict() for item in error.drift]},
+    }  # fmt: skip
 
 
 def render_rollback(report: RollbackReport) -> None:

@@ -13,12 +13,16 @@ to what the action is about always does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-from agent.fixes._derive import connectors_for_domain, mail_route, nic_by_index
+from agent.errors import StaleSetting
+from agent.fixes._derive import connectors_for_domain, is_dns_placeholder, mail_route, nic_by_index
 from agent.model.facts import DnsLookupSettings, HostFacts, SendConnectorFacts
-from agent.model.plan import FactArea, FactRef, canonical_json, sha256_hex
+from agent.model.plan import Action, FactArea, FactRef, canonical_json, sha256_hex
 
 
 def _settings(settings: DnsLookupSettings) -> dict[str, Any]:
@@ -96,10 +100,143 @@ def facts_for(ref: FactRef, facts: HostFacts) -> Any:
     raise ValueError(f"unknown fact area {area!r}")  # pragma: no cover - the enum is closed
 
 
+def _fingerprint_of(slices: dict[FactRef, Any]) -> str:
+    content = [{"area": r.area.value, "key": r.key, "facts": slices[r]} for r in sorted(slices)]
+    return sha256_hex(canonical_json(content))
+
+
 def fingerprint_for(depends_on: Iterable[FactRef], facts: HostFacts) -> str:
     """sha256 (hex) of the canonical JSON of the named slices of ``facts``, sorted and
     de-duplicated. The same function computes an action's fingerprint when planning and
     when apply checks for drift; a host's fingerprint is this over all its actions' refs."""
-    refs = sorted(set(depends_on))
-    content = [{"area": r.area.value, "key": r.key, "facts": facts_for(r, facts)} for r in refs]
-    return sha256_hex(canonical_json(content))
+    return _fingerprint_of({r: facts_for(r, facts) for r in set(depends_on)})
+
+
+# --- what changed: the plan's recorded values against the current slices --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """Where a ``Change.property`` lives in a slice of ``area``: how to read it from the
+    slice as the planner computed ``before``, and how to put a planned value back."""
+
+    area: FactArea
+    read: Callable[[Any], Any]
+    write: Callable[[Any, Any], None]
+
+
+def _member(area: FactArea, name: str) -> _Field:
+    def read(slice_: Any) -> Any:
+        return _frozen(slice_[name])
+
+    def write(slice_: Any, value: Any) -> None:
+        slice_[name] = _thawed(value)
+
+    return _Field(area, read, write)
+
+
+def _connector_member(name: str) -> _Field:
+    # A SEND_CONNECTOR slice is the list of connectors of that name; a step changes one.
+    def read(slice_: Any) -> Any:
+        return _frozen(slice_[0][name]) if len(slice_) == 1 else None
+
+    def write(slice_: Any, value: Any) -> None:
+        if len(slice_) != 1:
+            raise LookupError(name)
+        slice_[0][name] = _thawed(value)
+
+    return _Field(FactArea.SEND_CONNECTOR, read, write)
+
+
+def _server_addresses() -> _Field:
+    # set-nic-dns-servers records ServerAddresses as the NIC's IPv4 then IPv6 servers without
+    # the fec0:0:0:ffff::1-3 placeholders Windows lists when no IPv6 server is set
+    # (agent/fixes/nic_dns_servers.py); putting a planned value back keeps today's placeholders.
+    def read(slice_: Any) -> Any:
+        return tuple(s for s in slice_["ipv4_dns_servers"] + slice_["ipv6_dns_servers"]
+                     if not is_dns_placeholder(s))  # fmt: skip
+
+    def write(slice_: Any, value: Any) -> None:
+        servers = [str(s) for s in value or ()]
+        slice_["ipv4_dns_servers"] = [s for s in servers if ":" not in s]
+        placeholders = [s for s in slice_["ipv6_dns_servers"] if is_dns_placeholder(s)]
+        slice_["ipv6_dns_servers"] = [s for s in servers if ":" in s] + placeholders
+
+    return _Field(FactArea.NIC_DNS_SERVERS, read, write)
+
+
+# Change.property -> its place in a slice. A property missing here (Status, a connector that
+# does not exist yet) has no planned value in the facts' terms: drift in it is "not recorded".
+_FIELDS: dict[str, _Field] = {
+    "RegisterThisConnectionsAddress": _member(FactArea.NIC_REGISTRATION, "register_this_connections_address"),
+    "ServerAddresses": _server_addresses(),
+    "ExternalDNSServers": _member(FactArea.TRANSPORT_EXTERNAL_DNS, "servers"),
+    "ExternalDNSAdapterEnabled": _member(FactArea.TRANSPORT_EXTERNAL_DNS, "adapter_enabled"),
+    "InternalDNSServers": _member(FactArea.TRANSPORT_INTERNAL_DNS, "servers"),
+    "InternalDNSAdapterEnabled": _member(FactArea.TRANSPORT_INTERNAL_DNS, "adapter_enabled"),
+    "UseExternalDNSServersEnabled": _connector_member("use_external_dns_servers_enabled"),
+    "DnsFaultTolerance": _member(FactArea.EDGE_CONFIG, "dns_fault_tolerance"),
+}
+
+
+def _frozen(value: Any) -> Any:
+    # StaleSetting is a frozen value: lists become tuples, a slice shown whole a read-only mapping.
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    return [_thawed(v) for v in value] if isinstance(value, tuple) else value
+
+
+def stale_settings(host: str, action: Action, facts: HostFacts) -> tuple[StaleSetting, ...]:
+    """What changed, in ``facts`` (collected now), among the slices ``action`` depends on;
+    empty when its fingerprint still matches.
+
+    The plan holds each slice only as a fingerprint, and the planned value only of the
+    settings the action changes (``changes[*].before``: their value in the facts the plan was
+    made from). So: each recorded setting whose current value differs is reported with both
+    values. Then the planned slices are rebuilt from today's with the recorded values put
+    back; if they hash to the action's fingerprint, those settings are all that changed.
+    Otherwise something the plan does not record changed too, and each slice that holds
+    unrecorded settings is reported as ``recorded=False`` (``certain=False`` when there are
+    several: the one fingerprint over them cannot say which). Nothing is guessed.
+    """
+    if fingerprint_for(action.depends_on, facts) == action.fingerprint:
+        return ()
+    refs = sorted(set(action.depends_on))
+    current = {r: facts_for(r, facts) for r in refs}
+    rebuilt = copy.deepcopy(current)
+    out: list[StaleSetting] = []
+    complete = True
+    for change in action.changes:
+        field = _FIELDS.get(change.property)
+        owners = [r for r in refs if field is not None and r.area is field.area]
+        if field is None or len(owners) != 1:
+            continue
+        (ref,) = owners
+        now = None if current[ref] is None else field.read(current[ref])
+        if now != change.before:
+            out.append(StaleSetting(host, action.id, ref.area.value, ref.key, change.property,
+                                    change.before, now))  # fmt: skip
+        if rebuilt[ref] is None:
+            complete = False
+            continue
+        try:
+            field.write(rebuilt[ref], change.before)
+        except (LookupError, TypeError):
+            complete = False
+    if complete and _fingerprint_of(rebuilt) == action.fingerprint:
+        return tuple(out)
+    # Every slice holds settings no step records (an alias, a name, a GUID), so each of the
+    # action's slices may hold the change; one fingerprint over all of them cannot say which.
+    certain = len(refs) == 1
+    out.extend(
+        StaleSetting(host, action.id, r.area.value, r.key, None, None, _frozen(current[r]),
+                     recorded=False, certain=certain)
+        for r in refs
+    )  # fmt: skip
+    return tuple(out)

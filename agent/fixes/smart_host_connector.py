@@ -23,7 +23,7 @@ from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts, normalize_name
 from agent.model.finding_data import AddSmartHostConnector
-from agent.model.findings import Finding
+from agent.model.findings import Finding, Level
 from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
 FIX_ID = "add-smarthost-send-connector"
@@ -85,7 +85,7 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     wanted = request(finding, AddSmartHostConnector)
     raw = wanted.domain if wanted is not None else ""
     domain = normalize_name(raw)
-    if not is_domain_name(domain):
+    if wanted is None or not is_domain_name(domain):
         return advise(
             AdvisoryKind.CANNOT_PLAN,
             finding,
@@ -111,7 +111,10 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
             "no smart host to point a connector at.",
         )
     name = smart_host_connector_name(domain)
-    return Planned((draft(domain, name, route.ipv4, (facts.exchange.name,), (finding.id,)),))
+    # SourceTransportServers: every server whose queues to the domain fail (the organisation
+    # finding joins them), by the name Exchange knows them by.
+    servers = wanted.source_transport_servers or (facts.exchange.name,)
+    return Planned((draft(domain, name, route.ipv4, servers, (finding.id,)),))
 
 
 SPEC = FixSpec(
@@ -123,6 +126,7 @@ SPEC = FixSpec(
     steps=(
         Step(
             NEW_SMART_HOST_CONNECTOR,
+            level=Level.ORGANIZATION,
             risk=(
                 "Mail to the one remote domain will go to a fixed IPv4 address; if that domain moves its "
                 "mail servers, remove the connector (rollback.ps1)."
@@ -130,4 +134,7 @@ SPEC = FixSpec(
         ),
     ),
     reads=(FactArea.DOMAIN_CONNECTORS, FactArea.DOMAIN_MAIL_HOSTS),
+    # The connector lives in Active Directory: one for the domain, for every server whose
+    # queues to it fail, planned once from the organisation's finding.
+    level=Level.ORGANIZATION,
 )

@@ -32,7 +32,7 @@ from agent.fixes.spec import FixSpec, Step
 from agent.model.command import Endpoint
 from agent.model.facts import HostFacts
 from agent.model.finding_data import ConfigureTransportDns, SetExternalDns, SetInternalDns
-from agent.model.findings import Finding
+from agent.model.findings import Finding, Level
 from agent.model.plan import EXTERNAL_DNS_VARIABLE, AdvisoryKind, FactArea, FactRef, HostVars
 from agent.rules import _common as rules_common
 
@@ -295,6 +295,8 @@ EXTERNAL_SPEC = FixSpec(
         Step(
             USE_EXTERNAL_DNS_ON_CONNECTOR,
             risk="The internet send connector will use transport's external DNS servers.",
+            # The connector is the organisation's: switched once, however many servers ask.
+            level=Level.ORGANIZATION,
         ),
     ),
     # transport-no-dns-configured's internal side is the internal fix's adapter step.

@@ -21,10 +21,11 @@ or pickled.
 
 The modules, each importing only those before it:
 
-- ``document``: YAML text -> data whose mappings remember the line of each key;
-- ``coerce``: checks turning a raw value into a typed one; a host's variables read through them;
+- ``coerce``: checks turning a loosely typed Ansible value into a typed one;
+- ``document``: the inventory as a document of the one strict reader (``agent.model.document``),
+  and :class:`~agent.inventory.document.HostVariables`, the variables exfix reads;
 - ``credentials``: a host's credential variables -> a reference; the resolver;
-- ``variables``: the variables exfix reads, and one host's variables -> a HostTarget;
+- ``variables``: their table and defaults, and one host's merged variables -> a HostTarget;
 - ``groups``: the ``all`` / ``children`` / ``hosts`` / ``vars`` tree;
 - ``limit``: Ansible's ``--limit``;
 - ``loader``: :class:`Inventory` and the functions that read one.

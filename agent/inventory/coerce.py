@@ -1,9 +1,10 @@
-"""Checks that turn a raw inventory value into a typed one, and a host's variables read through them.
+"""Checks for the values of Ansible variables, as ``key(check=..., raw=True)`` runs them.
 
-Each ``as_*`` check returns the value in its checked form or raises :class:`BadValue`, which
-knows nothing of files or hosts. :class:`HostVars` applies a check to one of a host's merged
-variables and turns a BadValue into an :class:`~agent.errors.InventoryError` naming the file,
-the line, the host and the key.
+Ansible types variables loosely: an INI inventory, ``-e`` or a template gives ``"5986"`` for a
+port and ``"yes"`` for a boolean, and inventories converted from those keep the strings. So
+each check takes the value as written, whatever its type, returns it in its checked form, or
+raises ValueError; the reader turns that into an :class:`~agent.errors.InventoryError` naming
+the file, the line and the key.
 """
 
 from __future__ import annotations
@@ -12,77 +13,63 @@ import enum
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from agent.errors import InventoryError
+from agent.model.document import each, kind, text
+
+E = TypeVar("E", bound=enum.Enum)
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _URL_PATH = re.compile(r"^[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
-
-
-class BadValue(Exception):
-    """A value problem, turned into an InventoryError by whoever knows the host/key/line."""
-
-
-def kind(value: Any) -> str:
-    """What a value is, for an error message: "a mapping", "a list", "nothing", "int 5"."""
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if value is None:
-        return "nothing"
-    return f"{type(value).__name__} {value!r}"
-
-
-def as_str(value: Any, *, allow_empty: bool = False) -> str:
-    if isinstance(value, bool) or value is None or isinstance(value, (Mapping, list, tuple)):
-        raise BadValue(f"must be a string, not {kind(value)}")
-    text = str(value)
-    if not allow_empty and not text.strip():
-        raise BadValue("must not be empty")
-    return text
-
-
-def as_printable(value: Any) -> str:
-    text = as_str(value)
-    if not text.isprintable():
-        raise BadValue(f"{text!r} contains unprintable characters")
-    return text
-
-
+_HOST_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d+)|(?P<host>[^:\[\]]+):(?P<port2>\d+)")
 _DNS_NAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9-]{1,63}\.?$"
 )
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+_printable = text(limit=None)
+
+
+def as_str(value: Any, *, allow_empty: bool = False) -> str:
+    """A scalar as text (Ansible reads ``ansible_password: 123456`` as the string)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"must be a string, not {kind(value)}")
+    written = str(value)
+    if not allow_empty and not written.strip():
+        raise ValueError("must not be empty")
+    return written
+
+
+def as_printable(value: Any) -> str:
+    return _printable(as_str(value))
 
 
 def as_dns_name(value: Any) -> str:
-    text = as_str(value)
-    if not _DNS_NAME.match(text):
-        raise BadValue(f"expected a DNS name, got {text!r}")
-    return text.rstrip(".")
+    name = as_str(value)
+    if not _DNS_NAME.match(name):
+        raise ValueError(f"expected a DNS name, got {name!r}")
+    return name.rstrip(".")
 
 
 def as_port(value: Any) -> int:
-    if isinstance(value, bool):
-        raise BadValue(f"must be a port number, not {value!r}")
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
-    if not isinstance(value, int) or not 1 <= value <= 65535:
-        raise BadValue(f"must be a port number between 1 and 65535, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"must be a port number between 1 and 65535, not {value!r}")
     return value
 
 
-def as_enum(value: Any, enum_type: type[enum.Enum]) -> Any:
-    text = as_str(value).strip().lower()
-    for member in enum_type:
-        if member.value == text:
-            return member
-    allowed = ", ".join(str(m.value) for m in enum_type)
-    raise BadValue(f"{value!r} is not one of {allowed}")
+def one_of(enum_type: type[E]) -> Callable[[Any], E]:
+    """A check: one of the enum's values, in any case (Ansible's choices are lower case)."""
+
+    def check(value: Any) -> E:
+        written = as_str(value).strip().lower()
+        for member in enum_type:
+            if member.value == written:
+                return member
+        raise ValueError(f"{value!r} is not one of {', '.join(str(m.value) for m in enum_type)}")
+
+    return check
 
 
 def as_bool(value: Any) -> bool:
@@ -90,122 +77,92 @@ def as_bool(value: Any) -> bool:
         return value
     if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE | _FALSE:
         return str(value).strip().lower() in _TRUE
-    raise BadValue(f"must be true or false, not {value!r}")
+    raise ValueError(f"must be true or false, not {value!r}")
 
 
 def as_seconds(value: Any) -> float:
-    if isinstance(value, bool):
-        raise BadValue(f"must be a number of seconds, not {value!r}")
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
-            raise BadValue(f"must be a number of seconds, not {value!r}") from None
-    if not isinstance(value, (int, float)) or not 0 < value <= 86400:
-        raise BadValue(f"must be a number of seconds between 0 and 86400, not {value!r}")
+            raise ValueError(f"must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 86400:
+        raise ValueError(f"must be a number of seconds between 0 and 86400, not {value!r}")
     return float(value)
 
 
 def as_address(value: Any) -> str:
-    text = as_str(value).strip()
+    written = as_str(value).strip()
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ipaddress.ip_address(written))
     except ValueError:
         pass
     try:
-        ascii_name = text.encode("idna").decode("ascii")
+        ascii_name = written.encode("idna").decode("ascii")
     except UnicodeError:
-        raise BadValue(f"{text!r} is not a valid host name or IP address") from None
+        raise ValueError(f"{written!r} is not a valid host name or IP address") from None
     labels = ascii_name.rstrip(".").split(".")
     if len(ascii_name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise BadValue(f"{text!r} is not a valid host name or IP address")
-    return text
+        raise ValueError(f"{written!r} is not a valid host name or IP address")
+    return written
 
 
 def as_ip(value: Any) -> str:
-    text = as_str(value).strip()
+    written = as_str(value).strip()
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ipaddress.ip_address(written))
     except ValueError:
-        raise BadValue(f"{text!r} is not an IP address") from None
+        raise ValueError(f"{written!r} is not an IP address") from None
 
 
 def as_host_port(value: Any) -> str:
-    text = as_str(value).strip()
-    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d+)|(?P<host>[^:\[\]]+):(?P<port2>\d+)", text)
+    written = as_str(value).strip()
+    match = _HOST_PORT.fullmatch(written)
     if match is None:
-        raise BadValue(f"{text!r} is not host:port")
-    host = match.group("v6") or match.group("host")
-    port = match.group("port") or match.group("port2")
-    as_address(host)
-    as_port(int(port))
-    return text
+        raise ValueError(f"{written!r} is not host:port")
+    as_address(match.group("v6") or match.group("host"))
+    as_port(int(match.group("port") or match.group("port2")))
+    return written
 
 
 def as_path(value: Any) -> str:
-    text = as_str(value).strip().strip("/")
-    if not _URL_PATH.match(text):
-        raise BadValue(f"{text!r} is not a URL path (letters, digits, . _ ~ - and /)")
-    return text
+    written = as_str(value).strip().strip("/")
+    if not _URL_PATH.match(written):
+        raise ValueError(f"{written!r} is not a URL path (letters, digits, . _ ~ - and /)")
+    return written
 
 
 def as_cert_validation(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    text = as_str(value).strip().lower()
-    if text == "validate":
-        return True
-    if text == "ignore":
-        return False
-    raise BadValue(f"{value!r} is not one of validate, ignore")
+    written = as_str(value).strip().lower()
+    if written in ("validate", "ignore"):
+        return written == "validate"
+    raise ValueError(f"{value!r} is not one of validate, ignore")
 
 
 def as_address_map(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping):
-        raise BadValue(f"must be a mapping of DNS server address to host:port, not {kind(value)}")
+        raise ValueError(f"must be a mapping of DNS server address to host:port, not {kind(value)}")
     return tuple((as_ip(k), as_host_port(v)) for k, v in value.items())
 
 
+_each_ip = each(as_ip)
+
+
 def as_ip_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
+    if isinstance(value, str):  # Ansible's comma-separated form, as -e gives it
         value = [part for part in re.split(r"[,\s]+", value) if part]
     if not isinstance(value, (list, tuple)):
-        raise BadValue(f"must be a list of IP addresses, not {kind(value)}")
-    return tuple(as_ip(item) for item in value)
+        raise ValueError(f"must be a list of IP addresses, not {kind(value)}")
+    return _each_ip(tuple(value))
 
 
-@dataclass
-class Var:
-    """One variable's raw value and the line it was set on."""
-
-    value: Any
-    line: int | None
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class HostVars:
-    """The merged variables of one host, with checked getters that report host/key/line."""
-
-    def __init__(self, source: str, host: str, merged: dict[str, Var]) -> None:
-        self.source = source
-        self.host = host
-        self.merged = merged
-
-    def has(self, key: str) -> bool:
-        return key in self.merged and self.merged[key].value is not None
-
-    def line(self, key: str) -> int | None:
-        var = self.merged.get(key)
-        return var.line if var else None
-
-    def error(self, key: str | None, problem: str) -> InventoryError:
-        return InventoryError(
-            self.source, problem, line=self.line(key) if key else None, host=self.host, key=key
-        )
-
-    def get(self, key: str, check: Callable[[Any], Any], default: Any = None) -> Any:
-        if not self.has(key):
-            return default
-        try:
-            return check(self.merged[key].value)
-        except BadValue as exc:
-            raise self.error(key, str(exc)) from None
+def as_env_name(value: Any) -> str:
+    name = as_str(value).strip()
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name")
+    return name

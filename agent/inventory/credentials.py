@@ -9,62 +9,48 @@ reference into a :class:`~agent.model.credential.Credential` when a session need
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping
 
-from agent.errors import CredentialError
-from agent.inventory.coerce import BadValue, HostVars, as_printable, as_str
+from agent.errors import CredentialError, InventoryError
+from agent.inventory.document import HostVariables
 from agent.model.credential import Credential, CredentialRef, CredentialSource, Secret
 from agent.model.target import Auth, EndpointConfig, HostTarget
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 PasswordPrompt = Callable[[str | None, str], str]
 """``prompt(username, host) -> password``: what ``--ask-pass`` gives the resolver."""
 
 
 def credential_ref(
-    v: HostVars, os_endpoint: EndpointConfig, exchange_endpoint: EndpointConfig, passwords: dict[str, Secret]
+    host: str,
+    v: HostVariables,
+    error: Callable[[str, str], InventoryError],
+    endpoints: tuple[EndpointConfig, EndpointConfig],
+    passwords: dict[str, Secret],
 ) -> CredentialRef:
-    """The credential source a host's variables name. Raises InventoryError.
+    """The credential source a host's variables name (``endpoints``: OS, Exchange).
 
     A password given as ansible_password goes to ``passwords`` (the inventory's private store),
-    never into the reference.
+    never into the reference. Raises ``error(key, problem)``.
     """
-    username = v.get("ansible_user", as_printable)
-    cert_pem = v.get("exfix_cert_pem", as_printable)
-    cert_key_pem = v.get("exfix_cert_key_pem", as_printable)
+    os_endpoint, exchange_endpoint = endpoints
+    certs = {"cert_pem": v.exfix_cert_pem, "cert_key_pem": v.exfix_cert_key_pem}
     auths = {os_endpoint.auth, exchange_endpoint.auth}
-    if Auth.CERTIFICATE in auths and not (cert_pem and cert_key_pem):
+    if Auth.CERTIFICATE in auths and not (v.exfix_cert_pem and v.exfix_cert_key_pem):
         key = "ansible_psrp_auth" if os_endpoint.auth is Auth.CERTIFICATE else "exfix_exchange_auth"
-        raise v.error(key, "certificate authentication needs exfix_cert_pem and exfix_cert_key_pem")
-    if v.has("exfix_password_env"):
-        env_var = v.get("exfix_password_env", as_str).strip()
-        if not _ENV_NAME.match(env_var):
-            raise v.error("exfix_password_env", f"{env_var!r} is not an environment variable name")
-        return CredentialRef(
-            CredentialSource.ENV, username, env_var=env_var, cert_pem=cert_pem, cert_key_pem=cert_key_pem
-        )
-    if v.has("ansible_password"):
-        try:
-            # Ansible allows a plain password here (the lab's inventory uses one). It goes
-            # to the inventory's private store, never into the target.
-            passwords[v.host] = Secret(as_str(v.merged["ansible_password"].value, allow_empty=True))
-        except BadValue:
-            raise v.error("ansible_password", "must be a string") from None
-        return CredentialRef(
-            CredentialSource.INVENTORY, username, cert_pem=cert_pem, cert_key_pem=cert_key_pem
-        )
+        raise error(key, "certificate authentication needs exfix_cert_pem and exfix_cert_key_pem")
+    if v.exfix_password_env is not None:
+        return CredentialRef(CredentialSource.ENV, v.ansible_user, env_var=v.exfix_password_env, **certs)
+    if v.ansible_password is not None:
+        # Ansible allows a plain password here (the lab's inventory uses one). It goes
+        # to the inventory's private store, never into the target.
+        passwords[host] = v.ansible_password
+        return CredentialRef(CredentialSource.INVENTORY, v.ansible_user, **certs)
     if auths <= {Auth.CERTIFICATE}:
-        return CredentialRef(
-            CredentialSource.CERTIFICATE, username, cert_pem=cert_pem, cert_key_pem=cert_key_pem
-        )
+        return CredentialRef(CredentialSource.CERTIFICATE, v.ansible_user, **certs)
     if auths <= {Auth.KERBEROS, Auth.NEGOTIATE, Auth.CERTIFICATE}:
-        return CredentialRef(
-            CredentialSource.KERBEROS_CACHE, username, cert_pem=cert_pem, cert_key_pem=cert_key_pem
-        )
-    return CredentialRef(CredentialSource.PROMPT, username, cert_pem=cert_pem, cert_key_pem=cert_key_pem)
+        return CredentialRef(CredentialSource.KERBEROS_CACHE, v.ansible_user, **certs)
+    return CredentialRef(CredentialSource.PROMPT, v.ansible_user, **certs)
 
 
 class CredentialResolver:

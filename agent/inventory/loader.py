@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InventoryError, UsageError
-from agent.inventory.coerce import Var
 from agent.inventory.credentials import CredentialResolver, PasswordPrompt
-from agent.inventory.document import read_yaml
+from agent.inventory.document import INVENTORY
 from agent.inventory.groups import GroupBuilder
 from agent.inventory.limit import select_hosts
-from agent.inventory.variables import host_target
+from agent.inventory.variables import Written, host_target
 from agent.model.credential import Secret
+from agent.model.document import Loaded
 from agent.model.target import HostTarget
 
 
@@ -65,13 +65,18 @@ def load_inventory(path: str | Path) -> Inventory:
 
 def parse_inventory(text: str, source: str = "<inventory>") -> Inventory:
     """Parse inventory YAML text. ``source`` names it in errors."""
-    return inventory_from_mapping(read_yaml(text, source), source)
+    return _inventory(INVENTORY.read_yaml_tree(text, source=source))
 
 
 def inventory_from_mapping(data: Any, source: str = "<inventory>") -> Inventory:
     """An inventory from already-loaded data (e.g. the lab's ``Lab.inventory()``)."""
-    builder = GroupBuilder(source)
-    builder.top(data)
+    return _inventory(INVENTORY.read_data_tree(data, source=source))
+
+
+def _inventory(loaded: Loaded[Any]) -> Inventory:
+    source = loaded.source
+    builder = GroupBuilder(loaded)
+    builder.top()
     depth = builder.ancestry()
 
     # Which groups each host is in, directly or through children.
@@ -102,7 +107,7 @@ def inventory_from_mapping(data: Any, source: str = "<inventory>") -> Inventory:
     passwords: dict[str, Secret] = {}
     targets: list[HostTarget] = []
     for host in builder.host_order:
-        merged: dict[str, Var] = {}
+        merged: dict[str, Written] = {}
         ordered = sorted(
             (g for g in membership[host] if g in builder.groups), key=lambda g: (depth.get(g, 0), g)
         )
@@ -110,7 +115,7 @@ def inventory_from_mapping(data: Any, source: str = "<inventory>") -> Inventory:
             merged.update(builder.groups[group_name].vars)
         merged.update(builder.host_vars[host])
         visible = tuple(sorted(g for g in membership[host] if g != "all"))
-        targets.append(host_target(source, host, visible, merged, passwords))
+        targets.append(host_target(loaded, host, visible, merged, passwords))
 
     group_hosts: dict[str, tuple[str, ...]] = {}
     for name in [*builder.groups, "ungrouped"]:

@@ -1,7 +1,9 @@
 """The variables exfix reads, and one host's merged variables -> :class:`~agent.model.target.HostTarget`.
 
-Unknown ``ansible_*`` variables are ignored (inventories carry more than exfix needs); an
-unknown ``exfix_*`` variable is an error, because it is almost certainly a typo.
+They are read as :class:`~agent.inventory.document.HostVariables`, through the one strict
+reader, once per host from its merged variables. Unknown ``ansible_*`` variables are ignored
+(inventories carry more than exfix needs); an unknown ``exfix_*`` variable is an error, because
+it is almost certainly a typo.
 
 Variables (defaults in brackets):
 
@@ -37,113 +39,114 @@ exfix_probe_public_name         an internet name every working resolver answers 
 
 from __future__ import annotations
 
-from agent.inventory.coerce import (
-    BadValue,
-    HostVars,
-    Var,
-    as_address,
-    as_address_map,
-    as_bool,
-    as_cert_validation,
-    as_dns_name,
-    as_enum,
-    as_ip_list,
-    as_path,
-    as_port,
-    as_printable,
-    as_seconds,
-)
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import InventoryError
+from agent.inventory.coerce import as_address
 from agent.inventory.credentials import credential_ref
+from agent.inventory.document import READ, HostVariables
 from agent.model.credential import Secret
-from agent.model.target import Auth, CertValidation, EndpointConfig, HostTarget, OsTransport, Scheme, Timeouts
+from agent.model.document import KeyPath, Loaded
+from agent.model.target import Auth, CertValidation, EndpointConfig, HostTarget, Scheme, Timeouts
 
-# ansible_* variables exfix reads. Any other ansible_* is ignored (admins reuse inventories).
-ANSIBLE_VARIABLES = frozenset({
-    "ansible_host", "ansible_user", "ansible_password", "ansible_port", "ansible_psrp_auth",
-    "ansible_psrp_protocol", "ansible_psrp_path", "ansible_psrp_cert_validation", "ansible_psrp_ca_cert",
-})  # fmt: skip
+Written = tuple[Any, KeyPath]
+"""A variable's value and where the file sets it (its key path)."""
 
-# exfix_* variables. Anything else starting with exfix_ is a typo and an error.
-EXFIX_VARIABLES = frozenset({
-    "exfix_exchange_host", "exfix_exchange_port", "exfix_exchange_path", "exfix_exchange_protocol",
-    "exfix_exchange_auth", "exfix_dns_address_map", "exfix_os_transport", "exfix_allow_insecure_basic",
-    "exfix_external_dns_servers", "exfix_password_env", "exfix_lab_scenario", "exfix_probe_public_name",
-    "exfix_cert_pem", "exfix_cert_key_pem", "exfix_connection_timeout", "exfix_read_timeout",
-    "exfix_operation_timeout", "exfix_command_timeout", "exfix_host_timeout",
-})  # fmt: skip
+
+@dataclass(frozen=True, slots=True)
+class _Host:
+    """Reports a problem with one host's variables: at the line that set the variable."""
+
+    loaded: Loaded[Any]
+    name: str
+    origins: Mapping[str, KeyPath]
+
+    def error(self, key: str | None, problem: str) -> InventoryError:
+        at = self.origins.get(key) if key is not None else None
+        line = self.loaded.line(at) if at is not None else None
+        return InventoryError(self.loaded.source, problem, line=line, host=self.name, key=key)
+
+    def read(self, merged: Mapping[str, Written]) -> HostVariables:
+        data = {name: value for name, (value, _) in merged.items() if name in READ}
+        try:
+            return self.loaded.read_merged(HostVariables, data, self.origins)
+        except InventoryError as exc:
+            problem = exc.problem
+            if exc.key == "ansible_password":  # the reader quotes what it cannot read: not this
+                problem = "is not a plain string: quote the password"
+            raise InventoryError(exc.path, problem, line=exc.line, host=self.name, key=exc.key) from None
 
 
 def host_target(
-    source: str, name: str, groups: tuple[str, ...], merged: dict[str, Var], passwords: dict[str, Secret]
+    loaded: Loaded[Any],
+    name: str,
+    groups: tuple[str, ...],
+    merged: Mapping[str, Written],
+    passwords: dict[str, Secret],
 ) -> HostTarget:
     """The target one host's merged variables describe, with the defaults above applied.
 
     Raises InventoryError naming the host, the key and its line. A password in the inventory
     goes to ``passwords``, never into the target.
     """
-    v = HostVars(source, name, merged)
-    address = v.get("ansible_host", as_address, None) or _address_from_name(v, name)
+    host = _Host(loaded, name, {key: at for key, (value, at) in merged.items() if value is not None})
+    v = host.read(merged)
+    address = v.ansible_host or _address_from_name(host)
 
-    os_port = v.get("ansible_port", as_port)
-    os_scheme = v.get("ansible_psrp_protocol", lambda x: as_enum(x, Scheme))
-    if os_scheme is None:
-        os_scheme = Scheme.HTTPS if os_port == 5986 else Scheme.HTTP
+    os_scheme = v.ansible_psrp_protocol or (Scheme.HTTPS if v.ansible_port == 5986 else Scheme.HTTP)
     os_endpoint = EndpointConfig(
         scheme=os_scheme,
         host=address,
-        port=os_port or (5986 if os_scheme is Scheme.HTTPS else 5985),
-        path=v.get("ansible_psrp_path", as_path, "wsman"),
-        auth=v.get("ansible_psrp_auth", lambda x: as_enum(x, Auth), Auth.NEGOTIATE),
+        port=v.ansible_port or (5986 if os_scheme is Scheme.HTTPS else 5985),
+        path=v.ansible_psrp_path,
+        auth=v.ansible_psrp_auth,
     )
-
-    ex_port = v.get("exfix_exchange_port", as_port)
-    ex_scheme = v.get("exfix_exchange_protocol", lambda x: as_enum(x, Scheme))
-    if ex_scheme is None:
-        ex_scheme = Scheme.HTTPS if ex_port == 443 else Scheme.HTTP
+    ex_scheme = v.exfix_exchange_protocol or (Scheme.HTTPS if v.exfix_exchange_port == 443 else Scheme.HTTP)
     exchange_endpoint = EndpointConfig(
         scheme=ex_scheme,
-        host=v.get("exfix_exchange_host", as_address, address),
-        port=ex_port or (443 if ex_scheme is Scheme.HTTPS else 80),
-        path=v.get("exfix_exchange_path", as_path, "PowerShell"),
-        auth=v.get("exfix_exchange_auth", lambda x: as_enum(x, Auth), Auth.KERBEROS),
+        host=v.exfix_exchange_host or address,
+        port=v.exfix_exchange_port or (443 if ex_scheme is Scheme.HTTPS else 80),
+        path=v.exfix_exchange_path,
+        auth=v.exfix_exchange_auth,
     )
 
-    allow_basic = v.get("exfix_allow_insecure_basic", as_bool, False)
-    os_transport = v.get("exfix_os_transport", lambda x: as_enum(x, OsTransport), OsTransport.PSRP)
     for endpoint, key in ((os_endpoint, "ansible_psrp_auth"), (exchange_endpoint, "exfix_exchange_auth")):
-        if endpoint.auth is Auth.BASIC and endpoint.scheme is Scheme.HTTP and not allow_basic:
-            raise v.error(
+        if (
+            endpoint.auth is Auth.BASIC
+            and endpoint.scheme is Scheme.HTTP
+            and not v.exfix_allow_insecure_basic
+        ):
+            raise host.error(
                 key,
                 "basic authentication over plain HTTP sends the password readable on the "
                 "network; use https, or set exfix_allow_insecure_basic: true to accept that",
             )
         if endpoint.auth is Auth.CERTIFICATE and endpoint.scheme is Scheme.HTTP:
-            raise v.error(key, "certificate authentication needs https")
+            raise host.error(key, "certificate authentication needs https")
 
-    validation = v.get("ansible_psrp_cert_validation", as_cert_validation, True)
-    ca_path = v.get("ansible_psrp_ca_cert", as_printable)
-    cert_validation = CertValidation(verify=validation, ca_path=ca_path if validation else None)
+    validation = v.ansible_psrp_cert_validation
+    cert_validation = CertValidation(
+        verify=validation, ca_path=v.ansible_psrp_ca_cert if validation else None
+    )
 
-    address_map = v.get("exfix_dns_address_map", as_address_map, ())
-    external = v.get("exfix_external_dns_servers", as_ip_list, ())
-
-    defaults = Timeouts()
     timeouts = Timeouts(
-        connection=v.get("exfix_connection_timeout", as_seconds, defaults.connection),
-        read=v.get("exfix_read_timeout", as_seconds, defaults.read),
-        operation=int(v.get("exfix_operation_timeout", as_seconds, defaults.operation)),
-        command=v.get("exfix_command_timeout", as_seconds, defaults.command),
-        host=v.get("exfix_host_timeout", as_seconds, defaults.host),
+        connection=v.exfix_connection_timeout,
+        read=v.exfix_read_timeout,
+        operation=int(v.exfix_operation_timeout),
+        command=v.exfix_command_timeout,
+        host=v.exfix_host_timeout,
     )
     if timeouts.operation < 1 or timeouts.read <= timeouts.operation:
-        key = "exfix_read_timeout" if v.has("exfix_read_timeout") else "exfix_operation_timeout"
-        raise v.error(
+        key = "exfix_read_timeout" if "exfix_read_timeout" in host.origins else "exfix_operation_timeout"
+        raise host.error(
             key,
             f"the read timeout ({timeouts.read:g}s) must exceed the WSMan operation timeout "
             f"({timeouts.operation}s), which must be at least 1s",
         )
 
-    credential = credential_ref(v, os_endpoint, exchange_endpoint, passwords)
+    credential = credential_ref(name, v, host.error, (os_endpoint, exchange_endpoint), passwords)
 
     return HostTarget(
         name=name,
@@ -151,21 +154,21 @@ def host_target(
         groups=groups,
         os=os_endpoint,
         exchange=exchange_endpoint,
-        os_transport=os_transport,
+        os_transport=v.exfix_os_transport,
         cert_validation=cert_validation,
         credential=credential,
-        allow_insecure_basic=allow_basic,
-        dns_address_map=address_map,
-        external_dns_servers=external,
+        allow_insecure_basic=v.exfix_allow_insecure_basic,
+        dns_address_map=v.exfix_dns_address_map,
+        external_dns_servers=v.exfix_external_dns_servers,
         timeouts=timeouts,
-        lab_scenario=v.get("exfix_lab_scenario", as_printable),
-        probe_public_name=v.get("exfix_probe_public_name", as_dns_name),
-        source=source,
+        lab_scenario=v.exfix_lab_scenario,
+        probe_public_name=v.exfix_probe_public_name,
+        source=loaded.source,
     )
 
 
-def _address_from_name(v: HostVars, name: str) -> str:
+def _address_from_name(host: _Host) -> str:
     try:
-        return as_address(name)
-    except BadValue:
-        raise v.error(None, f"the host name {name!r} is not an address: set ansible_host") from None
+        return as_address(host.name)
+    except ValueError:
+        raise host.error(None, f"the host name {host.name!r} is not an address: set ansible_host") from None

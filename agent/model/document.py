@@ -45,11 +45,21 @@ by one ``Document(...)``, keep its error class, and write it with :func:`encode`
 whose keys are partly someone else's (Ansible's ``ansible_*`` variables beside exfix's own) is
 declared ``Mapping[str, Any]`` and its own keys read afterwards with :meth:`Loaded.read`.
 
+A document whose top level is free (an Ansible inventory: groups the user names, hosts, and
+variables gathered from several groups) is read with :meth:`Document.read_yaml_tree` (plain
+data, lines kept) and its parts read with :meth:`Loaded.read` and :meth:`Loaded.read_merged`.
+``key(raw=True)`` hands a field's check the value as written, whatever its type: for values
+another tool types loosely (Ansible takes ``"5986"`` for a port). ``Document(defer_scalars=True)``
+keeps a scalar the reader refuses (``0644``, a date, NaN) as an :class:`Unread` value that is
+refused only when a typed field reads it: for documents that also carry others' data, which
+exfix never reads. ``Document(merge_keys=True)`` accepts YAML merge keys (``<<: *defaults``),
+which Ansible inventories use.
+
 What is refused, whatever the type: unknown and duplicate keys, keys that are not strings,
 NaN and infinity, numbers of more than 40 digits, YAML tags other than the plain
 string/number/boolean/null/list/mapping ones (``!!python/...``, unquoted dates, merge keys
-``<<``), aliases that refer to themselves, and aliases that expand a document far beyond its
-written size (the "billion laughs": refused, never expanded).
+``<<`` unless ``merge_keys``), aliases that refer to themselves, and aliases that expand a
+document far beyond its written size (the "billion laughs": refused, never expanded).
 """
 
 from __future__ import annotations
@@ -95,6 +105,7 @@ class KeyOptions:
     ignore_case: bool = False
     as_mapping: bool = False
     first: bool = False
+    raw: bool = False
 
 
 def key(
@@ -104,9 +115,21 @@ def key(
     ignore_case: bool = False,
     as_mapping: bool = False,
     first: bool = False,
+    raw: bool = False,
 ) -> dict[str, KeyOptions]:
     """Field metadata for ``dataclasses.field(metadata=key(...))``."""
-    return {_OPTIONS: KeyOptions(name, check, ignore_case, as_mapping, first)}
+    if raw and check is None:
+        raise TypeError("key(raw=True) needs a check: it alone decides what the value becomes")
+    return {_OPTIONS: KeyOptions(name, check, ignore_case, as_mapping, first, raw)}
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """A scalar the reader refuses, kept (``Document(defer_scalars=True)``) until a typed field
+    reads it: then it is refused with ``problem``, at ``line``."""
+
+    problem: str
+    line: int | None
 
 
 class Invalid(ValueError):
@@ -231,6 +254,20 @@ class _Lines:
 _NO_LINES = _Lines({}, {})
 
 
+@dataclass(frozen=True, slots=True)
+class _Rebased:
+    """The lines of values gathered from several places of one document: ``(name, *rest)`` is
+    found at ``(*origins[name], *rest)``."""
+
+    lines: _Lines
+    origins: Mapping[str, KeyPath]
+
+    def find(self, path: KeyPath, *, at_key: bool) -> int | None:
+        if path and isinstance(path[0], str) and path[0] in self.origins:
+            return self.lines.find((*self.origins[path[0]], *path[1:]), at_key=at_key)
+        return None
+
+
 def format_key(path: KeyPath, *, dotted_indexes: bool = False) -> str:
     """``('hosts', 0, 'nics')`` as ``hosts[0].nics`` (or ``hosts.0.nics``)."""
     out = ""
@@ -261,6 +298,18 @@ class Document(Generic[T]):
     dotted_indexes: bool = False
     null_is_absent: bool = False
     max_bytes: int | None = None
+    defer_scalars: bool = False
+    merge_keys: bool = False
+
+    def read_yaml_tree(self, text: str, *, source: str) -> Loaded[Any]:
+        """YAML text whose top level the root type does not describe, as plain data with its
+        lines (None for an empty document), to be read in parts with :meth:`Loaded.read`."""
+        data, lines = _YamlTree(self, source).load(text)
+        return Loaded(data, source, self, lines, _YAML)
+
+    def read_data_tree(self, data: object, *, source: str) -> Loaded[Any]:
+        """:meth:`read_yaml_tree` for already parsed data (no lines to report)."""
+        return Loaded(data, source, self, _NO_LINES, _JSON)
 
     def read_yaml(self, text: str, *, source: str) -> Loaded[T]:
         data, lines = _YamlTree(self, source).load(text)
@@ -333,6 +382,18 @@ class Loaded(Generic[T]):
         decoded: U = _Decoder(self.document, self.source, self.lines, self.syntax).record(cls, data, path)
         return decoded
 
+    def read_merged(self, cls: type[U], data: Mapping[str, Any], origins: Mapping[str, KeyPath]) -> U:
+        """:meth:`read` for a mapping gathered from several places of this document (Ansible's
+        host variables, merged from the groups the host is in): ``origins[name]`` is where the
+        key ``name`` was written. Errors name the key as ``data`` has it, at that line."""
+        lines = _Rebased(self.lines, origins)
+        decoded: U = _Decoder(self.document, self.source, lines, self.syntax).record(cls, data, ())
+        return decoded
+
+    def line(self, path: KeyPath) -> int | None:
+        """The line the key at ``path`` is written on (or the nearest enclosing key's)."""
+        return self.lines.find(path, at_key=True)
+
     def fail(self, path: KeyPath, problem: str) -> InputFileError:
         """The document's error about the key at ``path`` (its line: where the key is written)."""
         return self.document.error(
@@ -366,6 +427,8 @@ class _Syntax:
             return "a list"
         if isinstance(value, Mapping):
             return self.mapping
+        if isinstance(value, Unread):
+            return "a value that cannot be read as written"
         return type(value).__name__
 
 
@@ -416,7 +479,9 @@ def _is_mapping_hint(hint: Any) -> bool:
 
 
 class _Decoder:
-    def __init__(self, document: Document[Any], source: str, lines: _Lines, syntax: _Syntax) -> None:
+    def __init__(
+        self, document: Document[Any], source: str, lines: _Lines | _Rebased, syntax: _Syntax
+    ) -> None:
         self.document = document
         self.source = source
         self.lines = lines
@@ -471,6 +536,8 @@ class _Decoder:
     def value(self, hint: Any, data: Any, path: KeyPath, fold: bool = False, pairs: bool = False) -> Any:
         if hint is Any or hint is object:
             return data
+        if isinstance(data, Unread):
+            raise self.fail(path, data.problem, line=data.line)
         if _is_union(hint):
             return self.union(typing.get_args(hint), data, path, fold, pairs)
         if data is None:
@@ -585,7 +652,12 @@ class _Decoder:
             if f.required:
                 raise self.fail(where, "missing", line=self.lines.find(path, at_key=False))
             return
-        value = self.value(f.hint, data[f.key], where, f.options.ignore_case, f.options.as_mapping)
+        if f.options.raw:  # the check alone reads it
+            value = data[f.key]
+            if isinstance(value, Unread):
+                raise self.fail(where, value.problem, line=value.line)
+        else:
+            value = self.value(f.hint, data[f.key], where, f.options.ignore_case, f.options.as_mapping)
         if f.options.check is not None and value is not None:  # null is checked by its type alone
             try:
                 value = f.options.check(value)
@@ -600,6 +672,10 @@ class _Decoder:
 
 
 _YAML_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+
+
+def _is_merge_key(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _STD + "merge"
 
 
 class _YamlTree:
@@ -670,19 +746,48 @@ class _YamlTree:
     def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         if node.tag != _STD + "map":
             raise self.fail(node, f"the YAML tag {escape(node.tag)} is not allowed", path)
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STD + "merge":
-                raise self.fail(key_node, "merge keys (<<) are not supported: write the keys out", path)
+        out = self.merged(node, path)
+        pairs = [(k, v) for k, v in node.value if not _is_merge_key(k)]
+        written: set[str] = set()
+        for key_node, value_node in pairs:
             if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STD + "str"):
                 raise self.fail(key_node, "a key must be a plain string (quote it)", path)
             name = str(key_node.value)
             where = (*path, name)
-            if name in out:
+            if name in written:
                 raise self.fail(key_node, "duplicate key", where)
+            written.add(name)
             self.keys[where] = key_node.start_mark.line + 1
-            out[name] = self.node(value_node, where)
+            out[name] = self.node(value_node, where)  # over a merged value, in its place (as PyYAML)
         return out
+
+    def merged(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
+        """What a mapping's merge key (``<<: *defaults``) brings in, where ``merge_keys`` allows
+        one: the mappings it names, an earlier one overriding a later one (YAML's merge key
+        type); the mapping's own keys then override them."""
+        merges = [(k, v) for k, v in node.value if _is_merge_key(k)]
+        if not merges:
+            return {}
+        key_node, value_node = merges[0]
+        if not self.document.merge_keys:
+            raise self.fail(key_node, "merge keys (<<) are not supported: write the keys out", path)
+        if len(merges) > 1:
+            raise self.fail(merges[1][0], "duplicate key", (*path, "<<"))
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        own_line = self.values[path]
+        out: dict[str, Any] = {}
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                raise self.fail(source, "a merge key (<<) takes a mapping or a list of mappings", path)
+            out.update(self.node(source, path))  # its keys' lines: where the merged mapping has them
+        self.values[path] = own_line
+        return out
+
+    def unread(self, node: yaml.Node, problem: str, path: KeyPath) -> Unread:
+        """A scalar's refusal: raised now, or kept until it is read (``defer_scalars``)."""
+        if not self.document.defer_scalars:
+            raise self.fail(node, problem, path)
+        return Unread(problem, node.start_mark.line + 1)
 
     def scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         tag, value = node.tag, str(node.value)
@@ -696,27 +801,29 @@ class _YamlTree:
             # YAML 1.1 also reads 0x1F, 0o17, 017 (octal), 1_000 and 1:30 (base 60) as integers:
             # a document exfix reads has decimal numbers only, so none of those surprises apply.
             if not _YAML_INT.fullmatch(value):
-                raise self.fail(
+                return self.unread(
                     node, f"write whole numbers in decimal, or quote {quote(value)} as a string", path
                 )
             if len(value.lstrip("+-")) > _MAX_DIGITS:
-                raise self.fail(node, f"a number of more than {_MAX_DIGITS} digits", path)
+                return self.unread(node, f"a number of more than {_MAX_DIGITS} digits", path)
             return int(value)
         if tag == _STD + "float":
             plain = value.replace("_", "").lower()
             if plain.lstrip("+-") in (".nan", ".inf"):
-                raise self.fail(node, "NaN and infinity are not allowed", path)
+                return self.unread(node, "NaN and infinity are not allowed", path)
             try:
-                number = float(plain)
+                number: float | None = float(plain)
             except ValueError:
-                raise self.fail(
+                number = None  # refused below, outside the handler: no chained exception
+            if number is None:
+                return self.unread(
                     node, f"{quote(value)} is not a number (quote it to make it a string)", path
-                ) from None
+                )
             if len(plain) > 2 * _MAX_DIGITS or not math.isfinite(number):
-                raise self.fail(node, f"{quote(value)} is too large a number", path)
+                return self.unread(node, f"{quote(value)} is too large a number", path)
             return number
         if tag == _STD + "timestamp":
-            raise self.fail(node, f"{quote(value)} reads as a date; quote it to make it a string", path)
+            return self.unread(node, f"{quote(value)} reads as a date; quote it to make it a string", path)
         raise self.fail(node, f"the YAML tag {escape(tag)} is not allowed", path)
 
 

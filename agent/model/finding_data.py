@@ -14,8 +14,9 @@ and enums by value: the keys the field names say, nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
@@ -33,6 +34,9 @@ class FindingData:
 
     __slots__ = ()
     RULE: ClassVar[str]
+    # Every subclass is a dataclass (checked by by_rule); declared so that the type checker
+    # treats a FindingData as one (dataclasses.fields, dataclasses.replace).
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object plan.json and the scan document hold (field order, tuples as lists)."""
@@ -201,6 +205,23 @@ FINDING_DATA: tuple[type[FindingData], ...] = (
     UnreachableDnsServer,
     SetDnsFaultTolerance,
 )
+
+
+def merged(values: Sequence[FindingData]) -> FindingData:
+    """The data of one subject seen on several servers, as one value of the first one's class:
+    each tuple field joined in order without repeats (the queues, SourceTransportServers),
+    every other field from the first. Raises ValueError for no values or values of two rules."""
+    if not values:
+        raise ValueError("nothing to merge")
+    first = values[0]
+    if any(type(value) is not type(first) for value in values):
+        raise ValueError(f"cannot merge the data of different rules into {type(first).__name__}")
+    joined = {
+        f.name: tuple(dict.fromkeys(item for value in values for item in getattr(value, f.name)))
+        for f in fields(first)
+        if isinstance(getattr(first, f.name), tuple)
+    }
+    return dataclasses.replace(first, **joined)
 
 
 class FindingDataError(ValueError):

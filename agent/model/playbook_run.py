@@ -45,6 +45,7 @@ from agent.errors import (
     EXIT_ROLLBACK_FAILED,
     EXIT_ROLLED_BACK,
     EXIT_UNREACHABLE,
+    StaleSetting,
     worst_exit,
 )
 from agent.model.facts import QueueFacts
@@ -280,6 +281,8 @@ class PlaybookRun:
     journal: str | None = None
     approved: str | None = None  # the digest given to --approve
     refused: str | None = None  # why the approved plan was not applied (exit 4)
+    # When the refusal is a stale plan: what drifted (StalePlanError.drift), for ticket systems.
+    stale: tuple[StaleSetting, ...] = ()
     approve_command: str | None = None  # this playbook again, with --approve <pending digest>
 
     @property
@@ -349,6 +352,7 @@ class PlaybookRun:
             "approval": {
                 "approved": self.approved,
                 "refused": self.refused,
+                "stale": [item.to_dict() for item in self.stale],
                 "apply_command": None if pending is None else pending.apply_command,
                 "approve_command": self.approve_command,
             },

@@ -1,9 +1,12 @@
-"""The outcome of a scan: per host, a status, the findings and the facts behind them.
+"""The outcome of a scan: per host, a status, the findings and the facts behind them; per
+organisation, the findings about what its servers share.
 
 The JSON document is ``exfix.scan/2`` (agent/schemas/scan.schema.json). /2 added the host
 status ``command-failed`` (the host answered Get-ExchangeServer with an error), its count in
-the summary, and exit code 7; everything else is as in /1, and the schema still accepts /1
-documents.
+the summary, and exit code 7; and the organisations (``organizations``: one finding per
+subject the servers share, such as a remote domain whose DNS fails AAAA queries, naming the
+servers in ``servers``), with each finding's ``level`` and ``servers``. Everything else is as
+in /1, and the schema still accepts /1 documents.
 """
 
 from __future__ import annotations
@@ -81,7 +84,28 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "fix_disrupts_mail_flow": data["fix_disrupts_mail_flow"],
         "explained_by": data["explained_by"],
         "data": data["data"],
+        "level": data["level"],
+        "servers": data["servers"],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class OrgScan:
+    """One organisation: its scanned servers (inventory names), the server its shared facts
+    were read from, and the findings about what they share."""
+
+    name: str
+    servers: tuple[str, ...]
+    collected_from: str
+    findings: tuple[Finding, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "organization": self.name,
+            "servers": list(self.servers),
+            "collected_from": self.collected_from,
+            "findings": [finding_to_dict(f) for f in self.findings],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,27 +114,41 @@ class ScanReport:
     started: str  # ISO 8601, UTC
     finished: str
     source: str  # the inventory path, or "lab:<scenario>", or the facts file for evaluate
+    organizations: tuple[OrgScan, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
-        return tuple(f for h in self.hosts for f in h.findings)
+        """Every finding: the organisations' first, then each host's."""
+        return tuple(f for o in self.organizations for f in o.findings) + tuple(
+            f for h in self.hosts for f in h.findings
+        )
+
+    def findings_for(self, host: str) -> tuple[Finding, ...]:
+        """What concerns one host: its own findings and the organisation findings naming it."""
+        shared = tuple(f for o in self.organizations for f in o.findings if host in f.servers)
+        own = next((h.findings for h in self.hosts if h.host == host), ())
+        return shared + own
 
     @property
     def exit_code(self) -> int:
         """The worst host's code (agent.errors.EXIT_PRECEDENCE): 3 when exfix could not talk to
-        a host, else 7 when a host answered with an error, else 2 with findings, else 0."""
-        return worst_exit(h.exit_code for h in self.hosts)
+        a host, else 7 when a host answered with an error, else 2 with findings (an
+        organisation's included), else 0."""
+        shared = EXIT_FINDINGS if any(o.findings for o in self.organizations) else EXIT_OK
+        return worst_exit([shared, *(h.exit_code for h in self.hosts)])
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(h.status.value for h in self.hosts)
         findings = self.findings
+        named = {s for o in self.organizations for f in o.findings for s in f.servers}
         return {
             "hosts": len(self.hosts),
             **{status.value: statuses.get(status.value, 0) for status in HostStatus},
             "findings": len(findings),
             "by_rule": dict(sorted(Counter(f.rule_id for f in findings).items())),
             "by_severity": dict(sorted(Counter(f.severity.value for f in findings).items())),
-            "hosts_with_findings": sum(1 for h in self.hosts if h.findings),
+            "hosts_with_findings": sum(1 for h in self.hosts if h.findings or h.host in named),
+            "organizations": len(self.organizations),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,5 +159,6 @@ class ScanReport:
             "finished": self.finished,
             "exit_code": self.exit_code,
             "hosts": [h.to_dict() for h in self.hosts],
+            "organizations": [o.to_dict() for o in self.organizations],
             "summary": self.summary(),
         }

@@ -24,13 +24,15 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
+from agent.evaluate import organization_of
 from agent.fixes import restart_transport
 from agent.fixes._draft import Draft, Planned
 from agent.fixes.fingerprint import fingerprint_for
 from agent.fixes.registry import FIXES, FIXES_BY_ID, FIXES_BY_KIND
+from agent.fixes.registry import step as registry_step
 from agent.fixes.spec import FixSpec
 from agent.model.facts import HostFacts
-from agent.model.findings import Finding
+from agent.model.findings import Finding, Level
 from agent.model.plan import (
     SCHEMA,
     Action,
@@ -108,13 +110,13 @@ def _advisory_for(finding: Finding) -> Advisory | None:
     )
 
 
-def plan_host(facts: HostFacts, findings: Sequence[Finding], host_vars: HostVars, directory: str) -> HostPlan:
-    """The plan for one host (scripts not yet rendered)."""
+def _planned(
+    findings: Sequence[Finding], facts: HostFacts, host_vars: HostVars
+) -> tuple[list[Draft], list[Advisory]]:
+    """Every finding's drafts and advice, through its fix's planner."""
     drafts: list[Draft] = []
     advisories: list[Advisory] = []
     for finding in findings:
-        if finding.host != facts.host:
-            raise ValueError(f"finding {finding.id!r} is not about host {facts.host!r}")
         if finding.fix_id is None:
             advisory = _advisory_for(finding)
             if advisory is not None:
@@ -126,35 +128,92 @@ def plan_host(facts: HostFacts, findings: Sequence[Finding], host_vars: HostVars
         planned = _checked(fix, fix.planner(finding, facts, host_vars))
         drafts.extend(planned.drafts)
         advisories.extend(planned.advisories)
-    actions = []
-    for n, draft in enumerate(_order(_merge(drafts)), start=1):
-        actions.append(
-            Action(
-                id=f"{n:02d}-{draft.kind}",
-                kind=draft.kind,
-                fix_id=draft.fix_id,
-                call=draft.call,
-                description=draft.description,
-                changes=draft.changes,
-                read_back=draft.read_back,
-                rollback=draft.rollback,
-                disruptive=draft.disruptive,
-                restart_required=draft.restart_required,
-                manual=draft.manual,
-                finding_ids=draft.finding_ids,
-                depends_on=draft.depends_on,
-                fingerprint=fingerprint_for(draft.depends_on, facts),
-            )
+    return drafts, advisories
+
+
+def _shared(draft: Draft) -> bool:
+    """A step that changes what the organisation's servers share (FixSpec step level)."""
+    return registry_step(draft.kind)[1].level is Level.ORGANIZATION
+
+
+def _actions(drafts: Sequence[Draft], facts: HostFacts, prefix: str = "") -> tuple[Action, ...]:
+    return tuple(
+        Action(
+            id=f"{prefix}{n:02d}-{draft.kind}",
+            kind=draft.kind,
+            fix_id=draft.fix_id,
+            call=draft.call,
+            description=draft.description,
+            changes=draft.changes,
+            read_back=draft.read_back,
+            rollback=draft.rollback,
+            disruptive=draft.disruptive,
+            restart_required=draft.restart_required,
+            manual=draft.manual,
+            finding_ids=draft.finding_ids,
+            depends_on=draft.depends_on,
+            fingerprint=fingerprint_for(draft.depends_on, facts),
         )
+        for n, draft in enumerate(_order(_merge(drafts)), start=1)
+    )
+
+
+def plan_host(
+    facts: HostFacts, findings: Sequence[Finding], host_vars: HostVars, directory: str
+) -> tuple[HostPlan, tuple[Draft, ...]]:
+    """The plan for one host (scripts not yet rendered), and the drafts of its fixes that
+    change what the organisation shares (a send connector's flag), for the organisation's unit."""
+    for finding in findings:
+        if finding.host != facts.host:
+            raise ValueError(f"finding {finding.id!r} is not about host {facts.host!r}")
+    drafts, advisories = _planned(findings, facts, host_vars)
+    own = [d for d in drafts if not _shared(d)]
+    actions = _actions(own, facts)
+    host = HostPlan(
+        host=facts.host,
+        directory=directory,
+        fqdn=facts.exchange.fqdn,
+        exchange_version=facts.exchange.version,
+        findings=tuple(findings),
+        actions=actions,
+        advisories=tuple(dict.fromkeys(advisories)),
+        fingerprint=host_fingerprint(actions, facts),
+    )
+    return host, tuple(d for d in drafts if _shared(d))
+
+
+def plan_organization(
+    name: str,
+    findings: Sequence[Finding],
+    hoisted: Sequence[Draft],
+    facts: HostFacts,
+    host_vars: HostVars,
+    directory: str,
+) -> HostPlan:
+    """The organisation's unit: its own findings planned once (one send connector for a
+    domain, SourceTransportServers = the servers whose queues fail), and the shared steps the
+    hosts' fixes asked for, merged (one Set-SendConnector however many servers needed it).
+    ``facts`` are those of the server the unit runs through (the first affected server)."""
+    drafts, advisories = _planned(findings, facts, host_vars)
+    stray = [d.kind for d in drafts if not _shared(d)]
+    if stray:
+        raise ValueError(f"an organisation fix planned host steps: {', '.join(stray)}")
+    # "org-": the unit runs through a server that may have steps of its own; the journal tells
+    # the two apart by the action id.
+    actions = _actions([*drafts, *hoisted], facts, prefix="org-")
+    servers = tuple(dict.fromkeys(s for f in findings for s in f.servers))
     return HostPlan(
         host=facts.host,
         directory=directory,
         fqdn=facts.exchange.fqdn,
         exchange_version=facts.exchange.version,
         findings=tuple(findings),
-        actions=tuple(actions),
+        actions=actions,
         advisories=tuple(dict.fromkeys(advisories)),
         fingerprint=host_fingerprint(actions, facts),
+        level=Level.ORGANIZATION,
+        organization=name,
+        servers=servers,
     )
 
 
@@ -172,13 +231,13 @@ _RESERVED = frozenset(
 )
 
 
-def host_directories(hosts: Sequence[str]) -> tuple[str, ...]:
+def host_directories(hosts: Sequence[str], *, taken: Sequence[str] = ()) -> tuple[str, ...]:
     """A safe, unique directory name per host name (host names come from an inventory and
-    facts: untrusted). A name that is already safe is kept; any other gets its safe part and
-    a short hash of the real name, so two names that differ only in unsafe characters or case
-    stay apart."""
+    facts: untrusted), none of them one of ``taken``. A name that is already safe is kept; any
+    other gets its safe part and a short hash of the real name, so two names that differ only
+    in unsafe characters or case stay apart."""
     out: list[str] = []
-    seen: set[str] = set()
+    seen: set[str] = {name.casefold() for name in taken}
     for host in hosts:
         safe = _UNSAFE.sub("_", host).strip("._-")[:48]
         base = safe.split(".", 1)[0].lower()
@@ -200,26 +259,58 @@ def build_plan(
     host_vars_by_host: Mapping[str, HostVars],
     *,
     source: PlanSource | None = None,
+    organization_findings: Sequence[Finding] = (),
 ) -> Plan:
-    """The plan for a fleet: hosts in the order given, digest computed over the content (which
-    includes ``source``, where apply will reach the hosts again), then each host's scripts
-    rendered with the digest in their headers and their sha256 recorded."""
+    """The plan for a fleet: hosts in the order given, and one unit per organisation with
+    something to change or advise (its findings, and the shared steps its hosts' fixes asked
+    for); digest computed over the content (which includes ``source``, where apply will reach
+    the hosts again), then each unit's scripts rendered with the digest in their headers and
+    their sha256 recorded."""
     names = [facts.host for facts in fleet_facts]
     if len(set(names)) != len(names):
         raise ValueError("a host appears twice in the facts")
+    by_name = {facts.host: facts for facts in fleet_facts}
     directories = host_directories(names)
-    hosts = tuple(
-        plan_host(
+    hosts: list[HostPlan] = []
+    hoisted: dict[str, list[Draft]] = {}
+    runs_through: dict[str, HostFacts] = {}
+    for facts, directory in zip(fleet_facts, directories, strict=True):
+        host, shared = plan_host(
             facts,
             tuple(findings_by_host.get(facts.host, ())),
             host_vars_by_host.get(facts.host, HostVars()),
             directory,
         )
-        for facts, directory in zip(fleet_facts, directories, strict=True)
+        hosts.append(host)
+        if shared:
+            org = organization_of(facts)
+            hoisted.setdefault(org, []).extend(shared)
+            runs_through.setdefault(org, facts)
+    by_org: dict[str, list[Finding]] = {}
+    for finding in organization_findings:
+        by_org.setdefault(finding.host, []).append(finding)
+        scanned = [by_name[s] for s in finding.servers if s in by_name]
+        if not scanned:
+            raise ValueError(f"organisation finding {finding.id!r} names no server in the facts")
+        runs_through.setdefault(finding.host, scanned[0])
+    orgs = list(dict.fromkeys([*by_org, *hoisted]))
+    org_dirs = host_directories([f"org-{name}" for name in orgs], taken=directories)
+    organizations = tuple(
+        plan_organization(
+            name,
+            by_org.get(name, ()),
+            hoisted.get(name, ()),
+            runs_through[name],
+            host_vars_by_host.get(runs_through[name].host, HostVars()),
+            directory,
+        )
+        for name, directory in zip(orgs, org_dirs, strict=True)
     )
-    unsigned = Plan(schema=SCHEMA, hosts=hosts, digest="", source=source)
+    unsigned = Plan(schema=SCHEMA, hosts=tuple(hosts), digest="", source=source, organizations=organizations)
     plan = dataclasses.replace(unsigned, digest=unsigned.compute_digest())
     rendered = render_plan(plan)
     return dataclasses.replace(
-        plan, hosts=tuple(with_scripts(h, rendered[h.directory].sha256()) for h in plan.hosts)
+        plan,
+        hosts=tuple(with_scripts(h, rendered[h.directory].sha256()) for h in plan.hosts),
+        organizations=tuple(with_scripts(o, rendered[o.directory].sha256()) for o in plan.organizations),
     )

@@ -244,5 +244,5 @@ def render_host(host: HostPlan, digest: str, env: jinja2.Environment | None = No
 
 
 def render_plan(plan: Plan, env: jinja2.Environment | None = None) -> Mapping[str, RenderedHost]:
-    """Every host's scripts, by host directory."""
-    return {host.directory: render_host(host, plan.digest, env) for host in plan.hosts}
+    """Every unit's scripts (the organisations' and the hosts'), by directory."""
+    return {unit.directory: render_host(unit, plan.digest, env) for unit in plan.units}

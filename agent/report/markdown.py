@@ -32,6 +32,11 @@ def _finding(finding: Finding) -> list[str]:
     return lines
 
 
+def _servers(names: tuple[str, ...], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
 def render(report: ScanReport) -> str:
     summary = report.summary()
     lines = [
@@ -49,6 +54,13 @@ def render(report: ScanReport) -> str:
         status = host.status.value if host.error is None else f"{host.status.value}: {md(host.error)}"
         rules = ", ".join(sorted({f.rule_id for f in host.findings})) or "none"
         lines.append(f"| {md(host.host)} | {status} | {md(host.exchange_version or '')} | {rules} |")
+    for org in report.organizations:
+        if not org.findings:
+            continue
+        lines += ["", f"### Organisation {md(org.name)}", ""]
+        for finding in org.findings:
+            lines.extend(_finding(finding))
+            lines.append(f"  - servers ({len(finding.servers)}): {md(_servers(finding.servers))}")
     for host in report.hosts:
         if host.status is HostStatus.SCANNED and not host.findings:
             continue

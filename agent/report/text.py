@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.model.findings import Finding, Severity
-from agent.model.results import HostScan, HostStatus, ScanReport
+from agent.model.results import HostScan, HostStatus, OrgScan, ScanReport
 from agent.report.safe import terminal
 
 SEVERITY_STYLE = {
@@ -55,6 +55,40 @@ def _value(value: object) -> str:
     return str(value)
 
 
+def _finding_row(table: Table, finding: Finding, extra: Text | None = None) -> None:
+    rule = _t(finding.rule_id, "bold")
+    rule.append("\nfix: ")
+    rule.append_text(_t(finding.fix_id or "none (advisory)"))
+    if finding.fix_disrupts_mail_flow:
+        rule.append("\nneeds a transport restart", style="yellow")
+    evidence = _evidence(finding)
+    if extra is not None:
+        evidence.append("\n")
+        evidence.append_text(extra)
+    table.add_row(_t(finding.severity.value.upper(), SEVERITY_STYLE[finding.severity]), rule, evidence)
+
+
+def _table(title: Text) -> Table:
+    table = Table(title=title, title_justify="left", expand=True, show_lines=True)
+    table.add_column("Severity", no_wrap=True, min_width=8)
+    table.add_column("Rule and fix", min_width=20, max_width=36, overflow="fold")
+    table.add_column("Finding and evidence", ratio=1, overflow="fold")
+    return table
+
+
+def org_table(org: OrgScan, limit: int = 20) -> Table:
+    """One organisation's findings: what its servers share, each naming the servers."""
+    title = Text()
+    title.append_text(_t(f"organisation {org.name}", "bold"))
+    title.append_text(_t(f"  {len(org.servers)} servers, shared facts read from {org.collected_from}"))
+    table = _table(title)
+    for finding in org.findings:
+        names = finding.servers
+        shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+        _finding_row(table, finding, _t(f"servers ({len(names)}): {shown}", "bold"))
+    return table
+
+
 def host_table(host: HostScan) -> Table:
     title = Text()
     title.append_text(_t(host.host, "bold"))
@@ -62,20 +96,11 @@ def host_table(host: HostScan) -> Table:
     title.append_text(_t(host.status.value, STATUS_STYLE[host.status]))
     if host.exchange_version:
         title.append_text(_t(f"  Exchange {host.exchange_version}"))
-    table = Table(title=title, title_justify="left", expand=True, show_lines=True)
-    table.add_column("Severity", no_wrap=True, min_width=8)
-    table.add_column("Rule and fix", min_width=20, max_width=36, overflow="fold")
-    table.add_column("Finding and evidence", ratio=1, overflow="fold")
+    table = _table(title)
     if host.error is not None:
         table.add_row(_t("-"), _t(host.status.value), _t(host.error))
     for finding in host.findings:
-        rule = _t(finding.rule_id, "bold")
-        rule.append("\nfix: ")
-        rule.append_text(_t(finding.fix_id or "none (advisory)"))
-        if finding.fix_disrupts_mail_flow:
-            rule.append("\nneeds a transport restart", style="yellow")
-        table.add_row(_t(finding.severity.value.upper(), SEVERITY_STYLE[finding.severity]), rule,
-                      _evidence(finding))
+        _finding_row(table, finding)
     if host.error is None and not host.findings:
         table.add_row(_t("-"), _t("-"), _t("no findings", "green"))
     return table
@@ -83,7 +108,8 @@ def host_table(host: HostScan) -> Table:
 
 def render(report: ScanReport, console: Console) -> None:
     summary = report.summary()
-    console.print(Group(*(host_table(h) for h in report.hosts)))
+    orgs = [org_table(o) for o in report.organizations if o.findings]
+    console.print(Group(*orgs, *(host_table(h) for h in report.hosts)))
     line = Text()
     line.append_text(_t(f"{summary['hosts']} hosts, {summary['scanned']} scanned", "bold"))
     for key in ("unreachable", "auth-failed", "unsupported", "failed", "command-failed"):

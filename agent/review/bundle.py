@@ -57,12 +57,12 @@ def write_plan_dir(plan: Plan, out_dir: str | Path, *, overwrite: bool = False) 
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"{out}: the directory is not empty; choose a new one or allow overwriting")
     rendered = render_plan(plan)
-    for host in plan.hosts:
+    for host in plan.units:
         if rendered[host.directory].sha256() != dict(host.scripts):
             raise RuntimeError(f"the scripts of {host.host!r} no longer render as the plan recorded")
     out.mkdir(parents=True, exist_ok=True)
     scripts: list[Path] = []
-    for host in plan.hosts:
+    for host in plan.units:
         directory = out / HOSTS_DIR / host.directory
         directory.mkdir(parents=True, exist_ok=True)
         files = rendered[host.directory].files()

@@ -113,7 +113,7 @@ def _script(name: str, text: str, host: HostPlan) -> ScriptView:
 def page_view(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str) -> PageView:
     env = environment()
     hosts = []
-    for host in plan.hosts:
+    for host in plan.units:  # the organisations' units first, as apply runs them
         rendered = scripts[host.directory]
         hosts.append(
             HostView(
@@ -130,11 +130,11 @@ def page_view(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str) -
     return PageView(
         plan=plan,
         apply_command=apply_command(plan, plan_json),
-        findings=sum(len(h.findings) for h in plan.hosts),
+        findings=sum(len(h.findings) for h in plan.units),
         automatic=sum(1 for a in plan.actions if not a.manual),
         changed=sum(1 for h in plan.hosts if h.automatic),
         manual=sum(1 for a in plan.actions if a.manual),
-        advisories=sum(len(h.advisories) for h in plan.hosts),
+        advisories=sum(len(h.advisories) for h in plan.units),
         restarting=tuple(h.host for h in plan.hosts if _restarts(h)),
         hosts=tuple(hosts),
     )

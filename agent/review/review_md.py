@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 
-from agent.model.findings import Finding
+from agent.model.findings import Finding, Level
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, HostPlan, Plan
 from agent.planning.render import RenderedHost
 from agent.report.display import format_value
@@ -45,10 +45,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def _summary(plan: Plan) -> list[str]:
-    findings = sum(len(h.findings) for h in plan.hosts)
+    findings = sum(len(h.findings) for h in plan.units)
     automatic = [a for a in plan.actions if not a.manual]
     manual = [a for a in plan.actions if a.manual]
     changed = [h for h in plan.hosts if h.automatic]
+    shared = [o for o in plan.organizations if o.automatic]
     restarting = [h for h in plan.hosts if any(a.disruptive and not a.manual for a in h.actions)]
     lines = [
         "## In plain words",
@@ -57,10 +58,13 @@ def _summary(plan: Plan) -> list[str]:
         f"{_plural(findings, 'problem')} behind '451 4.4.0 DNS query failed'.",
     ]
     if automatic:
+        where = [_plural(len(changed), "server")] if changed else []
+        if shared:
+            where.append("what the servers of the organisation share (once, before the servers)")
         lines.append(
-            f"It plans {_plural(len(automatic), 'change')} on {_plural(len(changed), 'server')}. "
+            f"It plans {_plural(len(automatic), 'change')} on {' and '.join(where)}. "
             "Each change sets one setting to a value shown below, is read back afterwards, and has an "
-            "undo step in the server's rollback.ps1."
+            "undo step in the rollback.ps1 beside it."
         )
     else:
         lines.append("It plans no automatic change.")
@@ -78,7 +82,7 @@ def _summary(plan: Plan) -> list[str]:
             f"{_plural(len(manual), 'step')} must be done by a person on the server (marked MANUAL); "
             "apply reports them and does not run them."
         )
-    advisories = sum(len(h.advisories) for h in plan.hosts)
+    advisories = sum(len(h.advisories) for h in plan.units)
     if advisories:
         verb = "needs" if advisories == 1 else "need"
         what = "a decision or a fix outside exfix (see Advice)."
@@ -137,11 +141,27 @@ def _finding(finding: Finding) -> list[str]:
     return lines
 
 
+def _heading(unit: HostPlan) -> list[str]:
+    if unit.level is Level.HOST:
+        return [
+            f"## Host {markdown(unit.host)}",
+            "",
+            f"- Exchange server: {markdown(unit.fqdn)}, version {markdown(unit.exchange_version)}",
+        ]
+    servers = ", ".join(markdown(s) for s in unit.servers) or "none"
+    return [
+        f"## Organisation {markdown(unit.organization)}",
+        "",
+        "- What it changes lives in Active Directory and is shared by every server of the organisation: "
+        "it is planned and applied once, before the servers.",
+        f"- Servers it concerns: {servers}",
+        f"- Run through the Exchange server {markdown(unit.fqdn)}, version {markdown(unit.exchange_version)}",
+    ]
+
+
 def _host(host: HostPlan, rendered: RenderedHost) -> list[str]:
     lines = [
-        f"## Host {markdown(host.host)}",
-        "",
-        f"- Exchange server: {markdown(host.fqdn)}, version {markdown(host.exchange_version)}",
+        *_heading(host),
         f"- Scripts: {markdown_code('hosts/' + host.directory + '/' + REMEDIATE_SCRIPT)} and "
         f"{markdown_code('hosts/' + host.directory + '/' + ROLLBACK_SCRIPT)}",
     ]
@@ -178,7 +198,7 @@ def _host(host: HostPlan, rendered: RenderedHost) -> list[str]:
                 )
         lines.append("")
     else:
-        lines.extend(["No change on this host.", ""])
+        lines.extend([f"No change {'on this host' if host.level is Level.HOST else 'here'}.", ""])
     if host.advisories:
         lines.extend(["### Advice (not changed by exfix)", ""])
         for advisory in host.advisories:
@@ -206,7 +226,7 @@ def render_review(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: st
     lines = ["# exfix plan: review before approval", ""]
     lines.extend(_summary(plan))
     lines.extend(_approval(plan, plan_json))
-    for host in plan.hosts:
+    for host in plan.units:
         lines.extend(_host(host, scripts[host.directory]))
     lines.extend(["---", "", f"Plan digest: {markdown_code(plan.digest)}", ""])
     return "\n".join(lines)

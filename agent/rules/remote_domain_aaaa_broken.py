@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from agent.model.facts import HostFacts
 from agent.model.finding_data import AddSmartHostConnector, SymptomScope
-from agent.model.findings import EvidenceItem, Finding, Severity
+from agent.model.findings import EvidenceItem, Finding, Level, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -38,6 +38,9 @@ METADATA = RuleMetadata(
     explains=(
         Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN), same_domain=True),
     ),
+    # The remote domain's DNS is the same for every server, and the fix (a send connector)
+    # lives in Active Directory: one finding for the organisation, naming the servers.
+    level=Level.ORGANIZATION,
 )
 
 _AAAA_BROKEN = frozenset({Outcome.SERVFAIL, Outcome.TIMEOUT})

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.apply import ApplyReport, HostApply, HostOutcome, StepStatus, apply_plan, read_plan_file
-from agent.errors import HostError, RefusedError, RemoteCommandError, UsageError
+from agent.errors import HostError, RefusedError, RemoteCommandError, StalePlanError, StaleSetting, UsageError
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
 from agent.model.findings import Finding
@@ -110,13 +110,15 @@ def _scanned(report: ScanReport) -> tuple[HostScan, ...]:
 
 
 def _make_plan(
-    scans: Sequence[HostScan], scope: Scope, fixes: Sequence[str], host_vars: Mapping[str, HostVars],
+    report: ScanReport, scope: Scope, fixes: Sequence[str], host_vars: Mapping[str, HostVars],
     source: PlanSource | None,
 ) -> Plan:  # fmt: skip
     keep = fix_filter(fixes)
+    scans = _scanned(report)
     facts = [h.facts for h in scans if h.facts is not None]
     findings = {h.host: tuple(f for f in scope.filter(h.findings) if keep(f)) for h in scans}
-    return build_plan(facts, findings, host_vars, source=source)
+    shared = tuple(f for o in report.organizations for f in scope.filter(o.findings) if keep(f))
+    return build_plan(facts, findings, host_vars, source=source, organization_findings=shared)
 
 
 def _plan_dir(out_dir: Path, plan: Plan) -> Path:
@@ -339,6 +341,7 @@ class _Run:
         # drift: unreachable (a HostError) or command-failed (a RemoteCommandError).
         self.refused_host: str | None = None
         self.refused_outcome: Outcome = Outcome.UNREACHABLE
+        self.stale: tuple[StaleSetting, ...] = ()  # what drifted, when apply refused a stale plan
 
     def scan(self, what: str) -> ScanReport:
         self.log(f"{what}: scanning {len(self.targets)} host(s)")
@@ -346,7 +349,7 @@ class _Run:
                           host_timeout=self.settings.host_timeout)  # fmt: skip
 
     def plan(self, report: ScanReport, fixes: Sequence[str]) -> Plan:
-        return _make_plan(_scanned(report), self.scope, fixes, self.host_vars, self.settings.plan_source)
+        return _make_plan(report, self.scope, fixes, self.host_vars, self.settings.plan_source)
 
     def bundle(self, plan: Plan, role: PlanRole) -> PlanArtifact:
         artifact = _write_bundle(plan, self.settings.out_dir, role, self.log)
@@ -378,6 +381,7 @@ class _Run:
         except (RefusedError, HostError, RemoteCommandError) as exc:
             self.refused = str(exc)
             self.refused_host = exc.host if isinstance(exc, (HostError, RemoteCommandError)) else None
+            self.stale = exc.drift if isinstance(exc, StalePlanError) else ()
             if isinstance(exc, RemoteCommandError):
                 self.refused_outcome = Outcome.COMMAND_FAILED
             self.log(f"apply refused, nothing changed: {exc}")
@@ -401,6 +405,7 @@ class _Run:
             journal=self.journal,
             approved=self.settings.approve,
             refused=self.refused,
+            stale=self.stale if self.refused is not None else (),
             approve_command=self._approve_command(),
         )
         run_file.write_text(render_json(run), encoding="utf-8")

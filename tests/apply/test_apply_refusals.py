@@ -96,6 +96,12 @@ def test_a_host_that_drifted_since_the_plan_is_refused_and_untouched(tmp_path: P
             fleet.apply(plan_file, allow_restart=True)
         assert caught.value.exit_code == EXIT_REFUSED
         assert "01-set-nic-dns-servers" in str(caught.value) and HOST in str(caught.value)
+        # The refusal names what drifted as fields too (tests/apply/test_stale_fields.py has more).
+        assert [(d.host, d.action, d.area, d.key, d.setting, d.planned, d.current)
+                for d in caught.value.drift] == [
+            (HOST, "01-set-nic-dns-servers", "nic-dns-servers", "4", "ServerAddresses",
+             ("10.0.0.10", "8.8.8.8"), servers),
+        ]  # fmt: skip
         assert full_state(fleet.lab, HOST) == drifted
         lines = journal_lines(plan_file.default_journal)
         assert [(r["phase"], r["result"]) for r in lines] == [

@@ -42,9 +42,17 @@ class Run:
         assert isinstance(data, dict)
         return data
 
+    def findings_for(self, host: dict[str, Any]) -> list[dict[str, Any]]:
+        """What concerns one host (JSON output): the organisation findings naming it, then its own."""
+        shared = [
+            f for o in self.doc.get("organizations", []) for f in o["findings"] if host["host"] in f["servers"]
+        ]
+        return shared + list(host["findings"])
+
     def rules(self) -> dict[str, set[str]]:
-        """Rule ids reported, per host (JSON output)."""
-        return {h["host"]: {f["rule"] for f in h["findings"]} for h in self.doc["hosts"]}
+        """Rule ids reported, per host (JSON output), organisation findings under each server
+        they name."""
+        return {h["host"]: {f["rule"] for f in self.findings_for(h)} for h in self.doc["hosts"]}
 
     def describe(self) -> str:
         return f"exit {self.exit_code}\nstderr: {self.stderr}\nstdout: {self.stdout[:4000]}"

@@ -20,9 +20,10 @@ Finding = dict[str, Any]
 
 
 def only_host(run: Run) -> dict[str, Any]:
+    """The one host of the run, its findings with the organisation findings naming it."""
     (host,) = run.doc["hosts"]
     assert host["status"] == "scanned", run.describe()
-    return dict(host)
+    return {**host, "findings": run.findings_for(host)}
 
 
 def the_finding(host: dict[str, Any], rule: str) -> Finding:

@@ -57,12 +57,19 @@ def check_scan(name: str, run: Run, validate_scan: Callable[[Any], None]) -> Non
         assert reported == expected, run.describe()
     any_findings = any(reported.values())
     assert run.exit_code == doc["exit_code"] == (2 if any_findings else 0), run.describe()
-    assert doc["summary"]["findings"] == sum(len(h["findings"]) for h in doc["hosts"])
+    shared = [f for o in doc["organizations"] for f in o["findings"]]
+    assert doc["summary"]["findings"] == len(shared) + sum(len(h["findings"]) for h in doc["hosts"])
+    names = [h["host"] for h in doc["hosts"]]
+    for finding in shared:  # an organisation finding names servers of the scan, in scan order
+        assert finding["level"] == "organization" and finding["servers"]
+        assert finding["servers"] == [n for n in names if n in finding["servers"]]
 
-    # Wherever queues fail, the symptom names its cause on the same host.
+    # Wherever queues fail, the symptom names its cause on the same host, or the organisation
+    # finding that names the host.
     for host in doc["hosts"]:
-        ids = {f["id"]: f for f in host["findings"]}
-        causes = {f["rule"] for f in host["findings"] if f["rule"] != QUEUE_RULE}
+        mine = run.findings_for(host)
+        ids = {f["id"]: f for f in mine}
+        causes = {f["rule"] for f in mine if f["rule"] != QUEUE_RULE}
         symptoms = [f for f in host["findings"] if f["rule"] == QUEUE_RULE]
         named: set[str] = set()
         for symptom in symptoms:
@@ -74,7 +81,7 @@ def check_scan(name: str, run: Run, validate_scan: Callable[[Any], None]) -> Non
         if symptoms:
             assert named == causes, f"{host['host']}: causes {causes}, symptoms name {named}"
         # Each DNS question is asked, and shown as evidence, once per vantage.
-        for finding in host["findings"]:
+        for finding in mine:
             asked = [
                 (
                     e["vantage"],
@@ -87,7 +94,7 @@ def check_scan(name: str, run: Run, validate_scan: Callable[[Any], None]) -> Non
             ]
             assert len(asked) == len(set(asked)), f"{finding['id']}: a DNS question repeated: {asked}"
         # And only failing queues make the symptom: the cause findings never explain anything.
-        assert all(not f["explained_by"] for f in host["findings"] if f["rule"] != QUEUE_RULE)
+        assert all(not f["explained_by"] for f in mine if f["rule"] != QUEUE_RULE)
 
 
 def test_every_rule_id_named_by_a_scenario_exists() -> None:

@@ -244,7 +244,10 @@ def test_the_scan_schema_accepts_2_and_stored_1_documents() -> None:
     # What exfix wrote before /2, for a fleet with an unreachable host: still valid.
     old = _report(CLEAN, UNREACHABLE).to_dict()
     old["schema"] = "exfix.scan/1"
-    del old["summary"]["command-failed"]
+    del old["summary"]["command-failed"], old["summary"]["organizations"], old["organizations"]
+    for host in old["hosts"]:
+        for finding in host["findings"]:
+            del finding["level"], finding["servers"]
     validator.validate(old)
 
     def invalid(document: dict[str, Any]) -> bool:

@@ -31,6 +31,7 @@ from agent.model.finding_data import (
     UnreachableDnsServer,
     by_rule,
     data_from_dict,
+    merged,
 )
 from agent.model.findings import Finding, Severity
 from agent.rules import _common
@@ -222,3 +223,18 @@ def test_the_data_list_is_checked() -> None:
         by_rule((Nameless,))
     with pytest.raises(FindingDataError, match="Plain is not a FindingData dataclass"):
         by_rule((Plain,))
+
+
+def test_the_data_of_one_subject_on_several_servers_merges_into_one_value() -> None:
+    ex01 = AddSmartHostConnector("fabrikam.com", ("mx1.fabrikam.com",), ("203.0.113.10",), ("EX01\\12",),
+                                 ("EX01",), "fabrikam.com smart host")  # fmt: skip
+    ex02 = dataclasses.replace(ex01, queues=("EX02\\4", "EX01\\12"), source_transport_servers=("EX02",),
+                               connector_name="other")  # fmt: skip
+    assert merged([ex01, ex02]) == dataclasses.replace(
+        ex01, queues=("EX01\\12", "EX02\\4"), source_transport_servers=("EX01", "EX02")
+    )
+    assert merged([ex01]) == ex01
+    with pytest.raises(ValueError, match="different rules"):
+        merged([ex01, DomainWithoutMailDns("fabrikam.com", ())])
+    with pytest.raises(ValueError, match="nothing to merge"):
+        merged([])
