@@ -1,4 +1,18 @@
-"""Shared fixtures. The network guard here applies to every test in the suite."""
+"""Shared fixtures. The network guard here applies to every test in the suite.
+
+Layout: tests/<package>/ tests agent/<package>/ and tests/test_<module>.py tests
+agent/<module>.py; tests/lab/ tests mock_remoting/ (server/, exchange/, dns/ below it) and
+tests/e2e/ runs the whole CLI over the lab. Helpers are never named test_*: a folder's own
+helpers are _name.py beside its tests, and helpers several folders use live in tests/support/.
+
+Imports: tests/ is the import root of the test code. It has no __init__.py, so pytest (its
+default "prepend" import mode) puts tests/ itself on sys.path, and every test folder is a
+package imported by its path from there: ``from support.facts_builders import host``,
+``from lab.server._fake_runtime import FakeRuntime``. An __init__.py in tests/ would put the
+repository root on sys.path instead, and plain ``pytest`` (the README's command, after a
+non-editable ``pip install '.[test]'``) would then test the source tree rather than the
+installed package.
+"""
 
 from __future__ import annotations
 

@@ -1,15 +1,15 @@
 """The apply journal: an append-only JSONL audit of every step apply and rollback take.
 
-One JSON object per line (``"schema": "exfix.journal/1"``), written with ``O_APPEND`` and
-flushed to disk (``fsync``) before apply goes on, so that after a crash, a kill or a power cut
-the journal still says what was about to happen to a host and what did. A mutation is
+One JSON object per line (``"schema": "exfix.journal/2"``; /1 records are still read),
+written with ``O_APPEND`` and flushed to disk (``fsync``) before apply goes on, so that after a
+crash, a kill or a power cut the journal still says what was about to happen to a host and what did. A mutation is
 journaled twice: ``execute``/``started`` *before* the call is sent and ``execute``/``ok`` or
 ``failed`` after it; a ``started`` without an outcome means "may have run", and
 ``exfix rollback`` treats it so (it reads the property first and undoes only what changed).
 
 Every record has these keys (null where they do not apply)::
 
-    schema        "exfix.journal/1"
+    schema        "exfix.journal/2"
     time          UTC, ISO 8601 with microseconds ("2025-01-15T10:00:00.123456+00:00")
     run           id of the apply (or rollback) run that wrote the record
     operator      --operator, or the local user name
@@ -41,12 +41,15 @@ from typing import Any
 
 from agent.errors import FactsFileError
 
-SCHEMA = "exfix.journal/1"
+SCHEMA = "exfix.journal/2"
+# /2 adds the phase "organization" (an organisation unit's outcome, after its steps); every
+# other record is as in /1, which is still read (a journal may hold records of both).
+SCHEMAS = frozenset({"exfix.journal/1", SCHEMA})
 
 PHASES = frozenset(
     {
         "start", "refused", "stale-check", "manual", "before", "execute", "verify", "interrupted",
-        "rollback", "rollback-verify", "host", "queues", "end",
+        "rollback", "rollback-verify", "host", "organization", "queues", "end",
     }
 )  # fmt: skip
 
@@ -159,8 +162,8 @@ _CORE = ("time", "run", "operator", "plan_digest", "phase", "result")
 
 
 def _entry(source: str, number: int, data: Any) -> JournalEntry:
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise FactsFileError(source, f"not an {SCHEMA} record", line=number)
+    if not isinstance(data, dict) or data.get("schema") not in SCHEMAS:
+        raise FactsFileError(source, f"not an {SCHEMA} (or /1) record", line=number)
     for key in _CORE:
         if not isinstance(data.get(key), str):
             raise FactsFileError(source, "missing or not a string", line=number, key=key)

@@ -20,6 +20,7 @@ Order of a run (each step journaled):
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import threading
@@ -32,7 +33,7 @@ from agent.apply.execute import run_host
 from agent.apply.journal import Journal, utc_now
 from agent.apply.plan_file import PlanFile
 from agent.apply.results import ApplyReport, HostApply, HostOutcome
-from agent.apply.verify import verify_host
+from agent.apply.verify import failing, read_failing, verify_host, verify_queues
 from agent.collect.org import OrgFactsCache
 from agent.errors import (
     DigestMismatchError,
@@ -50,7 +51,7 @@ from agent.fixes.fingerprint import fingerprint_for, stale_settings
 from agent.fleet import run_fleet
 from agent.inventory import CredentialResolver
 from agent.model.credential import Credential
-from agent.model.facts import HostFacts
+from agent.model.facts import HostFacts, QueueFacts
 from agent.model.plan import HostPlan, Plan
 from agent.model.target import HostTarget
 
@@ -122,14 +123,14 @@ def apply_plan(
         fresh = _check_fresh(rec, the_plan, by_name, creds, forks)
         watched = _watched(the_plan, by_name, creds, fresh, forks)
         orgs, verified = _run_organizations(rec, the_plan, by_name, creds, fresh, watched,
-                                            verify_timeout=verify_timeout)  # fmt: skip
+                                            verify_timeout=verify_timeout, forks=forks)  # fmt: skip
         failed = sum(1 for o in orgs if o.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED))
         hosts = _run_hosts(rec, the_plan, by_name, creds, fresh, serial=serial, max_fail=max_fail,
                            verify_timeout=verify_timeout, failures=failed, verified=verified)  # fmt: skip
         report = ApplyReport(
             plan_digest=the_plan.digest, run=rec.run, journal=str(opened.path), operator=rec.operator,
             ticket=ticket, started=started, finished=utc_now(), hosts=hosts,
-            interrupted=rec.cancel.is_set(), organizations=orgs,
+            interrupted=rec.cancel.is_set(), organizations=_verified_units(the_plan, orgs, hosts),
         )  # fmt: skip
         outcomes = {h.host: h.outcome.value for h in hosts}
         detail: dict[str, object] = {"exit_code": report.exit_code, "hosts": outcomes}
@@ -325,21 +326,23 @@ def _watched(
     creds: Mapping[str, Credential],
     fresh: Mapping[str, HostFacts],
     forks: int,
-) -> dict[str, HostFacts]:
-    """The before-state of the servers an organisation change is for that have no step of
-    their own (the others were collected by the stale check): which of their queues fail, so
-    that they can be verified after it. Read before anything changes; a server that cannot be
-    read is not verified (and says so)."""
+) -> dict[str, tuple[QueueFacts, ...]]:
+    """The queues that fail now on each server an organisation change is for (one Get-Queue
+    each, before anything changes; the servers the stale check collected already are read from
+    its facts): what its verification watches. A server that cannot be read is left out, and
+    not verified."""
     own = {h.host for h in plan.hosts if h.automatic}
     names = list(dict.fromkeys(
-        s for u in plan.organizations if u.automatic for s in u.servers
-        if s in targets and s not in own and s not in fresh
+        s for u in plan.organizations if u.automatic for s in u.servers if s in targets and s not in own
     ))  # fmt: skip
-    orgs = OrgFactsCache()
-    runs = run_fleet(names, lambda name: collect(targets[name], creds[name], orgs), forks=forks)
-    out = {name: facts for name, facts in fresh.items()}
-    out.update((run.host, run.value) for run in runs if run.value is not None)
-    return out
+
+    def read(name: str) -> tuple[QueueFacts, ...]:
+        if name in fresh:
+            return tuple(q for q in fresh[name].queues if failing(q))
+        with open_host(targets[name], creds[name]) as conn:
+            return read_failing(conn, plan.host(name).fqdn)
+
+    return {run.host: run.value for run in run_fleet(names, read, forks=forks) if run.value is not None}
 
 
 def _run_organizations(
@@ -348,9 +351,10 @@ def _run_organizations(
     targets: Mapping[str, HostTarget],
     creds: Mapping[str, Credential],
     fresh: Mapping[str, HostFacts],
-    watched: Mapping[str, HostFacts],
+    watched: Mapping[str, tuple[QueueFacts, ...]],
     *,
     verify_timeout: float,
+    forks: int,
 ) -> tuple[tuple[HostApply, ...], dict[str, HostApply]]:
     """Each organisation unit, one at a time, through its server; then the servers it was for
     that have no step of their own, verified by the symptom (their queues drain). Returns the
@@ -373,32 +377,55 @@ def _run_organizations(
             failed = HostApply(unit.organization, result.outcome, result.steps, None, error=result.error)
             results.append(failed)
             continue
-        checks: list[HostApply] = []
-        for server in unit.servers:
-            if server in own:
-                continue  # verified after its own steps
-            check = _verify_only(rec, plan.host(server), targets.get(server), creds.get(server),
-                                 watched.get(server), verify_timeout)  # fmt: skip
-            verified[server] = check
-            checks.append(check)
-        results.append(HostApply(
-            unit.organization, HostOutcome.DONE, result.steps,
-            all(c.verified is True for c in checks) if checks else None,
-            error=next((c.error for c in checks if c.error), None),
-        ))  # fmt: skip
+        # The servers it was for, concurrently (reads and Retry-Queue only): a shared change
+        # may concern a whole fleet.
+        others = [s for s in unit.servers if s not in own]
+
+        def check(server: str) -> HostApply:
+            return _verify_only(rec, plan.host(server), targets.get(server), creds.get(server),
+                                watched.get(server), verify_timeout)  # fmt: skip
+
+        checks = [r.value if r.value is not None else _unverified(r.host, r.error) for r in
+                  run_fleet(others, check, forks=forks)]  # fmt: skip
+        verified.update((c.host, c) for c in checks)
+        results.append(HostApply(unit.organization, HostOutcome.DONE, result.steps,
+                                 error=next((c.error for c in checks if c.error), None)))  # fmt: skip
     return tuple(results), verified
+
+
+def _verified_units(
+    plan: Plan, orgs: Sequence[HostApply], hosts: Sequence[HostApply]
+) -> tuple[HostApply, ...]:
+    """An organisation unit that ran is verified when every server it was for is: by its own
+    steps' verification, or by the check after the unit for a server with none."""
+    by_host = {h.host: h for h in hosts}
+    out = []
+    for unit, result in zip(plan.organizations, orgs, strict=True):
+        if result.outcome is not HostOutcome.DONE:
+            out.append(result)
+            continue
+        checks = [by_host[s].verified for s in unit.servers if s in by_host]
+        verified = bool(checks) and all(c is True for c in checks)
+        out.append(dataclasses.replace(result, verified=verified))
+    return tuple(out)
+
+
+def _unverified(host: str, error: BaseException | None) -> HostApply:
+    why = one_line(f"not verified: {error}" if error is not None else "not verified")
+    return HostApply(host, HostOutcome.NOTHING_TO_DO, verified=False, error=why)
 
 
 def _verify_only(
     rec: Recorder, host: HostPlan, target: HostTarget | None, credential: Credential | None,
-    before: HostFacts | None, verify_timeout: float,
+    watched: tuple[QueueFacts, ...] | None, verify_timeout: float,
 ) -> HostApply:  # fmt: skip
-    """A server with no step of its own, after the organisation change that was for it."""
-    if target is None or credential is None or before is None:
-        why = "not verified: the server could not be read before the change"
+    """A server with no step of its own, after the organisation change that was for it: the
+    symptom decides (its failing queues drain, none still fails with a DNS error)."""
+    if target is None or credential is None or watched is None:
+        why = "not verified: the server's queues could not be read before the change"
         return HostApply(host.host, HostOutcome.NOTHING_TO_DO, verified=False, error=why)
-    check = verify_host(rec, host, before, lambda: open_host(target, credential),
-                        lambda: collect(target, credential), timeout=verify_timeout)  # fmt: skip
+    check = verify_queues(rec, host, host.fqdn, watched, lambda: open_host(target, credential), None,
+                          timeout=verify_timeout)  # fmt: skip
     return HostApply(host.host, HostOutcome.NOTHING_TO_DO, (), check.verified, check.queues, check.remaining,
                      error=check.error)  # fmt: skip
 

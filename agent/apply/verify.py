@@ -80,20 +80,48 @@ def _read_queues(conn: HostConnection, server: str) -> tuple[QueueFacts, ...]:
     return queue_collector.parse(tuple(out))
 
 
+def read_failing(conn: HostConnection, server: str) -> tuple[QueueFacts, ...]:
+    """The queues of ``server`` (an Exchange server name or FQDN: Get-Queue -Server takes
+    either) that fail now: what a verification watches."""
+    return tuple(q for q in _read_queues(conn, server) if failing(q))
+
+
 def verify_host(
     rec: Recorder,
     plan: HostPlan,
     before: HostFacts,
     connect: Callable[[], HostConnection],
-    collect: Callable[[], HostFacts],
+    collect: Callable[[], HostFacts] | None,
     *,
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Verification:
-    host = plan.host
-    server = before.exchange.name
+    """The host's failing queues (in ``before``) retried and watched until they drain, then
+    the host collected and evaluated again (``collect``)."""
     watched = [q for q in before.queues if failing(q)]
+    return verify_queues(rec, plan, before.exchange.name, watched, connect, collect, timeout=timeout,
+                         clock=clock, sleep=sleep)  # fmt: skip
+
+
+def verify_queues(
+    rec: Recorder,
+    plan: HostPlan,
+    server: str,
+    watched: Sequence[QueueFacts],
+    connect: Callable[[], HostConnection],
+    collect: Callable[[], HostFacts] | None,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verification:
+    """``watched`` (the queues of ``server`` that failed before the change) retried and
+    polled until they drain; then, given ``collect``, the host evaluated again. Without
+    ``collect`` (a server none of whose own settings changed: an organisation change was for
+    it) the symptom alone decides: its watched queues drain and none of its queues still
+    fails with a DNS error."""
+    host = plan.host
     retried: set[str] = set()
     latest: tuple[QueueFacts, ...] = ()
     checked = False
@@ -133,13 +161,17 @@ def verify_host(
         for q in watched
     )
     remaining: tuple[Finding, ...] = ()
-    try:
-        remaining = evaluate(collect())
-    except (HostError, RemoteCommandError) as exc:
-        error = error or one_line(str(exc))
+    still_failing = False
+    if collect is None:
+        still_failing = checked and any(q.failing_dns for q in latest)
+    else:
+        try:
+            remaining = evaluate(collect())
+        except (HostError, RemoteCommandError) as exc:
+            error = error or one_line(str(exc))
     addressed = {f for a in plan.automatic for f in a.finding_ids}
     still = [f for f in remaining if f.id in addressed or f.rule_id == SYMPTOM_RULE]
-    verified = error is None and all(c.drained for c in changes) and not still
+    verified = error is None and all(c.drained for c in changes) and not still and not still_failing
     rec.record(
         "queues", "verified" if verified else "not-verified", host=host, error=error,
         detail={"queues": [c.to_dict() for c in changes],

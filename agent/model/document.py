@@ -333,6 +333,11 @@ class Document(Generic[T]):
         except InputFileError:
             return _NO_LINES
 
+    def locate_in_json(self, text: str, source: str, error: InputFileError) -> InputFileError:
+        """``error``, raised by a check after the document was read, with the line of its key
+        in the JSON ``text``."""
+        return self._json_lines(text, source).locate(self, error)
+
     def read_data(self, data: object, *, source: str) -> Loaded[T]:
         """An already parsed JSON value (no lines to report)."""
         return self._decode(data, source, _NO_LINES, _JSON)

@@ -1,12 +1,18 @@
 """The facts snapshot: HostFacts as versioned JSON, for `exfix scan --save-facts F` and
 `exfix evaluate F`.
 
-Format (``"schema": "exfix.facts/1"``)::
+Format (``"schema": "exfix.facts/2"``)::
 
-    {"schema": "exfix.facts/1", "hosts": [ {<HostFacts>}, ... ]}
+    {"schema": "exfix.facts/2", "organizations": [ {<OrgFacts>}, ... ], "hosts": [ {<HostFacts>}, ... ]}
 
 Each HostFacts is a JSON object with one key per dataclass field (snake_case, as in
-agent/model/facts.py); enums are their values, tuples are arrays, absent areas are null.
+agent/model/facts.py); enums are their values, tuples are arrays, absent areas are null. What
+an organisation's servers share (its send connectors) is written once, in ``organizations``,
+and each host's ``org`` is the index of its organisation there: written per host, the
+connectors (each listing its source servers) would grow with the square of the fleet.
+
+``exfix.facts/1`` (hosts only, each with its own ``send_connectors``, and no ``organization``
+in ``exchange``) is still read: each host becomes an organisation of its own.
 
 Reading is strict (agent/model/document.py): an unknown schema, a missing or unknown key, or
 a value of the wrong type raises FactsFileError naming the file and the key path
@@ -16,36 +22,57 @@ it is trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.errors import FactsFileError
-from agent.model.document import Document, encode, key
-from agent.model.facts import HostFacts
+from agent.model.document import Document, Loaded, encode, key
+from agent.model.facts import HostFacts, OrgFacts
 
-SCHEMA = "exfix.facts/1"
+SCHEMA = "exfix.facts/2"
+SCHEMA_1 = "exfix.facts/1"
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    # Read first, so that a snapshot of another version is reported as such.
+    schema: Literal["exfix.facts/1", "exfix.facts/2"] = field(metadata=key(first=True))
+    hosts: Any = None
+    organizations: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    # Read first, so that a snapshot of another version is reported as such.
-    schema: Literal["exfix.facts/1"] = field(metadata=key(first=True))
     hosts: tuple[HostFacts, ...]
 
 
+_HEAD = Document(_Head, FactsFileError, what="a facts snapshot")
 _DOCUMENT = Document(_Snapshot, FactsFileError, what="a facts snapshot")
 
 
-def host_to_dict(facts: HostFacts) -> dict[str, Any]:
+def host_to_dict(facts: HostFacts, org: int | None = None) -> dict[str, Any]:
+    """One host as the snapshot writes it; ``org`` the index of its organisation (None: the
+    organisation's facts inline, for a single host)."""
     encoded = encode(facts)
     assert isinstance(encoded, dict)
+    if org is not None:
+        encoded["org"] = org
     return encoded
 
 
 def to_dict(hosts: Iterable[HostFacts]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "hosts": [host_to_dict(h) for h in hosts]}
+    orgs: list[Any] = []
+    index: dict[int, int] = {}  # id(OrgFacts) -> its place: one object per organisation in a scan
+    out = []
+    for facts in hosts:
+        if id(facts.org) not in index:
+            index[id(facts.org)] = len(orgs)
+            orgs.append(encode(facts.org))
+        out.append(host_to_dict(facts, index[id(facts.org)]))
+    return {"schema": SCHEMA, "organizations": orgs, "hosts": out}
 
 
 def to_json(hosts: Iterable[HostFacts]) -> str:
@@ -54,9 +81,70 @@ def to_json(hosts: Iterable[HostFacts]) -> str:
 
 def from_dict(data: Any, *, source: str = "<facts>") -> tuple[HostFacts, ...]:
     """The hosts of a parsed snapshot. Raises FactsFileError (file, key) on anything unexpected."""
-    return _DOCUMENT.read_data(data, source=source).value.hosts
+    return _hosts(_HEAD.read_data(data, source=source))
 
 
 def from_json(text: str, *, source: str = "<facts>") -> tuple[HostFacts, ...]:
     """The hosts of a snapshot file's text. Raises FactsFileError (file, line or key)."""
-    return _DOCUMENT.read_json(text, source=source).value.hosts
+    loaded = _HEAD.read_json(text, source=source)
+    try:
+        return _hosts(loaded)
+    except FactsFileError as error:
+        raise _HEAD.locate_in_json(text, source, error) from None
+
+
+def _hosts(loaded: Loaded[_Head]) -> tuple[HostFacts, ...]:
+    head = loaded.value
+    if head.hosts is None:
+        raise loaded.fail(("hosts",), "missing")
+    if head.schema == SCHEMA_1:
+        if head.organizations is not None:
+            raise loaded.fail(("organizations",), "unknown key")
+        hosts = _read_1(head.hosts)
+    else:
+        if head.organizations is None:
+            raise loaded.fail(("organizations",), "missing")
+        hosts = _read_2(loaded, head.hosts, head.organizations)
+    return _shared(loaded.read(_Snapshot, {"hosts": hosts}, ()).hosts)
+
+
+def _read_2(loaded: Loaded[_Head], hosts: Any, orgs: Any) -> Any:
+    """exfix.facts/2: each host's ``org`` (an index) replaced by its organisation's facts."""
+    if not isinstance(orgs, list):
+        raise loaded.fail(("organizations",), "must be a list")
+    if not isinstance(hosts, list):
+        return hosts  # the typed reader says what is wrong
+    out = []
+    for i, host in enumerate(hosts):
+        if isinstance(host, dict) and "org" in host:
+            ref = host["org"]
+            if isinstance(ref, bool) or not isinstance(ref, int) or not 0 <= ref < len(orgs):
+                problem = f"must be the index of one of the {len(orgs)} organizations"
+                raise loaded.fail(("hosts", i, "org"), problem)
+            host = {**host, "org": orgs[ref]}
+        out.append(host)
+    return out
+
+
+def _read_1(hosts: Any) -> Any:
+    """exfix.facts/1: each host's own send connectors become an organisation of its own."""
+    if not isinstance(hosts, list):
+        return hosts
+    out = []
+    for host in hosts:
+        if isinstance(host, dict) and "send_connectors" in host and "org" not in host:
+            host = dict(host)
+            connectors = host.pop("send_connectors")
+            exchange = host.get("exchange")
+            if isinstance(exchange, dict) and "organization" not in exchange:
+                host["exchange"] = {**exchange, "organization": ""}
+            name = host.get("host")
+            host["org"] = {"name": "", "send_connectors": connectors, "collected_from": name, "issue": None}
+        out.append(host)
+    return out
+
+
+def _shared(hosts: tuple[HostFacts, ...]) -> tuple[HostFacts, ...]:
+    """Servers of one organisation refer to one OrgFacts again, as after a scan."""
+    seen: dict[OrgFacts, OrgFacts] = {}
+    return tuple(dataclasses.replace(h, org=seen.setdefault(h.org, h.org)) for h in hosts)

@@ -189,11 +189,13 @@ def plan_organization(
     facts: HostFacts,
     host_vars: HostVars,
     directory: str,
+    asked_by: Sequence[str] = (),
 ) -> HostPlan:
     """The organisation's unit: its own findings planned once (one send connector for a
     domain, SourceTransportServers = the servers whose queues fail), and the shared steps the
     hosts' fixes asked for, merged (one Set-SendConnector however many servers needed it).
-    ``facts`` are those of the server the unit runs through (the first affected server)."""
+    ``facts`` are those of the server the unit runs through (the first affected server);
+    ``asked_by``: the servers whose fixes asked for the ``hoisted`` steps."""
     drafts, advisories = _planned(findings, facts, host_vars)
     stray = [d.kind for d in drafts if not _shared(d)]
     if stray:
@@ -201,7 +203,7 @@ def plan_organization(
     # "org-": the unit runs through a server that may have steps of its own; the journal tells
     # the two apart by the action id.
     actions = _actions([*drafts, *hoisted], facts, prefix="org-")
-    servers = tuple(dict.fromkeys(s for f in findings for s in f.servers))
+    servers = tuple(dict.fromkeys([*(s for f in findings for s in f.servers), *asked_by]))
     return HostPlan(
         host=facts.host,
         directory=directory,
@@ -272,8 +274,16 @@ def build_plan(
     by_name = {facts.host: facts for facts in fleet_facts}
     directories = host_directories(names)
     hosts: list[HostPlan] = []
-    hoisted: dict[str, list[Draft]] = {}
-    runs_through: dict[str, HostFacts] = {}
+    # An organisation's work, by the server it runs through: an organisation finding is planned
+    # from (and its drift checked on) the first of its servers that was scanned, because the
+    # facts it rests on (the remote domain's MX and A records) are what that server's probes
+    # saw. The shared steps hosts' fixes ask for join the organisation's first unit.
+    units: dict[tuple[str, str], tuple[list[Finding], list[Draft], list[str]]] = {}
+    for finding in organization_findings:
+        scanned = [s for s in finding.servers if s in by_name]
+        if not scanned:
+            raise ValueError(f"organisation finding {finding.id!r} names no server in the facts")
+        units.setdefault((finding.host, scanned[0]), ([], [], []))[0].append(finding)
     for facts, directory in zip(fleet_facts, directories, strict=True):
         host, shared = plan_host(
             facts,
@@ -284,27 +294,22 @@ def build_plan(
         hosts.append(host)
         if shared:
             org = organization_of(facts)
-            hoisted.setdefault(org, []).extend(shared)
-            runs_through.setdefault(org, facts)
-    by_org: dict[str, list[Finding]] = {}
-    for finding in organization_findings:
-        by_org.setdefault(finding.host, []).append(finding)
-        scanned = [by_name[s] for s in finding.servers if s in by_name]
-        if not scanned:
-            raise ValueError(f"organisation finding {finding.id!r} names no server in the facts")
-        runs_through.setdefault(finding.host, scanned[0])
-    orgs = list(dict.fromkeys([*by_org, *hoisted]))
-    org_dirs = host_directories([f"org-{name}" for name in orgs], taken=directories)
+            key = next((k for k in units if k[0] == org), (org, facts.host))
+            _, drafts, asked = units.setdefault(key, ([], [], []))
+            drafts.extend(shared)
+            asked.append(facts.host)
+    org_dirs = host_directories([f"org-{org}" for org, _ in units], taken=directories)
     organizations = tuple(
         plan_organization(
-            name,
-            by_org.get(name, ()),
-            hoisted.get(name, ()),
-            runs_through[name],
-            host_vars_by_host.get(runs_through[name].host, HostVars()),
+            org,
+            findings,
+            drafts,
+            by_name[server],
+            host_vars_by_host.get(server, HostVars()),
             directory,
+            asked,
         )
-        for name, directory in zip(orgs, org_dirs, strict=True)
+        for ((org, server), (findings, drafts, asked)), directory in zip(units.items(), org_dirs, strict=True)
     )
     unsigned = Plan(schema=SCHEMA, hosts=tuple(hosts), digest="", source=source, organizations=organizations)
     plan = dataclasses.replace(unsigned, digest=unsigned.compute_digest())

@@ -35,7 +35,7 @@ from agent.errors import HostError, RefusedError, RemoteCommandError, StalePlanE
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
 from agent.model.findings import Finding
-from agent.model.plan import HostVars, Plan, PlanSource, plan_from_json
+from agent.model.plan import HostPlan, HostVars, Plan, PlanSource, plan_from_json
 from agent.model.playbook_run import (
     ActionStatus,
     ActionView,
@@ -109,6 +109,12 @@ def _scanned(report: ScanReport) -> tuple[HostScan, ...]:
     return tuple(h for h in report.hosts if h.status is HostStatus.SCANNED and h.facts is not None)
 
 
+def _view(report: ScanReport) -> tuple[HostScan, ...]:
+    """The scanned hosts as a ticket sees them: each with the organisation findings naming it
+    beside its own (planning uses the report itself, so nothing is planned twice)."""
+    return tuple(dataclasses.replace(h, findings=report.findings_for(h.host)) for h in _scanned(report))
+
+
 def _make_plan(
     report: ScanReport, scope: Scope, fixes: Sequence[str], host_vars: Mapping[str, HostVars],
     source: PlanSource | None,
@@ -156,11 +162,17 @@ def _queues(scan: HostScan | None) -> tuple[QueueView, ...]:
     return tuple(QueueView.of(q) for q in scan.facts.queues)
 
 
+def _concerning(plan: Plan, host: str) -> tuple[HostPlan, ...]:
+    """The organisation units done for ``host`` (a send connector for its failing domain)."""
+    return tuple(u for u in plan.organizations if host in u.servers)
+
+
 def _actions(plan: Plan | None, host: str, status: ActionStatus) -> tuple[ActionView, ...]:
+    """The steps done for ``host``: the organisation's that concern it, then its own."""
     if plan is None:
         return ()
     try:
-        host_plan = plan.host(host)
+        units = (*_concerning(plan, host), plan.host(host))
     except KeyError:
         return ()
     return tuple(
@@ -174,7 +186,8 @@ def _actions(plan: Plan | None, host: str, status: ActionStatus) -> tuple[Action
             ActionStatus.MANUAL if a.manual else status,
             plan.digest,
         )
-        for a in host_plan.actions
+        for unit in units
+        for a in unit.actions
     )
 
 
@@ -205,7 +218,9 @@ def _not_scanned(scan: HostScan) -> HostResult:
 
 
 def _by_host(report: ScanReport | None) -> dict[str, HostScan]:
-    return {} if report is None else {h.host: h for h in report.hosts}
+    if report is None:
+        return {}
+    return {h.host: dataclasses.replace(h, findings=report.findings_for(h.host)) for h in report.hosts}
 
 
 # --- outcomes -------------------------------------------------------------------------------
@@ -246,10 +261,12 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
 
 
 def _applied(
-    before: HostScan, after: HostScan | None, scope: Scope, plan: Plan, applied: HostApply
-) -> HostResult:
-    """A host whose plan was applied: the apply engine's HostApply says what happened."""
-    step_status = {s.action: s for s in applied.steps}
+    before: HostScan, after: HostScan | None, scope: Scope, plan: Plan, applied: HostApply,
+    shared: Sequence[HostApply] = (),
+) -> HostResult:  # fmt: skip
+    """A host whose plan was applied: the apply engine's HostApply says what happened, and
+    ``shared`` what the organisation units done for it did."""
+    step_status = {s.action: s for unit in (*shared, applied) for s in unit.steps}
     mapping = {
         StepStatus.OK: ActionStatus.APPLIED,
         StepStatus.FAILED: ActionStatus.FAILED,
@@ -282,6 +299,13 @@ def _applied(
     }
     if applied.outcome in outcome_map:
         outcome, reason = outcome_map[applied.outcome]
+    elif applied.outcome is HostOutcome.NOTHING_TO_DO and applied.verified and any(
+        u.outcome is HostOutcome.DONE for u in shared
+    ):
+        outcome, reason = (
+            Outcome.REMEDIATED,
+            "The organisation's change for this server was applied and read back, and its queues drain.",
+        )
     elif applied.outcome is HostOutcome.NOTHING_TO_DO:
         left = remaining if remaining is not None else scope.filter(before.findings)
         outcome, reason = (
@@ -462,7 +486,7 @@ def run_playbook(
     run = _Run(playbook, values, targets, credentials, settings, source, log)
     before = run.scan("before")
     unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
-    scanned = _scanned(before)
+    scanned = _view(before)
 
     if playbook.mode is Mode.DIAGNOSE:
         return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, None, None)
@@ -483,7 +507,7 @@ def run_playbook(
 
 def _required(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> PlaybookRun:
     playbook, settings = run.playbook, run.settings
-    scanned = _scanned(before)
+    scanned = _view(before)
     plan = run.plan(before, playbook.plan_fixes)
     role = PlanRole.PENDING_APPROVAL
 
@@ -560,12 +584,17 @@ def _after_apply(
 ) -> list[HostResult]:  # fmt: skip
     after_by_host = _by_host(after)
     applied_hosts = {} if report is None else {h.host: h for h in report.hosts}
+    applied_orgs = {}
+    if report is not None:
+        pairs = zip(applied_plan.organizations, report.organizations, strict=True)
+        applied_orgs = {(u.organization, u.host): r for u, r in pairs}
     results = list(unscanned)
-    for scan in _scanned(before):
+    for scan in _view(before):
         later = after_by_host.get(scan.host)
         host_apply = applied_hosts.get(scan.host)
         if host_apply is not None:
-            result = _applied(scan, later, run.scope, applied_plan, host_apply)
+            shared = [applied_orgs[(u.organization, u.host)] for u in _concerning(applied_plan, scan.host)]
+            result = _applied(scan, later, run.scope, applied_plan, host_apply, shared)
             if rest is not None and result.outcome in (Outcome.REMEDIATED, Outcome.HEALTHY, Outcome.FINDINGS):
                 pending = _actions(rest, scan.host, ActionStatus.PENDING_APPROVAL)
                 if any(not a.manual for a in pending):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import shutil
 import sys
@@ -119,3 +120,18 @@ def journal_lines(path: Path) -> list[dict[str, Any]]:
 
 def phases(lines: Sequence[Mapping[str, Any]], host: str | None = None) -> list[tuple[Any, ...]]:
     return [(r["phase"], r["action"], r["result"]) for r in lines if host is None or r["host"] == host]
+
+
+def unstamped(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` with the connectors' WhenChanged stamps blanked: undoing a connector change
+    sets the connector again, so the stamp moves even when every setting is back as it was."""
+    out = dict(state)
+    out["connectors"] = [dataclasses.replace(c, changed=None) for c in state["connectors"]]
+    return out
+
+
+def connector_flags(lab: Lab) -> dict[str, bool]:
+    """UseExternalDNSServersEnabled per send connector: what the organisation unit's
+    Set-SendConnector step changes."""
+    with lab.fleet.org.lock:
+        return {c.name: c.use_external_dns_servers_enabled for c in lab.fleet.org.connectors}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _apply_support import exfix_command, subprocess_env
 
+from apply._apply_support import exfix_command, subprocess_env
 from mock_remoting.credentials import LAB_PASSWORD
 
 pytestmark = pytest.mark.lab

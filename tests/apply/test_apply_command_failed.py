@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from _apply_support import LabFleet, full_state, journal_lines, lab_fleet
 from click.testing import CliRunner
 
 from agent.cli import main
 from agent.errors import EXIT_COMMAND_FAILED, HostError, RemoteCommandError
+from apply._apply_support import LabFleet, full_state, journal_lines, lab_fleet
 
 pytestmark = pytest.mark.lab
 

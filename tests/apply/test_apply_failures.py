@@ -1,42 +1,64 @@
-"""A step fails mid-apply: the host is rolled back to its before-state exactly, journaled,
-exit 5; a rollback that cannot finish is exit 6; ``exfix rollback`` undoes a journaled apply."""
+"""A step fails mid-apply: the unit (a host, or the organisation's unit) is rolled back to its
+before-state exactly, journaled, exit 5; a rollback that cannot finish is exit 6; ``exfix
+rollback`` undoes a journaled apply, the organisation's ``org-`` steps included.
+
+Since the organisation level, transport-external-dns-unresolvable plans the connector change
+(``org-01-use-external-dns-on-connector``, Set-SendConnector) once, in the organisation's unit,
+applied through ex01 before ex01's own steps (``01-set-transport-external-dns``, then the
+restart). A host with two steps before its restart is nic-registration-disabled's ex01."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from _apply_support import config_state, full_state, journal_lines, lab_fleet, phases
 
 from agent.apply import HostOutcome, JournalEntry, StepStatus, rollback_journal
 from agent.errors import EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, RestartNotAllowedError
+from apply._apply_support import (
+    config_state,
+    connector_flags,
+    full_state,
+    journal_lines,
+    lab_fleet,
+    phases,
+    unstamped,
+)
 
 pytestmark = pytest.mark.lab
 
 HOST = "ex01.contoso.local"
 EXTERNAL = {"exfix_external_dns_servers": ["8.8.8.8"]}
+ORG_STEP = "org-01-use-external-dns-on-connector"
+TRANSPORT_STEP = "01-set-transport-external-dns"
+RESTART_STEP = "02-restart-transport"
 
 
 def test_http_500_on_the_second_step_rolls_the_host_back(tmp_path: Path) -> None:
-    """transport-external-dns-unresolvable plans Set-TransportService, Set-SendConnector, the
-    restart: all but the restart on the Exchange endpoint. The fault hits exactly the
-    Set-SendConnector call, counted from the plan: the stale check's collection sends as many
-    Exchange commands as planning's did, then step 01 sends three (read, set, read back) and
-    step 02 one (its read) before its call."""
-    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
+    """nic-registration-disabled plans Set-DnsClient, Register-DnsClient, the restart, all on
+    the OS endpoint, and no organisation unit. The fault hits exactly the Register-DnsClient
+    call, counted from the plan: the stale check's collection sends as many OS commands as
+    planning's did, then step 01 sends three (read, set, read back) and step 02, which has no
+    read-back, sends its call first. Register-DnsClient has no undo (it only re-registers the
+    addresses), so it is journaled ``no-undo`` and step 01 is undone and read back."""
+    with lab_fleet("nic-registration-disabled", tmp_path) as fleet:
         lab = fleet.lab
-        before_plan = lab.counters.get(HOST, "exchange", "Command")
+        before_plan = lab.counters.get(HOST, "os", "Command")
         result, plan_file = fleet.plan(tmp_path / "plan")
-        per_collection = lab.counters.get(HOST, "exchange", "Command") - before_plan
+        per_collection = lab.counters.get(HOST, "os", "Command") - before_plan
+        assert result.plan.organizations == ()
         actions = result.plan.host(HOST).automatic
-        assert [a.call.cmdlet for a in actions[:2]] == ["Set-TransportService", "Set-SendConnector"]
-        exchange_before_call = sum(
+        assert [a.call.cmdlet for a in actions] == ["Set-DnsClient", "Register-DnsClient", "Restart-Service"]
+        assert all(a.call.endpoint.value == "os" for a in actions)
+        first, second = actions[0].id, actions[1].id
+        os_before_call = sum(
             (a.read_back is not None) * 2 + 1 if i == 0 else (a.read_back is not None)
             for i, a in enumerate(actions[:2])
         )
+        assert os_before_call == 3
         before = full_state(lab, HOST)
-        lab.inject(HOST, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "exchange",
-                                   "after": per_collection + exchange_before_call, "times": 1}})  # fmt: skip
+        lab.inject(HOST, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "os",
+                                   "after": per_collection + os_before_call, "times": 1}})  # fmt: skip
 
         report = fleet.apply(plan_file, allow_restart=True)
 
@@ -44,23 +66,23 @@ def test_http_500_on_the_second_step_rolls_the_host_back(tmp_path: Path) -> None
         outcome = report.host(HOST)
         assert outcome.outcome is HostOutcome.ROLLED_BACK
         assert "500" in (outcome.error or "")
-        assert [s.status for s in outcome.steps] == [StepStatus.ROLLED_BACK, StepStatus.UNCHANGED,
+        assert [s.status for s in outcome.steps] == [StepStatus.ROLLED_BACK, StepStatus.NO_UNDO,
                                                      StepStatus.NOT_RUN]  # fmt: skip
-        assert full_state(lab, HOST) == before  # settings, connectors, service, queues: exactly
+        assert full_state(lab, HOST) == before  # NICs, settings, service, queues: exactly
         lines = journal_lines(plan_file.default_journal)
         assert phases(lines, HOST) == [
             ("stale-check", None, "fresh"),
-            ("before", "01-set-transport-external-dns", "ok"),
-            ("execute", "01-set-transport-external-dns", "started"),
-            ("execute", "01-set-transport-external-dns", "ok"),
-            ("verify", "01-set-transport-external-dns", "ok"),
-            ("before", "02-use-external-dns-on-connector", "ok"),
-            ("execute", "02-use-external-dns-on-connector", "started"),
-            ("execute", "02-use-external-dns-on-connector", "failed"),
-            ("rollback", "02-use-external-dns-on-connector", "unchanged"),
-            ("rollback", "01-set-transport-external-dns", "started"),
-            ("rollback", "01-set-transport-external-dns", "ok"),
-            ("rollback-verify", "01-set-transport-external-dns", "ok"),
+            ("before", first, "ok"),
+            ("execute", first, "started"),
+            ("execute", first, "ok"),
+            ("verify", first, "ok"),
+            ("before", second, "ok"),
+            ("execute", second, "started"),
+            ("execute", second, "failed"),
+            ("rollback", second, "no-undo"),
+            ("rollback", first, "started"),
+            ("rollback", first, "ok"),
+            ("rollback-verify", first, "ok"),
             ("host", None, "rolled-back"),
         ]
         assert lines[-1]["phase"] == "end" and lines[-1]["detail"]["exit_code"] == EXIT_ROLLED_BACK
@@ -71,70 +93,202 @@ def test_http_500_on_the_second_step_rolls_the_host_back(tmp_path: Path) -> None
 
 
 def test_a_dropped_connection_on_a_step_rolls_back_over_a_new_connection(tmp_path: Path) -> None:
+    """The connection drops on ex01's restart, after the organisation unit is done: the host
+    is undone on a new connection (Set-TransportService restored and read back), and, since the
+    restart may have run, a closing restart makes the restored settings take effect. The
+    organisation unit finished before ex01 started, so its connector change stays."""
     with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
         before = full_state(lab, HOST)
+        shells: dict[str, int] = {}
 
         def on_event(entry: JournalEntry) -> None:
-            # The next Exchange request after this record is the Set-SendConnector call.
-            if (entry.phase, entry.action) == ("before", "02-use-external-dns-on-connector"):
-                lab.inject(
-                    HOST, {"fail": {"kind": "drop", "on": "Command", "endpoint": "exchange", "times": 1}}
-                )
+            # The restart's before record follows its read (Get-Service): the next OS request
+            # after it is the Restart-Service call itself.
+            if (entry.phase, entry.action) == ("before", RESTART_STEP):
+                shells["at drop"] = lab.counters.get(HOST, "os", "Create")
+                lab.inject(HOST, {"fail": {"kind": "drop", "on": "Command", "endpoint": "os", "times": 1}})
 
         report = fleet.apply(plan_file, allow_restart=True, on_event=on_event)
+
         assert report.exit_code == EXIT_ROLLED_BACK
-        assert report.host(HOST).outcome is HostOutcome.ROLLED_BACK
-        assert full_state(lab, HOST) == before
-        results = {(r["phase"], r["action"], r["result"]) for r in journal_lines(plan_file.default_journal)}
-        assert ("rollback-verify", "01-set-transport-external-dns", "ok") in results
+        (org,) = report.organizations
+        assert org.outcome is HostOutcome.DONE
+        assert [(s.action, s.status) for s in org.steps] == [(ORG_STEP, StepStatus.OK)]
+        outcome = report.host(HOST)
+        assert outcome.outcome is HostOutcome.ROLLED_BACK
+        assert [(s.action, s.status) for s in outcome.steps] == [
+            (TRANSPORT_STEP, StepStatus.ROLLED_BACK),
+            (RESTART_STEP, StepStatus.NO_UNDO),
+            ("rollback-restart-transport", StepStatus.ROLLED_BACK),
+        ]
+        # The undo opened a new OS shell rather than trusting the dropped one.
+        assert lab.counters.get(HOST, "os", "Create") > shells["at drop"]
+        after = full_state(lab, HOST)
+        assert connector_flags(lab) == {"Internet": True}  # the organisation unit's change
+        assert after["transport"] == before["transport"] and after["nics"] == before["nics"]
+        assert after["cache"] == before["cache"]  # the closing restart loaded the old settings
+        assert after["transport_starts"] == before["transport_starts"] + 1  # the closing one only
+        lines = journal_lines(plan_file.default_journal)
+        mine = phases(lines, HOST)
+        assert mine[mine.index(("organization", None, "done")) + 1 :] == [
+            ("before", TRANSPORT_STEP, "ok"),
+            ("execute", TRANSPORT_STEP, "started"),
+            ("execute", TRANSPORT_STEP, "ok"),
+            ("verify", TRANSPORT_STEP, "ok"),
+            ("before", RESTART_STEP, "ok"),
+            ("execute", RESTART_STEP, "started"),
+            ("execute", RESTART_STEP, "failed"),
+            ("rollback", RESTART_STEP, "no-undo"),
+            ("rollback", TRANSPORT_STEP, "started"),
+            ("rollback", TRANSPORT_STEP, "ok"),
+            ("rollback-verify", TRANSPORT_STEP, "ok"),
+            ("rollback", "rollback-restart-transport", "started"),
+            ("rollback", "rollback-restart-transport", "ok"),
+            ("rollback-verify", "rollback-restart-transport", "ok"),
+            ("host", None, "rolled-back"),
+        ]
+
+
+def test_a_fault_in_the_organisation_unit_rolls_it_back_and_skips_the_hosts(tmp_path: Path) -> None:
+    """HTTP 500 on the organisation unit's Set-SendConnector call: the unit is rolled back (the
+    read shows the connector as before: nothing to undo), journaled under the server it runs
+    through, and, with the default --max-fail 0, the failed unit counts as a failure, so ex01,
+    not started, is skipped and nothing on it changes."""
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
+        lab = fleet.lab
+        result, plan_file = fleet.plan(tmp_path / "plan")
+        (unit,) = result.plan.organizations
+        assert unit.host == HOST and [a.id for a in unit.automatic] == [ORG_STEP]
+        before = full_state(lab, HOST)
+
+        def on_event(entry: JournalEntry) -> None:
+            # Its before record follows its read (Get-SendConnector): the next Exchange
+            # request is the Set-SendConnector call.
+            if (entry.phase, entry.action) == ("before", ORG_STEP):
+                lab.inject(HOST, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "exchange",
+                                           "times": 1}})  # fmt: skip
+
+        report = fleet.apply(plan_file, allow_restart=True, on_event=on_event)
+
+        assert report.exit_code == EXIT_ROLLED_BACK
+        (org,) = report.organizations
+        assert org.host == unit.organization
+        assert org.outcome is HostOutcome.ROLLED_BACK and "500" in (org.error or "")
+        assert [(s.action, s.status) for s in org.steps] == [(ORG_STEP, StepStatus.UNCHANGED)]
+        host = report.host(HOST)
+        assert host.outcome is HostOutcome.SKIPPED and host.steps == ()
+        assert host.error == "more than 0 host(s) failed"
+        assert full_state(lab, HOST) == before  # connector, settings, service, queues: exactly
+        lines = journal_lines(plan_file.default_journal)
+        assert phases(lines, HOST) == [
+            # The stale check reads ex01 once for the organisation unit, once for its own steps.
+            ("stale-check", None, "fresh"),
+            ("stale-check", None, "fresh"),
+            ("before", ORG_STEP, "ok"),
+            ("execute", ORG_STEP, "started"),
+            ("execute", ORG_STEP, "failed"),
+            ("rollback", ORG_STEP, "unchanged"),
+            ("organization", None, "rolled-back"),
+            ("host", None, "skipped"),
+        ]
+        organization = next(r for r in lines if r["phase"] == "organization")
+        assert organization["detail"]["organization"] == unit.organization
+        end = lines[-1]
+        assert end["phase"] == "end" and end["detail"]["exit_code"] == EXIT_ROLLED_BACK
+        assert end["detail"]["organizations"] == {unit.organization: "rolled-back"}
+        assert end["detail"]["hosts"] == {HOST: "skipped"}
 
 
 def test_a_rollback_that_cannot_run_is_exit_6(tmp_path: Path) -> None:
+    """Every command fails from ex01's restart on: the restart fails, and undoing
+    Set-TransportService cannot even read (exit 6). Once ex01 answers again, exfix rollback
+    finishes from the journal: Set-TransportService, then the organisation unit's
+    Set-SendConnector (journaled under ex01, the server it ran through, and done before ex01
+    started), then the closing restart the restart that may have run calls for."""
     with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
+        before = config_state(lab, HOST)
 
         def on_event(entry: JournalEntry) -> None:
-            if (entry.phase, entry.action) == ("before", "02-use-external-dns-on-connector"):
-                lab.inject(HOST, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "exchange"}})
+            if (entry.phase, entry.action) == ("before", RESTART_STEP):
+                lab.inject(HOST, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "any"}})
 
         report = fleet.apply(plan_file, allow_restart=True, on_event=on_event)
         assert report.exit_code == EXIT_ROLLBACK_FAILED
+        assert [o.outcome for o in report.organizations] == [HostOutcome.DONE]
         outcome = report.host(HOST)
         assert outcome.outcome is HostOutcome.ROLLBACK_FAILED
-        assert StepStatus.ROLLBACK_FAILED in {s.status for s in outcome.steps}
+        assert [(s.action, s.status) for s in outcome.steps] == [
+            (TRANSPORT_STEP, StepStatus.ROLLBACK_FAILED),
+            (RESTART_STEP, StepStatus.NO_UNDO),
+        ]
+        state = lab.fleet.host(HOST).state
+        assert state.transport.external_dns_servers == ["8.8.8.8"]  # still changed
+        assert connector_flags(lab) == {"Internet": True}
 
         # Once the host answers again, exfix rollback finishes the job from the journal.
         lab.clear_faults(HOST)
-        undone = rollback_journal(plan_file.default_journal, fleet.targets, fleet.credentials())
+        undone = rollback_journal(plan_file.default_journal, fleet.targets, fleet.credentials(),
+                                  allow_restart=True)  # fmt: skip
         assert undone.exit_code == EXIT_OK
-        state = lab.fleet.host(HOST).state
-        assert state.transport.external_dns_adapter_enabled is True
-        assert state.transport.external_dns_servers == []
+        (host,) = undone.hosts
+        assert host.host == HOST
+        assert [(s.action, s.status) for s in host.steps] == [
+            (TRANSPORT_STEP, StepStatus.ROLLED_BACK),
+            (ORG_STEP, StepStatus.ROLLED_BACK),
+            ("rollback-restart-transport", StepStatus.ROLLED_BACK),
+        ]
+        assert unstamped(config_state(lab, HOST)) == unstamped(before)
+        assert connector_flags(lab) == {"Internet": False}
 
 
 def test_max_fail_skips_the_hosts_not_started(tmp_path: Path) -> None:
+    """mixed-fleet: the organisation unit (through ex04) is done first; then the first host
+    with steps fails on its first call, and with --max-fail 0 the other hosts are skipped, with
+    nothing sent to them after the stale check."""
     with lab_fleet("mixed-fleet", tmp_path, EXTERNAL) as fleet:
         lab = fleet.lab
         result, plan_file = fleet.plan(tmp_path / "plan")
         first = next(h.host for h in result.plan.hosts if h.automatic)
         later = [h.host for h in result.plan.hosts if h.automatic and h.host != first]
-        states = {h: config_state(lab, h) for h in later}
+        assert later
+        states = {h: config_state(lab, h) for h in [first, *later]}
+        commands: dict[str, int] = {}
 
         def on_event(entry: JournalEntry) -> None:
-            if entry.phase == "before" and entry.host == first:  # after the stale check
+            if entry.phase == "before" and entry.host == first and not commands:  # after the org unit
+                commands.update((h, lab.counters.get(h)) for h in later)
                 lab.inject(
                     first, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "os", "times": 1}}
                 )
 
         report = fleet.apply(plan_file, allow_restart=True, on_event=on_event)
         assert report.exit_code == EXIT_ROLLED_BACK
-        assert report.host(first).outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED)
+        assert [o.outcome for o in report.organizations] == [HostOutcome.DONE]
+        failed = report.host(first)
+        assert failed.outcome is HostOutcome.ROLLED_BACK
+        assert failed.steps[0].status is StepStatus.UNCHANGED  # its call never reached the host
+        assert {s.status for s in failed.steps[1:]} == {StepStatus.NOT_RUN}
+        lines = journal_lines(plan_file.default_journal)
+        # The connectors are the organisation's: the unit changed them before any host started.
+        connectors = config_state(lab, first)["connectors"]
+        assert any(c.use_external_dns_servers_enabled for c in connectors)
+        for host in [first, *later]:
+            assert config_state(lab, host) == {**states[host], "connectors": connectors}
         for host in later:
-            assert report.host(host).outcome is HostOutcome.SKIPPED
-            assert config_state(lab, host) == states[host]
+            skipped = report.host(host)
+            assert skipped.outcome is HostOutcome.SKIPPED and skipped.steps == ()
+            assert skipped.error == "more than 0 host(s) failed"
+            assert lab.counters.get(host) == commands[host]  # not a request after the stale check
+            # Its own records, apart from the stale check and the organisation unit's (ex04
+            # is the server the unit ran through): only that it was skipped.
+            own = [(r["phase"], r["result"]) for r in lines if r["host"] == host
+                   and r["phase"] not in ("stale-check", "organization")
+                   and not (r["action"] or "").startswith("org-")]  # fmt: skip
+            assert own == [("host", "skipped")]
 
 
 def test_exfix_rollback_undoes_a_successful_apply(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _apply_support import LabFleet, full_state, journal_lines, lab_fleet
 
 from agent.apply import read_plan_file
 from agent.errors import (
@@ -20,6 +19,7 @@ from agent.errors import (
 )
 from agent.model.command import CmdletCall, Endpoint
 from agent.transport.connection import connect
+from apply._apply_support import LabFleet, full_state, journal_lines, lab_fleet
 
 pytestmark = pytest.mark.lab
 

@@ -1,5 +1,10 @@
 """Ctrl-C during ``exfix apply`` (a real SIGINT to a subprocess): the command in flight
-finishes, the host is rolled back and journaled, the hosts not started are skipped."""
+finishes, the host is rolled back and journaled, the hosts not started are skipped.
+
+mixed-fleet's organisation unit (the connector's Set-SendConnector, through ex04) runs before
+every host; the signal is sent once the first host's steps have started, so the unit is
+finished by then and stays applied, as a host finished before the interrupt would (exfix
+rollback undoes it)."""
 
 from __future__ import annotations
 
@@ -10,9 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
-from _apply_support import config_state, exfix_command, journal_lines, lab_fleet, subprocess_env
 
 from agent.errors import EXIT_ROLLED_BACK
+from apply._apply_support import (
+    config_state,
+    connector_flags,
+    exfix_command,
+    journal_lines,
+    lab_fleet,
+    subprocess_env,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -37,6 +49,8 @@ def test_sigint_mid_apply_rolls_the_host_back_and_says_so(tmp_path: Path) -> Non
         hosts = [h.host for h in result.plan.hosts if h.automatic]
         first = hosts[0]
         before = {h: config_state(lab, h) for h in hosts}
+        flags = connector_flags(lab)
+        assert flags["Internet"] is False  # what the organisation unit changes
         # A slow host, so that the signal lands while its steps run.
         lab.inject(first, {"latency_ms": 50})
         journal = plan_file.default_journal
@@ -71,8 +85,19 @@ def test_sigint_mid_apply_rolls_the_host_back_and_says_so(tmp_path: Path) -> Non
         for host in hosts[1:]:
             assert ("host", "skipped") in [(r["phase"], r["result"]) for r in lines if r["host"] == host]
         assert lines[-1]["phase"] == "end"
+        assert lines[-1]["detail"]["organizations"] == {result.plan.organizations[0].organization: "done"}
+        # The unit was finished before the first host's first record: the signal came later.
+        organization = next(i for i, r in enumerate(lines) if r["phase"] == "organization")
+        assert lines[organization]["result"] == "done"
+        first_step = next(i for i, r in enumerate(lines) if r["host"] == first and r["phase"] == "before")
+        assert organization < first_step
         lab.clear_faults(first)
+        # The unit's change stays: every step of it was read back as planned, and the connector
+        # it changed still shows it (any connector it may add is not compared here).
+        unit_steps = {a.id for a in result.plan.organizations[0].automatic}
+        assert {r["action"] for r in lines if r["phase"] == "verify" and r["result"] == "ok"} >= unit_steps
+        now = connector_flags(lab)
+        assert {name: now[name] for name in flags} == {**flags, "Internet": True}
         for host in hosts:
             assert config_state(lab, host)["nics"] == before[host]["nics"]
             assert config_state(lab, host)["transport"] == before[host]["transport"]
-            assert config_state(lab, host)["connectors"] == before[host]["connectors"]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _steps_support import A1, A2, A3, host_plan
 
 from agent.apply._context import Recorder
 from agent.apply.execute import run_host, undo
@@ -23,6 +22,7 @@ from agent.errors import UnreachableError
 from agent.model.command import CmdletCall
 from agent.model.remote import RemoteObject
 from agent.transport.base import CommandResult
+from apply._steps_support import A1, A2, A3, host_plan
 
 HOST = "ex01.contoso.local"
 

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from _apply_support import REPO, LabFleet, full_state, journal_lines, lab_fleet
-from unit.facts_builders import INTERNAL_DNS, host, lookup, mapi_nic, transport
 
 from agent.errors import EXIT_REFUSED, NOT_RECORDED, StalePlanError, StaleSetting
 from agent.fixes.fingerprint import fingerprint_for, stale_settings
@@ -21,6 +19,8 @@ from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
 from agent.model.plan import Action, Change, FactArea, FactRef
 from agent.transport.connection import connect
+from apply._apply_support import REPO, LabFleet, full_state, journal_lines, lab_fleet
+from support.facts_builders import INTERNAL_DNS, host, lookup, mapi_nic, transport
 
 HOST = "ex01.contoso.local"
 STEP = "01-set-nic-dns-servers"

@@ -6,28 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from _steps_support import (
-    A1,
-    A2,
-    A3,
-    ACTIONS,
-    CLOSING,
-    DENIED,
-    DROPPED,
-    HOST,
-    MANUAL,
-    STEPS,
-    Fault,
-    SimHost,
-    answer,
-    applied,
-    host_plan,
-    run,
-    trace,
-    unchanged,
-    undo_of,
-    undone,
-)
 
 from agent.apply.readback import Values
 from agent.apply.results import HostOutcome, StepStatus
@@ -49,6 +27,28 @@ from agent.model.command import CmdletCall, Endpoint
 from agent.model.plan import Action, Change, restart_transport_call
 from agent.model.remote import RemoteError
 from agent.transport.base import CommandResult
+from apply._steps_support import (
+    A1,
+    A2,
+    A3,
+    ACTIONS,
+    CLOSING,
+    DENIED,
+    DROPPED,
+    HOST,
+    MANUAL,
+    STEPS,
+    Fault,
+    SimHost,
+    answer,
+    applied,
+    host_plan,
+    run,
+    trace,
+    unchanged,
+    undo_of,
+    undone,
+)
 
 ROLLED_BACK = [("done", "rolled-back")]
 ROLLBACK_FAILED = [("done", "rollback-failed")]

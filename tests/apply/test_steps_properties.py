@@ -9,18 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from _steps_support import (
-    A1,
-    A2,
-    A3,
-    DENIED,
-    DROPPED,
-    MANUAL,
-    Fault,
-    SimHost,
-    host_plan,
-    run,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +29,18 @@ from agent.apply.steps import (
 )
 from agent.model.plan import Action
 from agent.transport.base import CommandResult
+from apply._steps_support import (
+    A1,
+    A2,
+    A3,
+    DENIED,
+    DROPPED,
+    MANUAL,
+    Fault,
+    SimHost,
+    host_plan,
+    run,
+)
 
 NOTHING = Answer(CommandResult())  # no output, no error: a read of an object that is not there
 

@@ -11,7 +11,6 @@ import dns.flags
 import dns.message
 import dns.rcode
 import pytest
-import yaml
 
 from agent.collect.dns_probe import (
     DomainProbeRequest,
@@ -28,42 +27,12 @@ from agent.collect.dns_probe import (
 )
 from agent.model.probe import DnsQueryResult, DomainProbe, MxHost, Outcome, ServerProbe, Vantage
 from mock_remoting.dns.responder import DnsResponders
-from mock_remoting.dns.world import DnsWorld
+from support.dns_world import dns_scenario, dns_world
 
 pytestmark = pytest.mark.lab
 
-SCENARIO = yaml.safe_load(
-    """
-organization:
-  ad_domain: contoso.local
-  domain_controllers:
-    - {name: dc01.contoso.local, address: 10.0.0.10}
-dns:
-  servers:
-    10.0.0.10: {kind: internal, forward: true}
-    10.0.0.11: {kind: internal, forward: false}
-    8.8.8.8: {kind: public}
-    10.0.0.99: {kind: unreachable}
-    192.0.2.1: {kind: servfail}
-    198.51.100.53: {kind: ignore-aaaa}
-  internet:
-    fabrikam.com:
-      mx: [{preference: 20, host: mx2.fabrikam.com}, {preference: 10, host: mx1.fabrikam.com}]
-      a: {mx1.fabrikam.com: [203.0.113.10], mx2.fabrikam.com: [203.0.113.11]}
-      aaaa: {mx1.fabrikam.com: ["2001:db8::10"]}
-    tailspin.example:
-      mx: [{preference: 10, host: mail.tailspin.example}]
-      a: {mail.tailspin.example: [203.0.113.20]}
-      aaaa: {mail.tailspin.example: ["2001:db8::20"]}
-      ignore_aaaa: true
-    webonly.example:
-      a: {webonly.example: [203.0.113.30]}
-    nomail.example: {}
-"""
-)
 # More A records than fit in a 1232-byte EDNS reply: the probe must retry over TCP.
-SCENARIO["dns"]["internet"]["fabrikam.com"]["a"]["big.fabrikam.com"] = [
-    f"198.51.100.{i}" for i in range(1, 121)]
+SCENARIO = dns_scenario(a_records={"big.fabrikam.com": [f"198.51.100.{i}" for i in range(1, 121)]})
 
 T = 0.3  # per-query timeout for servers that never answer
 AD = "contoso.local"
@@ -72,7 +41,7 @@ EX01 = "ex01.contoso.local"
 
 @pytest.fixture(scope="module")
 def dns_lab() -> Iterator[DnsResponders]:
-    world = DnsWorld.from_scenario(SCENARIO["dns"], SCENARIO["organization"], source="test.yaml")
+    world = dns_world(SCENARIO)
     world.register(EX01, ["10.0.0.21"])
     with DnsResponders(world) as responders:
         yield responders
@@ -248,7 +217,9 @@ def test_probe_internal_forwarding_server(amap: dict[str, str]) -> None:
         (EX01, "A", Outcome.ANSWER),
         ("fabrikam.com", "MX", Outcome.ANSWER),
     ]
-    assert probe.srv is not None and probe.srv.records == ("0 100 389 dc01.contoso.local.",)
+    # One record per domain controller, in no set order (an RRset is a set).
+    assert probe.srv is not None and sorted(probe.srv.records) == [
+        "0 100 389 dc01.contoso.local.", "0 100 389 dc02.contoso.local."]
     assert probe.internal is not None and probe.internal.records == ("10.0.0.21",)
     assert probe.resolves_ad and probe.resolves_public and probe.responded
 

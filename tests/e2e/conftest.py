@@ -44,9 +44,8 @@ class Run:
 
     def findings_for(self, host: dict[str, Any]) -> list[dict[str, Any]]:
         """What concerns one host (JSON output): the organisation findings naming it, then its own."""
-        shared = [
-            f for o in self.doc.get("organizations", []) for f in o["findings"] if host["host"] in f["servers"]
-        ]
+        orgs = self.doc.get("organizations", [])
+        shared = [f for o in orgs for f in o["findings"] if host["host"] in f["servers"]]
         return shared + list(host["findings"])
 
     def rules(self) -> dict[str, set[str]]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Run, run_exfix
+
+from e2e.conftest import Run, run_exfix
 
 pytestmark = pytest.mark.lab
 

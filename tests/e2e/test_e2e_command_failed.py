@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import base_scenario, host_spec, run_exfix, write_scenario
+
+from e2e.conftest import base_scenario, host_spec, run_exfix, write_scenario
 
 pytestmark = pytest.mark.lab
 

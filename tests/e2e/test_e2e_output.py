@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Run, base_scenario, host_spec, run_exfix, write_scenario
+
+from e2e.conftest import Run, base_scenario, host_spec, run_exfix, write_scenario
 
 pytestmark = pytest.mark.lab
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Run, base_scenario, run_exfix, scan_shipped, write_scenario
+
+from e2e.conftest import Run, base_scenario, run_exfix, scan_shipped, write_scenario
 
 pytestmark = pytest.mark.lab
 

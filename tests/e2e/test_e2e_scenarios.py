@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SCENARIOS, Run, scan_shipped
+
+from e2e.conftest import SCENARIOS, Run, scan_shipped
 
 pytestmark = pytest.mark.lab
 

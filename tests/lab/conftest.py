@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _fake_runtime import FakeRuntime
 
+from lab.server._fake_runtime import FakeRuntime
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
 from mock_remoting.server import LabServer
 

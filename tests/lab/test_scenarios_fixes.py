@@ -8,83 +8,17 @@ way exfix sends them) drains every queue with no message lost or invented.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.powershell import PowerShell, PSInvocationState
 
-from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
+from lab._lab_client import Client, connect
 
 pytestmark = pytest.mark.lab
 
-EXCHANGE = "Microsoft.Exchange"
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
-
-
-def _wsman(port: int, path: str) -> Any:
-    from pypsrp.wsman import WSMan
-
-    return WSMan(
-        "127.0.0.1",
-        port=port,
-        path=path,
-        ssl=False,
-        auth="basic",
-        encryption="never",
-        username=LAB_USERNAME,
-        password=LAB_PASSWORD,
-        cert_validation=False,
-        read_timeout=15,
-        connection_timeout=5,
-    )
-
-
-class Client:
-    """One host's two endpoints, as exfix opens them."""
-
-    def __init__(self, exchange: RunspacePool, os_pool: RunspacePool) -> None:
-        self.exchange = exchange
-        self.os = os_pool
-
-    @staticmethod
-    def _run(pool: RunspacePool, cmdlet: str, params: dict[str, Any]) -> tuple[list[Any], PowerShell]:
-        ps = PowerShell(pool)
-        ps.add_cmdlet(cmdlet)
-        for name, value in params.items():
-            ps.add_parameter(name, value)
-        output = ps.invoke()
-        return output, ps
-
-    def ex(self, cmdlet: str, **params: Any) -> list[Any]:
-        output, ps = self._run(self.exchange, cmdlet, params)
-        assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
-        assert not ps.streams.error, [str(e) for e in ps.streams.error]
-        return output
-
-    def os_(self, cmdlet: str, **params: Any) -> list[Any]:
-        output, ps = self._run(self.os, cmdlet, params)
-        assert ps.state == PSInvocationState.COMPLETED, ps.streams.error
-        assert not ps.streams.error, [str(e) for e in ps.streams.error]
-        return output
-
-    def queues(self) -> dict[str, dict[str, Any]]:
-        return {q.adapted_properties["NextHopDomain"]: q.adapted_properties for q in self.ex("Get-Queue")}
-
-    def retry_all(self) -> None:
-        for queue in self.ex("Get-Queue"):
-            self.ex("Retry-Queue", Identity=queue.adapted_properties["Identity"])
-
-
-@contextmanager
-def connect(lab: Any, host: str) -> Iterator[Client]:
-    port = lab.endpoint(host).port
-    with (
-        RunspacePool(_wsman(port, "PowerShell"), configuration_name=EXCHANGE) as exchange,
-        RunspacePool(_wsman(port, "wsman")) as os_pool,
-    ):
-        yield Client(exchange, os_pool)
 
 
 def _state(client: Client) -> dict[str, tuple[Any, ...]]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 from pypsrp.powershell import PowerShell, PSInvocationState
-from test_scenarios_fixes import connect
 
+from lab._lab_client import connect
 from mock_remoting.exchange.scenario import SCENARIO_DIR
 
 pytestmark = pytest.mark.lab

@@ -4,7 +4,7 @@ The transport is tested against the real WSMan/PSRP/WinRS server (mock_remoting.
 sockets with unmodified pypsrp and pywinrm; only the host behind it is this small runtime, so
 each test controls exactly what the host does (hang, write an error record, count mutations).
 
-WinRS scripts are read with tests/pwsh_oracle.py, the independent PowerShell reader, and then
+WinRS scripts are read with tests/support/pwsh_oracle.py, the independent PowerShell reader, and then
 run through the same ``invoke`` as PSRP pipelines: both transports see one host.
 """
 
@@ -14,7 +14,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import pwsh_oracle
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
@@ -26,6 +25,7 @@ from psrpcore.types import (
 )
 
 from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
+from support import pwsh_oracle
 
 NO_LANGUAGE = (
     "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode."

@@ -21,8 +21,7 @@ from agent.model.target import HostTarget
 from agent.transport import HostConnection, HostDeadline, RetryPolicy
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
 from mock_remoting.server import LabServer
-
-from ._runtime import TransportRuntime
+from transport._runtime import TransportRuntime
 
 # Retries without real waiting: the backoff schedule is unit-tested on its own.
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 
-import pwsh_oracle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +14,7 @@ from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.pwsh import command as render_command
 from agent.transport import HostDeadline, RetryPolicy, connect, is_safe_to_retry
 from agent.transport.winrm import powershell_command_line
+from support import pwsh_oracle
 
 
 class Clock:

@@ -27,8 +27,7 @@ from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.remote import RemoteObject
 from agent.transport import HostDeadline, RetryPolicy
 from mock_remoting.credentials import LAB_PASSWORD
-
-from .conftest import ServerHandle
+from transport.conftest import ServerHandle
 
 pytestmark = pytest.mark.lab
 

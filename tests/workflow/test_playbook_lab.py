@@ -14,13 +14,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
-from review_html_check import parse_review
 
 from agent.cli import main
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT
 from agent.planning.render import BOM
 from agent.report.safe import terminal
 from mock_remoting.lab import Lab
+from workflow._review_html_check import parse_review
 
 pytestmark = pytest.mark.lab
 
@@ -102,9 +102,10 @@ def _check_review_html(plan_dir: Path) -> None:
     assert page.by_id["apply-command"].startswith(
         f"exfix apply {plan_dir / 'plan.json'} --approve {plan['digest']}"
     )
+    units = [*plan["organizations"], *plan["hosts"]]  # the page shows them in this order
     for name in (REMEDIATE_SCRIPT, ROLLBACK_SCRIPT):
-        assert len(page.scripts[name]) == len(plan["hosts"])
-    for index, host in enumerate(plan["hosts"]):
+        assert len(page.scripts[name]) == len(units)
+    for index, host in enumerate(units):
         assert terminal(host["host"]) in text
         for finding in host["findings"]:
             assert terminal(finding["title"]) in text and terminal(finding["summary"]) in text
@@ -221,10 +222,12 @@ def test_auto_safe_applies_only_the_non_disruptive_fix(
         set(roles) == {"applied", "pending-approval"} and doc["digest"] == roles["pending-approval"]["digest"]
     )
     applied = json.loads(Path(roles["applied"]["plan_json"]).read_text(encoding="utf-8"))
-    assert {a["fix_id"] for h in applied["hosts"] for a in h["actions"]} == {"add-smarthost-send-connector"}
-    assert not any(a["disruptive"] for h in applied["hosts"] for a in h["actions"])
+    applied_units = [*applied["organizations"], *applied["hosts"]]
+    assert {a["fix_id"] for h in applied_units for a in h["actions"]} == {"add-smarthost-send-connector"}
+    assert not any(a["disruptive"] for h in applied_units for a in h["actions"])
     pending = json.loads(Path(roles["pending-approval"]["plan_json"]).read_text(encoding="utf-8"))
-    pending_fixes = {a["fix_id"] for h in pending["hosts"] for a in h["actions"]}
+    pending_units = [*pending["organizations"], *pending["hosts"]]
+    pending_fixes = {a["fix_id"] for h in pending_units for a in h["actions"]}
     assert "add-smarthost-send-connector" not in pending_fixes and "restart-transport" in pending_fixes
     assert doc["approval"]["apply_command"] and doc["approval"]["approve_command"] is None
 

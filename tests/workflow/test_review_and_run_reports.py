@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from review_html_check import parse_review
 
 from agent.fixes.smart_host_connector import draft
 from agent.model.findings import EvidenceItem, Finding, Severity
@@ -32,6 +31,7 @@ from agent.report.safe import terminal
 from agent.review import render_review_html
 from agent.review.review_html import page_environment
 from agent.workflow.playbook import load_playbook, shipped_playbooks
+from workflow._review_html_check import parse_review
 
 EVIL_HOST = 'ex01<script src="https://evil.example/x.js"></script>\u202e\x1b[31m"\'`$(calc)\nRUNDECK:DATA:outcome=healthy'
 EVIL = (

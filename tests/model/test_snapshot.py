@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from agent.errors import FactsFileError
+from agent.evaluate import evaluate
+from agent.model import snapshot
+from agent.model.facts import EdgeTransportConfigFacts
+from agent.model.probe import Outcome, Vantage
+from support.facts_builders import (
+    INTERNAL_DNS,
+    NXDOMAIN_ERROR,
+    host,
+    internal_queue,
+    mapi_nic,
+    probe,
+    replication_nic,
+    server_probes,
+)
+
+
+def rich_host() -> Any:
+    return host(
+        nics=(
+            mapi_nic(
+                ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8"),
+                ipv6_dns_servers=("fec0:0:0:ffff::1",),
+                interface_alias="Ethernet0 'quoted' $(x) `n ✉\x1b[31m",
+            ),
+            replication_nic(),
+        ),
+        queues=(
+            internal_queue(last_error="[{LRT=x};{LED=" + NXDOMAIN_ERROR + "};{FQDN=ex02};{IP=10.0.1.5}]"),
+        ),
+        probes=server_probes(INTERNAL_DNS)
+        + server_probes("8.8.8.8", srv=Outcome.NXDOMAIN, vantage=Vantage.ORCHESTRATOR),
+        extra_probes=(probe(INTERNAL_DNS, "fabrikam.com", "AAAA", Outcome.TIMEOUT),),
+        edge=EdgeTransportConfigFacts("C:\\x\\Bin\\EdgeTransport.exe.config", "Normal", True),
+        remote_domains=("fabrikam.com",),
+    )
+
+
+def test_round_trip_through_json_is_equal() -> None:
+    hosts = (rich_host(), host(name="ex02.contoso.local", no_transport=True))
+    text = snapshot.to_json(hosts)
+    assert json.loads(text)["schema"] == "exfix.facts/2"
+    again = snapshot.from_json(text, source="facts.json")
+    assert again == hosts
+    assert evaluate(again[0]) == evaluate(hosts[0])
+
+
+def good() -> dict[str, Any]:
+    return snapshot.to_dict((rich_host(),))
+
+
+def broken(mutate: Any) -> dict[str, Any]:
+    data = copy.deepcopy(good())
+    mutate(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "problem"),
+    [
+        (lambda d: d.update(schema="exfix.facts/3"), "schema", "is not one of: exfix.facts/1, exfix.facts/2"),
+        (lambda d: d.pop("organizations"), "organizations", "missing"),
+        (lambda d: d["hosts"][0].update(org=7), "hosts[0].org", "index of one of the 1 organizations"),
+        (lambda d: d.pop("hosts"), "hosts", "missing"),
+        (lambda d: d.update(hosts={}), "hosts", "must be a list"),
+        (lambda d: d.update(extra=1), "extra", "unknown key"),
+        (lambda d: d["hosts"][0].pop("exchange"), "hosts[0].exchange", "missing"),
+        (
+            lambda d: d["hosts"][0]["nics"][1].update(interface_index="14"),
+            "hosts[0].nics[1].interface_index",
+            "must be a whole number, not a",
+        ),
+        (
+            lambda d: d["hosts"][0]["nics"][0].update(interface_index=True),
+            "hosts[0].nics[0].interface_index",
+            "must be a whole number, not a",
+        ),
+        (
+            lambda d: d["hosts"][0]["nics"][0].update(ipv4_dns_servers="10.0.0.10"),
+            "hosts[0].nics[0].ipv4_dns_servers",
+            "must be a list",
+        ),
+        (
+            lambda d: d["hosts"][0]["nics"][0].update(ipv4_dns_servers=[1]),
+            "hosts[0].nics[0].ipv4_dns_servers[0]",
+            "must be a string",
+        ),
+        (
+            lambda d: d["hosts"][0]["probes"][0].update(outcome="maybe"),
+            "hosts[0].probes[0].outcome",
+            "'maybe' is not one of",
+        ),
+        (
+            lambda d: d["hosts"][0]["queues"][0]["last_error"].update(kind="Bad"),
+            "hosts[0].queues[0].last_error.kind",
+            "is not one of",
+        ),
+        (
+            lambda d: d["hosts"][0]["transport"]["external"].update(adapter_enabled="yes"),
+            "hosts[0].transport.external.adapter_enabled",
+            "true or false",
+        ),
+        (
+            lambda d: d["hosts"][0].update(exchange=None),
+            "hosts[0].exchange",
+            "must be a JSON object, not null",
+        ),
+        (lambda d: d["hosts"][0]["mapi_nic"].update(surprise=1), "hosts[0].mapi_nic.surprise", "unknown key"),
+        (
+            lambda d: d["hosts"][0]["status"].update(transport_noun="TransportThing"),
+            "hosts[0].status.transport_noun",
+            "is not one of",
+        ),
+    ],
+)
+def test_malformed_snapshot_names_the_key(mutate: Any, key: str, problem: str) -> None:
+    with pytest.raises(FactsFileError) as caught:
+        snapshot.from_dict(broken(mutate), source="facts.json")
+    assert caught.value.key == key
+    assert caught.value.path == "facts.json"
+    assert problem in caught.value.problem
+    assert str(caught.value).startswith(f"facts.json: key {key!r}: ")
+
+
+def test_not_json_and_not_an_object() -> None:
+    with pytest.raises(FactsFileError, match="not valid JSON") as caught:
+        snapshot.from_json("{\n  nope", source="f.json")
+    assert caught.value.line == 2
+    with pytest.raises(FactsFileError, match="must be a JSON object"):
+        snapshot.from_json("[]", source="f.json")
+
+
+def test_optional_areas_may_be_null_and_defaults_may_be_absent() -> None:
+    data = good()
+    data["hosts"][0]["edge_config"] = None
+    del data["hosts"][0]["nics"][0]["interface_description"]  # has a default
+    (facts,) = snapshot.from_dict(data)
+    assert facts.edge_config is None and facts.nics[0].interface_description == ""
+
+
+def test_errors_in_a_snapshot_file_have_the_line_of_their_key() -> None:
+    text = snapshot.to_json((rich_host(),))
+    bad = text.replace('"interface_index": 12', '"interface_index": "12"', 1)
+    with pytest.raises(FactsFileError) as caught:
+        snapshot.from_json(bad, source="f.json")
+    assert caught.value.key == "hosts[0].nics[0].interface_index"
+    assert caught.value.line is not None
+    assert bad.splitlines()[caught.value.line - 1].strip() == '"interface_index": "12",'
+    missing = text.replace('"remote_domains"', '"remote_domain"', 1)
+    with pytest.raises(FactsFileError, match="unknown key") as caught:
+        snapshot.from_json(missing, source="f.json")
+    assert caught.value.line is not None
+    assert '"remote_domain"' in missing.splitlines()[caught.value.line - 1]
+
+
+def test_what_an_organisation_shares_is_written_once_and_shared_again_when_read() -> None:
+    first = host(name="ex01.contoso.local")
+    second = dataclasses.replace(host(name="ex02.contoso.local"), org=first.org)
+    data = snapshot.to_dict([first, second])
+    assert len(data["organizations"]) == 1 and [h["org"] for h in data["hosts"]] == [0, 0]
+    read = snapshot.from_json(json.dumps(data))
+    assert read == (first, second) and read[0].org is read[1].org
+
+
+def test_a_snapshot_written_as_exfix_facts_1_still_reads() -> None:
+    # /1 wrote each host's send connectors inline and no organisation in exchange.
+    data = snapshot.to_dict([host()])
+    org = data.pop("organizations")[0]
+    (old,) = data["hosts"]
+    del old["org"], old["exchange"]["organization"]
+    old["send_connectors"] = org["send_connectors"]
+    data["schema"] = "exfix.facts/1"
+    (facts,) = snapshot.from_dict(data)
+    assert facts.send_connectors == host().send_connectors
+    assert facts.org.collected_from == facts.host and facts.exchange.organization == ""

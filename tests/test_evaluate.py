@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+
+from agent.evaluate import evaluate, evaluate_fleet
+from agent.model.facts import EdgeTransportConfigFacts
+from agent.model.finding_data import SymptomScope
+from agent.model.probe import Outcome
+from agent.rules.registry import RULES
+from support.facts_builders import (
+    INTERNAL_DNS,
+    SERVFAIL_ERROR,
+    connector,
+    host,
+    internal_queue,
+    lookup,
+    mapi_nic,
+    probe,
+    queue,
+    replication_nic,
+    server_probes,
+    transport,
+)
+
+
+def test_healthy_host_has_no_findings() -> None:
+    assert evaluate(host()) == ()
+
+
+def test_internal_symptom_is_explained_by_the_nic_cause() -> None:
+    facts = host(
+        nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8")), replication_nic()),
+        queues=(internal_queue(),),
+    )
+    findings = evaluate(facts)
+    ids = [f.rule_id for f in findings]
+    assert ids == ["queue-dns-failure", "nic-external-dns-server"]
+    symptom, cause = findings
+    assert symptom.explained_by == (cause.id,)
+    assert cause.id == "nic-external-dns-server|ex01.contoso.local|NIC 'Ethernet0' (InterfaceIndex 12)"
+    assert cause.explained_by == ()
+
+
+def test_domain_symptom_links_only_the_matching_domain_cause() -> None:
+    queues = (
+        queue("EX01\\12", next_hop="fabrikam.com", last_error=SERVFAIL_ERROR),
+        queue("EX01\\13", next_hop="tailspintoys.com", status="Ready", messages=0),
+    )
+    probes = (
+        probe(INTERNAL_DNS, "fabrikam.com", "MX", Outcome.ANSWER, ("10 mx1.fabrikam.com.",)),
+        probe(INTERNAL_DNS, "mx1.fabrikam.com", "A", Outcome.ANSWER, ("203.0.113.10",)),
+        probe(INTERNAL_DNS, "mx1.fabrikam.com", "AAAA", Outcome.SERVFAIL),
+    )
+    facts = host(
+        queues=queues,
+        extra_probes=probes,
+        edge=EdgeTransportConfigFacts("C:\\x\\Bin\\EdgeTransport.exe.config", "Normal", True),
+    )
+    findings = evaluate(facts)
+    by_rule = {f.rule_id: f for f in findings}
+    symptom = by_rule["queue-dns-failure"]
+    assert symptom.subject == "fabrikam.com"
+    assert symptom.explained_by == (
+        by_rule["remote-domain-aaaa-broken"].id,
+        by_rule["dns-fault-tolerance"].id,
+    )
+
+
+def test_external_symptom_is_not_explained_by_an_internal_only_cause() -> None:
+    queues = (
+        queue("EX01\\12", next_hop="fabrikam.com", last_error=SERVFAIL_ERROR),
+        queue("EX01\\13", next_hop="tailspintoys.com", last_error=SERVFAIL_ERROR),
+    )
+    facts = host(
+        queues=queues,
+        nics=(mapi_nic(ipv4_dns_servers=("10.0.0.11",)),),
+        connectors=(connector(use_external=True),),
+        transport_facts=transport(internal=lookup(adapter=False, servers=("8.8.8.8",))),
+        probes=server_probes("10.0.0.11", public=Outcome.SERVFAIL)
+        + server_probes("8.8.8.8", srv=Outcome.NXDOMAIN),
+    )
+    by_rule = {f.rule_id: f for f in evaluate(facts)}
+    assert set(by_rule) == {
+        "queue-dns-failure",
+        "transport-external-dns-unresolvable",
+        "transport-internal-dns-misconfigured",
+    }
+    assert by_rule["queue-dns-failure"].data.scope is SymptomScope.ALL_EXTERNAL
+    assert by_rule["queue-dns-failure"].explained_by == (by_rule["transport-external-dns-unresolvable"].id,)
+    assert by_rule["transport-external-dns-unresolvable"].data.candidate_servers == ("8.8.8.8",)
+    assert by_rule["transport-internal-dns-misconfigured"].data.candidate_servers == ("10.0.0.11",)
+
+
+def test_order_is_stable_and_follows_the_registry() -> None:
+    facts = host(
+        nics=(mapi_nic(register_this_connections_address=False, ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8")),),
+        queues=(internal_queue(),),
+    )
+    first = evaluate(facts)
+    assert first == evaluate(facts)
+    order = [r.id for r in RULES]
+    assert [order.index(f.rule_id) for f in first] == sorted(order.index(f.rule_id) for f in first)
+    symptom = first[0]
+    assert symptom.explained_by == (first[1].id, first[2].id)
+
+
+def test_findings_serialise_to_plain_json_without_presentation() -> None:
+    facts = host(nics=(mapi_nic(register_this_connections_address=False),), queues=(internal_queue(),))
+    for finding in evaluate(facts):
+        data = finding.to_dict()
+        text = json.dumps(data)
+        assert "\x1b[" not in text
+        assert set(data) == {
+            "id",
+            "rule_id",
+            "host",
+            "subject",
+            "severity",
+            "title",
+            "summary",
+            "evidence",
+            "fix_id",
+            "fix_disrupts_mail_flow",
+            "data",
+            "explained_by",
+            "level",
+            "servers",
+        }
+
+
+def test_fleet_keeps_host_order_and_separates_hosts() -> None:
+    broken = host(
+        name="ex02.contoso.local",
+        nics=(mapi_nic(register_this_connections_address=False),),
+        queues=(internal_queue("EX02\\3"),),
+    )
+    results = evaluate_fleet([host(), broken])
+    assert [r.host for r in results] == ["ex01.contoso.local", "ex02.contoso.local"]
+    assert results[0].findings == ()
+    assert {f.host for f in results[1].findings} == {"ex02.contoso.local"}
+    symptom = results[1].findings[0]
+    assert all(link.split("|")[1] == "ex02.contoso.local" for link in symptom.explained_by)
