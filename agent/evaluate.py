@@ -16,7 +16,8 @@ from types import MappingProxyType
 
 from agent.fixes.registry import FIXES_BY_ID
 from agent.model.facts import HostFacts
-from agent.model.findings import DataValue, Finding, Level
+from agent.model.finding_data import FindingData, QueueSymptom, RemoteDomain, SymptomScope, merged
+from agent.model.findings import Finding, Level
 from agent.rules.registry import RULES, Rule
 
 
@@ -29,10 +30,10 @@ class Explanation:
     same_domain: bool = False
 
 
-def explanations(rules: Iterable[Rule]) -> Mapping[tuple[str, str], tuple[Explanation, ...]]:
+def explanations(rules: Iterable[Rule]) -> Mapping[tuple[str, SymptomScope], tuple[Explanation, ...]]:
     """(symptom rule, scope) -> the causes that explain it, in registry order: derived from
     what each cause rule declares in its metadata (``explains``)."""
-    table: dict[tuple[str, str], list[Explanation]] = {}
+    table: dict[tuple[str, SymptomScope], list[Explanation]] = {}
     for rule in rules:
         for explained in rule.metadata.explains:
             for scope in explained.scopes:
@@ -45,10 +46,8 @@ def explanations(rules: Iterable[Rule]) -> Mapping[tuple[str, str], tuple[Explan
 EXPLAINED_BY = explanations(RULES)
 
 
-def _text_tuple(value: object) -> tuple[str, ...]:
-    if isinstance(value, tuple):
-        return tuple(str(v).strip().lower().rstrip(".") for v in value)
-    return ()
+def _domain_name(name: str) -> str:
+    return name.strip().lower().rstrip(".")
 
 
 def _explains(cause: Finding, rule: Explanation, domains: tuple[str, ...]) -> bool:
@@ -56,27 +55,24 @@ def _explains(cause: Finding, rule: Explanation, domains: tuple[str, ...]) -> bo
         return False
     if not rule.same_domain:
         return True
-    try:
-        domain = str(cause.datum("domain")).strip().lower().rstrip(".")
-    except KeyError:
-        return False
-    return domain in domains
+    # A same-domain cause's data is about one remote domain (RuleMetadata checks it); a finding
+    # built by hand without data explains nothing.
+    return isinstance(cause.data, RemoteDomain) and _domain_name(cause.data.domain) in domains
 
 
 def link(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
     """The same findings, symptoms carrying ``explained_by`` (cause ids in finding order)."""
     out = []
     for found in findings:
-        try:
-            scope = str(found.datum("scope"))
-        except KeyError:
+        symptom = found.data
+        if not isinstance(symptom, QueueSymptom):
             out.append(found)
             continue
-        rules = EXPLAINED_BY.get((found.rule_id, scope))
+        rules = EXPLAINED_BY.get((found.rule_id, symptom.scope))
         if not rules:
             out.append(found)
             continue
-        domains = _text_tuple(found.datum("domains")) if any(r.same_domain for r in rules) else ()
+        domains = tuple(_domain_name(d) for d in symptom.domains) if any(r.same_domain for r in rules) else ()
         causes: list[str] = []
         for rule in rules:
             causes.extend(
@@ -224,14 +220,7 @@ def _merged(org: str, members: Sequence[tuple[str, Finding]]) -> Finding:
     )
 
 
-def _merged_data(datas: Sequence[tuple[tuple[str, DataValue], ...]]) -> tuple[tuple[str, DataValue], ...]:
+def _merged_data(datas: Sequence[FindingData | None]) -> FindingData | None:
     """Lists joined in order without repeats; a single value from the first server."""
-    out: dict[str, DataValue] = {}
-    for data in datas:
-        for key, value in data:
-            known = out.get(key)
-            if key not in out:
-                out[key] = value
-            elif isinstance(known, tuple) and isinstance(value, tuple):
-                out[key] = tuple(dict.fromkeys((*known, *value)))
-    return tuple(out.items())
+    present = [data for data in datas if data is not None]
+    return merged(present) if present else None

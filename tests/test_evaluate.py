@@ -4,6 +4,7 @@ import json
 
 from agent.evaluate import evaluate, evaluate_fleet
 from agent.model.facts import EdgeTransportConfigFacts
+from agent.model.finding_data import SymptomScope
 from agent.model.probe import Outcome
 from agent.rules.registry import RULES
 from support.facts_builders import (
@@ -84,10 +85,10 @@ def test_external_symptom_is_not_explained_by_an_internal_only_cause() -> None:
         "transport-external-dns-unresolvable",
         "transport-internal-dns-misconfigured",
     }
-    assert by_rule["queue-dns-failure"].datum("scope") == "all-external"
+    assert by_rule["queue-dns-failure"].data.scope is SymptomScope.ALL_EXTERNAL
     assert by_rule["queue-dns-failure"].explained_by == (by_rule["transport-external-dns-unresolvable"].id,)
-    assert by_rule["transport-external-dns-unresolvable"].datum("candidate_servers") == ("8.8.8.8",)
-    assert by_rule["transport-internal-dns-misconfigured"].datum("candidate_servers") == ("10.0.0.11",)
+    assert by_rule["transport-external-dns-unresolvable"].data.candidate_servers == ("8.8.8.8",)
+    assert by_rule["transport-internal-dns-misconfigured"].data.candidate_servers == ("10.0.0.11",)
 
 
 def test_order_is_stable_and_follows_the_registry() -> None:

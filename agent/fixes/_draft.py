@@ -1,10 +1,13 @@
-"""What a planner returns: draft actions (before ids and fingerprints) and advisories."""
+"""What a planner returns: draft actions (before ids and fingerprints) and advisories; and how
+it reads the typed request a rule handed it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from agent.model.command import CmdletCall
+from agent.model.finding_data import FindingData
 from agent.model.findings import Finding
 from agent.model.plan import Advisory, AdvisoryKind, Change, FactRef
 
@@ -34,6 +37,15 @@ class Planned:
     advisories: tuple[Advisory, ...] = ()
 
 
+R = TypeVar("R", bound=FindingData)
+
+
+def request(finding: Finding, kind: type[R]) -> R | None:
+    """The finding's data if it is the request ``kind`` a planner acts on, else None (a finding
+    built without data, or of another rule)."""
+    data = finding.data
+    return data if isinstance(data, kind) else None
+
 
 def advise(kind: AdvisoryKind, finding: Finding, message: str, *, variable: str | None = None) -> Planned:
     """A plan of no action for ``finding``, and why (one paragraph, plain words)."""
@@ -48,30 +60,3 @@ def advise(kind: AdvisoryKind, finding: Finding, message: str, *, variable: str 
             ),
         )
     )
-
-
-def text_tuple(finding: Finding, key: str) -> tuple[str, ...]:
-    """A tuple-of-strings datum of the finding; () when absent or not a tuple of strings."""
-    try:
-        value = finding.datum(key)
-    except KeyError:
-        return ()
-    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
-        return tuple(str(v) for v in value)
-    return ()
-
-
-def text(finding: Finding, key: str) -> str | None:
-    try:
-        value = finding.datum(key)
-    except KeyError:
-        return None
-    return value if isinstance(value, str) else None
-
-
-def integer(finding: Finding, key: str) -> int | None:
-    try:
-        value = finding.datum(key)
-    except KeyError:
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -18,12 +18,13 @@ parameters, so the round-trip test covers it like every other fix:
 from __future__ import annotations
 
 from agent.fixes._draft import Draft, Planned, advise
+from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.fingerprint import fingerprint_for
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding
-from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
+from agent.model.plan import AdvisoryKind, FactArea, FactRef, HostVars
 
 FIX_ID = "set-dns-fault-tolerance"
 
@@ -41,9 +42,12 @@ def backup_path(config_path: str, fingerprint: str) -> str:
     return f"{config_path}.exfix-{fingerprint[:12]}.bak"
 
 
-def set_call(config_path: str, value: str) -> CmdletCall:
-    return CmdletCall(
-        Endpoint.OS, SET_APP_SETTING, (("LiteralPath", config_path), ("Key", KEY), ("Value", value))
+def app_setting(config_path: str) -> Setting:
+    """The DnsFaultTolerance key of ``config_path``: written by the script's own
+    Set-ExfixAppSetting (-Key names the key, -Value carries it), read back from the file itself
+    with Get-Content (apply's verification re-collects edge_config)."""
+    return Setting(
+        Endpoint.OS, SET_APP_SETTING, "Get-Content", (("LiteralPath", config_path),), selector=(("Key", KEY),)
     )
 
 
@@ -64,18 +68,14 @@ def drafts(config_path: str, before: str, backup: str, finding_ids: tuple[str, .
             depends_on=_DEPS,
             manual=True,
         ),
-        Draft(
+        setting_draft(
+            SettingChange(app_setting(config_path), (PropertyChange(KEY, before, DESIRED, "Value"),)),
             kind=SET_DNS_FAULT_TOLERANCE,
             fix_id=FIX_ID,
-            call=set_call(config_path, DESIRED),
             description=(
                 f"Set {KEY} to {DESIRED} in {config_path} (was {before!r}); a cumulative update overwrites "
                 "this file, so check it again after every CU"
             ),
-            changes=(Change(KEY, before, DESIRED),),
-            # Read back the file itself: apply's verification re-collects edge_config.
-            read_back=CmdletCall(Endpoint.OS, "Get-Content", (("LiteralPath", config_path),)),
-            rollback=(set_call(config_path, before),),
             restart_required=True,
             finding_ids=finding_ids,
             depends_on=_DEPS,

@@ -11,12 +11,14 @@ change needs the MSExchangeTransport restart build_plan adds once per host.
 from __future__ import annotations
 
 from agent.fixes._derive import nic_by_index, without_placeholders
-from agent.fixes._draft import Draft, Planned, advise, integer, text_tuple
+from agent.fixes._draft import Draft, Planned, advise, request
+from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.spec import FixSpec, Step
-from agent.model.command import CmdletCall, Endpoint
+from agent.model.command import Endpoint
 from agent.model.facts import HostFacts
+from agent.model.finding_data import SetNicDnsServers
 from agent.model.findings import Finding
-from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
+from agent.model.plan import AdvisoryKind, FactArea, FactRef, HostVars
 
 FIX_ID = "set-nic-dns-servers"
 
@@ -27,26 +29,20 @@ SET_NIC_DNS_SERVERS = "set-nic-dns-servers"
 def draft(
     index: int, alias: str, before: tuple[str, ...], after: tuple[str, ...], finding_ids: tuple[str, ...]
 ) -> Draft:
-    return Draft(
+    # Read back: Get-DnsClientServerAddress returns one object per address family; the value
+    # to compare is their ServerAddresses joined, IPv4 first (as NicFacts.dns_servers). The
+    # planner never plans from a NIC without servers, so the rollback always names some.
+    change = SettingChange(
+        Setting.of(Endpoint.OS, "DnsClientServerAddress", ("InterfaceIndex", index)),
+        (PropertyChange("ServerAddresses", before, after),),
+    )
+    return setting_draft(
+        change,
         kind=SET_NIC_DNS_SERVERS,
         fix_id=FIX_ID,
-        call=CmdletCall(
-            Endpoint.OS, "Set-DnsClientServerAddress", (("InterfaceIndex", index), ("ServerAddresses", after))
-        ),
         description=(
             f"Set the DNS servers of the MAPI NIC {alias!r} (InterfaceIndex {index}) to the internal "
             f"servers {', '.join(after)} (was {', '.join(before)})"
-        ),
-        # Read back: Get-DnsClientServerAddress returns one object per address family; the
-        # value to compare is their ServerAddresses joined, IPv4 first (as NicFacts.dns_servers).
-        changes=(Change("ServerAddresses", before, after),),
-        read_back=CmdletCall(Endpoint.OS, "Get-DnsClientServerAddress", (("InterfaceIndex", index),)),
-        rollback=(
-            CmdletCall(
-                Endpoint.OS,
-                "Set-DnsClientServerAddress",
-                (("InterfaceIndex", index), ("ServerAddresses", before)),
-            ),
         ),
         restart_required=True,
         finding_ids=finding_ids,
@@ -55,19 +51,20 @@ def draft(
 
 
 def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
-    index = integer(finding, "interface_index")
-    nic = nic_by_index(facts, index) if index is not None else None
-    if index is None or nic is None:
+    wanted = request(finding, SetNicDnsServers)
+    nic = nic_by_index(facts, wanted.interface_index) if wanted is not None else None
+    if wanted is None or nic is None:
         return advise(
             AdvisoryKind.CANNOT_PLAN,
             finding,
             "The finding does not name a NIC present in the facts; scan the host again.",
         )
-    drop = set(text_tuple(finding, "drop_servers"))
+    index = wanted.interface_index
+    drop = set(wanted.drop_servers)
     before = without_placeholders(nic.dns_servers)
     keep = tuple(s for s in before if s not in drop)
     if not keep:
-        candidates = text_tuple(finding, "candidate_servers")
+        candidates = wanted.candidate_servers
         hint = (
             f" In the probes, {', '.join(candidates)} resolved the AD domain; if they are the right servers "
             "for this NIC, set them by hand."

@@ -9,12 +9,14 @@ MSExchangeTransport the fix needs is added once per host by build_plan.
 from __future__ import annotations
 
 from agent.fixes._derive import nic_by_index
-from agent.fixes._draft import Draft, Planned, advise, integer
+from agent.fixes._draft import Draft, Planned, advise, request
+from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
+from agent.model.finding_data import EnableRegistration
 from agent.model.findings import Finding
-from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
+from agent.model.plan import AdvisoryKind, FactArea, FactRef, HostVars
 
 FIX_ID = "enable-nic-dns-registration"
 
@@ -27,23 +29,17 @@ def drafts(index: int, alias: str, before: bool | None, finding_ids: tuple[str, 
     """The two actions for NIC ``index`` (``alias`` only describes it)."""
     deps = (FactRef(FactArea.NIC_REGISTRATION, str(index)),)
     label = f"NIC {alias!r} (InterfaceIndex {index})"
-    rollback = () if before is None else (
-        CmdletCall(Endpoint.OS, "Set-DnsClient",
-                   (("InterfaceIndex", index), ("RegisterThisConnectionsAddress", before))),
-    )  # fmt: skip
+    # An unknown before value (None) has no rollback: exfix does not guess what to restore.
+    change = SettingChange(
+        Setting.of(Endpoint.OS, "DnsClient", ("InterfaceIndex", index)),
+        (PropertyChange("RegisterThisConnectionsAddress", before, True),),
+    )
     return (
-        Draft(
+        setting_draft(
+            change,
             kind=ENABLE_REGISTRATION,
             fix_id=FIX_ID,
-            call=CmdletCall(
-                Endpoint.OS,
-                "Set-DnsClient",
-                (("InterfaceIndex", index), ("RegisterThisConnectionsAddress", True)),
-            ),
             description=f"Turn on 'Register this connection's addresses in DNS' for the MAPI {label}",
-            changes=(Change("RegisterThisConnectionsAddress", before, True),),
-            read_back=CmdletCall(Endpoint.OS, "Get-DnsClient", (("InterfaceIndex", index),)),
-            rollback=rollback,
             restart_required=True,
             finding_ids=finding_ids,
             depends_on=deps,
@@ -64,14 +60,15 @@ def drafts(index: int, alias: str, before: bool | None, finding_ids: tuple[str, 
 
 
 def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
-    index = integer(finding, "interface_index")
-    nic = nic_by_index(facts, index) if index is not None else None
-    if index is None or nic is None:
+    wanted = request(finding, EnableRegistration)
+    nic = nic_by_index(facts, wanted.interface_index) if wanted is not None else None
+    if wanted is None or nic is None:
         return advise(
             AdvisoryKind.CANNOT_PLAN,
             finding,
             "The finding does not name a NIC present in the facts; scan the host again.",
         )
+    index = wanted.interface_index
     if facts.mapi_nic.interface_index != index:
         return advise(
             AdvisoryKind.CANNOT_PLAN,

@@ -18,10 +18,11 @@ from agent.fixes._derive import (
     mail_route,
     smart_host_connector_name,
 )
-from agent.fixes._draft import Draft, Planned, advise, text, text_tuple
+from agent.fixes._draft import Draft, Planned, advise, request
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts, normalize_name
+from agent.model.finding_data import AddSmartHostConnector
 from agent.model.findings import Finding, Level
 from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
 
@@ -81,9 +82,10 @@ def draft(
 
 
 def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
-    raw = text(finding, "domain") or ""
+    wanted = request(finding, AddSmartHostConnector)
+    raw = wanted.domain if wanted is not None else ""
     domain = normalize_name(raw)
-    if not is_domain_name(domain):
+    if wanted is None or not is_domain_name(domain):
         return advise(
             AdvisoryKind.CANNOT_PLAN,
             finding,
@@ -111,7 +113,7 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     name = smart_host_connector_name(domain)
     # SourceTransportServers: every server whose queues to the domain fail (the organisation
     # finding joins them), by the name Exchange knows them by.
-    servers = text_tuple(finding, "source_transport_servers") or (facts.exchange.name,)
+    servers = wanted.source_transport_servers or (facts.exchange.name,)
     return Planned((draft(domain, name, route.ipv4, servers, (finding.id,)),))
 
 

@@ -26,19 +26,14 @@ Every change here takes effect after the MSExchangeTransport restart build_plan 
 
 from __future__ import annotations
 
-from agent.fixes._draft import Draft, Planned, advise, text_tuple
+from agent.fixes._draft import Draft, Planned, advise, request
+from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.spec import FixSpec, Step
-from agent.model.command import CmdletCall, Endpoint, ParamValue
+from agent.model.command import Endpoint
 from agent.model.facts import HostFacts
+from agent.model.finding_data import ConfigureTransportDns, SetExternalDns, SetInternalDns
 from agent.model.findings import Finding, Level
-from agent.model.plan import (
-    EXTERNAL_DNS_VARIABLE,
-    AdvisoryKind,
-    Change,
-    FactArea,
-    FactRef,
-    HostVars,
-)
+from agent.model.plan import EXTERNAL_DNS_VARIABLE, AdvisoryKind, FactArea, FactRef, HostVars
 from agent.rules import _common as rules_common
 
 EXTERNAL_FIX_ID = "set-transport-external-dns"
@@ -55,9 +50,9 @@ _EXTERNAL = FactRef(FactArea.TRANSPORT_EXTERNAL_DNS)
 _INTERNAL = FactRef(FactArea.TRANSPORT_INTERNAL_DNS)
 
 
-def _list_value(servers: tuple[str, ...]) -> ParamValue:
-    # An empty multi-valued property is cleared with $null (Set-TransportService docs).
-    return servers if servers else None
+def _transport(noun: str, server: str) -> Setting:
+    """Set-/Get-TransportService (TransportServer on Exchange 2010) of one server."""
+    return Setting.of(Endpoint.EXCHANGE, noun, ("Identity", server))
 
 
 def external_drafts(
@@ -71,34 +66,21 @@ def external_drafts(
     fix_id: str = EXTERNAL_FIX_ID,
 ) -> tuple[Draft, ...]:
     """Set-<noun> for the external lookups of ``server``, then one Set-SendConnector per name."""
+    external = SettingChange(
+        _transport(noun, server),
+        (
+            PropertyChange("ExternalDNSServers", before_servers, servers),
+            PropertyChange("ExternalDNSAdapterEnabled", before_adapter, False),
+        ),
+    )
     out = [
-        Draft(
+        setting_draft(
+            external,
             kind=SET_EXTERNAL_DNS,
             fix_id=fix_id,
-            call=CmdletCall(
-                Endpoint.EXCHANGE,
-                f"Set-{noun}",
-                (("Identity", server), ("ExternalDNSServers", servers), ("ExternalDNSAdapterEnabled", False)),
-            ),
             description=(
                 f"Make transport on {server} resolve internet names with {', '.join(servers)} "
                 "(ExternalDNSServers), not the NIC's DNS servers"
-            ),
-            changes=(
-                Change("ExternalDNSServers", before_servers, servers),
-                Change("ExternalDNSAdapterEnabled", before_adapter, False),
-            ),
-            read_back=CmdletCall(Endpoint.EXCHANGE, f"Get-{noun}", (("Identity", server),)),
-            rollback=(
-                CmdletCall(
-                    Endpoint.EXCHANGE,
-                    f"Set-{noun}",
-                    (
-                        ("Identity", server),
-                        ("ExternalDNSServers", _list_value(before_servers)),
-                        ("ExternalDNSAdapterEnabled", before_adapter),
-                    ),
-                ),
             ),
             restart_required=True,
             finding_ids=finding_ids,
@@ -106,25 +88,16 @@ def external_drafts(
         )
     ]
     for name in connectors:
+        connector = SettingChange(
+            Setting.of(Endpoint.EXCHANGE, "SendConnector", ("Identity", name)),
+            (PropertyChange("UseExternalDNSServersEnabled", False, True),),
+        )
         out.append(
-            Draft(
+            setting_draft(
+                connector,
                 kind=USE_EXTERNAL_DNS_ON_CONNECTOR,
                 fix_id=fix_id,
-                call=CmdletCall(
-                    Endpoint.EXCHANGE,
-                    "Set-SendConnector",
-                    (("Identity", name), ("UseExternalDNSServersEnabled", True)),
-                ),
                 description=f"Make send connector {name!r} use transport's external DNS servers",
-                changes=(Change("UseExternalDNSServersEnabled", False, True),),
-                read_back=CmdletCall(Endpoint.EXCHANGE, "Get-SendConnector", (("Identity", name),)),
-                rollback=(
-                    CmdletCall(
-                        Endpoint.EXCHANGE,
-                        "Set-SendConnector",
-                        (("Identity", name), ("UseExternalDNSServersEnabled", False)),
-                    ),
-                ),
                 restart_required=False,
                 finding_ids=finding_ids,
                 depends_on=(FactRef(FactArea.SEND_CONNECTOR, name),),
@@ -137,24 +110,13 @@ def internal_servers_draft(
     noun: str, server: str, before: tuple[str, ...], after: tuple[str, ...], finding_ids: tuple[str, ...],
     fix_id: str = INTERNAL_FIX_ID,
 ) -> Draft:  # fmt: skip
-    return Draft(
+    return setting_draft(
+        SettingChange(_transport(noun, server), (PropertyChange("InternalDNSServers", before, after),)),
         kind=SET_INTERNAL_DNS_SERVERS,
         fix_id=fix_id,
-        call=CmdletCall(
-            Endpoint.EXCHANGE, f"Set-{noun}", (("Identity", server), ("InternalDNSServers", after))
-        ),
         description=(
             f"Make transport on {server} resolve internal names with {', '.join(after)}, which resolve "
             f"the AD domain (InternalDNSServers was {', '.join(before) or 'empty'})"
-        ),
-        changes=(Change("InternalDNSServers", before, after),),
-        read_back=CmdletCall(Endpoint.EXCHANGE, f"Get-{noun}", (("Identity", server),)),
-        rollback=(
-            CmdletCall(
-                Endpoint.EXCHANGE,
-                f"Set-{noun}",
-                (("Identity", server), ("InternalDNSServers", _list_value(before))),
-            ),
         ),
         restart_required=True,
         finding_ids=finding_ids,
@@ -166,12 +128,14 @@ def _noun(facts: HostFacts) -> str:
     return facts.exchange.transport_noun.value
 
 
-def _plan_external(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
+def _plan_external(
+    finding: Finding, facts: HostFacts, host_vars: HostVars, wanted: SetExternalDns | ConfigureTransportDns
+) -> Planned:
     assert facts.transport is not None
     servers = host_vars.external_dns_servers
     public = facts.probe_targets.public_name
     if not servers:
-        seen = text_tuple(finding, "candidate_servers")
+        seen = wanted.candidate_servers if isinstance(wanted, SetExternalDns) else ()
         hint = (
             f" In the probes, {', '.join(seen)} resolved {public}; exfix does not pick them for you."
             if seen
@@ -199,8 +163,8 @@ def _plan_external(finding: Finding, facts: HostFacts, host_vars: HostVars) -> P
             "Choose servers that resolve internet names and plan again.",
             variable=EXTERNAL_DNS_VARIABLE,
         )
-    if finding.rule_id == "transport-external-dns-unresolvable":
-        connectors = text_tuple(finding, "connectors_to_switch")
+    if isinstance(wanted, SetExternalDns):
+        connectors = wanted.connectors_to_switch
     else:
         connectors = tuple(
             c.name for c in rules_common.internet_connectors(facts) if not c.use_external_dns_servers_enabled
@@ -221,22 +185,13 @@ def adapter_draft(
     fix_id: str = INTERNAL_FIX_ID,
 ) -> Draft:  # fmt: skip
     """InternalDNSAdapterEnabled $true; depends on the MAPI NIC ``index``'s servers too."""
-    return Draft(
+    return setting_draft(
+        SettingChange(_transport(noun, server), (PropertyChange("InternalDNSAdapterEnabled", False, True),)),
         kind=ENABLE_INTERNAL_DNS_ADAPTER,
         fix_id=fix_id,
-        call=CmdletCall(
-            Endpoint.EXCHANGE, f"Set-{noun}", (("Identity", server), ("InternalDNSAdapterEnabled", True))
-        ),
         description=(
             f"Make transport on {server} resolve internal names with the MAPI NIC's DNS servers "
             f"({', '.join(nic_servers)}), the Exchange default (InternalDNSAdapterEnabled)"
-        ),
-        changes=(Change("InternalDNSAdapterEnabled", False, True),),
-        read_back=CmdletCall(Endpoint.EXCHANGE, f"Get-{noun}", (("Identity", server),)),
-        rollback=(
-            CmdletCall(
-                Endpoint.EXCHANGE, f"Set-{noun}", (("Identity", server), ("InternalDNSAdapterEnabled", False))
-            ),
         ),
         restart_required=True,
         finding_ids=finding_ids,
@@ -244,12 +199,12 @@ def adapter_draft(
     )
 
 
-def _plan_internal(finding: Finding, facts: HostFacts) -> Planned:
+def _plan_internal(finding: Finding, facts: HostFacts, wanted: SetInternalDns) -> Planned:
     """transport-internal-dns-misconfigured: the adapter if all its servers are good, else the
     servers that resolved the AD domain, else advice."""
     assert facts.transport is not None
     noun, server = _noun(facts), facts.exchange.name
-    candidates = text_tuple(finding, "candidate_servers")
+    candidates = wanted.candidate_servers
     nic = facts.mapi
     if nic is not None and nic.dns_servers and all(s in candidates for s in nic.dns_servers):
         return Planned((adapter_draft(noun, server, nic.interface_index, nic.dns_servers, (finding.id,)),))
@@ -283,6 +238,11 @@ def _plan_internal_side_empty(finding: Finding, facts: HostFacts) -> Planned:
     return Planned((draft,))
 
 
+def _no_request(finding: Finding) -> Planned:
+    message = "The finding says nothing this fix can act on; scan the host again."
+    return advise(AdvisoryKind.CANNOT_PLAN, finding, message)
+
+
 def _merge(*parts: Planned) -> Planned:
     return Planned(tuple(d for p in parts for d in p.drafts), tuple(a for p in parts for a in p.advisories))
 
@@ -292,13 +252,15 @@ def plan_external(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Pl
     transport-no-dns-configured)."""
     if facts.transport is None:
         return advise(AdvisoryKind.CANNOT_PLAN, finding, "The transport settings were not collected.")
-    if finding.rule_id != "transport-no-dns-configured":
-        return _plan_external(finding, facts, host_vars)
-    sides = text_tuple(finding, "sides")
+    wanted = finding.data
+    if isinstance(wanted, SetExternalDns):
+        return _plan_external(finding, facts, host_vars, wanted)
+    if not isinstance(wanted, ConfigureTransportDns):
+        return _no_request(finding)
     parts = []
-    if "external" in sides:
-        parts.append(_plan_external(finding, facts, host_vars))
-    if "internal" in sides:
+    if "external" in wanted.sides:
+        parts.append(_plan_external(finding, facts, host_vars, wanted))
+    if "internal" in wanted.sides:
         parts.append(_plan_internal_side_empty(finding, facts))
     return _merge(*parts)
 
@@ -307,7 +269,10 @@ def plan_internal(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Pl
     """The planner of set-transport-internal-dns."""
     if facts.transport is None:
         return advise(AdvisoryKind.CANNOT_PLAN, finding, "The transport settings were not collected.")
-    return _plan_internal(finding, facts)
+    wanted = request(finding, SetInternalDns)
+    if wanted is None:
+        return _no_request(finding)
+    return _plan_internal(finding, facts, wanted)
 
 
 EXTERNAL_SPEC = FixSpec(

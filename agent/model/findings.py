@@ -1,4 +1,5 @@
-"""What a rule concluded about a host: a finding, its evidence, and the data a fix needs.
+"""What a rule concluded about a host: a finding, its evidence, and the rule's typed data
+(agent/model/finding_data.py: what a fix's planner acts on).
 
 Findings carry no presentation (no colours, no markup): the reporters in agent/report decide
 how to show them. Every value that came from a host is kept as the host sent it; reporters
@@ -11,6 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from agent.model.finding_data import FindingData
 from agent.model.probe import DnsQueryResult
 
 
@@ -34,7 +36,7 @@ class Level(str, enum.Enum):
     ORGANIZATION = "organization"
 
 
-# A value in evidence or fix data: plain, JSON-friendly, immutable.
+# A value in evidence: plain, JSON-friendly, immutable.
 DataValue = str | int | bool | None | tuple[str, ...] | tuple[int, ...]
 
 
@@ -109,25 +111,25 @@ class Finding:
     # Whether the fix interrupts mail flow: the fix's declaration (agent/fixes), which
     # agent.evaluate copies onto the finding so that every report can show it.
     fix_disrupts_mail_flow: bool = False
-    data: tuple[tuple[str, DataValue], ...] = ()  # what the planner needs (see each rule)
+    # The rule's typed data (agent/model/finding_data.py): the request a cause's planner acts on,
+    # what linking reads of a symptom. None only for a finding built by hand without any.
+    data: FindingData | None = None
     explained_by: tuple[str, ...] = ()  # ids of the cause findings that explain this symptom
     # An organisation finding (agent.evaluate.organise): ``host`` is the organisation's name and
     # ``servers`` the inventory names of the servers it affects, in inventory order.
     level: Level = Level.HOST
     servers: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.data is not None and self.rule_id != self.data.RULE:
+            raise ValueError(
+                f"a {self.rule_id} finding cannot carry {type(self.data).__name__} "
+                f"(the data of {self.data.RULE})"
+            )
+
     @property
     def id(self) -> str:
         return f"{self.rule_id}|{self.host}|{self.subject}"
-
-    def datum(self, key: str) -> DataValue:
-        for name, value in self.data:
-            if name == key:
-                return value
-        raise KeyError(key)
-
-    def data_dict(self) -> dict[str, DataValue]:
-        return dict(self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,7 +143,7 @@ class Finding:
             "evidence": [item.to_dict() for item in self.evidence],
             "fix_id": self.fix_id,
             "fix_disrupts_mail_flow": self.fix_disrupts_mail_flow,
-            "data": {name: _json_value(value) for name, value in self.data},
+            "data": {} if self.data is None else self.data.to_dict(),
             "explained_by": list(self.explained_by),
             "level": self.level.value,
             "servers": list(self.servers),

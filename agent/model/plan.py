@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from agent import pwsh
 from agent.errors import FactsFileError
 from agent.model.command import SWITCH, CmdletCall, Endpoint, ParamValue, Switch
+from agent.model.finding_data import FindingData, data_from_dict
 from agent.model.findings import DataValue, EvidenceItem, Finding, Level, Severity
 
 SCHEMA = "exfix.plan/2"
@@ -609,9 +610,22 @@ def _read_evidence(reader: _Reader) -> EvidenceItem:
     )
 
 
+def _read_data(reader: _Reader, rule_id: str) -> FindingData | None:
+    """The finding's data as its rule's data class (agent/model/finding_data.py); ``{}`` is a
+    finding without data, as ``Finding.to_dict`` writes one."""
+    raw = reader.raw("data")
+    if raw == {}:
+        return None
+    try:
+        return data_from_dict(rule_id, raw, source=reader.source)
+    except FactsFileError as exc:
+        raise reader.fail("data" if exc.key is None else f"data.{exc.key}", exc.problem) from None
+
+
 def _read_finding(reader: _Reader) -> Finding:
+    rule_id = reader.text("rule_id")
     finding = Finding(
-        rule_id=reader.text("rule_id"),
+        rule_id=rule_id,
         host=reader.text("host"),
         subject=reader.text("subject"),
         severity=reader.enum("severity", Severity),
@@ -620,7 +634,7 @@ def _read_finding(reader: _Reader) -> Finding:
         evidence=reader.objects("evidence", _read_evidence),
         fix_id=reader.opt_text("fix_id"),
         fix_disrupts_mail_flow=reader.boolean("fix_disrupts_mail_flow"),
-        data=_read_values(reader, "data"),
+        data=_read_data(reader, rule_id),
         explained_by=reader.strings("explained_by"),
         level=reader.enum("level", Level) if reader.version >= 2 else Level.HOST,
         servers=reader.strings("servers") if reader.version >= 2 else (),

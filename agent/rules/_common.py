@@ -24,6 +24,7 @@ from agent.model.facts import (
     normalize_name,
     preferred_vantage,
 )
+from agent.model.finding_data import FindingData, LookupSide
 from agent.model.findings import DataValue, EvidenceItem, Finding
 from agent.model.probe import DnsQueryResult, Outcome
 from agent.rules.metadata import RuleMetadata
@@ -103,7 +104,7 @@ def probed_servers(facts: HostFacts) -> tuple[str, ...]:
 class LookupServers:
     """The DNS servers transport uses for one kind of lookup, and how that was decided."""
 
-    side: str  # "external" or "internal": which transport settings apply
+    side: LookupSide  # which transport settings apply
     settings: DnsLookupSettings
     servers: tuple[str, ...]
     how: str  # one line: why these servers
@@ -142,7 +143,7 @@ def external_lookup(facts: HostFacts) -> LookupServers | None:
         return None
     connectors = internet_connectors(facts)
     uses_external = any(c.use_external_dns_servers_enabled for c in connectors)
-    side = "external" if uses_external else "internal"
+    side: LookupSide = "external" if uses_external else "internal"
     settings = facts.transport.external if uses_external else facts.transport.internal
     prefix = "External" if uses_external else "Internal"
     if uses_external:
@@ -286,9 +287,12 @@ def finding(
     subject: str,
     summary: str,
     evidence: Iterable[EvidenceItem],
-    data: Iterable[tuple[str, DataValue]] = (),
+    data: FindingData,
 ) -> Finding:
-    """A finding of rule ``meta`` on this host; severity, title and fix come from the metadata."""
+    """A finding of rule ``meta`` on this host; severity, title and fix come from the metadata,
+    ``data`` is of the class the metadata declares."""
+    if type(data) is not meta.data:
+        raise TypeError(f"rule {meta.id!r} declares {meta.data.__name__} data, not {type(data).__name__}")
     return Finding(
         rule_id=meta.id,
         host=facts.host,
@@ -298,7 +302,7 @@ def finding(
         summary=" ".join(summary.split()),
         evidence=tuple(evidence),
         fix_id=meta.fix_id,
-        data=tuple(data),
+        data=data,
     )
 
 

@@ -10,6 +10,7 @@ preference becomes undeliverable ("DNS query failure sensitivity", Exchange 2013
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
+from agent.model.finding_data import SetDnsFaultTolerance, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -31,7 +32,8 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/plan-and-deploy/install-cumulative-updates",
     ),
     fix_id="set-dns-fault-tolerance",
-    explains=(Explains("queue-dns-failure", ("all-external", "domain")),),
+    data=SetDnsFaultTolerance,
+    explains=(Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)),),
 )
 
 
@@ -55,10 +57,10 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                     values=(("appSettings key", "DnsFaultTolerance"), ("value", config.dns_fault_tolerance)),
                 ),
             ),
-            data=(
-                ("config_path", config.config_path),
-                ("current_value", config.dns_fault_tolerance),
-                ("desired_value", "Lenient"),
+            data=SetDnsFaultTolerance(
+                config_path=config.config_path,
+                current_value=config.dns_fault_tolerance,
+                desired_value="Lenient",
             ),
         ),
     )

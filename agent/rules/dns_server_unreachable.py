@@ -6,7 +6,8 @@ or a server that is gone; messages then sit in Ready/Retry ("Error 451 4.4.0: DN
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
-from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
+from agent.model.finding_data import SymptomScope, UnreachableDnsServer
+from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -28,7 +29,12 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/exchange/set-transportservice",
     ),
     fix_id=None,
-    explains=(Explains("queue-dns-failure", ("internal", "all-external", "domain")),),
+    data=UnreachableDnsServer,
+    explains=(
+        Explains(
+            "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)
+        ),
+    ),
 )
 
 
@@ -58,11 +64,6 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
             )
         ]
         evidence.extend(c.probe_evidence(probes))
-        data: tuple[tuple[str, DataValue], ...] = (
-            ("server", server),
-            ("configured_on", places),
-            ("vantages", vantages),
-        )
         out.append(
             c.finding(
                 METADATA,
@@ -73,7 +74,7 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                     f"{len(probes)} probe(s) from {', '.join(vantages)}"
                 ),
                 evidence=evidence,
-                data=data,
+                data=UnreachableDnsServer(server=server, configured_on=places, vantages=vantages),
             )
         )
     return tuple(out)

@@ -3,7 +3,8 @@
 A rule names its fix by id; what the fix changes and whether it interrupts mail flow is the
 fix's own declaration (agent/fixes: FixSpec), and the fix registry checks that every fix id a
 rule names exists. A cause rule also declares which symptoms it explains (``explains``): the
-symptom-to-cause table evaluate links by is derived from these.
+symptom-to-cause table evaluate links by is derived from these. Each rule names the class of
+the data its findings carry (``data``, agent/model/finding_data.py), which names the rule back.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from agent.model.finding_data import FindingData, RemoteDomain, SymptomScope
 from agent.model.findings import Level, Severity
 
 
@@ -32,7 +34,7 @@ class Explains:
     ``domain`` is one of the symptom's domains."""
 
     symptom: str
-    scopes: tuple[str, ...]
+    scopes: tuple[SymptomScope, ...]
     same_domain: bool = False
 
 
@@ -51,6 +53,7 @@ class RuleMetadata:
     explanation: str  # plain language, for a change board
     references: tuple[str, ...]  # "KB3007623" or https URLs of Microsoft docs
     fix_id: str | None
+    data: type[FindingData]  # the class of its findings' data; its RULE is this id
     explains: tuple[Explains, ...] = ()  # the symptoms this cause explains, and at which scopes
     level: Level = Level.HOST  # ORGANIZATION: one finding per organisation, naming the servers
 
@@ -80,6 +83,16 @@ class RuleMetadata:
         for explained in self.explains:
             if not explained.scopes:
                 problems.append(f"explains {explained.symptom!r} at no scope")
+            if not all(isinstance(scope, SymptomScope) for scope in explained.scopes):
+                problems.append(f"explains {explained.symptom!r} at a scope that is no SymptomScope")
+        if not (isinstance(self.data, type) and issubclass(self.data, FindingData)):
+            problems.append(f"data {self.data!r} is not a FindingData class")
+        else:
+            named = getattr(self.data, "RULE", None)
+            if named != self.id:
+                problems.append(f"data {self.data.__name__} is the data of rule {named!r}, not of this one")
+            if any(e.same_domain for e in self.explains) and not issubclass(self.data, RemoteDomain):
+                problems.append("explains a symptom for the same domain, but its data names no domain")
         if problems:
             raise MetadataError(f"rule {self.id!r}: " + "; ".join(problems))
 

@@ -10,6 +10,7 @@ replication NIC with registration off and no gateway is correct and is not judge
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
+from agent.model.finding_data import EnableRegistration, SymptomScope
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -32,7 +33,12 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/dnsclient/register-dnsclient",
     ),
     fix_id="enable-nic-dns-registration",
-    explains=(Explains("queue-dns-failure", ("internal", "all-external", "domain")),),
+    data=EnableRegistration,
+    explains=(
+        Explains(
+            "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)
+        ),
+    ),
 )
 
 
@@ -57,10 +63,10 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                 ),
                 c.mapi_choice_evidence(facts, nic),
             ),
-            data=(
-                ("interface_index", nic.interface_index),
-                ("interface_alias", nic.interface_alias),
-                ("fqdn", facts.exchange.fqdn),
+            data=EnableRegistration(
+                interface_index=nic.interface_index,
+                interface_alias=nic.interface_alias,
+                fqdn=facts.exchange.fqdn,
             ),
         ),
     )

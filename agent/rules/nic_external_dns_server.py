@@ -10,7 +10,8 @@ cannot answer the AD domain controllers' SRV record."""
 from __future__ import annotations
 
 from agent.model.facts import HostFacts, is_public_address
-from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
+from agent.model.finding_data import SetNicDnsServers, SymptomScope
+from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
@@ -32,7 +33,8 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/exchange/set-transportservice",
     ),
     fix_id="set-nic-dns-servers",
-    explains=(Explains("queue-dns-failure", ("internal",)),),
+    data=SetNicDnsServers,
+    explains=(Explains("queue-dns-failure", (SymptomScope.INTERNAL,)),),
 )
 
 
@@ -88,14 +90,14 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         for s in c.probed_servers(facts)
         if not is_public_address(s) and c.ad_verdict(facts, s).verdict is c.Verdict.RESOLVES
     )
-    data: tuple[tuple[str, DataValue], ...] = (
-        ("interface_index", nic.interface_index),
-        ("interface_alias", nic.interface_alias),
-        ("current_servers", nic.dns_servers),
-        ("keep_servers", keep),
-        ("drop_servers", drop),
-        ("candidate_servers", candidates),
-        ("ad_domain", facts.ad_domain),
+    data = SetNicDnsServers(
+        interface_index=nic.interface_index,
+        interface_alias=nic.interface_alias,
+        current_servers=nic.dns_servers,
+        keep_servers=keep,
+        drop_servers=drop,
+        candidate_servers=candidates,
+        ad_domain=facts.ad_domain,
     )
     reasons = "; ".join(f"{server}: {why}" for server, why in flagged)
     return (

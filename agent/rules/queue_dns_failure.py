@@ -12,6 +12,7 @@ Queues are grouped by scope, one finding each:
 from __future__ import annotations
 
 from agent.model.facts import HostFacts, QueueFacts, QueueScope, normalize_name
+from agent.model.finding_data import QueueSymptom, SymptomScope
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import RuleKind, RuleMetadata
@@ -34,15 +35,12 @@ METADATA = RuleMetadata(
         "KB3007623",
     ),
     fix_id=None,
+    data=QueueSymptom,
 )
-
-SCOPE_INTERNAL = "internal"
-SCOPE_ALL_EXTERNAL = "all-external"
-SCOPE_DOMAIN = "domain"
 
 
 def _finding(
-    facts: HostFacts, scope: str, subject: str, queues: tuple[QueueFacts, ...], what: str
+    facts: HostFacts, scope: SymptomScope, subject: str, queues: tuple[QueueFacts, ...], what: str
 ) -> Finding:
     kinds = tuple(dict.fromkeys(q.last_error.kind.value for q in queues))
     domains = tuple(dict.fromkeys(q.next_hop_domain for q in queues if q.next_hop_domain))
@@ -60,12 +58,12 @@ def _finding(
         f"{messages} message(s): "
         f"{listed}",
         evidence=tuple(c.queue_evidence(q) for q in queues),
-        data=(
-            ("scope", scope),
-            ("queues", tuple(q.identity for q in queues)),
-            ("error_classes", kinds),
-            ("domains", domains),
-            ("message_count", messages),
+        data=QueueSymptom(
+            scope=scope,
+            queues=tuple(q.identity for q in queues),
+            error_classes=kinds,
+            domains=domains,
+            message_count=messages,
         ),
     )
 
@@ -74,14 +72,14 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
     out: list[Finding] = []
     internal = c.failing_queues(facts, QueueScope.INTERNAL)
     if internal:
-        out.append(_finding(facts, SCOPE_INTERNAL, "internal next hops", internal, "internal next hops"))
+        what = "internal next hops"
+        out.append(_finding(facts, SymptomScope.INTERNAL, what, internal, what))
     external = c.failing_queues(facts, QueueScope.EXTERNAL)
     if not external:
         return tuple(out)
     if len(external) >= 2 and not c.delivering_external(facts):
-        out.append(
-            _finding(facts, SCOPE_ALL_EXTERNAL, "all external domains", external, "all external domains")
-        )
+        what = "all external domains"
+        out.append(_finding(facts, SymptomScope.ALL_EXTERNAL, what, external, what))
         return tuple(out)
     by_domain: dict[str, list[QueueFacts]] = {}
     for queue in external:
@@ -89,5 +87,5 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
             queue
         )
     for domain, queues in by_domain.items():
-        out.append(_finding(facts, SCOPE_DOMAIN, domain, tuple(queues), domain))
+        out.append(_finding(facts, SymptomScope.DOMAIN, domain, tuple(queues), domain))
     return tuple(out)

@@ -3,7 +3,9 @@
 No registration by import side effect and no globbing: adding a rule means adding its module
 here. Loading refuses a rule whose id, module name and metadata disagree, whose fix id is
 unknown (checked by the fix registry, agent/fixes/registry.py), whose ``explains`` names no
-symptom rule, or whose ``evaluate`` is missing.
+symptom rule, or whose ``evaluate`` is missing; and a rule whose data class
+(``METADATA.data``) is not the one plan.json decodes its findings' data with
+(agent/model/finding_data.py ``FINDING_DATA``), or a data class no rule declares.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from agent.model.facts import HostFacts
+from agent.model.finding_data import DATA_BY_RULE, FindingData
 from agent.model.findings import Finding
 from agent.rules import (
     dns_fault_tolerance,
@@ -76,7 +79,11 @@ def load_rule(module: Any) -> Rule:
     return Rule(metadata=meta, evaluate=function, module=name)
 
 
-def load_rules(modules: Iterable[Any]) -> tuple[Rule, ...]:
+def load_rules(
+    modules: Iterable[Any], data: Mapping[str, type[FindingData]] = DATA_BY_RULE
+) -> tuple[Rule, ...]:
+    """The validated rules of ``modules``, checked against each other and against ``data``, the
+    data class of each rule id. Raises MetadataError naming the first problem."""
     rules = tuple(load_rule(module) for module in modules)
     seen: set[str] = set()
     for rule in rules:
@@ -90,6 +97,16 @@ def load_rules(modules: Iterable[Any]) -> tuple[Rule, ...]:
                 raise MetadataError(
                     f"rule {rule.id!r} explains {explained.symptom!r}, which is no symptom rule"
                 )
+        listed = data.get(rule.id)
+        if listed is not rule.metadata.data:
+            shown = "none" if listed is None else listed.__name__
+            raise MetadataError(
+                f"rule {rule.id!r} declares data {rule.metadata.data.__name__}, but the data class "
+                f"listed for it is {shown}"
+            )
+    for rule_id, cls in data.items():
+        if rule_id not in seen:
+            raise MetadataError(f"data class {cls.__name__} names rule {rule_id!r}, which is not loaded")
     return rules
 
 

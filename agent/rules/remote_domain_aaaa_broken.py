@@ -11,6 +11,7 @@ IPv4 address as smart host, delivers without the AAAA lookup."""
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
+from agent.model.finding_data import AddSmartHostConnector, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Level, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
@@ -33,7 +34,10 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/mail-flow/connectors/send-connectors",
     ),
     fix_id="add-smarthost-send-connector",
-    explains=(Explains("queue-dns-failure", ("all-external", "domain"), same_domain=True),),
+    data=AddSmartHostConnector,
+    explains=(
+        Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN), same_domain=True),
+    ),
     # The remote domain's DNS is the same for every server, and the fix (a send connector)
     # lives in Active Directory: one finding for the organisation, naming the servers.
     level=Level.ORGANIZATION,
@@ -73,13 +77,13 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                     f"{', '.join(seen.ipv4_addresses)} resolve but AAAA gets {c.describe_probes(seen.aaaa)}"
                 ),
                 evidence=evidence,
-                data=(
-                    ("domain", domain),
-                    ("mx_hosts", seen.mx_hosts),
-                    ("smart_hosts", seen.ipv4_addresses),
-                    ("queues", tuple(q.identity for q in queues)),
-                    ("source_transport_servers", (facts.exchange.name,)),
-                    ("connector_name", f"{domain} smart host"),
+                data=AddSmartHostConnector(
+                    domain=domain,
+                    mx_hosts=seen.mx_hosts,
+                    smart_hosts=seen.ipv4_addresses,
+                    queues=tuple(q.identity for q in queues),
+                    source_transport_servers=(facts.exchange.name,),
+                    connector_name=f"{domain} smart host",
                 ),
             )
         )

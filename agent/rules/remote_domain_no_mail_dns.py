@@ -5,6 +5,7 @@ Failed - Fix Guide", scenario 1; RFC 5321 5.1: no MX means the A record is the i
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
+from agent.model.finding_data import DomainWithoutMailDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Level, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
@@ -26,7 +27,10 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/powershell/module/dnsclient/resolve-dnsname",
     ),
     fix_id=None,
-    explains=(Explains("queue-dns-failure", ("all-external", "domain"), same_domain=True),),
+    data=DomainWithoutMailDns,
+    explains=(
+        Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN), same_domain=True),
+    ),
     # The remote domain's DNS is the same for every server, and the fix (a send connector)
     # lives in Active Directory: one finding for the organisation, naming the servers.
     level=Level.ORGANIZATION,
@@ -65,7 +69,7 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                     f"({c.describe_probes(seen.mx)}) and no A ({c.describe_probes(seen.domain_a)})"
                 ),
                 evidence=evidence,
-                data=(("domain", domain), ("queues", tuple(q.identity for q in queues))),
+                data=DomainWithoutMailDns(domain=domain, queues=tuple(q.identity for q in queues)),
             )
         )
     return tuple(out)

@@ -12,6 +12,7 @@ not this one."""
 from __future__ import annotations
 
 from agent.model.facts import HostFacts
+from agent.model.finding_data import SetExternalDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -34,7 +35,8 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/mail-flow/connectors/send-connectors",
     ),
     fix_id="set-transport-external-dns",
-    explains=(Explains("queue-dns-failure", ("all-external", "domain")),),
+    data=SetExternalDns,
+    explains=(Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)),),
 )
 
 
@@ -70,14 +72,14 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                 f"none of them resolves {public}: {per_server}"
             ),
             evidence=evidence,
-            data=(
-                ("transport_noun", facts.status.transport_noun.value),
-                ("settings_side", lookup.side),
-                ("adapter_enabled", lookup.settings.adapter_enabled),
-                ("current_servers", lookup.servers),
-                ("candidate_servers", candidates),
-                ("connectors_to_switch", connectors_to_switch),
-                ("public_name", public),
+            data=SetExternalDns(
+                transport_noun=facts.status.transport_noun,
+                settings_side=lookup.side,
+                adapter_enabled=lookup.settings.adapter_enabled,
+                current_servers=lookup.servers,
+                candidate_servers=candidates,
+                connectors_to_switch=connectors_to_switch,
+                public_name=public,
             ),
         ),
     )

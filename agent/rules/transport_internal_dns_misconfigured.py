@@ -8,6 +8,7 @@ Routing to other Exchange servers then fails with "SMTPSEND.DNS.NonExistentDomai
 from __future__ import annotations
 
 from agent.model.facts import HostFacts, is_public_address
+from agent.model.finding_data import SetInternalDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -28,7 +29,8 @@ METADATA = RuleMetadata(
         "https://learn.microsoft.com/exchange/mail-flow/mail-routing/mail-routing",
     ),
     fix_id="set-transport-internal-dns",
-    explains=(Explains("queue-dns-failure", ("internal",)),),
+    data=SetInternalDns,
+    explains=(Explains("queue-dns-failure", (SymptomScope.INTERNAL,)),),
 )
 
 
@@ -64,12 +66,12 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                 f"cannot resolve {facts.probe_targets.ad_srv}: {per_server}"
             ),
             evidence=evidence,
-            data=(
-                ("transport_noun", facts.status.transport_noun.value),
-                ("current_servers", transport.internal.servers),
-                ("candidate_servers", candidates),
-                ("adapter_servers", nic_servers),
-                ("ad_domain", facts.ad_domain),
+            data=SetInternalDns(
+                transport_noun=facts.status.transport_noun,
+                current_servers=transport.internal.servers,
+                candidate_servers=candidates,
+                adapter_servers=nic_servers,
+                ad_domain=facts.ad_domain,
             ),
         ),
     )

@@ -3,7 +3,8 @@ no servers of its own, for external or internal lookups. It then has nobody to a
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts
+from agent.model.facts import DnsLookupSettings, HostFacts
+from agent.model.finding_data import ConfigureTransportDns, LookupSide, SymptomScope
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
@@ -21,7 +22,12 @@ METADATA = RuleMetadata(
     ),
     references=("https://learn.microsoft.com/powershell/module/exchange/set-transportservice",),
     fix_id="set-transport-external-dns",
-    explains=(Explains("queue-dns-failure", ("internal", "all-external", "domain")),),
+    data=ConfigureTransportDns,
+    explains=(
+        Explains(
+            "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)
+        ),
+    ),
 )
 
 
@@ -29,11 +35,11 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
     transport = facts.transport
     if transport is None:
         return ()
-    sides = tuple(
-        side
-        for side, settings in (("external", transport.external), ("internal", transport.internal))
-        if not settings.adapter_enabled and not settings.servers
+    groups: tuple[tuple[LookupSide, DnsLookupSettings], ...] = (
+        ("external", transport.external),
+        ("internal", transport.internal),
     )
+    sides = tuple(side for side, settings in groups if not settings.adapter_enabled and not settings.servers)
     if not sides:
         return ()
     said = "; ".join(
@@ -48,10 +54,10 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
             subject="transport DNS lookups",
             summary=f"{said}: transport has no DNS server for {' or '.join(sides)} lookups",
             evidence=tuple(c.transport_evidence(facts, side) for side in sides),
-            data=(
-                ("transport_noun", facts.status.transport_noun.value),
-                ("sides", sides),
-                ("adapter_servers", nic.dns_servers if nic is not None else ()),
+            data=ConfigureTransportDns(
+                transport_noun=facts.status.transport_noun,
+                sides=sides,
+                adapter_servers=nic.dns_servers if nic is not None else (),
             ),
         ),
     )

@@ -3,12 +3,16 @@ or an advisory saying why not."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from agent.evaluate import evaluate
 from agent.fixes import dns_fault_tolerance, nic_dns_servers, nic_registration, smart_host_connector
 from agent.fixes import transport_dns as tdns
+from agent.fixes._draft import Planned
 from agent.fixes.fingerprint import fingerprint_for
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import EdgeTransportConfigFacts, HostFacts
+from agent.model.finding_data import SetNicDnsServers
 from agent.model.findings import Finding
 from agent.model.plan import EXTERNAL_DNS_VARIABLE, AdvisoryKind, Change, HostVars
 from agent.model.probe import Outcome
@@ -360,3 +364,39 @@ def test_dns_fault_tolerance_is_a_manual_backup_and_set() -> None:
     assert setting.rollback[0].param("Value") == "Normal"
     assert setting.changes == (Change("DnsFaultTolerance", "Normal", "Lenient"),)
     assert setting.restart_required
+
+
+# --- the typed request ----------------------------------------------------------------------
+
+
+def test_a_planner_acts_on_the_typed_request_it_is_handed() -> None:
+    # The request, not the facts, says which servers to drop: a request that drops nothing
+    # plans nothing, even though the facts hold a public server.
+    facts = host(nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8")), replication_nic()))
+    finding = only(facts, "nic-external-dns-server")
+    assert isinstance(finding.data, SetNicDnsServers) and finding.data.drop_servers == ("8.8.8.8",)
+    keep_all = dataclasses.replace(finding, data=dataclasses.replace(finding.data, drop_servers=()))
+    assert nic_dns_servers.plan(keep_all, facts, HostVars()) == Planned()
+
+
+def test_a_finding_without_its_request_is_not_planned() -> None:
+    nic_facts = host(
+        nics=(mapi_nic(register_this_connections_address=False, ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8")),),
+    )
+    transport_facts = host(
+        transport_facts=transport(internal=lookup(adapter=False, servers=("8.8.8.8",))),
+        probes=server_probes(INTERNAL_DNS) + server_probes("8.8.8.8", srv=Outcome.NXDOMAIN),
+    )
+    cases = [
+        (nic_registration.plan, nic_facts, "nic-dns-registration-disabled"),
+        (nic_dns_servers.plan, nic_facts, "nic-external-dns-server"),
+        (tdns.plan_internal, transport_facts, "transport-internal-dns-misconfigured"),
+        (tdns.plan_external, host(**BROKEN_EXTERNAL), "transport-external-dns-unresolvable"),  # type: ignore[arg-type]
+        (smart_host_connector.plan, fabrikam(), "remote-domain-aaaa-broken"),
+    ]
+    for planner, facts, rule_id in cases:
+        bare = dataclasses.replace(only(facts, rule_id), data=None)
+        planned = planner(bare, facts, HostVars(("203.0.113.53",)))
+        assert planned.drafts == (), rule_id
+        (advisory,) = planned.advisories
+        assert advisory.kind is AdvisoryKind.CANNOT_PLAN and advisory.finding_ids == (bare.id,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from agent.errors import FactsFileError
 from agent.evaluate import evaluate
 from agent.fixes.registry import KINDS
 from agent.model.command import SWITCH, CmdletCall, Endpoint
+from agent.model.facts import TransportNoun
+from agent.model.finding_data import DATA_BY_RULE, EnableRegistration, SetInternalDns
 from agent.model.plan import HostVars, Plan, plan_from_dict, plan_from_json
 from agent.planning import build_plan
 from support.facts_builders import broken
@@ -30,6 +33,28 @@ def test_plan_json_round_trip_is_lossless() -> None:
     again = plan_from_json(text, source="plan.json")
     assert again == plan
     assert again.to_json() == text
+
+
+def test_finding_data_reads_back_typed() -> None:
+    (hp,) = plan_from_json(sample().to_json(), source="plan.json").hosts
+    by_rule = {f.rule_id: f.data for f in hp.findings}
+    assert by_rule["nic-dns-registration-disabled"] == EnableRegistration(
+        interface_index=12, interface_alias="Eth'0 $(x)\n`\u202e\x1b[31m名前", fqdn="ex01.contoso.local"
+    )
+    internal = by_rule["transport-internal-dns-misconfigured"]
+    assert isinstance(internal, SetInternalDns) and internal.transport_noun is TransportNoun.TRANSPORT_SERVICE
+    assert all(type(data) is DATA_BY_RULE[rule_id] for rule_id, data in by_rule.items())
+
+
+def test_a_finding_without_data_round_trips_as_an_empty_object() -> None:
+    plan = sample()
+    (hp,) = plan.hosts
+    bare = dataclasses.replace(hp, findings=tuple(dataclasses.replace(f, data=None) for f in hp.findings))
+    unsigned = dataclasses.replace(plan, hosts=(bare,))
+    signed = dataclasses.replace(unsigned, digest=unsigned.compute_digest())
+    text = signed.to_json()
+    assert all(f["data"] == {} for f in json.loads(text)["hosts"][0]["findings"])
+    assert plan_from_json(text) == signed
 
 
 def test_switch_parameters_survive_the_round_trip() -> None:
@@ -58,6 +83,11 @@ def _key_of(data: dict[str, Any]) -> str | None:
         plan_from_dict(data, source="plans/p1/plan.json", kinds=KINDS)
     assert "plans/p1/plan.json" in str(caught.value)
     return caught.value.key
+
+
+def _finding(data: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = data["hosts"][0]["findings"][0]
+    return result
 
 
 def _action(data: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +121,16 @@ def _action(data: dict[str, Any]) -> dict[str, Any]:
         (lambda d: d["hosts"][0]["scripts"].pop("rollback.ps1"), "hosts[0].scripts"),
         (lambda d: d["hosts"][0]["findings"][0].update(id="forged"), "hosts[0].findings[0].id"),
         (lambda d: d["hosts"][0]["advisories"].append({"kind": "no-fix"}), "hosts[0].advisories[0].fix_id"),
+        # A finding's data is its rule's typed request, read as strictly as the rest.
+        (
+            lambda d: _finding(d)["data"].update(interface_index="12"),
+            "hosts[0].findings[0].data.interface_index",
+        ),
+        (lambda d: _finding(d)["data"].pop("fqdn"), "hosts[0].findings[0].data.fqdn"),
+        (lambda d: _finding(d)["data"].update(bad={"nested": 1}), "hosts[0].findings[0].data.bad"),
+        (lambda d: _finding(d).update(data=[1]), "hosts[0].findings[0].data"),
+        (lambda d: d["hosts"][0]["findings"][1]["data"]["drop_servers"].append(8),
+         "hosts[0].findings[1].data.drop_servers[1]"),
     ],
 )
 def test_strict_reader_names_the_key(edit: Any, key: str) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from agent.model.facts import EdgeTransportConfigFacts
+from agent.model.finding_data import AddSmartHostConnector, SymptomScope
 from agent.model.probe import DnsQueryResult, Outcome, Vantage
 from agent.rules import (
     dns_fault_tolerance,
@@ -49,12 +50,14 @@ def test_one_domain_failing_with_broken_aaaa_fires_with_the_smart_host() -> None
     )
     (finding,) = remote_domain_aaaa_broken.evaluate(facts)
     assert finding.subject == "fabrikam.com"
-    assert finding.datum("domain") == "fabrikam.com"
-    assert finding.datum("mx_hosts") == ("mx1.fabrikam.com",)
-    assert finding.datum("smart_hosts") == ("203.0.113.10",)
-    assert finding.datum("queues") == ("EX01\\12",)
-    assert finding.datum("connector_name") == "fabrikam.com smart host"
-    assert finding.datum("source_transport_servers") == ("EX01",)
+    assert finding.data == AddSmartHostConnector(
+        domain="fabrikam.com",
+        mx_hosts=("mx1.fabrikam.com",),
+        smart_hosts=("203.0.113.10",),
+        queues=("EX01\\12",),
+        source_transport_servers=("EX01",),
+        connector_name="fabrikam.com smart host",
+    )
     assert finding.fix_id == "add-smarthost-send-connector"
     assert "other external domains deliver (tailspintoys.com)" in finding.summary
     assert "AAAA gets SERVFAIL for AAAA mx1.fabrikam.com (orchestrator)" in finding.summary
@@ -101,7 +104,7 @@ def test_domain_without_mx_and_a_fires_as_advisory() -> None:
     )
     facts = host(queues=(failing,), extra_probes=probes)
     (finding,) = remote_domain_no_mail_dns.evaluate(facts)
-    assert finding.fix_id is None and finding.datum("domain") == "nowhere.example"
+    assert finding.fix_id is None and finding.data.domain == "nowhere.example"
     assert "no MX (NXDOMAIN for MX nowhere.example (host))" in finding.summary
     assert "no A (NXDOMAIN for A nowhere.example (host))" in finding.summary
 
@@ -139,10 +142,10 @@ def test_internal_queues_failing_are_one_finding() -> None:
     facts = host(queues=(internal_queue("EX01\\7"), internal_queue("EX01\\8", messages=5)))
     (finding,) = queue_dns_failure.evaluate(facts)
     assert finding.subject == "internal next hops"
-    assert finding.datum("scope") == "internal"
-    assert finding.datum("queues") == ("EX01\\7", "EX01\\8")
-    assert finding.datum("error_classes") == ("NonExistentDomain",)
-    assert finding.datum("message_count") == 8
+    assert finding.data.scope is SymptomScope.INTERNAL
+    assert finding.data.queues == ("EX01\\7", "EX01\\8")
+    assert finding.data.error_classes == ("NonExistentDomain",)
+    assert finding.data.message_count == 8
     assert "EX01\\7 (Retry, 3 msg, SMTPSEND.DNS.NonExistentDomain)" in finding.summary
     assert finding.evidence[0].value("LastError") == NXDOMAIN_ERROR
     assert finding.fix_id is None
@@ -154,14 +157,14 @@ def test_all_external_failing() -> None:
         queue("EX01\\13", next_hop="tailspintoys.com", last_error=SERVFAIL_ERROR),
     )
     (finding,) = queue_dns_failure.evaluate(host(queues=queues))
-    assert finding.datum("scope") == "all-external"
-    assert finding.datum("domains") == ("fabrikam.com", "tailspintoys.com")
-    assert finding.datum("error_classes") == ("ServerFailure",)
+    assert finding.data.scope is SymptomScope.ALL_EXTERNAL
+    assert finding.data.domains == ("fabrikam.com", "tailspintoys.com")
+    assert finding.data.error_classes == ("ServerFailure",)
 
 
 def test_specific_domain_while_others_deliver() -> None:
     (finding,) = queue_dns_failure.evaluate(host(queues=(FAILING, DELIVERING)))
-    assert finding.datum("scope") == "domain"
+    assert finding.data.scope is SymptomScope.DOMAIN
     assert finding.subject == "fabrikam.com"
 
 
@@ -192,8 +195,8 @@ def test_server_that_only_times_out_is_reported_with_where_it_is_configured() ->
     )
     (finding,) = dns_server_unreachable.evaluate(facts)
     assert finding.subject == "DNS server 10.0.0.99"
-    assert finding.datum("configured_on") == ("NIC 'Ethernet0' (InterfaceIndex 12)", "ExternalDNSServers")
-    assert finding.datum("vantages") == ("host",)
+    assert finding.data.configured_on == ("NIC 'Ethernet0' (InterfaceIndex 12)", "ExternalDNSServers")
+    assert finding.data.vantages == ("host",)
     assert finding.summary == (
         "DNS server 10.0.0.99 (configured on NIC 'Ethernet0' (InterfaceIndex 12), ExternalDNSServers) "
         "timed out on all 3 probe(s) from host"
@@ -225,7 +228,7 @@ def test_normal_fires_naming_the_file_and_value() -> None:
     )
     (finding,) = dns_fault_tolerance.evaluate(facts)
     assert finding.summary == f"{CONFIG} sets DnsFaultTolerance='Normal' (the default is Lenient)"
-    assert finding.datum("current_value") == "Normal" and finding.datum("desired_value") == "Lenient"
+    assert finding.data.current_value == "Normal" and finding.data.desired_value == "Lenient"
     assert finding.fix_id == "set-dns-fault-tolerance"
 
 

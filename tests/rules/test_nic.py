@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from agent.model.finding_data import EnableRegistration
 from agent.model.probe import Outcome, Vantage
 from agent.rules import nic_dns_registration_disabled, nic_external_dns_server
 from support.facts_builders import (
@@ -25,8 +26,9 @@ def test_registration_off_on_mapi_nic_fires_with_the_reason_for_the_choice() -> 
         "chosen as MAPI NIC because "
         "it has the default gateway 10.0.0.1 and holds 10.0.0.21, the address ex01.contoso.local resolves to"
     )
-    assert finding.datum("interface_index") == 12
-    assert finding.datum("interface_alias") == "Ethernet0"
+    assert finding.data == EnableRegistration(
+        interface_index=12, interface_alias="Ethernet0", fqdn="ex01.contoso.local"
+    )
     assert finding.fix_id == "enable-nic-dns-registration"
     assert finding.fix_id is not None  # whether it disrupts mail flow is the fix's (test_fixes_registry.py)
     sources = [item.source for item in finding.evidence]
@@ -80,10 +82,10 @@ def test_ambiguous_mapi_nic_is_not_judged() -> None:
 def test_public_server_on_mapi_nic_is_flagged_statically() -> None:
     facts = host(nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS, "8.8.8.8")), replication_nic()))
     (finding,) = nic_external_dns_server.evaluate(facts)
-    assert finding.datum("drop_servers") == ("8.8.8.8",)
-    assert finding.datum("keep_servers") == (INTERNAL_DNS,)
-    assert finding.datum("current_servers") == (INTERNAL_DNS, "8.8.8.8")
-    assert finding.datum("candidate_servers") == (INTERNAL_DNS,)
+    assert finding.data.drop_servers == ("8.8.8.8",)
+    assert finding.data.keep_servers == (INTERNAL_DNS,)
+    assert finding.data.current_servers == (INTERNAL_DNS, "8.8.8.8")
+    assert finding.data.candidate_servers == (INTERNAL_DNS,)
     assert "8.8.8.8: public address" in finding.summary
     flagged = [e for e in finding.evidence if e.subject == "DNS server 8.8.8.8"]
     assert flagged[0].value("why") == "a public (internet) address"
@@ -96,7 +98,7 @@ def test_private_server_failing_the_ad_srv_probe_is_flagged_with_its_vantage() -
     )
     facts = host(nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS, "10.0.0.53")),), probes=probes)
     (finding,) = nic_external_dns_server.evaluate(facts)
-    assert finding.datum("drop_servers") == ("10.0.0.53",)
+    assert finding.data.drop_servers == ("10.0.0.53",)
     assert (
         f"10.0.0.53: cannot resolve {AD_SRV} (host probe: NXDOMAIN for SRV {AD_SRV} (host))"
         in finding.summary

@@ -1,13 +1,39 @@
 from __future__ import annotations
 
 import types
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pytest
 
+from agent.model.finding_data import (
+    DATA_BY_RULE,
+    FINDING_DATA,
+    EnableRegistration,
+    FindingData,
+    RemoteDomain,
+    SymptomScope,
+)
 from agent.model.findings import Severity
 from agent.rules import registry
 from agent.rules.metadata import Explains, MetadataError, RuleKind, RuleMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class FakeData(FindingData):
+    RULE: ClassVar[str] = "fake-rule"
+
+    server: str
+
+
+@dataclass(frozen=True, slots=True)
+class FakeDomainData(RemoteDomain):
+    RULE: ClassVar[str] = "fake-rule"
+
+
+# The shipped data classes, and the fake rule's.
+WITH_FAKE = {**DATA_BY_RULE, "fake-rule": FakeData}
+INTERNAL = (SymptomScope.INTERNAL,)
 
 EXPECTED_IDS = (
     "queue-dns-failure",
@@ -32,6 +58,7 @@ def meta(**changes: Any) -> RuleMetadata:
         explanation="This rule exists only to prove that the registry checks what it loads.",
         references=("KB3007623",),
         fix_id="set-nic-dns-servers",
+        data=FakeData,
     )
     base.update(changes)
     return RuleMetadata(**base)  # type: ignore[arg-type]
@@ -82,14 +109,15 @@ def test_evaluate_must_exist() -> None:
 
 
 def test_explains_must_name_a_symptom_rule() -> None:
-    explains = (Explains("no-such-symptom", ("internal",)),)
+    explains = (Explains("no-such-symptom", INTERNAL),)
     with pytest.raises(MetadataError, match="'no-such-symptom', which is no symptom rule"):
-        registry.load_rules([*registry.RULE_MODULES, fake_module(explains=explains)])
-    explains = (Explains("nic-external-dns-server", ("internal",)),)  # a cause, not a symptom
+        registry.load_rules([*registry.RULE_MODULES, fake_module(explains=explains)], WITH_FAKE)
+    explains = (Explains("nic-external-dns-server", INTERNAL),)  # a cause, not a symptom
     with pytest.raises(MetadataError, match="which is no symptom rule"):
-        registry.load_rules([*registry.RULE_MODULES, fake_module(explains=explains)])
-    good = (Explains("queue-dns-failure", ("internal",)),)
-    assert registry.load_rules([*registry.RULE_MODULES, fake_module(explains=good)])[-1].id == "fake-rule"
+        registry.load_rules([*registry.RULE_MODULES, fake_module(explains=explains)], WITH_FAKE)
+    good = (Explains("queue-dns-failure", INTERNAL),)
+    loaded = registry.load_rules([*registry.RULE_MODULES, fake_module(explains=good)], WITH_FAKE)
+    assert loaded[-1].id == "fake-rule"
 
 
 def test_duplicate_ids_are_refused() -> None:
@@ -112,11 +140,18 @@ def test_duplicate_ids_are_refused() -> None:
             {
                 "fix_id": None,
                 "kind": RuleKind.SYMPTOM,
-                "explains": (Explains("queue-dns-failure", ("domain",)),),
+                "explains": (Explains("queue-dns-failure", (SymptomScope.DOMAIN,)),),
             },
             "a symptom explains nothing",
         ),
         ({"explains": (Explains("queue-dns-failure", ()),)}, "at no scope"),
+        ({"explains": (Explains("queue-dns-failure", ("internal",)),)}, "no SymptomScope"),
+        ({"data": EnableRegistration}, "the data of rule 'nic-dns-registration-disabled', not of this one"),
+        ({"data": dict}, "is not a FindingData class"),
+        (
+            {"explains": (Explains("queue-dns-failure", INTERNAL, same_domain=True),)},
+            "for the same domain, but its data names no domain",
+        ),
     ],
 )
 def test_metadata_validation(changes: dict[str, Any], message: str) -> None:
@@ -128,3 +163,27 @@ def test_metadata_to_dict() -> None:
     data = registry.rule("nic-dns-registration-disabled").metadata.to_dict()
     assert data["severity"] == "high" and data["fix_id"] == "enable-nic-dns-registration"
     assert "KB3007623" in data["references"]  # type: ignore[operator]
+
+
+def test_a_same_domain_cause_with_domain_data_is_accepted() -> None:
+    explains = (Explains("queue-dns-failure", INTERNAL, same_domain=True),)
+    assert meta(data=FakeDomainData, explains=explains).data is FakeDomainData
+
+
+def test_every_rule_declares_the_data_class_plan_json_decodes_with() -> None:
+    assert {rule.id: rule.metadata.data for rule in registry.RULES} == dict(DATA_BY_RULE)
+    assert len(FINDING_DATA) == len(registry.RULES)
+    assert all(rule_id == cls.RULE for rule_id, cls in DATA_BY_RULE.items())
+
+
+def test_a_rule_whose_data_class_is_not_listed_is_refused() -> None:
+    with pytest.raises(MetadataError, match="FakeData, but the data class listed for it is none"):
+        registry.load_rules([*registry.RULE_MODULES, fake_module()])
+    other = {**WITH_FAKE, "fake-rule": FakeDomainData}
+    with pytest.raises(MetadataError, match="the data class listed for it is FakeDomainData"):
+        registry.load_rules([*registry.RULE_MODULES, fake_module()], other)
+
+
+def test_a_listed_data_class_whose_rule_is_not_loaded_is_refused() -> None:
+    with pytest.raises(MetadataError, match="FakeData names rule 'fake-rule', which is not loaded"):
+        registry.load_rules(registry.RULE_MODULES, WITH_FAKE)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from agent.model.facts import TransportNoun
 from agent.model.probe import Outcome
 from agent.rules import (
     transport_external_dns_unresolvable,
@@ -32,11 +33,11 @@ def test_adapter_servers_that_servfail_public_names_fire() -> None:
         probes=server_probes(NO_FORWARDERS, public=Outcome.SERVFAIL),
     )
     (finding,) = transport_external_dns_unresolvable.evaluate(facts)
-    assert finding.datum("current_servers") == (NO_FORWARDERS,)
-    assert finding.datum("settings_side") == "internal"
-    assert finding.datum("adapter_enabled") is True
-    assert finding.datum("connectors_to_switch") == ("Internet",)
-    assert finding.datum("transport_noun") == "TransportService"
+    assert finding.data.current_servers == (NO_FORWARDERS,)
+    assert finding.data.settings_side == "internal"
+    assert finding.data.adapter_enabled is True
+    assert finding.data.connectors_to_switch == ("Internet",)
+    assert finding.data.transport_noun is TransportNoun.TRANSPORT_SERVICE
     assert f"none of them resolves {PUBLIC_NAME}" in finding.summary
     assert f"{NO_FORWARDERS}: SERVFAIL for MX {PUBLIC_NAME} (host)" in finding.summary
     assert "InternalDNSAdapterEnabled=True" in finding.summary
@@ -54,10 +55,10 @@ def test_external_dns_servers_used_when_the_connector_says_so() -> None:
         + server_probes("192.0.2.1", srv=Outcome.SERVFAIL, public=Outcome.REFUSED),
     )
     (finding,) = transport_external_dns_unresolvable.evaluate(facts)
-    assert finding.datum("settings_side") == "external"
-    assert finding.datum("current_servers") == ("192.0.2.1",)
-    assert finding.datum("candidate_servers") == (INTERNAL_DNS,)
-    assert finding.datum("connectors_to_switch") == ()
+    assert finding.data.settings_side == "external"
+    assert finding.data.current_servers == ("192.0.2.1",)
+    assert finding.data.candidate_servers == (INTERNAL_DNS,)
+    assert finding.data.connectors_to_switch == ()
     assert "ExternalDNSServers, because ExternalDNSAdapterEnabled=False" in finding.summary
     assert "REFUSED" in finding.summary
 
@@ -124,9 +125,9 @@ def test_internal_servers_that_cannot_resolve_ad_fire() -> None:
         probes=server_probes(INTERNAL_DNS) + server_probes("8.8.8.8", srv=Outcome.NXDOMAIN),
     )
     (finding,) = transport_internal_dns_misconfigured.evaluate(facts)
-    assert finding.datum("current_servers") == ("8.8.8.8",)
-    assert finding.datum("candidate_servers") == (INTERNAL_DNS,)
-    assert finding.datum("adapter_servers") == (INTERNAL_DNS,)
+    assert finding.data.current_servers == ("8.8.8.8",)
+    assert finding.data.candidate_servers == (INTERNAL_DNS,)
+    assert finding.data.adapter_servers == (INTERNAL_DNS,)
     assert finding.summary.startswith(
         "InternalDNSAdapterEnabled=False and InternalDNSServers 8.8.8.8 cannot resolve"
     )
@@ -162,7 +163,7 @@ def test_adapter_enabled_internal_is_clean() -> None:
 def test_adapter_off_and_no_servers_fires_naming_the_side() -> None:
     facts = host(transport_facts=transport(external=lookup(adapter=False, servers=())))
     (finding,) = transport_no_dns_configured.evaluate(facts)
-    assert finding.datum("sides") == ("external",)
+    assert finding.data.sides == ("external",)
     assert finding.summary == (
         "ExternalDNSAdapterEnabled=False and ExternalDNSServers is empty: "
         "transport has no DNS server for external lookups"
@@ -178,8 +179,8 @@ def test_both_sides_and_exchange_2010_noun() -> None:
         transport_facts=transport(external=lookup(adapter=False), internal=lookup(adapter=False)),
     )
     (finding,) = transport_no_dns_configured.evaluate(facts)
-    assert finding.datum("sides") == ("external", "internal")
-    assert finding.datum("transport_noun") == "TransportServer"
+    assert finding.data.sides == ("external", "internal")
+    assert finding.data.transport_noun is TransportNoun.TRANSPORT_SERVER
     assert {e.source for e in finding.evidence} == {"Get-TransportServer"}
 
 
