@@ -97,6 +97,7 @@ class PageView:
     findings: int
     automatic: int  # automatic steps in the plan
     changed: int  # hosts with an automatic step
+    shared: bool  # an organisation unit has an automatic step
     manual: int
     advisories: int
     restarting: tuple[str, ...]  # hosts whose transport service apply restarts
@@ -133,6 +134,7 @@ def page_view(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str) -
         findings=sum(len(h.findings) for h in plan.units),
         automatic=sum(1 for a in plan.actions if not a.manual),
         changed=sum(1 for h in plan.hosts if h.automatic),
+        shared=any(o.automatic for o in plan.organizations),
         manual=sum(1 for a in plan.actions if a.manual),
         advisories=sum(len(h.advisories) for h in plan.units),
         restarting=tuple(h.host for h in plan.hosts if _restarts(h)),
