@@ -58,11 +58,11 @@ def _summary(plan: Plan) -> list[str]:
         f"{_plural(findings, 'problem')} behind '451 4.4.0 DNS query failed'.",
     ]
     if automatic:
-        where = [_plural(len(changed), "server")] if changed else []
+        where = [f"on {_plural(len(changed), 'server')}"] if changed else []
         if shared:
-            where.append("what the servers of the organisation share (once, before the servers)")
+            where.append("on what the servers of the organisation share (once, before the servers)")
         lines.append(
-            f"It plans {_plural(len(automatic), 'change')} on {' and '.join(where)}. "
+            f"It plans {_plural(len(automatic), 'change')} {' and '.join(where)}. "
             "Each change sets one setting to a value shown below, is read back afterwards, and has an "
             "undo step in the rollback.ps1 beside it."
         )
