@@ -319,6 +319,12 @@ class Document(Generic[T]):
         data, lines = _YamlTree(self, source).load(text)
         return self._decode(data, source, lines, _YAML)
 
+    def parse_json(self, text: str, *, source: str) -> Any:
+        """JSON text as plain data, refused as :meth:`read_json` refuses it (duplicate keys,
+        NaN, huge numbers): for a document whose type depends on a value in it (plan.json's
+        schema), read afterwards with :meth:`read_data` and :meth:`locate_in_json`."""
+        return _load_json(self, text, source)
+
     def read_json(self, text: str, *, source: str) -> Loaded[T]:
         data = _load_json(self, text, source)
         try:

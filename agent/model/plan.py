@@ -21,9 +21,11 @@ from the plan content and the digest, and ``plan.json`` records the sha256 of ea
 script (``hosts[i].scripts``). apply can check that the scripts on disk still match, or render
 them again and compare.
 
-Reading is strict: an unknown schema, a missing or unknown key, a value of the wrong type, or
-a digest that does not match the content raises :class:`~agent.errors.FactsFileError` naming
-the file and the key path (``hosts[0].actions[2].call.cmdlet``). A plan file is handed to
+Reading is agent/model/document.py's, onto the file's shape declared here (``_PlanV1``,
+``_PlanV2`` and the dataclasses they hold), and strict: an unknown schema, a missing or
+unknown key, a value of the wrong type, or a digest that does not match the content raises
+:class:`~agent.errors.FactsFileError` naming the file and the key path
+(``hosts[0].actions[2].call.cmdlet``). A plan file is handed to
 exfix by a user, so nothing in it is trusted.
 """
 
@@ -34,13 +36,14 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from agent import pwsh
 from agent.errors import FactsFileError
 from agent.model.command import SWITCH, CmdletCall, Endpoint, ParamValue, Switch
+from agent.model.document import Document, Invalid, KeyOptions, KeyPath, Loaded, each, encode, key, kind, text
 from agent.model.finding_data import FindingData, data_from_dict
 from agent.model.findings import DataValue, EvidenceItem, Finding, Level, Severity
 
@@ -323,56 +326,50 @@ def content_digest(content: Mapping[str, Any]) -> str:
 
 
 def _value_to_json(value: ParamValue) -> Any:
-    if isinstance(value, Switch):
-        return {"switch": True}
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+    return {"switch": True} if isinstance(value, Switch) else value
+
+
+# The leaves of plan.json (a call, an action, an advisory) are written by ``encode`` from the
+# same file shapes they are read with (declared in file order, below), so that the two cannot
+# drift apart. A unit and the plan itself are written by hand: which keys they hold depends on
+# the schema version, the unit's level, and whether the scripts' hashes are included.
+
+
+def _call_file(call: CmdletCall) -> _CallFile:
+    return _CallFile(call.endpoint, call.cmdlet, tuple((n, _value_to_json(v)) for n, v in call.parameters))
 
 
 def call_to_dict(call: CmdletCall) -> dict[str, Any]:
-    return {
-        "endpoint": call.endpoint.value,
-        "cmdlet": call.cmdlet,
-        "parameters": [[name, _value_to_json(value)] for name, value in call.parameters],
-    }
-
-
-def _change_to_dict(change: Change) -> dict[str, Any]:
-    return {
-        "property": change.property,
-        "before": _value_to_json(change.before),
-        "after": _value_to_json(change.after),
-    }
+    encoded: dict[str, Any] = encode(_call_file(call))
+    return encoded
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:
-    return {
-        "id": action.id,
-        "kind": action.kind,
-        "fix_id": action.fix_id,
-        "description": action.description,
-        "call": call_to_dict(action.call),
-        "read_back": None if action.read_back is None else call_to_dict(action.read_back),
-        "changes": [_change_to_dict(c) for c in action.changes],
-        "rollback": [call_to_dict(c) for c in action.rollback],
-        "disruptive": action.disruptive,
-        "restart_required": action.restart_required,
-        "manual": action.manual,
-        "finding_ids": list(action.finding_ids),
-        "depends_on": [{"area": d.area.value, "key": d.key} for d in action.depends_on],
-        "fingerprint": action.fingerprint,
-    }
+    encoded: dict[str, Any] = encode(
+        _ActionFile(
+            id=action.id,
+            kind=action.kind,
+            fix_id=action.fix_id,
+            description=action.description,
+            call=_call_file(action.call),
+            read_back=None if action.read_back is None else _call_file(action.read_back),
+            changes=tuple(_ChangeFile(c.property, c.before, c.after) for c in action.changes),
+            rollback=tuple(_call_file(c) for c in action.rollback),
+            disruptive=action.disruptive,
+            restart_required=action.restart_required,
+            manual=action.manual,
+            finding_ids=action.finding_ids,
+            depends_on=tuple(_RefFile(d.area, d.key) for d in action.depends_on),
+            fingerprint=action.fingerprint,
+        )
+    )
+    return encoded
 
 
 def _advisory_to_dict(advisory: Advisory) -> dict[str, Any]:
-    return {
-        "kind": advisory.kind.value,
-        "fix_id": advisory.fix_id,
-        "finding_ids": list(advisory.finding_ids),
-        "message": advisory.message,
-        "variable": advisory.variable,
-    }
+    a = advisory
+    encoded: dict[str, Any] = encode(_AdvisoryFile(a.kind, a.fix_id, a.finding_ids, a.message, a.variable))
+    return encoded
 
 
 def _finding_to_dict(finding: Finding, *, v1: bool) -> dict[str, Any]:
@@ -402,291 +399,331 @@ def _host_to_dict(host: HostPlan, *, scripts: bool, v1: bool) -> dict[str, Any]:
 
 
 # --- strict decoding ------------------------------------------------------------------------
+#
+# plan.json is read by agent/model/document.py onto the file's own shape (the ``_*File``
+# dataclasses below: every key required, as exfix writes them all), then turned into the model.
+# The shape differs from the model where the file is looser than the model's types (a
+# parameter is a ``[name, value]`` pair, a value is plain JSON checked by ``_data_value``) or
+# stricter (no defaults: a missing key is an error). What is not shape (a finding's id, the
+# data typed by its rule, unique directories, the step kinds, the digest) is checked after.
 
-E = TypeVar("E", bound=enum.Enum)
-T = TypeVar("T")
 
-
-class _Reader:
-    """Reads one JSON object strictly: every key must be read, none may be left over."""
-
-    def __init__(self, source: str, data: Any, key: str, version: int = 2) -> None:
-        self.source = source
-        self.key = key
-        self.version = version  # the plan.json schema version being read
-        if not isinstance(data, dict):
-            raise self.fail("", f"must be an object, not {_kind(data)}")
-        self.data: dict[str, Any] = data
-        self.seen: set[str] = set()
-
-    def where(self, name: str) -> str:
-        if not name:
-            return self.key
-        if name.startswith("["):
-            return f"{self.key}{name}"
-        return f"{self.key}.{name}" if self.key else name
-
-    def fail(self, name: str, problem: str) -> FactsFileError:
-        return FactsFileError(self.source, problem, key=self.where(name) or None)
-
-    def raw(self, name: str) -> Any:
-        self.seen.add(name)
-        if name not in self.data:
-            raise self.fail(name, "missing")
-        return self.data[name]
-
-    def text(self, name: str, *, pattern: re.Pattern[str] | None = None) -> str:
-        value = self.raw(name)
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, not {_kind(value)}")
-        if pattern is not None and not pattern.match(value):
-            raise self.fail(name, f"is not of the expected form ({pattern.pattern})")
+def _data_value(value: Any) -> DataValue:
+    """A before/after or evidence value: a string, integer, boolean, null, or a list of only
+    strings or only integers. Raises ValueError."""
+    if value is None or isinstance(value, (str, bool, int)):
         return value
-
-    def opt_text(self, name: str) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string or null, not {_kind(value)}")
-        return value
-
-    def boolean(self, name: str) -> bool:
-        value = self.raw(name)
-        if not isinstance(value, bool):
-            raise self.fail(name, f"must be true or false, not {_kind(value)}")
-        return value
-
-    def enum(self, name: str, cls: type[E]) -> E:
-        value = self.text(name)
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(str(m.value) for m in cls)
-            raise self.fail(name, f"{value!r} is not one of: {allowed}") from None
-
-    def items(self, name: str) -> list[Any]:
-        value = self.raw(name)
-        if not isinstance(value, list):
-            raise self.fail(name, f"must be a list, not {_kind(value)}")
-        return value
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        items = self.items(name)
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise self.fail(f"{name}[{i}]", f"must be a string, not {_kind(item)}")
-        return tuple(items)
-
-    def objects(self, name: str, read: Callable[[_Reader], T]) -> tuple[T, ...]:
-        out = []
-        for i, item in enumerate(self.items(name)):
-            child = _Reader(self.source, item, self.where(f"{name}[{i}]"), self.version)
-            out.append(child.finish(read(child)))
-        return tuple(out)
-
-    def object(self, name: str, read: Callable[[_Reader], T]) -> T:
-        child = _Reader(self.source, self.raw(name), self.where(name), self.version)
-        return child.finish(read(child))
-
-    def finish(self, result: T) -> T:
-        unknown = [k for k in self.data if k not in self.seen]
-        if unknown:
-            raise self.fail(str(unknown[0]), "unknown key")
-        return result
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "an object",
-    }.get(type(value), type(value).__name__)
-
-
-def _data_value(reader: _Reader, name: str, value: Any) -> DataValue:
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         if all(isinstance(v, str) for v in value):
             return tuple(value)
         if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return tuple(value)
-        raise reader.fail(name, "a list must hold only strings or only integers")
-    raise reader.fail(name, f"must be a string, integer, boolean, null or list, not {_kind(value)}")
+        raise ValueError("a list must hold only strings or only integers")
+    raise ValueError(f"must be a string, integer, boolean, null or list, not {kind(value)}")
 
 
-def _param_value(reader: _Reader, name: str, value: Any) -> ParamValue:
-    if isinstance(value, dict):
+def _param_value(value: Any) -> ParamValue:
+    if isinstance(value, Mapping):
         if value == {"switch": True}:
             return SWITCH
-        raise reader.fail(name, 'an object here must be {"switch": true}')
-    return _data_value(reader, name, value)
+        raise ValueError('an object here must be {"switch": true}')
+    return _data_value(value)
 
 
-def _read_call(reader: _Reader) -> CmdletCall:
-    endpoint = reader.enum("endpoint", Endpoint)
-    cmdlet = reader.text("cmdlet")
-    try:
-        pwsh.check_cmdlet(cmdlet)
-    except ValueError as exc:
-        raise reader.fail("cmdlet", str(exc)) from None
-    params: list[tuple[str, ParamValue]] = []
-    for i, pair in enumerate(reader.items("parameters")):
-        where = f"parameters[{i}]"
-        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
-            raise reader.fail(where, "must be a [name, value] pair")
+def _cmdlet(name: str) -> str:
+    pwsh.check_cmdlet(name)
+    return name
+
+
+def _parameter(pair: Any) -> tuple[str, ParamValue]:
+    if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)):
+        raise ValueError("must be a [name, value] pair")
+    pwsh.check_parameter(pair[0])
+    return (pair[0], _param_value(pair[1]))
+
+
+def _values(values: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, DataValue], ...]:
+    out = []
+    for name, value in values:
         try:
-            pwsh.check_parameter(pair[0])
+            out.append((name, _data_value(value)))
         except ValueError as exc:
-            raise reader.fail(where, str(exc)) from None
-        params.append((pair[0], _param_value(reader, where, pair[1])))
-    return CmdletCall(endpoint, cmdlet, tuple(params))
+            raise Invalid(str(exc), at=(name,)) from None
+    return tuple(out)
 
 
-def _read_change(reader: _Reader) -> Change:
-    return Change(
-        property=reader.text("property"),
-        before=_data_value(reader, "before", reader.raw("before")),
-        after=_data_value(reader, "after", reader.raw("after")),
-    )
+def _scripts(scripts: Mapping[str, Any]) -> Mapping[str, Any]:
+    if sorted(scripts) != sorted(SCRIPT_NAMES):
+        raise ValueError(f"must name exactly {', '.join(SCRIPT_NAMES)}")
+    for name in SCRIPT_NAMES:
+        if not isinstance(scripts[name], str) or not _SHA256.match(scripts[name]):
+            raise Invalid("must be a sha256 in lower-case hex", at=(name,))
+    return scripts
 
 
-def _read_ref(reader: _Reader) -> FactRef:
-    return FactRef(reader.enum("area", FactArea), reader.text("key"))
+def _schema(value: str) -> str:
+    if value not in SCHEMAS:
+        raise ValueError(f"expected one of {', '.join(map(repr, SCHEMAS))}, found {value!r}")
+    return value
 
 
-def _read_action(reader: _Reader) -> Action:
-    read_back_raw = reader.raw("read_back")
-    read_back = None if read_back_raw is None else reader.object("read_back", _read_call)
+def _printable(value: str) -> str:
+    if not value.strip() or not value.isprintable():
+        raise ValueError("must be a non-empty printable string")
+    return value
+
+
+def _form(pattern: re.Pattern[str]) -> dict[str, KeyOptions]:
+    form = f"is not of the expected form ({pattern.pattern})"
+    return key(check=text(limit=None, pattern=pattern, form=form))
+
+
+_SHA256_KEY = _form(_SHA256)
+# Plain JSON, checked (and lists made tuples) by the field's check rather than by a union of
+# types: a list mixing strings and numbers is refused at the value's own key.
+_VALUE_KEY = key(check=_data_value)
+
+
+@dataclass(frozen=True)
+class _CallFile:
+    endpoint: Endpoint
+    cmdlet: str = field(metadata=key(check=_cmdlet))
+    parameters: tuple[Any, ...] = field(metadata=key(check=each(_parameter)))
+
+
+@dataclass(frozen=True)
+class _ChangeFile:
+    property: str
+    before: Any = field(metadata=_VALUE_KEY)
+    after: Any = field(metadata=_VALUE_KEY)
+
+
+@dataclass(frozen=True)
+class _RefFile:
+    area: FactArea
+    key: str
+
+
+@dataclass(frozen=True)
+class _ActionFile:
+    id: str
+    kind: str = field(metadata=_form(_KIND))
+    fix_id: str
+    description: str
+    call: _CallFile
+    read_back: _CallFile | None
+    changes: tuple[_ChangeFile, ...]
+    rollback: tuple[_CallFile, ...]
+    disruptive: bool
+    restart_required: bool
+    manual: bool
+    finding_ids: tuple[str, ...]
+    depends_on: tuple[_RefFile, ...]
+    fingerprint: str = field(metadata=_SHA256_KEY)
+
+
+@dataclass(frozen=True)
+class _AdvisoryFile:
+    kind: AdvisoryKind
+    fix_id: str | None
+    finding_ids: tuple[str, ...]
+    message: str
+    variable: str | None
+
+
+@dataclass(frozen=True)
+class _EvidenceFile:
+    source: str
+    vantage: str | None
+    subject: str
+    values: tuple[tuple[str, Any], ...] = field(metadata=key(as_mapping=True, check=_values))
+
+
+@dataclass(frozen=True)
+class _FindingV1:
+    """A finding as exfix.plan/1 wrote it (every one a host's)."""
+
+    id: str
+    rule_id: str
+    host: str
+    subject: str
+    severity: Severity
+    title: str
+    summary: str
+    evidence: tuple[_EvidenceFile, ...]
+    fix_id: str | None
+    fix_disrupts_mail_flow: bool
+    data: Any  # its rule's data class: which one depends on rule_id, read by _finding
+    explained_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _FindingV2(_FindingV1):
+    level: Level
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _HostFile:
+    host: str
+    directory: str
+    fqdn: str
+    exchange_version: str
+    fingerprint: str = field(metadata=_SHA256_KEY)
+    findings: tuple[Any, ...]  # _FindingV1 or _FindingV2 by the schema: read by _finding
+    actions: tuple[_ActionFile, ...]
+    advisories: tuple[_AdvisoryFile, ...]
+    scripts: Mapping[str, Any] = field(metadata=key(check=_scripts))
+
+
+@dataclass(frozen=True)
+class _OrgFile(_HostFile):
+    organization: str
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _SourceFile:
+    kind: SourceKind
+    value: str = field(metadata=key(check=_printable))
+
+
+@dataclass(frozen=True)
+class _PlanV1:
+    schema: str = field(metadata=key(check=_schema, first=True))
+    digest: str = field(metadata=_SHA256_KEY)
+    source: _SourceFile | None
+    hosts: tuple[_HostFile, ...]
+
+
+@dataclass(frozen=True)
+class _PlanV2(_PlanV1):
+    organizations: tuple[_OrgFile, ...]
+
+
+PLAN_V1: Document[_PlanV1] = Document(_PlanV1, FactsFileError, what="a plan")
+PLAN_V2: Document[_PlanV2] = Document(_PlanV2, FactsFileError, what="a plan")
+_CALL = Document(_CallFile, FactsFileError, what="a cmdlet call")
+_CHANGE = Document(_ChangeFile, FactsFileError, what="a change")
+
+
+def _document(data: Any) -> Document[_PlanV1] | Document[_PlanV2]:
+    """The shape to read ``data`` with: /1 has no organisations; anything else is read as /2,
+    whose schema check names an unknown schema."""
+    if isinstance(data, Mapping) and data.get("schema") == SCHEMAS[0]:
+        return PLAN_V1
+    return PLAN_V2
+
+
+def _call(c: _CallFile) -> CmdletCall:
+    return CmdletCall(c.endpoint, c.cmdlet, c.parameters)
+
+
+def _change(c: _ChangeFile) -> Change:
+    return Change(c.property, c.before, c.after)
+
+
+def _action(a: _ActionFile) -> Action:
     return Action(
-        id=reader.text("id"),
-        kind=reader.text("kind", pattern=_KIND),
-        fix_id=reader.text("fix_id"),
-        description=reader.text("description"),
-        call=reader.object("call", _read_call),
-        read_back=read_back,
-        changes=reader.objects("changes", _read_change),
-        rollback=reader.objects("rollback", _read_call),
-        disruptive=reader.boolean("disruptive"),
-        restart_required=reader.boolean("restart_required"),
-        manual=reader.boolean("manual"),
-        finding_ids=reader.strings("finding_ids"),
-        depends_on=reader.objects("depends_on", _read_ref),
-        fingerprint=reader.text("fingerprint", pattern=_SHA256),
+        id=a.id,
+        kind=a.kind,
+        fix_id=a.fix_id,
+        call=_call(a.call),
+        description=a.description,
+        changes=tuple(_change(c) for c in a.changes),
+        read_back=None if a.read_back is None else _call(a.read_back),
+        rollback=tuple(_call(c) for c in a.rollback),
+        disruptive=a.disruptive,
+        restart_required=a.restart_required,
+        manual=a.manual,
+        finding_ids=a.finding_ids,
+        depends_on=tuple(FactRef(r.area, r.key) for r in a.depends_on),
+        fingerprint=a.fingerprint,
     )
 
 
-def _read_advisory(reader: _Reader) -> Advisory:
-    return Advisory(
-        kind=reader.enum("kind", AdvisoryKind),
-        fix_id=reader.opt_text("fix_id"),
-        finding_ids=reader.strings("finding_ids"),
-        message=reader.text("message"),
-        variable=reader.opt_text("variable"),
-    )
-
-
-def _read_values(reader: _Reader, name: str) -> tuple[tuple[str, DataValue], ...]:
-    raw = reader.raw(name)
-    if not isinstance(raw, dict):
-        raise reader.fail(name, f"must be an object, not {_kind(raw)}")
-    return tuple((k, _data_value(reader, f"{name}.{k}", v)) for k, v in raw.items())
-
-
-def _read_evidence(reader: _Reader) -> EvidenceItem:
-    return EvidenceItem(
-        source=reader.text("source"),
-        vantage=reader.opt_text("vantage"),
-        subject=reader.text("subject"),
-        values=_read_values(reader, "values"),
-    )
-
-
-def _read_data(reader: _Reader, rule_id: str) -> FindingData | None:
-    """The finding's data as its rule's data class (agent/model/finding_data.py); ``{}`` is a
-    finding without data, as ``Finding.to_dict`` writes one."""
-    raw = reader.raw("data")
-    if raw == {}:
-        return None
-    try:
-        return data_from_dict(rule_id, raw, source=reader.source)
-    except FactsFileError as exc:
-        raise reader.fail("data" if exc.key is None else f"data.{exc.key}", exc.problem) from None
-
-
-def _read_finding(reader: _Reader) -> Finding:
-    rule_id = reader.text("rule_id")
+def _finding(loaded: Loaded[Any], raw: Any, path: KeyPath, v1: bool) -> Finding:
+    f: _FindingV1 = loaded.read(_FindingV1 if v1 else _FindingV2, raw, path)
+    data: FindingData | None = None
+    if f.data != {}:  # {} is a finding without data, as Finding.to_dict writes one
+        try:
+            data = data_from_dict(f.rule_id, f.data, source=loaded.source)
+        except FactsFileError as exc:
+            inner = (*path, "data") if exc.key is None else (*path, "data", exc.key)
+            raise loaded.fail(inner, exc.problem) from None
     finding = Finding(
-        rule_id=rule_id,
-        host=reader.text("host"),
-        subject=reader.text("subject"),
-        severity=reader.enum("severity", Severity),
-        title=reader.text("title"),
-        summary=reader.text("summary"),
-        evidence=reader.objects("evidence", _read_evidence),
-        fix_id=reader.opt_text("fix_id"),
-        fix_disrupts_mail_flow=reader.boolean("fix_disrupts_mail_flow"),
-        data=_read_data(reader, rule_id),
-        explained_by=reader.strings("explained_by"),
-        level=reader.enum("level", Level) if reader.version >= 2 else Level.HOST,
-        servers=reader.strings("servers") if reader.version >= 2 else (),
+        rule_id=f.rule_id,
+        host=f.host,
+        subject=f.subject,
+        severity=f.severity,
+        title=f.title,
+        summary=f.summary,
+        evidence=tuple(EvidenceItem(e.source, e.subject, e.values, e.vantage) for e in f.evidence),
+        fix_id=f.fix_id,
+        fix_disrupts_mail_flow=f.fix_disrupts_mail_flow,
+        data=data,
+        explained_by=f.explained_by,
+        level=f.level if isinstance(f, _FindingV2) else Level.HOST,
+        servers=f.servers if isinstance(f, _FindingV2) else (),
     )
-    if reader.text("id") != finding.id:
-        raise reader.fail("id", "does not match rule_id|host|subject")
+    if f.id != finding.id:
+        raise loaded.fail((*path, "id"), "does not match rule_id|host|subject")
     return finding
 
 
-def _read_org(reader: _Reader) -> HostPlan:
-    return dataclasses.replace(
-        _read_host(reader),
-        level=Level.ORGANIZATION,
-        organization=reader.text("organization"),
-        servers=reader.strings("servers"),
+def _unit(loaded: Loaded[Any], h: _HostFile, path: KeyPath, v1: bool) -> HostPlan:
+    org = isinstance(h, _OrgFile)
+    return HostPlan(
+        host=h.host,
+        directory=h.directory,
+        fqdn=h.fqdn,
+        exchange_version=h.exchange_version,
+        findings=tuple(_finding(loaded, f, (*path, "findings", i), v1) for i, f in enumerate(h.findings)),
+        actions=tuple(_action(a) for a in h.actions),
+        advisories=tuple(
+            Advisory(a.kind, a.fix_id, a.finding_ids, a.message, a.variable) for a in h.advisories
+        ),
+        fingerprint=h.fingerprint,
+        scripts=tuple((name, h.scripts[name]) for name in SCRIPT_NAMES),
+        level=Level.ORGANIZATION if org else Level.HOST,
+        organization=h.organization if isinstance(h, _OrgFile) else "",
+        servers=h.servers if isinstance(h, _OrgFile) else (),
     )
 
 
-def _read_host(reader: _Reader) -> HostPlan:
-    host = HostPlan(
-        host=reader.text("host"),
-        directory=reader.text("directory"),
-        fqdn=reader.text("fqdn"),
-        exchange_version=reader.text("exchange_version"),
-        fingerprint=reader.text("fingerprint", pattern=_SHA256),
-        findings=reader.objects("findings", _read_finding),
-        actions=reader.objects("actions", _read_action),
-        advisories=reader.objects("advisories", _read_advisory),
+def _plan(loaded: Loaded[Any], check_digest: bool, kinds: Collection[str] | None) -> Plan:
+    read: _PlanV1 = loaded.value
+    v1 = read.schema == SCHEMAS[0]
+    orgs = read.organizations if isinstance(read, _PlanV2) else ()
+    units: dict[str, tuple[HostPlan, ...]] = {}
+    seen: set[str] = set()
+    for group, files in (("organizations", orgs), ("hosts", read.hosts)):
+        out = []
+        for i, file in enumerate(files):
+            unit = _unit(loaded, file, (group, i), v1)
+            if not _DIRECTORY.match(unit.directory) or unit.directory.casefold() in seen:
+                raise loaded.fail((group, i, "directory"), "not a safe, unique directory name")
+            seen.add(unit.directory.casefold())
+            for j, action in enumerate(unit.actions):
+                if kinds is not None and action.kind not in kinds:
+                    where = (group, i, "actions", j, "kind")
+                    raise loaded.fail(where, f"unknown action kind {action.kind!r}")
+            out.append(unit)
+        units[group] = tuple(out)
+    source = None if read.source is None else PlanSource(read.source.kind, read.source.value)
+    plan = Plan(
+        schema=read.schema,
+        hosts=units["hosts"],
+        digest=read.digest,
+        source=source,
+        organizations=units["organizations"],
     )
-    scripts_raw = reader.raw("scripts")
-    if not isinstance(scripts_raw, dict):
-        raise reader.fail("scripts", f"must be an object, not {_kind(scripts_raw)}")
-    if sorted(scripts_raw) != sorted(SCRIPT_NAMES):
-        raise reader.fail("scripts", f"must name exactly {', '.join(SCRIPT_NAMES)}")
-    scripts = []
-    for name in SCRIPT_NAMES:
-        value = scripts_raw[name]
-        if not isinstance(value, str) or not _SHA256.match(value):
-            raise reader.fail(f"scripts.{name}", "must be a sha256 in lower-case hex")
-        scripts.append((name, value))
-    return dataclasses.replace(host, scripts=tuple(scripts))
+    if check_digest and plan.compute_digest() != read.digest:
+        raise loaded.fail(("digest",), "does not match the plan content (the file was changed)")
+    return plan
 
 
 _DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-
-
-def _read_source(reader: _Reader) -> PlanSource:
-    kind = reader.enum("kind", SourceKind)
-    value = reader.text("value")
-    if not value.strip() or not value.isprintable():
-        raise reader.fail("value", "must be a non-empty printable string")
-    return PlanSource(kind, value)
 
 
 def plan_from_dict(
@@ -697,59 +734,49 @@ def plan_from_dict(
     apply checks it itself, to refuse such a plan as unapproved rather than malformed), and,
     given ``kinds`` (the step kinds the fix catalogue declares: agent/fixes/registry.py), an
     action of any other kind."""
-    reader = _Reader(source, data, "")
-    schema = reader.raw("schema")
-    if schema not in SCHEMAS:
-        raise reader.fail("schema", f"expected one of {', '.join(map(repr, SCHEMAS))}, found {schema!r}")
-    reader.version = SCHEMAS.index(schema) + 1
-    digest = reader.text("digest", pattern=_SHA256)
-    plan_source = None if reader.raw("source") is None else reader.object("source", _read_source)
-    hosts = reader.objects("hosts", _read_host)
-    orgs = reader.objects("organizations", _read_org) if reader.version >= 2 else ()
-    reader.finish(None)
-    seen: set[str] = set()
-    for group, units in (("organizations", orgs), ("hosts", hosts)):
-        for i, unit in enumerate(units):
-            if not _DIRECTORY.match(unit.directory) or unit.directory.casefold() in seen:
-                raise FactsFileError(
-                    source, "not a safe, unique directory name", key=f"{group}[{i}].directory"
-                )
-            seen.add(unit.directory.casefold())
-            for j, action in enumerate(unit.actions):
-                if kinds is not None and action.kind not in kinds:
-                    raise FactsFileError(source, f"unknown action kind {action.kind!r}",
-                                         key=f"{group}[{i}].actions[{j}].kind")  # fmt: skip
-    plan = Plan(schema=schema, hosts=hosts, digest=digest, source=plan_source, organizations=orgs)
-    if check_digest and plan.compute_digest() != digest:
-        raise FactsFileError(source, "does not match the plan content (the file was changed)", key="digest")
-    return plan
+    return _plan(_document(data).read_data(data, source=source), check_digest, kinds)
 
 
 def plan_from_json(
     text: str, *, source: str = "<plan>", check_digest: bool = True, kinds: Collection[str] | None = None
 ) -> Plan:
+    """:func:`plan_from_dict` for the file's text; errors carry the line of their key."""
+    data = PLAN_V2.parse_json(text, source=source)
+    document = _document(data)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FactsFileError(source, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
-    return plan_from_dict(data, source=source, check_digest=check_digest, kinds=kinds)
+        return _plan(document.read_data(data, source=source), check_digest, kinds)
+    except FactsFileError as exc:
+        raise document.locate_in_json(text, source, exc) from None
+
+
+def _nested(exc: FactsFileError, key: str) -> FactsFileError:
+    """``exc``, raised for a value read on its own, with the key of where it lies in its file."""
+    inner = key if exc.key is None else f"{key}{'' if exc.key.startswith('[') else '.'}{exc.key}"
+    return FactsFileError(exc.path, exc.problem, line=exc.line, key=inner or None, host=exc.host)
 
 
 def call_from_dict(data: Any, *, source: str, key: str) -> CmdletCall:
     """One structured call (as ``call_to_dict`` writes it), read as strictly as in plan.json;
     for other files that record calls (the apply journal). Raises FactsFileError."""
-    reader = _Reader(source, data, key)
-    return reader.finish(_read_call(reader))
+    try:
+        return _call(_CALL.read_data(data, source=source).value)
+    except FactsFileError as exc:
+        raise _nested(exc, key) from None
 
 
 def change_from_dict(data: Any, *, source: str, key: str) -> Change:
-    reader = _Reader(source, data, key)
-    return reader.finish(_read_change(reader))
+    try:
+        return _change(_CHANGE.read_data(data, source=source).value)
+    except FactsFileError as exc:
+        raise _nested(exc, key) from None
 
 
 def value_from_json(value: Any, *, source: str, key: str) -> PlanValue:
     """A before/after value as plan.json and the journal write it. Raises FactsFileError."""
-    return _data_value(_Reader(source, {}, ""), key, value)
+    try:
+        return _data_value(value)
+    except ValueError as exc:
+        raise FactsFileError(source, str(exc), key=key) from None
 
 
 def with_scripts(host: HostPlan, scripts: Mapping[str, str]) -> HostPlan:

@@ -16,7 +16,15 @@ from agent.fixes.registry import KINDS
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.facts import TransportNoun
 from agent.model.finding_data import DATA_BY_RULE, EnableRegistration, SetInternalDns
-from agent.model.plan import HostVars, Plan, plan_from_dict, plan_from_json
+from agent.model.plan import (
+    HostVars,
+    Plan,
+    call_from_dict,
+    change_from_dict,
+    plan_from_dict,
+    plan_from_json,
+    value_from_json,
+)
 from agent.planning import build_plan
 from support.facts_builders import broken
 
@@ -173,3 +181,27 @@ def test_a_plan_written_as_exfix_plan_1_still_reads_and_keeps_its_digest() -> No
     stray["organizations"] = []
     with pytest.raises(FactsFileError, match="organizations"):
         plan_from_dict(stray, check_digest=False)
+
+
+def test_calls_read_on_their_own_name_their_place_in_the_file() -> None:
+    # The apply journal reads calls and values outside a plan: errors carry the journal's key.
+    with pytest.raises(FactsFileError) as caught:
+        call_from_dict({"endpoint": "os", "cmdlet": "Bad; cmdlet", "parameters": []},
+                       source="journal.json", key="entries[0].rollback[1]")  # fmt: skip
+    assert caught.value.key == "entries[0].rollback[1].cmdlet"
+    with pytest.raises(FactsFileError) as caught:
+        change_from_dict({"property": "P", "before": [1, "a"], "after": 1},
+                         source="j", key="entries[0].changes[0]")  # fmt: skip
+    assert caught.value.key == "entries[0].changes[0].before"
+    with pytest.raises(FactsFileError) as caught:
+        value_from_json({"x": 1}, source="j", key="entries[0].before.P")
+    assert caught.value.key == "entries[0].before.P"
+    assert value_from_json(["a", "b"], source="j", key="k") == ("a", "b")
+
+
+def test_an_error_in_plan_json_names_the_line_of_its_key() -> None:
+    text = sample().to_json().replace('"kind": "set-', '"kind": "Set-', 1)
+    with pytest.raises(FactsFileError) as caught:
+        plan_from_json(text, source="plan.json", check_digest=False)
+    assert caught.value.key is not None and caught.value.key.endswith(".kind")
+    assert caught.value.line is not None and '"kind": "Set-' in text.splitlines()[caught.value.line - 1]
