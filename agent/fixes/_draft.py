@@ -60,3 +60,9 @@ def advise(kind: AdvisoryKind, finding: Finding, message: str, *, variable: str 
             ),
         )
     )
+
+
+def nic_gone(finding: Finding) -> Planned:
+    """The advice when a NIC finding names a NIC the facts no longer hold (or no NIC)."""
+    message = "The finding does not name a NIC present in the facts; scan the host again."
+    return advise(AdvisoryKind.CANNOT_PLAN, finding, message)

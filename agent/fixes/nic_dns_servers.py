@@ -11,7 +11,7 @@ change needs the MSExchangeTransport restart build_plan adds once per host.
 from __future__ import annotations
 
 from agent.fixes._derive import nic_by_index, without_placeholders
-from agent.fixes._draft import Draft, Planned, advise, request
+from agent.fixes._draft import Draft, Planned, advise, nic_gone, request
 from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import Endpoint
@@ -54,11 +54,7 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     wanted = request(finding, SetNicDnsServers)
     nic = nic_by_index(facts, wanted.interface_index) if wanted is not None else None
     if wanted is None or nic is None:
-        return advise(
-            AdvisoryKind.CANNOT_PLAN,
-            finding,
-            "The finding does not name a NIC present in the facts; scan the host again.",
-        )
+        return nic_gone(finding)
     index = wanted.interface_index
     drop = set(wanted.drop_servers)
     before = without_placeholders(nic.dns_servers)

@@ -9,7 +9,7 @@ MSExchangeTransport the fix needs is added once per host by build_plan.
 from __future__ import annotations
 
 from agent.fixes._derive import nic_by_index
-from agent.fixes._draft import Draft, Planned, advise, request
+from agent.fixes._draft import Draft, Planned, advise, nic_gone, request
 from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
@@ -63,11 +63,7 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     wanted = request(finding, EnableRegistration)
     nic = nic_by_index(facts, wanted.interface_index) if wanted is not None else None
     if wanted is None or nic is None:
-        return advise(
-            AdvisoryKind.CANNOT_PLAN,
-            finding,
-            "The finding does not name a NIC present in the facts; scan the host again.",
-        )
+        return nic_gone(finding)
     index = wanted.interface_index
     if facts.mapi_nic.interface_index != index:
         return advise(
