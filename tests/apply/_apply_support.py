@@ -25,6 +25,12 @@ from mock_remoting.lab import Lab
 REPO = Path(__file__).resolve().parents[2]
 
 
+# The inventory variable transport-external-dns-unresolvable's fix needs, and the organisation
+# step it plans (the internet connector's switch, applied before the host's own steps).
+EXTERNAL_DNS_VARS = {"exfix_external_dns_servers": ["8.8.8.8"]}
+CONNECTOR_SWITCH = "org-01-use-external-dns-on-connector"
+
+
 def exfix_command() -> list[str]:
     """How to run the exfix CLI in a subprocess (the console script when installed)."""
     script = shutil.which("exfix")

@@ -16,6 +16,8 @@ import pytest
 from agent.apply import HostOutcome, JournalEntry, StepStatus, rollback_journal
 from agent.errors import EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, RestartNotAllowedError
 from apply._apply_support import (
+    CONNECTOR_SWITCH,
+    EXTERNAL_DNS_VARS,
     config_state,
     connector_flags,
     full_state,
@@ -28,8 +30,6 @@ from apply._apply_support import (
 pytestmark = pytest.mark.lab
 
 HOST = "ex01.contoso.local"
-EXTERNAL = {"exfix_external_dns_servers": ["8.8.8.8"]}
-ORG_STEP = "org-01-use-external-dns-on-connector"
 TRANSPORT_STEP = "01-set-transport-external-dns"
 RESTART_STEP = "02-restart-transport"
 
@@ -97,7 +97,7 @@ def test_a_dropped_connection_on_a_step_rolls_back_over_a_new_connection(tmp_pat
     is undone on a new connection (Set-TransportService restored and read back), and, since the
     restart may have run, a closing restart makes the restored settings take effect. The
     organisation unit finished before ex01 started, so its connector change stays."""
-    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL_DNS_VARS) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
         before = full_state(lab, HOST)
@@ -115,7 +115,7 @@ def test_a_dropped_connection_on_a_step_rolls_back_over_a_new_connection(tmp_pat
         assert report.exit_code == EXIT_ROLLED_BACK
         (org,) = report.organizations
         assert org.outcome is HostOutcome.DONE
-        assert [(s.action, s.status) for s in org.steps] == [(ORG_STEP, StepStatus.OK)]
+        assert [(s.action, s.status) for s in org.steps] == [(CONNECTOR_SWITCH, StepStatus.OK)]
         outcome = report.host(HOST)
         assert outcome.outcome is HostOutcome.ROLLED_BACK
         assert [(s.action, s.status) for s in outcome.steps] == [
@@ -156,17 +156,17 @@ def test_a_fault_in_the_organisation_unit_rolls_it_back_and_skips_the_hosts(tmp_
     read shows the connector as before: nothing to undo), journaled under the server it runs
     through, and, with the default --max-fail 0, the failed unit counts as a failure, so ex01,
     not started, is skipped and nothing on it changes."""
-    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL_DNS_VARS) as fleet:
         lab = fleet.lab
         result, plan_file = fleet.plan(tmp_path / "plan")
         (unit,) = result.plan.organizations
-        assert unit.host == HOST and [a.id for a in unit.automatic] == [ORG_STEP]
+        assert unit.host == HOST and [a.id for a in unit.automatic] == [CONNECTOR_SWITCH]
         before = full_state(lab, HOST)
 
         def on_event(entry: JournalEntry) -> None:
             # Its before record follows its read (Get-SendConnector): the next Exchange
             # request is the Set-SendConnector call.
-            if (entry.phase, entry.action) == ("before", ORG_STEP):
+            if (entry.phase, entry.action) == ("before", CONNECTOR_SWITCH):
                 lab.inject(HOST, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "exchange",
                                            "times": 1}})  # fmt: skip
 
@@ -176,7 +176,7 @@ def test_a_fault_in_the_organisation_unit_rolls_it_back_and_skips_the_hosts(tmp_
         (org,) = report.organizations
         assert org.host == unit.organization
         assert org.outcome is HostOutcome.ROLLED_BACK and "500" in (org.error or "")
-        assert [(s.action, s.status) for s in org.steps] == [(ORG_STEP, StepStatus.UNCHANGED)]
+        assert [(s.action, s.status) for s in org.steps] == [(CONNECTOR_SWITCH, StepStatus.UNCHANGED)]
         host = report.host(HOST)
         assert host.outcome is HostOutcome.SKIPPED and host.steps == ()
         assert host.error == "more than 0 host(s) failed"
@@ -186,10 +186,10 @@ def test_a_fault_in_the_organisation_unit_rolls_it_back_and_skips_the_hosts(tmp_
             # The stale check reads ex01 once for the organisation unit, once for its own steps.
             ("stale-check", None, "fresh"),
             ("stale-check", None, "fresh"),
-            ("before", ORG_STEP, "ok"),
-            ("execute", ORG_STEP, "started"),
-            ("execute", ORG_STEP, "failed"),
-            ("rollback", ORG_STEP, "unchanged"),
+            ("before", CONNECTOR_SWITCH, "ok"),
+            ("execute", CONNECTOR_SWITCH, "started"),
+            ("execute", CONNECTOR_SWITCH, "failed"),
+            ("rollback", CONNECTOR_SWITCH, "unchanged"),
             ("organization", None, "rolled-back"),
             ("host", None, "skipped"),
         ]
@@ -207,7 +207,7 @@ def test_a_rollback_that_cannot_run_is_exit_6(tmp_path: Path) -> None:
     finishes from the journal: Set-TransportService, then the organisation unit's
     Set-SendConnector (journaled under ex01, the server it ran through, and done before ex01
     started), then the closing restart the restart that may have run calls for."""
-    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL_DNS_VARS) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
         before = config_state(lab, HOST)
@@ -238,7 +238,7 @@ def test_a_rollback_that_cannot_run_is_exit_6(tmp_path: Path) -> None:
         assert host.host == HOST
         assert [(s.action, s.status) for s in host.steps] == [
             (TRANSPORT_STEP, StepStatus.ROLLED_BACK),
-            (ORG_STEP, StepStatus.ROLLED_BACK),
+            (CONNECTOR_SWITCH, StepStatus.ROLLED_BACK),
             ("rollback-restart-transport", StepStatus.ROLLED_BACK),
         ]
         assert unstamped(config_state(lab, HOST)) == unstamped(before)
@@ -249,7 +249,7 @@ def test_max_fail_skips_the_hosts_not_started(tmp_path: Path) -> None:
     """mixed-fleet: the organisation unit (through ex04) is done first; then the first host
     with steps fails on its first call, and with --max-fail 0 the other hosts are skipped, with
     nothing sent to them after the stale check."""
-    with lab_fleet("mixed-fleet", tmp_path, EXTERNAL) as fleet:
+    with lab_fleet("mixed-fleet", tmp_path, EXTERNAL_DNS_VARS) as fleet:
         lab = fleet.lab
         result, plan_file = fleet.plan(tmp_path / "plan")
         first = next(h.host for h in result.plan.hosts if h.automatic)

@@ -13,6 +13,8 @@ import pytest
 from agent.apply import HostOutcome, JournalEntry, StepStatus, rollback_journal
 from agent.errors import EXIT_OK, EXIT_ROLLBACK_FAILED
 from apply._apply_support import (
+    CONNECTOR_SWITCH,
+    EXTERNAL_DNS_VARS,
     config_state,
     connector_flags,
     full_state,
@@ -25,8 +27,6 @@ from apply._apply_support import (
 pytestmark = pytest.mark.lab
 
 HOST = "ex01.contoso.local"
-EXTERNAL = {"exfix_external_dns_servers": ["8.8.8.8"]}
-ORG_STEP = "org-01-use-external-dns-on-connector"
 STEP1 = "01-set-transport-external-dns"
 RESTART = "02-restart-transport"
 
@@ -37,7 +37,7 @@ def test_a_second_interrupt_stops_the_undo_and_exfix_rollback_finishes_it(tmp_pa
     something to do (before, they landed after the Set-SendConnector step, then ex01's
     second). The undo is stopped before it restores Set-TransportService, so that step and the
     finished organisation step are left to exfix rollback, which undoes both."""
-    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL) as fleet:
+    with lab_fleet("transport-external-dns-unresolvable", tmp_path, EXTERNAL_DNS_VARS) as fleet:
         lab = fleet.lab
         _, plan_file = fleet.plan(tmp_path / "plan")
         before = full_state(lab, HOST)
@@ -77,8 +77,8 @@ def test_a_second_interrupt_stops_the_undo_and_exfix_rollback_finishes_it(tmp_pa
         undone = rollback_journal(plan_file.default_journal, fleet.targets, fleet.credentials())
         assert undone.exit_code == EXIT_OK
         (host,) = undone.hosts
-        assert [(s.action, s.status) for s in host.steps] == [(STEP1, StepStatus.ROLLED_BACK),
-                                                              (ORG_STEP, StepStatus.ROLLED_BACK)]  # fmt: skip
+        expected = [(STEP1, StepStatus.ROLLED_BACK), (CONNECTOR_SWITCH, StepStatus.ROLLED_BACK)]
+        assert [(s.action, s.status) for s in host.steps] == expected
         # Undoing the connector change sets it again, so only its WhenChanged stamp moved.
         assert unstamped(full_state(lab, HOST)) == unstamped(before)
 
@@ -89,7 +89,7 @@ def test_an_interrupt_during_exfix_rollback_leaves_the_hosts_not_started_for_the
     """mixed-fleet, applied cleanly; then exfix rollback is interrupted in its first host's
     undo. That host is the server the organisation unit ran through (ex04): its org- step was
     the first the apply ran, so exfix rollback undoes it first, with ex04's own steps."""
-    with lab_fleet("mixed-fleet", tmp_path, EXTERNAL) as fleet:
+    with lab_fleet("mixed-fleet", tmp_path, EXTERNAL_DNS_VARS) as fleet:
         lab = fleet.lab
         result, plan_file = fleet.plan(tmp_path / "plan")
         (unit,) = result.plan.organizations
