@@ -924,3 +924,11 @@ def encode(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): encode(v) for k, v in value.items()}
     return value
+
+
+def encode_object(value: Any) -> dict[str, Any]:
+    """``encode`` of one dataclass instance: its JSON object (what a ``to_dict`` returns)."""
+    out = encode(value)
+    if not isinstance(out, dict):
+        raise TypeError(f"{type(value).__name__} is not a dataclass instance")
+    return out

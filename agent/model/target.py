@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.model.credential import CredentialRef
+from agent.model.document import encode_object
 
 
 class Scheme(str, enum.Enum):
@@ -89,13 +90,7 @@ class Timeouts:
     host: float = 900.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "connection": self.connection,
-            "read": self.read,
-            "operation": self.operation,
-            "command": self.command,
-            "host": self.host,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)
