@@ -272,7 +272,9 @@ class PsrpSession(RetryingSession):
         # The OS endpoint's configuration is the inventory's (ansible_psrp_configuration_name);
         # the Exchange endpoint's is always Microsoft.Exchange.
         configuration = (
-            CONFIGURATIONS[Endpoint.EXCHANGE] if self.endpoint is Endpoint.EXCHANGE else self.config.configuration_name
+            CONFIGURATIONS[Endpoint.EXCHANGE]
+            if self.endpoint is Endpoint.EXCHANGE
+            else self.config.configuration_name
         )
         pool = RunspacePool(wsman, configuration_name=configuration)
         # pypsrp 0.9 keeps the serializer in two places: the pool and its fragmenter.
