@@ -1,12 +1,18 @@
 """transport-no-dns-configured: transport is told not to use the adapter's DNS servers and has
-no servers of its own, for external or internal lookups. It then has nobody to ask."""
+no servers of its own, for external or internal lookups. It then has nobody to ask.
+
+A group fires only when a route of this server's mail uses it (agent/rules/_mail_path.py):
+the Internal* group always (next hops inside the organisation), the External* group only
+when a send connector of this server has UseExternalDNSServersEnabled $true. Otherwise the
+empty External* group is a setting nothing uses."""
 
 from __future__ import annotations
 
 from agent.model.facts import DnsLookupSettings, HostFacts
 from agent.model.finding_data import ConfigureTransportDns, LookupSide, SymptomScope
-from agent.model.findings import Finding, Severity
+from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
+from agent.rules import _mail_path as paths
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
@@ -39,13 +45,26 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         ("external", transport.external),
         ("internal", transport.internal),
     )
-    sides = tuple(side for side, settings in groups if not settings.adapter_enabled and not settings.servers)
-    if not sides:
+    empty = [
+        (side, paths.routes_using(facts, side))
+        for side, settings in groups
+        if not settings.adapter_enabled and not settings.servers
+    ]
+    # A group nothing routes through is a setting nothing uses (the External* group without a
+    # connector that has UseExternalDNSServersEnabled): not a fault.
+    used = [(side, routes) for side, routes in empty if routes]
+    if not used:
         return ()
+    sides = tuple(side for side, _ in used)
     said = "; ".join(
-        f"{side.capitalize()}DNSAdapterEnabled=False and {side.capitalize()}DNSServers is empty"
-        for side in sides
+        f"{side.capitalize()}DNSAdapterEnabled=False and {side.capitalize()}DNSServers is empty "
+        f"(used by {paths.describe(routes)})"
+        for side, routes in used
     )
+    evidence: list[EvidenceItem] = []
+    for side, routes in used:
+        evidence.append(c.transport_evidence(facts, side))
+        evidence.extend(paths.route_evidence(route) for route in routes)
     nic = facts.mapi
     return (
         c.finding(
@@ -53,7 +72,7 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
             facts,
             subject="transport DNS lookups",
             summary=f"{said}: transport has no DNS server for {' or '.join(sides)} lookups",
-            evidence=tuple(c.transport_evidence(facts, side) for side in sides),
+            evidence=evidence,
             data=ConfigureTransportDns(
                 transport_noun=facts.status.transport_noun,
                 sides=sides,
