@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from agent.evaluate import evaluate
 from agent.model.facts import HostFacts
 from agent.model.plan import (
@@ -172,3 +174,23 @@ def test_plan_3_round_trips_its_consequences_and_outstanding_findings() -> None:
         again = plan_from_json(plan.to_json())
         assert again == plan and again.schema == "exfix.plan/3"
     assert addressed(plan.units) >= {a for a in plan.hosts[0].actions[0].finding_ids}
+
+
+def test_plan_json_of_every_version_validates_against_the_shipped_schema() -> None:
+    import json
+    from pathlib import Path
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schemas = Path(__file__).resolve().parents[2] / "agent" / "schemas"
+    validator = jsonschema.Draft202012Validator(json.loads((schemas / "plan.schema.json").read_text()))
+    for variables in (NO_VARIABLES, HostVars((PUBLIC,))):
+        plan = plan_of(half_public(), variables=variables)
+        validator.validate(plan.to_dict())
+        older = dataclasses.replace(plan, schema="exfix.plan/2")
+        validator.validate(older.to_dict())
+        assert "outstanding" not in older.to_dict()["hosts"][0]
+        stray = plan.to_dict()
+        del stray["hosts"][0]["outstanding"]
+        assert list(validator.iter_errors(stray)), "a /3 unit without outstanding must not validate"
+    v1 = Path(__file__).resolve().parents[1] / "data" / "plan-v1-mixed-fleet.json"
+    validator.validate(json.loads(v1.read_text(encoding="utf-8")))
