@@ -71,9 +71,11 @@ def render_text(result: FleetPlan, plan_json: Path) -> None:
             if action.disruptive and not action.manual:
                 flags += " [DISRUPTIVE: restarts MSExchangeTransport]"
             _echo(f"  {action.id}: {terminal(action.description)}{flags}")
-        for consequence in unit.consequences:
-            _echo(f"  would break ({consequence.resolution.value}): {terminal(consequence.message)}")
         shown = {o.message for o in unit.outstanding}
+        for consequence in unit.consequences:
+            if consequence.message in shown:
+                continue  # a refusal: the finding it was for says it below, with what would lift it
+            _echo(f"  would break ({consequence.resolution.value}): {terminal(consequence.message)}")
         for advisory in unit.advisories:
             if advisory.message not in shown:
                 _echo(f"  advice ({advisory.kind.value}): {terminal(advisory.message)}")

@@ -270,7 +270,8 @@ def _refused_message(refusal: _Refusal, owner: str) -> tuple[str, str | None]:
     """The advice for the findings the refused steps were for, and the variable that would let
     exfix prevent the fault (None when no variable would)."""
     where = "" if refusal.at == owner else f" on {refusal.at}"
-    head = f"exfix leaves out {_steps_text(refusal.causes)}: afterwards{where}, {_fault(refusal.finding)}. "
+    steps, fault = _steps_text(refusal.causes), _fault(refusal.finding)
+    head = f"exfix leaves out {steps}, because afterwards{where}: {fault}. "
     advice = refusal.prevention.advisories
     variable = next((a.variable for a in advice if a.variable), None)
     if advice:

@@ -70,7 +70,9 @@ def _next_step(run: PlaybookRun) -> list[Step]:
         if variables:
             sentence = "Set in the inventory, then run again (each finding below says why):"
             return [(sentence, ", ".join(variables))]
-        return [("Read the findings below: each says what stands in its way.", None)]
+        if any(h.outstanding for h in run.hosts):
+            return [("Read the findings below: each says what stands in its way.", None)]
+        return [("Read the findings below: this playbook does not change them.", None)]
     return [("Nothing to do.", None)]
 
 

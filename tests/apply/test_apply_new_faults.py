@@ -76,7 +76,8 @@ def test_without_the_servers_the_plan_refuses_the_nic_step_and_says_why(tmp_path
         # No action, but findings remain: exit 2, and each says what stands in its way.
         assert result.exit_code == 2, result.output
         assert "no automatic step" in result.output and "Apply it with" not in result.output
-        assert "would break (refused)" in result.output
+        assert "exfix leaves out 'Set the DNS servers of the MAPI NIC" in result.output
+        assert "because afterwards: Transport's DNS servers for external lookups cannot" in result.output
         assert f"nic-external-dns-server (refused) [set {EXTERNAL_DNS_VARIABLE}]" in result.output
         assert "queue-dns-failure (cause)" in result.output
         assert "2 finding(s) stay after this plan" in result.output
