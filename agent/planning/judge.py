@@ -142,6 +142,10 @@ def _attempt(
     baseline: Sequence[frozenset[str]],
     refused: set[_Key],
 ) -> tuple[_Attempt, _Refusal | None]:
+    """One start: the planners' steps without the refused ones, judged in rounds. In a round
+    every server's prediction is judged; each new finding gets its own fix's steps where they
+    are new, and the next round judges the plan with them. A new finding that gets no new steps
+    (or one still there in the last round) refuses its causes."""
     attempt = _Attempt(
         [[d for d in p.drafts if step_key(d, p.facts.host) not in refused] for p in hosts],
         [[d for d in o.drafts if step_key(d, "") not in refused] for o in orgs],
@@ -149,7 +153,7 @@ def _attempt(
     )
     org_names = [organization_of(p.facts) for p in hosts]
     for round_ in range(MAX_ROUNDS):
-        found = None
+        found = []
         for i, proposal in enumerate(hosts):
             steps = _steps_for(i, org_names, orgs, attempt)
             if not steps:
@@ -157,18 +161,21 @@ def _attempt(
             predicted = predict(proposal.facts, steps)
             new = [f for f in evaluate(predicted) if f.id not in baseline[i]]
             if new:
-                found = (i, steps, predicted, new[0])
-                break
-        if found is None:
+                found.append((i, steps, predicted, new[0]))
+        if not found:
             return attempt, None
-        i, steps, predicted, finding = found
-        proposal = hosts[i]
-        here = proposal.facts.host
-        causes = _causes(proposal.facts, steps, finding)
-        prevention = _prevention(finding, predicted, proposal.host_vars)
-        known = _keys(hosts, attempt)
-        fresh = [d for d in prevention.drafts if step_key(d, here) not in known | refused]
-        if fresh and round_ < MAX_ROUNDS - 1:
+        for i, steps, predicted, finding in found:
+            proposal = hosts[i]
+            here = proposal.facts.host
+            causes = _causes(proposal.facts, steps, finding)
+            prevention = _prevention(finding, predicted, proposal.host_vars)
+            known = _keys(hosts, attempt)
+            fresh = [d for d in prevention.drafts if step_key(d, here) not in known | refused]
+            if not fresh or round_ == MAX_ROUNDS - 1:
+                prevention_refused = any(step_key(d, here) in refused for d in prevention.drafts)
+                keys = {step_key(c, here) for c in causes} | _sibling_keys(causes, hosts, attempt)
+                refusal = _Refusal(causes, frozenset(keys), finding, here, prevention, prevention_refused)
+                return attempt, refusal
             ids = tuple(dict.fromkeys([*(fid for c in causes for fid in c.finding_ids), finding.id]))
             added = [dataclasses.replace(d, finding_ids=ids) for d in fresh]
             attempt.host_drafts[i].extend(added)
@@ -181,11 +188,6 @@ def _attempt(
                     message=_prevented_message(causes, finding, added),
                 )
             )
-            continue
-        prevention_refused = any(step_key(d, here) in refused for d in prevention.drafts)
-        keys = {step_key(c, here) for c in causes}
-        keys |= _sibling_keys(causes, hosts, attempt)
-        return attempt, _Refusal(causes, frozenset(keys), finding, here, prevention, prevention_refused)
     raise AssertionError("unreachable: the last round refuses")  # pragma: no cover
 
 

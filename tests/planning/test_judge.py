@@ -194,3 +194,19 @@ def test_plan_json_of_every_version_validates_against_the_shipped_schema() -> No
         assert list(validator.iter_errors(stray)), "a /3 unit without outstanding must not validate"
     v1 = Path(__file__).resolve().parents[1] / "data" / "plan-v1-mixed-fleet.json"
     validator.validate(json.loads(v1.read_text(encoding="utf-8")))
+
+
+def test_a_fleet_of_such_servers_is_prevented_in_one_round_each() -> None:
+    # More servers than prevention rounds: each gets its own transport change, the organisation
+    # one connector switch, and nothing is refused.
+    names = [(f"ex{n:02d}.contoso.local", f"EX{n:02d}") for n in range(1, 13)]
+    internet = dataclasses.replace(connector(), source_transport_servers=tuple(s for _, s in names))
+    org = dataclasses.replace(half_public().org, send_connectors=(internet,))
+    fleet = [dataclasses.replace(half_public(name, short), org=org) for name, short in names]
+    plan = plan_of(*fleet, variables=HostVars((PUBLIC,)))
+    for hp in plan.hosts:
+        assert [a.kind for a in hp.actions] == ["set-nic-dns-servers", "set-transport-external-dns",
+                                                "restart-transport"], hp.host  # fmt: skip
+        assert [c.resolution for c in hp.consequences] == [Resolution.PREVENTED]
+    (org,) = plan.organizations
+    assert [a.kind for a in org.actions] == ["use-external-dns-on-connector"]
