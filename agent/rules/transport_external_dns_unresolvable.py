@@ -30,9 +30,10 @@ METADATA = RuleMetadata(
     severity=Severity.HIGH,
     kind=RuleKind.CAUSE,
     explanation=(
-        "To deliver internet mail, Exchange looks up each recipient domain's MX and A records. The DNS "
-        "servers it uses for that cannot resolve internet names (for example internal DNS servers without "
-        "forwarders), so mail to every external domain queues with '451 4.4.0 DNS query failed'. The fix "
+        "To deliver internet mail, Exchange looks up each recipient domain's MX and A records, with the DNS "
+        "settings the send connector uses (the evidence names the connector). The DNS servers of those "
+        "settings cannot resolve internet names (for example internal DNS servers without forwarders), so "
+        "mail to every external domain queues with '451 4.4.0 DNS query failed'. The fix "
         "points transport's external lookups at DNS servers that resolve internet names, makes the internet "
         "send connector use them, and restarts the Exchange transport service."
     ),

@@ -22,11 +22,15 @@ METADATA = RuleMetadata(
     kind=RuleKind.CAUSE,
     explanation=(
         "Exchange transport is set not to use the network adapter's DNS servers, and its own list of DNS "
-        "servers is empty, so it has no DNS server to ask and every delivery that needs a DNS lookup "
-        "fails. The fix gives transport DNS servers that work (or turns the adapter's servers back on) "
+        "servers is empty, so it has no DNS server to ask and every delivery that needs such a lookup "
+        "fails: the internal ones (other Exchange servers) or those of the send connector named in the "
+        "evidence. The fix gives transport DNS servers that work (or turns the adapter's servers back on) "
         "and restarts the Exchange transport service."
     ),
-    references=("https://learn.microsoft.com/powershell/module/exchange/set-transportservice",),
+    references=(
+        "https://learn.microsoft.com/powershell/module/exchange/set-transportservice",
+        "https://learn.microsoft.com/powershell/module/exchange/set-sendconnector",
+    ),
     fix_id="set-transport-external-dns",
     data=ConfigureTransportDns,
     explains=(
