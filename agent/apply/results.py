@@ -12,7 +12,9 @@ from agent.model.findings import Finding
 from agent.model.plan import PlanValue
 from agent.model.results import finding_to_dict
 
-APPLY_SCHEMA = "exfix.apply/2"  # /2: the organisations' units ("organizations") beside the hosts
+# /2: the organisations' units ("organizations") beside the hosts. /3: each unit's
+# "new_findings", the findings after the change that the host did not have before it.
+APPLY_SCHEMA = "exfix.apply/3"
 ROLLBACK_SCHEMA = "exfix.rollback/1"
 
 Values = tuple[tuple[str, PlanValue], ...]  # property -> value, in the plan's order
@@ -110,6 +112,9 @@ class HostApply:
     queues: tuple[QueueChange, ...] = ()
     remaining_findings: tuple[Finding, ...] = ()
     error: str | None = None
+    # Among the remaining findings, those the host did not have before the change: a fault the
+    # change created (never ``verified`` then).
+    new_findings: tuple[Finding, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -128,6 +133,7 @@ class HostApply:
             "steps": [s.to_dict() for s in self.steps],
             "queues": [q.to_dict() for q in self.queues],
             "remaining_findings": [finding_to_dict(f) for f in self.remaining_findings],
+            "new_findings": [finding_to_dict(f) for f in self.new_findings],
         }
 
 
