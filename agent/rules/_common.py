@@ -12,6 +12,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agent.model import dns_servers
 from agent.model.facts import (
     FAILURE_OUTCOMES,
     ZERO_GUID,
@@ -87,13 +88,16 @@ def public_verdict(facts: HostFacts, server: str) -> ServerVerdict:
 
 
 def all_configured_servers(facts: HostFacts) -> tuple[str, ...]:
+    """Every configured DNS server of the host (NICs, ExternalDNSServers, InternalDNSServers),
+    each once: configured as agent/model/dns_servers.py defines it, so Windows' placeholders
+    and empty rows are never judged as servers."""
     servers: list[str] = []
     for nic in facts.nics:
         servers.extend(nic.dns_servers)
     if facts.transport is not None:
         servers.extend(facts.transport.external.servers)
         servers.extend(facts.transport.internal.servers)
-    return tuple(dict.fromkeys(servers))
+    return dns_servers.configured(servers)
 
 
 def probed_servers(facts: HostFacts) -> tuple[str, ...]:
@@ -157,7 +161,7 @@ def external_lookup(facts: HostFacts) -> LookupServers | None:
         servers, which = _adapter_servers(facts, settings)
         how = f"{which}, because {prefix}DNSAdapterEnabled=True and {reason}"
     else:
-        servers = settings.servers
+        servers = settings.configured_servers
         how = f"{prefix}DNSServers, because {prefix}DNSAdapterEnabled=False and {reason}"
     return LookupServers(side, settings, servers, how, connectors)
 

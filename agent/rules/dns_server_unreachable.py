@@ -41,9 +41,9 @@ METADATA = RuleMetadata(
 def _where(facts: HostFacts, server: str) -> tuple[str, ...]:
     places = [nic.label for nic in facts.nics if server in nic.dns_servers]
     if facts.transport is not None:
-        if server in facts.transport.external.servers:
+        if server in facts.transport.external.configured_servers:
             places.append("ExternalDNSServers")
-        if server in facts.transport.internal.servers:
+        if server in facts.transport.internal.configured_servers:
             places.append("InternalDNSServers")
     return tuple(places)
 
