@@ -78,12 +78,13 @@ def disable_draft(
     )
 
 
-def register_draft(label: str, indexes: tuple[int, ...], finding_ids: tuple[str, ...]) -> Draft:
+def register_draft(why: str, indexes: tuple[int, ...], finding_ids: tuple[str, ...]) -> Draft:
+    """Register-DnsClient; ``why`` ends the description ("so ...")."""
     return Draft(
         kind=REGISTER_DNS_CLIENT,
         fix_id=FIX_ID,
         call=CmdletCall(Endpoint.OS, "Register-DnsClient"),
-        description=f"Register the host's addresses in DNS now, so the A record of {label} exists again",
+        description=f"Register the host's addresses in DNS now, so {why}",
         changes=(),
         read_back=None,
         rollback=(),
@@ -97,7 +98,7 @@ def drafts(index: int, alias: str, before: bool | None, finding_ids: tuple[str, 
     """The two actions for the MAPI NIC ``index`` (``alias`` only describes it)."""
     return (
         enable_draft(index, alias, before, finding_ids),
-        register_draft(_label(index, alias), (index,), finding_ids),
+        register_draft(f"the A record of {_label(index, alias)} exists again", (index,), finding_ids),
     )
 
 
@@ -127,24 +128,34 @@ def _plan_a_record(finding: Finding, facts: HostFacts, wanted: RegisterMapiNic) 
         out.append(enable_draft(index, mapi.interface_alias, mapi.register_this_connections_address, ids))
     advice: list[str] = []
     changed = [index]
+    turned_off: list[str] = []
     decisions = dict(zip(wanted.other_indexes, wanted.decisions, strict=False))
     for other_index, alias in zip(wanted.other_indexes, wanted.other_aliases, strict=False):
         other = nic_by_index(facts, other_index)
         why = decisions.get(other_index, "")
         label = _label(other_index, alias)
-        if other_index not in wanted.turn_off:
-            advice.append(
-                f"{label}: {why}. If it is a backup, replication or iSCSI network after all, turn its "
-                f"registration off by hand (Set-DnsClient -InterfaceIndex {other_index} "
-                "-RegisterThisConnectionsAddress $false) and run Register-DnsClient."
+        if other_index in wanted.turn_off:
+            if other is None:
+                advice.append(f"{label} is no longer in the facts; scan the host again.")
+            elif other.register_this_connections_address is not False:
+                out.append(disable_draft(other_index, other.interface_alias,
+                                         other.register_this_connections_address, why, ids))  # fmt: skip
+                changed.append(other_index)
+                turned_off.append(label)
+            continue
+        text = f"{label}: {why}."
+        if other is None or other.register_this_connections_address is not False:
+            text += (
+                " If it is a backup, replication or iSCSI network after all, turn its registration off "
+                f"by hand (Set-DnsClient -InterfaceIndex {other_index} -RegisterThisConnectionsAddress "
+                "$false) and run Register-DnsClient."
             )
-        elif other is None:
-            advice.append(f"{label} is no longer in the facts; scan the host again.")
-        elif other.register_this_connections_address is not False:
-            out.append(disable_draft(other_index, other.interface_alias,
-                                     other.register_this_connections_address, why, ids))  # fmt: skip
-            changed.append(other_index)
-    out.append(register_draft(f"the MAPI {_label(index, mapi.interface_alias)}", tuple(changed), ids))
+        advice.append(text)
+    mapi_label = _label(index, mapi.interface_alias)
+    record = f"the A record of {wanted.fqdn} holds the address of the MAPI {mapi_label}"
+    if turned_off:
+        record += " and no longer that of " + ", ".join(turned_off)
+    out.append(register_draft(record, tuple(changed), ids))
     advisories = tuple(
         a for text in advice for a in advise(AdvisoryKind.CANNOT_PLAN, finding, text).advisories
     )

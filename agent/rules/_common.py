@@ -9,6 +9,7 @@ domain's fault), both compute it here from the facts.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -227,7 +228,7 @@ class ARecordView:
 
     fqdn: str
     probes: tuple[DnsQueryResult, ...]  # the answering A probes of the FQDN (preferred vantage)
-    addresses: tuple[str, ...]  # the A record's values, first seen first
+    addresses: tuple[str, ...]  # the A record's values, in address order
     mapi: NicFacts
     mapi_held: tuple[str, ...]  # the MAPI NIC's addresses in the record
     others: tuple[NicFacts, ...]  # the other NICs whose addresses are in the record
@@ -245,6 +246,14 @@ class ARecordView:
         return tuple(a for a in nic.addresses if a in self.addresses)
 
 
+def _address_order(text: str) -> tuple[int, int, str]:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return (9, 0, text)
+    return (ip.version, int(ip), text)
+
+
 def a_record_view(facts: HostFacts) -> ARecordView | None:
     """What the server's own name resolves to (A, from the host's vantage where it probed),
     or None when the MAPI NIC is not known or no probe answered with addresses."""
@@ -255,7 +264,8 @@ def a_record_view(facts: HostFacts) -> ARecordView | None:
     probes = tuple(
         p for p in preferred_vantage(facts.probes_for(qname=fqdn, rdtype="A")) if p.outcome is Outcome.ANSWER
     )
-    addresses = tuple(dict.fromkeys(r for p in probes for r in p.records))
+    # An RRset has no order (RFC 2181 5): sorted, so the same record reads the same every scan.
+    addresses = tuple(sorted(set(r for p in probes for r in p.records), key=_address_order))
     if not addresses:
         return None
     others = tuple(

@@ -100,21 +100,22 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
             )
         else:
             decisions.append(why)
+    # What exfix does about each other NIC, in words: the plan's decision, shown as evidence.
     said = [
-        f"{nic.label}: {'exfix turns registration off, ' if nic.interface_index in turn_off else ''}{why}"
+        f"{'exfix turns its registration off: ' if nic.interface_index in turn_off else ''}{why}"
         for nic, why in zip(view.others, decisions, strict=True)
     ]
     held = "; ".join(f"{', '.join(view.held(n))} of {n.label}" for n in view.others)
     if view.mapi_held:
-        mapi_part = f"and {', '.join(view.mapi_held)} of the MAPI NIC {mapi.label}"
+        mapi_part = f"and {', '.join(view.mapi_held)} of the MAPI {mapi.label}"
     else:
         mapi_part = (
-            f"not {', '.join(mapi.ipv4_addresses) or 'an address'} of the MAPI NIC {mapi.label} "
+            f"not {', '.join(mapi.ipv4_addresses) or 'an address'} of the MAPI {mapi.label} "
             f"(RegisterThisConnectionsAddress={mapi.register_this_connections_address})"
         )
     summary = (
         f"{view.fqdn} resolves to {held}, {mapi_part}; chosen as MAPI NIC because {facts.mapi_nic.reason}. "
-        + " ".join(f"{d}." for d in said)
+        + " ".join(f"{nic.label}: {d}." for nic, d in zip(view.others, said, strict=True))
     )
     evidence = [
         _record_evidence(view),
