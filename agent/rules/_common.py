@@ -329,6 +329,15 @@ def nic_evidence(nic: NicFacts, *extra: tuple[str, DataValue], source: str = "Ge
     )
 
 
+def server_list_values(nic: NicFacts) -> tuple[tuple[str, DataValue], ...]:
+    """A NIC's DNS servers as evidence: the configured ones (what is judged) and, where Windows
+    listed more, what was set aside and why (agent/model/dns_servers.py)."""
+    values: list[tuple[str, DataValue]] = [("ServerAddresses", nic.dns_servers)]
+    if nic.not_dns_servers:
+        values.append(("not DNS servers", tuple(f"{a} ({why})" for a, why in nic.not_dns_servers)))
+    return tuple(values)
+
+
 def mapi_choice_evidence(facts: HostFacts, nic: NicFacts) -> EvidenceItem:
     return EvidenceItem(
         source="Get-NetIPConfiguration",
