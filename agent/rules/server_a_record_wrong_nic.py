@@ -56,13 +56,15 @@ METADATA = RuleMetadata(
 
 
 def _record_evidence(view: c.ARecordView) -> EvidenceItem:
+    # The record as the probes below saw it, in one line (the probes themselves follow).
     host_side = any(p.vantage is Vantage.HOST for p in view.probes)
     return EvidenceItem(
-        source="Resolve-DnsName" if host_side else "dns-probe",
+        source="A record (probed)",
         subject=f"A record of {view.fqdn}",
         values=(
             ("A", view.addresses),
             ("asked", tuple(dict.fromkeys(p.server for p in view.probes))),
+            ("from", Vantage.HOST.value if host_side else Vantage.ORCHESTRATOR.value),
             ("MAPI NIC's addresses in it", view.mapi_held),
         ),
     )

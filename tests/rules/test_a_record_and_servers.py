@@ -86,7 +86,7 @@ def test_registration_on_the_backup_nic_and_off_on_the_mapi_nic() -> None:
         "chosen as MAPI NIC because it is the only NIC with a default gateway (10.0.0.1)" in finding.summary
     )
     record_item = next(e for e in finding.evidence if e.subject == f"A record of {HOST}")
-    assert record_item.source == "Resolve-DnsName"
+    assert record_item.source == "A record (probed)" and record_item.value("from") == "host"
     assert record_item.value("A") == (BACKUP,) and record_item.value("asked") == (INTERNAL_DNS,)
     assert record_item.value("MAPI NIC's addresses in it") == ()
     holder = next(e for e in finding.evidence if e.subject == "NIC 'Backup' (InterfaceIndex 16)")
@@ -160,7 +160,8 @@ def test_the_record_is_read_from_the_orchestrator_when_the_host_did_not_probe() 
     facts = host(nics=(mapi_nic(register_this_connections_address=False), backup_nic()),
                  probes=record(BACKUP, vantage=Vantage.ORCHESTRATOR))  # fmt: skip
     (finding,) = server_a_record_wrong_nic.evaluate(facts)
-    assert finding.evidence[0].source == "dns-probe"
+    assert finding.evidence[0].value("from") == "orchestrator"
+    assert finding.evidence[1].source == "dns-probe"
 
 
 def test_the_record_reads_the_same_whatever_order_the_server_answered_in() -> None:
