@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK
+from agent.model.document import encode_object
 from agent.model.findings import Finding
 from agent.model.plan import PlanValue
 from agent.model.results import finding_to_dict
@@ -67,13 +68,7 @@ class QueueStatus:
     last_error: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "identity": self.identity,
-            "next_hop": self.next_hop,
-            "status": self.status,
-            "message_count": self.message_count,
-            "last_error": self.last_error,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from agent.errors import (
     StaleSetting,
     worst_exit,
 )
+from agent.model.document import encode_object
 from agent.model.facts import QueueFacts
 from agent.model.findings import Finding
 from agent.model.results import finding_to_dict
@@ -163,14 +164,7 @@ class QueueView:
         return self.status.lower() == "retry" or bool(self.last_error)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "identity": self.identity,
-            "next_hop": self.next_hop,
-            "status": self.status,
-            "message_count": self.message_count,
-            "error_class": self.error_class,
-            "last_error": self.last_error,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +180,7 @@ class ActionView:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "fix_id": self.fix_id,
-            "kind": self.kind,
-            "description": self.description,
-            "disruptive": self.disruptive,
-            "manual": self.manual,
-            "status": self.status.value,
-            "plan_digest": self.plan_digest,
-            "error": self.error,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,16 +237,7 @@ class PlanArtifact:
     apply_command: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "role": self.role.value,
-            "digest": self.digest,
-            "directory": self.directory,
-            "plan_json": self.plan_json,
-            "review_md": self.review_md,
-            "review_html": self.review_html,
-            "scripts": list(self.scripts),
-            "apply_command": self.apply_command,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)
