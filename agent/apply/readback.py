@@ -10,8 +10,9 @@ representation difference, never a different value:
 - multi-valued properties as a tuple, a list, one string or Nil; an empty list and Nil are the
   same empty setting (Set-TransportService clears a list with ``$null``);
 - Get-DnsClientServerAddress returns one object per address family; the NIC's servers are
-  their ServerAddresses joined, IPv4 (AddressFamily 2) first, as NicFacts.dns_servers, without
-  the fec0:0:0:ffff::1-3 placeholders Windows shows for an IPv6 stack with no server;
+  their ServerAddresses joined, IPv4 (AddressFamily 2) first, as the configured servers
+  (NicFacts.dns_servers, agent/model/dns_servers.py: without the fec0:0:0:ffff::1-3
+  placeholders Windows shows for an IPv6 stack with no server, empty entries and repeats);
 - an IP smart host shows in brackets (``[203.0.113.10]``, Get-SendConnector docs: SmartHosts);
 - a service status as its name or its ServiceControllerStatus number (4 is Running);
 - names, addresses and enum values compare case-insensitively, as Exchange and Windows do.
@@ -27,7 +28,7 @@ from typing import Any
 
 from agent.collect import _values as v
 from agent.errors import CmdletError
-from agent.fixes._derive import without_placeholders
+from agent.model import dns_servers
 from agent.model.command import CmdletCall
 from agent.model.plan import Change, PlanValue
 from agent.model.remote import RemoteError, RemoteObject
@@ -95,7 +96,7 @@ def property_value(objects: Sequence[RemoteObject], change: Change) -> PlanValue
         servers: list[str] = []
         for obj in ordered:
             servers.extend(v.texts(obj.get("ServerAddresses")))
-        return without_placeholders(tuple(s.strip() for s in servers if s.strip()))
+        return dns_servers.configured(servers)
     found = {normalize(change, obj.get(change.property)) for obj in objects}
     if len(found) != 1:
         raise ReadBackError(f"{change.property}: the read-back returned {len(objects)} objects that disagree")

@@ -43,6 +43,11 @@ def render_table() -> str:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
+    # What each rule rests on, under the table (the table stays one line per rule).
+    lines.extend(["", "references"])
+    width = max(len(rule.id) for rule in RULES)
+    for rule in RULES:
+        lines.append(f"{rule.id.ljust(width)}  {', '.join(rule.metadata.references)}")
     return "\n".join(lines)
 
 

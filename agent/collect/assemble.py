@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from agent.collect.nics import choose_mapi_nic, fqdn_addresses
+from agent.model import dns_servers
 from agent.model.facts import (
     AreaIssue,
     CollectionStatus,
@@ -58,14 +59,17 @@ def host_facts(
 
 def configured_dns_servers(nics: Iterable[NicFacts], transport: TransportDnsFacts | None) -> tuple[str, ...]:
     """Every DNS server the host is configured with (NICs, then ExternalDNSServers, then
-    InternalDNSServers), repeats dropped: the servers the probes must ask."""
+    InternalDNSServers), each once: the servers the probes must ask. Configured as
+    agent/model/dns_servers.py defines it: Windows' fec0:0:0:ffff::1-3 placeholders and empty
+    rows are never probed (nothing answers there; a probe would only time out and read as an
+    unreachable server)."""
     servers: list[str] = []
     for nic in nics:
         servers.extend(nic.dns_servers)
     if transport is not None:
         servers.extend(transport.external.servers)
         servers.extend(transport.internal.servers)
-    return tuple(dict.fromkeys(s for s in servers if s))
+    return dns_servers.configured(servers)
 
 
 def failing_remote_domains(queues: Iterable[QueueFacts]) -> tuple[str, ...]:

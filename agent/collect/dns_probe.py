@@ -34,6 +34,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from agent.model import dns_servers
 from agent.model.probe import DnsQueryResult, DomainProbe, Outcome, ServerProbe, Vantage
 
 DEFAULT_TIMEOUT = 2.0
@@ -154,8 +155,9 @@ def probe_domain(domain: str, servers: Sequence[str], *, address_map: AddressMap
                  timeout: float = DEFAULT_TIMEOUT) -> DomainProbe:
     """Follow a remote domain's mail routing (MX, then A and AAAA of the lowest-preference MX
     host, or of the domain when it has no MX) through the first server whose MX answer is
-    definitive. Servers that time out, fail or refuse are passed over, as a resolver does."""
-    tried = tuple(dict.fromkeys(servers))
+    definitive. Servers that time out, fail or refuse are passed over, as a resolver does.
+    Only configured servers are asked (agent/model/dns_servers.py)."""
+    tried = dns_servers.configured(servers)
     results: list[DnsQueryResult] = []
     for server in tried:
         mx = query(server, domain, "MX", address_map=address_map, timeout=timeout)

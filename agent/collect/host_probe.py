@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from agent.collect import _values as v
+from agent.model import dns_servers
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.facts import ProbeTargets
 from agent.model.probe import DnsQueryResult, Outcome, Vantage
@@ -82,9 +83,10 @@ def probe_call(server: str, qname: str, rdtype: str) -> CmdletCall:
 
 
 def calls(targets: ProbeTargets, servers: Iterable[str]) -> tuple[CmdletCall, ...]:
-    """The three standard questions for every server (repeats dropped, order kept)."""
+    """The three standard questions for every configured server (agent/model/dns_servers.py:
+    repeats, empty entries and Windows' placeholders are not asked), order kept."""
     out = []
-    for server in v.unique(s for s in servers if s):
+    for server in dns_servers.configured(servers):
         out.append(probe_call(server, targets.ad_srv, "SRV"))
         out.append(probe_call(server, targets.internal_host, "A"))
         out.append(probe_call(server, targets.public_name, "MX"))
@@ -95,7 +97,7 @@ def remote_domain_calls(domain: str, servers: Iterable[str]) -> tuple[CmdletCall
     """MX, A and AAAA of a remote domain that fails in the queues."""
     return tuple(
         probe_call(server, domain, rdtype)
-        for server in v.unique(s for s in servers if s)
+        for server in dns_servers.configured(servers)
         for rdtype in ("MX", "A", "AAAA")
     )
 
@@ -104,7 +106,7 @@ def mx_host_calls(mx_host: str, servers: Iterable[str]) -> tuple[CmdletCall, ...
     """A and AAAA of a remote domain's mail exchanger (second round, after its MX answered)."""
     return tuple(
         probe_call(server, mx_host, rdtype)
-        for server in v.unique(s for s in servers if s)
+        for server in dns_servers.configured(servers)
         for rdtype in ("A", "AAAA")
     )
 

@@ -197,12 +197,19 @@ def _join(values: Iterable[str]) -> str:
 
 def choose_mapi_nic(nics: tuple[NicFacts, ...], fqdn: str, resolved: tuple[str, ...] = ()) -> NicSelection:
     """The MAPI/primary NIC: the one with the default gateway that holds the address ``fqdn``
-    resolves to (``resolved``, when known). The reason says which evidence decided."""
+    resolves to (``resolved``, when known). The reason says which evidence decided.
+
+    When the two disagree, the default gateway decides. The A record is what the NICs that
+    register themselves in DNS put there, and registration is the very setting exfix judges:
+    with registration off on the MAPI NIC and on for a backup NIC, the name points at the
+    backup network. The gateway is the network design's: the MAPI network is the one with the
+    default gateway, a DAG replication, backup or iSCSI network has none (EXCHANGE_FACTS;
+    "NIC DNS Registration and Exchange Servers", exchangemaster.wordpress.com)."""
     with_gateway = [n for n in nics if n.default_gateways]
-    holders = [n for n in nics if set(n.ipv4_addresses + n.ipv6_addresses) & set(resolved)]
+    holders = [n for n in nics if set(n.addresses) & set(resolved)]
 
     def held(nic: NicFacts) -> str:
-        return _join(a for a in nic.ipv4_addresses + nic.ipv6_addresses if a in resolved)
+        return _join(a for a in nic.addresses if a in resolved)
 
     both = [n for n in holders if n.default_gateways]
     if len(both) == 1:
@@ -213,25 +220,28 @@ def choose_mapi_nic(nics: tuple[NicFacts, ...], fqdn: str, resolved: tuple[str, 
             f"the address {fqdn} resolves to",
             resolved,
         )
-    if len(holders) == 1:
-        nic = holders[0]
-        gateways = (
-            "; no NIC has a default gateway"
-            if not with_gateway
-            else f"; it has no default gateway, {with_gateway[0].label} has"
-        )
-        return NicSelection(
-            nic.interface_index, f"it holds {held(nic)}, the address {fqdn} resolves to{gateways}", resolved
-        )
-    if len(with_gateway) == 1:
+    if len(with_gateway) == 1 and not both:
         nic = with_gateway[0]
         if not resolved:
             why = f"the address {fqdn} resolves to is not known"
+        elif holders:
+            where = "; ".join(f"{held(n)} on {n.label}" for n in holders)
+            why = (
+                f"{fqdn} resolves to {where}, which has no default gateway: the A record follows the NICs "
+                "that register in DNS, the gateway follows the network design"
+            )
         else:
             why = f"no NIC holds {_join(resolved)}, what {fqdn} resolves to"
         return NicSelection(
             nic.interface_index,
             f"it is the only NIC with a default gateway ({_join(nic.default_gateways)}); {why}",
+            resolved,
+        )
+    if len(holders) == 1 and not with_gateway:
+        nic = holders[0]
+        return NicSelection(
+            nic.interface_index,
+            f"it holds {held(nic)}, the address {fqdn} resolves to; no NIC has a default gateway",
             resolved,
         )
     addressed = [n for n in nics if n.ipv4_addresses]
@@ -246,7 +256,7 @@ def choose_mapi_nic(nics: tuple[NicFacts, ...], fqdn: str, resolved: tuple[str, 
         return NicSelection(nics[0].interface_index, "it is the host's only NIC", resolved)
     if not nics:
         return NicSelection(None, "no NIC was reported", resolved)
-    candidates = both or holders or with_gateway or list(nics)
+    candidates = both or with_gateway or holders or list(nics)
     return NicSelection(
         None,
         "ambiguous: "

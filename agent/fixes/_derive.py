@@ -10,22 +10,6 @@ from dataclasses import dataclass
 from agent.model.facts import HostFacts, NicFacts, SendConnectorFacts, normalize_name, preferred_vantage
 from agent.model.probe import Outcome
 
-# Windows shows these site-local addresses as the IPv6 DNS servers of an adapter that has none
-# configured (fec0:0:0:ffff::1, ::2, ::3; deprecated by RFC 3879). They are not servers anyone
-# chose: writing them back as static servers would turn a placeholder into configuration.
-_PLACEHOLDERS = frozenset(ipaddress.IPv6Address(f"fec0:0:0:ffff::{n}") for n in (1, 2, 3))
-
-
-def is_dns_placeholder(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0].strip()) in _PLACEHOLDERS
-    except ValueError:
-        return False
-
-
-def without_placeholders(servers: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(s for s in servers if not is_dns_placeholder(s))
-
 
 def nic_by_index(facts: HostFacts, index: int) -> NicFacts | None:
     for nic in facts.nics:

@@ -20,7 +20,8 @@ from types import MappingProxyType
 from typing import Any
 
 from agent.errors import StaleSetting
-from agent.fixes._derive import connectors_for_domain, is_dns_placeholder, mail_route, nic_by_index
+from agent.fixes._derive import connectors_for_domain, mail_route, nic_by_index
+from agent.model import dns_servers
 from agent.model.facts import DnsLookupSettings, HostFacts, SendConnectorFacts
 from agent.model.plan import Action, FactArea, FactRef, canonical_json, sha256_hex
 
@@ -149,18 +150,18 @@ def _connector_member(name: str) -> _Field:
 
 
 def _server_addresses() -> _Field:
-    # set-nic-dns-servers records ServerAddresses as the NIC's IPv4 then IPv6 servers without
-    # the fec0:0:0:ffff::1-3 placeholders Windows lists when no IPv6 server is set
-    # (agent/fixes/nic_dns_servers.py); putting a planned value back keeps today's placeholders.
+    # set-nic-dns-servers records ServerAddresses as the NIC's configured servers, IPv4 then
+    # IPv6 (NicFacts.dns_servers, agent/model/dns_servers.py: without Windows' fec0:0:0:ffff::1-3
+    # placeholders, empty entries and repeats); putting a planned value back keeps today's
+    # entries that are no servers, so they are neither drift nor lost.
     def read(slice_: Any) -> Any:
-        return tuple(s for s in slice_["ipv4_dns_servers"] + slice_["ipv6_dns_servers"]
-                     if not is_dns_placeholder(s))  # fmt: skip
+        return dns_servers.configured(slice_["ipv4_dns_servers"] + slice_["ipv6_dns_servers"])
 
     def write(slice_: Any, value: Any) -> None:
         servers = [str(s) for s in value or ()]
         slice_["ipv4_dns_servers"] = [s for s in servers if ":" not in s]
-        placeholders = [s for s in slice_["ipv6_dns_servers"] if is_dns_placeholder(s)]
-        slice_["ipv6_dns_servers"] = [s for s in servers if ":" in s] + placeholders
+        aside = [s for s in slice_["ipv6_dns_servers"] if dns_servers.not_a_server(s) is not None]
+        slice_["ipv6_dns_servers"] = [s for s in servers if ":" in s] + aside
 
     return _Field(FactArea.NIC_DNS_SERVERS, read, write)
 

@@ -11,7 +11,7 @@ change needs the MSExchangeTransport restart build_plan adds once per host.
 from __future__ import annotations
 
 from agent.fixes import _predict
-from agent.fixes._derive import nic_by_index, without_placeholders
+from agent.fixes._derive import nic_by_index
 from agent.fixes._draft import Draft, Planned, advise, nic_gone, request
 from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.spec import FixSpec, Step
@@ -58,7 +58,10 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
         return nic_gone(finding)
     index = wanted.interface_index
     drop = set(wanted.drop_servers)
-    before = without_placeholders(nic.dns_servers)
+    # The configured servers (agent/model/dns_servers.py): Windows' fec0:0:0:ffff::1-3
+    # placeholders are not servers anyone chose, and writing them back as static servers
+    # would turn a placeholder into configuration.
+    before = nic.dns_servers
     keep = tuple(s for s in before if s not in drop)
     if not keep:
         candidates = wanted.candidate_servers

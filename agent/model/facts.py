@@ -12,6 +12,7 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 
+from agent.model import dns_servers as _dns_servers
 from agent.model.probe import DnsQueryResult, Outcome, Vantage
 
 
@@ -54,6 +55,11 @@ class DnsLookupSettings:
     servers: tuple[str, ...]
     adapter_guid: str  # all zeros means "any adapter"
     protocol_option: str  # Any, UseTcpOnly, UseUdpOnly
+
+    @property
+    def configured_servers(self) -> tuple[str, ...]:
+        """``servers`` as configured DNS servers (agent/model/dns_servers.py)."""
+        return _dns_servers.configured(self.servers)
 
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -273,7 +279,12 @@ class SendConnectorFacts:
 @dataclass(frozen=True, slots=True)
 class NicFacts:
     """One network interface, joined from Get-DnsClient, Get-DnsClientServerAddress and
-    Get-NetIPConfiguration by InterfaceIndex."""
+    Get-NetIPConfiguration by InterfaceIndex.
+
+    ``ipv4_dns_servers`` and ``ipv6_dns_servers`` are the ServerAddresses as Windows listed
+    them (Windows' fec0:0:0:ffff::1-3 placeholders included). What the rules, the probes and
+    the planners judge is :attr:`dns_servers`: the configured servers among them, by the one
+    definition in agent/model/dns_servers.py."""
 
     interface_index: int
     interface_alias: str
@@ -294,8 +305,23 @@ class NicFacts:
         return f"NIC {self.interface_alias!r} (InterfaceIndex {self.interface_index})"
 
     @property
-    def dns_servers(self) -> tuple[str, ...]:
+    def listed_dns_servers(self) -> tuple[str, ...]:
+        """Every ServerAddresses entry as shown, IPv4 first."""
         return self.ipv4_dns_servers + self.ipv6_dns_servers
+
+    @property
+    def dns_servers(self) -> tuple[str, ...]:
+        """The configured DNS servers, IPv4 first (agent/model/dns_servers.py)."""
+        return _dns_servers.configured(self.listed_dns_servers)
+
+    @property
+    def not_dns_servers(self) -> tuple[tuple[str, str], ...]:
+        """The entries of ServerAddresses that are no configured server, with why."""
+        return _dns_servers.set_aside(self.listed_dns_servers)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.ipv4_addresses + self.ipv6_addresses
 
     @property
     def default_gateways(self) -> tuple[str, ...]:

@@ -88,6 +88,27 @@ class EnableRegistration(FindingData):
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterMapiNic(FindingData):
+    """server-a-record-wrong-nic: the server's A record as probed holds addresses of other NICs
+    (``other_*``, one entry per NIC, in the same order) instead of, or beside, the MAPI NIC's.
+    The fix turns registration on for the MAPI NIC (by index) and off for the NICs in
+    ``turn_off``, the dedicated backup, replication or iSCSI networks; ``decisions`` says per
+    other NIC why it is turned off or left as it is."""
+
+    RULE: ClassVar[str] = "server-a-record-wrong-nic"
+
+    fqdn: str
+    a_record: tuple[str, ...]  # the A record's values as probed
+    interface_index: int  # the MAPI NIC
+    interface_alias: str
+    mapi_addresses: tuple[str, ...]
+    other_indexes: tuple[int, ...]
+    other_aliases: tuple[str, ...]
+    decisions: tuple[str, ...]
+    turn_off: tuple[int, ...]  # of other_indexes: registration goes off there
+
+
+@dataclass(frozen=True, slots=True)
 class SetNicDnsServers(FindingData):
     """nic-external-dns-server: the MAPI NIC's servers, which to drop and which to keep, and the
     servers the probes saw resolve the AD domain (offered, never added)."""
@@ -196,6 +217,7 @@ class SetDnsFaultTolerance(FindingData):
 FINDING_DATA: tuple[type[FindingData], ...] = (
     QueueSymptom,
     EnableRegistration,
+    RegisterMapiNic,
     SetNicDnsServers,
     SetExternalDns,
     SetInternalDns,

@@ -9,9 +9,12 @@ domain's fault), both compute it here from the facts.
 from __future__ import annotations
 
 import enum
+import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agent.model import dns_servers
 from agent.model.facts import (
     FAILURE_OUTCOMES,
     ZERO_GUID,
@@ -88,13 +91,16 @@ def public_verdict(facts: HostFacts, server: str) -> ServerVerdict:
 
 
 def all_configured_servers(facts: HostFacts) -> tuple[str, ...]:
+    """Every configured DNS server of the host (NICs, ExternalDNSServers, InternalDNSServers),
+    each once: configured as agent/model/dns_servers.py defines it, so Windows' placeholders
+    and empty rows are never judged as servers."""
     servers: list[str] = []
     for nic in facts.nics:
         servers.extend(nic.dns_servers)
     if facts.transport is not None:
         servers.extend(facts.transport.external.servers)
         servers.extend(facts.transport.internal.servers)
-    return tuple(dict.fromkeys(servers))
+    return dns_servers.configured(servers)
 
 
 def probed_servers(facts: HostFacts) -> tuple[str, ...]:
@@ -151,7 +157,7 @@ def lookup_servers(facts: HostFacts, side: LookupSide, routes: tuple[paths.Route
         servers, which = _adapter_servers(facts, settings)
         how = f"{which}, because {prefix}DNSAdapterEnabled=True and {reason}"
     else:
-        servers = settings.servers
+        servers = settings.configured_servers
         how = f"{prefix}DNSServers, because {prefix}DNSAdapterEnabled=False and {reason}"
     return LookupServers(side, settings, servers, how, routes)
 
@@ -191,6 +197,102 @@ def external_resolution_broken(facts: HostFacts) -> bool:
         return not lookup.settings.adapter_enabled
     verdicts = [public_verdict(facts, s).verdict for s in lookup.servers]
     return Verdict.RESOLVES not in verdicts and Verdict.FAILS in verdicts
+
+
+# --- the server's own A record -----------------------------------------------------------
+
+# Words that name a network built for one purpose in a NIC's alias or description: a DAG
+# replication network, a backup network, iSCSI or other storage, a cluster heartbeat. Matched
+# as whole words, case-insensitively.
+_DEDICATED_WORDS = frozenset(
+    {"backup", "replication", "repl", "iscsi", "storage", "heartbeat", "cluster", "dag"}
+)
+
+
+def dedicated_network(nic: NicFacts) -> tuple[bool, str]:
+    """Whether ``nic`` is a dedicated backup, replication or iSCSI network, on which
+    "Register this connection's addresses in DNS" belongs off ("NIC DNS Registration and
+    Exchange Servers", exchangemaster.wordpress.com: off is fine on iSCSI, replication and backup
+    NICs, never on the MAPI/primary one), and why, in words for the plan.
+
+    Both signs must be there. No default gateway: such a network reaches only its own subnet
+    (a DAG replication network has none, EXCHANGE_FACTS), so its address is of no use to
+    clients elsewhere. And its name or description says what it is for: a NIC without a
+    gateway may still be the network clients use (static routes), and turning registration
+    off on it would take the server's name away from them."""
+    if nic.default_gateways:
+        return False, (
+            f"it has the default gateway {', '.join(nic.default_gateways)}, so it may be a network clients "
+            "use: exfix leaves its registration as it is"
+        )
+    words = {
+        w for w in re.split(r"[^a-z0-9]+", f"{nic.interface_alias} {nic.interface_description}".lower()) if w
+    }
+    named = sorted(words & _DEDICATED_WORDS)
+    if not named:
+        return False, (
+            "it has no default gateway, but neither its name nor its description says it is a backup, "
+            "replication or iSCSI network: exfix leaves its registration as it is"
+        )
+    return True, (
+        f"it has no default gateway and its name or description says {', '.join(repr(w) for w in named)}: "
+        "a dedicated network, whose address must not be the server's A record"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ARecordView:
+    """The server's own A record as the probes saw it, and the NICs that hold its values."""
+
+    fqdn: str
+    probes: tuple[DnsQueryResult, ...]  # the answering A probes of the FQDN (preferred vantage)
+    addresses: tuple[str, ...]  # the A record's values, in address order
+    mapi: NicFacts
+    mapi_held: tuple[str, ...]  # the MAPI NIC's addresses in the record
+    others: tuple[NicFacts, ...]  # the other NICs whose addresses are in the record
+
+    @property
+    def points_elsewhere(self) -> bool:
+        """The record holds another NIC's address and that is wrong: the MAPI NIC's address is
+        not in it, or the other NIC is a dedicated network (:func:`dedicated_network`). Two
+        client networks that both register are a design, not a fault."""
+        if not self.others:
+            return False
+        return not self.mapi_held or any(dedicated_network(n)[0] for n in self.others)
+
+    def held(self, nic: NicFacts) -> tuple[str, ...]:
+        return tuple(a for a in nic.addresses if a in self.addresses)
+
+
+def _address_order(text: str) -> tuple[int, int, str]:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return (9, 0, text)
+    return (ip.version, int(ip), text)
+
+
+def a_record_view(facts: HostFacts) -> ARecordView | None:
+    """What the server's own name resolves to (A, from the host's vantage where it probed),
+    or None when the MAPI NIC is not known or no probe answered with addresses."""
+    mapi = facts.mapi
+    if mapi is None:
+        return None
+    fqdn = facts.exchange.fqdn
+    probes = tuple(
+        p for p in preferred_vantage(facts.probes_for(qname=fqdn, rdtype="A")) if p.outcome is Outcome.ANSWER
+    )
+    # An RRset has no order (RFC 2181 5): sorted, so the same record reads the same every scan.
+    addresses = tuple(sorted(set(r for p in probes for r in p.records), key=_address_order))
+    if not addresses:
+        return None
+    others = tuple(
+        n
+        for n in facts.nics
+        if n.interface_index != mapi.interface_index and set(n.addresses) & set(addresses)
+    )
+    mapi_held = tuple(a for a in mapi.addresses if a in addresses)
+    return ARecordView(fqdn, probes, addresses, mapi, mapi_held, others)
 
 
 # --- queues -------------------------------------------------------------------------------
@@ -243,6 +345,15 @@ def nic_evidence(nic: NicFacts, *extra: tuple[str, DataValue], source: str = "Ge
             *extra,
         ),
     )
+
+
+def server_list_values(nic: NicFacts) -> tuple[tuple[str, DataValue], ...]:
+    """A NIC's DNS servers as evidence: the configured ones (what is judged) and, where Windows
+    listed more, what was set aside and why (agent/model/dns_servers.py)."""
+    values: list[tuple[str, DataValue]] = [("ServerAddresses", nic.dns_servers)]
+    if nic.not_dns_servers:
+        values.append(("not DNS servers", tuple(f"{a} ({why})" for a, why in nic.not_dns_servers)))
+    return tuple(values)
 
 
 def mapi_choice_evidence(facts: HostFacts, nic: NicFacts) -> EvidenceItem:

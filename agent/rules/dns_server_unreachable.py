@@ -53,7 +53,8 @@ def _where(facts: HostFacts, server: str) -> tuple[str, ...]:
             ("internal", transport.internal, "InternalDNSServers"),
         )
         for side, settings, name in groups:
-            if server in settings.servers and not settings.adapter_enabled and paths.in_use(facts, side):
+            used = not settings.adapter_enabled and paths.in_use(facts, side)
+            if used and server in settings.configured_servers:
                 places.append(name)
     return tuple(places)
 

@@ -5,6 +5,11 @@ Exchange's health checks and routing look up the server's own A record; with reg
 on the MAPI NIC the record goes stale or disappears, and transport fails with
 "4.4.0 DNS query failed ... ErrorRetry" to every destination (KB3007623). A DAG
 replication NIC with registration off and no gateway is correct and is not judged.
+
+Where the A record points at another NIC instead (a backup NIC that registers),
+server-a-record-wrong-nic reports it, with the record and the NIC that holds it, and plans the
+same fix plus what the other NIC needs; this rule stays silent then, so one cause is one
+finding.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ METADATA = RuleMetadata(
 def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
     nic = facts.mapi
     if nic is None or nic.register_this_connections_address is not False:
+        return ()
+    view = c.a_record_view(facts)
+    if view is not None and view.points_elsewhere:
         return ()
     return (
         c.finding(

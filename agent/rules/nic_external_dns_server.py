@@ -110,9 +110,7 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                 f"{', '.join(nic.dns_servers)}; {reasons}"
             ),
             evidence=(
-                c.nic_evidence(
-                    nic, ("ServerAddresses", nic.dns_servers), source="Get-DnsClientServerAddress"
-                ),
+                c.nic_evidence(nic, *c.server_list_values(nic), source="Get-DnsClientServerAddress"),
                 c.mapi_choice_evidence(facts, nic),
                 *evidence,
             ),

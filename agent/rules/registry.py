@@ -26,6 +26,7 @@ from agent.rules import (
     queue_dns_failure,
     remote_domain_aaaa_broken,
     remote_domain_no_mail_dns,
+    server_a_record_wrong_nic,
     transport_external_dns_unresolvable,
     transport_internal_dns_misconfigured,
     transport_no_dns_configured,
@@ -36,6 +37,7 @@ from agent.rules.metadata import MetadataError, RuleKind, RuleMetadata
 RULE_MODULES: tuple[Any, ...] = (
     queue_dns_failure,
     nic_dns_registration_disabled,
+    server_a_record_wrong_nic,
     nic_external_dns_server,
     transport_external_dns_unresolvable,
     transport_internal_dns_misconfigured,

@@ -392,6 +392,12 @@ class DnsWorld:
         with self._lock:
             return normalize_name(fqdn) in self._registered
 
+    def registered(self, fqdn: str) -> tuple[str, ...]:
+        """The A records ``fqdn`` registered dynamically, in registration order (static
+        records do not count)."""
+        with self._lock:
+            return self._registered.get(normalize_name(fqdn), ())
+
     # --- internals ----------------------------------------------------------------------
 
     def _zone_of(self, name: str) -> _Zone | None:

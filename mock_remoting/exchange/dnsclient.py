@@ -12,6 +12,7 @@ per attempt and retries a few times; the lab needs only the outcome).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,6 +36,13 @@ class ClientAnswer:
     records: tuple[DnsRecord, ...] = ()
 
 
+def _canonical(server: str) -> str:
+    try:
+        return str(ipaddress.ip_address(server.strip()))
+    except ValueError:
+        return server
+
+
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     host, _, port = endpoint.rpartition(":")
     return host.strip("[]"), int(port)
@@ -43,8 +51,9 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
 def query(
     address_map: Mapping[str, str], server: str, qname: str, rdtype: str, timeout: float = QUERY_TIMEOUT
 ) -> ClientAnswer:
-    """Ask ``server`` (a scenario address) for ``qname``/``rdtype``; UDP, then TCP if truncated."""
-    endpoint = address_map.get(server)
+    """Ask ``server`` (a scenario address, IPv4 or IPv6 in any spelling) for ``qname``/``rdtype``;
+    UDP, then TCP if truncated."""
+    endpoint = address_map.get(server) or address_map.get(_canonical(server))
     if endpoint is None:
         return ClientAnswer("TIMEOUT")
     host, port = split_endpoint(endpoint)

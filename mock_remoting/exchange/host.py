@@ -309,8 +309,9 @@ class Fleet:
             org.connectors = [SendConnector.from_spec(c, now) for c in scenario.send_connectors]
             for state in org.hosts.values():
                 # NICs that register themselves put the host's A record in the AD zone; with
-                # registration off on the MAPI NIC the record is absent (KB3007623).
-                world.register(state.fqdn, [n.ipv4 for n in state.nics if n.register])
+                # registration off on the MAPI NIC its address is not in it (KB3007623), and
+                # a backup NIC that registers puts its own there (HostState.registered_addresses).
+                world.register(state.fqdn, state.registered_addresses())
             # The state at load is one delivery attempt with the initial configuration.
             for state in org.hosts.values():
                 for queue in state.queues:

@@ -4,8 +4,9 @@ A delivery attempt asks :meth:`DnsWorld.answer` what each configured DNS server 
 sockets) and follows what Exchange's transport does with the answers. It is a deterministic
 approximation of Exchange's DNS client, documented in ``mock_remoting/README.md``:
 
-* **Own registration** (KB3007623): when the host's own A record is absent from the
-  AD zone, every queue fails with ``DNS query failed with error ErrorRetry``.
+* **Own registration** (KB3007623): when the host's own A record in the AD zone does not
+  hold the MAPI NIC's address (absent, or registered by another NIC only), every queue fails
+  with ``DNS query failed with error ErrorRetry``.
 * **Which servers**: internal next hops (other Exchange servers) use the internal settings;
   an external domain uses the send connector that routes it. A connector with smart hosts
   bypasses DNS for the recipient domain; one with FrontendProxyEnabled hands the message to
@@ -173,9 +174,10 @@ def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
     """Decide one delivery attempt of ``queue`` (does not change anything)."""
     world = org.world
     cache = host.cache
-    if not world.is_registered(host.fqdn):
-        # KB3007623: with the MAPI NIC's registration off the server's own A record disappears
-        # and transport cannot send anywhere, internal or external.
+    if host.mapi_nic.ipv4 not in world.registered(host.fqdn):
+        # KB3007623: with the MAPI NIC's registration off the server's own A record no longer
+        # holds the MAPI address (it is gone, or it points at another NIC that registers, a
+        # backup network) and transport cannot send anywhere, internal or external.
         return Delivery(False, Failure.RETRY, queue.target or queue.next_hop)
     if not queue.external:
         target = queue.target or queue.next_hop

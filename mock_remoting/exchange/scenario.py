@@ -114,6 +114,7 @@ class NicSpec:
     gateway: str | None
     dns_servers: tuple[str, ...]
     ipv6_dns_servers: tuple[str, ...]
+    ipv6_dns_placeholders: bool
     dhcp_dns_servers: tuple[str, ...]
     register: bool
     use_suffix: bool
@@ -244,6 +245,9 @@ class _NicFile:
     gateway: str | None = field(default=None, metadata=key(check=_ipv4))
     dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(4)))
     ipv6_dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(6)))
+    # Without IPv6 servers, Windows lists fec0:0:0:ffff::1-3 on the IPv6 row; false: an empty
+    # row, as the Exchange 2016 capture in ../shared/fixtures shows (agent/model/dns_servers.py).
+    ipv6_dns_placeholders: bool = True
     dhcp_dns_servers: tuple[str, ...] = field(default=(), metadata=key(check=_addresses(4)))
     register: bool = True
     use_suffix: bool = False
@@ -474,6 +478,7 @@ class _Builder:
                 (*where, "ipv4"), f"not an IPv4 address with optional /prefix: {entry.ipv4!r}"
             ) from None
         self.listed_servers(entry.dns_servers, (*where, "dns_servers"), world)
+        self.listed_servers(entry.ipv6_dns_servers, (*where, "ipv6_dns_servers"), world)
         index = entry.index
         mac = (entry.mac or f"00-15-5D-00-{(index >> 8) & 0xFF:02X}-{index & 0xFF:02X}").upper()
         if not _MAC.match(mac):
@@ -487,6 +492,7 @@ class _Builder:
             gateway=entry.gateway,
             dns_servers=entry.dns_servers,
             ipv6_dns_servers=entry.ipv6_dns_servers,
+            ipv6_dns_placeholders=entry.ipv6_dns_placeholders,
             dhcp_dns_servers=entry.dhcp_dns_servers,
             register=entry.register,
             use_suffix=entry.use_suffix,

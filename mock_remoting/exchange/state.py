@@ -27,6 +27,12 @@ from mock_remoting.exchange.scenario import (
 
 Clock = Callable[[], datetime.datetime]
 
+# What Get-DnsClientServerAddress lists on the IPv6 row of an interface without an IPv6 DNS
+# server (the Loopback Pseudo-Interface and an Ethernet adapter with IPv4 DNS only alike).
+# The lab keeps its own copy of what Windows shows, so that exfix's reading of it is tested,
+# not echoed.
+WINDOWS_IPV6_DNS_DEFAULTS = ("fec0:0:0:ffff::1", "fec0:0:0:ffff::2", "fec0:0:0:ffff::3")
+
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -47,6 +53,7 @@ class Nic:
     gateway: str | None
     dns_servers: list[str]
     ipv6_dns_servers: list[str]
+    ipv6_dns_placeholders: bool
     dhcp_dns_servers: list[str]
     register: bool
     use_suffix: bool
@@ -66,6 +73,7 @@ class Nic:
             spec.gateway,
             list(spec.dns_servers),
             list(spec.ipv6_dns_servers),
+            spec.ipv6_dns_placeholders,
             list(spec.dhcp_dns_servers),
             spec.register,
             spec.use_suffix,
@@ -74,6 +82,33 @@ class Nic:
             spec.mac,
             stable_guid(host, "nic", str(spec.index)),
         )
+
+    @property
+    def servers(self) -> list[str]:
+        """The DNS servers the interface is configured with, IPv4 first (the DNS client asks
+        both families' servers)."""
+        return self.dns_servers + self.ipv6_dns_servers
+
+    @property
+    def shown_ipv6_dns_servers(self) -> list[str]:
+        """The IPv6 row as Get-DnsClientServerAddress shows it: the configured servers, or,
+        with none, the site-local fec0:0:0:ffff::1-3 Windows lists for an IPv6 stack without
+        a DNS server (agent/model/dns_servers.py cites the sources). Display only: nothing
+        answers at those addresses and no lab lookup asks them."""
+        if self.ipv6_dns_servers or not self.ipv6_dns_placeholders:
+            return list(self.ipv6_dns_servers)
+        return list(WINDOWS_IPV6_DNS_DEFAULTS)
+
+    @property
+    def registers(self) -> bool:
+        """Whether the DNS client registers this interface's address under the host's name:
+        "Register this connection's addresses in DNS" is on and the interface has a DNS server
+        to send the dynamic update through. Windows registers "A records for all IPv4
+        addresses assigned to the interfaces configured with a DNS server address" ("Domain
+        Name System Client Behavior in Windows Vista", TechNet bb727035; the same for Windows
+        Server 2008 and later), through the DHCP Client service, for every connection,
+        DHCP-configured or not (KB816592, "How to configure DNS dynamic updates in Windows")."""
+        return self.register and bool(self.servers)
 
 
 @dataclass
@@ -237,6 +272,13 @@ class HostState:
     def mapi_nic(self) -> Nic:
         return next(n for n in self.nics if n.mapi)
 
+    def registered_addresses(self) -> list[str]:
+        """What a dynamic update of the host's name registers: the IPv4 address of every
+        interface that registers itself (:attr:`Nic.registers`), in interface order. The A
+        record follows these NICs, whichever they are: with registration off on the MAPI NIC
+        and on for a backup NIC, the server's name points at the backup network."""
+        return [n.ipv4 for n in self.nics if n.registers]
+
     def nic_by_index(self, index: int) -> Nic | None:
         return next((n for n in self.nics if n.index == index), None)
 
@@ -253,7 +295,7 @@ class HostState:
             external_dns_servers=tuple(t.external_dns_servers),
             internal_dns_adapter_enabled=t.internal_dns_adapter_enabled,
             internal_dns_servers=tuple(t.internal_dns_servers),
-            adapter_dns_servers=tuple(self.mapi_nic.dns_servers),
+            adapter_dns_servers=tuple(self.mapi_nic.servers),
             dns_fault_tolerance=self.dns_fault_tolerance or "Lenient",
         )
 

@@ -11,9 +11,17 @@ from agent.rules.registry import RULES
 def test_table_lists_every_rule_with_fix_and_restart() -> None:
     result = CliRunner().invoke(rules, [])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    table, references = result.output.split("\n\nreferences\n")
+    lines = table.splitlines()
     assert lines[0].split()[:5] == ["id", "severity", "kind", "fix", "restart"]
     assert len(lines) == 1 + len(RULES)
+    # Under the table, every rule's references, one line per rule.
+    cited = dict(line.split(None, 1) for line in references.splitlines())
+    assert list(cited) == [rule.id for rule in RULES]
+    assert cited["server-a-record-wrong-nic"] == ", ".join(
+        next(r for r in RULES if r.id == "server-a-record-wrong-nic").metadata.references
+    )
+    assert "KB816592" in cited["server-a-record-wrong-nic"]
     row = next(line for line in lines if line.startswith("dns-fault-tolerance "))
     assert "set-dns-fault-tolerance" in row and " yes " in row
     assert "\x1b[" not in result.output

@@ -1,7 +1,7 @@
 """One end-to-end test per rule: a lab fleet where exactly that fault is present, scanned with
 `exfix scan --format json`, and the finding checked for the values that made it fire.
 
-Seven rules have a shipped scenario. Three do not (transport-internal-dns-misconfigured,
+Eight rules have a shipped scenario. Three do not (transport-internal-dns-misconfigured,
 transport-no-dns-configured, remote-domain-no-mail-dns): their scenarios are written here, in the
 documented format, from a healthy one-host organisation with one thing broken.
 """
@@ -79,6 +79,31 @@ def test_nic_dns_registration_disabled() -> None:
     # Only the MAPI NIC is reported: the replication NIC has registration off, correctly.
     assert [f["subject"] for f in host["findings"] if f["rule"] == cause["rule"]] == [cause["subject"]]
     symptoms_name(host, cause)
+
+
+def test_server_a_record_wrong_nic() -> None:
+    """The record as probed, the NIC that holds it, why the MAPI NIC is the one it is, and the
+    decision about the other NIC; the symptom names this cause, not the registration rule."""
+    run = scan_shipped("server-a-record-wrong-nic")
+    hosts = {h["host"]: h for h in run.doc["hosts"]}
+    (ex01,) = [f for f in hosts["ex01.contoso.local"]["findings"] if f["rule"] == "server-a-record-wrong-nic"]
+    assert ex01["data"]["a_record"] == ["192.168.60.21"]
+    assert ex01["data"]["turn_off"] == [6] and ex01["data"]["interface_index"] == 4
+    assert "resolves to 192.168.60.21 of NIC 'Backup' (InterfaceIndex 6)" in ex01["summary"]
+    assert "only NIC with a default gateway (10.0.0.1)" in ex01["summary"]
+    subjects = {e["subject"]: e for e in ex01["evidence"]}
+    assert subjects["A record of ex01.contoso.local"]["values"]["A"] == ["192.168.60.21"]
+    holder = subjects["NIC 'Backup' (InterfaceIndex 6)"]["values"]
+    assert (
+        holder["holds A record value"] == ["192.168.60.21"]
+        and holder["RegisterThisConnectionsAddress"] is True
+    )
+    # The symptom names this cause, not the registration rule, which stays silent.
+    rules = {f["rule"] for f in hosts["ex01.contoso.local"]["findings"]}
+    assert rules == {"server-a-record-wrong-nic", "queue-dns-failure"}
+    symptoms_name(hosts["ex01.contoso.local"], ex01)
+    (ex02,) = hosts["ex02.contoso.local"]["findings"]
+    assert ex02["data"]["a_record"] == ["10.0.0.22", "192.168.50.22"] and ex02["data"]["turn_off"] == [6]
 
 
 def test_nic_external_dns_server() -> None:

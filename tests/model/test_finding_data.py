@@ -23,6 +23,7 @@ from agent.model.finding_data import (
     FindingData,
     FindingDataError,
     QueueSymptom,
+    RegisterMapiNic,
     SetDnsFaultTolerance,
     SetExternalDns,
     SetInternalDns,
@@ -50,6 +51,14 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
     (
         EnableRegistration(12, "Ethernet0", "ex01.contoso.local"),
         {"interface_index": 12, "interface_alias": "Ethernet0", "fqdn": "ex01.contoso.local"},
+    ),
+    (
+        RegisterMapiNic("ex01.contoso.local", ("192.168.60.21",), 12, "Ethernet0", ("10.0.0.21",), (16,),
+                        ("Backup",), ("it has no default gateway and its name says 'backup'",), (16,)),
+        {"fqdn": "ex01.contoso.local", "a_record": ["192.168.60.21"], "interface_index": 12,
+         "interface_alias": "Ethernet0", "mapi_addresses": ["10.0.0.21"], "other_indexes": [16],
+         "other_aliases": ["Backup"], "decisions": ["it has no default gateway and its name says 'backup'"],
+         "turn_off": [16]},
     ),
     (
         SetNicDnsServers(12, "Ethernet0", ("10.0.0.10", "8.8.8.8"), ("10.0.0.10",), ("8.8.8.8",),
@@ -183,7 +192,8 @@ def test_reading_checks_lists_and_enums_item_by_item() -> None:
         data_from_dict("queue-dns-failure", {**good, "scope": "everywhere"}, source="p")
     assert caught.value.key == "scope"
     assert "is not one of: internal, all-external, domain" in str(caught.value)
-    sides = dict(SAMPLES[5][1], sides=["external", "sideways"])
+    (configure,) = [d for v, d in SAMPLES if isinstance(v, ConfigureTransportDns)]
+    sides = dict(configure, sides=["external", "sideways"])
     with pytest.raises(FactsFileError) as caught:
         data_from_dict("transport-no-dns-configured", sides, source="p")
     assert caught.value.key == "sides[1]"

@@ -52,6 +52,7 @@ def _drafts(v: str) -> list[Draft]:
     return [
         nic_dns_servers.draft(12, v, ("10.0.0.10", v), ("10.0.0.10",), ids),
         *nic_registration.drafts(12, v, False, ids),
+        nic_registration.disable_draft(16, v, True, v, ids),
         *tdns.external_drafts("TransportService", v, (), True, ("203.0.113.53", v), (v, v + "2"), ids),
         *tdns.external_drafts("TransportServer", v, (v,), False, (v,), (), ids),
         tdns.internal_servers_draft("TransportService", v, (v,), ("10.0.0.10",), ids),

@@ -166,13 +166,13 @@ def set_dns_client_server_address(ctx: Context, args: dict[str, Any], _: Sequenc
 
 @REGISTRY.cmdlet("Register-DnsClient", Endpoint.OS, *_HOST_WIDE)
 def register_dns_client(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
-    # Dynamic update of the host's A record with every NIC that registers itself; a NIC with
-    # "Register this connection's addresses in DNS" off contributes nothing (KB3007623).
+    # Dynamic update of the host's A record with every NIC that registers itself (state.py,
+    # Nic.registers); a NIC with "Register this connection's addresses in DNS" off contributes
+    # nothing (KB3007623), and the update replaces what the name held: an address of a NIC
+    # whose registration was turned off leaves the record.
     if args.get("WhatIf"):
         return
-    addresses = [n.ipv4 for n in ctx.host.nics if n.register]
-    if addresses:
-        ctx.org.world.register(ctx.host.fqdn, addresses)
+    ctx.org.world.register(ctx.host.fqdn, ctx.host.registered_addresses())
 
 
 @REGISTRY.cmdlet("Clear-DnsClientCache", Endpoint.OS, *_HOST_WIDE)

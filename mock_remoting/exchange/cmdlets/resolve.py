@@ -54,7 +54,7 @@ def resolve_dns_name(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> No
     name = args["Name"]
     rtype = args.get("Type", "A_AAAA")
     with ctx.org.lock:
-        servers = list(args.get("Server") or ctx.host.mapi_nic.dns_servers)
+        servers = list(args.get("Server") or ctx.host.mapi_nic.servers)
     address_map = ctx.dns_address_map
     wanted = ("A", "AAAA") if rtype == "A_AAAA" else (rtype,)
     found: list[Any] = []

@@ -182,7 +182,7 @@ def dns_client(host: HostState, nic: Nic) -> PSObject:
 
 
 def dns_server_address(nic: Nic, family: int) -> PSObject:
-    servers = nic.dns_servers if family == 2 else nic.ipv6_dns_servers
+    servers = nic.dns_servers if family == 2 else nic.shown_ipv6_dns_servers
     props = _managed_element(str(nic.index), nic.alias)
     props = [
         (k, PSUInt16(5) if k == "EnabledState" else (str(family) if k == "SystemName" else v))

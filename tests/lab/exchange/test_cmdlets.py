@@ -336,7 +336,13 @@ def test_dns_client_objects_are_cim_instances(ex01) -> None:
     (config,) = ok(ex01, OS, "Get-NetIPConfiguration")
     assert config.PSObject.type_names[0] == "NetIPConfiguration"
     assert prop(prop(config, "IPv4DefaultGateway")[0], "NextHop") == "10.0.0.1"
-    assert [list(prop(s, "ServerAddresses")) for s in prop(config, "DNSServer")] == [[], ["10.0.0.10"]]
+    # No IPv6 DNS server: Windows lists its fec0:0:0:ffff::1-3 placeholders on the IPv6 row.
+    placeholders = ["fec0:0:0:ffff::1", "fec0:0:0:ffff::2", "fec0:0:0:ffff::3"]
+    assert [list(prop(s, "ServerAddresses")) for s in prop(config, "DNSServer")] == [
+        placeholders,
+        ["10.0.0.10"],
+    ]
+    assert list(prop(addresses[1], "ServerAddresses")) == placeholders
 
 
 def test_reset_server_addresses_restores_dhcp_servers() -> None:
