@@ -5,7 +5,7 @@ or a server that is gone; messages then sit in Ready/Retry ("Error 451 4.4.0: DN
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts
+from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import SymptomScope, UnreachableDnsServer
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
@@ -30,6 +30,7 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     data=UnreachableDnsServer,
+    reads=(CollectionArea.NICS, CollectionArea.TRANSPORT),
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)

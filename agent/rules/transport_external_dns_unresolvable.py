@@ -11,7 +11,7 @@ not this one."""
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts
+from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import SetExternalDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
@@ -36,6 +36,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-transport-external-dns",
     data=SetExternalDns,
+    reads=(CollectionArea.TRANSPORT, CollectionArea.SEND_CONNECTORS, CollectionArea.NICS),
     explains=(Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)),),
 )
 

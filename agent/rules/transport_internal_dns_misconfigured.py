@@ -7,7 +7,7 @@ Routing to other Exchange servers then fails with "SMTPSEND.DNS.NonExistentDomai
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts, is_public_address
+from agent.model.facts import CollectionArea, HostFacts, is_public_address
 from agent.model.finding_data import SetInternalDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
@@ -30,6 +30,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-transport-internal-dns",
     data=SetInternalDns,
+    reads=(CollectionArea.TRANSPORT, CollectionArea.NICS),
     explains=(Explains("queue-dns-failure", (SymptomScope.INTERNAL,)),),
 )
 

@@ -3,7 +3,7 @@ no servers of its own, for external or internal lookups. It then has nobody to a
 
 from __future__ import annotations
 
-from agent.model.facts import DnsLookupSettings, HostFacts
+from agent.model.facts import CollectionArea, DnsLookupSettings, HostFacts
 from agent.model.finding_data import ConfigureTransportDns, LookupSide, SymptomScope
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
@@ -23,6 +23,7 @@ METADATA = RuleMetadata(
     references=("https://learn.microsoft.com/powershell/module/exchange/set-transportservice",),
     fix_id="set-transport-external-dns",
     data=ConfigureTransportDns,
+    reads=(CollectionArea.TRANSPORT, CollectionArea.NICS),
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)
