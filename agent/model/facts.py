@@ -381,16 +381,17 @@ class CollectionStatus:
     transport_noun: TransportNoun
     issues: tuple[AreaIssue, ...] = ()
 
-    def issue(self, area: CollectionArea) -> AreaIssue | None:
-        """Why ``area`` is missing: its own issue, or that of an area it is read from; None
-        when it was collected."""
+    def issue(self, area: CollectionArea | str) -> AreaIssue | None:
+        """Why ``area`` (an area or its name) is missing: its own issue, or that of an area it
+        is read from; None when it was collected. ValueError for a name that is no area."""
+        area = CollectionArea(area)
         for wanted in (area, *area.needs):
             for issue in self.issues:
                 if issue.area is wanted:
                     return issue
         return None
 
-    def collected(self, area: CollectionArea) -> bool:
+    def collected(self, area: CollectionArea | str) -> bool:
         return self.issue(area) is None
 
     @property

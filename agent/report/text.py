@@ -99,8 +99,13 @@ def _partial_rows(table: Table, host: HostScan) -> None:
     for skipped in host.not_judged:
         label = _t(skipped.rule_id, "bold")
         label.append("\nnot judged", style="bold yellow")
-        # The reason in full is the area's, shown in its own row just above.
-        why = f"not judged: it reads {', '.join(skipped.areas)}, not collected on this host"
+        # Where the area has a row of its own just above, that row holds the reason in full.
+        shown = {issue.area.value for issue in host.failed_areas}
+        why = (
+            f"not judged: it reads {', '.join(skipped.areas)}, not collected on this host"
+            if set(skipped.areas) <= shown
+            else f"not judged: {skipped.reason}"
+        )
         table.add_row(_t("-", PARTIAL_STYLE), label, _t(why))
 
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from agent.model.facts import CollectionArea
 from agent.model.finding_data import (
     DATA_BY_RULE,
     FINDING_DATA,
@@ -46,6 +47,7 @@ EXPECTED_IDS = (
     "remote-domain-no-mail-dns",
     "dns-server-unreachable",
     "dns-fault-tolerance",
+    "edge-transport-config-malformed",
 )
 
 
@@ -59,6 +61,7 @@ def meta(**changes: Any) -> RuleMetadata:
         references=("KB3007623",),
         fix_id="set-nic-dns-servers",
         data=FakeData,
+        reads=(CollectionArea.NICS,),
     )
     base.update(changes)
     return RuleMetadata(**base)  # type: ignore[arg-type]
@@ -68,7 +71,7 @@ def fake_module(name: str = "agent.rules.fake_rule", **metadata: Any) -> types.S
     return types.SimpleNamespace(__name__=name, METADATA=meta(**metadata), evaluate=lambda facts: ())
 
 
-def test_the_ten_rule_ids_are_the_output_contract() -> None:
+def test_the_rule_ids_are_the_output_contract() -> None:
     assert tuple(rule.id for rule in registry.RULES) == EXPECTED_IDS
     assert set(registry.RULES_BY_ID) == set(EXPECTED_IDS)
 
@@ -148,6 +151,9 @@ def test_duplicate_ids_are_refused() -> None:
         ({"explains": (Explains("queue-dns-failure", ("internal",)),)}, "no SymptomScope"),
         ({"data": EnableRegistration}, "the data of rule 'nic-dns-registration-disabled', not of this one"),
         ({"data": dict}, "is not a FindingData class"),
+        ({"reads": ()}, "reads no fact area"),
+        ({"reads": ("nics",)}, "reads 'nics', which is not a CollectionArea"),
+        ({"reads": (CollectionArea.NICS, CollectionArea.NICS)}, "reads an area twice"),
         (
             {"explains": (Explains("queue-dns-failure", INTERNAL, same_domain=True),)},
             "for the same domain, but its data names no domain",
@@ -163,6 +169,16 @@ def test_metadata_to_dict() -> None:
     data = registry.rule("nic-dns-registration-disabled").metadata.to_dict()
     assert data["severity"] == "high" and data["fix_id"] == "enable-nic-dns-registration"
     assert "KB3007623" in data["references"]  # type: ignore[operator]
+    assert data["reads"] == ["nics"]
+
+
+def test_every_rule_reads_at_least_one_area_and_each_area_is_read() -> None:
+    read = {area for rule in registry.RULES for area in rule.metadata.reads}
+    assert all(rule.metadata.reads for rule in registry.RULES)
+    assert read == set(CollectionArea)  # an area no rule reads would be collected for nothing
+    assert registry.rule("dns-fault-tolerance").metadata.reads == (CollectionArea.EDGE_CONFIG,)
+    malformed = registry.rule("edge-transport-config-malformed")
+    assert malformed.metadata.reads == (CollectionArea.EDGE_CONFIG_FILE,)
 
 
 def test_a_same_domain_cause_with_domain_data_is_accepted() -> None:
