@@ -44,13 +44,17 @@ from agent import pwsh
 from agent.errors import FactsFileError
 from agent.model.command import SWITCH, CmdletCall, Endpoint, ParamValue, Switch
 from agent.model.document import Document, Invalid, KeyOptions, KeyPath, Loaded, each, encode, key, kind, text
+from agent.model.facts import AreaIssue, CollectionArea
 from agent.model.finding_data import FindingData, data_from_dict
-from agent.model.findings import DataValue, EvidenceItem, Finding, Level, Severity
+from agent.model.findings import DataValue, EvidenceItem, Finding, Level, NotJudged, Severity
 
-SCHEMA = "exfix.plan/2"
+SCHEMA = "exfix.plan/3"
 # /1: hosts only. /2 adds the organisation's units ("organizations") and each finding's level
-# and servers. exfix writes /2 and reads both; a /1 plan keeps its digest (it is encoded as /1).
-SCHEMAS = ("exfix.plan/1", SCHEMA)
+# and servers. /3 adds each host unit's ``failed_areas`` (fact areas not collected on the host)
+# and ``not_judged`` (the rules not run there because of them), inside the digest: the change
+# board approves knowing what was not looked at. exfix writes /3 and reads all three; an older
+# plan keeps its digest (it is encoded as the version it was written in).
+SCHEMAS = ("exfix.plan/1", "exfix.plan/2", SCHEMA)
 
 # A value before or after an action: plain, JSON-friendly, immutable (like evidence values).
 PlanValue = DataValue
@@ -202,6 +206,10 @@ class HostPlan:
     level: Level = Level.HOST
     organization: str = ""
     servers: tuple[str, ...] = ()
+    # A host unit (exfix.plan/3): the fact areas that could not be collected on the host, and
+    # the rules not judged there because of them: what the plan could not take into account.
+    failed_areas: tuple[AreaIssue, ...] = ()
+    not_judged: tuple[NotJudged, ...] = ()
 
     @property
     def automatic(self) -> tuple[Action, ...]:
@@ -297,14 +305,17 @@ class Plan:
 
     def _dict(self, *, scripts: bool) -> dict[str, Any]:
         v1 = self.schema == SCHEMAS[0]
+        v3 = self.schema not in SCHEMAS[:2]
         out: dict[str, Any] = {
             "schema": self.schema,
             "digest": self.digest,
             "source": None if self.source is None else self.source.to_dict(),
-            "hosts": [_host_to_dict(h, scripts=scripts, v1=v1) for h in self.hosts],
+            "hosts": [_host_to_dict(h, scripts=scripts, v1=v1, v3=v3) for h in self.hosts],
         }
         if not v1:
-            out["organizations"] = [_host_to_dict(o, scripts=scripts, v1=False) for o in self.organizations]
+            out["organizations"] = [
+                _host_to_dict(o, scripts=scripts, v1=False, v3=False) for o in self.organizations
+            ]
         return out
 
     def compute_digest(self) -> str:
@@ -379,7 +390,7 @@ def _finding_to_dict(finding: Finding, *, v1: bool) -> dict[str, Any]:
     return out
 
 
-def _host_to_dict(host: HostPlan, *, scripts: bool, v1: bool) -> dict[str, Any]:
+def _host_to_dict(host: HostPlan, *, scripts: bool, v1: bool, v3: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "host": host.host,
         "directory": host.directory,
@@ -390,6 +401,9 @@ def _host_to_dict(host: HostPlan, *, scripts: bool, v1: bool) -> dict[str, Any]:
         "actions": [action_to_dict(a) for a in host.actions],
         "advisories": [_advisory_to_dict(a) for a in host.advisories],
     }
+    if v3:
+        out["failed_areas"] = [{"area": i.area.value, "reason": i.reason} for i in host.failed_areas]
+        out["not_judged"] = [j.to_dict() for j in host.not_judged]
     if host.level is Level.ORGANIZATION:
         out["organization"] = host.organization
         out["servers"] = list(host.servers)
@@ -583,6 +597,26 @@ class _OrgFile(_HostFile):
 
 
 @dataclass(frozen=True)
+class _AreaIssueFile:
+    area: CollectionArea
+    reason: str
+
+
+@dataclass(frozen=True)
+class _NotJudgedFile:
+    rule: str
+    title: str
+    areas: tuple[CollectionArea, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class _HostFileV3(_HostFile):
+    failed_areas: tuple[_AreaIssueFile, ...]
+    not_judged: tuple[_NotJudgedFile, ...]
+
+
+@dataclass(frozen=True)
 class _SourceFile:
     kind: SourceKind
     value: str = field(metadata=key(check=_printable))
@@ -601,18 +635,26 @@ class _PlanV2(_PlanV1):
     organizations: tuple[_OrgFile, ...]
 
 
+@dataclass(frozen=True)
+class _PlanV3(_PlanV2):
+    hosts: tuple[_HostFileV3, ...]
+
+
 PLAN_V1: Document[_PlanV1] = Document(_PlanV1, FactsFileError, what="a plan")
 PLAN_V2: Document[_PlanV2] = Document(_PlanV2, FactsFileError, what="a plan")
+PLAN_V3: Document[_PlanV3] = Document(_PlanV3, FactsFileError, what="a plan")
 _CALL = Document(_CallFile, FactsFileError, what="a cmdlet call")
 _CHANGE = Document(_ChangeFile, FactsFileError, what="a change")
 
 
-def _document(data: Any) -> Document[_PlanV1] | Document[_PlanV2]:
-    """The shape to read ``data`` with: /1 has no organisations; anything else is read as /2,
-    whose schema check names an unknown schema."""
+def _document(data: Any) -> Document[_PlanV1] | Document[_PlanV2] | Document[_PlanV3]:
+    """The shape to read ``data`` with: /1 has no organisations, /2 no failed areas; anything
+    else is read as /3, whose schema check names an unknown schema."""
     if isinstance(data, Mapping) and data.get("schema") == SCHEMAS[0]:
         return PLAN_V1
-    return PLAN_V2
+    if isinstance(data, Mapping) and data.get("schema") == SCHEMAS[1]:
+        return PLAN_V2
+    return PLAN_V3
 
 
 def _call(c: _CallFile) -> CmdletCall:
@@ -673,6 +715,7 @@ def _finding(loaded: Loaded[Any], raw: Any, path: KeyPath, v1: bool) -> Finding:
 
 def _unit(loaded: Loaded[Any], h: _HostFile, path: KeyPath, v1: bool) -> HostPlan:
     org = isinstance(h, _OrgFile)
+    v3 = h if isinstance(h, _HostFileV3) else None
     return HostPlan(
         host=h.host,
         directory=h.directory,
@@ -688,6 +731,11 @@ def _unit(loaded: Loaded[Any], h: _HostFile, path: KeyPath, v1: bool) -> HostPla
         level=Level.ORGANIZATION if org else Level.HOST,
         organization=h.organization if isinstance(h, _OrgFile) else "",
         servers=h.servers if isinstance(h, _OrgFile) else (),
+        failed_areas=tuple(AreaIssue(i.area, i.reason) for i in v3.failed_areas) if v3 else (),
+        not_judged=tuple(
+            NotJudged(j.rule, h.host, j.title, tuple(a.value for a in j.areas), j.reason)
+            for j in (v3.not_judged if v3 else ())
+        ),
     )
 
 
@@ -741,7 +789,7 @@ def plan_from_json(
     text: str, *, source: str = "<plan>", check_digest: bool = True, kinds: Collection[str] | None = None
 ) -> Plan:
     """:func:`plan_from_dict` for the file's text; errors carry the line of their key."""
-    data = PLAN_V2.parse_json(text, source=source)
+    data = PLAN_V3.parse_json(text, source=source)
     document = _document(data)
     try:
         return _plan(document.read_data(data, source=source), check_digest, kinds)

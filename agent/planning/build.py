@@ -24,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
-from agent.evaluate import organization_of
+from agent.evaluate import not_judged, organization_of
 from agent.fixes import restart_transport
 from agent.fixes._draft import Draft, Planned
 from agent.fixes.fingerprint import fingerprint_for
@@ -168,7 +168,13 @@ def plan_host(
             raise ValueError(f"finding {finding.id!r} is not about host {facts.host!r}")
     drafts, advisories = _planned(findings, facts, host_vars)
     own = _actions([d for d in drafts if not _shared(d)], facts)
-    return _unit(facts, directory, findings, own, advisories), tuple(d for d in drafts if _shared(d))
+    # What the plan could not take into account: the areas not collected, the rules not judged.
+    unit = dataclasses.replace(
+        _unit(facts, directory, findings, own, advisories),
+        failed_areas=facts.status.issues,
+        not_judged=not_judged(facts),
+    )
+    return unit, tuple(d for d in drafts if _shared(d))
 
 
 def _unit(
