@@ -46,6 +46,10 @@ def render_text(result: FleetPlan, plan_json: Path) -> None:
             _echo(f"  {action.id}: {terminal(action.description)}{flags}")
         for advisory in host.advisories:
             _echo(f"  advice ({advisory.kind.value}): {terminal(advisory.message)}")
+        for issue in host.failed_areas:
+            _echo(f"  not collected: {issue.area.value} ({issue.area.description}): {terminal(issue.reason)}")
+        if host.not_judged:
+            _echo(f"  not judged (nothing planned for them): {', '.join(j.rule_id for j in host.not_judged)}")
     _echo()
     _echo(f"Plan written to {terminal(plan_json)} (review {terminal(plan_json.parent / 'REVIEW.md')}).")
     _echo(f"Digest: {plan.digest}")
@@ -73,8 +77,9 @@ def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
     scenario), never a secret; `exfix apply` uses it unless given --inventory or --lab.
 
     Exit 0: nothing to do (advice alone is printed, and is 0); 2: steps are planned (waiting
-    for approval); 3: a host could not be reached, 7: a host answered with an error (the others
-    are planned; 3 wins over 7, 7 over 2); 1: bad input.
+    for approval); 8: nothing planned, but on a host a fact area could not be collected and the
+    rules reading it were not judged; 3: a host could not be reached, 7: a host answered with an
+    error (the others are planned; 3 wins over 7, 7 over 2, 2 over 8); 1: bad input.
     """
     source = plan_source(inventory, lab)
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \

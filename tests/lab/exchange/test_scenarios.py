@@ -1,4 +1,4 @@
-"""Scenario files: the nine shipped scenarios, validation errors that name file and key,
+"""Scenario files: the shipped scenarios, validation errors that name file and key,
 fleet scaling for benchmarks, and a scenario full of hostile values."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mock_remoting.exchange.scenario import SCENARIO_DIR
 SHIPPED = (
     "dns-fault-tolerance-normal",
     "dns-server-unreachable",
+    "edge-config-malformed",
     "exchange-2010",
     "healthy",
     "mixed-fleet",
@@ -31,7 +32,7 @@ SHIPPED = (
 )
 
 
-def test_the_nine_scenarios_ship() -> None:
+def test_the_shipped_scenarios_ship() -> None:
     assert shipped_scenarios() == SHIPPED
 
 
