@@ -32,8 +32,10 @@ from agent.fixes.registry import FIXES, FIXES_BY_ID, FIXES_BY_KIND
 from agent.fixes.registry import step as registry_step
 from agent.fixes.spec import FixSpec
 from agent.model.facts import HostFacts
+from agent.model.finding_data import MalformedEdgeConfig
 from agent.model.findings import Finding, Level
 from agent.model.plan import (
+    RESTART_KIND,
     SCHEMA,
     Action,
     Advisory,
@@ -65,12 +67,17 @@ def _merge(drafts: Sequence[Draft]) -> list[Draft]:
     return list(merged.values())
 
 
-def _order(drafts: Sequence[Draft]) -> list[Draft]:
+def _order(drafts: Sequence[Draft], hold_restart: str | None = None) -> list[Draft]:
     rank = {fix.id: i for i, fix in enumerate(FIXES)}
     automatic = sorted((d for d in drafts if not d.manual), key=lambda d: rank.get(d.fix_id, len(rank)))
     manual = [d for d in drafts if d.manual]
     out = list(automatic)
     restart = restart_transport.draft(automatic, manual=False)
+    if restart is not None and hold_restart is not None:
+        # The restart is left to a person, for after the reason is gone (see _restart_hold).
+        restart = dataclasses.replace(
+            restart, manual=True, description=f"{restart.description}. {hold_restart}"
+        )
     if restart is not None:
         out.append(restart)
     out.extend(manual)
@@ -131,12 +138,33 @@ def _planned(
     return drafts, advisories
 
 
+# A transport restart on a host whose EdgeTransport.exe.config is not well-formed XML would not
+# bring transport back: the service cannot load the file (MSExchangeTransport event 14004,
+# AppConfigLoadFailed; agent/rules/edge_transport_config_malformed.py). The plan then leaves the
+# restart to a person, once the file is repaired, instead of letting apply stop mail flow.
+
+
+def _restart_hold(findings: Sequence[Finding]) -> str | None:
+    """Why this host's transport must not be restarted by apply, or None."""
+    for finding in findings:
+        if isinstance(finding.data, MalformedEdgeConfig):
+            where = f"line {finding.data.line}, column {finding.data.column}"
+            return (
+                f"Not restarted by apply: {finding.data.config_path} is not well-formed XML ({where}), and "
+                "the transport service would not start again with it. Repair the file first, then restart "
+                "MSExchangeTransport so the changes take effect"
+            )
+    return None
+
+
 def _shared(draft: Draft) -> bool:
     """A step that changes what the organisation's servers share (FixSpec step level)."""
     return registry_step(draft.kind)[1].level is Level.ORGANIZATION
 
 
-def _actions(drafts: Sequence[Draft], facts: HostFacts, prefix: str = "") -> tuple[Action, ...]:
+def _actions(
+    drafts: Sequence[Draft], facts: HostFacts, prefix: str = "", hold_restart: str | None = None
+) -> tuple[Action, ...]:
     return tuple(
         Action(
             id=f"{prefix}{n:02d}-{draft.kind}",
@@ -154,7 +182,7 @@ def _actions(drafts: Sequence[Draft], facts: HostFacts, prefix: str = "") -> tup
             depends_on=draft.depends_on,
             fingerprint=fingerprint_for(draft.depends_on, facts),
         )
-        for n, draft in enumerate(_order(_merge(drafts)), start=1)
+        for n, draft in enumerate(_order(_merge(drafts), hold_restart), start=1)
     )
 
 
@@ -167,7 +195,13 @@ def plan_host(
         if finding.host != facts.host:
             raise ValueError(f"finding {finding.id!r} is not about host {facts.host!r}")
     drafts, advisories = _planned(findings, facts, host_vars)
-    own = _actions([d for d in drafts if not _shared(d)], facts)
+    hold = _restart_hold(findings)
+    own = _actions([d for d in drafts if not _shared(d)], facts, hold_restart=hold)
+    if hold is not None and any(a.kind == RESTART_KIND for a in own):
+        advisories.append(
+            Advisory(AdvisoryKind.CANNOT_PLAN, restart_transport.FIX_ID,
+                     tuple(f.id for f in findings if isinstance(f.data, MalformedEdgeConfig)), hold)
+        )  # fmt: skip
     # What the plan could not take into account: the areas not collected, the rules not judged.
     unit = dataclasses.replace(
         _unit(facts, directory, findings, own, advisories),

@@ -80,6 +80,13 @@ def render(report: ScanReport) -> str:
         for issue in host.failed_areas:
             area = f"`{issue.area.value}` ({md(issue.area.description)})"
             lines.append(f"- **not collected** {area}: {md(issue.reason)}")
+        shown = {issue.area.value for issue in host.failed_areas}
         for skipped in host.not_judged:
-            lines.append(f"- **not judged** `{skipped.rule_id}`: {md(skipped.reason)}")
+            # Where the area is listed just above, that line holds the reason in full.
+            why = (
+                f"reads {', '.join(code(a) for a in skipped.areas)}, not collected on this host"
+                if set(skipped.areas) <= shown
+                else md(skipped.reason)
+            )
+            lines.append(f"- **not judged** `{skipped.rule_id}` ({md(skipped.title)}): {why}")
     return "\n".join(lines) + "\n"
