@@ -168,3 +168,15 @@ def test_plan_and_offline_evaluate_keep_the_partial(queues_denied: Any) -> None:
     (host,) = offline.doc["hosts"]
     assert host["failed_areas"] == scan.doc["hosts"][0]["failed_areas"]
     assert host["not_judged"] == scan.doc["hosts"][0]["not_judged"]
+
+
+def test_apply_fixes_the_nic_and_leaves_the_restart_to_a_person(tmp_path: Path) -> None:
+    out = tmp_path / "change"
+    planned = run_exfix("plan", "--lab", "edge-config-malformed", "--out", str(out), "--format", "json")
+    assert planned.exit_code == 2, planned.describe()
+    applied = run_exfix("apply", str(out / "plan.json"), "--approve", planned.doc["digest"])
+    assert applied.exit_code == 0, applied.describe()
+    assert "ex02.contoso.local: done verified" in applied.stdout
+    assert "01-enable-nic-dns-registration: ok" in applied.stdout
+    assert "03-restart-transport: manual" in applied.stdout  # transport was never taken down
+    assert "still found: edge-transport-config-malformed" in applied.stdout
