@@ -30,7 +30,7 @@ from agent.apply._context import Recorder
 from agent.apply.results import QueueChange, QueueStatus
 from agent.collect import queues as queue_collector
 from agent.errors import HostError, RemoteCommandError, one_line
-from agent.evaluate import evaluate
+from agent.evaluate import judge
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts, QueueErrorKind, QueueFacts
 from agent.model.findings import Finding
@@ -162,14 +162,22 @@ def verify_queues(
     )
     remaining: tuple[Finding, ...] = ()
     still_failing = False
+    addressed = {f for a in plan.automatic for f in a.finding_ids}
     if collect is None:
         still_failing = checked and any(q.failing_dns for q in latest)
     else:
         try:
-            remaining = evaluate(collect())
+            judged = judge(collect())
+            remaining = judged.findings
+            # A rule that could not be judged now (one of its fact areas failed) is no proof that
+            # its finding is gone: the change is not verified, and the reason says why.
+            rules = {f.split("|", 1)[0] for f in addressed} | {SYMPTOM_RULE}
+            unjudged = [j for j in judged.not_judged if j.rule_id in rules]
+            if unjudged:
+                first = unjudged[0]
+                error = error or one_line(f"{first.rule_id} could not be judged again: {first.reason}")
         except (HostError, RemoteCommandError) as exc:
             error = error or one_line(str(exc))
-    addressed = {f for a in plan.automatic for f in a.finding_ids}
     still = [f for f in remaining if f.id in addressed or f.rule_id == SYMPTOM_RULE]
     verified = error is None and all(c.drained for c in changes) and not still and not still_failing
     rec.record(
