@@ -1,7 +1,7 @@
 """One end-to-end test per rule: a lab fleet where exactly that fault is present, scanned with
 `exfix scan --format json`, and the finding checked for the values that made it fire.
 
-Seven rules have a shipped scenario. Three do not (transport-internal-dns-misconfigured,
+Eight rules have a shipped scenario. Three do not (transport-internal-dns-misconfigured,
 transport-no-dns-configured, remote-domain-no-mail-dns): their scenarios are written here, in the
 documented format, from a healthy one-host organisation with one thing broken.
 """
@@ -194,6 +194,19 @@ def test_remote_domain_no_mail_dns(tmp_path: Path) -> None:
     symptom = the_finding(host, "queue-dns-failure")
     assert symptom["subject"] == "no-such-domain.example" and symptom["data"]["scope"] == "domain"
     symptoms_name(host, cause)
+
+
+def test_edge_transport_config_malformed() -> None:
+    # EX02's file has typographic quotes on line 25; its NIC fault is found beside it.
+    run = scan_shipped("edge-config-malformed")
+    (ex02,) = [h for h in run.doc["hosts"] if h["host"].startswith("ex02")]
+    finding = the_finding({**ex02, "findings": run.findings_for(ex02)}, "edge-transport-config-malformed")
+    assert finding["subject"].endswith("\\Bin\\EdgeTransport.exe.config") and finding["fix"] is None
+    (read,) = evidence(finding, "Get-Content")
+    assert (read["values"]["line"], read["values"]["column"]) == (25, 14)
+    assert read["values"]["XML error"] == "not well-formed (invalid token)"
+    assert "\u201dDnsFaultTolerance\u201d" in read["values"]["text of the line"]
+    assert not finding["explained_by"] and finding["severity"] == "high"
 
 
 def test_every_rule_has_a_test_here() -> None:
