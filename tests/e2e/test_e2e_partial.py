@@ -180,3 +180,24 @@ def test_apply_fixes_the_nic_and_leaves_the_restart_to_a_person(tmp_path: Path) 
     assert "01-enable-nic-dns-registration: ok" in applied.stdout
     assert "03-restart-transport: manual" in applied.stdout  # transport was never taken down
     assert "still found: edge-transport-config-malformed" in applied.stdout
+
+
+def test_the_same_over_winrs(tmp_path: Path) -> None:
+    """The OS endpoint over WinRS (pywinrm, powershell -OutputFormat XML): the file's text, CR LF
+    and typographic quotes included, reaches exfix the same way."""
+    import yaml
+
+    from mock_remoting.lab import Lab
+
+    with Lab("edge-config-malformed") as lab:
+        inventory = lab.inventory()
+        for spec in inventory["all"]["children"]["exchange"]["hosts"].values():
+            spec["exfix_os_transport"] = "winrm"
+        path = tmp_path / "inventory.yaml"
+        path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+        run = run_exfix("scan", "-i", str(path), "--format", "json")
+    assert run.exit_code == 2, run.describe()
+    ex02 = _host(run.doc, "ex02")
+    assert [a["area"] for a in ex02["failed_areas"]] == ["edge_config"]
+    (malformed,) = [f for f in ex02["findings"] if f["rule"] == "edge-transport-config-malformed"]
+    assert malformed["evidence"][0]["values"]["text of the line"] == CURLY
