@@ -96,15 +96,24 @@ def _partial_rows(table: Table, host: HostScan) -> None:
         label = _t("not collected: ", "bold yellow")
         label.append_text(_t(issue.area.value, "bold"))
         table.add_row(_t("-", PARTIAL_STYLE), label, _t(f"{issue.area.description}: {issue.reason}"))
+    # One row per set of failed areas: the rules that read them, and why they were not judged.
+    # Where those areas have rows of their own just above, those rows hold the reason in full.
+    shown = {issue.area.value for issue in host.failed_areas}
+    groups: dict[tuple[str, ...], list[str]] = {}
+    reasons: dict[tuple[str, ...], str] = {}
     for skipped in host.not_judged:
-        label = _t(skipped.rule_id, "bold")
-        label.append("\nnot judged", style="bold yellow")
-        # Where the area has a row of its own just above, that row holds the reason in full.
-        shown = {issue.area.value for issue in host.failed_areas}
+        groups.setdefault(skipped.areas, []).append(skipped.rule_id)
+        reasons.setdefault(skipped.areas, skipped.reason)
+    for areas, rules in groups.items():
+        label = _t("not judged", "bold yellow")
+        for rule_id in rules:
+            label.append("\n")
+            label.append_text(_t(rule_id, "bold"))
+        they = "it reads" if len(rules) == 1 else "they read"
         why = (
-            f"not judged: it reads {', '.join(skipped.areas)}, not collected on this host"
-            if set(skipped.areas) <= shown
-            else f"not judged: {skipped.reason}"
+            f"not judged: {they} {', '.join(areas)}, not collected on this host"
+            if set(areas) <= shown
+            else f"not judged: {reasons[areas]}"
         )
         table.add_row(_t("-", PARTIAL_STYLE), label, _t(why))
 
