@@ -1,7 +1,7 @@
 """The plan: structured actions per host, what they depend on, and the digest a change board
 approves.
 
-A plan is written as ``plan.json`` (``"schema": "exfix.plan/1"``) beside one remediate.ps1 and
+A plan is written as ``plan.json`` (``"schema": "exfix.plan/3"``) beside one remediate.ps1 and
 one rollback.ps1 per host and a REVIEW.md. apply executes the structured calls held here, not
 the scripts; the scripts are rendered from the same calls (agent/planning/render.py) and a test
 proves that they parse back to exactly these calls.
