@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 AUTH_MODES = ("ntlm", "basic")
+EXTERNAL_DNS_VARIABLE = "exfix_external_dns_servers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,10 @@ class Lab:
         # look broken: the first zone the scenario defines stands for "the internet".
         if self.world.internet_zones:
             variables["exfix_probe_public_name"] = self.world.internet_zones[0]
+        # What an admin gives the planner for transport's internet lookups: here the lab's
+        # working public resolvers (EXTERNAL_DNS_COMMENT says so in the written file).
+        if self.world.public_resolvers:
+            variables[EXTERNAL_DNS_VARIABLE] = list(self.world.public_resolvers)
         hosts: dict[str, Any] = {}
         for endpoint in self.endpoints:
             port = endpoint.https_port if self.https and endpoint.https_port else endpoint.port
@@ -189,8 +194,26 @@ class Lab:
         return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
 
     def write_inventory(self, path: Path) -> Path:
+        """The inventory as YAML, with a comment above ``exfix_external_dns_servers`` saying what
+        those servers are (YAML comments cannot be dumped, so it is put in beside the key)."""
         path = Path(path)
-        path.write_text(
-            yaml.safe_dump(self.inventory(), sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
+        text = yaml.safe_dump(self.inventory(), sort_keys=False, allow_unicode=True)
+        lines: list[str] = []
+        for line in text.splitlines(keepends=True):
+            if line.lstrip().startswith(f"{EXTERNAL_DNS_VARIABLE}:"):
+                indent = line[: len(line) - len(line.lstrip())]
+                lines.extend(f"{indent}# {comment}\n" for comment in self.external_dns_comment())
+            lines.append(line)
+        path.write_text("".join(lines), encoding="utf-8")
         return path
+
+    def external_dns_comment(self) -> tuple[str, ...]:
+        """What the lab's ``exfix_external_dns_servers`` are, as comment lines."""
+        servers = ", ".join(self.world.public_resolvers)
+        return (
+            f"{servers}: the lab's working public resolver(s) (kind 'public' in scenario "
+            f"{self.scenario.name!r}),",
+            "answered on 127.0.0.1 through exfix_dns_address_map. The servers exfix may give transport",
+            "for internet names (set-transport-external-dns); in your own inventory, your forwarders",
+            "or your provider's resolvers.",
+        )

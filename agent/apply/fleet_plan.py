@@ -31,9 +31,11 @@ class FleetPlan:
     def exit_code(self) -> int:
         """The worst of: 3 for a host exfix could not talk to, 7 for a host that answered with
         an error (agent.errors.EXIT_PRECEDENCE), 2 when any action (automatic or manual) is
-        planned, 8 when a scanned host is partial (a fact area not collected: what its rules
-        would have planned is not known), else 0 (advice alone changes nothing, so it is 0)."""
-        planned = EXIT_FINDINGS if self.plan.actions else EXIT_OK
+        planned or any finding remains (one with no step says what stands in the way: the
+        plan's ``outstanding``), 8 when nothing remains but a scanned host is partial (a fact area
+        not collected: what its rules would have found is not known), else 0."""
+        remaining = any(unit.findings for unit in self.plan.units)
+        planned = EXIT_FINDINGS if self.plan.actions or remaining else EXIT_OK
         partial = EXIT_PARTIAL if any(h.partial for h in self.scan.hosts) else EXIT_OK
         return worst_exit([planned, partial, *(h.exit_code for h in self.unscanned)])
 

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK
+from agent.model.document import encode_object
 from agent.model.findings import Finding
 from agent.model.plan import PlanValue
 from agent.model.results import finding_to_dict
 
-APPLY_SCHEMA = "exfix.apply/2"  # /2: the organisations' units ("organizations") beside the hosts
+# /2: the organisations' units ("organizations") beside the hosts. /3: each unit's
+# "new_findings", the findings after the change that the host did not have before it.
+APPLY_SCHEMA = "exfix.apply/3"
 ROLLBACK_SCHEMA = "exfix.rollback/1"
 
 Values = tuple[tuple[str, PlanValue], ...]  # property -> value, in the plan's order
@@ -67,13 +70,7 @@ class QueueStatus:
     last_error: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "identity": self.identity,
-            "next_hop": self.next_hop,
-            "status": self.status,
-            "message_count": self.message_count,
-            "last_error": self.last_error,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +112,9 @@ class HostApply:
     queues: tuple[QueueChange, ...] = ()
     remaining_findings: tuple[Finding, ...] = ()
     error: str | None = None
+    # Among the remaining findings, those the host did not have before the change: a fault the
+    # change created (never ``verified`` then).
+    new_findings: tuple[Finding, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -133,6 +133,7 @@ class HostApply:
             "steps": [s.to_dict() for s in self.steps],
             "queues": [q.to_dict() for q in self.queues],
             "remaining_findings": [finding_to_dict(f) for f in self.remaining_findings],
+            "new_findings": [finding_to_dict(f) for f in self.new_findings],
         }
 
 

@@ -315,9 +315,9 @@ def _one_host(
     check = verify_host(rec, host, before, lambda: open_host(target, credential),
                         lambda: collect(target, credential), timeout=verify_timeout)  # fmt: skip
     rec.record("host", result.outcome.value, host=host.host, error=check.error,
-               detail={"verified": check.verified})  # fmt: skip
+               detail={"verified": check.verified, "new_findings": [f.id for f in check.new]})  # fmt: skip
     return HostApply(host.host, result.outcome, result.steps, check.verified, check.queues, check.remaining,
-                     error=check.error)  # fmt: skip
+                     error=check.error, new_findings=check.new)  # fmt: skip
 
 
 def _watched(

@@ -15,9 +15,12 @@ Queues are matched by NextHopDomain, not by Identity: a queue's number is given 
 transport process and changes when MSExchangeTransport restarts.
 
 The host is ``verified`` when every such queue drained, no finding the plan addressed is still
-reported, and no queue-dns-failure finding is left. Otherwise the host keeps its changes (they
-read back as planned; undoing them would not bring the mail back either) and is reported
-``verified: false`` with the findings that remain; apply then exits 5.
+reported, no queue-dns-failure finding is left, and no finding is reported that the host did
+not have before the change (a fix that creates a new fault is no fix: issue 9, class 5; the
+findings before are those of the facts apply's stale check collected). Otherwise the host keeps
+its changes (they read back as planned; undoing them would not bring the mail back either) and
+is reported ``verified: false`` with the findings that remain and, among them, the new ones;
+apply then exits 5.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Verification:
     queues: tuple[QueueChange, ...]
     remaining: tuple[Finding, ...]
     error: str | None = None
+    new: tuple[Finding, ...] = ()  # the remaining findings the host did not have before the change
 
 
 def failing(queue: QueueFacts) -> bool:
@@ -100,8 +104,13 @@ def verify_host(
     """The host's failing queues (in ``before``) retried and watched until they drain, then
     the host collected and evaluated again (``collect``)."""
     watched = [q for q in before.queues if failing(q)]
+    judged = judge(before)
+    known = frozenset(f.id for f in judged.findings)
+    # A rule not judged before the change (one of its areas failed then) can find something
+    # afterwards that was there all along: that is no finding the change created.
+    unjudged = frozenset(j.rule_id for j in judged.not_judged)
     return verify_queues(rec, plan, before.exchange.name, watched, connect, collect, timeout=timeout,
-                         clock=clock, sleep=sleep)  # fmt: skip
+                         clock=clock, sleep=sleep, known=known, unjudged=unjudged)  # fmt: skip
 
 
 def verify_queues(
@@ -115,12 +124,16 @@ def verify_queues(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    known: frozenset[str] | None = None,
+    unjudged: frozenset[str] = frozenset(),
 ) -> Verification:
     """``watched`` (the queues of ``server`` that failed before the change) retried and
-    polled until they drain; then, given ``collect``, the host evaluated again. Without
-    ``collect`` (a server none of whose own settings changed: an organisation change was for
-    it) the symptom alone decides: its watched queues drain and none of its queues still
-    fails with a DNS error."""
+    polled until they drain; then, given ``collect``, the host evaluated again, and with
+    ``known`` (the ids of the findings before the change) any finding not among them is new,
+    unless its rule is one of ``unjudged`` (not judged before the change).
+    Without ``collect`` (a server none of whose own settings changed: an organisation change
+    was for it) the symptom alone decides: its watched queues drain and none of its queues
+    still fails with a DNS error."""
     host = plan.host
     retried: set[str] = set()
     latest: tuple[QueueFacts, ...] = ()
@@ -172,20 +185,26 @@ def verify_queues(
             # A rule that could not be judged now (one of its fact areas failed) is no proof that
             # its finding is gone: the change is not verified, and the reason says why.
             rules = {f.split("|", 1)[0] for f in addressed} | {SYMPTOM_RULE}
-            unjudged = [j for j in judged.not_judged if j.rule_id in rules]
-            if unjudged:
-                first = unjudged[0]
+            now_unjudged = [j for j in judged.not_judged if j.rule_id in rules]
+            if now_unjudged:
+                first = now_unjudged[0]
                 error = error or one_line(f"{first.rule_id} could not be judged again: {first.reason}")
         except (HostError, RemoteCommandError) as exc:
             error = error or one_line(str(exc))
     still = [f for f in remaining if f.id in addressed or f.rule_id == SYMPTOM_RULE]
-    verified = error is None and all(c.drained for c in changes) and not still and not still_failing
+    new = tuple(
+        f for f in remaining if known is not None and f.id not in known and f.rule_id not in unjudged
+    )
+    verified = (
+        error is None and all(c.drained for c in changes) and not still and not still_failing and not new
+    )
     rec.record(
         "queues", "verified" if verified else "not-verified", host=host, error=error,
         detail={"queues": [c.to_dict() for c in changes],
-                "remaining_findings": [f.id for f in remaining]},
+                "remaining_findings": [f.id for f in remaining],
+                "new_findings": [f.id for f in new]},
     )  # fmt: skip
-    return Verification(verified, changes, remaining, error)
+    return Verification(verified, changes, remaining, error, new)
 
 
 def _drained(queues: Sequence[QueueFacts], next_hop: str) -> bool:

@@ -24,11 +24,29 @@ FORMATS = ("text", "json", "markdown")
 F = Callable[..., Any]
 
 
+INVENTORY_HELP = ("Ansible inventory: a YAML or INI file, a directory, an inventory script, '-' for "
+                  "ansible-inventory --list JSON on stdin, or ansible:PATH (read by Ansible itself).")
+
+
+def inventory_option(func: F) -> F:
+    """-i/--inventory, required (exfix inventory)."""
+    return click.option("--inventory", "-i", "inventory", required=True, metavar="SOURCE",
+                        help=INVENTORY_HELP)(func)
+
+
+def load_with_warnings(source: str) -> Inventory:
+    """The inventory ``-i`` names; what it holds that exfix does not use is warned about on
+    stderr, one line per variable."""
+    inv = load_inventory(source)
+    for warning in inv.warnings:
+        inventory_log.warning("%s", warning)
+    return inv
+
+
 def fleet_options(func: F) -> F:
     """--inventory / --lab / --limit / --forks / --host-timeout / --ask-pass."""
     options = [
-        click.option("--inventory", "-i", "inventory", type=click.Path(dir_okay=False),
-                     help="Ansible-style YAML inventory of Exchange hosts."),
+        click.option("--inventory", "-i", "inventory", metavar="SOURCE", help=INVENTORY_HELP),
         click.option("--lab", "lab", is_flag=False, flag_value=DEFAULT_LAB_SCENARIO, default=None,
                      metavar="[SCENARIO]",
                      help=f"Start the lab in-process and use its fleet (default {DEFAULT_LAB_SCENARIO})."),
@@ -60,7 +78,7 @@ def open_fleet(inventory: str | None, lab: str | None, limit: str | None, ask_pa
         raise UsageError("give exactly one of --inventory FILE or --lab [SCENARIO]")
     prompt = _prompt if ask_pass else None
     if inventory is not None:
-        yield _fleet(load_inventory(inventory), limit, prompt, inventory)
+        yield _fleet(load_with_warnings(inventory), limit, prompt, inventory)
         return
     from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only for --lab
 

@@ -29,7 +29,7 @@ from agent.report.safe import terminal
 _EXIT_MEANING = {
     0: "done and verified (or nothing to do)",
     5: "not done and verified: a step failed and was rolled back, a host was skipped or interrupted, "
-    "or the symptom persists",
+    "the symptom persists, or the change created a finding the host did not have",
     6: "a step failed and the rollback failed too: a person must look at the host",
 }
 
@@ -95,7 +95,13 @@ def render_apply(report: ApplyReport) -> None:
             ))  # fmt: skip
             if after is not None and after.last_error:
                 click.echo(terminal(f"      last error: {after.last_error}"))
+        created = {f.id for f in host.new_findings}
+        for finding in host.new_findings:
+            line = f"    NEW since the change: {finding.rule_id} on {finding.subject}: {finding.summary}"
+            click.echo(terminal(line))
         for finding in host.remaining_findings:
+            if finding.id in created:
+                continue
             line = f"    still found: {finding.rule_id} on {finding.subject}: {finding.summary}"
             click.echo(terminal(line))
     if report.interrupted:

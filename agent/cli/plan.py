@@ -10,9 +10,22 @@ import click
 
 from agent.apply import FleetPlan, plan_fleet
 from agent.cli._common import fleet_options, open_fleet, progress
-from agent.model.plan import PlanSource, SourceKind
+from agent.model.findings import Level
+from agent.model.plan import HostPlan, Outstanding, PlanSource, SourceKind
 from agent.report.safe import terminal
 from agent.review import apply_command, write_plan_dir
+
+# /2 adds "findings" and "outstanding" (what stands in the way of each finding no automatic
+# step addresses, as plan.json's units hold it) and counts the organisations' advice too.
+PLAN_RESULT_SCHEMA = "exfix.plan-result/2"
+
+
+def _outstanding_dicts(unit: HostPlan) -> list[dict[str, object]]:
+    return [
+        {"finding_id": o.finding_id, "rule_id": o.rule_id, "blocker": o.blocker.value, "message": o.message,
+         "variable": o.variable}
+        for o in unit.outstanding
+    ]  # fmt: skip
 
 
 def plan_source(inventory: str | None, lab: str | None) -> PlanSource:
@@ -29,37 +42,65 @@ def _echo(text: str = "") -> None:
     click.echo(text)
 
 
+def _unit_heading(unit: HostPlan) -> str:
+    automatic, manual = unit.automatic, unit.manual
+    state = f"{len(automatic)} step(s)" if automatic else "no automatic step"
+    if manual:
+        state += f", {len(manual)} manual step(s)"
+    if unit.level is Level.ORGANIZATION:
+        return (f"organisation {terminal(unit.organization)} (through {terminal(unit.host)}, for "
+                f"{terminal(', '.join(unit.servers))}): {state}")  # fmt: skip
+    return f"{terminal(unit.host)} (Exchange {terminal(unit.exchange_version)}): {state}"
+
+
+def _outstanding_line(item: Outstanding) -> str:
+    variable = f" [set {item.variable}]" if item.variable else ""
+    return f"    {terminal(item.rule_id)} ({item.blocker.value}){variable}: {terminal(item.message)}"
+
+
 def render_text(result: FleetPlan, plan_json: Path) -> None:
     plan = result.plan
     for scan in result.unscanned:
         _echo(f"{terminal(scan.host)}: NOT SCANNED ({scan.status.value}): {terminal(scan.error or '')}")
-    for host in plan.hosts:
-        automatic, manual = host.automatic, host.manual
-        state = f"{len(automatic)} step(s)" if automatic else "no automatic step"
-        if manual:
-            state += f", {len(manual)} manual step(s)"
-        _echo(f"{terminal(host.host)} (Exchange {terminal(host.exchange_version)}): {state}")
-        for action in host.actions:
+    for unit in plan.units:
+        if unit.level is Level.ORGANIZATION and not unit.actions and not unit.findings:
+            continue
+        _echo(_unit_heading(unit))
+        for action in unit.actions:
             flags = " [MANUAL: not run by apply]" if action.manual else ""
             if action.disruptive and not action.manual:
                 flags += " [DISRUPTIVE: restarts MSExchangeTransport]"
             _echo(f"  {action.id}: {terminal(action.description)}{flags}")
-        for advisory in host.advisories:
-            _echo(f"  advice ({advisory.kind.value}): {terminal(advisory.message)}")
-        for issue in host.failed_areas:
+        shown = {o.message for o in unit.outstanding}
+        for consequence in unit.consequences:
+            if consequence.message in shown:
+                continue  # a refusal: the finding it was for says it below, with what would lift it
+            _echo(f"  would break ({consequence.resolution.value}): {terminal(consequence.message)}")
+        for advisory in unit.advisories:
+            if advisory.message not in shown:
+                _echo(f"  advice ({advisory.kind.value}): {terminal(advisory.message)}")
+        if unit.outstanding:
+            count = len(unit.outstanding)
+            _echo(f"  not fixed by this plan ({count} finding(s)), and what stands in the way:")
+            for item in unit.outstanding:
+                _echo(_outstanding_line(item))
+        for issue in unit.failed_areas:
             _echo(f"  not collected: {issue.area.value} ({issue.area.description}): {terminal(issue.reason)}")
-        if host.not_judged:
-            _echo(f"  not judged (nothing planned for them): {', '.join(j.rule_id for j in host.not_judged)}")
+        if unit.not_judged:
+            _echo(f"  not judged (nothing planned for them): {', '.join(j.rule_id for j in unit.not_judged)}")
     _echo()
     _echo(f"Plan written to {terminal(plan_json)} (review {terminal(plan_json.parent / 'REVIEW.md')}).")
     _echo(f"Digest: {plan.digest}")
+    remaining = sum(len(u.outstanding) for u in plan.units)
     if any(not a.manual for a in plan.actions):
         _echo("Apply it with:")
         _echo(f"  {terminal(apply_command(plan, str(plan_json)))}")
     elif plan.actions:
         _echo("No automatic step: the manual steps are in the hosts' remediate.ps1, for a person.")
-    else:
+    elif not remaining:
         _echo("Nothing to do.")
+    if remaining:
+        _echo(f"{remaining} finding(s) stay after this plan; each says above what stands in its way.")
 
 
 @click.command()
@@ -76,10 +117,12 @@ def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
     plan.json records how to reach the hosts again (the inventory's absolute path or the lab
     scenario), never a secret; `exfix apply` uses it unless given --inventory or --lab.
 
-    Exit 0: nothing to do (advice alone is printed, and is 0); 2: steps are planned (waiting
-    for approval); 8: nothing planned, but on a host a fact area could not be collected and the
-    rules reading it were not judged; 3: a host could not be reached, 7: a host answered with an
-    error (the others are planned; 3 wins over 7, 7 over 2, 2 over 8); 1: bad input.
+    Exit 0: every host clean, nothing to do; 2: steps are planned (waiting for approval), or
+    findings remain (each says what stands in its way: the inventory variable to set, the
+    manual step, the advice); 8: nothing planned and nothing found, but on a host a fact area
+    could not be collected and the rules reading it were not judged; 3: a host could not be
+    reached, 7: a host answered with an error (the others are planned; 3 wins over 7, 7 over 2,
+    2 over 8); 1: bad input.
     """
     source = plan_source(inventory, lab)
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \
@@ -91,13 +134,17 @@ def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
     plan_json = files.plan_json.resolve()
     if fmt == "json":
         document = {
-            "schema": "exfix.plan-result/1",
+            "schema": PLAN_RESULT_SCHEMA,
             "plan": str(plan_json),
             "digest": result.plan.digest,
             "apply_command": apply_command(result.plan, str(plan_json)),
             "actions": len(result.plan.actions),
             "automatic": sum(1 for a in result.plan.actions if not a.manual),
-            "advisories": sum(len(h.advisories) for h in result.plan.hosts),
+            "advisories": sum(len(h.advisories) for h in result.plan.units),
+            "findings": sum(len(u.findings) for u in result.plan.units),
+            "outstanding": [
+                {"host": u.host, **o} for u in result.plan.units for o in _outstanding_dicts(u)
+            ],
             "unscanned": [
                 {"host": h.host, "status": h.status.value, "error": h.error} for h in result.unscanned
             ],

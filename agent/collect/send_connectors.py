@@ -44,6 +44,7 @@ def parse_connector(obj: RemoteObject) -> SendConnectorFacts:
         source_transport_servers=v.texts(obj.get("SourceTransportServers")),
         enabled=v.boolean(obj.get("Enabled"), True) is not False,
         cost=_cost(spaces, obj.get("Cost")),
+        frontend_proxy_enabled=v.boolean(obj.get("FrontendProxyEnabled"), False) is True,
     )
 
 

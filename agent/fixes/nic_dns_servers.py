@@ -10,6 +10,7 @@ change needs the MSExchangeTransport restart build_plan adds once per host.
 
 from __future__ import annotations
 
+from agent.fixes import _predict
 from agent.fixes._derive import nic_by_index, without_placeholders
 from agent.fixes._draft import Draft, Planned, advise, nic_gone, request
 from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
@@ -78,6 +79,12 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     return Planned((draft(index, nic.interface_alias, before, keep, (finding.id,)),))
 
 
+def predict(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
+    """The NIC with the step's ServerAddresses (Set-DnsClientServerAddress replaces the list)."""
+    index = _predict.index(_predict.parameter(step, "InterfaceIndex"))
+    return _predict.with_nic_servers(facts, index, _predict.texts(_predict.after(step, "ServerAddresses")))
+
+
 SPEC = FixSpec(
     id=FIX_ID,
     summary=(
@@ -93,6 +100,7 @@ SPEC = FixSpec(
                 "Changing the MAPI NIC's DNS servers changes name resolution for everything on this server, "
                 "not only Exchange; only servers already on the NIC are kept."
             ),
+            predict=predict,
         ),
     ),
     reads=(FactArea.NIC_DNS_SERVERS,),

@@ -8,6 +8,9 @@ MSExchangeTransport the fix needs is added once per host by build_plan.
 
 from __future__ import annotations
 
+import dataclasses
+
+from agent.fixes import _predict
 from agent.fixes._derive import nic_by_index
 from agent.fixes._draft import Draft, Planned, advise, nic_gone, request
 from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
@@ -76,6 +79,14 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     return Planned(drafts(index, nic.interface_alias, nic.register_this_connections_address, (finding.id,)))
 
 
+def predict(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
+    index = _predict.index(_predict.parameter(step, "InterfaceIndex"))
+    register = _predict.flag(_predict.after(step, "RegisterThisConnectionsAddress"))
+    return _predict.with_nic(
+        facts, index, lambda nic: dataclasses.replace(nic, register_this_connections_address=register)
+    )
+
+
 SPEC = FixSpec(
     id=FIX_ID,
     summary=(
@@ -89,6 +100,7 @@ SPEC = FixSpec(
         Step(
             ENABLE_REGISTRATION,
             risk="Turning DNS registration on lets this server (re)create its own A record in the AD zone.",
+            predict=predict,
         ),
         Step(REGISTER_DNS_CLIENT),
     ),

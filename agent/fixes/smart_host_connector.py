@@ -12,6 +12,7 @@ exfix's. Adding a connector does not restart anything; removing it is the rollba
 
 from __future__ import annotations
 
+from agent.fixes import _predict
 from agent.fixes._derive import (
     connectors_for_domain,
     is_domain_name,
@@ -21,7 +22,7 @@ from agent.fixes._derive import (
 from agent.fixes._draft import Draft, Planned, advise, request
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
-from agent.model.facts import HostFacts, normalize_name
+from agent.model.facts import HostFacts, SendConnectorFacts, normalize_name
 from agent.model.finding_data import AddSmartHostConnector
 from agent.model.findings import Finding, Level
 from agent.model.plan import AdvisoryKind, Change, FactArea, FactRef, HostVars
@@ -117,6 +118,21 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     return Planned((draft(domain, name, route.ipv4, servers, (finding.id,)),))
 
 
+def predict(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
+    """The organisation with the new connector (New-SendConnector's own parameters)."""
+    connector = SendConnectorFacts(
+        name=str(_predict.parameter(step, "Name")),
+        address_spaces=_predict.texts(_predict.parameter(step, "AddressSpaces")),
+        smart_hosts=_predict.texts(_predict.parameter(step, "SmartHosts")),
+        dns_routing_enabled=_predict.flag(_predict.parameter(step, "DNSRoutingEnabled")),
+        use_external_dns_servers_enabled=False,
+        source_transport_servers=_predict.texts(_predict.parameter(step, "SourceTransportServers")),
+        enabled=True,
+        cost=1,
+    )
+    return _predict.with_connectors(facts, (*facts.send_connectors, connector))
+
+
 SPEC = FixSpec(
     id=FIX_ID,
     summary="New-SendConnector for the one domain with its MX host's IPv4 address as smart host",
@@ -131,6 +147,7 @@ SPEC = FixSpec(
                 "Mail to the one remote domain will go to a fixed IPv4 address; if that domain moves its "
                 "mail servers, remove the connector (rollback.ps1)."
             ),
+            predict=predict,
         ),
     ),
     reads=(FactArea.DOMAIN_CONNECTORS, FactArea.DOMAIN_MAIL_HOSTS),

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.fixes._draft import Planned
+from agent.fixes._predict import Predict
 from agent.model.facts import HostFacts
 from agent.model.findings import Finding, Level
 from agent.model.plan import FactArea, HostVars
@@ -44,6 +45,10 @@ class Step:
     kind: str
     risk: str | None = None  # one sentence for the change board (REVIEW.md "Risk")
     level: Level = Level.HOST  # where the action runs: on the host, or once for the organisation
+    # The facts after the step (agent/fixes/_predict.py), for judging a plan as a whole before
+    # it is written (agent/planning/judge.py). None: the step changes nothing the rules read
+    # (Register-DnsClient, a backup copy, the restart).
+    predict: Predict | None = None
 
     @property
     def macro_suffix(self) -> str:

@@ -26,6 +26,9 @@ Every change here takes effect after the MSExchangeTransport restart build_plan 
 
 from __future__ import annotations
 
+import dataclasses
+
+from agent.fixes import _predict
 from agent.fixes._draft import Draft, Planned, advise, request
 from agent.fixes._setting import PropertyChange, Setting, SettingChange, setting_draft
 from agent.fixes.spec import FixSpec, Step
@@ -163,12 +166,9 @@ def _plan_external(
             "Choose servers that resolve internet names and plan again.",
             variable=EXTERNAL_DNS_VARIABLE,
         )
-    if isinstance(wanted, SetExternalDns):
-        connectors = wanted.connectors_to_switch
-    else:
-        connectors = tuple(
-            c.name for c in rules_common.internet_connectors(facts) if not c.use_external_dns_servers_enabled
-        )
+    # transport-no-dns-configured names the External* group only when a connector with
+    # UseExternalDNSServersEnabled uses it (agent/rules/_mail_path.py): no connector to switch.
+    connectors = wanted.connectors_to_switch if isinstance(wanted, SetExternalDns) else ()
     external = facts.transport.external
     if external.servers == servers and not external.adapter_enabled and not connectors:
         return Planned()
@@ -275,6 +275,31 @@ def plan_internal(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Pl
     return _plan_internal(finding, facts, wanted)
 
 
+def predict_external(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
+    servers = _predict.texts(_predict.after(step, "ExternalDNSServers"))
+    adapter = _predict.flag(_predict.after(step, "ExternalDNSAdapterEnabled"))
+    return _predict.with_lookup(facts, "external", adapter=adapter, servers=servers)
+
+
+def predict_connector(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
+    """The connector switched (it lives in AD: every server of the organisation sees it)."""
+    name = str(_predict.parameter(step, "Identity"))
+    flag = _predict.flag(_predict.after(step, "UseExternalDNSServersEnabled"))
+    return _predict.with_connector(
+        facts, name, lambda c: dataclasses.replace(c, use_external_dns_servers_enabled=flag)
+    )
+
+
+def predict_internal_servers(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
+    servers = _predict.texts(_predict.after(step, "InternalDNSServers"))
+    return _predict.with_lookup(facts, "internal", servers=servers)
+
+
+def predict_internal_adapter(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
+    adapter = _predict.flag(_predict.after(step, "InternalDNSAdapterEnabled"))
+    return _predict.with_lookup(facts, "internal", adapter=adapter)
+
+
 EXTERNAL_SPEC = FixSpec(
     id=EXTERNAL_FIX_ID,
     summary=(
@@ -291,12 +316,14 @@ EXTERNAL_SPEC = FixSpec(
                 "Transport will resolve internet domains only through the DNS servers chosen in the "
                 "inventory."
             ),
+            predict=predict_external,
         ),
         Step(
             USE_EXTERNAL_DNS_ON_CONNECTOR,
             risk="The internet send connector will use transport's external DNS servers.",
             # The connector is the organisation's: switched once, however many servers ask.
             level=Level.ORGANIZATION,
+            predict=predict_connector,
         ),
     ),
     # transport-no-dns-configured's internal side is the internal fix's adapter step.
@@ -321,6 +348,7 @@ INTERNAL_SPEC = FixSpec(
         Step(
             SET_INTERNAL_DNS_SERVERS,
             risk="Transport will resolve internal names only through the listed servers.",
+            predict=predict_internal_servers,
         ),
         Step(
             ENABLE_INTERNAL_DNS_ADAPTER,
@@ -328,6 +356,7 @@ INTERNAL_SPEC = FixSpec(
                 "Transport will resolve internal names through the MAPI NIC's DNS servers (the Exchange "
                 "default)."
             ),
+            predict=predict_internal_adapter,
         ),
     ),
     reads=(FactArea.EXCHANGE_SERVER, FactArea.TRANSPORT_INTERNAL_DNS, FactArea.NIC_DNS_SERVERS),

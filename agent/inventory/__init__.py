@@ -1,17 +1,15 @@
 """Ansible-style YAML inventory -> typed, validated host targets.
 
-The format is Ansible's YAML inventory (``all`` / ``children`` / ``hosts`` / ``vars``), so
-admins can point exfix at the inventories they already have:
-
-- variables take precedence host over group over ``all``; among groups a deeper child beats
-  its parent, and groups at the same depth apply in name order (Ansible's rule);
-- a host may be listed in several groups and defined (with variables) in any of them;
-- ``ex[01:03].contoso.local`` host ranges expand as Ansible's do.
-
-Unknown ``ansible_*`` variables are ignored (inventories carry more than exfix needs); an
-unknown ``exfix_*`` variable is an error, because it is almost certainly a typo. Every problem
-is one :class:`~agent.errors.InventoryError` naming the file, the line, the host and the key.
-Every variable exfix reads is listed, with its default, in :mod:`agent.inventory.variables`.
+exfix reads what Ansible reads, as Ansible reads it (proved against ansible-core by
+``tests/inventory/test_against_ansible.py``): YAML and INI inventories, directories of them,
+``group_vars/`` and ``host_vars/`` beside them, the JSON of ``ansible-inventory --list`` and of
+inventory scripts (which it runs with ``--list``), host lists, and with Ansible installed,
+``ansible:PATH`` and ``plugin:`` inventories through ``ansible-inventory`` itself. Variables
+merge with Ansible's precedence, ``ansible_group_priority`` included; the OS endpoint is what
+Ansible's psrp or winrm plugin would connect to, with their defaults; ``--limit`` has
+Ansible's grammar. What cannot be read exactly (a vaulted or templated value exfix needs, a
+host reached over ssh) is refused with one line that says what to do; a connection variable
+exfix does not use is reported once, never silently ignored.
 
 Secrets never live in a :class:`~agent.model.target.HostTarget`: it carries a
 :class:`~agent.model.credential.CredentialRef` saying where the password comes from.
@@ -21,14 +19,16 @@ or pickled.
 
 The modules, each importing only those before it:
 
-- ``coerce``: checks turning a loosely typed Ansible value into a typed one;
-- ``document``: the inventory as a document of the one strict reader (``agent.model.document``),
-  and :class:`~agent.inventory.document.HostVariables`, the variables exfix reads;
-- ``credentials``: a host's credential variables -> a reference; the resolver;
-- ``variables``: their table and defaults, and one host's merged variables -> a HostTarget;
-- ``groups``: the ``all`` / ``children`` / ``hosts`` / ``vars`` tree;
+- ``coerce``, ``values``, ``addresses``: checks for exfix's values; a value and where it was
+  written, vault and template markers; host patterns and ranges;
+- ``document``: exfix's own variables, read by the one strict reader (``agent.model.document``);
+- ``tree``: groups and hosts with Ansible's rules (depth, priority, ``ungrouped``);
+- ``yaml_source``, ``ini_source``, ``json_source``, ``sources``: each kind of source, and what
+  ``-i`` names; ``varsfiles``: group_vars/host_vars;
+- ``connection``: Ansible's psrp and winrm options; ``credentials``; ``variables``: one host's
+  merged variables -> a HostTarget, and the table of variables;
 - ``limit``: Ansible's ``--limit``;
-- ``loader``: :class:`Inventory` and the functions that read one.
+- ``loader``: the precedence, :class:`Inventory` and the functions that read one.
 """
 
 from __future__ import annotations

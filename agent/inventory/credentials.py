@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Mapping
 
 from agent.errors import CredentialError, InventoryError
-from agent.inventory.document import HostVariables
 from agent.model.credential import Credential, CredentialRef, CredentialSource, Secret
 from agent.model.target import Auth, EndpointConfig, HostTarget
 
@@ -23,34 +22,44 @@ PasswordPrompt = Callable[[str | None, str], str]
 
 def credential_ref(
     host: str,
-    v: HostVariables,
-    error: Callable[[str, str], InventoryError],
+    *,
+    user: str | None,
+    password: Secret | None,
+    env_var: str | None,
+    cert_pem: str | None,
+    cert_key_pem: str | None,
     endpoints: tuple[EndpointConfig, EndpointConfig],
+    error: Callable[[str, str], InventoryError],
     passwords: dict[str, Secret],
 ) -> CredentialRef:
     """The credential source a host's variables name (``endpoints``: OS, Exchange).
 
-    A password given as ansible_password goes to ``passwords`` (the inventory's private store),
-    never into the reference. Raises ``error(key, problem)``.
+    A password given in the inventory (ansible_password and its winrm spellings) goes to
+    ``passwords`` (the inventory's private store), never into the reference. Raises
+    ``error(endpoint, problem)`` with endpoint "os" or "exchange".
     """
     os_endpoint, exchange_endpoint = endpoints
-    certs = {"cert_pem": v.exfix_cert_pem, "cert_key_pem": v.exfix_cert_key_pem}
+    certs = {"cert_pem": cert_pem, "cert_key_pem": cert_key_pem}
     auths = {os_endpoint.auth, exchange_endpoint.auth}
-    if Auth.CERTIFICATE in auths and not (v.exfix_cert_pem and v.exfix_cert_key_pem):
-        key = "ansible_psrp_auth" if os_endpoint.auth is Auth.CERTIFICATE else "exfix_exchange_auth"
-        raise error(key, "certificate authentication needs exfix_cert_pem and exfix_cert_key_pem")
-    if v.exfix_password_env is not None:
-        return CredentialRef(CredentialSource.ENV, v.ansible_user, env_var=v.exfix_password_env, **certs)
-    if v.ansible_password is not None:
+    if Auth.CERTIFICATE in auths and not (cert_pem and cert_key_pem):
+        where = "os" if os_endpoint.auth is Auth.CERTIFICATE else "exchange"
+        raise error(
+            where,
+            "certificate authentication needs a certificate and its key: ansible_psrp_certificate_pem "
+            "and ansible_psrp_certificate_key_pem (or exfix_cert_pem and exfix_cert_key_pem)",
+        )
+    if env_var is not None:
+        return CredentialRef(CredentialSource.ENV, user, env_var=env_var, **certs)
+    if password is not None:
         # Ansible allows a plain password here (the lab's inventory uses one). It goes
         # to the inventory's private store, never into the target.
-        passwords[host] = v.ansible_password
-        return CredentialRef(CredentialSource.INVENTORY, v.ansible_user, **certs)
+        passwords[host] = password
+        return CredentialRef(CredentialSource.INVENTORY, user, **certs)
     if auths <= {Auth.CERTIFICATE}:
-        return CredentialRef(CredentialSource.CERTIFICATE, v.ansible_user, **certs)
+        return CredentialRef(CredentialSource.CERTIFICATE, user, **certs)
     if auths <= {Auth.KERBEROS, Auth.NEGOTIATE, Auth.CERTIFICATE}:
-        return CredentialRef(CredentialSource.KERBEROS_CACHE, v.ansible_user, **certs)
-    return CredentialRef(CredentialSource.PROMPT, v.ansible_user, **certs)
+        return CredentialRef(CredentialSource.KERBEROS_CACHE, user, **certs)
+    return CredentialRef(CredentialSource.PROMPT, user, **certs)
 
 
 class CredentialResolver:

@@ -304,6 +304,9 @@ class Document(Generic[T]):
     max_bytes: int | None = None
     defer_scalars: bool = False
     merge_keys: bool = False
+    # Local tags another tool gives scalars (Ansible's ``!vault``, ``!unsafe``): tag -> what the
+    # scalar's text becomes. Any other tag stays refused.
+    scalar_tags: Mapping[str, Callable[[str], Any]] = dataclasses.field(default_factory=dict)
 
     def read_yaml_tree(self, text: str, *, source: str) -> Loaded[Any]:
         """YAML text whose top level the root type does not describe, as plain data with its
@@ -821,6 +824,8 @@ class _YamlTree:
         tag, value = node.tag, str(node.value)
         if tag == _STD + "str":
             return value
+        if tag in self.document.scalar_tags and isinstance(node, yaml.ScalarNode):
+            return self.document.scalar_tags[tag](value)
         if tag == _STD + "null":
             return None
         if tag == _STD + "bool":
@@ -924,3 +929,11 @@ def encode(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): encode(v) for k, v in value.items()}
     return value
+
+
+def encode_object(value: Any) -> dict[str, Any]:
+    """``encode`` of one dataclass instance: its JSON object (what a ``to_dict`` returns)."""
+    out = encode(value)
+    if not isinstance(out, dict):
+        raise TypeError(f"{type(value).__name__} is not a dataclass instance")
+    return out

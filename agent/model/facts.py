@@ -191,6 +191,11 @@ class SendConnectorFacts:
     source_transport_servers: tuple[str, ...]
     enabled: bool
     cost: int | None = None  # the lowest address-space cost
+    # Outbound mail goes through the Front End Transport service, "where destination specific
+    # routing, such as DNS or IP address, is set" (Set-SendConnector docs, FrontendProxyEnabled):
+    # the recipient's MX/A lookups are then Front End Transport's, with its own DNS settings
+    # (Set-FrontendTransportService -ExternalDNS*/-InternalDNS*), not the Transport service's.
+    frontend_proxy_enabled: bool = False
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -212,6 +217,48 @@ class SendConnectorFacts:
     def is_internet(self) -> bool:
         """Routes the whole internet (address space ``*``)."""
         return "*" in self.domains
+
+    def sources(self, *names: str) -> bool:
+        """True when one of ``names`` (a server's name or FQDN) is a SourceTransportServer, or
+        when the connector lists none (nothing then says which servers it is not for)."""
+        if not self.source_transport_servers:
+            return True
+        wanted = {n.strip().lower().rstrip(".") for n in names if n.strip()}
+        wanted |= {n.split(".", 1)[0] for n in wanted}
+        return any(s.strip().lower().rstrip(".") in wanted for s in self.source_transport_servers)
+
+    def match(self, domain: str) -> tuple[int, int] | None:
+        """How well an address space of this connector fits ``domain``: (specificity, -cost) of
+        the best one, higher is better, or None when none does. Exchange routes a domain through
+        the connector with the most specific matching address space, then the lowest cost ("Mail
+        routing in Exchange Server", learn.microsoft.com: selecting the connector for an external
+        recipient)."""
+        wanted = domain.strip().lower().rstrip(".")
+        best: tuple[int, int] | None = None
+        for space in self.address_spaces:
+            kind, sep, rest = space.strip().partition(":")
+            if not sep:
+                kind, rest = "smtp", space.strip()
+            if kind.strip().lower() != "smtp":
+                continue
+            name, _, cost_text = rest.partition(";")
+            name = name.strip().lower()
+            try:
+                cost = int(cost_text.strip()) if cost_text.strip() else 1
+            except ValueError:
+                cost = 1
+            if name == "*":
+                specificity = 0
+            elif name == wanted:
+                specificity = 1000
+            elif name.startswith("*.") and wanted.endswith(name[1:]):
+                specificity = len(name)
+            else:
+                continue
+            candidate = (specificity, -cost)
+            if best is None or candidate > best:
+                best = candidate
+        return best
 
     def covers(self, domain: str) -> bool:
         wanted = domain.strip().lower().rstrip(".")

@@ -21,9 +21,9 @@ from the plan content and the digest, and ``plan.json`` records the sha256 of ea
 script (``hosts[i].scripts``). apply can check that the scripts on disk still match, or render
 them again and compare.
 
-Reading is agent/model/document.py's, onto the file's shape declared here (``_PlanV1``,
-``_PlanV2`` and the dataclasses they hold), and strict: an unknown schema, a missing or
-unknown key, a value of the wrong type, or a digest that does not match the content raises
+Reading is agent/model/document.py's, onto the file's shape declared here (``_PlanV1`` to
+``_PlanV4`` and the dataclasses they hold), and strict: an unknown schema, a missing or unknown
+key, a value of the wrong type, or a digest that does not match the content raises
 :class:`~agent.errors.FactsFileError` naming the file and the key path
 (``hosts[0].actions[2].call.cmdlet``). A plan file is handed to
 exfix by a user, so nothing in it is trusted.
@@ -48,13 +48,15 @@ from agent.model.facts import AreaIssue, CollectionArea
 from agent.model.finding_data import FindingData, data_from_dict
 from agent.model.findings import DataValue, EvidenceItem, Finding, Level, NotJudged, Severity
 
-SCHEMA = "exfix.plan/3"
+SCHEMA = "exfix.plan/4"
 # /1: hosts only. /2 adds the organisation's units ("organizations") and each finding's level
-# and servers. /3 adds each host unit's ``failed_areas`` (fact areas not collected on the host)
-# and ``not_judged`` (the rules not run there because of them), inside the digest: the change
-# board approves knowing what was not looked at. exfix writes /3 and reads all three; an older
-# plan keeps its digest (it is encoded as the version it was written in).
-SCHEMAS = ("exfix.plan/1", "exfix.plan/2", SCHEMA)
+# and servers. /3 adds to every unit what stands in the way of each finding no automatic step
+# addresses ("outstanding") and what the plan's steps would break and how the plan prevents it
+# ("consequences"). /4 adds to each host unit the fact areas that could not be collected on the
+# host ("failed_areas") and the rules not judged there because of them ("not_judged"): the
+# change board approves knowing what was not looked at. exfix writes /4 and reads all four; an
+# older plan keeps its digest (it is encoded as it was written).
+SCHEMAS = ("exfix.plan/1", "exfix.plan/2", "exfix.plan/3", SCHEMA)
 
 # A value before or after an action: plain, JSON-friendly, immutable (like evidence values).
 PlanValue = DataValue
@@ -158,6 +160,7 @@ class AdvisoryKind(str, enum.Enum):
     NO_SERVER_LEFT = "no-server-left"  # dropping the bad DNS servers would leave none
     NO_CANDIDATE = "no-candidate"  # no server or address was found to put in their place
     CANNOT_PLAN = "cannot-plan"  # the finding's data cannot be planned safely (said why)
+    WOULD_BREAK = "would-break"  # its step would create another fault the plan cannot prevent
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,49 @@ class Advisory:
     finding_ids: tuple[str, ...]
     message: str
     variable: str | None = None  # MISSING_VARIABLE: the inventory variable to set
+
+
+class Resolution(str, enum.Enum):
+    """What a plan does about a fault its own steps would create."""
+
+    PREVENTED = "prevented"  # it adds the steps that keep the fault from happening
+    REFUSED = "refused"  # it leaves out the steps that would cause it
+
+
+@dataclass(frozen=True, slots=True)
+class Consequence:
+    """A finding the plan's steps would create, predicted before anything runs: the facts as
+    they would be after every step of the plan, judged by the rules with the probes exfix
+    already made (what each DNS server can resolve). ``caused_by`` and ``prevented_by`` are the
+    descriptions of the steps that cause it and of the steps added to prevent it (none when
+    refused); ``message`` says it in plain words."""
+
+    finding: Finding
+    caused_by: tuple[str, ...]
+    resolution: Resolution
+    prevented_by: tuple[str, ...]
+    message: str
+
+
+class Blocker(str, enum.Enum):
+    """What stands in the way of a finding that no automatic step of the plan addresses."""
+
+    VARIABLE = "variable"  # a value only the admin can choose: set it in the inventory, plan again
+    REFUSED = "refused"  # exfix left its step out: it would create another fault
+    MANUAL = "manual"  # a step for a person, in the unit's remediate.ps1
+    ADVICE = "advice"  # nothing exfix changes: the advice says what a person has to do
+    CAUSE = "cause"  # a symptom: its causes are outstanding (or none was found)
+
+
+@dataclass(frozen=True, slots=True)
+class Outstanding:
+    """One finding the plan does not make go away by itself, and what stands in the way."""
+
+    finding_id: str
+    rule_id: str
+    blocker: Blocker
+    message: str
+    variable: str | None = None  # VARIABLE (and REFUSED, where a variable would lift it)
 
 
 REMEDIATE_SCRIPT = "remediate.ps1"
@@ -206,7 +252,9 @@ class HostPlan:
     level: Level = Level.HOST
     organization: str = ""
     servers: tuple[str, ...] = ()
-    # A host unit (exfix.plan/3): the fact areas that could not be collected on the host, and
+    outstanding: tuple[Outstanding, ...] = ()  # exfix.plan/3
+    consequences: tuple[Consequence, ...] = ()  # exfix.plan/3
+    # A host unit (exfix.plan/4): the fact areas that could not be collected on the host, and
     # the rules not judged there because of them: what the plan could not take into account.
     failed_areas: tuple[AreaIssue, ...] = ()
     not_judged: tuple[NotJudged, ...] = ()
@@ -304,17 +352,16 @@ class Plan:
         return out
 
     def _dict(self, *, scripts: bool) -> dict[str, Any]:
-        v1 = self.schema == SCHEMAS[0]
-        v3 = self.schema not in SCHEMAS[:2]
+        version = _version(self.schema)
         out: dict[str, Any] = {
             "schema": self.schema,
             "digest": self.digest,
             "source": None if self.source is None else self.source.to_dict(),
-            "hosts": [_host_to_dict(h, scripts=scripts, v1=v1, v3=v3) for h in self.hosts],
+            "hosts": [_host_to_dict(h, scripts=scripts, version=version) for h in self.hosts],
         }
-        if not v1:
+        if version >= 2:
             out["organizations"] = [
-                _host_to_dict(o, scripts=scripts, v1=False, v3=False) for o in self.organizations
+                _host_to_dict(o, scripts=scripts, version=version) for o in self.organizations
             ]
         return out
 
@@ -383,6 +430,11 @@ def _advisory_to_dict(advisory: Advisory) -> dict[str, Any]:
     return encoded
 
 
+def _version(schema: str) -> int:
+    """1 to 4: the exfix.plan/N a plan is written as."""
+    return SCHEMAS.index(schema) + 1 if schema in SCHEMAS else len(SCHEMAS)
+
+
 def _finding_to_dict(finding: Finding, *, v1: bool) -> dict[str, Any]:
     out = finding.to_dict()
     if v1:  # /1 findings had no level and servers (every one was a host's)
@@ -390,7 +442,25 @@ def _finding_to_dict(finding: Finding, *, v1: bool) -> dict[str, Any]:
     return out
 
 
-def _host_to_dict(host: HostPlan, *, scripts: bool, v1: bool, v3: bool) -> dict[str, Any]:
+def _outstanding_to_dict(item: Outstanding) -> dict[str, Any]:
+    encoded: dict[str, Any] = encode(
+        _OutstandingFile(item.finding_id, item.rule_id, item.blocker, item.message, item.variable)
+    )
+    return encoded
+
+
+def _consequence_to_dict(item: Consequence) -> dict[str, Any]:
+    return {
+        "finding": _finding_to_dict(item.finding, v1=False),
+        "caused_by": list(item.caused_by),
+        "resolution": item.resolution.value,
+        "prevented_by": list(item.prevented_by),
+        "message": item.message,
+    }
+
+
+def _host_to_dict(host: HostPlan, *, scripts: bool, version: int) -> dict[str, Any]:
+    v1 = version == 1
     out: dict[str, Any] = {
         "host": host.host,
         "directory": host.directory,
@@ -401,7 +471,10 @@ def _host_to_dict(host: HostPlan, *, scripts: bool, v1: bool, v3: bool) -> dict[
         "actions": [action_to_dict(a) for a in host.actions],
         "advisories": [_advisory_to_dict(a) for a in host.advisories],
     }
-    if v3:
+    if version >= 3:
+        out["outstanding"] = [_outstanding_to_dict(o) for o in host.outstanding]
+        out["consequences"] = [_consequence_to_dict(c) for c in host.consequences]
+    if version >= 4 and host.level is Level.HOST:
         out["failed_areas"] = [{"area": i.area.value, "reason": i.reason} for i in host.failed_areas]
         out["not_judged"] = [j.to_dict() for j in host.not_judged]
     if host.level is Level.ORGANIZATION:
@@ -597,6 +670,36 @@ class _OrgFile(_HostFile):
 
 
 @dataclass(frozen=True)
+class _OutstandingFile:
+    finding_id: str
+    rule_id: str
+    blocker: Blocker
+    message: str
+    variable: str | None
+
+
+@dataclass(frozen=True)
+class _ConsequenceFile:
+    finding: Any  # a _FindingV2: read by _finding
+    caused_by: tuple[str, ...]
+    resolution: Resolution
+    prevented_by: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class _HostFileV3(_HostFile):
+    outstanding: tuple[_OutstandingFile, ...]
+    consequences: tuple[_ConsequenceFile, ...]
+
+
+@dataclass(frozen=True)
+class _OrgFileV3(_HostFileV3):
+    organization: str
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _AreaIssueFile:
     area: CollectionArea
     reason: str
@@ -611,7 +714,7 @@ class _NotJudgedFile:
 
 
 @dataclass(frozen=True)
-class _HostFileV3(_HostFile):
+class _HostFileV4(_HostFileV3):
     failed_areas: tuple[_AreaIssueFile, ...]
     not_judged: tuple[_NotJudgedFile, ...]
 
@@ -636,25 +739,43 @@ class _PlanV2(_PlanV1):
 
 
 @dataclass(frozen=True)
-class _PlanV3(_PlanV2):
+class _PlanV3:
+    schema: str = field(metadata=key(check=_schema, first=True))
+    digest: str = field(metadata=_SHA256_KEY)
+    source: _SourceFile | None
     hosts: tuple[_HostFileV3, ...]
+    organizations: tuple[_OrgFileV3, ...]
 
+
+@dataclass(frozen=True)
+class _PlanV4(_PlanV3):
+    hosts: tuple[_HostFileV4, ...]
+
+
+_PlanFile = _PlanV1 | _PlanV2 | _PlanV3 | _PlanV4
 
 PLAN_V1: Document[_PlanV1] = Document(_PlanV1, FactsFileError, what="a plan")
 PLAN_V2: Document[_PlanV2] = Document(_PlanV2, FactsFileError, what="a plan")
 PLAN_V3: Document[_PlanV3] = Document(_PlanV3, FactsFileError, what="a plan")
+PLAN_V4: Document[_PlanV4] = Document(_PlanV4, FactsFileError, what="a plan")
 _CALL = Document(_CallFile, FactsFileError, what="a cmdlet call")
 _CHANGE = Document(_ChangeFile, FactsFileError, what="a change")
 
 
-def _document(data: Any) -> Document[_PlanV1] | Document[_PlanV2] | Document[_PlanV3]:
-    """The shape to read ``data`` with: /1 has no organisations, /2 no failed areas; anything
-    else is read as /3, whose schema check names an unknown schema."""
-    if isinstance(data, Mapping) and data.get("schema") == SCHEMAS[0]:
+def _document(
+    data: Any,
+) -> Document[_PlanV1] | Document[_PlanV2] | Document[_PlanV3] | Document[_PlanV4]:
+    """The shape to read ``data`` with: /1 has no organisations, /2 no outstanding findings and
+    consequences, /3 no failed areas; anything else is read as /4, whose schema check names an
+    unknown schema."""
+    schema = data.get("schema") if isinstance(data, Mapping) else None
+    if schema == SCHEMAS[0]:
         return PLAN_V1
-    if isinstance(data, Mapping) and data.get("schema") == SCHEMAS[1]:
+    if schema == SCHEMAS[1]:
         return PLAN_V2
-    return PLAN_V3
+    if schema == SCHEMAS[2]:
+        return PLAN_V3
+    return PLAN_V4
 
 
 def _call(c: _CallFile) -> CmdletCall:
@@ -713,9 +834,15 @@ def _finding(loaded: Loaded[Any], raw: Any, path: KeyPath, v1: bool) -> Finding:
     return finding
 
 
-def _unit(loaded: Loaded[Any], h: _HostFile, path: KeyPath, v1: bool) -> HostPlan:
-    org = isinstance(h, _OrgFile)
-    v3 = h if isinstance(h, _HostFileV3) else None
+def _consequence(loaded: Loaded[Any], c: _ConsequenceFile, path: KeyPath) -> Consequence:
+    finding = _finding(loaded, c.finding, (*path, "finding"), False)
+    return Consequence(finding, c.caused_by, c.resolution, c.prevented_by, c.message)
+
+
+def _unit(loaded: Loaded[Any], h: _HostFile | _HostFileV3, path: KeyPath, v1: bool) -> HostPlan:
+    org = isinstance(h, (_OrgFile, _OrgFileV3))
+    v3 = isinstance(h, _HostFileV3)
+    v4 = h if isinstance(h, _HostFileV4) else None
     return HostPlan(
         host=h.host,
         directory=h.directory,
@@ -729,20 +856,30 @@ def _unit(loaded: Loaded[Any], h: _HostFile, path: KeyPath, v1: bool) -> HostPla
         fingerprint=h.fingerprint,
         scripts=tuple((name, h.scripts[name]) for name in SCRIPT_NAMES),
         level=Level.ORGANIZATION if org else Level.HOST,
-        organization=h.organization if isinstance(h, _OrgFile) else "",
-        servers=h.servers if isinstance(h, _OrgFile) else (),
-        failed_areas=tuple(AreaIssue(i.area, i.reason) for i in v3.failed_areas) if v3 else (),
+        organization=h.organization if isinstance(h, (_OrgFile, _OrgFileV3)) else "",
+        servers=h.servers if isinstance(h, (_OrgFile, _OrgFileV3)) else (),
+        outstanding=tuple(
+            Outstanding(o.finding_id, o.rule_id, o.blocker, o.message, o.variable)
+            for o in (h.outstanding if isinstance(h, _HostFileV3) else ())
+        ),
+        consequences=tuple(
+            _consequence(loaded, c, (*path, "consequences", i))
+            for i, c in enumerate(h.consequences if isinstance(h, _HostFileV3) else ())
+        )
+        if v3
+        else (),
+        failed_areas=tuple(AreaIssue(i.area, i.reason) for i in v4.failed_areas) if v4 else (),
         not_judged=tuple(
             NotJudged(j.rule, h.host, j.title, tuple(a.value for a in j.areas), j.reason)
-            for j in (v3.not_judged if v3 else ())
+            for j in (v4.not_judged if v4 else ())
         ),
     )
 
 
 def _plan(loaded: Loaded[Any], check_digest: bool, kinds: Collection[str] | None) -> Plan:
-    read: _PlanV1 = loaded.value
+    read: _PlanFile = loaded.value
     v1 = read.schema == SCHEMAS[0]
-    orgs = read.organizations if isinstance(read, _PlanV2) else ()
+    orgs = read.organizations if isinstance(read, (_PlanV2, _PlanV3, _PlanV4)) else ()
     units: dict[str, tuple[HostPlan, ...]] = {}
     seen: set[str] = set()
     for group, files in (("organizations", orgs), ("hosts", read.hosts)):
@@ -789,7 +926,7 @@ def plan_from_json(
     text: str, *, source: str = "<plan>", check_digest: bool = True, kinds: Collection[str] | None = None
 ) -> Plan:
     """:func:`plan_from_dict` for the file's text; errors carry the line of their key."""
-    data = PLAN_V3.parse_json(text, source=source)
+    data = PLAN_V4.parse_json(text, source=source)
     document = _document(data)
     try:
         return _plan(document.read_data(data, source=source), check_digest, kinds)

@@ -1,9 +1,10 @@
 """The result of running a playbook: per host an outcome, the findings, the actions and the
 queues before and after; for the run, the plan digest, the artifacts and the exit code.
 
-This is the ``exfix.playbook-run/2`` document (agent/schemas/playbook-run.schema.json) that
+This is the ``exfix.playbook-run/3`` document (agent/schemas/playbook-run.schema.json) that
 ticket automation reads; /2 added the outcome ``command-failed`` (its summary count, exit 7),
-and the schema still accepts /1 documents. Outcomes, worst first, and the exit code each
+/3 each host's ``outstanding`` and ``new_findings``; the schema still accepts /1 and /2
+documents. Outcomes, worst first, and the exit code each
 leads to (DESIGN.md; the order is agent.errors.EXIT_PRECEDENCE's):
 
 ================  ====  ==========================================================
@@ -48,11 +49,15 @@ from agent.errors import (
     StaleSetting,
     worst_exit,
 )
+from agent.model.document import encode_object
 from agent.model.facts import QueueFacts
 from agent.model.findings import Finding
+from agent.model.plan import Outstanding
 from agent.model.results import finding_to_dict
 
-RUN_SCHEMA = "exfix.playbook-run/2"
+# /3: each host's "outstanding" (what stands in the way of each finding the run leaves) and
+# "new_findings" (what a change created).
+RUN_SCHEMA = "exfix.playbook-run/3"
 
 # The value of a playbook variable once resolved (agent.workflow.playbook checks its type).
 VarValue = str | int | bool | tuple[str, ...]
@@ -163,14 +168,7 @@ class QueueView:
         return self.status.lower() == "retry" or bool(self.last_error)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "identity": self.identity,
-            "next_hop": self.next_hop,
-            "status": self.status,
-            "message_count": self.message_count,
-            "error_class": self.error_class,
-            "last_error": self.last_error,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +184,17 @@ class ActionView:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "fix_id": self.fix_id,
-            "kind": self.kind,
-            "description": self.description,
-            "disruptive": self.disruptive,
-            "manual": self.manual,
-            "status": self.status.value,
-            "plan_digest": self.plan_digest,
-            "error": self.error,
-        }
+        return encode_object(self)
+
+
+def _outstanding_to_dict(item: Outstanding) -> dict[str, Any]:
+    return {
+        "finding_id": item.finding_id,
+        "rule_id": item.rule_id,
+        "blocker": item.blocker.value,
+        "message": item.message,
+        "variable": item.variable,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +213,10 @@ class HostResult:
     actions: tuple[ActionView, ...] = ()
     queues_before: tuple[QueueView, ...] = ()
     queues_after: tuple[QueueView, ...] | None = None
+    # What stands in the way of each finding the run leaves as it is (agent/planning/outstanding.py).
+    outstanding: tuple[Outstanding, ...] = ()
+    # Findings after a change that the host did not have before it: the change created them.
+    new_findings: tuple[Finding, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -232,6 +234,8 @@ class HostResult:
                 "before": [q.to_dict() for q in self.queues_before],
                 "after": None if self.queues_after is None else [q.to_dict() for q in self.queues_after],
             },
+            "outstanding": [_outstanding_to_dict(o) for o in self.outstanding],
+            "new_findings": [finding_to_dict(f) for f in self.new_findings],
         }
 
 
@@ -253,16 +257,7 @@ class PlanArtifact:
     apply_command: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "role": self.role.value,
-            "digest": self.digest,
-            "directory": self.directory,
-            "plan_json": self.plan_json,
-            "review_md": self.review_md,
-            "review_html": self.review_html,
-            "scripts": list(self.scripts),
-            "apply_command": self.apply_command,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.model.document import encode_object
+
 
 class Vantage(str, enum.Enum):
     HOST = "host"  # Resolve-DnsName on the Exchange server itself
@@ -60,17 +62,7 @@ class DnsQueryResult:
     elapsed_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "vantage": self.vantage.value,
-            "server": self.server,
-            "queried": self.queried,
-            "qname": self.qname,
-            "rdtype": self.rdtype,
-            "outcome": self.outcome.value,
-            "records": list(self.records),
-            "detail": self.detail,
-            "elapsed_ms": self.elapsed_ms,
-        }
+        return encode_object(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DnsQueryResult:
@@ -147,14 +139,7 @@ class ServerProbe:
         return public is not None and public.outcome is Outcome.ANSWER
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "server": self.server,
-            "queried": self.queried,
-            "ad_domain": self.ad_domain,
-            "internal_host": self.internal_host,
-            "public_name": self.public_name,
-            "results": [result.to_dict() for result in self.results],
-        }
+        return encode_object(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerProbe:
@@ -250,12 +235,7 @@ class DomainProbe:
         return bool(self.mx) or bool(self.ipv4) or bool(self.ipv6)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "domain": self.domain,
-            "servers": list(self.servers),
-            "server": self.server,
-            "results": [result.to_dict() for result in self.results],
-        }
+        return encode_object(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DomainProbe:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.model.document import encode_object
+
 DESERIALIZED_PREFIX = "Deserialized."
 
 
@@ -67,9 +69,4 @@ class RemoteError:
     target: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "message": self.message,
-            "fully_qualified_error_id": self.fully_qualified_error_id,
-            "category": self.category,
-            "target": self.target,
-        }
+        return encode_object(self)

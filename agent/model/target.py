@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.model.credential import CredentialRef
+from agent.model.document import encode_object
 
 
 class Scheme(str, enum.Enum):
@@ -30,6 +31,15 @@ class Auth(str, enum.Enum):
     BASIC = "basic"
 
 
+class MessageEncryption(str, enum.Enum):
+    """WSMan message encryption (pypsrp's and pywinrm's names): ``auto`` encrypts over http
+    only, ``always`` over https too, ``never`` not at all."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 class OsTransport(str, enum.Enum):
     """How OS cmdlets reach the host: PSRP (pypsrp) or WinRS + powershell.exe (pywinrm)."""
 
@@ -38,14 +48,38 @@ class OsTransport(str, enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class CredSSP:
+    """CredSSP's options (Ansible's ``ansible_psrp_credssp_*``)."""
+
+    auth_mechanism: str = "auto"  # auto | kerberos | ntlm
+    disable_tlsv1_2: bool = False
+    minimum_version: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointConfig:
-    """One WSMan endpoint of a host."""
+    """One WSMan endpoint of a host, with every option the client libraries take for it.
+
+    ``negotiate_service`` None: the client library's own default service name; ``proxy``
+    None with ``ignore_proxy`` False: the environment's proxy settings, as Ansible's psrp and
+    winrm plugins use them.
+    """
 
     scheme: Scheme
     host: str
     port: int
     path: str
     auth: Auth
+    configuration_name: str = "Microsoft.PowerShell"
+    message_encryption: MessageEncryption = MessageEncryption.AUTO
+    negotiate_service: str | None = None
+    negotiate_hostname_override: str | None = None
+    negotiate_delegate: bool = False
+    send_cbt: bool = True
+    proxy: str | None = None
+    ignore_proxy: bool = False
+    max_envelope_size: int = 153600
+    credssp: CredSSP = field(default_factory=CredSSP)
 
     @property
     def url(self) -> str:
@@ -60,6 +94,20 @@ class EndpointConfig:
             "path": self.path,
             "auth": self.auth.value,
             "url": self.url,
+            "configuration_name": self.configuration_name,
+            "message_encryption": self.message_encryption.value,
+            "negotiate_service": self.negotiate_service,
+            "negotiate_hostname_override": self.negotiate_hostname_override,
+            "negotiate_delegate": self.negotiate_delegate,
+            "send_cbt": self.send_cbt,
+            "proxy": self.proxy,
+            "ignore_proxy": self.ignore_proxy,
+            "max_envelope_size": self.max_envelope_size,
+            "credssp": {
+                "auth_mechanism": self.credssp.auth_mechanism,
+                "disable_tlsv1_2": self.credssp.disable_tlsv1_2,
+                "minimum_version": self.credssp.minimum_version,
+            },
         }
 
 
@@ -89,13 +137,7 @@ class Timeouts:
     host: float = 900.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "connection": self.connection,
-            "read": self.read,
-            "operation": self.operation,
-            "command": self.command,
-            "host": self.host,
-        }
+        return encode_object(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +159,7 @@ class HostTarget:
     lab_scenario: str | None = None
     probe_public_name: str | None = None  # None: the collector's default
     source: str = ""  # the inventory file
+    connection: str = "psrp"  # the ansible_connection whose variables made ``os``: psrp | winrm
 
     @property
     def address_map(self) -> dict[str, str]:
@@ -143,4 +186,5 @@ class HostTarget:
             "lab_scenario": self.lab_scenario,
             "probe_public_name": self.probe_public_name,
             "source": self.source,
+            "connection": self.connection,
         }

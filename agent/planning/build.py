@@ -29,7 +29,6 @@ from agent.fixes import restart_transport
 from agent.fixes._draft import Draft, Planned
 from agent.fixes.fingerprint import fingerprint_for
 from agent.fixes.registry import FIXES, FIXES_BY_ID, FIXES_BY_KIND
-from agent.fixes.registry import step as registry_step
 from agent.fixes.spec import FixSpec
 from agent.model.facts import HostFacts
 from agent.model.finding_data import MalformedEdgeConfig
@@ -40,12 +39,15 @@ from agent.model.plan import (
     Action,
     Advisory,
     AdvisoryKind,
+    Consequence,
     HostPlan,
     HostVars,
     Plan,
     PlanSource,
     with_scripts,
 )
+from agent.planning.judge import HostProposal, OrgProposal, is_shared, judge
+from agent.planning.outstanding import with_outstanding
 from agent.planning.render import render_plan
 from agent.rules.metadata import RuleKind
 from agent.rules.registry import RULES_BY_ID
@@ -157,9 +159,22 @@ def _restart_hold(findings: Sequence[Finding]) -> str | None:
     return None
 
 
-def _shared(draft: Draft) -> bool:
-    """A step that changes what the organisation's servers share (FixSpec step level)."""
-    return registry_step(draft.kind)[1].level is Level.ORGANIZATION
+def _host_actions(
+    drafts: Sequence[Draft], facts: HostFacts, findings: Sequence[Finding]
+) -> tuple[tuple[Action, ...], list[Advisory]]:
+    """A host's own actions from its kept drafts, and the advice on a restart left to a person."""
+    hold = _restart_hold(findings)
+    actions = _actions([d for d in drafts if not is_shared(d)], facts, hold_restart=hold)
+    if hold is None or not any(a.kind == RESTART_KIND for a in actions):
+        return actions, []
+    for_file = tuple(f.id for f in findings if isinstance(f.data, MalformedEdgeConfig))
+    return actions, [Advisory(AdvisoryKind.CANNOT_PLAN, restart_transport.FIX_ID, for_file, hold)]
+
+
+def _partial(unit: HostPlan, facts: HostFacts) -> HostPlan:
+    """``unit`` with what the plan could not take into account: the fact areas not collected on
+    the host, and the rules not judged there."""
+    return dataclasses.replace(unit, failed_areas=facts.status.issues, not_judged=not_judged(facts))
 
 
 def _actions(
@@ -189,31 +204,28 @@ def _actions(
 def plan_host(
     facts: HostFacts, findings: Sequence[Finding], host_vars: HostVars, directory: str
 ) -> tuple[HostPlan, tuple[Draft, ...]]:
-    """The plan for one host (scripts not yet rendered), and the drafts of its fixes that
-    change what the organisation shares (a send connector's flag), for the organisation's unit."""
+    """The plan for one host on its own (scripts not yet rendered; judged as a plan of its
+    own, agent/planning/judge.py), and the drafts of its fixes that change what the
+    organisation shares (a send connector's flag), for the organisation's unit."""
+    _check_host(facts, findings)
+    drafts, advisories = _planned(findings, facts, host_vars)
+    judged = judge([HostProposal(facts, host_vars, tuple(drafts))], [])
+    kept = judged.host_drafts[0]
+    own, held = _host_actions(kept, facts, findings)
+    unit = _unit(facts, directory, findings, own, [*advisories, *judged.host_advisories[0], *held],
+                 judged.consequences[0])  # fmt: skip
+    return _partial(unit, facts), tuple(d for d in kept if is_shared(d))
+
+
+def _check_host(facts: HostFacts, findings: Sequence[Finding]) -> None:
     for finding in findings:
         if finding.host != facts.host:
             raise ValueError(f"finding {finding.id!r} is not about host {facts.host!r}")
-    drafts, advisories = _planned(findings, facts, host_vars)
-    hold = _restart_hold(findings)
-    own = _actions([d for d in drafts if not _shared(d)], facts, hold_restart=hold)
-    if hold is not None and any(a.kind == RESTART_KIND for a in own):
-        advisories.append(
-            Advisory(AdvisoryKind.CANNOT_PLAN, restart_transport.FIX_ID,
-                     tuple(f.id for f in findings if isinstance(f.data, MalformedEdgeConfig)), hold)
-        )  # fmt: skip
-    # What the plan could not take into account: the areas not collected, the rules not judged.
-    unit = dataclasses.replace(
-        _unit(facts, directory, findings, own, advisories),
-        failed_areas=facts.status.issues,
-        not_judged=not_judged(facts),
-    )
-    return unit, tuple(d for d in drafts if _shared(d))
 
 
 def _unit(
     facts: HostFacts, directory: str, findings: Sequence[Finding], actions: tuple[Action, ...],
-    advisories: Sequence[Advisory],
+    advisories: Sequence[Advisory], consequences: Sequence[Consequence] = (),
 ) -> HostPlan:  # fmt: skip
     """A unit run through the host of ``facts``."""
     return HostPlan(
@@ -225,7 +237,32 @@ def _unit(
         actions=actions,
         advisories=tuple(dict.fromkeys(advisories)),
         fingerprint=host_fingerprint(actions, facts),
+        consequences=tuple(consequences),
     )
+
+
+def _org_unit(
+    name: str,
+    findings: Sequence[Finding],
+    drafts: Sequence[Draft],
+    advisories: Sequence[Advisory],
+    facts: HostFacts,
+    directory: str,
+    asked_by: Sequence[str] = (),
+) -> HostPlan:
+    """The organisation's unit from its judged drafts: its own findings' steps and the shared
+    steps the hosts' fixes asked for, merged (one Set-SendConnector however many servers
+    needed it). ``facts`` are those of the server the unit runs through (the first affected
+    server); ``asked_by``: the servers whose fixes asked for shared steps."""
+    stray = [d.kind for d in drafts if not is_shared(d)]
+    if stray:
+        raise ValueError(f"an organisation fix planned host steps: {', '.join(stray)}")
+    # "org-": the unit runs through a server that may have steps of its own; the journal tells
+    # the two apart by the action id.
+    actions = _actions(drafts, facts, prefix="org-")
+    servers = tuple(dict.fromkeys([*(s for f in findings for s in f.servers), *asked_by]))
+    unit = _unit(facts, directory, findings, actions, advisories)
+    return dataclasses.replace(unit, level=Level.ORGANIZATION, organization=name, servers=servers)
 
 
 def plan_organization(
@@ -237,21 +274,11 @@ def plan_organization(
     directory: str,
     asked_by: Sequence[str] = (),
 ) -> HostPlan:
-    """The organisation's unit: its own findings planned once (one send connector for a
-    domain, SourceTransportServers = the servers whose queues fail), and the shared steps the
-    hosts' fixes asked for, merged (one Set-SendConnector however many servers needed it).
-    ``facts`` are those of the server the unit runs through (the first affected server);
-    ``asked_by``: the servers whose fixes asked for the ``hoisted`` steps."""
+    """The organisation's unit on its own (not judged with the hosts): its own findings
+    planned once (one send connector for a domain, SourceTransportServers = the servers whose
+    queues fail), and the shared steps the hosts' fixes asked for."""
     drafts, advisories = _planned(findings, facts, host_vars)
-    stray = [d.kind for d in drafts if not _shared(d)]
-    if stray:
-        raise ValueError(f"an organisation fix planned host steps: {', '.join(stray)}")
-    # "org-": the unit runs through a server that may have steps of its own; the journal tells
-    # the two apart by the action id.
-    actions = _actions([*drafts, *hoisted], facts, prefix="org-")
-    servers = tuple(dict.fromkeys([*(s for f in findings for s in f.servers), *asked_by]))
-    unit = _unit(facts, directory, findings, actions, advisories)
-    return dataclasses.replace(unit, level=Level.ORGANIZATION, organization=name, servers=servers)
+    return _org_unit(name, findings, [*drafts, *hoisted], advisories, facts, directory, asked_by)
 
 
 def host_fingerprint(actions: Sequence[Action], facts: HostFacts) -> str:
@@ -308,7 +335,6 @@ def build_plan(
         raise ValueError("a host appears twice in the facts")
     by_name = {facts.host: facts for facts in fleet_facts}
     directories = host_directories(names)
-    hosts: list[HostPlan] = []
     # An organisation's work, by the server it runs through: an organisation finding is planned
     # from (and its drift checked on) the first of its servers that was scanned, because the
     # facts it rests on (the remote domain's MX and A records) are what that server's probes
@@ -319,34 +345,63 @@ def build_plan(
         if not scanned:
             raise ValueError(f"organisation finding {finding.id!r} names no server in the facts")
         units.setdefault((finding.host, scanned[0]), ([], [], []))[0].append(finding)
-    for facts, directory in zip(fleet_facts, directories, strict=True):
-        host, shared = plan_host(
-            facts,
-            tuple(findings_by_host.get(facts.host, ())),
-            host_vars_by_host.get(facts.host, HostVars()),
-            directory,
-        )
-        hosts.append(host)
+
+    # What every finding's fix plans, then judged as one plan (agent/planning/judge.py): the
+    # steps that would create a new fault get the steps that prevent it, or are left out.
+    host_findings: list[tuple[Finding, ...]] = []
+    host_advice: list[list[Advisory]] = []
+    proposals: list[HostProposal] = []
+    for facts in fleet_facts:
+        findings = tuple(findings_by_host.get(facts.host, ()))
+        _check_host(facts, findings)
+        variables = host_vars_by_host.get(facts.host, HostVars())
+        drafts, advisories = _planned(findings, facts, variables)
+        host_findings.append(findings)
+        host_advice.append(advisories)
+        proposals.append(HostProposal(facts, variables, tuple(drafts)))
+    org_keys = list(units)
+    org_advice: list[list[Advisory]] = []
+    org_proposals: list[OrgProposal] = []
+    for org, server in org_keys:
+        drafts, advisories = _planned(units[(org, server)][0], by_name[server],
+                                      host_vars_by_host.get(server, HostVars()))  # fmt: skip
+        org_advice.append(advisories)
+        org_proposals.append(OrgProposal(org, tuple(drafts)))
+    judged = judge(proposals, org_proposals)
+
+    own_drafts = {key: list(drafts) for key, drafts in zip(org_keys, judged.org_drafts, strict=True)}
+    own_advice = {key: [*org_advice[j], *judged.org_advisories[j]] for j, key in enumerate(org_keys)}
+    hosts: list[HostPlan] = []
+    for i, (facts, directory) in enumerate(zip(fleet_facts, directories, strict=True)):
+        kept = judged.host_drafts[i]
+        actions, held = _host_actions(kept, facts, host_findings[i])
+        advice = [*host_advice[i], *judged.host_advisories[i], *held]
+        unit = _unit(facts, directory, host_findings[i], actions, advice, judged.consequences[i])
+        hosts.append(_partial(unit, facts))
+        shared = [d for d in kept if is_shared(d)]
         if shared:
             org = organization_of(facts)
             key = next((k for k in units if k[0] == org), (org, facts.host))
-            _, drafts, asked = units.setdefault(key, ([], [], []))
-            drafts.extend(shared)
+            _, hoisted, asked = units.setdefault(key, ([], [], []))
+            hoisted.extend(shared)
             asked.append(facts.host)
     org_dirs = host_directories([f"org-{org}" for org, _ in units], taken=directories)
     organizations = tuple(
-        plan_organization(
+        _org_unit(
             org,
             findings,
-            drafts,
+            [*own_drafts.get((org, server), ()), *hoisted],
+            own_advice.get((org, server), ()),
             by_name[server],
-            host_vars_by_host.get(server, HostVars()),
             directory,
             asked,
         )
-        for ((org, server), (findings, drafts, asked)), directory in zip(units.items(), org_dirs, strict=True)
+        for ((org, server), (findings, hoisted, asked)), directory in zip(
+            units.items(), org_dirs, strict=True
+        )
     )
-    unsigned = Plan(schema=SCHEMA, hosts=tuple(hosts), digest="", source=source, organizations=organizations)
+    host_units, org_units = with_outstanding(tuple(hosts), organizations)
+    unsigned = Plan(schema=SCHEMA, hosts=host_units, digest="", source=source, organizations=org_units)
     plan = dataclasses.replace(unsigned, digest=unsigned.compute_digest())
     rendered = render_plan(plan)
     return dataclasses.replace(

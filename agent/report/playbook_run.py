@@ -66,6 +66,12 @@ def _next_step(run: PlaybookRun) -> list[Step]:
         return [("Read each failed server's error: the account may lack the RBAC role for the cmdlet, or "
                  "the inventory name may not be the server's name. Fix it, then run again.", None)]
     if outcome is Outcome.FINDINGS:
+        variables = sorted({o.variable for h in run.hosts for o in h.outstanding if o.variable})
+        if variables:
+            sentence = "Set in the inventory, then run again (each finding below says why):"
+            return [(sentence, ", ".join(variables))]
+        if any(h.outstanding for h in run.hosts):
+            return [("Read the findings below: each says what stands in its way.", None)]
         return [("Read the findings below: this playbook does not change them.", None)]
     return [("Nothing to do.", None)]
 
@@ -92,8 +98,14 @@ def render_text(run: PlaybookRun) -> str:
             lines.append(f"    error: {host.error}")
         for finding in host.findings:
             lines.append(f"    finding [{finding.severity.value}] {finding.rule_id}: {finding.summary}")
+        for finding in host.new_findings:
+            severity = finding.severity.value
+            lines.append(f"    NEW since the change [{severity}] {finding.rule_id}: {finding.summary}")
         for action in host.actions:
             lines.append(f"    {action.status.value}: {action.description}")
+        for item in host.outstanding:
+            variable = f" [set {item.variable}]" if item.variable else ""
+            lines.append(f"    stays ({item.blocker.value}){variable} {item.rule_id}: {item.message}")
         for queue in host.queues_before:
             if queue.failing:
                 lines.append(f"    queue before: {_queue_line(queue)}")
@@ -119,6 +131,19 @@ def _md_host(host: HostResult) -> list[str]:
         lines.append("Found:")
         lines.extend(f"- {_md(f.title)}: {_md(f.summary)} ({markdown_code(f.rule_id)})"
                      for f in host.findings)  # fmt: skip
+        lines.append("")
+    if host.new_findings:
+        lines.append("Created by the change (not there before):")
+        lines.extend(
+            f"- {_md(f.title)}: {_md(f.summary)} ({markdown_code(f.rule_id)})" for f in host.new_findings
+        )
+        lines.append("")
+    if host.outstanding:
+        lines.append("Stays as it is, and what stands in the way:")
+        for item in host.outstanding:
+            variable = f" Set {markdown_code(item.variable)}." if item.variable else ""
+            rule, blocker = markdown_code(item.rule_id), _md(item.blocker.value)
+            lines.append(f"- {rule} ({blocker}): {_md(item.message)}{variable}")
         lines.append("")
     if host.actions:
         lines.append("Changes:")

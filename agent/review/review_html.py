@@ -100,6 +100,8 @@ class PageView:
     shared: bool  # an organisation unit has an automatic step
     manual: int
     advisories: int
+    consequences: int  # faults the plan's steps would create (prevented or refused)
+    outstanding: int  # findings that stay after the plan
     restarting: tuple[str, ...]  # hosts whose transport service apply restarts
     hosts: tuple[HostView, ...]
     partial: tuple[str, ...] = ()  # hosts where a fact area could not be collected
@@ -138,6 +140,8 @@ def page_view(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str) -
         shared=any(o.automatic for o in plan.organizations),
         manual=sum(1 for a in plan.actions if a.manual),
         advisories=sum(len(h.advisories) for h in plan.units),
+        consequences=sum(len(h.consequences) for h in plan.units),
+        outstanding=sum(len(h.outstanding) for h in plan.units),
         restarting=tuple(h.host for h in plan.hosts if _restarts(h)),
         hosts=tuple(hosts),
         partial=tuple(h.host for h in plan.hosts if h.failed_areas),

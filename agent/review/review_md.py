@@ -15,10 +15,18 @@ import shlex
 from collections.abc import Mapping
 
 from agent.model.findings import Finding, Level
-from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, HostPlan, Plan
+from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, Blocker, HostPlan, Plan, Resolution
 from agent.planning.render import RenderedHost
 from agent.report.display import format_value
 from agent.report.safe import markdown, markdown_code, terminal
+
+_BLOCKER_TEXT = {
+    Blocker.VARIABLE: "a value only you can choose",
+    Blocker.REFUSED: "exfix left its step out: it would break something else",
+    Blocker.MANUAL: "a manual step",
+    Blocker.ADVICE: "outside what exfix changes",
+    Blocker.CAUSE: "its cause is not fixed",
+}
 
 
 def code_block(text: str, info: str = "") -> str:
@@ -82,11 +90,25 @@ def _summary(plan: Plan) -> list[str]:
             f"{_plural(len(manual), 'step')} must be done by a person on the server (marked MANUAL); "
             "apply reports them and does not run them."
         )
-    advisories = sum(len(h.advisories) for h in plan.units)
-    if advisories:
-        verb = "needs" if advisories == 1 else "need"
-        what = "a decision or a fix outside exfix (see Advice)."
-        lines.append(f"{_plural(advisories, 'finding')} {verb} {what}")
+    prevented = sum(1 for u in plan.units for c in u.consequences if c.resolution is Resolution.PREVENTED)
+    refused = sum(1 for u in plan.units for c in u.consequences if c.resolution is Resolution.REFUSED)
+    if prevented:
+        lines.append(
+            f"exfix predicted that some steps would break something else ({_plural(prevented, 'fault')}); "
+            "the plan also makes the changes that prevent it (see What the plan would break)."
+        )
+    if refused:
+        lines.append(
+            f"exfix left out the steps that would create {_plural(refused, 'new fault')} it cannot prevent "
+            "(see What the plan would break)."
+        )
+    outstanding = sum(len(h.outstanding) for h in plan.units)
+    if outstanding:
+        verb = "stays" if outstanding == 1 else "stay"
+        lines.append(
+            f"{_plural(outstanding, 'finding')} {verb} after this plan; each says what stands in its way "
+            "(see Not fixed by this plan)."
+        )
     partial = [h for h in plan.hosts if h.failed_areas]
     if partial:
         names = ", ".join(markdown(h.host) for h in partial)
@@ -226,11 +248,37 @@ def _host(host: HostPlan, rendered: RenderedHost) -> list[str]:
         lines.append("")
     else:
         lines.extend([f"No change {'on this host' if host.level is Level.HOST else 'here'}.", ""])
+    if host.consequences:
+        lines.extend(["### What the plan would break", ""])
+        for consequence in host.consequences:
+            verdict = (
+                "prevented: the plan makes the changes below too"
+                if consequence.resolution is Resolution.PREVENTED
+                else "refused: the steps that cause it are not in the plan"
+            )
+            title = markdown(consequence.finding.title)
+            lines.append(f"- **{title}** ({verdict}). {markdown(consequence.message)}")
+            for text in consequence.prevented_by:
+                lines.append(f"  - added: {markdown(text)}")
+        lines.append("")
     if host.advisories:
         lines.extend(["### Advice (not changed by exfix)", ""])
         for advisory in host.advisories:
             variable = f" Set {markdown_code(advisory.variable)}." if advisory.variable else ""
             lines.append(f"- {markdown(advisory.message)}{variable}")
+        lines.append("")
+    if host.outstanding:
+        titles = {f.id: f.title for f in host.findings}
+        lines.extend(["### Not fixed by this plan", ""])
+        lines.append("| finding | what stands in the way | what to do |")
+        lines.append("|---|---|---|")
+        for item in host.outstanding:
+            title = titles.get(item.finding_id, item.rule_id)
+            what = _BLOCKER_TEXT[item.blocker]
+            if item.variable:
+                what += f": set {markdown_code(item.variable)}"
+            rule = markdown_code(item.rule_id)
+            lines.append(f"| {markdown(title)} ({rule}) | {what} | {markdown(item.message)} |")
         lines.append("")
     lines.extend(
         [

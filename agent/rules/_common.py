@@ -27,6 +27,7 @@ from agent.model.facts import (
 from agent.model.finding_data import FindingData, LookupSide
 from agent.model.findings import DataValue, EvidenceItem, Finding
 from agent.model.probe import DnsQueryResult, Outcome
+from agent.rules import _mail_path as paths
 from agent.rules.metadata import RuleMetadata
 
 
@@ -102,13 +103,19 @@ def probed_servers(facts: HostFacts) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class LookupServers:
-    """The DNS servers transport uses for one kind of lookup, and how that was decided."""
+    """The DNS servers transport uses for one group of its settings, how that was decided, and
+    the routes of this server's mail that put the group on the path (agent/rules/_mail_path.py)."""
 
     side: LookupSide  # which transport settings apply
     settings: DnsLookupSettings
     servers: tuple[str, ...]
     how: str  # one line: why these servers
-    connectors: tuple[SendConnectorFacts, ...]  # the internet connectors considered
+    routes: tuple[paths.Route, ...]  # the routes that use these settings
+
+    @property
+    def connectors(self) -> tuple[SendConnectorFacts, ...]:
+        """The send connectors of those routes."""
+        return tuple(r.connector for r in self.routes if r.connector is not None)
 
 
 def _adapter_servers(facts: HostFacts, settings: DnsLookupSettings) -> tuple[tuple[str, ...], str]:
@@ -125,41 +132,52 @@ def _adapter_servers(facts: HostFacts, settings: DnsLookupSettings) -> tuple[tup
 
 
 def internet_connectors(facts: HostFacts) -> tuple[SendConnectorFacts, ...]:
-    """Enabled connectors that route internet mail by DNS (address space * first)."""
-    dns_routed = [c for c in facts.send_connectors if c.enabled and c.dns_routing_enabled]
-    internet = [c for c in dns_routed if c.is_internet]
-    return tuple(internet or dns_routed)
+    """The connectors of this server's routes to the internet whose recipient lookups use
+    transport's own DNS settings (routing by DNS, not through Front End Transport)."""
+    out: list[SendConnectorFacts] = []
+    for route in paths.external_routes(facts):
+        if route.side is not None and route.connector is not None:
+            out.append(route.connector)
+    return tuple(out)
 
 
-def external_lookup(facts: HostFacts) -> LookupServers | None:
-    """The servers transport asks for internet names.
-
-    A send connector with UseExternalDNSServersEnabled $true uses the transport's External*
-    settings; any other connector uses the Internal* ones (Set-SendConnector and
-    Set-TransportService docs). Either way, DNSAdapterEnabled $true means the NIC's servers
-    and the server list is ignored. None when the transport settings were not collected.
-    """
-    if facts.transport is None:
-        return None
-    connectors = internet_connectors(facts)
-    uses_external = any(c.use_external_dns_servers_enabled for c in connectors)
-    side: LookupSide = "external" if uses_external else "internal"
-    settings = facts.transport.external if uses_external else facts.transport.internal
-    prefix = "External" if uses_external else "Internal"
-    if uses_external:
-        names = ", ".join(repr(c.name) for c in connectors if c.use_external_dns_servers_enabled)
-        reason = f"send connector {names} has UseExternalDNSServersEnabled=True"
-    elif connectors:
-        reason = "no internet send connector has UseExternalDNSServersEnabled=True"
-    else:
-        reason = "no enabled send connector routes by DNS"
+def lookup_servers(facts: HostFacts, side: LookupSide, routes: tuple[paths.Route, ...]) -> LookupServers:
+    """The servers of transport's ``side`` settings, used by ``routes``. Needs the transport facts."""
+    assert facts.transport is not None
+    settings = facts.transport.external if side == "external" else facts.transport.internal
+    prefix = "External" if side == "external" else "Internal"
+    reason = "; ".join(dict.fromkeys(r.why for r in routes)) or "no route uses them"
     if settings.adapter_enabled:
         servers, which = _adapter_servers(facts, settings)
         how = f"{which}, because {prefix}DNSAdapterEnabled=True and {reason}"
     else:
         servers = settings.servers
         how = f"{prefix}DNSServers, because {prefix}DNSAdapterEnabled=False and {reason}"
-    return LookupServers(side, settings, servers, how, connectors)
+    return LookupServers(side, settings, servers, how, routes)
+
+
+def external_lookups(facts: HostFacts) -> tuple[LookupServers, ...]:
+    """The groups of transport's settings that look up internet names for this server's mail,
+    one per group in use, the internet route's group first; empty when the transport settings
+    or the organisation's connectors were not collected, or no route of this server looks up
+    recipient domains with transport's own settings.
+
+    A send connector with UseExternalDNSServersEnabled $true uses the transport's External*
+    settings; any other connector uses the Internal* ones (Set-SendConnector and
+    Set-TransportService docs). Either way, DNSAdapterEnabled $true means the NIC's servers and
+    the server list is ignored."""
+    if facts.transport is None or facts.org.issue is not None:
+        return ()
+    routes = [r for r in paths.external_routes(facts) if r.side is not None]
+    sides: list[LookupSide] = list(dict.fromkeys(r.side for r in routes if r.side is not None))
+    return tuple(lookup_servers(facts, side, tuple(r for r in routes if r.side == side)) for side in sides)
+
+
+def external_lookup(facts: HostFacts) -> LookupServers | None:
+    """The group of settings that looks up internet names on this server's internet route (or,
+    without one, on the first route that does); None when there is none."""
+    found = external_lookups(facts)
+    return found[0] if found else None
 
 
 def external_resolution_broken(facts: HostFacts) -> bool:
@@ -265,6 +283,8 @@ def connector_evidence(connector: SendConnectorFacts) -> EvidenceItem:
             ("DNSRoutingEnabled", connector.dns_routing_enabled),
             ("UseExternalDNSServersEnabled", connector.use_external_dns_servers_enabled),
             ("SmartHosts", connector.smart_hosts),
+            ("FrontendProxyEnabled", connector.frontend_proxy_enabled),
+            ("SourceTransportServers", connector.source_transport_servers),
             ("Enabled", connector.enabled),
         ),
     )

@@ -5,11 +5,12 @@ or a server that is gone; messages then sit in Ready/Retry ("Error 451 4.4.0: DN
 
 from __future__ import annotations
 
-from agent.model.facts import CollectionArea, HostFacts
-from agent.model.finding_data import SymptomScope, UnreachableDnsServer
+from agent.model.facts import CollectionArea, DnsLookupSettings, HostFacts
+from agent.model.finding_data import LookupSide, SymptomScope, UnreachableDnsServer
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
+from agent.rules import _mail_path as paths
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
@@ -30,7 +31,11 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     data=UnreachableDnsServer,
-    reads=(CollectionArea.NICS, CollectionArea.TRANSPORT),
+    # The mail path decides which settings matter (agent/rules/_mail_path.py): the send
+    # connectors, and the queues whose next hops they route.
+    reads=(
+        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
+    ),
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)
@@ -40,12 +45,21 @@ METADATA = RuleMetadata(
 
 
 def _where(facts: HostFacts, server: str) -> tuple[str, ...]:
+    """Where ``server`` is in use: a NIC (Windows itself asks it), or a transport server list
+    that a route of this server's mail uses. A list is ignored while its *DNSAdapterEnabled is
+    $true (Set-TransportService docs), and the External* list also when no send connector of
+    this server has UseExternalDNSServersEnabled (agent/rules/_mail_path.py): a server only in
+    such a list is a setting nothing uses."""
     places = [nic.label for nic in facts.nics if server in nic.dns_servers]
-    if facts.transport is not None:
-        if server in facts.transport.external.servers:
-            places.append("ExternalDNSServers")
-        if server in facts.transport.internal.servers:
-            places.append("InternalDNSServers")
+    transport = facts.transport
+    if transport is not None:
+        groups: tuple[tuple[LookupSide, DnsLookupSettings, str], ...] = (
+            ("external", transport.external, "ExternalDNSServers"),
+            ("internal", transport.internal, "InternalDNSServers"),
+        )
+        for side, settings, name in groups:
+            if server in settings.servers and not settings.adapter_enabled and paths.in_use(facts, side):
+                places.append(name)
     return tuple(places)
 
 
@@ -56,6 +70,8 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         if not probes or any(p.outcome is not Outcome.TIMEOUT for p in probes):
             continue
         places = _where(facts, server)
+        if not places:
+            continue
         vantages = tuple(dict.fromkeys(p.vantage.value for p in probes))
         evidence: list[EvidenceItem] = [
             EvidenceItem(

@@ -11,6 +11,7 @@ from agent.model.facts import CollectionArea, HostFacts, is_public_address
 from agent.model.finding_data import SetInternalDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
+from agent.rules import _mail_path as paths
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
@@ -30,7 +31,11 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-transport-internal-dns",
     data=SetInternalDns,
-    reads=(CollectionArea.TRANSPORT, CollectionArea.NICS),
+    # The mail path decides which settings matter (agent/rules/_mail_path.py): the send
+    # connectors, and the queues whose next hops they route.
+    reads=(
+        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
+    ),
     explains=(Explains("queue-dns-failure", (SymptomScope.INTERNAL,)),),
 )
 
@@ -43,7 +48,11 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
     kinds = {judged.verdict for judged in verdicts}
     if c.Verdict.RESOLVES in kinds or c.Verdict.UNKNOWN in kinds or c.Verdict.FAILS not in kinds:
         return ()
+    # The Internal* group is always on the path (next hops inside the organisation,
+    # agent/rules/_mail_path.py); the connectors without UseExternalDNSServersEnabled use it too.
+    routes = paths.routes_using(facts, "internal")
     evidence: list[EvidenceItem] = [c.transport_evidence(facts, "internal")]
+    evidence.extend(paths.route_evidence(route) for route in routes)
     for judged in verdicts:
         evidence.extend(c.probe_evidence(judged.probes))
     per_server = "; ".join(f"{j.server}: {c.describe_probes(j.probes)}" for j in verdicts)
@@ -64,7 +73,8 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
             summary=(
                 "InternalDNSAdapterEnabled=False and InternalDNSServers "
                 f"{', '.join(transport.internal.servers)} "
-                f"cannot resolve {facts.probe_targets.ad_srv}: {per_server}"
+                f"cannot resolve {facts.probe_targets.ad_srv}: {per_server}; they resolve "
+                f"{paths.describe(routes)}"
             ),
             evidence=evidence,
             data=SetInternalDns(

@@ -239,13 +239,28 @@ class PsrpSession(RetryingSession):
             "password": credential.password.reveal() if credential.password else None,
             "cert_validation": self.target.cert_validation.requests_verify,
             # Basic over http cannot be encrypted; the inventory only lets it through with
-            # exfix_allow_insecure_basic (checked again in RetryingSession).
-            "encryption": "never" if config.auth is Auth.BASIC and config.scheme is Scheme.HTTP else "auto",
+            # exfix_allow_insecure_basic or message_encryption never (checked again in
+            # RetryingSession).
+            "encryption": "never"
+            if config.auth is Auth.BASIC and config.scheme is Scheme.HTTP
+            else config.message_encryption.value,
             "connection_timeout": timeouts.connection,
             "read_timeout": timeouts.read,
             "operation_timeout": timeouts.operation,
-            "no_proxy": True,  # WinRM goes straight to the host, never through an HTTP proxy
+            # As Ansible's psrp plugin: the environment's proxy unless ansible_psrp_proxy or
+            # ansible_psrp_ignore_proxy say otherwise.
+            "proxy": config.proxy,
+            "no_proxy": config.ignore_proxy,
+            "max_envelope_size": config.max_envelope_size,
+            "negotiate_hostname_override": config.negotiate_hostname_override,
+            "negotiate_delegate": config.negotiate_delegate,
+            "negotiate_send_cbt": config.send_cbt,
+            "credssp_auth_mechanism": config.credssp.auth_mechanism,
+            "credssp_disable_tlsv1_2": config.credssp.disable_tlsv1_2,
+            "credssp_minimum_version": config.credssp.minimum_version,
         }
+        if config.negotiate_service is not None:  # None: pypsrp's own default
+            kwargs["negotiate_service"] = config.negotiate_service
         if config.auth is Auth.CERTIFICATE:
             kwargs["certificate_pem"] = credential.cert_pem
             kwargs["certificate_key_pem"] = credential.cert_key_pem
@@ -254,7 +269,14 @@ class PsrpSession(RetryingSession):
     def _open(self, budget: Budget) -> None:
         wsman = self._make_wsman()
         wsman.limit = budget.remaining
-        pool = RunspacePool(wsman, configuration_name=CONFIGURATIONS[self.endpoint])
+        # The OS endpoint's configuration is the inventory's (ansible_psrp_configuration_name);
+        # the Exchange endpoint's is always Microsoft.Exchange.
+        configuration = (
+            CONFIGURATIONS[Endpoint.EXCHANGE]
+            if self.endpoint is Endpoint.EXCHANGE
+            else self.config.configuration_name
+        )
+        pool = RunspacePool(wsman, configuration_name=configuration)
         # pypsrp 0.9 keeps the serializer in two places: the pool and its fragmenter.
         pool._serializer = pool._fragmenter.serializer = _OutputSerializer()
         self._wsman = wsman

@@ -95,8 +95,14 @@ class WinrmSession(RetryingSession):
             operation_timeout_sec=timeouts.operation,
             message_encryption="never"
             if config.auth is Auth.BASIC and config.scheme is Scheme.HTTP
-            else "auto",
-            proxy=None,  # WinRM goes straight to the host, never through an HTTP proxy
+            else config.message_encryption.value,
+            # As Ansible's winrm plugin: pywinrm's "legacy_requests" is the environment's proxy.
+            proxy=config.proxy if config.proxy else (None if config.ignore_proxy else "legacy_requests"),
+            service=config.negotiate_service or "HTTP",
+            kerberos_hostname_override=config.negotiate_hostname_override,
+            kerberos_delegation=config.negotiate_delegate,
+            send_cbt=config.send_cbt,
+            credssp_disable_tlsv1_2=config.credssp.disable_tlsv1_2,
         )
 
     def _bound(self, remaining: float, *, receive: bool) -> None:

@@ -35,7 +35,7 @@ from agent.errors import HostError, RefusedError, RemoteCommandError, StalePlanE
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
 from agent.model.findings import Finding
-from agent.model.plan import HostPlan, HostVars, Plan, PlanSource, plan_from_json
+from agent.model.plan import Blocker, HostPlan, HostVars, Outstanding, Plan, PlanSource, plan_from_json
 from agent.model.playbook_run import (
     ActionStatus,
     ActionView,
@@ -191,6 +191,52 @@ def _actions(plan: Plan | None, host: str, status: ActionStatus) -> tuple[Action
     )
 
 
+_BLOCKED = {
+    Blocker.VARIABLE: "needs a value only you can choose",
+    Blocker.REFUSED: "its fix would break something else, so exfix left it out",
+    Blocker.MANUAL: "a person must run its manual step",
+    Blocker.ADVICE: "needs a person (see its advice)",
+    Blocker.CAUSE: "waits for its cause",
+}
+
+
+def _outstanding(plan: Plan | None, host: str, findings: Sequence[Finding]) -> tuple[Outstanding, ...]:
+    """What stands in the way of each of ``findings`` (in scope, for ``host``) that the plan
+    does not address: as the plan's units say (agent/planning/outstanding.py), and, for a
+    finding the plan does not hold because this playbook does not plan its fix, that."""
+    if plan is None:
+        return ()
+    try:
+        units = (*_concerning(plan, host), plan.host(host))
+    except KeyError:
+        return ()
+    known = {o.finding_id: o for unit in units for o in unit.outstanding}
+    planned = {f.id for unit in units for f in unit.findings}
+    out: list[Outstanding] = []
+    for finding in findings:
+        if finding.id in known:
+            out.append(known[finding.id])
+        elif finding.id not in planned:
+            fix = f"its fix ({finding.fix_id}) is" if finding.fix_id else "it is"
+            message = (
+                f"This playbook does not plan {fix} outside this playbook's fixes; exfix plan, or a playbook "
+                "that plans it, says what it would change."
+            )
+            out.append(Outstanding(finding.id, finding.rule_id, Blocker.ADVICE, message))
+    return tuple(out)
+
+
+def _stays(outstanding: Sequence[Outstanding]) -> str:
+    """One sentence: which findings stay and why, for the host's reason."""
+    parts = []
+    for item in outstanding:
+        why = _BLOCKED[item.blocker]
+        if item.variable:
+            why += f" (set {item.variable})"
+        parts.append(f"{item.rule_id} {why}")
+    return f"{len(outstanding)} problem(s) stay: " + "; ".join(parts) + "."
+
+
 def _advisory_only(findings: Sequence[Finding]) -> bool:
     """True when every finding is advice exfix cannot act on (the cause is outside the host)."""
     return all(
@@ -231,6 +277,7 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
     findings = scope.filter(scan.findings)
     status = ActionStatus.PENDING_APPROVAL if role is PlanRole.PENDING_APPROVAL else ActionStatus.PLANNED
     actions = _actions(plan, scan.host, status)
+    outstanding = _outstanding(plan, scan.host, findings)
     if any(not a.manual for a in actions):
         outcome = Outcome.PENDING_APPROVAL if role is PlanRole.PENDING_APPROVAL else Outcome.PLANNED
         steps = sum(1 for a in actions if not a.manual)
@@ -241,7 +288,11 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
         )
     elif findings:
         outcome = Outcome.FINDINGS
-        if actions:
+        if plan is None:
+            reason = f"{len(findings)} problem(s) found; this playbook only diagnoses, it plans no change."
+        elif outstanding:
+            reason = _stays(outstanding)
+        elif actions:
             reason = "Only manual steps are planned: a person must carry them out on the server."
         elif _advisory_only(findings):
             reason = "The cause is outside the server's configuration; see the advice in the findings."
@@ -257,6 +308,7 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
         findings=findings,
         actions=actions,
         queues_before=_queues(scan),
+        outstanding=outstanding,
     )
 
 
@@ -308,12 +360,23 @@ def _applied(
         )
     elif applied.outcome is HostOutcome.NOTHING_TO_DO:
         left = remaining if remaining is not None else scope.filter(before.findings)
-        outcome, reason = (
-            (Outcome.FINDINGS, "Only manual steps or advice: a person must act on the server.")
-            if left else (Outcome.HEALTHY, "Nothing in this playbook's scope is wrong.")
-        )  # fmt: skip
+        stays = _outstanding(plan, before.host, left)
+        if not left:
+            outcome, reason = Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+        elif stays:
+            outcome, reason = Outcome.FINDINGS, _stays(stays)
+        else:
+            reason = "Only manual steps or advice: a person must act on the server."
+            outcome = Outcome.FINDINGS
     elif applied.verified:
         outcome, reason = Outcome.REMEDIATED, "Every change was applied and read back, and the queues drain."
+    elif applied.new_findings:
+        outcome = Outcome.FAILED
+        names = ", ".join(dict.fromkeys(f"{f.rule_id} ({f.subject})" for f in applied.new_findings))
+        reason = (
+            f"The changes were applied and read back, but they created a fault the server did not have: "
+            f"{names}. Roll them back (exfix rollback) or fix what the new finding says."
+        )
     else:
         outcome = Outcome.FAILED
         names = (
@@ -331,6 +394,8 @@ def _applied(
         actions=tuple(views),
         queues_before=_queues(before),
         queues_after=_queues(after) if after is not None else None,
+        outstanding=_outstanding(plan, before.host, remaining) if remaining else (),
+        new_findings=applied.new_findings,
     )
 
 
@@ -616,6 +681,7 @@ def _after_apply(
             exchange_version=scan.exchange_version, findings=run.scope.filter(scan.findings),
             remaining=None if later is None else run.scope.filter(later.findings), actions=result.actions,
             queues_before=_queues(scan), queues_after=None if later is None else _queues(later),
+            outstanding=result.outstanding,
         ))  # fmt: skip
     return _ordered(before, results)
 

@@ -173,8 +173,9 @@ def _kind_of(value: Any) -> str:
 class DnsWorld:
     """Every DNS server of a scenario, the Active Directory zone and the lab internet.
 
-    Immutable except for the A records hosts register at run time (:meth:`register`), which a
-    lock guards; every method may be called from any thread.
+    Immutable except for the A records hosts register at run time (:meth:`register`) and the
+    forwarders of an internal server (:meth:`set_forward`), which a lock guards (a reader sees
+    a server's old or new entry, never half of one); every method may be called from any thread.
     """
 
     def __init__(
@@ -293,6 +294,12 @@ class DnsWorld:
 
     # --- queries ------------------------------------------------------------------------
 
+    @property
+    def public_resolvers(self) -> tuple[str, ...]:
+        """The scenario's working public resolvers (kind ``public``: they answer every lab
+        internet name, AAAA included), in scenario order."""
+        return tuple(address for address, entry in self._servers.items() if entry.kind == "public")
+
     def has_server(self, server: str) -> bool:
         """True when the scenario lists ``server``."""
         return _server_key(server) in self._servers
@@ -343,6 +350,18 @@ class DnsWorld:
         if entry.kind == "ignore-aaaa" and rtype == "AAAA":
             return _NO_REPLY
         return self._answer_internet(zone, name, rtype)
+
+    def set_forward(self, server: str, forward: bool) -> None:
+        """Give an internal server forwarders, or take them away, as a DNS administrator does
+        on the server itself (nothing on the Exchange hosts changes): tests use it to change
+        what a server resolves between a plan and its apply. Raises ValueError for a server
+        that is not internal."""
+        key = _server_key(server)
+        entry = self._servers.get(key)
+        if entry is None or entry.kind != "internal":
+            raise ValueError(f"{server!r} is not an internal DNS server of the scenario")
+        with self._lock:
+            self._servers[key] = _Server(entry.kind, forward)
 
     def register(self, fqdn: str, addresses: Sequence[str]) -> None:
         """Set the dynamically registered A records of ``fqdn`` (a name in the AD zone), as a

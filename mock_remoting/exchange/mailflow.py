@@ -8,8 +8,10 @@ approximation of Exchange's DNS client, documented in ``mock_remoting/README.md`
   AD zone, every queue fails with ``DNS query failed with error ErrorRetry``.
 * **Which servers**: internal next hops (other Exchange servers) use the internal settings;
   an external domain uses the send connector that routes it. A connector with smart hosts
-  bypasses DNS for the recipient domain; one with UseExternalDNSServersEnabled uses the
-  external settings, otherwise the internal ones. Each setting is "the adapter's servers"
+  bypasses DNS for the recipient domain; one with FrontendProxyEnabled hands the message to
+  Front End Transport, which resolves it with its own settings (their defaults here: the
+  adapter's servers); one with UseExternalDNSServersEnabled uses the external settings,
+  otherwise the internal ones. Each setting is "the adapter's servers"
   when its ``*DNSAdapterEnabled`` is true, else its own server list. All of it comes from the
   transport's start-time cache except the connectors, which are read live.
 * **A server list** is queried in order: an NXDOMAIN from any server wins (a public server
@@ -185,7 +187,14 @@ def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
     connector = org.route(host.name, queue.next_hop)
     if connector is None:
         return Delivery(False, None, queue.next_hop, unroutable=True)
-    servers = cache.external_servers if connector.use_external_dns_servers_enabled else cache.internal_servers
+    if connector.frontend_proxy_enabled:
+        # Front End Transport looks the recipient up, with its own DNS settings (Set-SendConnector
+        # docs, FrontendProxyEnabled); the lab models their defaults: the adapter's servers.
+        servers = cache.adapter_dns_servers
+    elif connector.use_external_dns_servers_enabled:
+        servers = cache.external_servers
+    else:
+        servers = cache.internal_servers
     if not connector.dns_routing_enabled and connector.smart_hosts:
         for smart_host in connector.smart_hosts:
             if _is_ipv4(smart_host):
@@ -221,7 +230,10 @@ def exchange_time(when: datetime.datetime) -> str:
 
 
 def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
-    """Attempt delivery of ``queue`` now and record the result. Caller holds ``org.lock``."""
+    """Attempt delivery of ``queue`` now and record the result. Caller holds ``org.lock``.
+    Mail that keeps coming (``arriving``) joins the queue first, so what a change did to the
+    next hop shows at the next attempt even in a queue that had drained."""
+    queue.queued += queue.arriving
     if queue.queued == 0:
         queue.status = "Ready"
         return

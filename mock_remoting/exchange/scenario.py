@@ -145,6 +145,10 @@ class QueueSpec:
     delivery_type: DeliveryType = field(default="DnsConnectorDelivery", metadata=_CHOICE)
     messages: int = field(metadata=key(check=between(0, 10**9)))
     target: str | None = None
+    # Mail keeps coming: this many new messages join the queue before each delivery attempt
+    # (at load, Retry-Queue, a transport restart), so a change that breaks the next hop shows
+    # in the queue even after it had drained.
+    arriving: int = field(default=0, metadata=key(check=between(0, 10**6)))
 
     @property
     def external(self) -> bool:
@@ -165,6 +169,10 @@ class ConnectorSpec:
     enabled: bool = True
     port: int = field(default=25, metadata=key(check=between(1, 65535)))
     comment: str = ""
+    # Outbound mail goes through the Front End Transport service, which looks the recipients up
+    # (Set-SendConnector docs, FrontendProxyEnabled); the lab gives Front End Transport its
+    # default DNS settings: the adapter's servers.
+    frontend_proxy_enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

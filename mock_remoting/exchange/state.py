@@ -130,6 +130,7 @@ class SendConnector:
     usage: str | None
     created: datetime.datetime
     changed: datetime.datetime
+    frontend_proxy_enabled: bool = False
 
     @classmethod
     def from_spec(cls, spec: ConnectorSpec, now: datetime.datetime) -> SendConnector:
@@ -149,6 +150,7 @@ class SendConnector:
             None,
             now,
             now,
+            spec.frontend_proxy_enabled,
         )
 
     def sources(self, host: str) -> bool:
@@ -169,7 +171,8 @@ class SendConnector:
 
 @dataclass
 class Queue:
-    """One delivery queue. ``queued + delivered`` never changes: messages are only moved."""
+    """One delivery queue. Messages are only moved from ``queued`` to ``delivered``; new ones
+    come only by ``arriving``, before each delivery attempt."""
 
     number: int
     next_hop: str
@@ -177,6 +180,7 @@ class Queue:
     target: str | None
     queued: int
     delivered: int = 0
+    arriving: int = 0
     status: str = "Ready"
     last_error: str | None = None
     retry_count: int = 0
@@ -196,6 +200,7 @@ class Queue:
             spec.target,
             spec.messages,
             delivery_type=spec.delivery_type,
+            arriving=spec.arriving,
         )
 
     @property

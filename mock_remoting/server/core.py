@@ -503,9 +503,7 @@ class LabServer:
         in_group = sum(1 for s in host.shells.values() if (s.endpoint == "exchange") == (group == "exchange"))
         if in_group >= SHELL_QUOTA[group]:
             raise wsman.quota_exceeded(SHELL_QUOTA[group])
-        body = request.body
-        if body is None:
-            raise wsman.invalid_request("Create without rsp:Shell")
+        body = request.require_body("Create without rsp:Shell")
         shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
         if shell_id in host.shells:
             raise WSManFault(

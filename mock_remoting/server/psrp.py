@@ -210,9 +210,7 @@ class PsrpShell:
         self.pool_queue = keep
 
     def command(self, request: Request) -> str:
-        body = request.body
-        if body is None:
-            raise wsman.invalid_request("Command without rsp:CommandLine")
+        body = request.require_body("Command without rsp:CommandLine")
         args = body.findall("rsp:Arguments", wsman.NS)
         if not args or not (args[0].text or "").strip():
             raise wsman.invalid_request("PSRP Command without a CreatePipeline fragment")
@@ -243,9 +241,7 @@ class PsrpShell:
         return uuid.UUID(bytes_le=bytes(fragment[45:61]))
 
     def send(self, request: Request) -> str:
-        body = request.body
-        if body is None:
-            raise wsman.invalid_request("Send without rsp:Send")
+        body = request.require_body("Send without rsp:Send")
         for stream in body.findall("rsp:Stream", wsman.NS):
             command_id = stream.get("CommandId")
             try:
@@ -257,10 +253,7 @@ class PsrpShell:
         return "<rsp:SendResponse/>"
 
     def signal(self, request: Request) -> str:
-        body = request.body
-        command_id = body.get("CommandId") if body is not None else None
-        code_el = body.find("rsp:Code", wsman.NS) if body is not None else None
-        code = (code_el.text or "").strip().lower() if code_el is not None else ""
+        command_id, code = request.signal()
         pipe = None
         if command_id:
             try:

@@ -218,9 +218,7 @@ class WinrsShell:
         self.closed = False
 
     def command(self, request: Request) -> str:
-        body = request.body
-        if body is None:
-            raise wsman.invalid_request("Command without rsp:CommandLine")
+        body = request.require_body("Command without rsp:CommandLine")
         command_el = body.find("rsp:Command", wsman.NS)
         words = [(command_el.text or "").strip()] if command_el is not None else []
         # pywinrm joins its arguments into one rsp:Arguments; pypsrp sends one element each.
@@ -275,10 +273,7 @@ class WinrsShell:
         return "<rsp:SendResponse/>"
 
     def signal(self, request: Request) -> str:
-        body = request.body
-        command_id = body.get("CommandId") if body is not None else None
-        code_el = body.find("rsp:Code", wsman.NS) if body is not None else None
-        code = (code_el.text or "").strip().lower() if code_el is not None else ""
+        command_id, code = request.signal()
         process = self.processes.get(command_id or "")
         if process is not None:
             if code.endswith(("signal/ctrl_c", "signal/ctrl_break", "signal/terminate")):

@@ -182,6 +182,20 @@ class Request:
     size: int = 0
     raw: bytes = field(default=b"", repr=False)
 
+    def require_body(self, missing: str) -> ElementTree.Element:
+        """The body, or the InvalidRequest fault a request without one gets."""
+        if self.body is None:
+            raise invalid_request(missing)
+        return self.body
+
+    def signal(self) -> tuple[str | None, str]:
+        """A Signal's CommandId and its rsp:Code, lower-cased ("" when absent)."""
+        body = self.body
+        if body is None:
+            return None, ""
+        code_el = body.find("rsp:Code", NS)
+        return body.get("CommandId"), (code_el.text or "").strip().lower() if code_el is not None else ""
+
 
 def parse_request(data: bytes) -> Request:
     """Parse a SOAP envelope. Raises WSManFault for XML that is not a WSMan request."""

@@ -99,6 +99,7 @@ def test_get_send_connector_e19(real: Path, load_clixml: Loader) -> None:
     assert connector.use_external_dns_servers_enabled is False
     assert connector.source_transport_servers == ("WIN-CTD3L0RGEN4",)  # ADObjectId: ToString is the name
     assert connector.enabled is True and connector.cost == 1 and connector.is_internet
+    assert connector.frontend_proxy_enabled is False  # <B N="FrontendProxyEnabled">false</B>
 
 
 def test_edge_transport_config_e16(real: Path) -> None:

@@ -80,9 +80,11 @@ def test_send_connectors_plain_objects() -> None:
             "AddressSpaces": ("SMTP:*.fabrikam.com;1", "X400:c=US;1"),
             "SmartHostsString": "[203.0.113.10] relay.fabrikam.com",
             "DNSRoutingEnabled": "false",
+            "FrontendProxyEnabled": "True",
         },
     )
     first, second = send_connectors.parse((internet, "not an object", partner))  # type: ignore[arg-type]
+    assert first.frontend_proxy_enabled is False and second.frontend_proxy_enabled is True
     assert first.name == "Internet" and first.address_spaces == ("SMTP:*;5",) and first.cost == 5
     assert first.use_external_dns_servers_enabled is True and first.enabled is False
     assert first.source_transport_servers == ("EX01", "EX02")

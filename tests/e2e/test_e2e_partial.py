@@ -100,7 +100,7 @@ def test_the_plan_bundle_tells_the_change_board_what_was_not_judged(tmp_path: Pa
     assert "03-restart-transport" in run.stdout and "[MANUAL: not run by apply]" in run.stdout
     assert "--allow-restart" not in run.stdout
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
-    assert plan["schema"] == "exfix.plan/3"
+    assert plan["schema"] == "exfix.plan/4"
     ex02 = next(h for h in plan["hosts"] if h["host"].startswith("ex02"))
     assert [a["area"] for a in ex02["failed_areas"]] == ["edge_config"]
     assert [j["rule"] for j in ex02["not_judged"]] == ["dns-fault-tolerance"]
@@ -147,8 +147,10 @@ def test_a_scan_that_found_nothing_but_missed_an_area_exits_8(
     assert area["area"] == "queues" and area["reason"].startswith("Get-Queue: ")
     assert "LabReplayError" in area["reason"]
     assert {j["rule"] for j in host["not_judged"]} == {
-        "queue-dns-failure", "remote-domain-aaaa-broken", "remote-domain-no-mail-dns"
-    }
+        "queue-dns-failure", "remote-domain-aaaa-broken", "remote-domain-no-mail-dns",
+        "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
+        "transport-no-dns-configured", "dns-server-unreachable",
+    }  # fmt: skip
     text = run_exfix("scan", "-i", str(inventory))
     assert text.exit_code == 8 and "no findings in what was judged" in text.stdout
     assert "exit 8" in text.stdout.splitlines()[-1]

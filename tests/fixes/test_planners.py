@@ -224,17 +224,17 @@ def test_external_dns_refuses_a_chosen_server_the_probes_saw_fail() -> None:
 
 
 def test_no_dns_configured_external_side_uses_the_same_fix() -> None:
+    # The External* group is on the path only through a connector that already uses it: the
+    # fix fills the list and switches no connector.
     facts = host(
-        transport_facts=transport(external=lookup(adapter=False)), connectors=(connector("Internet"),)
+        transport_facts=transport(external=lookup(adapter=False)),
+        connectors=(connector("Internet", use_external=True),),
     )
     finding = only(facts, "transport-no-dns-configured")
     assert finding.fix_id == "set-transport-external-dns"
     assert tdns.plan_external(finding, facts, HostVars()).advisories[0].variable == EXTERNAL_DNS_VARIABLE
     drafts = tdns.plan_external(finding, facts, HostVars(("203.0.113.53",))).drafts
-    assert [d.kind for d in drafts] == [
-        "set-transport-external-dns",
-        "use-external-dns-on-connector",
-    ]
+    assert [d.kind for d in drafts] == ["set-transport-external-dns"]
 
 
 def test_no_dns_configured_internal_side_turns_the_adapter_back_on() -> None:

@@ -73,6 +73,8 @@ def test_the_lab_inventory(tmp_path: Path) -> None:
 
 
 def test_defaults() -> None:
+    # Ansible's psrp plugin: no protocol and no port is https on 5986 (exfix used http/5985,
+    # which no Ansible connection plugin defaults to).
     target = one("""
         all:
           hosts:
@@ -80,8 +82,8 @@ def test_defaults() -> None:
     """)
     assert target.address == "ex01.contoso.local"
     assert (target.os.scheme, target.os.port, target.os.path, target.os.auth) == (
-        Scheme.HTTP,
-        5985,
+        Scheme.HTTPS,
+        5986,
         "wsman",
         Auth.NEGOTIATE,
     )
@@ -109,9 +111,15 @@ def test_https_defaults_follow_the_scheme_and_the_port() -> None:
     by_port = one("""
         all:
           hosts:
-            ex01.contoso.local: {ansible_port: 5986}
+            ex01.contoso.local: {ansible_port: 5985}
     """)
-    assert by_port.os.scheme is Scheme.HTTPS
+    assert by_port.os.scheme is Scheme.HTTP
+    other_port = one("""
+        all:
+          hosts:
+            ex01.contoso.local: {ansible_port: 8080}
+    """)
+    assert other_port.os.scheme is Scheme.HTTPS  # Ansible: https unless the port is 5985
 
 
 def test_precedence_host_over_child_over_parent_over_all() -> None:
@@ -140,7 +148,8 @@ def test_precedence_host_over_child_over_parent_over_all() -> None:
     assert (c.exchange.port, c.os.port) == (2, 200)
     assert a.timeouts.command == 11
     assert a.groups == ("child", "parent")
-    assert inventory.groups["parent"] == ("a.contoso.local", "b.contoso.local", "c.contoso.local")
+    # Ansible's order (Group.get_hosts): the group's own hosts, then its children's.
+    assert inventory.groups["parent"] == ("c.contoso.local", "a.contoso.local", "b.contoso.local")
     assert inventory.groups["child"] == ("a.contoso.local", "b.contoso.local")
 
 
@@ -253,7 +262,8 @@ def test_certificate_auth_needs_both_files_and_https() -> None:
         error("""
         all:
           hosts:
-            ex01.contoso.local: {ansible_psrp_auth: certificate, exfix_cert_pem: /c, exfix_cert_key_pem: /k}
+            ex01.contoso.local: {ansible_psrp_auth: certificate, ansible_psrp_protocol: http,
+                                 exfix_cert_pem: /c, exfix_cert_key_pem: /k}
     """)
     )
 
@@ -295,7 +305,7 @@ def test_unknown_exfix_variable_in_group_vars() -> None:
         ("ansible_port", 70000, "port number"),
         ("ansible_port", "http", "port number"),
         ("exfix_exchange_port", True, "port number"),
-        ("ansible_psrp_auth", "digest", "not one of kerberos, negotiate, ntlm, credssp, certificate, basic"),
+        ("ansible_psrp_auth", "digest", "not one of basic, certificate, negotiate, kerberos, ntlm, credssp"),
         ("exfix_exchange_auth", ["ntlm"], "must be a string"),
         ("ansible_psrp_protocol", "ftp", "not one of http, https"),
         ("ansible_psrp_cert_validation", "maybe", "validate, ignore"),
@@ -362,7 +372,9 @@ def test_basic_over_http_is_refused_unless_allowed() -> None:
         ("all:\n  hosts:\n    ex01: {a: 1\n", "not valid YAML", None),
         ("all:\n  hosts:\n    ? [a]\n    : 1\n", "a key must be a plain string (quote it)", 3),
         ("all: !!python/object:os.system {}\n", "tag tag:yaml.org,2002:python/object:os.system is not", 1),
-        ("all:\n  vars:\n    ansible_password: !vault |\n      $ANSIBLE_VAULT\n", "tag !vault is not", 3),
+        ("all:\n  vars:\n    ansible_password: !vault |\n      $ANSIBLE_VAULT\n  hosts:\n    ex01:\n",
+         "encrypted with Ansible Vault", 3),
+        ("all:\n  vars:\n    x: !secret y\n", "tag !secret is not", 3),
         ("all:\n  hosts:\n    10:\n", "a key must be a plain string", 3),
         ("all:\n  vars:\n    exfix_lab_scenario: a\n    exfix_lab_scenario: b\n", "duplicate key", 4),
         ("a: &a [*a]\n", "an alias refers to a value that contains it", 1),
@@ -398,7 +410,7 @@ def test_hostile_names_are_only_labels() -> None:
     inventory = inventory_from_mapping(data, "<data>")
     assert [t.name for t in inventory.hosts] == names
     for target in inventory.hosts:
-        assert target.os.url == "http://127.0.0.1:5985/wsman"
+        assert target.os.url == "https://127.0.0.1:5986/wsman"
 
 
 def test_unicode_host_names_are_valid_addresses() -> None:

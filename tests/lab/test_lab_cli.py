@@ -63,6 +63,13 @@ def test_serve_writes_inventory_serves_and_stops_on_sigint(tmp_path: Path, pypsr
         inventory = yaml.safe_load(inventory_path.read_text(encoding="utf-8"))
         variables = inventory["all"]["vars"]
         assert variables["ansible_psrp_auth"] == "ntlm" and variables["exfix_lab_scenario"] == scenario
+        # The servers the planner may give transport for internet names: the lab's working
+        # public resolver, and a comment above the key saying what they are.
+        assert variables["exfix_external_dns_servers"] == ["8.8.8.8"]
+        text = inventory_path.read_text(encoding="utf-8").splitlines()
+        at = next(i for i, line in enumerate(text) if line.strip().startswith("exfix_external_dns_servers:"))
+        comment = [line.strip() for line in text[:at] if line.strip().startswith("#")]
+        assert comment and "8.8.8.8: the lab's working public resolver" in comment[0]
         hosts = inventory["all"]["children"]["exchange"]["hosts"]
         name, host = next(iter(hosts.items()))
         assert host["ansible_host"] == "127.0.0.1" and host["exfix_exchange_path"] == "PowerShell"

@@ -107,7 +107,7 @@ def _action(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "key"),
     [
-        (lambda d: d.update(schema="exfix.plan/4"), "schema"),
+        (lambda d: d.update(schema="exfix.plan/5"), "schema"),
         (lambda d: d.update(extra=1), "extra"),
         (lambda d: d.pop("digest"), "digest"),
         (lambda d: d.update(digest="ABC"), "digest"),
@@ -188,16 +188,36 @@ V2_PLAN = Path(__file__).resolve().parents[1] / "data" / "plan-v2-mixed-fleet.js
 
 
 def test_a_plan_written_as_exfix_plan_2_still_reads_and_keeps_its_digest() -> None:
-    # Written by exfix before failed areas were part of the plan (exfix.plan/2, mixed-fleet lab).
+    # Written by exfix before plans said what stands in the way of each finding and what their
+    # steps would break (exfix.plan/2, mixed-fleet lab without exfix_external_dns_servers).
     text = V2_PLAN.read_text(encoding="utf-8")
     plan = plan_from_json(text, source=str(V2_PLAN), kinds=KINDS)
     assert plan.schema == "exfix.plan/2" and plan.organizations
     assert plan.compute_digest() == plan.digest
     assert plan.to_dict() == json.loads(text)  # encoded back as /2, key for key
+    assert all(u.outstanding == () and u.consequences == () for u in plan.units)
     assert all(h.failed_areas == () and h.not_judged == () for h in plan.hosts)
     stray = json.loads(text)
-    stray["hosts"][0]["failed_areas"] = []
-    with pytest.raises(FactsFileError, match="failed_areas"):
+    stray["hosts"][0]["outstanding"] = []
+    with pytest.raises(FactsFileError, match="outstanding"):
+        plan_from_dict(stray, check_digest=False)
+
+
+V3_PLAN = Path(__file__).resolve().parents[1] / "data" / "plan-v3-mixed-fleet.json"
+
+
+def test_a_plan_written_as_exfix_plan_3_still_reads_and_keeps_its_digest() -> None:
+    # Written by exfix before plans named the fact areas they could not collect (exfix.plan/3,
+    # mixed-fleet lab).
+    text = V3_PLAN.read_text(encoding="utf-8")
+    plan = plan_from_json(text, source=str(V3_PLAN), kinds=KINDS)
+    assert plan.schema == "exfix.plan/3" and plan.organizations
+    assert plan.compute_digest() == plan.digest
+    assert plan.to_dict() == json.loads(text)  # encoded back as /3, key for key
+    assert all(h.failed_areas == () and h.not_judged == () for h in plan.hosts)
+    stray = json.loads(text)
+    stray["hosts"][0]["not_judged"] = []
+    with pytest.raises(FactsFileError, match="not_judged"):
         plan_from_dict(stray, check_digest=False)
 
 

@@ -219,6 +219,14 @@ def test_optional_areas_may_be_null_and_defaults_may_be_absent() -> None:
     assert facts.edge_config is None and facts.nics[0].interface_description == ""
 
 
+def test_a_connector_written_before_frontend_proxy_enabled_was_collected_reads_as_false() -> None:
+    data = good()
+    (connector, *_rest) = data["organizations"][0]["send_connectors"]
+    assert connector.pop("frontend_proxy_enabled") is False
+    (facts,) = snapshot.from_dict(data)
+    assert facts.send_connectors[0].frontend_proxy_enabled is False
+
+
 def test_errors_in_a_snapshot_file_have_the_line_of_their_key() -> None:
     text = snapshot.to_json((rich_host(),))
     bad = text.replace('"interface_index": 12', '"interface_index": "12"', 1)

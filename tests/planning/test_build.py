@@ -22,11 +22,13 @@ from agent.planning.build import host_directories
 from support.facts_builders import (
     EDGE_CONFIG,
     INTERNAL_DNS,
+    SERVFAIL_ERROR,
     broken,
     connector,
     host,
     lookup,
     mapi_nic,
+    queue,
     replication_nic,
     server_probes,
     transport,
@@ -88,14 +90,18 @@ def test_advisory_rules_become_advice_and_symptoms_do_not() -> None:
 
 
 def test_identical_actions_for_two_findings_are_merged() -> None:
-    # transport-no-dns-configured (external side empty) and transport-external-dns-unresolvable
-    # (the internet connector uses the internal settings, whose server cannot resolve internet
-    # names) ask for the same Set-TransportService.
+    # transport-no-dns-configured (the internet connector uses the external settings, which
+    # are empty) and transport-external-dns-unresolvable (a partner connector uses the internal
+    # settings, whose server cannot resolve internet names) ask for the same Set-TransportService.
     facts = host(
         transport_facts=transport(
             external=lookup(adapter=False), internal=lookup(adapter=False, servers=(INTERNAL_DNS,))
         ),
-        connectors=(connector("Internet"),),
+        connectors=(
+            connector("Internet", use_external=True),
+            connector("Partner", spaces=("SMTP:partner.example;1",)),
+        ),
+        queues=(queue("EX01\\4", next_hop="partner.example", last_error=SERVFAIL_ERROR),),
         probes=server_probes(INTERNAL_DNS, public=Outcome.SERVFAIL),
     )
     findings = evaluate(facts)
@@ -148,7 +154,10 @@ def test_digest_covers_advisories_and_is_the_canonical_sha256() -> None:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
     assert hashlib.sha256(canonical).hexdigest() == plan.digest
     with_vars = plan_for(
-        host(transport_facts=transport(external=lookup(adapter=False))),
+        host(
+            transport_facts=transport(external=lookup(adapter=False)),
+            connectors=(connector(use_external=True),),
+        ),
     )
     assert with_vars.hosts[0].advisories
     without = dataclasses.replace(with_vars, hosts=(dataclasses.replace(with_vars.hosts[0], advisories=()),))

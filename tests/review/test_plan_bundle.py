@@ -12,7 +12,7 @@ from agent.evaluate import evaluate
 from agent.model.plan import HostVars, Plan, plan_from_json
 from agent.planning import build_plan, render_plan
 from agent.review import apply_command, code_block, render_review, render_review_html, write_plan_dir
-from support.facts_builders import broken, host, lookup, transport
+from support.facts_builders import broken, connector, host, lookup, transport
 
 HOSTILE_ALIAS = "Eth```0 $(x)\n| # <b>\x1b[31m"
 
@@ -20,7 +20,11 @@ HOSTILE_ALIAS = "Eth```0 $(x)\n| # <b>\x1b[31m"
 def fleet_plan() -> Plan:
     fleet = (
         broken("ex01.contoso.local", alias=HOSTILE_ALIAS),
-        host(name="../ex02 `bad`", transport_facts=transport(external=lookup(adapter=False))),
+        host(
+            name="../ex02 `bad`",
+            transport_facts=transport(external=lookup(adapter=False)),
+            connectors=(connector(use_external=True),),
+        ),
         host(name="ex03.contoso.local"),
     )
     return build_plan(fleet, {f.host: evaluate(f) for f in fleet}, {"ex01.contoso.local": HostVars()})

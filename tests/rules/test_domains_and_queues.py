@@ -15,6 +15,7 @@ from support.facts_builders import (
     INTERNAL_DNS,
     NXDOMAIN_ERROR,
     SERVFAIL_ERROR,
+    connector,
     host,
     internal_queue,
     lookup,
@@ -190,7 +191,8 @@ def test_ready_queue_with_dns_error_and_messages_counts_but_empty_one_does_not()
 def test_server_that_only_times_out_is_reported_with_where_it_is_configured() -> None:
     facts = host(
         nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS, "10.0.0.99")),),
-        transport_facts=transport(external=lookup(adapter=True, servers=("10.0.0.99",))),
+        transport_facts=transport(external=lookup(adapter=False, servers=("10.0.0.99",))),
+        connectors=(connector(use_external=True),),
         probes=server_probes(INTERNAL_DNS) + unreachable("10.0.0.99"),
     )
     (finding,) = dns_server_unreachable.evaluate(facts)
@@ -202,6 +204,24 @@ def test_server_that_only_times_out_is_reported_with_where_it_is_configured() ->
         "timed out on all 3 probe(s) from host"
     )
     assert finding.fix_id is None
+
+
+def test_a_server_only_in_a_list_nothing_uses_is_not_judged() -> None:
+    # ExternalDNSServers is ignored while ExternalDNSAdapterEnabled is $true, and unused by a
+    # connector without UseExternalDNSServersEnabled; InternalDNSServers is ignored while
+    # InternalDNSAdapterEnabled is $true (Set-TransportService docs).
+    for external, connectors in (
+        (lookup(adapter=True, servers=("10.0.0.99",)), (connector(use_external=True),)),
+        (lookup(adapter=False, servers=("10.0.0.99",)), (connector(use_external=False),)),
+    ):
+        facts = host(
+            transport_facts=transport(
+                external=external, internal=lookup(adapter=True, servers=("10.0.0.98",))
+            ),
+            connectors=connectors,
+            probes=server_probes(INTERNAL_DNS) + unreachable("10.0.0.99") + unreachable("10.0.0.98"),
+        )
+        assert dns_server_unreachable.evaluate(facts) == ()
 
 
 def test_a_server_that_answers_anything_is_reachable() -> None:

@@ -63,18 +63,17 @@ def exfix(*args: str) -> Result:
 
 @pytest.fixture
 def lab_inventory(tmp_path: Path) -> Iterator[Callable[[str], tuple[Lab, Path]]]:
-    """Starts a lab for a scenario and writes its inventory as an admin would: with the public
-    resolver the planner may propose for transport's external lookups."""
+    """Starts a lab for a scenario and writes its inventory as `exfix lab serve --inventory-out`
+    does: with the lab's working public resolver as the servers the planner may propose for
+    transport's external lookups, and a comment saying so."""
     labs: list[Lab] = []
 
     def start(scenario: str) -> tuple[Lab, Path]:
         lab = Lab(scenario)
         lab.start()
         labs.append(lab)
-        data = lab.inventory()
-        data["all"]["vars"]["exfix_external_dns_servers"] = ["8.8.8.8"]
-        path = tmp_path / f"{scenario}.inventory.yaml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        path = lab.write_inventory(tmp_path / f"{scenario}.inventory.yaml")
+        assert yaml.safe_load(path.read_text(encoding="utf-8"))["all"]["vars"]["exfix_external_dns_servers"]
         return lab, path
 
     yield start
@@ -342,3 +341,47 @@ def test_an_unreachable_host_is_its_own_outcome_and_exit_3(
     assert by_host["ex02.contoso.local"]["outcome"] == "pending-approval"  # the others go on
     plan = json.loads(Path(doc["artifacts"]["plans"][0]["plan_json"]).read_text(encoding="utf-8"))
     assert "ex03.contoso.local" not in {h["host"] for h in plan["hosts"]}
+
+
+def test_findings_without_a_fix_say_what_stands_in_their_way(
+    lab_inventory: Callable[[str], tuple[Lab, Path]], tmp_path: Path
+) -> None:
+    """Issue 9, class 6: a high-severity finding whose fix needs exfix_external_dns_servers, on an
+    inventory without it. The run exits 2 (not "nothing to do"), and says per finding what stands
+    in the way: the variable to set for the cause, the cause for the symptom."""
+    _lab, inventory = lab_inventory("transport-external-dns-unresolvable")
+    data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    del data["all"]["vars"]["exfix_external_dns_servers"]
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    base = ("--inventory", str(inventory), "--out", str(tmp_path / "runs"))
+
+    result = exfix("playbook", "run", "dns-451-remediate", *base, "--format", "json")
+    assert result.code == 2, result
+    doc = result.doc
+    assert doc["schema"] == "exfix.playbook-run/3" and doc["outcome"] == "findings"
+    (host,) = doc["hosts"]
+    assert host["outcome"] == "findings" and host["actions"] == []
+    blockers = {o["rule_id"]: (o["blocker"], o["variable"]) for o in host["outstanding"]}
+    assert blockers == {
+        "transport-external-dns-unresolvable": ("variable", "exfix_external_dns_servers"),
+        "queue-dns-failure": ("cause", None),
+    }
+    assert "transport-external-dns-unresolvable needs a value only you can choose (set " \
+        "exfix_external_dns_servers)" in host["reason"]  # fmt: skip
+    assert host["new_findings"] == []
+
+    text = exfix("playbook", "run", "dns-451-remediate", *base)
+    assert text.code == 2, text
+    variable = "exfix_external_dns_servers"
+    assert f"stays (variable) [set {variable}] transport-external-dns-unresolvable" in text.stdout
+    assert f"Set in the inventory, then run again (each finding below says why): {variable}" in text.stdout
+    note = exfix("playbook", "run", "dns-451-remediate", *base, "--format", "markdown")
+    assert "Stays as it is, and what stands in the way:" in note.stdout
+    assert "Set `exfix_external_dns_servers`." in note.stdout
+
+    plan = exfix("plan", "--inventory", str(inventory), "--out", str(tmp_path / "plan"), "--format", "json")
+    assert plan.code == 2, plan
+    summary = json.loads(plan.stdout)
+    assert summary["schema"] == "exfix.plan-result/2" and summary["actions"] == 0
+    assert {o["rule_id"]: o["blocker"] for o in summary["outstanding"]} == {
+        "transport-external-dns-unresolvable": "variable", "queue-dns-failure": "cause"}  # fmt: skip

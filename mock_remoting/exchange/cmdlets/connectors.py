@@ -34,6 +34,7 @@ _CONNECTOR = (
     P("SmartHosts", Kind.MVP, type_name="Microsoft.Exchange.Data.MultiValuedProperty`1[SmartHost]"),
     P("DNSRoutingEnabled", Kind.BOOL),
     P("UseExternalDNSServersEnabled", Kind.BOOL),
+    P("FrontendProxyEnabled", Kind.BOOL),
     P(
         "SmartHostAuthMechanism",
         Kind.ENUM,
@@ -145,6 +146,7 @@ def _connector_changes(ctx: Context, args: dict[str, Any], connector: SendConnec
         changes["source_transport_servers"] = resolved
     simple = {
         "UseExternalDNSServersEnabled": "use_external_dns_servers_enabled",
+        "FrontendProxyEnabled": "frontend_proxy_enabled",
         "Enabled": "enabled",
         "Port": "port",
         "Comment": "comment",
@@ -205,6 +207,7 @@ def new_send_connector(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> 
         usage=args.get("Usage") or (usages[0] if usages else None),
         created=now,
         changed=now,
+        frontend_proxy_enabled=changes.get("frontend_proxy_enabled", False),
     )
     ctx.org.connectors.append(connector)
     ctx.emit(send_connector(ctx.org, connector, ctx.host.spec.major))

@@ -306,7 +306,7 @@ def send_connector(org: Organization, connector: SendConnector, major: int) -> P
         ("Port", connector.port),
         ("ConnectionInactivityTimeOut", "00:10:00"),
         ("ForceHELO", False),
-        ("FrontendProxyEnabled", False),
+        ("FrontendProxyEnabled", connector.frontend_proxy_enabled),
         ("IgnoreSTARTTLS", False),
         ("CloudServicesMailEnabled", False),
         ("Fqdn", None),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.exchange._exchange_support import EX, OS, invoke, make_fleet, ok, retry_all, snapshot
+from lab.exchange._exchange_support import EX, OS, invoke, make_fleet, ok, prop, retry_all, snapshot
 from mock_remoting.exchange import Fleet
 
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
@@ -309,3 +309,64 @@ def test_retry_queue_whatif_and_unknown_queue() -> None:
     assert host.queue("fabrikam.com").status == "Retry"
     missing = invoke(host, EX, "Retry-Queue", ("Identity", "EX01\\99"))
     assert missing.errors and "couldn't be found" in str(missing.errors[0].Exception.Message)
+
+
+# --- a wrong fix really breaks mail (issue 9, class 5), and unused settings stay unused ----------
+
+
+def test_the_nic_fix_alone_breaks_internet_mail_where_the_other_server_has_no_forwarders() -> None:
+    fleet = make_fleet("nic-public-secondary-no-forwarders")
+    host = fleet.host("EX01")
+    internal = "site:default-first-site-name; version:15"
+    assert host.queue(internal).last_error == structured(NON_EXISTENT, "ex02.contoso.local")
+    for domain in ("fabrikam.com", "tailspintoys.com"):
+        assert host.queue(domain).status == "Ready" and host.queue(domain).queued == 0
+    delivered = host.queue("fabrikam.com").delivered
+
+    ok(host, OS, "Set-DnsClientServerAddress", ("InterfaceIndex", 4), ("ServerAddresses", "10.0.0.11"))
+    ok(host, OS, "Restart-Service", ("Name", "MSExchangeTransport"))
+    # The internal queue is cured; the mail that keeps arriving for the internet now waits.
+    assert host.queue(internal).queued == 0 and host.queue(internal).status == "Ready"
+    for domain in ("fabrikam.com", "tailspintoys.com"):
+        view = host.queue(domain)
+        assert view.status == "Retry" and view.queued > 0
+        assert view.last_error == structured(SERVER_FAILURE, domain)
+    assert host.queue("fabrikam.com").delivered == delivered
+    retry_all(host)
+    assert host.queue("fabrikam.com").status == "Retry"  # retrying changes nothing
+
+    # The whole fix: transport's external lookups through a resolver that works.
+    ok(host, EX, "Set-TransportService", ("Identity", "EX01"), ("ExternalDNSServers", "8.8.8.8"),
+       ("ExternalDNSAdapterEnabled", False))  # fmt: skip
+    ok(host, EX, "Set-SendConnector", ("Identity", "Internet"), ("UseExternalDNSServersEnabled", True))
+    ok(host, OS, "Restart-Service", ("Name", "MSExchangeTransport"))
+    for view in host.queues:
+        assert view.status == "Ready" and view.queued == 0 and view.last_error is None, view
+    assert host.queue("fabrikam.com").delivered > delivered
+
+
+def test_arriving_mail_joins_the_queue_before_each_attempt() -> None:
+    fleet = make_fleet("nic-public-secondary-no-forwarders")
+    host = fleet.host("EX01")
+    before = host.queue("fabrikam.com")
+    assert before.delivered == 4 + 2  # the messages at load and the first arrivals, delivered
+    retry_all(host)
+    after = host.queue("fabrikam.com")
+    assert after.delivered == before.delivered + 2 and after.queued == 0
+
+
+def test_settings_no_route_uses_do_not_decide_delivery() -> None:
+    fleet = make_fleet("transport-dns-settings-unused")
+    for name in ("EX01", "EX02", "EX03"):
+        host = fleet.host(name)
+        ok(host, OS, "Restart-Service", ("Name", "MSExchangeTransport"))
+        for view in host.queues:
+            assert view.status == "Ready" and view.queued == 0 and view.last_error is None, (name, view)
+    # FrontendProxyEnabled is what Get-SendConnector shows, and what decides EX02's lookups: with
+    # it off, the connector's UseExternalDNSServersEnabled sends them to the broken External* list.
+    ex02 = fleet.host("EX02")
+    (shown,) = ok(ex02, EX, "Get-SendConnector", ("Identity", "Internet via Front End"))
+    assert prop(shown, "FrontendProxyEnabled") is True and prop(shown, "UseExternalDNSServersEnabled") is True
+    ok(ex02, EX, "Set-SendConnector", ("Identity", "Internet via Front End"), ("FrontendProxyEnabled", False))
+    retry_all(ex02)
+    assert ex02.queue("fabrikam.com").last_error == structured(SERVER_FAILURE, "fabrikam.com")
