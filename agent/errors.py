@@ -27,7 +27,7 @@ says something about the host's configuration or the account's rights (RBAC, a c
 role does not have, a server name the account cannot see). Where a RemoteCommandError ends a
 host's scan (Get-ExchangeServer itself fails), the host's status is ``command-failed``.
 
-Exit codes (DESIGN.md; 7 is new in exfix.scan/2):
+Exit codes (DESIGN.md; 7 is new in exfix.scan/2, 8 in exfix.scan/3):
 
 ====  ==========================================================
 0     clean / done and verified
@@ -39,12 +39,17 @@ Exit codes (DESIGN.md; 7 is new in exfix.scan/2):
 6     a step failed and the rollback failed too: needs a person
 7     a host answered a command with an error, so it could not be
       scanned (or checked before apply); nothing was changed there
+8     partial: every host was scanned and nothing was found, but on
+      some host a fact area could not be read or parsed, so the rules
+      that read it were not judged there (exfix.scan/3)
 ====  ==========================================================
 
 When a run has several reasons for an exit code, :data:`EXIT_PRECEDENCE` decides, worst
 first: 1 (bad input stops the run before any host) beats everything; then 6, 5 and 4 (apply);
 3 (a host exfix could not talk to) beats 7 (a host that answered with an error), which beats
-2 (findings), which beats 0. :func:`worst_exit` applies it.
+2 (findings), which beats 8 (partial: something was not judged, nothing was found), which
+beats 0. A finding is news whatever else was missed, so 2 wins over 8; 8 never hides behind 0.
+:func:`worst_exit` applies it.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ EXIT_REFUSED = 4
 EXIT_ROLLED_BACK = 5
 EXIT_ROLLBACK_FAILED = 6
 EXIT_COMMAND_FAILED = 7
+EXIT_PARTIAL = 8
 
 # Worst first (see the module docstring). A code missing here is a bug in exfix.
 EXIT_PRECEDENCE: tuple[int, ...] = (
@@ -71,6 +77,7 @@ EXIT_PRECEDENCE: tuple[int, ...] = (
     EXIT_UNREACHABLE,
     EXIT_COMMAND_FAILED,
     EXIT_FINDINGS,
+    EXIT_PARTIAL,
     EXIT_OK,
 )
 

@@ -1,6 +1,9 @@
 """Facts x rules -> findings. Pure: no IO, no clock.
 
-Every rule of the registry runs on the host's facts; then the symptom findings
+Every rule of the registry runs on the host's facts, except a rule that reads a fact area that
+could not be collected on that host (``RuleMetadata.reads``, ``facts.status.issues``): that rule
+is not run but reported as not judged, with the area's reason (:func:`not_judged`), so that an
+area that failed never reads as an area that is fine; then the symptom findings
 (queue-dns-failure) are linked to the cause findings on the same host that explain them,
 through the table derived from what each cause rule declares (``explains``), and each finding
 with a fix carries whether that fix interrupts mail flow (the fix's own declaration). Rules
@@ -15,9 +18,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from agent.fixes.registry import FIXES_BY_ID
-from agent.model.facts import HostFacts
+from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import FindingData, QueueSymptom, RemoteDomain, SymptomScope, merged
-from agent.model.findings import Finding, Level
+from agent.model.findings import Finding, Level, NotJudged
 from agent.rules.registry import RULES, Rule
 
 
@@ -84,13 +87,64 @@ def link(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
     return tuple(out)
 
 
-def evaluate(facts: HostFacts, rules: Iterable[Rule] = RULES) -> tuple[Finding, ...]:
-    """Every finding for one host, in a stable order: rule order of the registry, then each
-    rule's own order (rules iterate facts in collection order)."""
+def why_not_judged(facts: HostFacts, rule: Rule) -> NotJudged | None:
+    """Why ``rule`` cannot be judged on this host: the first area it reads that failed (or an
+    area that one is read from), with that area's reason; None when every area it reads was
+    collected."""
+    failed: list[CollectionArea] = []
+    reasons: list[str] = []
+    for area in rule.metadata.reads:
+        issue = facts.status.issue(area)
+        if issue is None:
+            continue
+        failed.append(area)
+        via = "" if issue.area is area else f", which needs {issue.area.value} ({issue.area.description})"
+        reasons.append(
+            f"it reads {area.value} ({area.description}){via}, not collected on this host: {issue.reason}"
+        )
+    if not failed:
+        return None
+    return NotJudged(
+        rule_id=rule.id,
+        host=facts.host,
+        title=rule.metadata.title,
+        areas=tuple(area.value for area in failed),
+        reason="; ".join(dict.fromkeys(reasons)),
+    )
+
+
+def not_judged(facts: HostFacts, rules: Iterable[Rule] = RULES) -> tuple[NotJudged, ...]:
+    """The rules (in registry order) that are not run on this host, and why."""
+    return tuple(j for j in (why_not_judged(facts, rule) for rule in rules) if j is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What the rules concluded about one host: the findings, and the rules that could not be
+    judged there."""
+
+    findings: tuple[Finding, ...]
+    not_judged: tuple[NotJudged, ...]
+
+
+def judge(facts: HostFacts, rules: Iterable[Rule] = RULES) -> Judgement:
+    """Every finding for one host, in a stable order (rule order of the registry, then each
+    rule's own order: rules iterate facts in collection order), and the rules not judged."""
     findings: list[Finding] = []
+    skipped: list[NotJudged] = []
     for rule in rules:
+        why = why_not_judged(facts, rule)
+        if why is not None:
+            skipped.append(why)
+            continue
         findings.extend(rule.evaluate(facts))
-    return link(tuple(_with_fix(f) for f in findings))
+    return Judgement(link(tuple(_with_fix(f) for f in findings)), tuple(skipped))
+
+
+def evaluate(facts: HostFacts, rules: Iterable[Rule] = RULES) -> tuple[Finding, ...]:
+    """Every finding for one host (:func:`judge`'s findings): the rules that cannot be judged
+    there are not run."""
+    return judge(facts, rules).findings
 
 
 def _with_fix(finding: Finding) -> Finding:

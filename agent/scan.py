@@ -3,7 +3,9 @@
 One host's failure never stops the others: it becomes that host's status with a one-line
 reason: unreachable, auth-failed, unsupported or failed when exfix could not talk to it (a
 HostError, exit 3), command-failed when it answered Get-ExchangeServer with an error (a
-RemoteCommandError, exit 7).
+RemoteCommandError, exit 7). A host that answered but where one fact area failed is scanned
+with the others, and is partial: the failed areas and the rules not judged are in its result
+(exit 8 when nothing else is found).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 from agent.collect.org import OrgFactsCache
 from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
 from agent.errors import ExfixError, HostError, RemoteCommandError, one_line
-from agent.evaluate import evaluate, organise
+from agent.evaluate import judge, organise
 from agent.fleet import HostRun, run_fleet
 from agent.inventory import CredentialResolver
 from agent.model.facts import HostFacts
@@ -59,12 +61,21 @@ def scan_host(
     orgs: OrgFactsCache | None = None,
 ) -> HostScan:
     facts = collect_target(target, credentials, host_timeout=host_timeout, orgs=orgs)
+    return scanned(facts)
+
+
+def scanned(facts: HostFacts) -> HostScan:
+    """A host whose facts were collected (some areas may have failed): its findings, the areas
+    that failed and the rules not judged because of them."""
+    judgement = judge(facts)
     return HostScan(
-        host=target.name,
+        host=facts.host,
         status=HostStatus.SCANNED,
         exchange_version=facts.exchange.version,
-        findings=evaluate(facts),
+        findings=judgement.findings,
         facts=facts,
+        failed_areas=facts.status.issues,
+        not_judged=judgement.not_judged,
     )
 
 
@@ -128,9 +139,4 @@ def _result(run: HostRun[HostTarget, HostScan]) -> HostScan:
 def evaluate_snapshot(hosts: Sequence[HostFacts], *, source: str) -> ScanReport:
     """The offline half: rules over saved facts (exfix evaluate)."""
     started = now_iso()
-    scans = tuple(
-        HostScan(host=f.host, status=HostStatus.SCANNED, exchange_version=f.exchange.version,
-                 findings=evaluate(f), facts=f)
-        for f in hosts
-    )
-    return organised(scans, started=started, finished=now_iso(), source=source)
+    return organised(tuple(scanned(f) for f in hosts), started=started, finished=now_iso(), source=source)

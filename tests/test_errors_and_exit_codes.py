@@ -1,6 +1,7 @@
 """The exception tree's two host branches, and which exit code wins (agent.errors.EXIT_PRECEDENCE):
 1 bad input beats everything, 3 (could not talk to a host) beats 7 (a host answered with an
-error), 7 beats 2 (findings), 2 beats 0; the scan, plan and playbook results follow it."""
+error), 7 beats 2 (findings), 2 beats 8 (partial: an area not collected, rules not judged), 8
+beats 0; the scan, plan and playbook results follow it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from agent.errors import (
     EXIT_ERROR,
     EXIT_FINDINGS,
     EXIT_OK,
+    EXIT_PARTIAL,
     EXIT_PRECEDENCE,
     EXIT_REFUSED,
     EXIT_ROLLBACK_FAILED,
@@ -40,8 +42,8 @@ from agent.errors import (
     worst_exit,
 )
 from agent.model.command import CmdletCall
-from agent.model.facts import HostFacts
-from agent.model.findings import Finding, Severity
+from agent.model.facts import AreaIssue, CollectionArea, HostFacts
+from agent.model.findings import Finding, NotJudged, Severity
 from agent.model.plan import HostPlan
 from agent.model.playbook_run import Outcome
 from agent.model.remote import RemoteObject
@@ -77,7 +79,7 @@ def test_a_host_that_answered_with_an_error_is_not_a_transport_error() -> None:
 
 
 def test_precedence() -> None:
-    assert EXIT_PRECEDENCE == (1, 6, 5, 4, 3, 7, 2, 0)
+    assert EXIT_PRECEDENCE == (1, 6, 5, 4, 3, 7, 2, 8, 0)
     assert worst_exit([]) == EXIT_OK
     for code in EXIT_PRECEDENCE:
         assert worst_exit([EXIT_ERROR, code]) == EXIT_ERROR  # bad input beats everything
@@ -90,8 +92,13 @@ def test_precedence() -> None:
     # order does not matter
     for pair in itertools.permutations([EXIT_FINDINGS, EXIT_COMMAND_FAILED, EXIT_UNREACHABLE]):
         assert worst_exit(pair) == EXIT_UNREACHABLE
+    # Partial: worse than clean, and a finding is news whatever else was missed.
+    assert worst_exit([EXIT_OK, EXIT_PARTIAL]) == EXIT_PARTIAL
+    assert worst_exit([EXIT_PARTIAL, EXIT_FINDINGS]) == EXIT_FINDINGS
+    assert worst_exit([EXIT_PARTIAL, EXIT_COMMAND_FAILED]) == EXIT_COMMAND_FAILED
+    assert worst_exit([EXIT_UNREACHABLE, EXIT_PARTIAL]) == EXIT_UNREACHABLE
     with pytest.raises(ValueError, match="not an exfix exit code"):
-        worst_exit([8])
+        worst_exit([9])
 
 
 def _finding() -> Finding:
@@ -105,6 +112,12 @@ def _report(*hosts: HostScan) -> ScanReport:
 
 
 CLEAN = HostScan("ex01", HostStatus.SCANNED)
+PARTIAL = HostScan(
+    "ex06", HostStatus.SCANNED,
+    failed_areas=(AreaIssue(CollectionArea.QUEUES, "Get-Queue: The term 'Get-Queue' is not recognized"),),
+    not_judged=(NotJudged("queue-dns-failure", "ex06", "Queues fail with DNS errors", ("queues",),
+                          "it reads queues (the delivery queues), not collected on this host: ..."),),
+)  # fmt: skip
 FINDINGS = HostScan("ex02", HostStatus.SCANNED, findings=(_finding(),))
 COMMAND_FAILED = HostScan("ex03", HostStatus.COMMAND_FAILED, error="Get-ExchangeServer: access denied")
 UNREACHABLE = HostScan("ex04", HostStatus.UNREACHABLE, error="connection refused")
@@ -119,14 +132,19 @@ AUTH_FAILED = HostScan("ex05", HostStatus.AUTH_FAILED, error="401")
         ((FINDINGS, COMMAND_FAILED), EXIT_COMMAND_FAILED),
         ((COMMAND_FAILED, FINDINGS, UNREACHABLE), EXIT_UNREACHABLE),
         ((AUTH_FAILED, COMMAND_FAILED), EXIT_UNREACHABLE),
+        ((CLEAN, PARTIAL), EXIT_PARTIAL),
+        ((PARTIAL, FINDINGS), EXIT_FINDINGS),
+        ((PARTIAL, COMMAND_FAILED), EXIT_COMMAND_FAILED),
         ((), EXIT_OK),
     ],
 )
 def test_scan_and_plan_exit_codes_follow_the_precedence(hosts: tuple[HostScan, ...], code: int) -> None:
     report = _report(*hosts)
     assert report.exit_code == code and report.to_dict()["exit_code"] == code
-    # exfix plan: the same hosts left out; an empty plan adds 0.
-    assert FleetPlan(build_plan([], {}, {}), report).exit_code == (EXIT_OK if code == EXIT_FINDINGS else code)
+    # exfix plan: the same hosts left out; an empty plan adds 0, a partial host 8.
+    partial = any(h.partial for h in hosts)
+    planned = {EXIT_FINDINGS: EXIT_PARTIAL if partial else EXIT_OK}.get(code, code)
+    assert FleetPlan(build_plan([], {}, {}), report).exit_code == planned
 
 
 def test_host_failure_status_comes_from_the_branch() -> None:
@@ -181,10 +199,12 @@ class _Host:
 
 def test_an_area_whose_output_is_unusable_is_an_issue_not_a_lost_host() -> None:
     facts = collect_host(_Host(), "ex01", CollectOptions(orchestrator_probe=False))
-    issues = {issue.area: issue.reason for issue in facts.status.issues}
-    assert facts.transport is None and facts.edge_config is None
-    assert issues["transport"] == "ex01: Get-TransportService: no transport server object came back"
-    assert "MsiInstallPath" in issues["edge_config"]
+    issues = {issue.area.value: issue.reason for issue in facts.status.issues}
+    assert facts.transport is None and facts.edge_config is None and facts.edge_config_file is None
+    assert issues["transport"] == "Get-TransportService: no transport server object came back"
+    # The file was never read, so its settings were not either: one issue, both areas missing.
+    assert "MsiInstallPath" in issues["edge_config_file"] and "edge_config" not in issues
+    assert not facts.status.collected(CollectionArea.EDGE_CONFIG)
 
 
 def test_get_exchangeserver_failing_ends_the_host() -> None:
@@ -224,7 +244,7 @@ def test_verification_reports_a_command_error_as_not_verified(tmp_path: Path) ->
     assert [(c.next_hop, c.checked) for c in check.queues] == [("fabrikam.com", False)]
 
 
-# --- the scan schema: /2 written, /1 still accepted ------------------------------------------
+# --- the scan schema: /3 written, /2 and /1 still accepted ----------------------------------
 
 
 def _validator() -> Any:
@@ -234,17 +254,19 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(schema)
 
 
-def test_the_scan_schema_accepts_2_and_stored_1_documents() -> None:
+def test_the_scan_schema_accepts_3_and_stored_2_and_1_documents() -> None:
     validator = _validator()
     doc = _report(CLEAN, COMMAND_FAILED).to_dict()
-    assert doc["schema"] == "exfix.scan/2" and doc["summary"]["command-failed"] == 1
+    assert doc["schema"] == "exfix.scan/3" and doc["summary"]["command-failed"] == 1
     validator.validate(doc)
 
     # What exfix wrote before /2, for a fleet with an unreachable host: still valid.
     old = _report(CLEAN, UNREACHABLE).to_dict()
     old["schema"] = "exfix.scan/1"
     del old["summary"]["command-failed"], old["summary"]["organizations"], old["organizations"]
+    del old["summary"]["partial"], old["summary"]["not_judged"]
     for host in old["hosts"]:
+        del host["failed_areas"], host["not_judged"]
         for finding in host["findings"]:
             del finding["level"], finding["servers"]
     validator.validate(old)
@@ -256,4 +278,41 @@ def test_the_scan_schema_accepts_2_and_stored_1_documents() -> None:
     assert invalid(dict(doc, schema="exfix.scan/1", summary=without_count))  # /1: no command-failed status
     assert invalid(dict(old, exit_code=7))  # ... and no exit code 7
     assert invalid(dict(old, summary=dict(old["summary"], **{"command-failed": 0})))
-    assert invalid(dict(doc, summary=without_count))  # /2 always counts it
+    assert invalid(dict(doc, summary=without_count))  # /2 on always counts it
+
+    # exfix.scan/2 as exfix wrote it: no failed areas, no not-judged rules, no partial count.
+    two = json.loads(json.dumps(doc))
+    two["schema"] = "exfix.scan/2"
+    del two["summary"]["partial"], two["summary"]["not_judged"]
+    for host in two["hosts"]:
+        del host["failed_areas"], host["not_judged"]
+    validator.validate(two)
+    assert invalid(dict(two, exit_code=8))  # /2 has no partial exit code
+    assert invalid(dict(doc, schema="exfix.scan/2"))  # ... nor the keys /3 added
+    assert invalid(dict(doc, summary={k: v for k, v in doc["summary"].items() if k != "partial"}))
+
+
+def test_a_partial_host_is_scanned_with_its_failed_areas_and_exit_8() -> None:
+    validator = _validator()
+    doc = _report(CLEAN, PARTIAL).to_dict()
+    validator.validate(doc)
+    assert doc["exit_code"] == 8 and doc["summary"]["partial"] == 1 and doc["summary"]["not_judged"] == 1
+    (host,) = [h for h in doc["hosts"] if h["host"] == "ex06"]
+    assert host["status"] == "scanned" and host["error"] is None
+    reason = "Get-Queue: The term 'Get-Queue' is not recognized"
+    assert host["failed_areas"] == [{"area": "queues", "reason": reason}]
+    (skipped,) = host["not_judged"]
+    assert skipped["rule"] == "queue-dns-failure" and skipped["areas"] == ["queues"]
+
+    def invalid(document: dict[str, Any]) -> bool:
+        return any(True for _ in validator.iter_errors(document))
+
+    broken = json.loads(json.dumps(doc))
+    broken["hosts"][1]["failed_areas"][0]["area"] = "registry"  # no such area
+    assert invalid(broken)
+    broken = json.loads(json.dumps(doc))
+    broken["hosts"][1].update(status="unreachable", error="refused")  # only a scanned host is partial
+    assert invalid(broken)
+    broken = json.loads(json.dumps(doc))
+    del broken["hosts"][1]["not_judged"]
+    assert invalid(broken)

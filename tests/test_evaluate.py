@@ -1,15 +1,28 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from agent.evaluate import evaluate, evaluate_fleet
-from agent.model.facts import EdgeTransportConfigFacts
+from agent.evaluate import evaluate, evaluate_fleet, judge, not_judged
+from agent.model.facts import (
+    AreaIssue,
+    CollectionArea,
+    CollectionStatus,
+    EdgeConfigFileFacts,
+    EdgeTransportConfigFacts,
+    HostFacts,
+    NicSelection,
+    XmlSyntaxError,
+)
 from agent.model.finding_data import SymptomScope
 from agent.model.probe import Outcome
 from agent.rules.registry import RULES
 from support.facts_builders import (
+    EDGE_CONFIG,
     INTERNAL_DNS,
+    NXDOMAIN_ERROR,
     SERVFAIL_ERROR,
+    broken,
     connector,
     host,
     internal_queue,
@@ -20,6 +33,7 @@ from support.facts_builders import (
     replication_nic,
     server_probes,
     transport,
+    unreachable,
 )
 
 
@@ -140,3 +154,86 @@ def test_fleet_keeps_host_order_and_separates_hosts() -> None:
     assert {f.host for f in results[1].findings} == {"ex02.contoso.local"}
     symptom = results[1].findings[0]
     assert all(link.split("|")[1] == "ex02.contoso.local" for link in symptom.explained_by)
+
+
+# --- rules read only the areas they declare; a failed area makes them not judged ---------------
+
+
+def _blank(facts: HostFacts, area: CollectionArea) -> HostFacts:
+    """``facts`` as if ``area`` had not been collected (its part of the facts empty)."""
+    if area is CollectionArea.TRANSPORT:
+        return dataclasses.replace(facts, transport=None)
+    if area is CollectionArea.QUEUES:
+        return dataclasses.replace(facts, queues=())
+    if area is CollectionArea.SEND_CONNECTORS:
+        return dataclasses.replace(facts, org=dataclasses.replace(facts.org, send_connectors=()))
+    if area is CollectionArea.NICS:
+        return dataclasses.replace(facts, nics=(), mapi_nic=NicSelection(None, "no NIC was collected"))
+    if area is CollectionArea.EDGE_CONFIG:
+        return dataclasses.replace(facts, edge_config=None)
+    return dataclasses.replace(facts, edge_config_file=None)
+
+
+def _varied_hosts() -> list[HostFacts]:
+    """Hosts on which, between them, every rule fires."""
+    fabrikam = (
+        probe(INTERNAL_DNS, "fabrikam.com", "MX", Outcome.ANSWER, ("10 mx1.fabrikam.com.",)),
+        probe(INTERNAL_DNS, "mx1.fabrikam.com", "A", Outcome.ANSWER, ("203.0.113.10",)),
+        probe(INTERNAL_DNS, "mx1.fabrikam.com", "AAAA", Outcome.SERVFAIL),
+        probe(INTERNAL_DNS, "nowhere.example", "MX", Outcome.NXDOMAIN),
+        probe(INTERNAL_DNS, "nowhere.example", "A", Outcome.NXDOMAIN),
+    )
+    bad_file = EdgeConfigFileFacts(EDGE_CONFIG, XmlSyntaxError(3, 7, "mismatched tag", "</x>"))
+    return [
+        broken(),
+        host(
+            queues=(
+                queue("EX01\\12", next_hop="fabrikam.com", last_error=SERVFAIL_ERROR),
+                queue("EX01\\20", next_hop="nowhere.example", last_error=NXDOMAIN_ERROR),
+                queue("EX01\\13", next_hop="tailspintoys.com", status="Ready", messages=0),
+                internal_queue(),
+            ),
+            extra_probes=fabrikam,
+            remote_domains=("fabrikam.com", "nowhere.example"),
+            edge_file=bad_file,
+        ),
+        host(
+            nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS, "10.0.0.99")), replication_nic()),
+            transport_facts=transport(external=lookup(adapter=False), internal=lookup(adapter=False)),
+            probes=server_probes(INTERNAL_DNS, public=Outcome.SERVFAIL) + unreachable("10.0.0.99"),
+            connectors=(connector(use_external=True),),
+        ),
+        host(probes=server_probes(INTERNAL_DNS, public=Outcome.SERVFAIL)),
+    ]
+
+
+def test_every_rule_reads_only_the_areas_it_declares() -> None:
+    """Blanking any area a rule does not declare never changes what it finds: ``reads`` is the
+    whole of what each rule looks at, so "not judged" is said exactly where it must be."""
+    hosts = _varied_hosts()
+    fired = {f.rule_id for facts in hosts for f in evaluate(facts)}
+    assert fired == {rule.id for rule in RULES}  # each rule has something to lose
+    for rule in RULES:
+        for facts in hosts:
+            found = rule.evaluate(facts)
+            for area in set(CollectionArea) - set(rule.metadata.reads):
+                assert rule.evaluate(_blank(facts, area)) == found, (rule.id, area.value)
+
+
+def test_a_failed_area_makes_exactly_its_readers_not_judged() -> None:
+    facts = broken()
+    for area in CollectionArea:
+        failed = dataclasses.replace(
+            facts, status=CollectionStatus(facts.status.transport_noun, (AreaIssue(area, "Get-X: denied"),))
+        )
+        judged = judge(failed)
+        # A rule reads the area, or an area read from it (the settings from the file).
+        readers = {r.id for r in RULES if any(area in (a, *a.needs) for a in r.metadata.reads)}
+        assert {j.rule_id for j in judged.not_judged} == readers, area
+        assert not readers & {f.rule_id for f in judged.findings}
+        assert all("Get-X: denied" in j.reason for j in judged.not_judged)
+        assert evaluate(failed) == judged.findings
+
+
+def test_without_failed_areas_every_rule_is_judged() -> None:
+    assert judge(broken()).not_judged == () and not_judged(host()) == ()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.errors import EXIT_FINDINGS, EXIT_OK, worst_exit
+from agent.errors import EXIT_FINDINGS, EXIT_OK, EXIT_PARTIAL, worst_exit
 from agent.inventory import CredentialResolver
 from agent.model.plan import HostVars, Plan, PlanSource
 from agent.model.results import HostScan, HostStatus, ScanReport
@@ -32,10 +32,12 @@ class FleetPlan:
         """The worst of: 3 for a host exfix could not talk to, 7 for a host that answered with
         an error (agent.errors.EXIT_PRECEDENCE), 2 when any action (automatic or manual) is
         planned or any finding remains (one with no step says what stands in the way: the
-        plan's ``outstanding``), else 0."""
+        plan's ``outstanding``), 8 when nothing remains but a scanned host is partial (a fact area
+        not collected: what its rules would have found is not known), else 0."""
         remaining = any(unit.findings for unit in self.plan.units)
         planned = EXIT_FINDINGS if self.plan.actions or remaining else EXIT_OK
-        return worst_exit([planned, *(h.exit_code for h in self.unscanned)])
+        partial = EXIT_PARTIAL if any(h.partial for h in self.scan.hosts) else EXIT_OK
+        return worst_exit([planned, partial, *(h.exit_code for h in self.unscanned)])
 
 
 def host_vars(target: HostTarget) -> HostVars:

@@ -33,7 +33,7 @@ from agent.apply._context import Recorder
 from agent.apply.results import QueueChange, QueueStatus
 from agent.collect import queues as queue_collector
 from agent.errors import HostError, RemoteCommandError, one_line
-from agent.evaluate import evaluate
+from agent.evaluate import judge
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts, QueueErrorKind, QueueFacts
 from agent.model.findings import Finding
@@ -104,9 +104,13 @@ def verify_host(
     """The host's failing queues (in ``before``) retried and watched until they drain, then
     the host collected and evaluated again (``collect``)."""
     watched = [q for q in before.queues if failing(q)]
-    known = frozenset(f.id for f in evaluate(before))
+    judged = judge(before)
+    known = frozenset(f.id for f in judged.findings)
+    # A rule not judged before the change (one of its areas failed then) can find something
+    # afterwards that was there all along: that is no finding the change created.
+    unjudged = frozenset(j.rule_id for j in judged.not_judged)
     return verify_queues(rec, plan, before.exchange.name, watched, connect, collect, timeout=timeout,
-                         clock=clock, sleep=sleep, known=known)  # fmt: skip
+                         clock=clock, sleep=sleep, known=known, unjudged=unjudged)  # fmt: skip
 
 
 def verify_queues(
@@ -121,10 +125,12 @@ def verify_queues(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     known: frozenset[str] | None = None,
+    unjudged: frozenset[str] = frozenset(),
 ) -> Verification:
     """``watched`` (the queues of ``server`` that failed before the change) retried and
     polled until they drain; then, given ``collect``, the host evaluated again, and with
-    ``known`` (the ids of the findings before the change) any finding not among them is new.
+    ``known`` (the ids of the findings before the change) any finding not among them is new,
+    unless its rule is one of ``unjudged`` (not judged before the change).
     Without ``collect`` (a server none of whose own settings changed: an organisation change
     was for it) the symptom alone decides: its watched queues drain and none of its queues
     still fails with a DNS error."""
@@ -169,16 +175,26 @@ def verify_queues(
     )
     remaining: tuple[Finding, ...] = ()
     still_failing = False
+    addressed = {f for a in plan.automatic for f in a.finding_ids}
     if collect is None:
         still_failing = checked and any(q.failing_dns for q in latest)
     else:
         try:
-            remaining = evaluate(collect())
+            judged = judge(collect())
+            remaining = judged.findings
+            # A rule that could not be judged now (one of its fact areas failed) is no proof that
+            # its finding is gone: the change is not verified, and the reason says why.
+            rules = {f.split("|", 1)[0] for f in addressed} | {SYMPTOM_RULE}
+            now_unjudged = [j for j in judged.not_judged if j.rule_id in rules]
+            if now_unjudged:
+                first = now_unjudged[0]
+                error = error or one_line(f"{first.rule_id} could not be judged again: {first.reason}")
         except (HostError, RemoteCommandError) as exc:
             error = error or one_line(str(exc))
-    addressed = {f for a in plan.automatic for f in a.finding_ids}
     still = [f for f in remaining if f.id in addressed or f.rule_id == SYMPTOM_RULE]
-    new = tuple(f for f in remaining if known is not None and f.id not in known)
+    new = tuple(
+        f for f in remaining if known is not None and f.id not in known and f.rule_id not in unjudged
+    )
     verified = (
         error is None and all(c.drained for c in changes) and not still and not still_failing and not new
     )

@@ -84,6 +84,10 @@ def render_text(result: FleetPlan, plan_json: Path) -> None:
             _echo(f"  not fixed by this plan ({count} finding(s)), and what stands in the way:")
             for item in unit.outstanding:
                 _echo(_outstanding_line(item))
+        for issue in unit.failed_areas:
+            _echo(f"  not collected: {issue.area.value} ({issue.area.description}): {terminal(issue.reason)}")
+        if unit.not_judged:
+            _echo(f"  not judged (nothing planned for them): {', '.join(j.rule_id for j in unit.not_judged)}")
     _echo()
     _echo(f"Plan written to {terminal(plan_json)} (review {terminal(plan_json.parent / 'REVIEW.md')}).")
     _echo(f"Digest: {plan.digest}")
@@ -115,8 +119,10 @@ def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
 
     Exit 0: every host clean, nothing to do; 2: steps are planned (waiting for approval), or
     findings remain (each says what stands in its way: the inventory variable to set, the
-    manual step, the advice); 3: a host could not be reached, 7: a host answered with an error
-    (the others are planned; 3 wins over 7, 7 over 2); 1: bad input.
+    manual step, the advice); 8: nothing planned and nothing found, but on a host a fact area
+    could not be collected and the rules reading it were not judged; 3: a host could not be
+    reached, 7: a host answered with an error (the others are planned; 3 wins over 7, 7 over 2,
+    2 over 8); 1: bad input.
     """
     source = plan_source(inventory, lab)
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \

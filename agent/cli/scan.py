@@ -28,13 +28,15 @@ def _emit(report: ScanReport, fmt: str) -> None:
 @fleet_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--save-facts", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the collected facts (exfix.facts/1 JSON) for `exfix evaluate`.")
+              help="Also write the collected facts (exfix.facts/3 JSON) for `exfix evaluate`.")
 def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
          ask_pass: bool, fmt: str, save_facts: str | None) -> None:
     """Collect facts from every host, evaluate every rule, report the findings.
 
-    Exit 0: every host clean; 2: findings; 3: a host could not be reached; 7: a host answered
-    Get-ExchangeServer with an error (3 wins over 7, 7 over 2); 1: bad input.
+    Exit 0: every host clean; 2: findings; 8: no findings, but on a host a fact area could not
+    be collected and the rules reading it were not judged (partial); 3: a host could not be
+    reached; 7: a host answered Get-ExchangeServer with an error (3 wins over 7, 7 over 2, 2
+    over 8); 1: bad input.
     """
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \
             progress(len(fleet.targets), "scanning") as advance:

@@ -13,6 +13,7 @@ from agent.model import dns_servers
 from agent.model.facts import (
     AreaIssue,
     CollectionStatus,
+    EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     ExchangeServerFacts,
     HostFacts,
@@ -38,6 +39,7 @@ def host_facts(
     probes: Iterable[DnsQueryResult] = (),
     remote_domains: Iterable[str] = (),
     issues: Iterable[AreaIssue] = (),
+    edge_config_file: EdgeConfigFileFacts | None = None,
 ) -> HostFacts:
     all_probes = tuple(probes)
     resolved = fqdn_addresses(all_probes, exchange.fqdn)
@@ -54,6 +56,7 @@ def host_facts(
         probes=all_probes,
         remote_domains=tuple(dict.fromkeys(d.strip().lower() for d in remote_domains if d.strip())),
         status=CollectionStatus(transport_noun=exchange.transport_noun, issues=tuple(issues)),
+        edge_config_file=edge_config_file,
     )
 
 

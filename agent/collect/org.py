@@ -13,10 +13,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from agent.errors import RemoteCommandError
-from agent.model.facts import AreaIssue, OrgFacts, SendConnectorFacts
+from agent.errors import RemoteCommandError, one_line
+from agent.model.facts import AreaIssue, CollectionArea, OrgFacts, SendConnectorFacts
 
-AREA = "send_connectors"
+AREA = CollectionArea.SEND_CONNECTORS
 
 
 class OrgFactsCache:
@@ -45,7 +45,7 @@ class OrgFactsCache:
             try:
                 facts = OrgFacts(organization, read(), host)
             except RemoteCommandError as exc:
-                return OrgFacts(organization, (), host, AreaIssue(AREA, str(exc)))
+                return OrgFacts(organization, (), host, AreaIssue(AREA, one_line(exc.reason)))
             self._known[key] = facts
             return facts
 

@@ -9,8 +9,12 @@ every DNS server the NICs and the transport settings name, and look up the remot
 queues fail on.
 
 A command that fails for one area (an ErrorRecord, or output that cannot be used: a
-RemoteCommandError) does not lose the host: the area is recorded as not collected, with the
-reason, and the rules stay silent about it. Get-ExchangeServer is not such an area: without
+RemoteCommandError), or output its parser cannot read, does not lose the host: the area
+(agent.model.facts.CollectionArea) is recorded as not collected, with the reason, the other
+areas are collected as usual, and the rules that read it are reported as not judged
+(agent.evaluate). EdgeTransport.exe.config is two areas: the file as read, and the settings in
+it; a file that is not well-formed XML is collected (with where it breaks) while its settings
+are not. Get-ExchangeServer is not such an area: without
 the server object nothing else can be asked, so its RemoteCommandError ends the host (status
 command-failed). A transport failure (a HostError: unreachable, auth, timeout) ends the host
 too: both propagate to the fleet runner.
@@ -35,14 +39,22 @@ from agent.collect import (
 )
 from agent.collect.assemble import configured_dns_servers, failing_remote_domains, host_facts
 from agent.collect.org import OrgFactsCache
-from agent.errors import RemoteCommandError
+from agent.errors import RemoteCommandError, one_line
 from agent.model.command import CmdletCall
-from agent.model.facts import AreaIssue, EdgeTransportConfigFacts, HostFacts, NicFacts, ProbeTargets
+from agent.model.facts import (
+    AreaIssue,
+    CollectionArea,
+    EdgeConfigFileFacts,
+    EdgeTransportConfigFacts,
+    HostFacts,
+    ProbeTargets,
+)
 from agent.model.probe import DnsQueryResult, Outcome
 from agent.model.remote import RemoteObject
 from agent.transport.base import CommandResult
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # An internet name any working external resolver answers. An admin can name another one
 # (exfix_probe_public_name) where policy or split DNS makes this one a poor witness.
@@ -76,46 +88,74 @@ def collect_host(
     None).
 
     Raises UnsupportedHostError (Exchange 2007), the transport's HostErrors, and the
-    RemoteCommandError of Get-ExchangeServer; an area whose command failed is recorded in
-    ``facts.status.issues`` instead.
+    RemoteCommandError of Get-ExchangeServer; an area whose command failed, or whose output
+    could not be parsed, is recorded in ``facts.status.issues`` instead.
     """
     issues: list[AreaIssue] = []
 
-    def area(name: str, work: Callable[[], T]) -> T | None:
+    def area(name: CollectionArea, fetch: Callable[[], R], parse: Callable[[R], T]) -> T | None:
+        """One step of an area: its commands (``fetch``), then its parser (``parse``). The
+        host's RemoteCommandError from either, or any failure of the parser, costs only the
+        area: it is recorded with the reason and the area is None. A transport failure of
+        ``fetch`` (HostError, or anything it does not classify) still ends the host."""
         try:
-            return work()
+            raw = fetch()
         except RemoteCommandError as exc:
-            issues.append(AreaIssue(area=name, reason=str(exc)))
+            issues.append(AreaIssue(name, one_line(exc.reason)))
             return None
+        try:
+            return parse(raw)
+        except RemoteCommandError as exc:
+            issues.append(AreaIssue(name, one_line(exc.reason)))
+        except Exception as exc:  # parsing is pure: output exfix cannot read is no lost host
+            problem = f"exfix could not read the output: {type(exc).__name__}: {exc}"
+            issues.append(AreaIssue(name, one_line(problem)))
+        return None
 
     server = exchange_server.parse(_run_all(conn, exchange_server.calls(host)), host=host, identity=host)
     identity = server.name
     transport_facts = area(
-        "transport",
-        lambda: transport.parse(_run_all(conn, transport.calls(server.transport_noun, identity)), host=host,
-                                cmdlet=f"Get-{server.transport_noun.value}"),
+        CollectionArea.TRANSPORT,
+        lambda: _run_all(conn, transport.calls(server.transport_noun, identity)),
+        lambda out: transport.parse(out, host=host, cmdlet=f"Get-{server.transport_noun.value}"),
     )
-    queue_facts = area("queues", lambda: queues.parse(_run_all(conn, queues.calls(identity)))) or ()
+    queue_facts = area(
+        CollectionArea.QUEUES, lambda: _run_all(conn, queues.calls(identity)), queues.parse
+    ) or ()
     org = (orgs or OrgFactsCache()).get(
         server.organization, host, lambda: send_connectors.parse(_run_all(conn, send_connectors.calls()))
     )
     if org.issue is not None:
         issues.append(org.issue)
 
-    def read_nics() -> tuple[NicFacts, ...]:
-        clients, addresses, ip_configs = (conn.run(call) for call in nics.calls())
-        return nics.parse(clients, addresses, ip_configs)
+    nic_facts = area(
+        CollectionArea.NICS,
+        lambda: tuple(conn.run(call) for call in nics.calls()),
+        lambda out: nics.parse(*out),
+    ) or ()
 
-    nic_facts = area("nics", read_nics) or ()
-
-    def read_edge_config() -> EdgeTransportConfigFacts:
-        install = edge_config.parse_install_path(
-            _run_all(conn, edge_config.install_path_calls(server.major)), host=host
-        )
+    edge_file: EdgeConfigFileFacts | None = None
+    edge: EdgeTransportConfigFacts | None = None
+    install = area(
+        CollectionArea.EDGE_CONFIG_FILE,
+        lambda: _run_all(conn, edge_config.install_path_calls(server.major)),
+        lambda out: edge_config.parse_install_path(out, host=host),
+    )
+    if install is not None:
         path = edge_config.config_path(install)
-        return edge_config.parse(_run_all(conn, edge_config.config_calls(install)), host=host, path=path)
 
-    edge = area("edge_config", read_edge_config)
+        def read_file(out: tuple[RemoteObject, ...]) -> tuple[EdgeConfigFileFacts, str]:
+            text = edge_config.content(out, host=host, path=path)
+            return edge_config.read_file(text, host=host, path=path), text
+
+        calls = edge_config.config_calls(install)
+        read = area(CollectionArea.EDGE_CONFIG_FILE, lambda: _run_all(conn, calls), read_file)
+        if read is not None:
+            edge_file, text = read
+            # Not well-formed: the settings are not collected (the reason names the line and
+            # column), and the file's own finding says what that does to transport.
+            edge = area(CollectionArea.EDGE_CONFIG, lambda: text,
+                        lambda t: edge_config.settings(t, host=host, path=path))  # fmt: skip
 
     targets = ProbeTargets.for_domain(server.domain, server.fqdn, options.public_name)
     servers = configured_dns_servers(nic_facts, transport_facts)
@@ -136,6 +176,7 @@ def collect_host(
         probes=probes,
         remote_domains=domains,
         issues=issues,
+        edge_config_file=edge_file,
     )
 
 

@@ -351,6 +351,34 @@ class EdgeTransportConfigFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class XmlSyntaxError:
+    """Where a document stops being well-formed XML, and the XML parser's words for why.
+
+    ``line`` and ``column`` are 1-based and count characters (not bytes), as .NET's
+    XmlException shows them ("Line 9, position 1"); ``text`` is that line as read (untrusted
+    text from the host, cut to a readable length)."""
+
+    line: int
+    column: int
+    message: str  # "not well-formed (invalid token)", "mismatched tag", ...
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfigFileFacts:
+    """<MsiInstallPath>Bin\\EdgeTransport.exe.config as Get-Content -Raw read it: where it is,
+    and whether it is well-formed XML. The settings in it are EdgeTransportConfigFacts, which
+    exist only where this file could be parsed."""
+
+    config_path: str
+    xml_error: XmlSyntaxError | None = None  # None: well-formed
+
+    @property
+    def well_formed(self) -> bool:
+        return self.xml_error is None
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeTargets:
     """The names the DNS probes ask every configured server about.
 
@@ -372,25 +400,76 @@ class ProbeTargets:
         )
 
 
+class CollectionArea(str, enum.Enum):
+    """A fact area exfix collects with commands of its own (agent/collect/runner.py).
+
+    An area whose commands fail on a host that answered (an ErrorRecord, output that cannot be
+    used), or whose output cannot be parsed, costs only itself: it is listed in
+    ``CollectionStatus.issues`` with the reason, the host is still scanned with the areas that
+    worked, and every rule that reads it (``RuleMetadata.reads``) is reported as not judged on
+    that host instead of running on facts that are not there. Get-ExchangeServer is no area:
+    without the server object nothing else can be asked (status command-failed)."""
+
+    TRANSPORT = "transport"  # Get-TransportService / Get-TransportServer: the DNS lookup settings
+    QUEUES = "queues"  # Get-Queue
+    SEND_CONNECTORS = "send_connectors"  # Get-SendConnector, once per organisation
+    NICS = "nics"  # Get-DnsClient, Get-DnsClientServerAddress, Get-NetIPConfiguration
+    EDGE_CONFIG_FILE = "edge_config_file"  # EdgeTransport.exe.config read whole (Get-Content -Raw)
+    EDGE_CONFIG = "edge_config"  # the settings in it (<appSettings>): needs the file, well-formed
+
+    @property
+    def needs(self) -> tuple[CollectionArea, ...]:
+        """The areas this one is read from: when one of them failed, this one failed too."""
+        return (CollectionArea.EDGE_CONFIG_FILE,) if self is CollectionArea.EDGE_CONFIG else ()
+
+    @property
+    def description(self) -> str:
+        return _AREA_DESCRIPTIONS[self]
+
+
+_AREA_DESCRIPTIONS = {
+    CollectionArea.TRANSPORT: "the transport service's DNS lookup settings",
+    CollectionArea.QUEUES: "the delivery queues",
+    CollectionArea.SEND_CONNECTORS: "the organisation's send connectors",
+    CollectionArea.NICS: "the network adapters and their DNS settings",
+    CollectionArea.EDGE_CONFIG_FILE: "the EdgeTransport.exe.config file",
+    CollectionArea.EDGE_CONFIG: "the settings in EdgeTransport.exe.config",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class AreaIssue:
     """A fact area that could not be collected, and why (one line)."""
 
-    area: str  # "transport", "queues", "send_connectors", "nics", "edge_config", "host_probe"
+    area: CollectionArea
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class CollectionStatus:
     """How the facts were collected. An area that could not be collected is None or empty in
-    HostFacts (so the rules that need it stay silent) and is listed in ``issues`` with the
-    reason, for the report."""
+    HostFacts and is listed in ``issues`` with the reason; the rules that read it are not
+    judged (agent.evaluate.not_judged)."""
 
     transport_noun: TransportNoun
     issues: tuple[AreaIssue, ...] = ()
 
-    def collected(self, area: str) -> bool:
-        return all(issue.area != area for issue in self.issues)
+    def issue(self, area: CollectionArea | str) -> AreaIssue | None:
+        """Why ``area`` (an area or its name) is missing: its own issue, or that of an area it
+        is read from; None when it was collected. ValueError for a name that is no area."""
+        area = CollectionArea(area)
+        for wanted in (area, *area.needs):
+            for issue in self.issues:
+                if issue.area is wanted:
+                    return issue
+        return None
+
+    def collected(self, area: CollectionArea | str) -> bool:
+        return self.issue(area) is None
+
+    @property
+    def failed_areas(self) -> tuple[CollectionArea, ...]:
+        return tuple(dict.fromkeys(issue.area for issue in self.issues))
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +504,8 @@ class HostFacts:
     probes: tuple[DnsQueryResult, ...]
     remote_domains: tuple[str, ...]  # remote domains whose MX/A/AAAA were probed
     status: CollectionStatus
+    # The file edge_config is read from (exfix.facts/3); None where it was not read.
+    edge_config_file: EdgeConfigFileFacts | None = None
 
     @property
     def ad_domain(self) -> str:

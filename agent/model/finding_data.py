@@ -213,6 +213,19 @@ class SetDnsFaultTolerance(FindingData):
     desired_value: str
 
 
+@dataclass(frozen=True, slots=True)
+class MalformedEdgeConfig(FindingData):
+    """edge-transport-config-malformed (advisory): the file, and where it stops being
+    well-formed XML (1-based line and column, in characters)."""
+
+    RULE: ClassVar[str] = "edge-transport-config-malformed"
+
+    config_path: str
+    line: int
+    column: int
+    xml_error: str
+
+
 # The data class of every rule, one per rule id: what plan.json decodes a finding's data with.
 FINDING_DATA: tuple[type[FindingData], ...] = (
     QueueSymptom,
@@ -226,6 +239,7 @@ FINDING_DATA: tuple[type[FindingData], ...] = (
     DomainWithoutMailDns,
     UnreachableDnsServer,
     SetDnsFaultTolerance,
+    MalformedEdgeConfig,
 )
 
 

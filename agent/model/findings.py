@@ -148,3 +148,21 @@ class Finding:
             "level": self.level.value,
             "servers": list(self.servers),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class NotJudged:
+    """A rule exfix did not run on a host, because a fact area it reads could not be collected
+    there (agent.evaluate.not_judged): neither a finding nor a clean bill for what it checks.
+
+    ``areas`` are the failed areas it reads (agent.model.facts.CollectionArea values), ``reason``
+    one line saying why, naming the area's own reason."""
+
+    rule_id: str
+    host: str
+    title: str
+    areas: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule_id, "title": self.title, "areas": list(self.areas), "reason": self.reason}

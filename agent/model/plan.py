@@ -21,9 +21,9 @@ from the plan content and the digest, and ``plan.json`` records the sha256 of ea
 script (``hosts[i].scripts``). apply can check that the scripts on disk still match, or render
 them again and compare.
 
-Reading is agent/model/document.py's, onto the file's shape declared here (``_PlanV1``,
-``_PlanV2``, ``_PlanV3`` and the dataclasses they hold), and strict: an unknown schema, a missing or
-unknown key, a value of the wrong type, or a digest that does not match the content raises
+Reading is agent/model/document.py's, onto the file's shape declared here (``_PlanV1`` to
+``_PlanV4`` and the dataclasses they hold), and strict: an unknown schema, a missing or unknown
+key, a value of the wrong type, or a digest that does not match the content raises
 :class:`~agent.errors.FactsFileError` naming the file and the key path
 (``hosts[0].actions[2].call.cmdlet``). A plan file is handed to
 exfix by a user, so nothing in it is trusted.
@@ -44,16 +44,19 @@ from agent import pwsh
 from agent.errors import FactsFileError
 from agent.model.command import SWITCH, CmdletCall, Endpoint, ParamValue, Switch
 from agent.model.document import Document, Invalid, KeyOptions, KeyPath, Loaded, each, encode, key, kind, text
+from agent.model.facts import AreaIssue, CollectionArea
 from agent.model.finding_data import FindingData, data_from_dict
-from agent.model.findings import DataValue, EvidenceItem, Finding, Level, Severity
+from agent.model.findings import DataValue, EvidenceItem, Finding, Level, NotJudged, Severity
 
-SCHEMA = "exfix.plan/3"
+SCHEMA = "exfix.plan/4"
 # /1: hosts only. /2 adds the organisation's units ("organizations") and each finding's level
 # and servers. /3 adds to every unit what stands in the way of each finding no automatic step
 # addresses ("outstanding") and what the plan's steps would break and how the plan prevents it
-# ("consequences"). exfix writes /3 and reads all three; an older plan keeps its digest (it is
-# encoded as it was written).
-SCHEMAS = ("exfix.plan/1", "exfix.plan/2", SCHEMA)
+# ("consequences"). /4 adds to each host unit the fact areas that could not be collected on the
+# host ("failed_areas") and the rules not judged there because of them ("not_judged"): the
+# change board approves knowing what was not looked at. exfix writes /4 and reads all four; an
+# older plan keeps its digest (it is encoded as it was written).
+SCHEMAS = ("exfix.plan/1", "exfix.plan/2", "exfix.plan/3", SCHEMA)
 
 # A value before or after an action: plain, JSON-friendly, immutable (like evidence values).
 PlanValue = DataValue
@@ -251,6 +254,10 @@ class HostPlan:
     servers: tuple[str, ...] = ()
     outstanding: tuple[Outstanding, ...] = ()  # exfix.plan/3
     consequences: tuple[Consequence, ...] = ()  # exfix.plan/3
+    # A host unit (exfix.plan/4): the fact areas that could not be collected on the host, and
+    # the rules not judged there because of them: what the plan could not take into account.
+    failed_areas: tuple[AreaIssue, ...] = ()
+    not_judged: tuple[NotJudged, ...] = ()
 
     @property
     def automatic(self) -> tuple[Action, ...]:
@@ -424,7 +431,7 @@ def _advisory_to_dict(advisory: Advisory) -> dict[str, Any]:
 
 
 def _version(schema: str) -> int:
-    """1, 2 or 3: the exfix.plan/N a plan is written as."""
+    """1 to 4: the exfix.plan/N a plan is written as."""
     return SCHEMAS.index(schema) + 1 if schema in SCHEMAS else len(SCHEMAS)
 
 
@@ -467,6 +474,9 @@ def _host_to_dict(host: HostPlan, *, scripts: bool, version: int) -> dict[str, A
     if version >= 3:
         out["outstanding"] = [_outstanding_to_dict(o) for o in host.outstanding]
         out["consequences"] = [_consequence_to_dict(c) for c in host.consequences]
+    if version >= 4 and host.level is Level.HOST:
+        out["failed_areas"] = [{"area": i.area.value, "reason": i.reason} for i in host.failed_areas]
+        out["not_judged"] = [j.to_dict() for j in host.not_judged]
     if host.level is Level.ORGANIZATION:
         out["organization"] = host.organization
         out["servers"] = list(host.servers)
@@ -690,6 +700,26 @@ class _OrgFileV3(_HostFileV3):
 
 
 @dataclass(frozen=True)
+class _AreaIssueFile:
+    area: CollectionArea
+    reason: str
+
+
+@dataclass(frozen=True)
+class _NotJudgedFile:
+    rule: str
+    title: str
+    areas: tuple[CollectionArea, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class _HostFileV4(_HostFileV3):
+    failed_areas: tuple[_AreaIssueFile, ...]
+    not_judged: tuple[_NotJudgedFile, ...]
+
+
+@dataclass(frozen=True)
 class _SourceFile:
     kind: SourceKind
     value: str = field(metadata=key(check=_printable))
@@ -717,24 +747,35 @@ class _PlanV3:
     organizations: tuple[_OrgFileV3, ...]
 
 
-_PlanFile = _PlanV1 | _PlanV2 | _PlanV3
+@dataclass(frozen=True)
+class _PlanV4(_PlanV3):
+    hosts: tuple[_HostFileV4, ...]
+
+
+_PlanFile = _PlanV1 | _PlanV2 | _PlanV3 | _PlanV4
 
 PLAN_V1: Document[_PlanV1] = Document(_PlanV1, FactsFileError, what="a plan")
 PLAN_V2: Document[_PlanV2] = Document(_PlanV2, FactsFileError, what="a plan")
 PLAN_V3: Document[_PlanV3] = Document(_PlanV3, FactsFileError, what="a plan")
+PLAN_V4: Document[_PlanV4] = Document(_PlanV4, FactsFileError, what="a plan")
 _CALL = Document(_CallFile, FactsFileError, what="a cmdlet call")
 _CHANGE = Document(_ChangeFile, FactsFileError, what="a change")
 
 
-def _document(data: Any) -> Document[_PlanV1] | Document[_PlanV2] | Document[_PlanV3]:
+def _document(
+    data: Any,
+) -> Document[_PlanV1] | Document[_PlanV2] | Document[_PlanV3] | Document[_PlanV4]:
     """The shape to read ``data`` with: /1 has no organisations, /2 no outstanding findings and
-    consequences; anything else is read as /3, whose schema check names an unknown schema."""
+    consequences, /3 no failed areas; anything else is read as /4, whose schema check names an
+    unknown schema."""
     schema = data.get("schema") if isinstance(data, Mapping) else None
     if schema == SCHEMAS[0]:
         return PLAN_V1
     if schema == SCHEMAS[1]:
         return PLAN_V2
-    return PLAN_V3
+    if schema == SCHEMAS[2]:
+        return PLAN_V3
+    return PLAN_V4
 
 
 def _call(c: _CallFile) -> CmdletCall:
@@ -801,6 +842,7 @@ def _consequence(loaded: Loaded[Any], c: _ConsequenceFile, path: KeyPath) -> Con
 def _unit(loaded: Loaded[Any], h: _HostFile | _HostFileV3, path: KeyPath, v1: bool) -> HostPlan:
     org = isinstance(h, (_OrgFile, _OrgFileV3))
     v3 = isinstance(h, _HostFileV3)
+    v4 = h if isinstance(h, _HostFileV4) else None
     return HostPlan(
         host=h.host,
         directory=h.directory,
@@ -826,13 +868,18 @@ def _unit(loaded: Loaded[Any], h: _HostFile | _HostFileV3, path: KeyPath, v1: bo
         )
         if v3
         else (),
+        failed_areas=tuple(AreaIssue(i.area, i.reason) for i in v4.failed_areas) if v4 else (),
+        not_judged=tuple(
+            NotJudged(j.rule, h.host, j.title, tuple(a.value for a in j.areas), j.reason)
+            for j in (v4.not_judged if v4 else ())
+        ),
     )
 
 
 def _plan(loaded: Loaded[Any], check_digest: bool, kinds: Collection[str] | None) -> Plan:
     read: _PlanFile = loaded.value
     v1 = read.schema == SCHEMAS[0]
-    orgs = read.organizations if isinstance(read, (_PlanV2, _PlanV3)) else ()
+    orgs = read.organizations if isinstance(read, (_PlanV2, _PlanV3, _PlanV4)) else ()
     units: dict[str, tuple[HostPlan, ...]] = {}
     seen: set[str] = set()
     for group, files in (("organizations", orgs), ("hosts", read.hosts)):
@@ -879,7 +926,7 @@ def plan_from_json(
     text: str, *, source: str = "<plan>", check_digest: bool = True, kinds: Collection[str] | None = None
 ) -> Plan:
     """:func:`plan_from_dict` for the file's text; errors carry the line of their key."""
-    data = PLAN_V3.parse_json(text, source=source)
+    data = PLAN_V4.parse_json(text, source=source)
     document = _document(data)
     try:
         return _plan(document.read_data(data, source=source), check_digest, kinds)

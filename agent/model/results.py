@@ -1,12 +1,17 @@
 """The outcome of a scan: per host, a status, the findings and the facts behind them; per
 organisation, the findings about what its servers share.
 
-The JSON document is ``exfix.scan/2`` (agent/schemas/scan.schema.json). /2 added the host
+The JSON document is ``exfix.scan/3`` (agent/schemas/scan.schema.json). /3 adds, per host, the
+fact areas that could not be collected on a host that answered (``failed_areas``: area and
+reason; the host is still ``scanned`` with the areas that worked) and the rules that were
+therefore not judged there (``not_judged``: rule, title, the failed areas it reads, why); the
+summary's ``partial`` (scanned hosts with a failed area) and ``not_judged`` counts; and exit
+code 8 (partial: nothing found, but something was not judged). /2 added the host
 status ``command-failed`` (the host answered Get-ExchangeServer with an error), its count in
 the summary, and exit code 7; and the organisations (``organizations``: one finding per
 subject the servers share, such as a remote domain whose DNS fails AAAA queries, naming the
 servers in ``servers``), with each finding's ``level`` and ``servers``. Everything else is as
-in /1, and the schema still accepts /1 documents.
+in /1, and the schema still accepts /1 and /2 documents.
 """
 
 from __future__ import annotations
@@ -16,11 +21,18 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import EXIT_COMMAND_FAILED, EXIT_FINDINGS, EXIT_OK, EXIT_UNREACHABLE, worst_exit
-from agent.model.facts import HostFacts
-from agent.model.findings import Finding
+from agent.errors import (
+    EXIT_COMMAND_FAILED,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
+    worst_exit,
+)
+from agent.model.facts import AreaIssue, HostFacts
+from agent.model.findings import Finding, NotJudged
 
-SCAN_SCHEMA = "exfix.scan/2"
+SCAN_SCHEMA = "exfix.scan/3"
 
 
 class HostStatus(str, enum.Enum):
@@ -42,7 +54,11 @@ class HostStatus(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class HostScan:
-    """One host's scan. ``error`` is one line, set whenever status is not ``scanned``."""
+    """One host's scan. ``error`` is one line, set whenever status is not ``scanned``.
+
+    A scanned host may be partial: ``failed_areas`` are the fact areas that could not be
+    collected on it (the host answered, one area's commands or output did not work), and
+    ``not_judged`` the rules that read one of them and so were not run there."""
 
     host: str
     status: HostStatus
@@ -50,12 +66,22 @@ class HostScan:
     exchange_version: str | None = None
     findings: tuple[Finding, ...] = ()
     facts: HostFacts | None = None
+    failed_areas: tuple[AreaIssue, ...] = ()
+    not_judged: tuple[NotJudged, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        """Scanned, but a fact area could not be collected."""
+        return self.status is HostStatus.SCANNED and bool(self.failed_areas)
 
     @property
     def exit_code(self) -> int:
-        """0 clean, 2 findings, 3 not scanned (could not talk to it), 7 command-failed."""
+        """0 clean, 2 findings, 8 partial without findings, 3 not scanned (could not talk to
+        it), 7 command-failed."""
         if self.status is HostStatus.SCANNED:
-            return EXIT_FINDINGS if self.findings else EXIT_OK
+            if self.findings:
+                return EXIT_FINDINGS
+            return EXIT_PARTIAL if self.failed_areas else EXIT_OK
         return self.status.exit_code
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,11 +91,13 @@ class HostScan:
             "error": self.error,
             "exchange_version": self.exchange_version,
             "findings": [finding_to_dict(f) for f in self.findings],
+            "failed_areas": [{"area": i.area.value, "reason": i.reason} for i in self.failed_areas],
+            "not_judged": [j.to_dict() for j in self.not_judged],
         }
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
-    """A finding as the exfix.scan/2 document shows it: ``rule`` and ``fix`` are the contract
+    """A finding as the exfix.scan/3 document shows it: ``rule`` and ``fix`` are the contract
     names of the rule id and fix id."""
     data = finding.to_dict()
     return {
@@ -133,7 +161,8 @@ class ScanReport:
     def exit_code(self) -> int:
         """The worst host's code (agent.errors.EXIT_PRECEDENCE): 3 when exfix could not talk to
         a host, else 7 when a host answered with an error, else 2 with findings (an
-        organisation's included), else 0."""
+        organisation's included), else 8 when a host is partial (an area not collected, rules
+        not judged), else 0."""
         shared = EXIT_FINDINGS if any(o.findings for o in self.organizations) else EXIT_OK
         return worst_exit([shared, *(h.exit_code for h in self.hosts)])
 
@@ -149,6 +178,8 @@ class ScanReport:
             "by_severity": dict(sorted(Counter(f.severity.value for f in findings).items())),
             "hosts_with_findings": sum(1 for h in self.hosts if h.findings or h.host in named),
             "organizations": len(self.organizations),
+            "partial": sum(1 for h in self.hosts if h.partial),
+            "not_judged": sum(len(h.not_judged) for h in self.hosts),
         }
 
     def to_dict(self) -> dict[str, Any]:

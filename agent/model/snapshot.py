@@ -1,9 +1,9 @@
 """The facts snapshot: HostFacts as versioned JSON, for `exfix scan --save-facts F` and
 `exfix evaluate F`.
 
-Format (``"schema": "exfix.facts/2"``)::
+Format (``"schema": "exfix.facts/3"``)::
 
-    {"schema": "exfix.facts/2", "organizations": [ {<OrgFacts>}, ... ], "hosts": [ {<HostFacts>}, ... ]}
+    {"schema": "exfix.facts/3", "organizations": [ {<OrgFacts>}, ... ], "hosts": [ {<HostFacts>}, ... ]}
 
 Each HostFacts is a JSON object with one key per dataclass field (snake_case, as in
 agent/model/facts.py); enums are their values, tuples are arrays, absent areas are null. What
@@ -11,8 +11,14 @@ an organisation's servers share (its send connectors) is written once, in ``orga
 and each host's ``org`` is the index of its organisation there: written per host, the
 connectors (each listing its source servers) would grow with the square of the fleet.
 
-``exfix.facts/1`` (hosts only, each with its own ``send_connectors``, and no ``organization``
-in ``exchange``) is still read: each host becomes an organisation of its own.
+``exfix.facts/3`` adds each host's ``edge_config_file`` (EdgeTransport.exe.config as read, and
+where it stops being well-formed XML) and names the area ``edge_config_file`` in
+``status.issues`` where the file could not be read. ``exfix.facts/2`` is still read: it did not
+tell reading the file from parsing it, so an ``edge_config`` issue there becomes an
+``edge_config_file`` one (nothing is known of the file), and a host whose settings were read
+gets a well-formed file. ``exfix.facts/1`` (hosts only, each with its own
+``send_connectors``, and no ``organization`` in ``exchange``) is read as /2 with each host an
+organisation of its own.
 
 Reading is strict (agent/model/document.py): an unknown schema, a missing or unknown key, or
 a value of the wrong type raises FactsFileError naming the file and the key path
@@ -32,14 +38,15 @@ from agent.errors import FactsFileError
 from agent.model.document import Document, Loaded, encode, key
 from agent.model.facts import HostFacts, OrgFacts
 
-SCHEMA = "exfix.facts/2"
+SCHEMA = "exfix.facts/3"
+SCHEMA_2 = "exfix.facts/2"
 SCHEMA_1 = "exfix.facts/1"
 
 
 @dataclass(frozen=True, slots=True)
 class _Head:
     # Read first, so that a snapshot of another version is reported as such.
-    schema: Literal["exfix.facts/1", "exfix.facts/2"] = field(metadata=key(first=True))
+    schema: Literal["exfix.facts/1", "exfix.facts/2", "exfix.facts/3"] = field(metadata=key(first=True))
     hosts: Any = None
     organizations: Any = None
 
@@ -105,6 +112,8 @@ def _hosts(loaded: Loaded[_Head]) -> tuple[HostFacts, ...]:
         if head.organizations is None:
             raise loaded.fail(("organizations",), "missing")
         hosts = _read_2(loaded, head.hosts, head.organizations)
+    if head.schema != SCHEMA:
+        hosts = _edge_file_of_2(hosts)
     return _shared(loaded.read(_Snapshot, {"hosts": hosts}, ()).hosts)
 
 
@@ -142,6 +151,34 @@ def _read_1(hosts: Any) -> Any:
             host["org"] = {"name": "", "send_connectors": connectors, "collected_from": name, "issue": None}
         out.append(host)
     return out
+
+
+def _edge_file_of_2(hosts: Any) -> Any:
+    """exfix.facts/1 and /2: the file EdgeTransport.exe.config was read from, as far as the
+    snapshot tells (see the module docstring)."""
+    if not isinstance(hosts, list):
+        return hosts
+    out = []
+    for host in hosts:
+        if isinstance(host, dict) and "edge_config_file" not in host:
+            host = dict(host)
+            edge = host.get("edge_config")
+            path = edge.get("config_path") if isinstance(edge, dict) else None
+            host["edge_config_file"] = (
+                {"config_path": path, "xml_error": None} if isinstance(path, str) else None
+            )
+            status = host.get("status")
+            if isinstance(status, dict) and isinstance(status.get("issues"), list):
+                issues = [_file_issue(i) for i in status["issues"]]
+                host["status"] = {**status, "issues": issues}
+        out.append(host)
+    return out
+
+
+def _file_issue(issue: Any) -> Any:
+    if isinstance(issue, dict) and issue.get("area") == "edge_config":
+        return {**issue, "area": "edge_config_file"}
+    return issue
 
 
 def _shared(hosts: tuple[HostFacts, ...]) -> tuple[HostFacts, ...]:

@@ -24,15 +24,17 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
-from agent.evaluate import organization_of
+from agent.evaluate import not_judged, organization_of
 from agent.fixes import restart_transport
 from agent.fixes._draft import Draft, Planned
 from agent.fixes.fingerprint import fingerprint_for
 from agent.fixes.registry import FIXES, FIXES_BY_ID, FIXES_BY_KIND
 from agent.fixes.spec import FixSpec
 from agent.model.facts import HostFacts
+from agent.model.finding_data import MalformedEdgeConfig
 from agent.model.findings import Finding, Level
 from agent.model.plan import (
+    RESTART_KIND,
     SCHEMA,
     Action,
     Advisory,
@@ -67,12 +69,17 @@ def _merge(drafts: Sequence[Draft]) -> list[Draft]:
     return list(merged.values())
 
 
-def _order(drafts: Sequence[Draft]) -> list[Draft]:
+def _order(drafts: Sequence[Draft], hold_restart: str | None = None) -> list[Draft]:
     rank = {fix.id: i for i, fix in enumerate(FIXES)}
     automatic = sorted((d for d in drafts if not d.manual), key=lambda d: rank.get(d.fix_id, len(rank)))
     manual = [d for d in drafts if d.manual]
     out = list(automatic)
     restart = restart_transport.draft(automatic, manual=False)
+    if restart is not None and hold_restart is not None:
+        # The restart is left to a person, for after the reason is gone (see _restart_hold).
+        restart = dataclasses.replace(
+            restart, manual=True, description=f"{restart.description}. {hold_restart}"
+        )
     if restart is not None:
         out.append(restart)
     out.extend(manual)
@@ -133,7 +140,46 @@ def _planned(
     return drafts, advisories
 
 
-def _actions(drafts: Sequence[Draft], facts: HostFacts, prefix: str = "") -> tuple[Action, ...]:
+# A transport restart on a host whose EdgeTransport.exe.config is not well-formed XML would not
+# bring transport back: the service cannot load the file (MSExchangeTransport event 14004,
+# AppConfigLoadFailed; agent/rules/edge_transport_config_malformed.py). The plan then leaves the
+# restart to a person, once the file is repaired, instead of letting apply stop mail flow.
+
+
+def _restart_hold(findings: Sequence[Finding]) -> str | None:
+    """Why this host's transport must not be restarted by apply, or None."""
+    for finding in findings:
+        if isinstance(finding.data, MalformedEdgeConfig):
+            where = f"line {finding.data.line}, column {finding.data.column}"
+            return (
+                f"Not restarted by apply: {finding.data.config_path} is not well-formed XML ({where}), and "
+                "the transport service would not start again with it. Repair the file first, then restart "
+                "MSExchangeTransport so the changes take effect"
+            )
+    return None
+
+
+def _host_actions(
+    drafts: Sequence[Draft], facts: HostFacts, findings: Sequence[Finding]
+) -> tuple[tuple[Action, ...], list[Advisory]]:
+    """A host's own actions from its kept drafts, and the advice on a restart left to a person."""
+    hold = _restart_hold(findings)
+    actions = _actions([d for d in drafts if not is_shared(d)], facts, hold_restart=hold)
+    if hold is None or not any(a.kind == RESTART_KIND for a in actions):
+        return actions, []
+    for_file = tuple(f.id for f in findings if isinstance(f.data, MalformedEdgeConfig))
+    return actions, [Advisory(AdvisoryKind.CANNOT_PLAN, restart_transport.FIX_ID, for_file, hold)]
+
+
+def _partial(unit: HostPlan, facts: HostFacts) -> HostPlan:
+    """``unit`` with what the plan could not take into account: the fact areas not collected on
+    the host, and the rules not judged there."""
+    return dataclasses.replace(unit, failed_areas=facts.status.issues, not_judged=not_judged(facts))
+
+
+def _actions(
+    drafts: Sequence[Draft], facts: HostFacts, prefix: str = "", hold_restart: str | None = None
+) -> tuple[Action, ...]:
     return tuple(
         Action(
             id=f"{prefix}{n:02d}-{draft.kind}",
@@ -151,7 +197,7 @@ def _actions(drafts: Sequence[Draft], facts: HostFacts, prefix: str = "") -> tup
             depends_on=draft.depends_on,
             fingerprint=fingerprint_for(draft.depends_on, facts),
         )
-        for n, draft in enumerate(_order(_merge(drafts)), start=1)
+        for n, draft in enumerate(_order(_merge(drafts), hold_restart), start=1)
     )
 
 
@@ -165,10 +211,10 @@ def plan_host(
     drafts, advisories = _planned(findings, facts, host_vars)
     judged = judge([HostProposal(facts, host_vars, tuple(drafts))], [])
     kept = judged.host_drafts[0]
-    own = _actions([d for d in kept if not is_shared(d)], facts)
-    unit = _unit(facts, directory, findings, own, [*advisories, *judged.host_advisories[0]],
+    own, held = _host_actions(kept, facts, findings)
+    unit = _unit(facts, directory, findings, own, [*advisories, *judged.host_advisories[0], *held],
                  judged.consequences[0])  # fmt: skip
-    return unit, tuple(d for d in kept if is_shared(d))
+    return _partial(unit, facts), tuple(d for d in kept if is_shared(d))
 
 
 def _check_host(facts: HostFacts, findings: Sequence[Finding]) -> None:
@@ -328,9 +374,10 @@ def build_plan(
     hosts: list[HostPlan] = []
     for i, (facts, directory) in enumerate(zip(fleet_facts, directories, strict=True)):
         kept = judged.host_drafts[i]
-        actions = _actions([d for d in kept if not is_shared(d)], facts)
-        advice = [*host_advice[i], *judged.host_advisories[i]]
-        hosts.append(_unit(facts, directory, host_findings[i], actions, advice, judged.consequences[i]))
+        actions, held = _host_actions(kept, facts, host_findings[i])
+        advice = [*host_advice[i], *judged.host_advisories[i], *held]
+        unit = _unit(facts, directory, host_findings[i], actions, advice, judged.consequences[i])
+        hosts.append(_partial(unit, facts))
         shared = [d for d in kept if is_shared(d)]
         if shared:
             org = organization_of(facts)

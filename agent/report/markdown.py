@@ -45,13 +45,21 @@ def render(report: ScanReport) -> str:
         f"{summary['hosts']} hosts: {summary['scanned']} scanned, {summary['unreachable']} unreachable, "
         f"{summary['auth-failed']} auth failed, {summary['unsupported']} unsupported, "
         f"{summary['failed']} failed, {summary['command-failed']} command failed; "
-        f"{summary['findings']} findings. Exit code {report.exit_code}. Finished {report.finished}.",
+        f"{summary['findings']} findings"
+        + (
+            f"; {summary['partial']} partial ({summary['not_judged']} rule(s) not judged)"
+            if summary["partial"]
+            else ""
+        )
+        + f". Exit code {report.exit_code}. Finished {report.finished}.",
         "",
         "| Host | Status | Exchange | Findings |",
         "|---|---|---|---|",
     ]
     for host in report.hosts:
         status = host.status.value if host.error is None else f"{host.status.value}: {md(host.error)}"
+        if host.partial:
+            status += " (partial: " + ", ".join(i.area.value for i in host.failed_areas) + " not collected)"
         rules = ", ".join(sorted({f.rule_id for f in host.findings})) or "none"
         lines.append(f"| {md(host.host)} | {status} | {md(host.exchange_version or '')} | {rules} |")
     for org in report.organizations:
@@ -62,11 +70,23 @@ def render(report: ScanReport) -> str:
             lines.extend(_finding(finding))
             lines.append(f"  - servers ({len(finding.servers)}): {md(_servers(finding.servers))}")
     for host in report.hosts:
-        if host.status is HostStatus.SCANNED and not host.findings:
+        if host.status is HostStatus.SCANNED and not host.findings and not host.partial:
             continue
         lines += ["", f"### {md(host.host)}", ""]
         if host.error is not None:
             lines.append(f"Not scanned ({host.status.value}): {md(host.error)}")
         for finding in host.findings:
             lines.extend(_finding(finding))
+        for issue in host.failed_areas:
+            area = f"`{issue.area.value}` ({md(issue.area.description)})"
+            lines.append(f"- **not collected** {area}: {md(issue.reason)}")
+        shown = {issue.area.value for issue in host.failed_areas}
+        for skipped in host.not_judged:
+            # Where the area is listed just above, that line holds the reason in full.
+            why = (
+                f"reads {', '.join(code(a) for a in skipped.areas)}, not collected on this host"
+                if set(skipped.areas) <= shown
+                else md(skipped.reason)
+            )
+            lines.append(f"- **not judged** `{skipped.rule_id}` ({md(skipped.title)}): {why}")
     return "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ STATUS_STYLE = {
     HostStatus.FAILED: "bold red",
     HostStatus.COMMAND_FAILED: "bold red",
 }
+PARTIAL_STYLE = "yellow"
 
 
 def _t(value: object, style: str = "") -> Text:
@@ -89,11 +90,41 @@ def org_table(org: OrgScan, limit: int = 20) -> Table:
     return table
 
 
+def _partial_rows(table: Table, host: HostScan) -> None:
+    """What could not be collected on a scanned host, and the rules that were not judged."""
+    for issue in host.failed_areas:
+        label = _t("not collected: ", "bold yellow")
+        label.append_text(_t(issue.area.value, "bold"))
+        table.add_row(_t("-", PARTIAL_STYLE), label, _t(f"{issue.area.description}: {issue.reason}"))
+    # One row per set of failed areas: the rules that read them, and why they were not judged.
+    # Where those areas have rows of their own just above, those rows hold the reason in full.
+    shown = {issue.area.value for issue in host.failed_areas}
+    groups: dict[tuple[str, ...], list[str]] = {}
+    reasons: dict[tuple[str, ...], str] = {}
+    for skipped in host.not_judged:
+        groups.setdefault(skipped.areas, []).append(skipped.rule_id)
+        reasons.setdefault(skipped.areas, skipped.reason)
+    for areas, rules in groups.items():
+        label = _t("not judged", "bold yellow")
+        for rule_id in rules:
+            label.append("\n")
+            label.append_text(_t(rule_id, "bold"))
+        they = "it reads" if len(rules) == 1 else "they read"
+        why = (
+            f"not judged: {they} {', '.join(areas)}, not collected on this host"
+            if set(areas) <= shown
+            else f"not judged: {reasons[areas]}"
+        )
+        table.add_row(_t("-", PARTIAL_STYLE), label, _t(why))
+
+
 def host_table(host: HostScan) -> Table:
     title = Text()
     title.append_text(_t(host.host, "bold"))
     title.append("  ")
     title.append_text(_t(host.status.value, STATUS_STYLE[host.status]))
+    if host.partial:
+        title.append_text(_t(", partial", PARTIAL_STYLE))
     if host.exchange_version:
         title.append_text(_t(f"  Exchange {host.exchange_version}"))
     table = _table(title)
@@ -101,8 +132,10 @@ def host_table(host: HostScan) -> Table:
         table.add_row(_t("-"), _t(host.status.value), _t(host.error))
     for finding in host.findings:
         _finding_row(table, finding)
+    _partial_rows(table, host)
     if host.error is None and not host.findings:
-        table.add_row(_t("-"), _t("-"), _t("no findings", "green"))
+        clean = "no findings in what was judged" if host.partial else "no findings"
+        table.add_row(_t("-"), _t("-"), _t(clean, PARTIAL_STYLE if host.partial else "green"))
     return table
 
 
@@ -115,6 +148,10 @@ def render(report: ScanReport, console: Console) -> None:
     for key in ("unreachable", "auth-failed", "unsupported", "failed", "command-failed"):
         if summary[key]:
             line.append_text(_t(f", {summary[key]} {key}", "bold red"))
+    if summary["partial"]:
+        count = summary["not_judged"]
+        partial = f", {summary['partial']} partial ({count} rule{'' if count == 1 else 's'} not judged)"
+        line.append_text(_t(partial, "bold yellow"))
     line.append_text(_t(f"; {summary['findings']} findings on {summary['hosts_with_findings']} hosts"))
     line.append_text(_t(f"  (source {report.source}, exit {report.exit_code})", "dim"))
     console.print(line)

@@ -104,6 +104,7 @@ class PageView:
     outstanding: int  # findings that stay after the plan
     restarting: tuple[str, ...]  # hosts whose transport service apply restarts
     hosts: tuple[HostView, ...]
+    partial: tuple[str, ...] = ()  # hosts where a fact area could not be collected
 
 
 def _script(name: str, text: str, host: HostPlan) -> ScriptView:
@@ -143,6 +144,7 @@ def page_view(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str) -
         outstanding=sum(len(h.outstanding) for h in plan.units),
         restarting=tuple(h.host for h in plan.hosts if _restarts(h)),
         hosts=tuple(hosts),
+        partial=tuple(h.host for h in plan.hosts if h.failed_areas),
     )
 
 

@@ -109,6 +109,14 @@ def _summary(plan: Plan) -> list[str]:
             f"{_plural(outstanding, 'finding')} {verb} after this plan; each says what stands in its way "
             "(see Not fixed by this plan)."
         )
+    partial = [h for h in plan.hosts if h.failed_areas]
+    if partial:
+        names = ", ".join(markdown(h.host) for h in partial)
+        lines.append(
+            f"**Not everything was looked at** on {names}: some facts could not be read there, and the "
+            "checks that need them were not made (see \"Not judged\" under each server). The plan cannot "
+            "fix what was not judged."
+        )
     lines.append("Nothing has been changed yet. Nothing changes until someone runs the apply command below.")
     lines.append("")
     return lines
@@ -163,6 +171,24 @@ def _finding(finding: Finding) -> list[str]:
     return lines
 
 
+def _not_judged(host: HostPlan) -> list[str]:
+    """The areas not collected on the host and the checks not made because of them."""
+    if not host.failed_areas and not host.not_judged:
+        return []
+    lines = ["### Not judged", "", "Facts exfix could not collect on this server:", ""]
+    for issue in host.failed_areas:
+        area = f"{markdown_code(issue.area.value)} ({markdown(issue.area.description)})"
+        lines.append(f"- {area}: {markdown(issue.reason)}")
+    lines.append("")
+    if host.not_judged:
+        lines.extend(["So these checks were not made here (neither a finding nor a clean result):", ""])
+        for skipped in host.not_judged:
+            areas = ", ".join(markdown_code(a) for a in skipped.areas)
+            lines.append(f"- {markdown_code(skipped.rule_id)} ({markdown(skipped.title)}): needs {areas}")
+        lines.append("")
+    return lines
+
+
 def _heading(unit: HostPlan) -> list[str]:
     if unit.level is Level.HOST:
         return [
@@ -203,6 +229,7 @@ def _host(host: HostPlan, rendered: RenderedHost) -> list[str]:
         lines.extend(["No findings.", ""])
     for finding in host.findings:
         lines.extend(_finding(finding))
+    lines.extend(_not_judged(host))
     lines.extend(["### Steps", ""])
     if host.actions:
         lines.append("| # | what | runs by | interrupts mail flow |")

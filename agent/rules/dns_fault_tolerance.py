@@ -9,7 +9,7 @@ preference becomes undeliverable ("DNS query failure sensitivity", Exchange 2013
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts
+from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import SetDnsFaultTolerance, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
@@ -33,6 +33,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-dns-fault-tolerance",
     data=SetDnsFaultTolerance,
+    reads=(CollectionArea.EDGE_CONFIG,),
     explains=(Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)),),
 )
 

@@ -5,7 +5,7 @@ or a server that is gone; messages then sit in Ready/Retry ("Error 451 4.4.0: DN
 
 from __future__ import annotations
 
-from agent.model.facts import DnsLookupSettings, HostFacts
+from agent.model.facts import CollectionArea, DnsLookupSettings, HostFacts
 from agent.model.finding_data import LookupSide, SymptomScope, UnreachableDnsServer
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
@@ -31,6 +31,11 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     data=UnreachableDnsServer,
+    # The mail path decides which settings matter (agent/rules/_mail_path.py): the send
+    # connectors, and the queues whose next hops they route.
+    reads=(
+        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
+    ),
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)

@@ -4,7 +4,10 @@ A rule names its fix by id; what the fix changes and whether it interrupts mail 
 fix's own declaration (agent/fixes: FixSpec), and the fix registry checks that every fix id a
 rule names exists. A cause rule also declares which symptoms it explains (``explains``): the
 symptom-to-cause table evaluate links by is derived from these. Each rule names the class of
-the data its findings carry (``data``, agent/model/finding_data.py), which names the rule back.
+the data its findings carry (``data``, agent/model/finding_data.py), which names the rule back,
+and the fact areas it reads (``reads``): on a host where one of them could not be collected the
+rule is not run but reported as not judged (agent.evaluate), so that a missing area is never
+mistaken for a clean one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from agent.model.facts import CollectionArea
 from agent.model.finding_data import FindingData, RemoteDomain, SymptomScope
 from agent.model.findings import Level, Severity
 
@@ -54,6 +58,9 @@ class RuleMetadata:
     references: tuple[str, ...]  # "KB3007623" or https URLs of Microsoft docs
     fix_id: str | None
     data: type[FindingData]  # the class of its findings' data; its RULE is this id
+    # Every fact area its evaluate reads (agent.model.facts.CollectionArea), at least one: where
+    # one of them failed on a host, the rule is not judged there.
+    reads: tuple[CollectionArea, ...]
     explains: tuple[Explains, ...] = ()  # the symptoms this cause explains, and at which scopes
     level: Level = Level.HOST  # ORGANIZATION: one finding per organisation, naming the servers
 
@@ -85,6 +92,13 @@ class RuleMetadata:
                 problems.append(f"explains {explained.symptom!r} at no scope")
             if not all(isinstance(scope, SymptomScope) for scope in explained.scopes):
                 problems.append(f"explains {explained.symptom!r} at a scope that is no SymptomScope")
+        if not self.reads:
+            problems.append("reads no fact area (declare the CollectionAreas its evaluate reads)")
+        for area in self.reads:
+            if not isinstance(area, CollectionArea):
+                problems.append(f"reads {area!r}, which is not a CollectionArea")
+        if len(set(self.reads)) != len(self.reads):
+            problems.append("reads an area twice")
         if not (isinstance(self.data, type) and issubclass(self.data, FindingData)):
             problems.append(f"data {self.data!r} is not a FindingData class")
         else:
@@ -105,4 +119,5 @@ class RuleMetadata:
             "explanation": self.explanation,
             "references": list(self.references),
             "fix_id": self.fix_id,
+            "reads": [area.value for area in self.reads],
         }

@@ -14,7 +14,7 @@ finding.
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts
+from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import EnableRegistration, SymptomScope
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
@@ -39,6 +39,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="enable-nic-dns-registration",
     data=EnableRegistration,
+    reads=(CollectionArea.NICS,),
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)

@@ -9,7 +9,7 @@ cannot answer the AD domain controllers' SRV record."""
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts, is_public_address
+from agent.model.facts import CollectionArea, HostFacts, is_public_address
 from agent.model.finding_data import SetNicDnsServers, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
@@ -34,6 +34,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-nic-dns-servers",
     data=SetNicDnsServers,
+    reads=(CollectionArea.NICS,),
     explains=(Explains("queue-dns-failure", (SymptomScope.INTERNAL,)),),
 )
 

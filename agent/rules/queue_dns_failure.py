@@ -11,7 +11,7 @@ Queues are grouped by scope, one finding each:
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts, QueueFacts, QueueScope, normalize_name
+from agent.model.facts import CollectionArea, HostFacts, QueueFacts, QueueScope, normalize_name
 from agent.model.finding_data import QueueSymptom, SymptomScope
 from agent.model.findings import Finding, Severity
 from agent.rules import _common as c
@@ -36,6 +36,7 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     data=QueueSymptom,
+    reads=(CollectionArea.QUEUES,),
 )
 
 

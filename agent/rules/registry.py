@@ -21,6 +21,7 @@ from agent.model.findings import Finding
 from agent.rules import (
     dns_fault_tolerance,
     dns_server_unreachable,
+    edge_transport_config_malformed,
     nic_dns_registration_disabled,
     nic_external_dns_server,
     queue_dns_failure,
@@ -46,6 +47,7 @@ RULE_MODULES: tuple[Any, ...] = (
     remote_domain_no_mail_dns,
     dns_server_unreachable,
     dns_fault_tolerance,
+    edge_transport_config_malformed,
 )
 
 RuleFunction = Callable[[HostFacts], "tuple[Finding, ...]"]

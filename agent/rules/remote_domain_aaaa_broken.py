@@ -10,7 +10,7 @@ IPv4 address as smart host, delivers without the AAAA lookup."""
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts
+from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import AddSmartHostConnector, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Level, Severity
 from agent.model.probe import Outcome
@@ -35,6 +35,11 @@ METADATA = RuleMetadata(
     ),
     fix_id="add-smarthost-send-connector",
     data=AddSmartHostConnector,
+    # The transport settings, connectors and NICs decide whether external resolution as a whole is
+    # broken, which makes one failing domain say nothing about that domain's own DNS.
+    reads=(
+        CollectionArea.QUEUES, CollectionArea.TRANSPORT, CollectionArea.SEND_CONNECTORS, CollectionArea.NICS
+    ),
     explains=(
         Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN), same_domain=True),
     ),

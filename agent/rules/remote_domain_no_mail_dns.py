@@ -4,7 +4,7 @@ Failed - Fix Guide", scenario 1; RFC 5321 5.1: no MX means the A record is the i
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts
+from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import DomainWithoutMailDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Level, Severity
 from agent.model.probe import Outcome
@@ -28,6 +28,11 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     data=DomainWithoutMailDns,
+    # The transport settings, connectors and NICs decide whether external resolution as a whole is
+    # broken, which makes one failing domain say nothing about that domain's own DNS.
+    reads=(
+        CollectionArea.QUEUES, CollectionArea.TRANSPORT, CollectionArea.SEND_CONNECTORS, CollectionArea.NICS
+    ),
     explains=(
         Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN), same_domain=True),
     ),

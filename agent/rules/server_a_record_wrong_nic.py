@@ -17,7 +17,7 @@ this rule fires: the fix is the same registration fix, and this finding says mor
 
 from __future__ import annotations
 
-from agent.model.facts import HostFacts, NicFacts
+from agent.model.facts import CollectionArea, HostFacts, NicFacts
 from agent.model.finding_data import RegisterMapiNic, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Vantage
@@ -29,6 +29,7 @@ METADATA = RuleMetadata(
     title="The server's A record points at a network adapter that is not the MAPI adapter",
     severity=Severity.HIGH,
     kind=RuleKind.CAUSE,
+    reads=(CollectionArea.NICS,),
     explanation=(
         "Windows puts the server's name in DNS with the address of every network adapter that has "
         "'Register this connection's addresses in DNS' turned on. Here the name points at an adapter "

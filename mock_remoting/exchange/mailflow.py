@@ -274,10 +274,20 @@ def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
     queue.next_retry = now + RETRY_INTERVAL
 
 
-def restart_transport(org: Organization, host: HostState) -> None:
-    """MSExchangeTransport (re)starts: it re-reads its configuration and retries every queue."""
+def restart_transport(org: Organization, host: HostState) -> bool:
+    """MSExchangeTransport (re)starts: it re-reads its configuration and retries every queue.
+
+    False when it stops and cannot start again because EdgeTransport.exe.config does not load
+    (MSExchangeTransport event 14004, "The worker process has failed to load application
+    configuration file"): then it stays stopped and no queue moves until the file is repaired
+    and the service started again."""
+    if not host.config_loads:
+        host.transport_running = False
+        host.failed_starts += 1
+        return False
     host.transport_running = True
     host.cache = host.read_cache()
     host.transport_starts += 1
     for queue in host.queues:
         run_attempt(org, host, queue)
+    return True

@@ -25,12 +25,14 @@ from typing import Any, Literal
 
 from agent.errors import ScenarioError
 from agent.model.document import Document, Invalid, KeyPath, Loaded, between, each, key, text
+from agent.model.facts import CollectionArea
 from agent.rules.registry import RULES_BY_ID
 from mock_remoting.dns.world import DnsWorld
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 RULE_IDS = tuple(RULES_BY_ID)  # what expect.rules may name: exfix's own rule registry
+AREA_NAMES = tuple(area.value for area in CollectionArea)  # what expect.failed_areas may name
 
 ExternalDelivery = Literal["DnsConnectorDelivery", "SmartHostConnectorDelivery"]
 InternalDelivery = Literal[
@@ -189,6 +191,10 @@ class HostSpec:
     replay: Mapping[str, Path]
     faults: Mapping[str, Any]
     expect_rules: tuple[str, ...]
+    # EdgeTransport.exe.config as the host has it, when the scenario gives the file itself (as
+    # Get-Content -Raw returns it: decoded, line breaks as in the file); None: the lab writes it.
+    edge_config_text: str | None = None
+    expect_failed_areas: tuple[str, ...] = ()  # the fact areas exfix must report not collected
 
     @property
     def major(self) -> int:
@@ -231,9 +237,28 @@ class Scenario:
 # --- the file's shape ------------------------------------------------------------------------
 
 
+def _areas(value: tuple[str, ...]) -> tuple[str, ...]:
+    for i, item in enumerate(value):
+        if item not in AREA_NAMES:
+            raise Invalid(f"{item!r} is not a fact area ({', '.join(AREA_NAMES)})", at=(i,))
+    return tuple(dict.fromkeys(value))
+
+
 @dataclass(frozen=True, slots=True)
 class _Expect:
     rules: tuple[str, ...] = field(default=(), metadata=key(check=_rule_ids))
+    # The fact areas exfix must report as not collected on the host (exfix's CollectionArea).
+    failed_areas: tuple[str, ...] = field(default=(), metadata=key(check=_areas))
+
+
+@dataclass(frozen=True, slots=True)
+class _EdgeConfigFile:
+    """The host's EdgeTransport.exe.config itself: ``text`` inline, or ``file``, a path
+    relative to the scenario file, read as bytes and decoded as Windows PowerShell's Get-Content
+    decodes it (by its byte-order mark; without one, as the ANSI code page, Windows-1252)."""
+
+    text: str | None = field(default=None, metadata=key(check=_TEXT))
+    file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +291,7 @@ class _HostFile:
     edition: str = field(default="Standard", metadata=key(check=_TEXT))
     transport: TransportSpec = TransportSpec()
     dns_fault_tolerance: FaultTolerance | None = field(default=None, metadata=_CHOICE)
+    edge_transport_config: _EdgeConfigFile | None = None
     transport_service: Literal["Running", "Stopped"] = field(default="Running", metadata=_CHOICE)
     queues: tuple[QueueSpec, ...] = ()
     replay: Mapping[str, str] = field(default_factory=dict)  # cmdlet -> Export-Clixml capture
@@ -362,6 +388,12 @@ class _Builder:
                 ("expect", "rules"),
                 f"must be the union of the hosts' expect.rules ({', '.join(sorted(set(host_rules)))})",
             )
+        host_areas = {a for h in hosts for a in h.expect_failed_areas}
+        if host_areas != set(top.expect.failed_areas) and (host_areas or any(h.expect_rules for h in hosts)):
+            raise self.fail(
+                ("expect", "failed_areas"),
+                f"must be the union of the hosts' expect.failed_areas ({', '.join(sorted(host_areas))})",
+            )
         return Scenario(
             name=self.path.stem if top.name is None else top.name,
             description=top.description,
@@ -442,6 +474,7 @@ class _Builder:
             if not capture.is_file():
                 raise self.fail(at, f"capture file not found: {capture}")
             replay[cmdlet.lower()] = capture
+        edge_text = self.edge_config(entry, where)
         return HostSpec(
             name=name,
             fqdn=fqdn,
@@ -456,7 +489,37 @@ class _Builder:
             replay=replay,
             faults=dict(entry.faults),
             expect_rules=entry.expect.rules,
+            edge_config_text=edge_text,
+            expect_failed_areas=entry.expect.failed_areas,
         )
+
+    def edge_config(self, entry: _HostFile, where: KeyPath) -> str | None:
+        given = entry.edge_transport_config
+        if given is None:
+            return None
+        at = (*where, "edge_transport_config")
+        if entry.dns_fault_tolerance is not None:
+            raise self.fail(
+                (*where, "dns_fault_tolerance"),
+                "put DnsFaultTolerance in the edge_transport_config file, not beside it",
+            )
+        if (given.text is None) == (given.file is None):
+            raise self.fail(at, "give exactly one of text (the file inline) or file (a path to it)")
+        if given.text is not None:
+            if not given.text.strip():
+                raise self.fail((*at, "text"), "the file is empty")
+            return given.text
+        assert given.file is not None
+        path = Path(given.file)
+        if not path.is_absolute():
+            path = (self.path.parent / path).resolve()
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise self.fail((*at, "file"), f"cannot read {path}: {error.strerror or error}") from None
+        if len(data) > 4 * 1024 * 1024:
+            raise self.fail((*at, "file"), f"{path} is larger than 4 MiB")
+        return decode_like_get_content(data)
 
     def listed_servers(self, servers: Sequence[str], where: KeyPath, world: DnsWorld) -> None:
         # Every server a host starts with must exist, so the lab runs a responder for it
@@ -534,6 +597,18 @@ class _Builder:
                 (*where, "smart_hosts"), "dns_routing_enabled: false needs at least one smart host"
             )
         return replace(entry, source_transport_servers=tuple(sources))
+
+
+def decode_like_get_content(data: bytes) -> str:
+    """A file's bytes as Windows PowerShell 5.1's Get-Content -Raw returns them: decoded by the
+    byte-order mark, which it drops (UTF-8, UTF-16 LE or BE), else as the system's ANSI code
+    page (Windows-1252 on an en-US server); line breaks are kept as they are in the file
+    ("Get-Content", PowerShell docs: -Raw returns the whole file as one string, newlines
+    preserved)."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, errors="replace")
+    return data.decode("cp1252", errors="replace")
 
 
 # --- address spaces ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mock_remoting.dns.world import DnsWorld
+from mock_remoting.exchange import edgeconfig
 from mock_remoting.exchange.scenario import (
     AddressSpace,
     ConnectorSpec,
@@ -259,6 +260,15 @@ class HostState:
     cache: TransportCache
     transport_starts: int = 1
     dns_cache_clears: int = 0
+    # EdgeTransport.exe.config as the scenario gave it, served as it is (None: the lab writes
+    # the file from dns_fault_tolerance).
+    edge_config_text: str | None = None
+    failed_starts: int = 0  # restarts after which transport did not come up (the file did not load)
+
+    @property
+    def config_loads(self) -> bool:
+        """Whether a starting transport can load EdgeTransport.exe.config."""
+        return self.edge_config_text is None or edgeconfig.read(self.edge_config_text).loads
 
     @property
     def name(self) -> str:
@@ -312,15 +322,21 @@ class HostState:
         )
         nics = [Nic.from_spec(n, spec.fqdn) for n in spec.nics]
         queues = [Queue.from_spec(i + 1, q) for i, q in enumerate(spec.queues)]
+        fault_tolerance = spec.dns_fault_tolerance
+        if spec.edge_config_text is not None:
+            fault_tolerance = edgeconfig.read(spec.edge_config_text).dns_fault_tolerance
         state = cls(
             spec,
             nics,
             transport,
-            spec.dns_fault_tolerance,
+            fault_tolerance,
             spec.transport_running,
             queues,
             cache=TransportCache(True, (), True, (), (), "Lenient"),
+            edge_config_text=spec.edge_config_text,
         )
+        # A transport running on a file that does not load started before the file was broken:
+        # from an earlier, valid copy whose DnsFaultTolerance the lab cannot know (the default).
         state.cache = state.read_cache()
         return state
 

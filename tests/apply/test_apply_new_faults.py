@@ -84,7 +84,7 @@ def test_without_the_servers_the_plan_refuses_the_nic_step_and_says_why(tmp_path
         assert full_state(fleet.lab, HOST) == untouched
 
         plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
-        assert plan["schema"] == "exfix.plan/3"
+        assert plan["schema"] == "exfix.plan/4"
         (host,) = plan["hosts"]
         assert host["actions"] == [] and plan["organizations"] == []
         (refusal,) = [a for a in host["advisories"] if a["kind"] == AdvisoryKind.WOULD_BREAK.value]

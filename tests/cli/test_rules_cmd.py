@@ -42,7 +42,9 @@ def test_json_is_the_full_catalogue() -> None:
         "references",
         "fix_id",
         "fix_disrupts_mail_flow",
+        "reads",
     }
+    assert first["reads"] == ["queues"]  # the fact areas it reads: not judged where one failed
 
 
 def test_unknown_format_is_a_usage_error() -> None:

@@ -106,5 +106,20 @@ def test_edge_transport_config_e16(real: Path) -> None:
     text = (real / "E16/Exchange/EdgeTransport.exe.config").read_bytes().decode("utf-8")
     assert text.startswith("\ufeff")
     assert edge_config.parse_dns_fault_tolerance(text) == "Lenient"
+    assert edge_config.read_file(text, host="solo-e16a", path="C:\\x").well_formed
     facts = edge_config.parse((text,), host="solo-e16a", path="C:\\x\\Bin\\EdgeTransport.exe.config")  # type: ignore[arg-type]
     assert facts.key_present and facts.is_lenient
+
+
+def test_the_real_edge_transport_config_made_malformed_names_its_line(real: Path) -> None:
+    # The real file with the fault exfix meets in the field: a hand edit with typographic quotes
+    # pasted from a web page. The position is the file's own (its BOM and declaration included).
+    text = (real / "E16/Exchange/EdgeTransport.exe.config").read_bytes().decode("utf-8")
+    lines = text.split("\n")
+    number = next(i for i, line in enumerate(lines, 1) if 'key="DnsFaultTolerance"' in line)
+    edited = lines[number - 1].replace('value="Lenient"', "value=\u201dNormal\u201d")
+    lines[number - 1] = edited
+    error = edge_config.read_file("\n".join(lines), host="solo-e16a", path="C:\\x").xml_error
+    assert error is not None and error.message == "not well-formed (invalid token)"
+    assert (error.line, error.column) == (number, edited.index("\u201d") + 1)
+    assert error.text == edited

@@ -221,6 +221,19 @@ def test_remote_domain_no_mail_dns(tmp_path: Path) -> None:
     symptoms_name(host, cause)
 
 
+def test_edge_transport_config_malformed() -> None:
+    # EX02's file has typographic quotes on line 25; its NIC fault is found beside it.
+    run = scan_shipped("edge-config-malformed")
+    (ex02,) = [h for h in run.doc["hosts"] if h["host"].startswith("ex02")]
+    finding = the_finding({**ex02, "findings": run.findings_for(ex02)}, "edge-transport-config-malformed")
+    assert finding["subject"].endswith("\\Bin\\EdgeTransport.exe.config") and finding["fix"] is None
+    (read,) = evidence(finding, "Get-Content")
+    assert (read["values"]["line"], read["values"]["column"]) == (25, 14)
+    assert read["values"]["XML error"] == "not well-formed (invalid token)"
+    assert "\u201dDnsFaultTolerance\u201d" in read["values"]["text of the line"]
+    assert not finding["explained_by"] and finding["severity"] == "high"
+
+
 def test_every_rule_has_a_test_here() -> None:
     from agent.rules.registry import RULES_BY_ID
 

@@ -1,5 +1,7 @@
 """Every shipped scenario, scanned end to end: the lab on real sockets, `exfix scan --lab NAME
---format json`, the reported rules compared with the scenario file's own ``expect.rules``.
+--format json`, the reported rules compared with the scenario file's own ``expect.rules``, and
+the fact areas reported as not collected with its ``expect.failed_areas`` (none, unless the
+scenario says so).
 
 The expectations are read from the YAML, not repeated here, so a scenario and its test cannot
 drift apart: per host where the hosts carry their own ``expect``, else for the whole fleet.
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.rules.registry import RULES_BY_ID
 from e2e.conftest import SCENARIOS, Run, scan_shipped
 
 pytestmark = pytest.mark.lab
@@ -45,6 +48,18 @@ def expected_rules(name: str) -> dict[str, set[str]]:
     return {"*": fleet}
 
 
+def expected_failed_areas(name: str) -> dict[str, set[str]]:
+    """Per host FQDN, the fact areas the scenario file says exfix must report not collected."""
+    data = yaml.safe_load((SCENARIOS / f"{name}.yaml").read_text(encoding="utf-8"))
+    fleet = set((data.get("expect") or {}).get("failed_areas") or ())
+    ad_domain = data["organization"]["ad_domain"]
+    out: dict[str, set[str]] = {}
+    for spec in data["hosts"]:
+        fqdn = str(spec.get("fqdn") or f"{spec['name']}.{ad_domain}").lower()
+        out[fqdn] = set((spec.get("expect") or {}).get("failed_areas") or ()) if "expect" in spec else fleet
+    return out
+
+
 def check_scan(name: str, run: Run, validate_scan: Callable[[Any], None]) -> None:
     doc = run.doc
     validate_scan(doc)
@@ -56,8 +71,20 @@ def check_scan(name: str, run: Run, validate_scan: Callable[[Any], None]) -> Non
         assert set().union(*reported.values()) == expected["*"], run.describe()
     else:
         assert reported == expected, run.describe()
+    # What could not be collected is exactly what the scenario says (nothing, for most), and
+    # every rule not judged reads one of those areas.
+    failed = {h["host"]: {a["area"] for a in h["failed_areas"]} for h in doc["hosts"]}
+    assert failed == expected_failed_areas(name), run.describe()
+    needs = {"edge_config": {"edge_config_file"}}  # the settings are read from the file
+    for host in doc["hosts"]:
+        mine = failed[host["host"]]
+        for skipped in host["not_judged"]:
+            assert all(a in mine or needs.get(a, set()) & mine for a in skipped["areas"]), run.describe()
+        assert bool(host["not_judged"]) == bool(host["failed_areas"]), run.describe()
     any_findings = any(reported.values())
-    assert run.exit_code == doc["exit_code"] == (2 if any_findings else 0), run.describe()
+    partial = any(failed.values())
+    assert run.exit_code == doc["exit_code"] == (2 if any_findings else 8 if partial else 0), run.describe()
+    assert doc["summary"]["partial"] == sum(1 for areas in failed.values() if areas)
     shared = [f for o in doc["organizations"] for f in o["findings"]]
     assert doc["summary"]["findings"] == len(shared) + sum(len(h["findings"]) for h in doc["hosts"])
     names = [h["host"] for h in doc["hosts"]]
@@ -70,7 +97,10 @@ def check_scan(name: str, run: Run, validate_scan: Callable[[Any], None]) -> Non
     for host in doc["hosts"]:
         mine = run.findings_for(host)
         ids = {f["id"]: f for f in mine}
-        causes = {f["rule"] for f in mine if f["rule"] != QUEUE_RULE}
+        # Every cause found that can explain a queue symptom does; a finding that explains none
+        # (a config file that would stop transport at its next start) is no cause of these.
+        explaining = {r.id for r in RULES_BY_ID.values() if r.metadata.explains}
+        causes = {f["rule"] for f in mine if f["rule"] in explaining}
         symptoms = [f for f in host["findings"] if f["rule"] == QUEUE_RULE]
         named: set[str] = set()
         for symptom in symptoms:
@@ -117,6 +147,7 @@ def test_the_shipped_scenarios_are_the_documented_ones() -> None:
         "dns-fault-tolerance-normal",
         "exchange-2010",
         "mixed-fleet",
+        "edge-config-malformed",
     }
 
 
@@ -211,7 +242,8 @@ def test_the_schema_rejects_a_missing_or_extra_key_anywhere(validate_scan: Calla
         lambda d: d["hosts"][1]["findings"][0].update(severity="urgent"),
         lambda d: d["hosts"][1]["findings"][0]["data"].update(bad={"nested": 1}),
         lambda d: d.update(exit_code=1),
-        lambda d: d.update(schema="exfix.scan/3"),
+        lambda d: d.update(schema="exfix.scan/4"),
+        lambda d: d.update(schema="exfix.scan/2"),  # a /2 document has no failed areas
         lambda d: d.update(schema="exfix.scan/1"),  # a /1 document has no command-failed count
         lambda d: d["summary"].update(hosts=-1),
     ]

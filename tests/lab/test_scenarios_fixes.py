@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pypsrp.powershell import PowerShell, PSInvocationState
 
+from agent.transport.clixml import from_pypsrp
 from lab._lab_client import Client, connect
 
 pytestmark = pytest.mark.lab
@@ -156,8 +157,11 @@ def test_fault_tolerance_is_visible_but_not_fixable_by_cmdlets(lab: Any) -> None
             "Get-ItemProperty", Path="HKLM:\\SOFTWARE\\Microsoft\\ExchangeServer\\v15\\Setup"
         )
         install = setup.extended_properties["MsiInstallPath"]
-        (text,) = client.os_("Get-Content", Path=install + "Bin\\EdgeTransport.exe.config", Raw=True)
-        assert '<add key="DnsFaultTolerance" value="Normal" />' in text
+        # The text travels as a string carrying Get-Content's note properties, which pypsrp 0.9
+        # keeps only as XML: read it as exfix does.
+        (item,) = client.os_("Get-Content", Path=install + "Bin\\EdgeTransport.exe.config", Raw=True)
+        (content,) = from_pypsrp(item)
+        assert '<add key="DnsFaultTolerance" value="Normal" />' in (content.to_string or "")
         _retry_changes_nothing(client)
         client.os_("Restart-Service", Name="MSExchangeTransport")
         assert client.queues()["adventure-works.com"]["Status"] == "Retry"

@@ -22,6 +22,7 @@ from agent.model.finding_data import (
     EnableRegistration,
     FindingData,
     FindingDataError,
+    MalformedEdgeConfig,
     QueueSymptom,
     RegisterMapiNic,
     SetDnsFaultTolerance,
@@ -104,6 +105,11 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
         SetDnsFaultTolerance("C:\\x\\EdgeTransport.exe.config", "Normal", "Lenient"),
         {"config_path": "C:\\x\\EdgeTransport.exe.config", "current_value": "Normal",
          "desired_value": "Lenient"},
+    ),
+    (
+        MalformedEdgeConfig("C:\\x\\EdgeTransport.exe.config", 12, 31, "mismatched tag"),
+        {"config_path": "C:\\x\\EdgeTransport.exe.config", "line": 12, "column": 31,
+         "xml_error": "mismatched tag"},
     ),
 )  # fmt: skip
 

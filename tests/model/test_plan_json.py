@@ -14,8 +14,9 @@ from agent.errors import FactsFileError
 from agent.evaluate import evaluate
 from agent.fixes.registry import KINDS
 from agent.model.command import SWITCH, CmdletCall, Endpoint
-from agent.model.facts import TransportNoun
+from agent.model.facts import AreaIssue, CollectionArea, TransportNoun
 from agent.model.finding_data import DATA_BY_RULE, EnableRegistration, SetInternalDns
+from agent.model.findings import NotJudged
 from agent.model.plan import (
     HostVars,
     Plan,
@@ -106,7 +107,7 @@ def _action(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "key"),
     [
-        (lambda d: d.update(schema="exfix.plan/4"), "schema"),
+        (lambda d: d.update(schema="exfix.plan/5"), "schema"),
         (lambda d: d.update(extra=1), "extra"),
         (lambda d: d.pop("digest"), "digest"),
         (lambda d: d.update(digest="ABC"), "digest"),
@@ -195,10 +196,48 @@ def test_a_plan_written_as_exfix_plan_2_still_reads_and_keeps_its_digest() -> No
     assert plan.compute_digest() == plan.digest
     assert plan.to_dict() == json.loads(text)  # encoded back as /2, key for key
     assert all(u.outstanding == () and u.consequences == () for u in plan.units)
+    assert all(h.failed_areas == () and h.not_judged == () for h in plan.hosts)
     stray = json.loads(text)
     stray["hosts"][0]["outstanding"] = []
     with pytest.raises(FactsFileError, match="outstanding"):
         plan_from_dict(stray, check_digest=False)
+
+
+V3_PLAN = Path(__file__).resolve().parents[1] / "data" / "plan-v3-mixed-fleet.json"
+
+
+def test_a_plan_written_as_exfix_plan_3_still_reads_and_keeps_its_digest() -> None:
+    # Written by exfix before plans named the fact areas they could not collect (exfix.plan/3,
+    # mixed-fleet lab).
+    text = V3_PLAN.read_text(encoding="utf-8")
+    plan = plan_from_json(text, source=str(V3_PLAN), kinds=KINDS)
+    assert plan.schema == "exfix.plan/3" and plan.organizations
+    assert plan.compute_digest() == plan.digest
+    assert plan.to_dict() == json.loads(text)  # encoded back as /3, key for key
+    assert all(h.failed_areas == () and h.not_judged == () for h in plan.hosts)
+    stray = json.loads(text)
+    stray["hosts"][0]["not_judged"] = []
+    with pytest.raises(FactsFileError, match="not_judged"):
+        plan_from_dict(stray, check_digest=False)
+
+
+def test_a_plan_records_the_failed_areas_and_the_rules_not_judged_inside_its_digest() -> None:
+    plan = sample()
+    host = plan.hosts[0]
+    partial = dataclasses.replace(
+        host,
+        failed_areas=(AreaIssue(CollectionArea.QUEUES, "Get-Queue: access denied"),),
+        not_judged=(NotJudged("queue-dns-failure", host.host, "Queues fail", ("queues",), "it reads it"),),
+    )
+    changed = dataclasses.replace(plan, hosts=(partial, *plan.hosts[1:]))
+    assert changed.compute_digest() != plan.compute_digest()  # the board approves what was not judged
+    signed = dataclasses.replace(changed, digest=changed.compute_digest())
+    again = plan_from_json(signed.to_json(), source="plan.json", kinds=KINDS)
+    assert again.hosts[0].failed_areas == partial.failed_areas
+    assert again.hosts[0].not_judged == partial.not_judged
+    data = json.loads(signed.to_json())
+    data["hosts"][0]["failed_areas"][0]["area"] = "registry"
+    assert _key_of(data) == "hosts[0].failed_areas[0].area"
 
 
 def test_calls_read_on_their_own_name_their_place_in_the_file() -> None:

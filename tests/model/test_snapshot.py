@@ -10,7 +10,14 @@ import pytest
 from agent.errors import FactsFileError
 from agent.evaluate import evaluate
 from agent.model import snapshot
-from agent.model.facts import EdgeTransportConfigFacts
+from agent.model.facts import (
+    AreaIssue,
+    CollectionArea,
+    CollectionStatus,
+    EdgeConfigFileFacts,
+    EdgeTransportConfigFacts,
+    XmlSyntaxError,
+)
 from agent.model.probe import Outcome, Vantage
 from support.facts_builders import (
     INTERNAL_DNS,
@@ -48,10 +55,66 @@ def rich_host() -> Any:
 def test_round_trip_through_json_is_equal() -> None:
     hosts = (rich_host(), host(name="ex02.contoso.local", no_transport=True))
     text = snapshot.to_json(hosts)
-    assert json.loads(text)["schema"] == "exfix.facts/2"
+    assert json.loads(text)["schema"] == "exfix.facts/3"
     again = snapshot.from_json(text, source="facts.json")
     assert again == hosts
     assert evaluate(again[0]) == evaluate(hosts[0])
+
+
+def partial_host() -> Any:
+    """A host whose EdgeTransport.exe.config was read but is not well-formed XML."""
+    path = "C:\\x\\Bin\\EdgeTransport.exe.config"
+    facts = host(edge=None)
+    return dataclasses.replace(
+        facts,
+        edge_config_file=EdgeConfigFileFacts(path, XmlSyntaxError(12, 31, "mismatched tag", "</a>")),
+        status=CollectionStatus(
+            facts.status.transport_noun,
+            (AreaIssue(CollectionArea.EDGE_CONFIG, f"Get-Content: {path}: not well-formed XML: line 12"),),
+        ),
+    )
+
+
+def test_failed_areas_and_the_file_as_read_round_trip() -> None:
+    hosts = (partial_host(),)
+    again = snapshot.from_json(snapshot.to_json(hosts), source="facts.json")
+    assert again == hosts
+    assert again[0].status.failed_areas == (CollectionArea.EDGE_CONFIG,)
+    assert again[0].edge_config_file is not None and again[0].edge_config_file.xml_error is not None
+
+
+def _as_2(data: dict[str, Any]) -> dict[str, Any]:
+    # What exfix wrote as exfix.facts/2: no edge_config_file, and one edge_config area for both
+    # reading the file and parsing it.
+    data = copy.deepcopy(data)
+    data["schema"] = "exfix.facts/2"
+    for old in data["hosts"]:
+        del old["edge_config_file"]
+        for issue in old["status"]["issues"]:
+            if issue["area"] == "edge_config_file":
+                issue["area"] = "edge_config"
+    return data
+
+
+def test_a_snapshot_written_as_exfix_facts_2_still_reads() -> None:
+    # A host whose settings were read: the file was read and well-formed.
+    (facts,) = snapshot.from_dict(_as_2(snapshot.to_dict([rich_host()])))
+    assert facts.edge_config == rich_host().edge_config
+    assert facts.edge_config_file == EdgeConfigFileFacts("C:\\x\\Bin\\EdgeTransport.exe.config")
+    assert evaluate(facts) == evaluate(rich_host())
+    # A host where /2 said edge_config was not collected: nothing is known of the file either,
+    # so neither rule about it is judged.
+    unread = dataclasses.replace(
+        host(),
+        status=CollectionStatus(
+            host().status.transport_noun,
+            (AreaIssue(CollectionArea.EDGE_CONFIG_FILE, "Get-Content: Cannot find path"),),
+        ),
+    )
+    (facts,) = snapshot.from_dict(_as_2(snapshot.to_dict([unread])))
+    assert facts.edge_config_file is None
+    assert [i.area for i in facts.status.issues] == [CollectionArea.EDGE_CONFIG_FILE]
+    assert not facts.status.collected(CollectionArea.EDGE_CONFIG)
 
 
 def good() -> dict[str, Any]:
@@ -67,7 +130,16 @@ def broken(mutate: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("mutate", "key", "problem"),
     [
-        (lambda d: d.update(schema="exfix.facts/3"), "schema", "is not one of: exfix.facts/1, exfix.facts/2"),
+        (
+            lambda d: d.update(schema="exfix.facts/4"),
+            "schema",
+            "is not one of: exfix.facts/1, exfix.facts/2, exfix.facts/3",
+        ),
+        (
+            lambda d: d["hosts"][0]["status"].update(issues=[{"area": "registry", "reason": "x"}]),
+            "hosts[0].status.issues[0].area",
+            "is not one of",
+        ),
         (lambda d: d.pop("organizations"), "organizations", "missing"),
         (lambda d: d["hosts"][0].update(org=7), "hosts[0].org", "index of one of the 1 organizations"),
         (lambda d: d.pop("hosts"), "hosts", "missing"),

@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 
 from agent.evaluate import evaluate
-from agent.model.facts import EdgeTransportConfigFacts, HostFacts
+from agent.model.facts import (
+    AreaIssue,
+    CollectionArea,
+    EdgeConfigFileFacts,
+    EdgeTransportConfigFacts,
+    HostFacts,
+    XmlSyntaxError,
+)
 from agent.model.plan import RESTART_KIND, AdvisoryKind, FactArea, FactRef, HostVars, Plan
 from agent.model.probe import Outcome
 from agent.planning import build_plan, fingerprint_for, host_fingerprint
@@ -241,3 +248,29 @@ def test_two_hosts_are_planned_in_order_and_duplicates_refused() -> None:
     assert plan.hosts[1].actions == ()
     with pytest.raises(ValueError):
         plan_for(broken(), broken())
+
+
+def test_a_host_whose_edge_config_does_not_load_gets_no_restart_from_apply() -> None:
+    """Transport would not start again with the file as it is (MSExchangeTransport 14004): the
+    restart the changes need is left to a person, with the reason, and the plan says which
+    areas it could not take into account."""
+    error = XmlSyntaxError(25, 14, "not well-formed (invalid token)", "<add key=\u201dx\u201d/>")
+    issue = AreaIssue(CollectionArea.EDGE_CONFIG, f"Get-Content: {EDGE_CONFIG}: not well-formed XML")
+    facts = host(
+        nics=(mapi_nic(register_this_connections_address=False), replication_nic()),
+        edge_file=EdgeConfigFileFacts(EDGE_CONFIG, error),
+        issues=(issue,),
+    )
+    (hp,) = plan_for(facts).hosts
+    (restart,) = [a for a in hp.actions if a.kind == RESTART_KIND]
+    assert restart.manual and "line 25, column 14" in restart.description
+    assert [a.kind for a in hp.automatic] == ["enable-nic-dns-registration", "register-dns-client"]
+    (hold,) = [a for a in hp.advisories if a.kind is AdvisoryKind.CANNOT_PLAN]
+    assert hold.fix_id == "restart-transport" and "would not start again" in hold.message
+    (malformed,) = [f for f in hp.findings if f.rule_id == "edge-transport-config-malformed"]
+    assert hold.finding_ids == (malformed.id,)
+    assert hp.failed_areas == (issue,)
+    assert [j.rule_id for j in hp.not_judged] == ["dns-fault-tolerance"]
+    # Without the file's fault, the same change restarts transport through apply, as always.
+    (fine,) = plan_for(dataclasses.replace(facts, edge_config_file=None)).hosts
+    assert not next(a for a in fine.actions if a.kind == RESTART_KIND).manual

@@ -172,7 +172,7 @@ def test_plan_3_round_trips_its_consequences_and_outstanding_findings() -> None:
     for variables in (HostVars(), HostVars((PUBLIC,))):
         plan = plan_of(half_public(), variables=variables)
         again = plan_from_json(plan.to_json())
-        assert again == plan and again.schema == "exfix.plan/3"
+        assert again == plan and again.schema == "exfix.plan/4"
     assert addressed(plan.units) >= {a for a in plan.hosts[0].actions[0].finding_ids}
 
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from agent.model.facts import CollectionArea
 from agent.model.finding_data import (
     DATA_BY_RULE,
     FINDING_DATA,
@@ -47,6 +48,7 @@ EXPECTED_IDS = (
     "remote-domain-no-mail-dns",
     "dns-server-unreachable",
     "dns-fault-tolerance",
+    "edge-transport-config-malformed",
 )
 
 
@@ -60,6 +62,7 @@ def meta(**changes: Any) -> RuleMetadata:
         references=("KB3007623",),
         fix_id="set-nic-dns-servers",
         data=FakeData,
+        reads=(CollectionArea.NICS,),
     )
     base.update(changes)
     return RuleMetadata(**base)  # type: ignore[arg-type]
@@ -149,6 +152,9 @@ def test_duplicate_ids_are_refused() -> None:
         ({"explains": (Explains("queue-dns-failure", ("internal",)),)}, "no SymptomScope"),
         ({"data": EnableRegistration}, "the data of rule 'nic-dns-registration-disabled', not of this one"),
         ({"data": dict}, "is not a FindingData class"),
+        ({"reads": ()}, "reads no fact area"),
+        ({"reads": ("nics",)}, "reads 'nics', which is not a CollectionArea"),
+        ({"reads": (CollectionArea.NICS, CollectionArea.NICS)}, "reads an area twice"),
         (
             {"explains": (Explains("queue-dns-failure", INTERNAL, same_domain=True),)},
             "for the same domain, but its data names no domain",
@@ -164,6 +170,16 @@ def test_metadata_to_dict() -> None:
     data = registry.rule("nic-dns-registration-disabled").metadata.to_dict()
     assert data["severity"] == "high" and data["fix_id"] == "enable-nic-dns-registration"
     assert "KB3007623" in data["references"]  # type: ignore[operator]
+    assert data["reads"] == ["nics"]
+
+
+def test_every_rule_reads_at_least_one_area_and_each_area_is_read() -> None:
+    read = {area for rule in registry.RULES for area in rule.metadata.reads}
+    assert all(rule.metadata.reads for rule in registry.RULES)
+    assert read == set(CollectionArea)  # an area no rule reads would be collected for nothing
+    assert registry.rule("dns-fault-tolerance").metadata.reads == (CollectionArea.EDGE_CONFIG,)
+    malformed = registry.rule("edge-transport-config-malformed")
+    assert malformed.metadata.reads == (CollectionArea.EDGE_CONFIG_FILE,)
 
 
 def test_a_same_domain_cause_with_domain_data_is_accepted() -> None:

@@ -17,7 +17,9 @@ from agent.collect import assemble
 from agent.collect.queues import parse_last_error
 from agent.model.facts import (
     ZERO_GUID,
+    AreaIssue,
     DnsLookupSettings,
+    EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     ExchangeServerFacts,
     HostFacts,
@@ -228,6 +230,8 @@ def host(
     remote_domains: Iterable[str] = (),
     exchange_facts: ExchangeServerFacts | None = None,
     name: str = HOST,
+    edge_file: EdgeConfigFileFacts | None = None,
+    issues: Iterable[AreaIssue] = (),
 ) -> HostFacts:
     all_probes = tuple(server_probes(INTERNAL_DNS) if probes is None else probes) + tuple(extra_probes)
     return assemble.host_facts(
@@ -241,6 +245,8 @@ def host(
         probe_targets=TARGETS,
         probes=all_probes,
         remote_domains=remote_domains,
+        issues=issues,
+        edge_config_file=edge_file,
     )
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from psrpcore.types import ErrorCategory, PSCustomObject, PSNoteProperty
+from psrpcore.types import ErrorCategory, PSCustomObject, PSInt64, PSNoteProperty, PSString, add_note_property
 
 from mock_remoting.backend import Endpoint
 from mock_remoting.exchange import edgeconfig, records
@@ -112,10 +112,35 @@ def get_item_property(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> N
     P("ReadCount", Kind.INT),
 )
 def get_content(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
-    for _path in _paths_naming(ctx, args, config_path(ctx.host)):
-        text = edgeconfig.render(ctx.host.spec.major, install_path(ctx.host), ctx.host.dns_fault_tolerance)
+    path = config_path(ctx.host)
+    for _path in _paths_naming(ctx, args, path):
+        host = ctx.host
+        text = host.edge_config_text
+        if text is None:
+            text = edgeconfig.render(host.spec.major, install_path(host), host.dns_fault_tolerance)
         if args.get("Raw"):
-            ctx.emit(text)
+            ctx.emit(_content_item(text, path, 1))
         else:
-            for line in text.splitlines():
-                ctx.emit(line)
+            for number, line in enumerate(_LINES.split(text.removesuffix("\r\n").removesuffix("\n")), 1):
+                ctx.emit(_content_item(line, path, number))
+
+
+# Get-Content without -Raw splits at CR LF, LF or CR and drops the last line break.
+_LINES = re.compile(r"\r\n|\n|\r")
+
+
+def _content_item(text: str, path: str, read_count: int) -> PSString:
+    """What Get-Content writes: the text, as a string carrying the provider's note properties
+    (ContentCommandBase.WriteContentObject: PSPath, PSParentPath, PSChildName, PSDrive,
+    PSProvider, then ReadCount). A real server sends PSDrive and PSProvider as the deserialized
+    PSDriveInfo and ProviderInfo; the lab sends their names, as its registry items do."""
+    provider = "Microsoft.PowerShell.Core\\FileSystem"
+    parent, _, child = path.rpartition("\\")
+    item = PSString(text)
+    add_note_property(item, "PSPath", f"{provider}::{path}")
+    add_note_property(item, "PSParentPath", f"{provider}::{parent}")
+    add_note_property(item, "PSChildName", child)
+    add_note_property(item, "PSDrive", path.split(":", 1)[0])
+    add_note_property(item, "PSProvider", provider)
+    add_note_property(item, "ReadCount", PSInt64(read_count))
+    return item

@@ -1,7 +1,8 @@
 """Services: Get-Service and Restart-Service (MSExchangeTransport and Dnscache).
 
 Restarting MSExchangeTransport makes transport read its DNS configuration again and retry
-every queue of the host (``mailflow.restart_transport``).
+every queue of the host (``mailflow.restart_transport``); when EdgeTransport.exe.config does not
+load, the service stops and does not start again, and Restart-Service says so.
 """
 
 from __future__ import annotations
@@ -80,7 +81,21 @@ def restart_service(ctx: Context, args: dict[str, Any], inputs: Sequence[Any]) -
         return
     for key in keys:
         if key == "msexchangetransport":
-            restart_transport(ctx.org, ctx.host)
+            if not restart_transport(ctx.org, ctx.host):
+                # Restart-Service's own error when the service stopped but did not start again
+                # (ServiceCommandException, "StartServiceFailed"): here, because
+                # EdgeTransport.exe.config does not load (mailflow.restart_transport).
+                name, display = SERVICES[key]
+                ctx.error(
+                    ctx.cmdlet_error(
+                        f"Failed to start service '{display} ({name})'.",
+                        "StartServiceFailed",
+                        ErrorCategory.OpenError,
+                        "Microsoft.PowerShell.Commands.ServiceCommandException",
+                        name,
+                    )
+                )
+                continue
         else:
             ctx.host.dns_cache_clears += 1
         if args.get("PassThru"):

@@ -21,6 +21,7 @@ from mock_remoting.exchange.scenario import SCENARIO_DIR
 SHIPPED = (
     "dns-fault-tolerance-normal",
     "dns-server-unreachable",
+    "edge-config-malformed",
     "exchange-2010",
     "healthy",
     "healthy-multi-nic",
@@ -140,6 +141,44 @@ def _healthy() -> dict[str, Any]:
             "hosts.0.dns_fault_tolerance",
             "Lenient",
         ),
+        (
+            lambda d: d["hosts"][0].update(edge_transport_config={}),
+            "hosts.0.edge_transport_config",
+            "exactly one of text",
+        ),
+        (
+            lambda d: d["hosts"][0].update(edge_transport_config={"text": "<a/>", "file": "x.config"}),
+            "hosts.0.edge_transport_config",
+            "exactly one of text",
+        ),
+        (
+            lambda d: d["hosts"][0].update(edge_transport_config={"file": "missing.config"}),
+            "hosts.0.edge_transport_config.file",
+            "cannot read",
+        ),
+        (
+            lambda d: d["hosts"][0].update(edge_transport_config={"text": "  "}),
+            "hosts.0.edge_transport_config.text",
+            "empty",
+        ),
+        (
+            lambda d: d["hosts"][0].update(edge_transport_config={"body": "<a/>"}),
+            "hosts.0.edge_transport_config.body",
+            "unknown key",
+        ),
+        (
+            lambda d: d["hosts"][0].update(
+                dns_fault_tolerance="Normal", edge_transport_config={"text": "<configuration/>"}
+            ),
+            "hosts.0.dns_fault_tolerance",
+            "in the edge_transport_config file",
+        ),
+        (lambda d: d["expect"].update(failed_areas=["registry"]), "expect.failed_areas.0", "not a fact area"),
+        (
+            lambda d: d["hosts"][0].update(expect={"rules": [], "failed_areas": ["queues"]}),
+            "expect.failed_areas",
+            "union",
+        ),
     ],
 )
 def test_validation_errors_name_the_file_and_key(tmp_path: Path, mutate: Any, key: str, words: str) -> None:
@@ -162,6 +201,28 @@ def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario("no-such-scenario")
     assert "healthy" in caught.value.problem
+
+
+def test_a_file_given_as_a_path_is_decoded_as_get_content_decodes_it(tmp_path: Path) -> None:
+    text = '<configuration>\r\n  <appSettings>\r\n    <add key="Note" value="caf\u00e9" />\r\n'
+    for name, data in (
+        ("utf8-bom.config", b"\xef\xbb\xbf" + text.encode("utf-8")),
+        ("utf16.config", b"\xff\xfe" + text.encode("utf-16-le")),
+        ("ansi.config", text.encode("cp1252")),  # no BOM: the ANSI code page
+    ):
+        (tmp_path / name).write_bytes(data)
+        scenario = _healthy()
+        scenario["hosts"][0]["edge_transport_config"] = {"file": name}
+        (host, _) = load_scenario(_write(tmp_path, scenario)).hosts
+        assert host.edge_config_text == text, name
+
+
+def test_the_shipped_malformed_file_keeps_its_bytes() -> None:
+    # .gitattributes keeps git from normalising its CR LF line breaks.
+    raw = (SCENARIO_DIR / "files" / "edge-config-malformed.EdgeTransport.exe.config").read_bytes()
+    assert raw.count(b"\r\n") == raw.count(b"\n") > 20
+    (_, ex02) = load_scenario("edge-config-malformed").hosts
+    assert ex02.expect_failed_areas == ("edge_config",) and ex02.edge_config_text is not None
 
 
 def test_host_expectations_must_add_up(tmp_path: Path) -> None:
