@@ -19,6 +19,7 @@ from agent.model.probe import Outcome
 from agent.rules.registry import RULES
 from support.facts_builders import (
     EDGE_CONFIG,
+    HOST,
     INTERNAL_DNS,
     NXDOMAIN_ERROR,
     SERVFAIL_ERROR,
@@ -204,6 +205,23 @@ def _varied_hosts() -> list[HostFacts]:
             connectors=(connector(use_external=True),),
         ),
         host(probes=server_probes(INTERNAL_DNS, public=Outcome.SERVFAIL)),
+        # The server's A record holds the backup NIC's address (server-a-record-wrong-nic).
+        host(
+            nics=(
+                mapi_nic(register_this_connections_address=False),
+                replication_nic(
+                    interface_index=16,
+                    interface_alias="Backup",
+                    register_this_connections_address=True,
+                    ipv4_addresses=("192.168.60.21",),
+                    ipv4_dns_servers=(INTERNAL_DNS,),
+                ),
+            ),
+            probes=tuple(
+                probe(INTERNAL_DNS, HOST, "A", Outcome.ANSWER, ("192.168.60.21",)) if p.qname == HOST else p
+                for p in server_probes(INTERNAL_DNS)
+            ),
+        ),
     ]
 
 

@@ -188,7 +188,7 @@ def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
     assert set(skipped) == {
         "nic-dns-registration-disabled", "nic-external-dns-server", "transport-external-dns-unresolvable",
         "transport-internal-dns-misconfigured", "transport-no-dns-configured", "remote-domain-aaaa-broken",
-        "remote-domain-no-mail-dns", "dns-server-unreachable",
+        "remote-domain-no-mail-dns", "dns-server-unreachable", "server-a-record-wrong-nic",
     }  # fmt: skip
     reason = skipped["nic-dns-registration-disabled"].reason
     assert skipped["nic-dns-registration-disabled"].areas == ("nics",)
