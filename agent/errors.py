@@ -7,7 +7,8 @@ cmdlet, ...) so that callers can also read the fields instead of parsing text.
 The tree::
 
     ExfixError                      exit 1
-    ├── UsageError                  exit 1: bad input (InputFileError and its kinds, CredentialError)
+    ├── UsageError                  exit 1: bad input (InputFileError and its kinds, CredentialError,
+    │                               UnsafePathError: a link where exfix writes)
     ├── HostError                   exit 3: exfix could not talk to the host (the transport)
     │   ├── UnreachableError        refused, reset, TLS, HTTP 5xx; HostTimeoutError: a deadline
     │   ├── AuthenticationError     HTTP 401
@@ -145,6 +146,17 @@ class ScenarioError(InputFileError):
 
 class FactsFileError(InputFileError):
     """A saved facts snapshot or plan file cannot be read."""
+
+
+class UnsafePathError(UsageError):
+    """A path exfix was to write or read in a directory it owns (a plan bundle, a playbook
+    run's directory, the journal) is a symbolic link or not what it must be; nothing was
+    written through it."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
 
 
 class CredentialError(UsageError):

@@ -41,6 +41,7 @@ from types import TracebackType
 from typing import Any
 
 from agent.errors import FactsFileError
+from agent.review.files import owned_file
 
 SCHEMA = "exfix.journal/2"
 # /2 adds the phase "organization" (an organisation unit's outcome, after its steps); every
@@ -100,14 +101,18 @@ class Journal:
     """An open journal file. Thread-safe: hosts applied at once write whole lines each.
 
     ``write`` returns only after the line is on disk. The file is created 0600 (it names
-    hosts and settings of the organisation), never truncated, never rewritten.
+    hosts and settings of the organisation), never truncated, never rewritten, and never
+    opened through a symbolic link (UnsafePathError, exit 1).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # Never through a link (agent/review/files.py): a journal.jsonl planted in a shared plan
+        # directory as a link to a file the operator can write must not get audit lines.
+        directory, name = owned_file(self.path)
+        with directory:
+            self._fd: int | None = directory.open_append(name, mode=0o600)
 
     def write(self, entry: JournalEntry) -> None:
         line = json.dumps(entry.to_dict(), ensure_ascii=True, sort_keys=False, allow_nan=False, default=str)

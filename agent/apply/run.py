@@ -4,9 +4,9 @@ Order of a run (each step journaled):
 
 1. ``start``;
 2. refusals, before any host is touched (exit 4): the approved digest is not the plan's, the
-   plan's content no longer hashes to its digest, a script no longer matches its recorded
-   sha256, a planned host is not in the inventory, a disruptive step without
-   ``allow_restart``;
+   plan's content no longer hashes to its digest, a file of the bundle (a script, a page,
+   plan.json itself) is not byte for byte what the approved content renders to, a planned host
+   is not in the inventory, a disruptive step without ``allow_restart``;
 3. the stale check: every host with an automatic step is collected again and each action's
    fingerprint recomputed with :func:`agent.planning.fingerprint_for`; any difference refuses
    the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and so does
