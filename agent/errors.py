@@ -17,7 +17,8 @@ The tree::
     ├── RemoteCommandError          exit 7: the host answered, with an error
     │   ├── CmdletError             an ErrorRecord, or a failed pipeline
     │   └── UnusableOutputError     the command succeeded but its output cannot be used
-    ├── RefusedError                exit 4 (DigestMismatchError, StalePlanError, RestartNotAllowedError)
+    ├── RefusedError                exit 4 (DigestMismatchError, StalePlanError, RestartNotAllowedError,
+    │                               HostLockedError)
     ├── ApplyFailedError            exit 5
     └── RollbackFailedError         exit 6
 
@@ -349,6 +350,27 @@ class StalePlanError(RefusedError):
     def hosts(self) -> tuple[str, ...]:
         """The drifted hosts, in the order of ``drift``."""
         return tuple(dict.fromkeys(item.host for item in self.drift))
+
+
+class HostLockedError(RefusedError):
+    """Another exfix run is changing the host: this machine's lock is held, or the marker on
+    the server names another run (agent/apply/lock.py). ``holder`` says who, ``where`` which
+    lock, ``holder_run`` its run id when known; ``stale`` is True when its process is known to
+    be gone."""
+
+    def __init__(self, host: str, holder: str, where: str, hint: str, *, holder_run: str | None = None,
+                 stale: bool = False) -> None:  # fmt: skip
+        self.host = host
+        self.holder = holder
+        self.where = where
+        self.holder_run = holder_run
+        self.stale = stale
+        # The hint first: what a host wrote into its marker (``holder``) comes last, so however
+        # long it is, one_line's cut never takes the way out.
+        super().__init__(
+            f"refused, nothing changed: {host} is being changed by another exfix run. {hint}. "
+            f"Held by {holder}; lock {where}"
+        )
 
 
 class RestartNotAllowedError(RefusedError):

@@ -219,6 +219,9 @@ class HostState:
     cache: TransportCache
     transport_starts: int = 1
     dns_cache_clears: int = 0
+    # Files made with New-Item under <install path>Logging\ (exfix's change marker), by their
+    # normalized path (items.py): content as written.
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
