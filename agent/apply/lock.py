@@ -45,7 +45,7 @@ from agent.collect import _values as v
 from agent.collect.edge_config import install_path_calls, parse_install_path
 from agent.errors import CmdletError, HostLockedError, RemoteCommandError, UsageError, one_line
 from agent.model.command import SWITCH, CmdletCall, Endpoint
-from agent.review.files import OwnedDir
+from agent.review.files import owned_file
 from agent.transport.connection import HostConnection
 
 try:
@@ -286,7 +286,10 @@ def local_lock(journal: Path, host: str, holder: Holder) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    with OwnedDir.open(journal.parent) as directory, directory.subdir(LOCAL_DIR, create=True) as locks:
+    # The journal's directory as the journal itself was opened (the user's path, followed);
+    # the lock directory in it is exfix's own, and never a link.
+    parent, _ = owned_file(journal, create_parents=False)
+    with parent as directory, directory.subdir(LOCAL_DIR, create=True) as locks:
         name = _local_name(host)
         fd = locks.open_lock(name)
         try:

@@ -14,14 +14,23 @@ from click.testing import CliRunner
 from agent.apply.journal import Journal, JournalEntry
 from agent.cli import main
 from agent.errors import EXIT_ERROR, UnsafePathError
+from agent.evaluate import evaluate
+from agent.model.plan import HostVars, Plan
+from agent.planning import build_plan
 from agent.review import write_plan_dir
 from agent.review.files import OwnedDir
 from agent.workflow.runner import open_run_dir
-from review.test_plan_bundle import fleet_plan
+from support.facts_builders import broken, host
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "symlink"), reason="the platform has no symbolic links")
 
 SECRET = b"the operator's own file\n"
+
+
+def fleet_plan() -> Plan:
+    """A plan with two hosts, one with steps (so hosts/<host>/ holds scripts that do something)."""
+    fleet = (broken("ex01.contoso.local"), host(name="ex02.contoso.local"))
+    return build_plan(fleet, {f.host: evaluate(f) for f in fleet}, {"ex01.contoso.local": HostVars()})
 
 
 def _outside(tmp_path: Path) -> tuple[Path, Path]:
