@@ -7,7 +7,8 @@ cmdlet, ...) so that callers can also read the fields instead of parsing text.
 The tree::
 
     ExfixError                      exit 1
-    ├── UsageError                  exit 1: bad input (InputFileError and its kinds, CredentialError)
+    ├── UsageError                  exit 1: bad input (InputFileError and its kinds, CredentialError,
+    │                               UnsafePathError: a link where exfix writes)
     ├── HostError                   exit 3: exfix could not talk to the host (the transport)
     │   ├── UnreachableError        refused, reset, TLS, HTTP 5xx; HostTimeoutError: a deadline
     │   ├── AuthenticationError     HTTP 401
@@ -16,7 +17,8 @@ The tree::
     ├── RemoteCommandError          exit 7: the host answered, with an error
     │   ├── CmdletError             an ErrorRecord, or a failed pipeline
     │   └── UnusableOutputError     the command succeeded but its output cannot be used
-    ├── RefusedError                exit 4 (DigestMismatchError, StalePlanError, RestartNotAllowedError)
+    ├── RefusedError                exit 4 (DigestMismatchError, StalePlanError, RestartNotAllowedError,
+    │                               HostLockedError)
     ├── ApplyFailedError            exit 5
     └── RollbackFailedError         exit 6
 
@@ -152,6 +154,17 @@ class ScenarioError(InputFileError):
 
 class FactsFileError(InputFileError):
     """A saved facts snapshot or plan file cannot be read."""
+
+
+class UnsafePathError(UsageError):
+    """A path exfix was to write or read in a directory it owns (a plan bundle, a playbook
+    run's directory, the journal) is a symbolic link or not what it must be; nothing was
+    written through it."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
 
 
 class CredentialError(UsageError):
@@ -344,6 +357,27 @@ class StalePlanError(RefusedError):
     def hosts(self) -> tuple[str, ...]:
         """The drifted hosts, in the order of ``drift``."""
         return tuple(dict.fromkeys(item.host for item in self.drift))
+
+
+class HostLockedError(RefusedError):
+    """Another exfix run is changing the host: this machine's lock is held, or the marker on
+    the server names another run (agent/apply/lock.py). ``holder`` says who, ``where`` which
+    lock, ``holder_run`` its run id when known; ``stale`` is True when its process is known to
+    be gone."""
+
+    def __init__(self, host: str, holder: str, where: str, hint: str, *, holder_run: str | None = None,
+                 stale: bool = False) -> None:  # fmt: skip
+        self.host = host
+        self.holder = holder
+        self.where = where
+        self.holder_run = holder_run
+        self.stale = stale
+        # The hint first: what a host wrote into its marker (``holder``) comes last, so however
+        # long it is, one_line's cut never takes the way out.
+        super().__init__(
+            f"refused, nothing changed: {host} is being changed by another exfix run. {hint}. "
+            f"Held by {holder}; lock {where}"
+        )
 
 
 class RestartNotAllowedError(RefusedError):

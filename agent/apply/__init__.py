@@ -15,11 +15,12 @@ The Python API (the CLI and the playbook runner use exactly this):
 - :func:`sigint_cancels` (cancel event): Ctrl-C sets the event instead of raising.
 
 Journal phases and their results: start (ok | rollback), refused (the error class),
+lock (acquired | broken | refused: the host's change marker, agent/apply/lock.py),
 stale-check (fresh | drifted | unreachable | command-failed), manual (not-run),
 before (ok | drifted), execute (started | ok | failed), verify (ok | mismatch), interrupted (stopping),
 rollback (started | ok | unchanged | no-undo | failed), rollback-verify (ok | mismatch),
 queues (retry-ok | retry-failed | verified | not-verified), host (the host outcome),
-end (ok | failed).
+unlock (released | not-ours | failed), end (ok | failed).
 """
 
 from __future__ import annotations

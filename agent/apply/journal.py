@@ -1,6 +1,6 @@
 """The apply journal: an append-only JSONL audit of every step apply and rollback take.
 
-One JSON object per line (``"schema": "exfix.journal/2"``; /1 records are still read), written
+One JSON object per line (``"schema": "exfix.journal/3"``; /1 and /2 records are still read), written
 with ``O_APPEND`` and flushed to disk (``fsync``) before apply goes on, so that after a crash,
 a kill or a power cut the journal still says what was about to happen to a host and what did.
 A mutation is journaled twice: ``execute``/``started`` *before* the call is sent and
@@ -10,7 +10,7 @@ changed).
 
 Every record has these keys (null where they do not apply)::
 
-    schema        "exfix.journal/2"
+    schema        "exfix.journal/3"
     time          UTC, ISO 8601 with microseconds ("2025-01-15T10:00:00.123456+00:00")
     run           id of the apply (or rollback) run that wrote the record
     operator      --operator, or the local user name
@@ -18,8 +18,9 @@ Every record has these keys (null where they do not apply)::
     plan_digest   the digest of the plan being applied
     host          the inventory name of the host, or null for run-wide records
     action        the plan's action id ("01-set-nic-dns-servers"), or null
-    phase         start | refused | stale-check | manual | before | execute | verify |
-                  interrupted | rollback | rollback-verify | host | queues | end
+    phase         start | refused | lock | stale-check | manual | before | execute | verify |
+                  interrupted | rollback | rollback-verify | host | organization | queues |
+                  unlock | end
     result        what happened (per phase: see agent/apply/__init__.py)
 
 and, where they apply: ``before`` / ``after`` (property -> value), ``call`` (the structured
@@ -41,16 +42,19 @@ from types import TracebackType
 from typing import Any
 
 from agent.errors import FactsFileError
+from agent.review.files import owned_file
 
-SCHEMA = "exfix.journal/2"
-# /2 adds the phase "organization" (an organisation unit's outcome, after its steps); every
-# other record is as in /1, which is still read (a journal may hold records of both).
-SCHEMAS = frozenset({"exfix.journal/1", SCHEMA})
+SCHEMA = "exfix.journal/3"
+# /2 adds the phase "organization" (an organisation unit's outcome, after its steps); /3 adds
+# "lock" (acquired | broken | refused: the host's change marker, agent/apply/lock.py) and
+# "unlock" (released | not-ours | failed). Every other record is as in /1; /1 and /2 are still
+# read (a journal may hold records of all three).
+SCHEMAS = frozenset({"exfix.journal/1", "exfix.journal/2", SCHEMA})
 
 PHASES = frozenset(
     {
         "start", "refused", "stale-check", "manual", "before", "execute", "verify", "interrupted",
-        "rollback", "rollback-verify", "host", "organization", "queues", "end",
+        "rollback", "rollback-verify", "host", "organization", "queues", "end", "lock", "unlock",
     }
 )  # fmt: skip
 
@@ -100,14 +104,18 @@ class Journal:
     """An open journal file. Thread-safe: hosts applied at once write whole lines each.
 
     ``write`` returns only after the line is on disk. The file is created 0600 (it names
-    hosts and settings of the organisation), never truncated, never rewritten.
+    hosts and settings of the organisation), never truncated, never rewritten, and never
+    opened through a symbolic link (UnsafePathError, exit 1).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # Never through a link (agent/review/files.py): a journal.jsonl planted in a shared plan
+        # directory as a link to a file the operator can write must not get audit lines.
+        directory, name = owned_file(self.path)
+        with directory:
+            self._fd: int | None = directory.open_append(name, mode=0o600)
 
     def write(self, entry: JournalEntry) -> None:
         line = json.dumps(entry.to_dict(), ensure_ascii=True, sort_keys=False, allow_nan=False, default=str)
@@ -164,7 +172,7 @@ _CORE = ("time", "run", "operator", "plan_digest", "phase", "result")
 
 def _entry(source: str, number: int, data: Any) -> JournalEntry:
     if not isinstance(data, dict) or data.get("schema") not in SCHEMAS:
-        raise FactsFileError(source, f"not an {SCHEMA} (or /1) record", line=number)
+        raise FactsFileError(source, f"not an {SCHEMA} (or /1, /2) record", line=number)
     for key in _CORE:
         if not isinstance(data.get(key), str):
             raise FactsFileError(source, "missing or not a string", line=number, key=key)

@@ -2,32 +2,36 @@
 
 A plan file is read strictly (agent/model/plan.py), but without refusing a digest that does
 not match: that is not a malformed file but an unapproved one, and apply refuses it with exit
-4 like any other digest problem. The scripts beside it are checked against the sha256 that
-plan.json records, because they are what the change board read.
+4 like any other digest problem. Every other file of the bundle (the scripts a person runs by
+hand, the pages the change board read) and plan.json's own bytes are checked by rendering the
+bundle again from the approved content (agent/review/bundle.py: ``bundle_problems``): what the
+board approved is the digest, and everything in the directory must follow from it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import FactsFileError
+from agent.errors import FactsFileError, UnsafePathError
 from agent.fixes.registry import KINDS
-from agent.model.plan import SCRIPT_NAMES, Plan, plan_from_dict
-from agent.review.bundle import HOSTS_DIR, PLAN_FILE
+from agent.model.plan import Plan, plan_from_dict
+from agent.review.bundle import PLAN_FILE, bundle_problems
+from agent.review.files import OwnedDir
 
 
 @dataclass(frozen=True, slots=True)
 class PlanFile:
     """A plan as read from disk. ``content_digest`` is what the content hashes to now;
-    ``script_problems`` names every script that is missing or no longer matches."""
+    ``bundle_problems`` names every file of the bundle that is missing, a link, or not byte
+    for byte what the content renders to (empty when the content does not match its digest:
+    that is the refusal then)."""
 
     path: Path
     plan: Plan
     content_digest: str
-    script_problems: tuple[str, ...]
+    bundle_problems: tuple[str, ...]
 
     @property
     def directory(self) -> Path:
@@ -49,20 +53,29 @@ class PlanFile:
                 f"{self.path} was changed after it was made: its content hashes to {self.content_digest}, "
                 f"not to its digest {self.plan.digest}"
             )
-        if self.script_problems:
-            return f"{self.script_problems[0]} (the reviewed scripts were changed)"
+        if self.bundle_problems:
+            more = len(self.bundle_problems) - 1
+            suffix = f" (and {more} more file(s))" if more else ""
+            return f"{self.bundle_problems[0]}{suffix}; what was reviewed is not what would run: plan again"
         return None
 
 
 def read_plan_file(path: str | Path) -> PlanFile:
-    """Read DIR/plan.json (or a directory holding one). Raises FactsFileError (exit 1) when it
-    is unreadable or malformed."""
+    """Read DIR/plan.json (or a directory holding one) and check its bundle. Raises
+    FactsFileError (exit 1) when plan.json is unreadable or malformed, UnsafePathError (exit 1)
+    when the plan directory itself is a link."""
     file = Path(path)
     if file.is_dir():
         file = file / PLAN_FILE
     source = str(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        with OwnedDir.open(file.parent) as directory:
+            raw = directory.read(file.name)
+        text = raw.decode("utf-8")
+    except UnsafePathError as exc:
+        if Path(exc.path) == file.parent:
+            raise
+        raise FactsFileError(source, exc.problem.split(";")[0]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FactsFileError(source, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
@@ -70,19 +83,7 @@ def read_plan_file(path: str | Path) -> PlanFile:
     except json.JSONDecodeError as exc:
         raise FactsFileError(source, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
     plan = plan_from_dict(data, source=source, check_digest=False, kinds=KINDS)
-    return PlanFile(file.resolve(), plan, plan.compute_digest(), script_problems(plan, file.parent))
-
-
-def script_problems(plan: Plan, directory: Path) -> tuple[str, ...]:
-    problems = []
-    for host in plan.hosts:
-        for name in SCRIPT_NAMES:
-            script = directory / HOSTS_DIR / host.directory / name
-            try:
-                digest = hashlib.sha256(script.read_bytes()).hexdigest()
-            except OSError:
-                problems.append(f"{script} is missing")
-                continue
-            if digest != host.script_sha256(name):
-                problems.append(f"{script} does not match the sha256 plan.json records for it")
-    return tuple(problems)
+    content = plan.compute_digest()
+    # A plan whose content is not its digest is refused for that; rendering it would say less.
+    problems = bundle_problems(plan, file.parent) if content == plan.digest else ()
+    return PlanFile(file.resolve(), plan, content, problems)

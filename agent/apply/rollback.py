@@ -17,20 +17,30 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent.apply._context import EventHook, Recorder, open_host
 from agent.apply.execute import undo
-from agent.apply.journal import Journal, JournalEntry, read_journal
+from agent.apply.journal import Journal, JournalEntry, read_journal, utc_now
+from agent.apply.lock import Holder, LockTarget, RunLocks, ended_runs, this_machine
 from agent.apply.results import HostRollback, RollbackReport
 from agent.apply.run import current_operator
 from agent.apply.steps import UndoItem
-from agent.errors import FactsFileError, RefusedError, RestartNotAllowedError, UsageError
+from agent.errors import (
+    FactsFileError,
+    HostError,
+    HostLockedError,
+    RefusedError,
+    RemoteCommandError,
+    RestartNotAllowedError,
+    UsageError,
+)
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
 from agent.model.command import CmdletCall
+from agent.model.credential import Credential
 from agent.model.plan import (
     Change,
     PlanSource,
@@ -191,12 +201,14 @@ def rollback_journal(
     operator: str | None = None,
     ticket: str | None = None,
     on_event: EventHook | None = None,
+    break_lock: str | None = None,
 ) -> RollbackReport:
     """Undo what apply run ``run`` (default: the journal's last) changed and did not undo, on
     every host or on ``hosts``; journaled in the same file. Raises RefusedError (exit 4,
     nothing changed) for a host not in the inventory, RestartNotAllowedError when the undo needs
-    the MSExchangeTransport restart and ``allow_restart`` is False, FactsFileError (exit 1) for
-    a journal it cannot trust."""
+    the MSExchangeTransport restart and ``allow_restart`` is False, HostLockedError (exit 4)
+    when another run holds a host (``break_lock``: remove a marker a killed run left, as for
+    apply), FactsFileError (exit 1) for a journal it cannot trust."""
     applied = read_apply(path, run)
     unknown = [h for h in hosts if h not in applied.touched]
     if unknown:
@@ -220,19 +232,58 @@ def rollback_journal(
         rec = Recorder(journal, uuid.uuid4().hex, operator or current_operator(), ticket,
                        applied.plan_digest, on_event, undoes=applied.run)  # fmt: skip
         rec.record("start", "rollback", detail={"hosts": [h for h, _ in chosen]})
-        results = []
-        for host, items in chosen:
-            if rec.cancel.is_set():
-                # Ctrl-C during an earlier host's undo: the rest is left as the journal says.
-                results.append(HostRollback(host, (), error="interrupted before this host was started"))
-                continue
-            target = known[host]
-            credential = credentials.resolve(target)
-            done = undo(rec, host, items, functools.partial(open_host, target, credential),
-                        restart_ran=host in applied.restart_ran)  # fmt: skip
-            result = HostRollback(host, done.steps, error=done.error)
-            rec.record("host", "rolled-back" if result.ok else "rollback-failed", host=host)
-            results.append(result)
-        report = RollbackReport(applied.run, rec.run, applied.plan_digest, str(journal.path), tuple(results))
+        # Each host is locked as apply locks it (agent/apply/lock.py) while it is undone: no apply
+        # or other rollback changes it meanwhile. The marker of the run being undone is taken
+        # over when that run ended (its end is journaled) or its process is gone.
+        holder = Holder(rec.run, rec.operator, this_machine(), os.getpid(), applied.plan_digest, utc_now())
+        creds = {host: credentials.resolve(known[host]) for host, _ in chosen}
+        lock = functools.partial(
+            RunLocks, rec.record, journal.path, holder, break_lock=break_lock, action="rollback",
+            ended=ended_runs(journal.path), takeover=applied.run,
+        )  # fmt: skip
+        results = _undo_hosts(rec, applied, chosen, known, creds, lock)
+        refused = [r for r in results if r.refused is not None]
+        if refused and len(refused) == len(results):
+            error = refused[0].refused
+            assert error is not None
+            rec.record("refused", type(error).__name__, host=error.host, error=str(error))
+            raise error
+        report = RollbackReport(applied.run, rec.run, applied.plan_digest, str(journal.path),
+                                tuple(r.result for r in results))  # fmt: skip
         rec.record("end", "ok" if report.exit_code == 0 else "failed", detail={"exit_code": report.exit_code})
         return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Undone:
+    result: HostRollback
+    refused: HostLockedError | HostError | RemoteCommandError | None = None
+
+
+def _undo_hosts(
+    rec: Recorder, applied: JournaledApply, chosen: Sequence[tuple[str, Sequence[Any]]],
+    known: Mapping[str, HostTarget], creds: Mapping[str, Credential], lock: Callable[..., RunLocks],
+) -> list[_Undone]:  # fmt: skip
+    results = []
+    for host, items in chosen:
+        if rec.cancel.is_set():
+            # Ctrl-C during an earlier host's undo: the rest is left as the journal says.
+            results.append(_Undone(HostRollback(host, (), error="interrupted before this host was started")))
+            continue
+        reach = functools.partial(open_host, known[host], creds[host])
+        locks = lock([LockTarget(host, None, reach)])
+        try:
+            locks.__enter__()
+        except (HostLockedError, HostError, RemoteCommandError) as error:
+            # Not undone, and not touched: the next rollback (or a person) finds it as it was.
+            rec.record("host", "rollback-failed", host=host, error=str(error))
+            results.append(_Undone(HostRollback(host, (), error=str(error)), error))
+            continue
+        try:
+            done = undo(rec, host, items, reach, restart_ran=host in applied.restart_ran)
+        finally:
+            locks.release()
+        result = HostRollback(host, done.steps, error=done.error)
+        rec.record("host", "rolled-back" if result.ok else "rollback-failed", host=host)
+        results.append(_Undone(result))
+    return results

@@ -4,9 +4,9 @@ Order of a run (each step journaled):
 
 1. ``start``;
 2. refusals, before any host is touched (exit 4): the approved digest is not the plan's, the
-   plan's content no longer hashes to its digest, a script no longer matches its recorded
-   sha256, a planned host is not in the inventory, a disruptive step without
-   ``allow_restart``;
+   plan's content no longer hashes to its digest, a file of the bundle (a script, a page,
+   plan.json itself) is not byte for byte what the approved content renders to, a planned host
+   is not in the inventory, a disruptive step without ``allow_restart``;
 3. the stale check: every host with an automatic step is collected again and each action's
    fingerprint recomputed with :func:`agent.planning.fingerprint_for`; any difference refuses
    the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and so does
@@ -21,6 +21,7 @@ Order of a run (each step journaled):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import os
 import threading
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from agent.apply._context import EventHook, Recorder, collect, open_host
 from agent.apply.execute import run_host
 from agent.apply.journal import Journal, utc_now
+from agent.apply.lock import Holder, LockTarget, RunLocks, ended_runs, this_machine
 from agent.apply.plan_file import PlanFile
 from agent.apply.results import ApplyReport, HostApply, HostOutcome
 from agent.apply.verify import failing, read_failing, verify_host, verify_queues
@@ -38,6 +40,7 @@ from agent.collect.org import OrgFactsCache
 from agent.errors import (
     DigestMismatchError,
     HostError,
+    HostLockedError,
     RefusedError,
     RemoteCommandError,
     RestartNotAllowedError,
@@ -81,6 +84,7 @@ def apply_plan(
     on_event: EventHook | None = None,
     cancel: threading.Event | None = None,
     forks: int = 16,
+    break_lock: str | None = None,
 ) -> ApplyReport:
     """Apply an approved plan to ``targets`` (an inventory's hosts; the plan's hosts are looked
     up in it by name), verify it, and return the report.
@@ -91,10 +95,16 @@ def apply_plan(
     run as Ctrl-C does: the command in flight finishes, the host is rolled back, the hosts not
     started are skipped.
 
+    Every host the run changes is locked for the whole run, before the stale check
+    (agent/apply/lock.py): this machine's lock beside the journal, and the change marker on the
+    server that another operator's exfix also needs. ``break_lock`` (a run id) first removes a
+    marker that still names that run, left by an apply that was killed.
+
     Raises (nothing changed): DigestMismatchError, RestartNotAllowedError, StalePlanError,
-    RefusedError (exit 4); UnreachableError (exit 3) when a planned host cannot be reached for
-    the stale check, RemoteCommandError (exit 7) when it answers a collecting command with an
-    error; UsageError for bad options. Every other outcome, failures
+    HostLockedError (another run holds a host), RefusedError (exit 4); UnreachableError (exit
+    3) when a planned host cannot be reached for its lock or the stale check, RemoteCommandError
+    (exit 7) when it answers a locking or collecting command with an error; UsageError for bad
+    options. Every other outcome, failures
     and rollbacks included, is in the report (``report.exit_code``).
     """
     if serial < 1 or max_fail < 0 or verify_timeout < 0:
@@ -120,27 +130,65 @@ def apply_plan(
         })  # fmt: skip
         by_name = _check_approval(rec, plan_file, the_plan, approve, allow_restart, targets)
         creds = {name: credentials.resolve(target) for name, target in by_name.items()}
-        fresh = _check_fresh(rec, the_plan, by_name, creds, forks)
-        watched = _watched(the_plan, by_name, creds, fresh, forks)
-        orgs, verified = _run_organizations(rec, the_plan, by_name, creds, fresh, watched,
-                                            verify_timeout=verify_timeout, forks=forks)  # fmt: skip
-        failed = sum(1 for o in orgs if o.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED))
-        hosts = _run_hosts(rec, the_plan, by_name, creds, fresh, serial=serial, max_fail=max_fail,
-                           verify_timeout=verify_timeout, failures=failed, verified=verified)  # fmt: skip
-        report = ApplyReport(
-            plan_digest=the_plan.digest, run=rec.run, journal=str(opened.path), operator=rec.operator,
-            ticket=ticket, started=started, finished=utc_now(), hosts=hosts,
-            interrupted=rec.cancel.is_set(), organizations=_verified_units(the_plan, orgs, hosts),
-        )  # fmt: skip
-        outcomes = {h.host: h.outcome.value for h in hosts}
-        detail: dict[str, object] = {"exit_code": report.exit_code, "hosts": outcomes}
-        if orgs:
-            detail["organizations"] = {o.host: o.outcome.value for o in orgs}
+        holder = Holder(rec.run, rec.operator, this_machine(), os.getpid(), the_plan.digest, started)
+        locks = RunLocks(rec.record, opened.path, holder, _lock_targets(the_plan, by_name, creds),
+                         break_lock=break_lock, ended=ended_runs(opened.path))  # fmt: skip
+        try:
+            locks.__enter__()
+        except HostLockedError as error:
+            raise _refuse(rec, error, error.host) from None
+        except (HostError, RemoteCommandError) as error:
+            # The marker could not be read or made: nothing was changed, as for the stale check.
+            raise _refuse(rec, error, getattr(error, "host", None)) from None
+        try:
+            report, detail = _locked_run(rec, the_plan, by_name, creds, opened, started, ticket,
+                                         allow_restart=allow_restart, serial=serial, max_fail=max_fail,
+                                         verify_timeout=verify_timeout, forks=forks)  # fmt: skip
+        finally:
+            locks.release()
         rec.record("end", "ok" if report.exit_code == 0 else "failed", detail=detail)
         return report
     finally:
         if owned:
             opened.close()
+
+
+def _lock_targets(
+    plan: Plan, targets: Mapping[str, HostTarget], creds: Mapping[str, Credential]
+) -> list[LockTarget]:
+    """The hosts the run changes: each unit with an automatic step, through its server."""
+    out = []
+    for unit in plan.units:
+        if unit.automatic:
+            reach = functools.partial(open_host, targets[unit.host], creds[unit.host])
+            out.append(LockTarget(unit.host, unit.exchange_version, reach))
+    return out
+
+
+def _locked_run(
+    rec: Recorder, the_plan: Plan, by_name: dict[str, HostTarget], creds: dict[str, Credential],
+    opened: Journal, started: str, ticket: str | None, *, allow_restart: bool, serial: int, max_fail: int,
+    verify_timeout: float, forks: int,
+) -> tuple[ApplyReport, dict[str, object]]:  # fmt: skip
+    """Everything apply does while it holds the hosts' locks: the report, and the ``end``
+    record's detail (written once the locks are let go)."""
+    fresh = _check_fresh(rec, the_plan, by_name, creds, forks)
+    watched = _watched(the_plan, by_name, creds, fresh, forks)
+    orgs, verified = _run_organizations(rec, the_plan, by_name, creds, fresh, watched,
+                                        verify_timeout=verify_timeout, forks=forks)  # fmt: skip
+    failed = sum(1 for o in orgs if o.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED))
+    hosts = _run_hosts(rec, the_plan, by_name, creds, fresh, serial=serial, max_fail=max_fail,
+                       verify_timeout=verify_timeout, failures=failed, verified=verified)  # fmt: skip
+    report = ApplyReport(
+        plan_digest=the_plan.digest, run=rec.run, journal=str(opened.path), operator=rec.operator,
+        ticket=ticket, started=started, finished=utc_now(), hosts=hosts,
+        interrupted=rec.cancel.is_set(), organizations=_verified_units(the_plan, orgs, hosts),
+    )  # fmt: skip
+    outcomes = {h.host: h.outcome.value for h in hosts}
+    detail: dict[str, object] = {"exit_code": report.exit_code, "hosts": outcomes}
+    if orgs:
+        detail["organizations"] = {o.host: o.outcome.value for o in orgs}
+    return report, detail
 
 
 _Refusal = RefusedError | HostError | RemoteCommandError

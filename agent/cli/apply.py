@@ -43,6 +43,9 @@ def _target_options(func: click.decorators.FC) -> click.decorators.FC:
         click.option("--ask-pass", "-k", is_flag=True, help="Prompt for the connection password."),
         click.option("--operator", help="Who runs this, for the journal (default: the local user name)."),
         click.option("--ticket", help="A change or incident id recorded in every journal line."),
+        click.option("--break-lock", "break_lock", metavar="RUN",
+                     help="First remove the change marker a killed run RUN left on a host (the refusal "
+                          "names it); only a marker that still names RUN is removed, and that is journaled."),
         click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
                      show_default=True),
     ]):  # fmt: skip
@@ -131,12 +134,14 @@ def render_apply(report: ApplyReport) -> None:
 def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fail: int,
           verify_timeout: float, journal: str | None, forks: int, inventory: str | None, lab: str | None,
           ask_pass: bool,
-          operator: str | None, ticket: str | None, fmt: str) -> None:  # fmt: skip
+          operator: str | None, ticket: str | None, break_lock: str | None, fmt: str) -> None:  # fmt: skip
     """Apply an approved plan: exactly its structured steps, verified and journaled.
 
-    Refuses, changing nothing (exit 4), when the approved digest is not the plan's, when
-    plan.json or a script changed since the plan was made, when a host's facts drifted from the
-    plan (every planned host is collected again first), or when a step restarts
+    Refuses, changing nothing (exit 4), when the approved digest is not the plan's, when a
+    file of the plan directory (plan.json, a script, REVIEW.md, review.html) is not byte for
+    byte what the approved content renders to, when another exfix run (from this machine or
+    another) holds a host's change marker, when a host's facts drifted from the plan (every
+    planned host is locked, then collected again), or when a step restarts
     MSExchangeTransport and --allow-restart is not given. A stale plan's refusal names each
     drifted host, step, fact slice and setting with its planned and current value; with
     --format json they are also printed on stdout (``refused.drift``) and journaled.
@@ -164,7 +169,7 @@ def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fa
             report = apply_plan(
                 plan_file, fleet.targets, fleet.credentials, approve=approve, allow_restart=allow_restart,
                 serial=serial, max_fail=max_fail, verify_timeout=verify_timeout, journal=journal,
-                operator=operator, ticket=ticket, cancel=cancel, forks=forks,
+                operator=operator, ticket=ticket, cancel=cancel, forks=forks, break_lock=break_lock,
             )  # fmt: skip
         except StalePlanError as exc:
             if fmt == "json":
@@ -209,7 +214,7 @@ def render_rollback(report: RollbackReport) -> None:
 @_target_options
 def rollback(journal_file: str, hosts: tuple[str, ...], run: str | None, allow_restart: bool,
              inventory: str | None, lab: str | None, ask_pass: bool, operator: str | None,
-             ticket: str | None, fmt: str) -> None:  # fmt: skip
+             ticket: str | None, break_lock: str | None, fmt: str) -> None:  # fmt: skip
     """Undo a journaled apply: every step it ran (or may have run) and did not undo, last
     first, from the journaled before-state, each read back afterwards. Journaled in the same
     file. The hosts are reached as the apply reached them unless --inventory/--lab is given.
@@ -221,7 +226,7 @@ def rollback(journal_file: str, hosts: tuple[str, ...], run: str | None, allow_r
     with _fleet(inventory, lab, applied.source, ask_pass, journal_file) as fleet:
         report = rollback_journal(journal_file, fleet.targets, fleet.credentials, run=applied.run,
                                   hosts=hosts, allow_restart=allow_restart, operator=operator,
-                                  ticket=ticket)  # fmt: skip
+                                  ticket=ticket, break_lock=break_lock)  # fmt: skip
     if fmt == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
     else:

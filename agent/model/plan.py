@@ -1,10 +1,10 @@
 """The plan: structured actions per host, what they depend on, and the digest a change board
 approves.
 
-A plan is written as ``plan.json`` (``"schema": "exfix.plan/3"``) beside one remediate.ps1 and
-one rollback.ps1 per host and a REVIEW.md. apply executes the structured calls held here, not
-the scripts; the scripts are rendered from the same calls (agent/planning/render.py) and a test
-proves that they parse back to exactly these calls.
+A plan is written as ``plan.json`` (``"schema": "exfix.plan/4"``) beside one remediate.ps1 and
+one rollback.ps1 per host, REVIEW.md and review.html (agent/review/bundle.py). apply executes
+the structured calls held here, not the scripts; the scripts are rendered from the same calls
+(agent/planning/render.py) and a test proves that they parse back to exactly these calls.
 
 The digest
 ----------
@@ -18,8 +18,9 @@ action (call, read-back, before/after, rollback, flags, fingerprints) and every 
 The scripts are part of what is approved, but they show the digest in their headers, so they
 cannot be inside it. Instead they are rendered *after* the digest is known, deterministically
 from the plan content and the digest, and ``plan.json`` records the sha256 of each rendered
-script (``hosts[i].scripts``). apply can check that the scripts on disk still match, or render
-them again and compare.
+script (``hosts[i].scripts``). Those hashes are outside the digest, so they prove nothing to
+apply: it renders every script and page again from the content and the digest and compares
+them byte for byte with the files on disk (agent/review/bundle.py: ``bundle_problems``).
 
 Reading is agent/model/document.py's, onto the file's shape declared here (``_PlanV1`` to
 ``_PlanV4`` and the dataclasses they hold), and strict: an unknown schema, a missing or unknown
@@ -55,7 +56,10 @@ SCHEMA = "exfix.plan/4"
 # ("consequences"). /4 adds to each host unit the fact areas that could not be collected on the
 # host ("failed_areas") and the rules not judged there because of them ("not_judged"): the
 # change board approves knowing what was not looked at. exfix writes /4 and reads all four; an
-# older plan keeps its digest (it is encoded as it was written).
+# older plan keeps its digest (it is encoded as it was written). With /4, every file of the plan
+# directory (the scripts, REVIEW.md, review.html, plan.json itself) is rendered from the approved
+# content alone, so apply renders them again and compares them byte for byte
+# (agent/review/bundle.py); apply refuses older plans, whose pages cannot be checked.
 SCHEMAS = ("exfix.plan/1", "exfix.plan/2", "exfix.plan/3", SCHEMA)
 
 # A value before or after an action: plain, JSON-friendly, immutable (like evidence values).

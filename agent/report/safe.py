@@ -13,6 +13,11 @@ import re
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
+# After a backslash, what reads as an escape (the forms terminal() writes, hex in either
+# case, as a person would read it): such a backslash is itself written as its escape.
+_LOOKS_ESCAPED = re.compile(r"[nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}")
+_BACKSLASH = "\\x5c"
+
 
 def _escape(code: int) -> str:
     if code < 0x100:
@@ -21,16 +26,30 @@ def _escape(code: int) -> str:
 
 
 def terminal(value: object) -> str:
-    """One line with every control or format character shown as an escape (\\x1b, \\u202e)."""
-    out: list[str] = []
+    """One line with every control or format character shown as an escape (\\x1b, \\u202e).
+
+    The output reads back to exactly ``value`` by one rule: ``\\n``, ``\\r``, ``\\t``,
+    ``\\xHH``, ``\\uHHHH`` and ``\\UHHHHHHHH`` are the characters they name, and any other
+    backslash is a backslash. So a backslash in the value that this rule would read as the
+    start of an escape is shown as ``\\x5c``: the text ``\\x1b[2J`` a host sent shows as
+    ``\\x5cx1b[2J``, never as a real ESC does. Other backslashes stay as they are, so
+    ``EX01\\Submission`` and ``\\\\server\\share`` read as Windows writes them.
+    """
+    pieces: list[str] = []
     for ch in str(value):
         if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
+            pieces.append(_ESCAPES[ch])
         elif not ch.isprintable():  # controls, format (bidi) characters, odd spaces
-            out.append(_escape(ord(ch)))
+            pieces.append(_escape(ord(ch)))
         else:
-            out.append(ch)
-    return "".join(out)
+            pieces.append(ch)
+    # Whether a backslash reads as an escape depends on what is shown after it (at most nine
+    # characters, so at most the next nine pieces); a later backslash shown as \x5c starts
+    # with a backslash either way, so the order of the replacements does not matter.
+    for i, piece in enumerate(pieces):
+        if piece == "\\" and _LOOKS_ESCAPED.match("".join(pieces[i + 1 : i + 10])):
+            pieces[i] = _BACKSLASH
+    return "".join(pieces)
 
 
 # Characters that make markup anywhere in a line. ".", "-", "+", "#", "(" and ")" only make

@@ -128,14 +128,15 @@ def _approval(plan: Plan, plan_json: str) -> list[str]:
         "",
         f"Digest to approve: {markdown_code(plan.digest)}",
         "",
-        "The command that applies exactly this plan:",
+        "The command that applies exactly this plan, run in the plan directory (the one holding this page):",
         "",
         code_block(terminal(apply_command(plan, plan_json)), "sh").rstrip("\n"),
         "",
         "apply refuses, and changes nothing, when:",
         "",
-        "- the digest given to `--approve` is not this plan's digest (the plan or its scripts were "
-        "changed after review);",
+        "- the digest given to `--approve` is not this plan's digest, or a file of this directory "
+        "(plan.json, a script, this page) is not byte for byte what the approved plan renders to "
+        "(changed after review);",
         "- a host has drifted: the settings a step depends on are no longer what this plan saw (plan again);",
         "- a step interrupts mail flow (the MSExchangeTransport restart) and `--allow-restart` "
         "was not given.",

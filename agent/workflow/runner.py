@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from agent.model.target import HostTarget
 from agent.planning import build_plan
 from agent.report.playbook_run import render_json
 from agent.review import apply_command, write_plan_dir
+from agent.review.files import OwnedDir
 from agent.rules.metadata import RuleKind
 from agent.rules.registry import RULES_BY_ID
 from agent.scan import DEFAULT_FORKS, DEFAULT_HOST_TIMEOUT, now_iso, scan_fleet
@@ -478,17 +480,35 @@ class _Run:
 
     def finish(self, hosts: Sequence[HostResult]) -> PlaybookRun:
         out_dir = self.settings.out_dir
-        run_file = _next_run_file(out_dir)
-        run = PlaybookRun(
+        with open_run_dir(out_dir) as directory:
+            return self._write_run(directory, hosts)
+
+    def _write_run(self, directory: OwnedDir, hosts: Sequence[HostResult]) -> PlaybookRun:
+        out_dir = self.settings.out_dir
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        finished = now_iso()
+        for n in itertools.count(1):
+            run = self._document(hosts, out_dir / f"run-{stamp}-{n}.json", finished)
+            try:
+                # Created, never opened by an existing name: a link planted under the next run
+                # file's name is skipped like any other taken name, never written through.
+                directory.create(Path(run.run_file).name, render_json(run).encode("utf-8"))
+            except FileExistsError:
+                continue
+            return run
+        raise AssertionError("unreachable")
+
+    def _document(self, hosts: Sequence[HostResult], run_file: Path, finished: str) -> PlaybookRun:
+        return PlaybookRun(
             ticket=self.settings.ticket,
             playbook=self.playbook,
             variables=tuple(sorted(self.values.items())),
             source=self.source,
             operator=self.settings.operator,
             started=self.started,
-            finished=now_iso(),
+            finished=finished,
             hosts=tuple(hosts),
-            directory=str(out_dir),
+            directory=str(self.settings.out_dir),
             run_file=str(run_file),
             plans=tuple(self.plans),
             journal=self.journal,
@@ -497,8 +517,6 @@ class _Run:
             stale=self.stale if self.refused is not None else (),
             approve_command=self._approve_command(),
         )
-        run_file.write_text(render_json(run), encoding="utf-8")
-        return run
 
     def _approve_command(self) -> str | None:
         pending = next((p for p in self.plans if p.role is PlanRole.PENDING_APPROVAL), None)
@@ -509,14 +527,21 @@ class _Run:
         return self.settings.approve_command(pending.digest)
 
 
-def _next_run_file(out_dir: Path) -> Path:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    n = 1
-    while True:
-        candidate = out_dir / f"run-{stamp}-{n}.json"
-        if not candidate.exists():
-            return candidate
-        n += 1
+def open_run_dir(out_dir: Path) -> OwnedDir:
+    """The run directory, made when absent, with no link at any component exfix chose: a
+    relative path (the default ``exfix-runs/<ticket>``) is walked from the working directory
+    one component at a time without following a link; of an absolute path the user gave, the
+    last component. Raises UnsafePathError (exit 1) on a link."""
+    if out_dir.is_absolute() or ".." in out_dir.parts:
+        return OwnedDir.open(out_dir, create=True)
+    current = OwnedDir.open(".")
+    for part in out_dir.parts:
+        if part == ".":
+            continue
+        below = current.subdir(part, create=True)
+        current.close()
+        current = below
+    return current
 
 
 def run_playbook(
@@ -547,7 +572,7 @@ def run_playbook(
                 "`exfix apply` command its plan directory names, or with a playbook whose approval is "
                 "required"
             )
-    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    open_run_dir(settings.out_dir).close()
     run = _Run(playbook, values, targets, credentials, settings, source, log)
     before = run.scan("before")
     unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]

@@ -34,6 +34,8 @@ CMDLET_TYPES: dict[str, str] = {
     "Restart-Service": "Microsoft.PowerShell.Commands.RestartServiceCommand",
     "Get-ItemProperty": "Microsoft.PowerShell.Commands.GetItemPropertyCommand",
     "Get-Content": "Microsoft.PowerShell.Commands.GetContentCommand",
+    "New-Item": "Microsoft.PowerShell.Commands.NewItemCommand",
+    "Remove-Item": "Microsoft.PowerShell.Commands.RemoveItemCommand",
     "Start-Sleep": "Microsoft.PowerShell.Commands.StartSleepCommand",
     "Select-Object": "Microsoft.PowerShell.Commands.SelectObjectCommand",
 }

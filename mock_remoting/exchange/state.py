@@ -269,6 +269,9 @@ class HostState:
     def config_loads(self) -> bool:
         """Whether a starting transport can load EdgeTransport.exe.config."""
         return self.edge_config_text is None or edgeconfig.read(self.edge_config_text).loads
+    # Files made with New-Item under <install path>Logging\ (exfix's change marker), by their
+    # normalized path (items.py): content as written.
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

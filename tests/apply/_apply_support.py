@@ -124,8 +124,20 @@ def journal_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="ascii").splitlines() if line.strip()]
 
 
-def phases(lines: Sequence[Mapping[str, Any]], host: str | None = None) -> list[tuple[Any, ...]]:
-    return [(r["phase"], r["action"], r["result"]) for r in lines if host is None or r["host"] == host]
+LOCK_PHASES = ("lock", "unlock")
+
+
+def phases(
+    lines: Sequence[Mapping[str, Any]], host: str | None = None, *, locks: bool = False
+) -> list[tuple[Any, ...]]:
+    """(phase, action, result) of the journal records (of ``host``). The records of the host
+    locks every run takes (agent/apply/lock.py) are left out unless ``locks``: they are
+    tests/apply/test_apply_lock.py's subject, and every other sequence reads plainer without."""
+    return [
+        (r["phase"], r["action"], r["result"])
+        for r in lines
+        if (host is None or r["host"] == host) and (locks or r["phase"] not in LOCK_PHASES)
+    ]
 
 
 def unstamped(state: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,8 +42,10 @@ def test_a_command_failure_at_the_stale_check_changes_nothing_and_is_exit_7(tmp_
         lines = journal_lines(plan_file.default_journal)
         assert [(r["phase"], r["result"]) for r in lines] == [
             ("start", "ok"),
+            ("lock", "acquired"),  # the host is held for the whole run, stale check included
             ("stale-check", "command-failed"),
             ("refused", "RemoteCommandError"),
+            ("unlock", "released"),
         ]
 
         # The CLI: one line on stderr, exit 7.

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.apply import HostOutcome, JournalEntry, StepStatus, rollback_journal
+from agent.apply.lock import TAKE_COMMANDS as LOCK_COMMANDS
 from agent.errors import EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_ROLLED_BACK, RestartNotAllowedError
 from apply._apply_support import (
     CONNECTOR_SWITCH,
@@ -57,8 +58,10 @@ def test_http_500_on_the_second_step_rolls_the_host_back(tmp_path: Path) -> None
         )
         assert os_before_call == 3
         before = full_state(lab, HOST)
+        # The host's lock comes first: the install path is read, then the marker made (New-Item).
         lab.inject(HOST, {"fail": {"kind": "http-500", "on": "Command", "endpoint": "os",
-                                   "after": per_collection + os_before_call, "times": 1}})  # fmt: skip
+                                   "after": LOCK_COMMANDS + per_collection + os_before_call,
+                                   "times": 1}})  # fmt: skip
 
         report = fleet.apply(plan_file, allow_restart=True)
 
@@ -258,7 +261,11 @@ def test_max_fail_skips_the_hosts_not_started(tmp_path: Path) -> None:
         states = {h: config_state(lab, h) for h in [first, *later]}
         commands: dict[str, int] = {}
 
+        at_skip: dict[str, int] = {}
+
         def on_event(entry: JournalEntry) -> None:
+            if entry.phase == "host" and entry.result == "skipped" and entry.host is not None:
+                at_skip[entry.host] = lab.counters.get(entry.host)
             if entry.phase == "before" and entry.host == first and not commands:  # after the org unit
                 commands.update((h, lab.counters.get(h)) for h in later)
                 lab.inject(
@@ -282,11 +289,12 @@ def test_max_fail_skips_the_hosts_not_started(tmp_path: Path) -> None:
             skipped = report.host(host)
             assert skipped.outcome is HostOutcome.SKIPPED and skipped.steps == ()
             assert skipped.error == "more than 0 host(s) failed"
-            assert lab.counters.get(host) == commands[host]  # not a request after the stale check
+            assert at_skip[host] == commands[host]  # not a request after the stale check...
+            assert ("unlock", None, "released") in phases(lines, host, locks=True)  # ...but its unlock
             # Its own records, apart from the stale check and the organisation unit's (ex04
             # is the server the unit ran through): only that it was skipped.
             own = [(r["phase"], r["result"]) for r in lines if r["host"] == host
-                   and r["phase"] not in ("stale-check", "organization")
+                   and r["phase"] not in ("stale-check", "organization", "lock", "unlock")
                    and not (r["action"] or "").startswith("org-")]  # fmt: skip
             assert own == [("host", "skipped")]
 

@@ -106,8 +106,10 @@ def test_a_host_that_drifted_since_the_plan_is_refused_and_untouched(tmp_path: P
         lines = journal_lines(plan_file.default_journal)
         assert [(r["phase"], r["result"]) for r in lines] == [
             ("start", "ok"),
+            ("lock", "acquired"),  # the host is held for the whole run, stale check included
             ("stale-check", "drifted"),
             ("refused", "StalePlanError"),
+            ("unlock", "released"),
         ]
 
 

@@ -107,7 +107,7 @@ def _action(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "key"),
     [
-        (lambda d: d.update(schema="exfix.plan/5"), "schema"),
+        (lambda d: d.update(schema="exfix.plan/99"), "schema"),
         (lambda d: d.update(extra=1), "extra"),
         (lambda d: d.pop("digest"), "digest"),
         (lambda d: d.update(digest="ABC"), "digest"),

@@ -18,15 +18,13 @@ from hypothesis import strategies as st
 
 from agent.fixes import dns_fault_tolerance, nic_dns_servers, nic_registration, registry, smart_host_connector
 from agent.fixes import transport_dns as tdns
-from agent.fixes._draft import Draft
 from agent.model.command import SWITCH, CmdletCall
-from agent.model.findings import EvidenceItem, Finding, Severity
-from agent.model.plan import Action, Advisory, AdvisoryKind, HostPlan
+from agent.model.plan import HostPlan
 from agent.planning import render
-from agent.planning.build import _order
 from agent.planning.render import environment, render_host
 from agent.resources import data_dir
 from support import pwsh_oracle
+from support.plan_builders import every_step, host_plan
 
 TEMPLATES = data_dir("ps_templates")
 HELPER = (TEMPLATES / "_set-exfix-app-setting.ps1.j2").read_text(encoding="utf-8")
@@ -44,49 +42,6 @@ HOSTILE = [
     "@('a') -Force",
     "",
 ]
-
-
-def _drafts(v: str) -> list[Draft]:
-    """Every kind of action, with ``v`` in every string a host could have supplied."""
-    ids = (f"rule|{v}|subject",)
-    return [
-        nic_dns_servers.draft(12, v, ("10.0.0.10", v), ("10.0.0.10",), ids),
-        *nic_registration.drafts(12, v, False, ids),
-        nic_registration.disable_draft(16, v, True, v, ids),
-        *tdns.external_drafts("TransportService", v, (), True, ("203.0.113.53", v), (v, v + "2"), ids),
-        *tdns.external_drafts("TransportServer", v, (v,), False, (v,), (), ids),
-        tdns.internal_servers_draft("TransportService", v, (v,), ("10.0.0.10",), ids),
-        tdns.internal_servers_draft("TransportServer", v, (), (v,), ids),
-        tdns.adapter_draft("TransportService", v, 12, (v,), ids),
-        tdns.adapter_draft("TransportServer", v, 12, (v,), ids),
-        smart_host_connector.draft(v, "exfix smart host " + v, ("203.0.113.10", v), (v,), ids),
-        *dns_fault_tolerance.drafts(v, v, v + ".bak", ids),
-    ]
-
-
-def _host(v: str, drafts: list[Draft] | None = None) -> HostPlan:
-    ordered = _order(_drafts(v) if drafts is None else drafts)
-    actions = tuple(
-        Action(
-            id=f"{n:02d}-{d.kind}", kind=d.kind, fix_id=d.fix_id, call=d.call,
-            description=d.description,
-            changes=d.changes, read_back=d.read_back, rollback=d.rollback, disruptive=d.disruptive,
-            restart_required=d.restart_required, manual=d.manual, finding_ids=d.finding_ids,
-            depends_on=d.depends_on, fingerprint="f" * 64,
-        )
-        for n, d in enumerate(ordered, start=1)
-    )  # fmt: skip
-    finding = Finding(
-        rule_id="nic-dns-registration-disabled", host=v, subject=v, severity=Severity.HIGH, title=v,
-        summary=v,
-        evidence=(EvidenceItem(source=v, subject=v, values=((v, v), ("list", (v, v)), ("n", 1)), vantage=v),),
-        fix_id="enable-nic-dns-registration", fix_disrupts_mail_flow=True,
-    )  # fmt: skip
-    advisory = Advisory(AdvisoryKind.MISSING_VARIABLE, "set-transport-external-dns", (finding.id,), v, v)
-    return HostPlan(
-        host=v, directory="h", fqdn=v, exchange_version=v, findings=(finding,), actions=actions,
-        advisories=(advisory,), fingerprint="e" * 64,
-    )  # fmt: skip
 
 
 def _shape(call: CmdletCall) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -120,7 +75,7 @@ def assert_round_trip(host: HostPlan, digest: str = "d" * 64) -> None:
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_every_template_round_trips_hostile_values(value: str) -> None:
-    host = _host(value)
+    host = host_plan(value)
     # Every step kind of every fix is in the host's plan: every template macro is exercised.
     assert {a.kind for a in host.actions} == set(registry.KINDS)
     assert_round_trip(host)
@@ -128,9 +83,9 @@ def test_every_template_round_trips_hostile_values(value: str) -> None:
 
 @pytest.mark.parametrize("fix_id", sorted(registry.RULE_FIXES))
 def test_each_fix_template_alone_round_trips(fix_id: str) -> None:
-    drafts = [d for d in _drafts("Eth'0\n$(x)") if d.fix_id == fix_id]
+    drafts = [d for d in every_step("Eth'0\n$(x)") if d.fix_id == fix_id]
     assert drafts, f"no action kind renders through {fix_id}"
-    assert_round_trip(_host("Eth'0\n$(x)", drafts))
+    assert_round_trip(host_plan("Eth'0\n$(x)", drafts))
 
 
 def test_every_fix_has_its_template_with_a_macro_per_step() -> None:
@@ -146,12 +101,12 @@ def test_the_helper_function_is_fixed_text() -> None:
     # The function is included verbatim: no Jinja syntax in it, so no value can be rendered in.
     for marker in ("{{", "{%", "{#"):
         assert marker not in HELPER
-    rendered = render_host(_host("x'); Remove-Item C:\\ #"), "d" * 64)
+    rendered = render_host(host_plan("x'); Remove-Item C:\\ #"), "d" * 64)
     assert rendered.remediate.count(HELPER) == 1 and rendered.rollback.count(HELPER) == 1
 
 
 def test_the_oracle_refuses_an_unknown_function_and_stray_code() -> None:
-    rendered = render_host(_host("x"), "d" * 64).remediate
+    rendered = render_host(host_plan("x"), "d" * 64).remediate
     with pytest.raises(pwsh_oracle.OracleError):
         pwsh_oracle.parse_script(rendered)  # the helper is not allowed
     tampered = rendered.replace("$document.Save($LiteralPath)", "$document.Save('C:\\evil')")
@@ -164,7 +119,7 @@ def test_the_oracle_refuses_an_unknown_function_and_stray_code() -> None:
 
 
 def test_an_empty_host_renders_scripts_that_do_nothing() -> None:
-    host = dataclasses.replace(_host("x", []), findings=(), advisories=())
+    host = dataclasses.replace(host_plan("x", []), findings=(), advisories=())
     rendered = render_host(host, "d" * 64)
     assert pwsh_oracle.parse_script(rendered.remediate).statements == ()
     assert pwsh_oracle.parse_script(rendered.rollback).statements == ()
@@ -186,7 +141,7 @@ def test_whole_scripts_round_trip_generated_values(alias: str, name: str, domain
         smart_host_connector.draft(domain, name, (domain,), (name,), ids),
         *dns_fault_tolerance.drafts(path, alias, path + ".bak", ids),
     ]
-    assert_round_trip(_host(alias, drafts))
+    assert_round_trip(host_plan(alias, drafts))
 
 
 # --- the environment --------------------------------------------------------------------------
@@ -217,7 +172,7 @@ def test_a_value_without_a_filter_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_template_without_a_macro_for_the_step_fails(tmp_path: Path) -> None:
-    action = _host("x").actions[0]
+    action = host_plan("x").actions[0]
     fix, step = registry.step(action.kind)
     (tmp_path / f"{fix.template}.ps1.j2").write_text("{% macro remediate_other(action) %}x{% endmacro %}\n")
     with pytest.raises(jinja2.TemplateError, match=f"has no macro remediate_{step.macro_suffix}"):
@@ -226,7 +181,7 @@ def test_a_template_without_a_macro_for_the_step_fails(tmp_path: Path) -> None:
 
 def test_a_template_refuses_a_call_of_another_cmdlet() -> None:
     module: Any = environment().get_template("set-transport-external-dns.ps1.j2").module
-    action = next(a for a in _host("x").actions if a.kind == "set-transport-external-dns")
+    action = next(a for a in host_plan("x").actions if a.kind == "set-transport-external-dns")
     wrong = dataclasses.replace(action, call=dataclasses.replace(action.call, cmdlet="Set-Mailbox"))
     with pytest.raises(jinja2.TemplateError, match="no case for action kind"):
         module.remediate_set_transport_external_dns(wrong)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,3 +50,60 @@ def test_markdown_code_span_cannot_be_closed_early(value: str) -> None:
     fence_len = len(span) - len(span.lstrip("`"))
     inner = span[fence_len:-fence_len]
     assert "`" * fence_len not in inner
+
+
+# --- the backslash: a literal "\x1b" and a real ESC must read differently -------------------
+
+# Mostly the characters an escape is made of, so that collisions are likely if they exist.
+_escape_parts = st.text(alphabet=st.sampled_from("\\x1bunrt0\x1b\n\u202e"), max_size=8)
+
+
+_SHOWN_ESCAPE = re.compile(r"\\(?:[nrt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+def _read_back(shown: str) -> str:
+    """What a person reads in ``safe.terminal``'s output, by the rule its docstring states:
+    ``\\n`` ``\\r`` ``\\t`` ``\\xHH`` ``\\uHHHH`` ``\\UHHHHHHHH`` are the characters they name
+    (``\\x5c`` a backslash), and any other backslash is itself."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(shown):
+        match = _SHOWN_ESCAPE.match(shown, pos)
+        if match is None:
+            out.append(shown[pos])
+            pos += 1
+            continue
+        token = match.group()
+        if token[1] in "nrt":
+            out.append({"n": "\n", "r": "\r", "t": "\t"}[token[1]])
+        else:
+            out.append(chr(int(token[2:], 16)))
+        pos = match.end()
+    return "".join(out)
+
+
+def test_a_literal_escape_text_and_a_real_escape_read_differently() -> None:
+    literal, real = "\\x1b[2J", "\x1b[2J"
+    assert safe.terminal(real) == "\\x1b[2J"
+    assert safe.terminal(literal) == "\\x5cx1b[2J"
+    assert safe.terminal("\\u202e") == "\\x5cu202e" != safe.terminal("\u202e")
+    assert safe.terminal("a\\nb") == "a\\x5cnb" != safe.terminal("a\nb")
+    assert safe.terminal("\\x5c") == "\\x5cx5c"
+    assert safe.terminal("\\U0001F4EC") == "\\x5cU0001F4EC" != safe.terminal("\U0001F4EC")
+    # A backslash that cannot start an escape stays as it is: Windows names read as they are.
+    assert safe.terminal("EX01\\Submission") == "EX01\\Submission"
+    assert safe.terminal("CONTOSO\\user") == "CONTOSO\\user"
+    assert safe.terminal("\\\\server\\share") == "\\\\server\\share"
+    assert safe.terminal("\\\x1b") == "\\\\x1b"  # a backslash, then a real ESC
+
+
+@given(st.one_of(st.text(), _escape_parts))
+def test_what_terminal_shows_reads_back_as_exactly_the_value(value: str) -> None:
+    # A reading back for every value means two different values never show the same.
+    assert _read_back(safe.terminal(value)) == value
+
+
+def test_markdown_and_code_spans_keep_the_difference() -> None:
+    literal, real = "\\x1b[2J", "\x1b[2J"
+    assert safe.markdown(literal) != safe.markdown(real)
+    assert safe.markdown_code(literal) != safe.markdown_code(real)

@@ -1,5 +1,11 @@
-"""Provider items: Get-ItemProperty of Exchange's Setup registry key and Get-Content of
-EdgeTransport.exe.config, the only two items the lab's hosts have."""
+"""Provider items: Get-ItemProperty of Exchange's Setup registry key, Get-Content of
+EdgeTransport.exe.config, and the files of ``<install path>Logging\\`` (exfix's change marker:
+New-Item, Get-Content, Remove-Item), the only items the lab's hosts have.
+
+New-Item of a file without ``-Force`` fails when the file exists, as PowerShell's FileSystem
+provider does (it opens the file ``FileMode.CreateNew``; the IOException is written as
+``NewItemIOError``, category WriteError): the lab runs cmdlets under the fleet's lock, so
+creating is atomic here as CREATE_NEW is on Windows."""
 
 from __future__ import annotations
 
@@ -44,6 +50,27 @@ def _normalize_path(path: str) -> str:
     return text.rstrip("\\").lower()
 
 
+def logging_dir(host: HostState) -> str:
+    return install_path(host) + "Logging\\"
+
+
+def _in_logging(host: HostState, path: str) -> bool:
+    """A file right inside <install path>Logging\\ (the only place files can be made)."""
+    directory = _normalize_path(logging_dir(host))
+    normalized = _normalize_path(path)
+    return normalized.startswith(directory + "\\") and "\\" not in normalized[len(directory) + 1 :]
+
+
+def _not_found(ctx: Context, path: str) -> Any:
+    return ctx.cmdlet_error(
+        f"Cannot find path '{path}' because it does not exist.",
+        "PathNotFound",
+        ErrorCategory.ObjectNotFound,
+        "System.Management.Automation.ItemNotFoundException",
+        path,
+    )
+
+
 def _paths_naming(ctx: Context, args: dict[str, Any], item: str) -> Iterator[str]:
     """Each -Path / -LiteralPath that names ``item``; any other is a PathNotFound error."""
     paths = args.get("Path") or args.get("LiteralPath")
@@ -53,15 +80,7 @@ def _paths_naming(ctx: Context, args: dict[str, Any], item: str) -> Iterator[str
         if _normalize_path(path) == _normalize_path(item):
             yield path
             continue
-        ctx.error(
-            ctx.cmdlet_error(
-                f"Cannot find path '{path}' because it does not exist.",
-                "PathNotFound",
-                ErrorCategory.ObjectNotFound,
-                "System.Management.Automation.ItemNotFoundException",
-                path,
-            )
-        )
+        ctx.error(_not_found(ctx, path))
 
 
 @REGISTRY.cmdlet("Get-ItemProperty", Endpoint.OS, _PATH, P("Name", Kind.STRINGS, position=1), _LITERAL_PATH)
@@ -112,17 +131,28 @@ def get_item_property(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> N
     P("ReadCount", Kind.INT),
 )
 def get_content(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    files = ctx.host.files
+    wanted = args.get("Path") or args.get("LiteralPath") or []
+    if wanted and all(_normalize_path(p) in files for p in wanted):
+        for wanted_path in wanted:
+            _emit_content(ctx, files[_normalize_path(wanted_path)], wanted_path, bool(args.get("Raw")))
+        return
     path = config_path(ctx.host)
+    host = ctx.host
     for _path in _paths_naming(ctx, args, path):
-        host = ctx.host
-        text = host.edge_config_text
-        if text is None:
-            text = edgeconfig.render(host.spec.major, install_path(host), host.dns_fault_tolerance)
-        if args.get("Raw"):
-            ctx.emit(_content_item(text, path, 1))
-        else:
-            for number, line in enumerate(_LINES.split(text.removesuffix("\r\n").removesuffix("\n")), 1):
-                ctx.emit(_content_item(line, path, number))
+        config = host.edge_config_text
+        if config is None:
+            config = edgeconfig.render(host.spec.major, install_path(host), host.dns_fault_tolerance)
+        _emit_content(ctx, config, path, bool(args.get("Raw")))
+
+
+def _emit_content(ctx: Context, text: str, path: str, raw: bool) -> None:
+    """Get-Content's output: the whole text with -Raw, else one item per line."""
+    if raw:
+        ctx.emit(_content_item(text, path, 1))
+        return
+    for number, line in enumerate(_LINES.split(text.removesuffix("\r\n").removesuffix("\n")), 1):
+        ctx.emit(_content_item(line, path, number))
 
 
 # Get-Content without -Raw splits at CR LF, LF or CR and drops the last line break.
@@ -144,3 +174,55 @@ def _content_item(text: str, path: str, read_count: int) -> PSString:
     add_note_property(item, "PSProvider", provider)
     add_note_property(item, "ReadCount", PSInt64(read_count))
     return item
+
+
+@REGISTRY.cmdlet(
+    "New-Item",
+    Endpoint.OS,
+    _PATH,
+    P("ItemType", Kind.STRING, aliases=("Type",)),
+    P("Value", Kind.STRING),
+    P("Force", Kind.SWITCH),
+)
+def new_item(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    paths = args.get("Path")
+    if not paths:
+        ctx.fail(records.missing_mandatory(ctx.cmdlet, ["Path"]))
+    if str(args.get("ItemType") or "File").lower() != "file":
+        ctx.fail(
+            ctx.cmdlet_error(
+                "The lab makes files only.", "NotSupported", ErrorCategory.InvalidArgument,
+                "System.NotSupportedException", args.get("ItemType"),
+            )
+        )  # fmt: skip
+    for path in paths:
+        key = _normalize_path(path)
+        if not _in_logging(ctx.host, path):
+            ctx.error(
+                ctx.cmdlet_error(
+                    f"Could not find a part of the path '{path}'.", "NewItemIOError",
+                    ErrorCategory.WriteError, "System.IO.DirectoryNotFoundException", path,
+                )
+            )  # fmt: skip
+            continue
+        if key in ctx.host.files and not args.get("Force"):
+            # FileMode.CreateNew on an existing file (no -Force): the .NET IOException's text.
+            ctx.error(
+                ctx.cmdlet_error(
+                    f"The file '{path}' already exists.", "NewItemIOError", ErrorCategory.WriteError,
+                    "System.IO.IOException", path,
+                )
+            )  # fmt: skip
+            continue
+        ctx.host.files[key] = str(args.get("Value") or "")
+        ctx.emit(path)
+
+
+@REGISTRY.cmdlet("Remove-Item", Endpoint.OS, _PATH, _LITERAL_PATH, P("Force", Kind.SWITCH))
+def remove_item(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    paths = args.get("Path") or args.get("LiteralPath")
+    if not paths:
+        ctx.fail(records.missing_mandatory(ctx.cmdlet, ["Path"]))
+    for path in paths:
+        if ctx.host.files.pop(_normalize_path(path), None) is None:
+            ctx.error(_not_found(ctx, path))

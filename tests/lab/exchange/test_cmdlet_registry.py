@@ -41,6 +41,8 @@ OS_CMDLETS = {
     "Restart-Service",
     "Get-ItemProperty",
     "Get-Content",
+    "New-Item",  # exfix's change marker under <install path>Logging\ (agent/apply/lock.py)
+    "Remove-Item",
     "Start-Sleep",
 }
 
