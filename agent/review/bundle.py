@@ -128,7 +128,7 @@ def _first_difference(expected: bytes, actual: bytes) -> int:
 def bundle_problems(plan: Plan, directory: str | Path) -> tuple[str, ...]:
     """What in ``directory`` is not the bundle of ``plan`` (read from its plan.json), one line
     each; empty when every file is byte for byte what :func:`bundle_files` renders. A plan
-    written before the bundle was covered (exfix.plan/1 and /2) is one problem: its pages
+    written before the bundle was covered (exfix.plan/1 to /3) is one problem: its pages
     cannot be checked."""
     if plan.schema != SCHEMA:
         return (
