@@ -70,6 +70,10 @@ class _Reader:
             raise self.error(
                 f"the top level must be a mapping of groups (all: ...), not {kind(data)}", line=1
             )
+        if all(body is None or body == {} for body in data.values()):
+            # `all: null` / `all: {}` declares no group, host or variable: the same as an empty
+            # file, which would otherwise scan nothing and exit 0 as if the fleet were healthy.
+            raise self.error("the inventory is empty (its groups hold no hosts, groups or vars)", line=1)
         if data.get("plugin"):
             plugin = data["plugin"]
             raise PluginConfig(

@@ -502,12 +502,18 @@ def find_playbook(file_or_name: str) -> Path:
 
 
 def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
-    """``--var k=v`` options as a mapping (the last one wins); UsageError on a malformed one."""
+    """``--var k=v`` options as a mapping; UsageError on a malformed one, and on a name given
+    twice: with two values on one command line, neither "the first" nor "the last" is
+    obviously what the operator meant for a run that may change servers."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not _VAR_NAME.match(name):
             raise UsageError(f"--var {_show(pair)!r}: expected NAME=VALUE with a lower-case NAME")
+        if name in out:
+            raise UsageError(
+                f"--var {name} is given twice ({_show(out[name])!r} and {_show(value)!r}): give it once"
+            )
         out[name] = value
     return out
 

@@ -220,3 +220,9 @@ def test_numbers_as_keys_in_other_tools_variables_are_ordinary_yaml() -> None:
     assert [t.name for t in parse_inventory(text, "inv.yaml").select(None)] == ["ex01.contoso.local"]
     with pytest.raises(InventoryError, match=r"inv.yaml:3: key 'all.children': a key must be a plain string"):
         parse_inventory("all:\n  children:\n    7:\n      hosts:\n        ex01:\n", "inv.yaml")
+
+
+@pytest.mark.parametrize("text", ["all: null\n", "all: {}\n", "all:\nexchange: {}\n", ""])
+def test_an_inventory_that_declares_nothing_is_empty_like_an_empty_file(text: str) -> None:
+    # Scanning it would report "0 hosts" with exit 0, as if the fleet were healthy.
+    assert "the inventory is empty" in str(error(text))

@@ -336,6 +336,9 @@ def test_variables_are_typed_and_overridden() -> None:
         resolve_variables(book, {"other": "x"})
     with pytest.raises(UsageError, match="NAME=VALUE"):
         parse_assignments(["domain"])
+    # Two values for one name: which one the operator meant is not for exfix to guess.
+    with pytest.raises(UsageError, match=r"--var domain is given twice \('a.com' and 'b.com'\)"):
+        parse_assignments(["domain=a.com", "domain=b.com"])
 
     remediate = load_playbook(next(p for p in shipped_playbooks() if p.stem == "dns-451-remediate"))
     assert resolve_variables(remediate, {})["exfix_external_dns_servers"] == ()
