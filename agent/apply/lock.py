@@ -215,23 +215,18 @@ def read_marker(conn: HostConnection, path: str) -> Marker | None:
 
 def try_create(conn: HostConnection, path: str, holder: Holder) -> Marker | None:
     """Create the marker for ``holder``; None when done, else the marker that holds the host."""
-    try:
-        conn.run(_create_call(path, holder))
-        return None
-    except RemoteCommandError as exc:
-        if not _exists_error(exc):
-            raise
-    current = read_marker(conn, path)
-    # Removed between the two calls: the holder just finished. Try once more.
-    if current is None:
+    for _attempt in range(2):  # a second time when the marker went between the two calls
         try:
             conn.run(_create_call(path, holder))
             return None
         except RemoteCommandError as exc:
             if not _exists_error(exc):
                 raise
-        current = read_marker(conn, path) or Marker(path, None, "")
-    return current
+        current = read_marker(conn, path)
+        if current is not None:
+            return current
+        # Removed between the two calls: the holder just finished. Try once more.
+    return Marker(path, None, "")
 
 
 def remove_if(conn: HostConnection, path: str, run: str) -> Marker | None:

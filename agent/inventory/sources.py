@@ -41,7 +41,7 @@ from agent.inventory.document import INVENTORY
 from agent.inventory.ini_source import read_ini
 from agent.inventory.json_source import looks_like_list_json, read_list_json
 from agent.inventory.tree import Tree
-from agent.inventory.values import Origin
+from agent.inventory.values import Origin, inventory_text
 from agent.inventory.yaml_source import PluginConfig, read_yaml
 
 ANSIBLE_PREFIX = "ansible:"
@@ -147,17 +147,7 @@ def _file(path: Path, tree: Tree, runner: Runner) -> None:
             _json(runner([str(path.resolve()), "--list"], SCRIPT_TIMEOUT, source), source), source, tree
         )
         return
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InventoryError(source, f"not UTF-8 text (byte {exc.start})") from None
-    if text.startswith("$ANSIBLE_VAULT"):
-        raise InventoryError(
-            source,
-            "is encrypted with Ansible Vault, which exfix cannot decrypt: let Ansible read it "
-            f"with -i ansible:{source} (pip install 'exfix[ansible]')",
-            line=1,
-        )
+    text = inventory_text(raw, source, f"it with -i ansible:{source}")
     read_text(text, source, tree, ext=path.suffix.lower(), runner=runner)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.errors import InventoryError
 from agent.model.document import KeyPath, Loaded
 
 # Ansible's template detection looks for the opening markers of Jinja2's three constructs
@@ -88,3 +89,21 @@ def vault_or_template(value: Any) -> str | None:
             if found:
                 return found
     return None
+
+
+def inventory_text(raw: bytes, source: str, vault_way_out: str) -> str:
+    """An inventory or vars file's bytes as text (UTF-8, a BOM allowed). InventoryError for
+    other bytes, and for a file encrypted whole with Ansible Vault, naming ``vault_way_out``
+    (the ``-i ansible:`` form that lets Ansible decrypt it)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InventoryError(source, f"not UTF-8 text (byte {exc.start})") from None
+    if text.startswith("$ANSIBLE_VAULT"):
+        raise InventoryError(
+            source,
+            "is encrypted with Ansible Vault, which exfix cannot decrypt: let Ansible read "
+            f"{vault_way_out} (pip install 'exfix[ansible]')",
+            line=1,
+        )
+    return text

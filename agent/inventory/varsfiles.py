@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.errors import InventoryError
 from agent.inventory.document import INVENTORY, check_variable_name
-from agent.inventory.values import Origin, Written
+from agent.inventory.values import Origin, Written, inventory_text
 from agent.model.document import kind
 
 EXTENSIONS = (".yml", ".yaml", ".json")
@@ -91,17 +91,7 @@ def read_vars_file(path: Path, host: str | None) -> dict[str, Written]:
         raise InventoryError(source, f"cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
         raise InventoryError(source, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InventoryError(source, f"not UTF-8 text (byte {exc.start})") from None
-    if text.startswith("$ANSIBLE_VAULT"):
-        raise InventoryError(
-            source,
-            "is encrypted with Ansible Vault, which exfix cannot decrypt: let Ansible read the "
-            "inventory with -i ansible:PATH (pip install 'exfix[ansible]')",
-            line=1,
-        )
+    text = inventory_text(raw, source, "the inventory with -i ansible:PATH")
     loaded = INVENTORY.read_yaml_tree(text, source=source)
     data: Any = loaded.value
     if data is None:

@@ -204,13 +204,7 @@ class OwnedDir:
         temporary = f".{name}.{secrets.token_hex(8)}.tmp"
         fd = self._open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_all(fd, data)
             if self._fd is not None:
                 os.replace(temporary, name, src_dir_fd=self._fd, dst_dir_fd=self._fd)
             else:
@@ -223,14 +217,7 @@ class OwnedDir:
     def create(self, name: str, data: bytes, *, mode: int = 0o644) -> Path:
         """A new file ``name`` holding ``data``; FileExistsError when the name is taken (by
         anything, a link included)."""
-        fd = self._open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_all(self._open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), data)
         return self.path / name
 
     def open_append(self, name: str, *, mode: int = 0o600) -> int:
@@ -284,3 +271,14 @@ def owned_file(path: str | os.PathLike[str], *, create_parents: bool = True) -> 
     except OSError as exc:
         raise UnsafePathError(str(parent), f"cannot be opened: {exc.strerror or exc}") from None
     return OwnedDir(parent, fd), _check_name(file.name)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to ``fd`` whole (os.write may write less), flush it to disk, close it."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
