@@ -8,6 +8,7 @@ from agent.model.facts import (
     AreaIssue,
     CollectionArea,
     CollectionStatus,
+    DnsCacheEntry,
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     HostFacts,
@@ -171,6 +172,8 @@ def _blank(facts: HostFacts, area: CollectionArea) -> HostFacts:
         return dataclasses.replace(facts, nics=(), mapi_nic=NicSelection(None, "no NIC was collected"))
     if area is CollectionArea.EDGE_CONFIG:
         return dataclasses.replace(facts, edge_config=None)
+    if area is CollectionArea.DNS_CACHE:
+        return dataclasses.replace(facts, dns_cache=None)
     return dataclasses.replace(facts, edge_config_file=None)
 
 
@@ -204,6 +207,26 @@ def _varied_hosts() -> list[HostFacts]:
             connectors=(connector(use_external=True),),
         ),
         host(probes=server_probes(INTERNAL_DNS, public=Outcome.SERVFAIL)),
+        # The server's A record holds only the backup NIC's address, which registers while
+        # the MAPI NIC does not.
+        host(
+            nics=(
+                mapi_nic(register_this_connections_address=False),
+                replication_nic(interface_index=16, interface_alias="Backup", ipv4_addresses=("10.1.0.21",),
+                                register_this_connections_address=True, ipv4_dns_servers=(INTERNAL_DNS,)),
+            ),
+            probes=tuple(
+                probe(INTERNAL_DNS, p.qname, "A", Outcome.ANSWER, ("10.1.0.21",)) if p.rdtype == "A" else p
+                for p in server_probes(INTERNAL_DNS)
+            ),
+        ),
+        # A stale NotExist for fabrikam.com's MX in the DNS client cache, which 10.0.0.10 answers.
+        host(
+            queues=(queue("EX01\\12", next_hop="fabrikam.com", last_error=NXDOMAIN_ERROR),),
+            extra_probes=fabrikam[:2],
+            remote_domains=("fabrikam.com",),
+            dns_cache=(DnsCacheEntry("fabrikam.com", "fabrikam.com", 15, 9003, 840),),
+        ),
     ]
 
 

@@ -96,6 +96,6 @@ SPEC = FixSpec(
     disrupts_mail_flow=False,
     planner=plan,
     template="clear-dns-client-cache",
-    steps=(Step(CLEAR, risk=NO_UNDO + ".", predict=predict),),
+    steps=(Step(CLEAR, risk=NO_UNDO + ".", predict=predict, no_undo=NO_UNDO + "."),),
     reads=(FactArea.EXCHANGE_SERVER,),
 )
