@@ -99,6 +99,15 @@ def test_plan_apply_plan_again(
             assert flush.rollback == () and not flush.disruptive and not flush.restart_required
             assert "has no undo, and needs none" in flush.description
             assert fleet.host(host_name).state.dns_cache == []
+            # The change board reads that there is no undo, and why, in the review and in
+            # rollback.ps1 beside the remediation.
+            review = (tmp_path / "plan" / "REVIEW.md").read_text(encoding="utf-8")
+            assert "No undo step for clear-dns-client-cache: A cache flush has no undo, and needs none" in (
+                review
+            )
+            (rollback,) = (tmp_path / "plan" / "hosts").glob("*/rollback.ps1")
+            undo = rollback.read_text("utf-8-sig")
+            assert "# --- Step 1 has no undo step: A cache flush has no undo" in undo
             assert fleet.host(host_name).state.transport_starts == untouched["transport_starts"]
 
         # 3. plan again: nothing to do.
