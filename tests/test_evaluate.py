@@ -8,6 +8,7 @@ from agent.model.facts import (
     AreaIssue,
     CollectionArea,
     CollectionStatus,
+    DnsCacheEntry,
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     HostFacts,
@@ -172,6 +173,8 @@ def _blank(facts: HostFacts, area: CollectionArea) -> HostFacts:
         return dataclasses.replace(facts, nics=(), mapi_nic=NicSelection(None, "no NIC was collected"))
     if area is CollectionArea.EDGE_CONFIG:
         return dataclasses.replace(facts, edge_config=None)
+    if area is CollectionArea.DNS_CACHE:
+        return dataclasses.replace(facts, dns_cache=None)
     return dataclasses.replace(facts, edge_config_file=None)
 
 
@@ -221,6 +224,13 @@ def _varied_hosts() -> list[HostFacts]:
                 probe(INTERNAL_DNS, HOST, "A", Outcome.ANSWER, ("192.168.60.21",)) if p.qname == HOST else p
                 for p in server_probes(INTERNAL_DNS)
             ),
+        ),
+        # A stale NotExist for fabrikam.com's MX in the DNS client cache, which 10.0.0.10 answers.
+        host(
+            queues=(queue("EX01\\12", next_hop="fabrikam.com", last_error=NXDOMAIN_ERROR),),
+            extra_probes=fabrikam[:2],
+            remote_domains=("fabrikam.com",),
+            dns_cache=(DnsCacheEntry("fabrikam.com", "fabrikam.com", 15, 9003, 840),),
         ),
     ]
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from agent.collect import (
+    dns_cache,
     dns_probe,
     edge_config,
     exchange_server,
@@ -157,6 +158,15 @@ def collect_host(
             edge = area(CollectionArea.EDGE_CONFIG, lambda: text,
                         lambda t: edge_config.settings(t, host=host, path=path))  # fmt: skip
 
+    # The DNS Client service's cache (its own area: a host whose CIM provider fails here still
+    # has every other area). Read before the probes, so that what is read is the cache the
+    # failing queues met, not one the probes' own lookups added to.
+    cache = area(
+        CollectionArea.DNS_CACHE,
+        lambda: _run_all(conn, dns_cache.calls()),
+        lambda out: dns_cache.parse(out, host=host),
+    )
+
     targets = ProbeTargets.for_domain(server.domain, server.fqdn, options.public_name)
     servers = configured_dns_servers(nic_facts, transport_facts)
     domains = failing_remote_domains(queue_facts)
@@ -177,6 +187,7 @@ def collect_host(
         remote_domains=domains,
         issues=issues,
         edge_config_file=edge_file,
+        dns_cache=cache,
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from agent.fixes import (
+    clear_dns_client_cache,
     dns_fault_tolerance,
     nic_dns_servers,
     nic_registration,
@@ -32,6 +33,7 @@ FIXES: tuple[FixSpec, ...] = (
     transport_dns.INTERNAL_SPEC,
     smart_host_connector.SPEC,
     dns_fault_tolerance.SPEC,
+    clear_dns_client_cache.SPEC,
     restart_transport.SPEC,
 )
 

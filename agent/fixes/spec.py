@@ -49,6 +49,10 @@ class Step:
     # it is written (agent/planning/judge.py). None: the step changes nothing the rules read
     # (Register-DnsClient, a backup copy, the restart).
     predict: Predict | None = None
+    # Why the step has no undo step in the rollback script, where that must be said (a cache
+    # flush: nothing to put back, and nothing that needs it); the plan's review and rollback.ps1
+    # show it. None: the step's rollback calls are its undo, or it needs no word.
+    no_undo: str | None = None
 
     @property
     def macro_suffix(self) -> str:

@@ -378,6 +378,57 @@ class EdgeConfigFileFacts:
         return self.xml_error is None
 
 
+# MSFT_DNSClientCache.Status is the Win32 status of the cached answer ("System Error Codes
+# (9000-11999)", learn.microsoft.com): 0 an answer, DNS_ERROR_RCODE_NAME_ERROR 9003 "DNS name
+# does not exist" (Get-DnsClientCache shows it as NotExist), DNS_INFO_NO_RECORDS 9501 "No
+# records found for given DNS query" (NoRecords). The last two are negative entries: until
+# their TimeToLive runs out, the DNS Client service answers the name from them without asking a
+# server (the DNS Client service's MaxNegativeCacheTtl, KB318803).
+DNS_STATUS_SUCCESS = 0
+DNS_STATUS_NAME_ERROR = 9003
+DNS_STATUS_NO_RECORDS = 9501
+DNS_STATUS_WORDS = {DNS_STATUS_SUCCESS: "Success", DNS_STATUS_NAME_ERROR: "NotExist",
+                    DNS_STATUS_NO_RECORDS: "NoRecords"}  # fmt: skip
+NEGATIVE_DNS_STATUSES = frozenset({DNS_STATUS_NAME_ERROR, DNS_STATUS_NO_RECORDS})
+
+# MSFT_DNSClientCache.Type is the numeric DNS record type (RFC 1035 3.2.2, RFC 3596 for AAAA).
+DNS_RECORD_TYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
+                    33: "SRV"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DnsCacheEntry:
+    """One Get-DnsClientCache row (an MSFT_DNSClientCache instance). ``entry`` is the name that
+    was asked for (the cache key), ``name`` the record's owner name (they differ behind a
+    CNAME); ``record_type`` the numeric type, ``status`` the Win32 status (0, 9003, 9501, ...),
+    ``data`` the record data as shown ("" for a negative entry). Names as the host sent them."""
+
+    entry: str
+    name: str
+    record_type: int
+    status: int
+    time_to_live: int
+    data: str = ""
+    section: int = 1  # 1 Answer, 2 Authority, 3 Additional
+
+    @property
+    def negative(self) -> bool:
+        return self.status in NEGATIVE_DNS_STATUSES
+
+    @property
+    def type_name(self) -> str:
+        """"A", "MX", ... or "TYPE<n>" for a type exfix does not name (RFC 3597 spelling)."""
+        return DNS_RECORD_TYPES.get(self.record_type, f"TYPE{self.record_type}")
+
+    @property
+    def status_name(self) -> str:
+        return DNS_STATUS_WORDS.get(self.status, str(self.status))
+
+    def names(self) -> tuple[str, ...]:
+        """The entry and the record name, normalised, each once."""
+        return tuple(dict.fromkeys(normalize_name(n) for n in (self.entry, self.name) if n.strip()))
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeTargets:
     """The names the DNS probes ask every configured server about.
@@ -416,6 +467,7 @@ class CollectionArea(str, enum.Enum):
     NICS = "nics"  # Get-DnsClient, Get-DnsClientServerAddress, Get-NetIPConfiguration
     EDGE_CONFIG_FILE = "edge_config_file"  # EdgeTransport.exe.config read whole (Get-Content -Raw)
     EDGE_CONFIG = "edge_config"  # the settings in it (<appSettings>): needs the file, well-formed
+    DNS_CACHE = "dns_cache"  # Get-DnsClientCache: the DNS Client service's cache on the host
 
     @property
     def needs(self) -> tuple[CollectionArea, ...]:
@@ -434,6 +486,7 @@ _AREA_DESCRIPTIONS = {
     CollectionArea.NICS: "the network adapters and their DNS settings",
     CollectionArea.EDGE_CONFIG_FILE: "the EdgeTransport.exe.config file",
     CollectionArea.EDGE_CONFIG: "the settings in EdgeTransport.exe.config",
+    CollectionArea.DNS_CACHE: "the DNS client cache",
 }
 
 
@@ -506,6 +559,9 @@ class HostFacts:
     status: CollectionStatus
     # The file edge_config is read from (exfix.facts/3); None where it was not read.
     edge_config_file: EdgeConfigFileFacts | None = None
+    # Get-DnsClientCache; None where it was not read (its issue says why) or where the snapshot
+    # holds no cache (one written before exfix read it: then nothing is known of the cache).
+    dns_cache: tuple[DnsCacheEntry, ...] | None = None
 
     @property
     def ad_domain(self) -> str:
@@ -539,6 +595,11 @@ class HostFacts:
                 continue
             out.append(probe)
         return tuple(out)
+
+    def negative_cache_entries(self, qname: str) -> tuple[DnsCacheEntry, ...]:
+        """The host's negative DNS client cache entries for ``qname`` (entry or record name)."""
+        wanted = normalize_name(qname)
+        return tuple(e for e in self.dns_cache or () if e.negative and wanted in e.names())
 
 
 def normalize_name(name: str) -> str:

@@ -227,6 +227,22 @@ class MalformedEdgeConfig(FindingData):
 
 
 # The data class of every rule, one per rule id: what plan.json decodes a finding's data with.
+@dataclass(frozen=True, slots=True)
+class ClearDnsClientCache(RemoteDomain):
+    """dns-client-cache-negative: the remote domain whose failing queues met a stale negative
+    entry of the host's DNS client cache, and those entries (parallel tuples: the entry's name,
+    its record type by name, its status number and the TTL it had left) that a probe of a
+    configured server now answers."""
+
+    RULE: ClassVar[str] = "dns-client-cache-negative"
+
+    queues: tuple[str, ...]
+    entries: tuple[str, ...]
+    record_types: tuple[str, ...]
+    statuses: tuple[int, ...]
+    time_to_live: tuple[int, ...]
+
+
 FINDING_DATA: tuple[type[FindingData], ...] = (
     QueueSymptom,
     EnableRegistration,
@@ -240,6 +256,7 @@ FINDING_DATA: tuple[type[FindingData], ...] = (
     UnreachableDnsServer,
     SetDnsFaultTolerance,
     MalformedEdgeConfig,
+    ClearDnsClientCache,
 )
 
 

@@ -20,6 +20,11 @@ gets a well-formed file. ``exfix.facts/1`` (hosts only, each with its own
 ``send_connectors``, and no ``organization`` in ``exchange``) is read as /2 with each host an
 organisation of its own.
 
+Each host's ``dns_cache`` (Get-DnsClientCache rows) is an optional key of /3: a snapshot
+without it, written before exfix read the cache, reads as "nothing known of the cache" (None),
+and the rules that read the cache find nothing in it. The shape of every other key is as
+before, so the version stays /3.
+
 Reading is strict (agent/model/document.py): an unknown schema, a missing or unknown key, or
 a value of the wrong type raises FactsFileError naming the file and the key path
 (``hosts[0].nics[1].interface_index``). A snapshot is a file a user hands exfix, so nothing in

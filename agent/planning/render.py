@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,7 @@ class HostView:
     risks: tuple[str, ...]
     restart_step: int | None
     manual_restart_step: int | None
+    no_undo: tuple[tuple[int, str], ...] = ()  # (step number, why it has no undo step)
 
 
 def _changes(action: Action) -> tuple[str, ...]:
@@ -173,6 +174,17 @@ def _macro(env: jinja2.Environment, kind: str, name: str) -> Any:
     if macro is None:
         raise jinja2.TemplateError(f"{template_name(kind)} has no macro {name}_{step.macro_suffix}")
     return macro
+
+
+def without_undo(actions: Iterable[Action]) -> tuple[str, ...]:
+    """"<kind>: <why>" for each kind of step among ``actions`` that declares it has no undo
+    step (Step.no_undo), each once."""
+    out: list[str] = []
+    for action in actions:
+        reason = registry.step(action.kind)[1].no_undo
+        if reason is not None and not action.rollback:
+            out.append(f"{action.kind}: {reason}")
+    return tuple(dict.fromkeys(out))
 
 
 def host_view(host: HostPlan, digest: str, env: jinja2.Environment) -> HostView:
@@ -208,6 +220,11 @@ def host_view(host: HostPlan, digest: str, env: jinja2.Environment) -> HostView:
         risks=risks,
         restart_step=automatic_restart,
         manual_restart_step=manual_restart,
+        no_undo=tuple(
+            (s.number, reason)
+            for s in steps
+            if not s.action.rollback and (reason := registry.step(s.action.kind)[1].no_undo) is not None
+        ),
     )
 
 

@@ -32,7 +32,7 @@ import jinja2
 from markupsafe import Markup
 
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, HostPlan, Plan
-from agent.planning.render import RenderedHost, environment, host_view
+from agent.planning.render import RenderedHost, environment, host_view, without_undo
 from agent.report.display import format_value
 from agent.report.safe import terminal
 from agent.review.review_md import apply_command
@@ -105,6 +105,7 @@ class PageView:
     restarting: tuple[str, ...]  # hosts whose transport service apply restarts
     hosts: tuple[HostView, ...]
     partial: tuple[str, ...] = ()  # hosts where a fact area could not be collected
+    no_undo: tuple[str, ...] = ()  # "<kind>: <why>" of the automatic steps without an undo step
 
 
 def _script(name: str, text: str, host: HostPlan) -> ScriptView:
@@ -145,6 +146,7 @@ def page_view(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str) -
         restarting=tuple(h.host for h in plan.hosts if _restarts(h)),
         hosts=tuple(hosts),
         partial=tuple(h.host for h in plan.hosts if h.failed_areas),
+        no_undo=without_undo(a for a in plan.actions if not a.manual),
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from agent.model.findings import Finding, Level
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, Blocker, HostPlan, Plan, Resolution
-from agent.planning.render import RenderedHost
+from agent.planning.render import RenderedHost, without_undo
 from agent.report.display import format_value
 from agent.report.safe import markdown, markdown_code, terminal
 
@@ -74,6 +74,8 @@ def _summary(plan: Plan) -> list[str]:
             "Each change sets one setting to a value shown below, is read back afterwards, and has an "
             "undo step in the rollback.ps1 beside it."
         )
+        for step in without_undo(automatic):
+            lines.append(f"No undo step for {markdown(step)}")
     else:
         lines.append("It plans no automatic change.")
     if restarting:

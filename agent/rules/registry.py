@@ -19,6 +19,7 @@ from agent.model.facts import HostFacts
 from agent.model.finding_data import DATA_BY_RULE, FindingData
 from agent.model.findings import Finding
 from agent.rules import (
+    dns_client_cache_negative,
     dns_fault_tolerance,
     dns_server_unreachable,
     edge_transport_config_malformed,
@@ -48,6 +49,7 @@ RULE_MODULES: tuple[Any, ...] = (
     dns_server_unreachable,
     dns_fault_tolerance,
     edge_transport_config_malformed,
+    dns_client_cache_negative,
 )
 
 RuleFunction = Callable[[HostFacts], "tuple[Finding, ...]"]

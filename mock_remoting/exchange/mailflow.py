@@ -28,6 +28,12 @@ approximation of Exchange's DNS client, documented in ``mock_remoting/README.md`
   it, so an invalid host listed first at the lowest preference fails the domain with
   ErrorRetry ("DNS query failure sensitivity", Exchange 2013 Help, and its Exchange 2007
   SP1/SP2 predecessor). README.md lists the URLs (Sources).
+* **The DNS client cache** comes before the servers: a negative entry for the name and type
+  (NotExist 9003, NoRecords 9501) answers the lookup without asking any server, for as long as
+  it is there (KB318803, MaxNegativeCacheTtl). NotExist reads as NXDOMAIN, so the queue shows
+  the nonexistent-domain error although every server would answer now; NoRecords reads as an
+  answer without records. Clear-DnsClientCache (and a restart of the Dnscache service) empties
+  the cache, and the next attempt asks the servers.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from __future__ import annotations
 import datetime
 import enum
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mock_remoting.dns.world import NO_REPLY, NOERROR, NXDOMAIN, SERVFAIL, DnsRecord, DnsWorld
@@ -86,8 +92,24 @@ class Lookup:
         }[self.outcome]
 
 
-def lookup(world: DnsWorld, servers: Sequence[str], qname: str, rdtype: str) -> Lookup:
-    """Resolve through a server list as the module docstring describes."""
+# The host's DNS client cache as a lookup sees it: the status of a negative entry for
+# (name, type), or None (HostState.cached_status).
+Cached = Callable[[str, str], "int | None"]
+
+NAME_ERROR = 9003  # DNS_ERROR_RCODE_NAME_ERROR, "DNS name does not exist"
+
+
+def _no_cache(qname: str, rdtype: str) -> int | None:
+    return None
+
+
+def lookup(
+    world: DnsWorld, servers: Sequence[str], qname: str, rdtype: str, cached: Cached = _no_cache
+) -> Lookup:
+    """Resolve through the host's cache, then a server list, as the module docstring describes."""
+    status = cached(qname, rdtype)
+    if status is not None:
+        return Lookup(Outcome.NXDOMAIN) if status == NAME_ERROR else Lookup(Outcome.ANSWER)
     if not servers:
         return Lookup(Outcome.NO_SERVERS)
     answers = [world.answer(server, qname, rdtype) for server in servers]
@@ -114,12 +136,14 @@ class Delivery:
     unroutable: bool = False
 
 
-def _resolve_host(world: DnsWorld, servers: Sequence[str], host: str) -> tuple[str | None, Failure | None]:
+def _resolve_host(
+    world: DnsWorld, servers: Sequence[str], host: str, cached: Cached = _no_cache
+) -> tuple[str | None, Failure | None]:
     """A and AAAA of one mail host: (first IPv4 address, None) or (None, why not)."""
-    a = lookup(world, servers, host, "A")
+    a = lookup(world, servers, host, "A", cached)
     if a.outcome is not Outcome.ANSWER or not a.records:
         return None, a.failure
-    aaaa = lookup(world, servers, host, "AAAA")
+    aaaa = lookup(world, servers, host, "AAAA", cached)
     if aaaa.outcome in (Outcome.SERVFAIL, Outcome.TIMEOUT):
         return None, aaaa.failure
     return a.records[0].data, None
@@ -137,20 +161,22 @@ def _mx_hosts(records: Sequence[DnsRecord]) -> list[tuple[int, str]]:
     return sorted(hosts, key=lambda item: item[0])
 
 
-def deliver_external(world: DnsWorld, servers: Sequence[str], domain: str, tolerance: str) -> Delivery:
-    mx = lookup(world, servers, domain, "MX")
+def deliver_external(
+    world: DnsWorld, servers: Sequence[str], domain: str, tolerance: str, cached: Cached = _no_cache
+) -> Delivery:
+    mx = lookup(world, servers, domain, "MX", cached)
     if mx.outcome is not Outcome.ANSWER:
         return Delivery(False, mx.failure, domain)
     hosts = _mx_hosts(mx.records)
     if not hosts:
         # No MX: the domain itself is the mail host (RFC 5321 5.1 implicit MX).
-        address, why = _resolve_host(world, servers, domain)
+        address, why = _resolve_host(world, servers, domain, cached)
         if address is None:
             return Delivery(False, why, domain)
         return Delivery(True, fqdn=domain, ip=address)
     first_failure: Failure | None = None
     for _preference, host in hosts:
-        address, why = _resolve_host(world, servers, host)
+        address, why = _resolve_host(world, servers, host, cached)
         if address is not None:
             return Delivery(True, fqdn=host, ip=address)
         if tolerance == "Normal":
@@ -181,7 +207,7 @@ def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
         return Delivery(False, Failure.RETRY, queue.target or queue.next_hop)
     if not queue.external:
         target = queue.target or queue.next_hop
-        result = lookup(world, cache.internal_servers, target, "A")
+        result = lookup(world, cache.internal_servers, target, "A", host.cached_status)
         if result.outcome is Outcome.ANSWER and result.records:
             return Delivery(True, fqdn=target, ip=result.records[0].data)
         return Delivery(False, result.failure, target)
@@ -202,11 +228,11 @@ def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
             if _is_ipv4(smart_host):
                 address: str | None = smart_host.strip("[] ")
             else:
-                address, _ = _resolve_host(world, servers, smart_host)
+                address, _ = _resolve_host(world, servers, smart_host, host.cached_status)
             if address is not None and address in org.internet_addresses:
                 return Delivery(True, fqdn=smart_host, ip=address, connector=connector)
         return Delivery(False, Failure.SMART_HOST, connector.smart_hosts[0], connector=connector)
-    outcome = deliver_external(world, servers, queue.next_hop, cache.dns_fault_tolerance)
+    outcome = deliver_external(world, servers, queue.next_hop, cache.dns_fault_tolerance, host.cached_status)
     return Delivery(outcome.delivered, outcome.failure, outcome.fqdn, outcome.ip, connector=connector)
 
 

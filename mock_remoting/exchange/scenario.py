@@ -176,6 +176,22 @@ class ConnectorSpec:
     frontend_proxy_enabled: bool = False
 
 
+CacheRecordType = Literal["A", "AAAA", "MX", "CNAME", "SRV", "TXT", "PTR", "NS", "SOA"]
+CacheStatus = Literal["NotExist", "NoRecords"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheEntrySpec:
+    """A negative answer in the host's DNS client cache at load (Get-DnsClientCache): the name,
+    the record type, NotExist (Win32 9003, "DNS name does not exist") or NoRecords (9501), and
+    the seconds it has left to live (as shown; the lab does not count them down)."""
+
+    name: str = field(metadata=key(check=_TEXT))
+    type: CacheRecordType = field(default="A", metadata=_CHOICE)
+    status: CacheStatus = field(default="NotExist", metadata=_CHOICE)
+    ttl: int = field(default=300, metadata=key(check=between(0, 86400)))
+
+
 @dataclass(frozen=True, slots=True)
 class HostSpec:
     name: str
@@ -195,6 +211,7 @@ class HostSpec:
     # Get-Content -Raw returns it: decoded, line breaks as in the file); None: the lab writes it.
     edge_config_text: str | None = None
     expect_failed_areas: tuple[str, ...] = ()  # the fact areas exfix must report not collected
+    dns_cache: tuple[CacheEntrySpec, ...] = ()  # negative entries of the DNS client cache at load
 
     @property
     def major(self) -> int:
@@ -297,6 +314,7 @@ class _HostFile:
     replay: Mapping[str, str] = field(default_factory=dict)  # cmdlet -> Export-Clixml capture
     faults: Mapping[str, Any] = field(default_factory=dict)  # mock_remoting/server/faults.py reads them
     expect: _Expect = _Expect()
+    dns_cache: tuple[CacheEntrySpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +509,7 @@ class _Builder:
             expect_rules=entry.expect.rules,
             edge_config_text=edge_text,
             expect_failed_areas=entry.expect.failed_areas,
+            dns_cache=entry.dns_cache,
         )
 
     def edge_config(self, entry: _HostFile, where: KeyPath) -> str | None:

@@ -18,6 +18,7 @@ from mock_remoting.dns.world import DnsWorld
 from mock_remoting.exchange import edgeconfig
 from mock_remoting.exchange.scenario import (
     AddressSpace,
+    CacheEntrySpec,
     ConnectorSpec,
     HostSpec,
     NicSpec,
@@ -247,6 +248,26 @@ class Queue:
         return self.queued + self.delivered
 
 
+# MSFT_DNSClientCache.Status numbers (System Error Codes 9000-11999, learn.microsoft.com).
+CACHE_STATUS = {"NotExist": 9003, "NoRecords": 9501}
+CACHE_TYPE = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33}
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """One negative entry of the host's DNS client cache: while it is there, the DNS Client
+    service answers ``name``/``rdtype`` from it without asking a server."""
+
+    name: str  # lower case, no trailing dot
+    rdtype: str
+    status: int  # 9003 NotExist, 9501 NoRecords
+    ttl: int
+
+    @classmethod
+    def from_spec(cls, spec: CacheEntrySpec) -> CachedAnswer:
+        return cls(spec.name.strip().lower().rstrip("."), spec.type, CACHE_STATUS[spec.status], spec.ttl)
+
+
 @dataclass
 class HostState:
     """Everything about one host that cmdlets read or change."""
@@ -264,6 +285,17 @@ class HostState:
     # the file from dns_fault_tolerance).
     edge_config_text: str | None = None
     failed_starts: int = 0  # restarts after which transport did not come up (the file did not load)
+    # The DNS client cache's negative entries (Get-DnsClientCache; Clear-DnsClientCache and a
+    # restart of the Dnscache service empty it).
+    dns_cache: list[CachedAnswer] = field(default_factory=list)
+
+    def cached_status(self, qname: str, rdtype: str) -> int | None:
+        """The status of a negative cache entry for ``qname``/``rdtype``; None when none."""
+        wanted = qname.strip().lower().rstrip(".")
+        for entry in self.dns_cache:
+            if entry.name == wanted and entry.rdtype == rdtype.upper():
+                return entry.status
+        return None
 
     @property
     def config_loads(self) -> bool:
@@ -337,6 +369,7 @@ class HostState:
             queues,
             cache=TransportCache(True, (), True, (), (), "Lenient"),
             edge_config_text=spec.edge_config_text,
+            dns_cache=[CachedAnswer.from_spec(e) for e in spec.dns_cache],
         )
         # A transport running on a file that does not load started before the file was broken:
         # from an earlier, valid copy whose DnsFaultTolerance the lab cannot know (the default).

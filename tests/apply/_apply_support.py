@@ -91,8 +91,8 @@ def lab_fleet(scenario: str | Path, tmp: Path, extra_vars: Mapping[str, Any] | N
 
 def config_state(lab: Lab, host: str) -> dict[str, Any]:
     """Everything apply may change on a host, deep-copied: NICs, transport settings, the config
-    file's DnsFaultTolerance, the service, the transport's cached configuration, and the
-    organisation's send connectors."""
+    file's DnsFaultTolerance, the service, the transport's cached configuration, the DNS client
+    cache (and how often it was flushed), and the organisation's send connectors."""
     state = lab.fleet.host(host).state
     with lab.fleet.org.lock:
         return {
@@ -102,6 +102,8 @@ def config_state(lab: Lab, host: str) -> dict[str, Any]:
             "transport_running": state.transport_running,
             "cache": state.cache,
             "connectors": copy.deepcopy(lab.fleet.org.connectors),
+            "dns_client_cache": list(state.dns_cache),
+            "dns_cache_clears": state.dns_cache_clears,
         }
 
 

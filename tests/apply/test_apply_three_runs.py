@@ -41,6 +41,7 @@ CASES = [
     ("internal", "set-transport-internal-dns", {}),
     ("remote-domain-aaaa-broken", "add-smarthost-send-connector", {}),
     ("exchange-2010", "set-transport-external-dns", {"exfix_external_dns_servers": ["8.8.8.8"]}),
+    ("dns-client-cache-negative", "clear-dns-client-cache", {}),
 ]  # fmt: skip
 
 
@@ -92,6 +93,22 @@ def test_plan_apply_plan_again(
         assert [r["call"]["cmdlet"] for r in executed] == [a.call.cmdlet for a in automatic]
         if scenario == "exchange-2010":
             assert "Set-TransportServer" in {r["call"]["cmdlet"] for r in executed}
+        if scenario == "dns-client-cache-negative":
+            # A flush with no undo: no rollback calls, no restart, and the stale entry is gone.
+            (flush,) = [a for a in automatic if a.fix_id == fix_id]
+            assert flush.rollback == () and not flush.disruptive and not flush.restart_required
+            assert "has no undo, and needs none" in flush.description
+            assert fleet.host(host_name).state.dns_cache == []
+            # The change board reads that there is no undo, and why, in the review and in
+            # rollback.ps1 beside the remediation.
+            review = (tmp_path / "plan" / "REVIEW.md").read_text(encoding="utf-8")
+            assert "No undo step for clear-dns-client-cache: A cache flush has no undo, and needs none" in (
+                review
+            )
+            (rollback,) = (tmp_path / "plan" / "hosts").glob("*/rollback.ps1")
+            undo = rollback.read_text("utf-8-sig")
+            assert "# --- Step 1 has no undo step: A cache flush has no undo" in undo
+            assert fleet.host(host_name).state.transport_starts == untouched["transport_starts"]
 
         # 3. plan again: nothing to do.
         again, _ = fleet.plan(tmp_path / "plan-again")

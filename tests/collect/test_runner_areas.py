@@ -132,6 +132,7 @@ class PlainHost:
             "Get-ItemProperty": lambda c: (RemoteObject(("System.Management.Automation.PSCustomObject",),
                                                         {"MsiInstallPath": INSTALL}),),
             "Get-Content": lambda c: (_content(edge_config()),),
+            "Get-DnsClientCache": lambda c: (),
         }  # fmt: skip
         self.answers = {**defaults, **{k.replace("_", "-"): v for k, v in answers.items()}}
         self.asked: list[str] = []
@@ -188,7 +189,8 @@ def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
     assert set(skipped) == {
         "nic-dns-registration-disabled", "nic-external-dns-server", "transport-external-dns-unresolvable",
         "transport-internal-dns-misconfigured", "transport-no-dns-configured", "remote-domain-aaaa-broken",
-        "remote-domain-no-mail-dns", "dns-server-unreachable", "server-a-record-wrong-nic",
+        "remote-domain-no-mail-dns", "dns-server-unreachable", "dns-client-cache-negative",
+        "server-a-record-wrong-nic",
     }  # fmt: skip
     reason = skipped["nic-dns-registration-disabled"].reason
     assert skipped["nic-dns-registration-disabled"].areas == ("nics",)
@@ -225,7 +227,7 @@ def test_a_parser_that_cannot_read_the_output_costs_the_area_not_the_host() -> N
     assert {j.rule_id for j in judged.not_judged} == {
         "queue-dns-failure", "remote-domain-aaaa-broken", "remote-domain-no-mail-dns",
         "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
-        "transport-no-dns-configured", "dns-server-unreachable",
+        "transport-no-dns-configured", "dns-server-unreachable", "dns-client-cache-negative",
     }  # fmt: skip
     assert "nic-dns-registration-disabled" in {f.rule_id for f in judged.findings}
 
@@ -280,3 +282,41 @@ def test_an_unclassified_failure_of_a_command_is_not_taken_for_an_area() -> None
 
     with pytest.raises(OSError, match="socket closed"):
         collect(PlainHost(Get_TransportService=broken))
+
+
+def _cache_row(entry: str, type_: object, status: object, ttl: int = 240) -> RemoteObject:
+    return RemoteObject(
+        (CIM + "MSFT_DNSClientCache",),
+        {"Entry": entry, "Name": entry, "Type": type_, "Status": status, "Section": 1, "TimeToLive": ttl,
+         "DataLength": 0, "Data": None},
+    )  # fmt: skip
+
+
+def test_the_dns_client_cache_is_collected_as_typed_rows() -> None:
+    rows = (_cache_row("fabrikam.com", 15, 9003), _cache_row("mail.fabrikam.com", "A", "NoRecords", 60))
+    facts = collect(PlainHost(Get_DnsClientCache=lambda c: rows))
+    assert facts.status.issues == ()
+    assert facts.dns_cache is not None
+    first, second = facts.dns_cache
+    assert (first.entry, first.type_name, first.status_name, first.time_to_live) == ("fabrikam.com", "MX",
+                                                                                      "NotExist", 240)
+    assert (second.record_type, second.status, second.negative) == (1, 9501, True)
+    assert facts.negative_cache_entries("FABRIKAM.COM.") == (first,)
+
+
+def test_an_unreadable_dns_client_cache_costs_only_that_area() -> None:
+    facts = collect(PlainHost(Get_DnsClientCache=denied("Get-DnsClientCache")))
+    assert list(issues(facts)) == ["dns_cache"]
+    assert facts.dns_cache is None
+    assert facts.transport is not None and facts.queues and facts.nics and facts.edge_config is not None
+    judged = judge(facts)
+    assert [j.rule_id for j in judged.not_judged] == ["dns-client-cache-negative"]
+    assert "nic-dns-registration-disabled" in {f.rule_id for f in judged.findings}
+
+
+def test_a_cache_row_without_a_readable_status_fails_the_area_with_the_reason() -> None:
+    facts = collect(PlainHost(Get_DnsClientCache=lambda c: (_cache_row("fabrikam.com", 15, "Pending"),)))
+    assert issues(facts) == {
+        "dns_cache": "Get-DnsClientCache: the cache row for 'fabrikam.com' has no readable Status"
+    }
+    assert facts.dns_cache is None and facts.nics

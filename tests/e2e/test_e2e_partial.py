@@ -149,13 +149,32 @@ def test_a_scan_that_found_nothing_but_missed_an_area_exits_8(
     assert {j["rule"] for j in host["not_judged"]} == {
         "queue-dns-failure", "remote-domain-aaaa-broken", "remote-domain-no-mail-dns",
         "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
-        "transport-no-dns-configured", "dns-server-unreachable",
+        "transport-no-dns-configured", "dns-server-unreachable", "dns-client-cache-negative",
     }  # fmt: skip
     text = run_exfix("scan", "-i", str(inventory))
     assert text.exit_code == 8 and "no findings in what was judged" in text.stdout
     assert "exit 8" in text.stdout.splitlines()[-1]
     markdown = run_exfix("scan", "-i", str(inventory), "--format", "markdown")
     assert markdown.exit_code == 8 and "Exit code 8." in markdown.stdout
+
+
+def test_a_dns_client_cache_that_cannot_be_read_costs_only_its_rule(
+    tmp_path: Path, validate_scan: Callable[[Any], None]
+) -> None:
+    from mock_remoting.lab import Lab
+
+    (tmp_path / "not-clixml.xml").write_text("this is not an Export-Clixml file\n", encoding="utf-8")
+    data = base_scenario()
+    data["hosts"][0]["replay"] = {"Get-DnsClientCache": "not-clixml.xml"}
+    with Lab(write_scenario(tmp_path / "cache-denied.yaml", data)) as lab:
+        inventory = lab.write_inventory(tmp_path / "inventory.yaml")
+        run = run_exfix("scan", "-i", str(inventory), "--format", "json")
+    validate_scan(run.doc)
+    (host,) = run.doc["hosts"]
+    assert host["status"] == "scanned"
+    (area,) = host["failed_areas"]
+    assert area["area"] == "dns_cache" and area["reason"].startswith("Get-DnsClientCache: ")
+    assert [j["rule"] for j in host["not_judged"]] == ["dns-client-cache-negative"]
 
 
 def test_plan_and_offline_evaluate_keep_the_partial(queues_denied: Any) -> None:

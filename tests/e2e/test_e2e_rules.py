@@ -136,6 +136,20 @@ def test_remote_domain_aaaa_broken() -> None:
     symptoms_name(host, cause)
 
 
+def test_dns_client_cache_negative() -> None:
+    host = only_host(scan_shipped("dns-client-cache-negative"))
+    cause = the_finding(host, "dns-client-cache-negative")
+    assert cause["subject"] == "fabrikam.com" and cause["fix"] == "clear-dns-client-cache"
+    assert cause["data"]["entries"] == ["fabrikam.com"] and cause["data"]["statuses"] == [9003]
+    (cached,) = evidence(cause, "Get-DnsClientCache")
+    assert cached["values"]["Type"] == "15 (MX)" and cached["values"]["Status"] == "9003 (NotExist)"
+    assert cached["values"]["TimeToLive"] == 840
+    answers = evidence(cause, "Resolve-DnsName") + evidence(cause, "dns-probe")
+    assert answers
+    assert all(a["values"]["outcome"] == "answer" and a["values"]["type"] == "MX" for a in answers)
+    symptoms_name(host, cause)
+
+
 def test_dns_server_unreachable() -> None:
     host = only_host(scan_shipped("dns-server-unreachable"))
     cause = the_finding(host, "dns-server-unreachable")

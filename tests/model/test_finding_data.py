@@ -17,6 +17,7 @@ from agent.model.finding_data import (
     DATA_BY_RULE,
     FINDING_DATA,
     AddSmartHostConnector,
+    ClearDnsClientCache,
     ConfigureTransportDns,
     DomainWithoutMailDns,
     EnableRegistration,
@@ -110,6 +111,11 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
         MalformedEdgeConfig("C:\\x\\EdgeTransport.exe.config", 12, 31, "mismatched tag"),
         {"config_path": "C:\\x\\EdgeTransport.exe.config", "line": 12, "column": 31,
          "xml_error": "mismatched tag"},
+    ),
+    (
+        ClearDnsClientCache("fabrikam.com", ("EX01\\12",), ("fabrikam.com",), ("MX",), (9003,), (840,)),
+        {"domain": "fabrikam.com", "queues": ["EX01\\12"], "entries": ["fabrikam.com"],
+         "record_types": ["MX"], "statuses": [9003], "time_to_live": [840]},
     ),
 )  # fmt: skip
 

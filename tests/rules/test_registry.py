@@ -49,6 +49,7 @@ EXPECTED_IDS = (
     "dns-server-unreachable",
     "dns-fault-tolerance",
     "edge-transport-config-malformed",
+    "dns-client-cache-negative",
 )
 
 

@@ -18,6 +18,7 @@ from agent.collect.queues import parse_last_error
 from agent.model.facts import (
     ZERO_GUID,
     AreaIssue,
+    DnsCacheEntry,
     DnsLookupSettings,
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
@@ -232,6 +233,7 @@ def host(
     name: str = HOST,
     edge_file: EdgeConfigFileFacts | None = None,
     issues: Iterable[AreaIssue] = (),
+    dns_cache: Iterable[DnsCacheEntry] | None = None,
 ) -> HostFacts:
     all_probes = tuple(server_probes(INTERNAL_DNS) if probes is None else probes) + tuple(extra_probes)
     return assemble.host_facts(
@@ -247,6 +249,7 @@ def host(
         remote_domains=remote_domains,
         issues=issues,
         edge_config_file=edge_file,
+        dns_cache=None if dns_cache is None else tuple(dns_cache),
     )
 
 

@@ -5,7 +5,13 @@ tests/review/test_scripts_tree_sitter.py (the tree-sitter grammar)."""
 
 from __future__ import annotations
 
-from agent.fixes import dns_fault_tolerance, nic_dns_servers, nic_registration, smart_host_connector
+from agent.fixes import (
+    clear_dns_client_cache,
+    dns_fault_tolerance,
+    nic_dns_servers,
+    nic_registration,
+    smart_host_connector,
+)
 from agent.fixes import transport_dns as tdns
 from agent.fixes._draft import Draft
 from agent.model.findings import EvidenceItem, Finding, Severity
@@ -28,6 +34,7 @@ def every_step(v: str) -> list[Draft]:
         tdns.adapter_draft("TransportServer", v, 12, (v,), ids),
         smart_host_connector.draft(v, "exfix smart host " + v, ("203.0.113.10", v), (v,), ids),
         *dns_fault_tolerance.drafts(v, v, v + ".bak", ids),
+        clear_dns_client_cache.draft(v, (v,), ("MX",), (9003,), ids),
     ]
 
 

@@ -242,6 +242,27 @@ def test_auto_safe_applies_only_the_non_disruptive_fix(
         assert ex02.transport_starts == 1  # never restarted by the playbook
 
 
+def test_auto_safe_flushes_a_stale_dns_client_cache_without_anyone(
+    lab_inventory: Callable[[str], tuple[Lab, Path]], tmp_path: Path
+) -> None:
+    lab, inventory = lab_inventory("dns-client-cache-negative")
+    result = exfix("playbook", "run", "dns-451-auto-safe", "--inventory", str(inventory), "--out",
+                   str(tmp_path / "runs"), "--format", "json")  # fmt: skip
+    assert result.code == 0, result
+    doc = result.doc
+    assert _outcomes(doc) == {"ex01.contoso.local": "remediated"}
+    (host,) = doc["hosts"]
+    assert [(a["fix_id"], a["status"], a["disruptive"]) for a in host["actions"]] == [
+        ("clear-dns-client-cache", "applied", False)
+    ]
+    executed = [e for e in _journal(doc["artifacts"]["journal"]) if e["phase"] == "execute"]
+    assert {e["call"]["cmdlet"] for e in executed if "call" in e} == {"Clear-DnsClientCache"}
+    with lab.fleet.org.lock:
+        ex01 = lab.fleet.org.host("ex01.contoso.local")
+        assert ex01 is not None and ex01.dns_cache == [] and ex01.transport_starts == 1
+        assert all(q.queued == 0 for q in ex01.queues)
+
+
 def _broken_domain(scenario: str) -> str:
     """The remote domain whose DNS ignores AAAA queries, as the scenario file says."""
     data = yaml.safe_load((SCENARIOS / f"{scenario}.yaml").read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mock_remoting.exchange.cmdlets import (
     connectors,
+    dnscache,
     dnsclient,
     items,
     netip,
@@ -30,6 +31,7 @@ AREAS = (
     services.REGISTRY,
     items.REGISTRY,
     utility.REGISTRY,
+    dnscache.REGISTRY,
 )
 CMDLETS: dict[str, CmdletDef] = cmdlet_table(AREAS)
 

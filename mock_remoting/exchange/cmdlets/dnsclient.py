@@ -179,3 +179,4 @@ def register_dns_client(ctx: Context, args: dict[str, Any], _: Sequence[Any]) ->
 def clear_dns_client_cache(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     if not args.get("WhatIf"):
         ctx.host.dns_cache_clears += 1
+        ctx.host.dns_cache.clear()

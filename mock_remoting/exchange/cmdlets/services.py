@@ -97,6 +97,8 @@ def restart_service(ctx: Context, args: dict[str, Any], inputs: Sequence[Any]) -
                 )
                 continue
         else:
+            # The DNS Client service keeps its cache in memory: a restart starts it empty.
             ctx.host.dns_cache_clears += 1
+            ctx.host.dns_cache.clear()
         if args.get("PassThru"):
             ctx.emit(service(key, True))

@@ -26,7 +26,7 @@ from psrpcore.types import (
 
 from mock_remoting.dns.world import DnsRecord
 from mock_remoting.exchange.objects.dotnet import dotnet, string_array, typed_list
-from mock_remoting.exchange.state import HostState, Nic
+from mock_remoting.exchange.state import CACHE_TYPE, CachedAnswer, HostState, Nic
 
 # --- psrpcore enums for the OS objects (serialized as real enums: TN + ToString + value) -----
 
@@ -116,6 +116,7 @@ NET_ADAPTER_TYPES = _cim_types(
     "root/StandardCimv2",
     ["MSFT_NetAdapter", "CIM_NetworkPort", "CIM_LogicalPort", "CIM_LogicalDevice", *_LOGICAL_ELEMENT],
 )
+DNS_CLIENT_CACHE_TYPES = _cim_types("ROOT/StandardCimv2", ["MSFT_DNSClientCache", "CIM_ManagedElement"])
 NET_IP_INTERFACE_TYPES = _cim_types("root/StandardCimv2", ["MSFT_NetIPInterface", *_IP_PROTOCOL_ENDPOINT])
 NET_IP_ADDRESS_TYPES = _cim_types("root/StandardCimv2", ["MSFT_NetIPAddress", *_IP_PROTOCOL_ENDPOINT])
 NET_ROUTE_TYPES = _cim_types(
@@ -484,3 +485,24 @@ def dns_record(record: DnsRecord) -> PSObject | None:
         [*_record_base(record, rtype, length), *extra],
         to_string=f"{base}_{kind}",
     )
+
+
+def dns_client_cache(entry: CachedAnswer) -> PSObject:
+    """One MSFT_DNSClientCache instance for a negative entry: Type and Status as the numbers
+    CIM sends (uint16, uint32), Section 1 (Answer), no data."""
+    props: list[tuple[str, Any]] = [
+        ("Caption", None),
+        ("Description", None),
+        ("ElementName", None),
+        ("InstanceId", None),
+        ("Data", None),
+        ("DataLength", PSUInt16(0)),
+        ("Entry", entry.name),
+        ("Name", entry.name),
+        ("Section", PSByte(1)),
+        ("Status", PSUInt(entry.status)),
+        ("TimeToLive", PSUInt(entry.ttl)),
+        ("Type", PSUInt16(CACHE_TYPE[entry.rdtype])),
+        ("PSComputerName", None),
+    ]
+    return dotnet(DNS_CLIENT_CACHE_TYPES, props, to_string=f'MSFT_DNSClientCache (Entry = "{entry.name}")')

@@ -36,6 +36,7 @@ OS_CMDLETS = {
     "Get-NetIPConfiguration",
     "Register-DnsClient",
     "Clear-DnsClientCache",
+    "Get-DnsClientCache",
     "Resolve-DnsName",
     "Get-Service",
     "Restart-Service",

@@ -8,6 +8,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psrpcore.types import serialize
@@ -599,3 +600,45 @@ def test_psrpcore_primitives_bind_like_plain_values(ex01) -> None:
 
 def test_endpoint_enum_is_the_backend_one() -> None:
     assert Endpoint.EXCHANGE.value == "Microsoft.Exchange"
+
+
+def test_the_dns_client_cache_lists_filters_and_clears_as_windows_does() -> None:
+    ex01 = make_fleet("dns-client-cache-negative").host("EX01")
+    (row,) = ok(ex01, OS, "Get-DnsClientCache")
+    assert row.PSObject.type_names[0].endswith("ROOT/StandardCimv2/MSFT_DNSClientCache")
+    assert (prop(row, "Entry"), prop(row, "Type"), prop(row, "Status"), prop(row, "TimeToLive")) == (
+        "fabrikam.com", 15, 9003, 840)  # fmt: skip
+    assert len(ok(ex01, OS, "Get-DnsClientCache", ("Entry", "fabrikam.com"), ("Type", "MX"),
+                  ("Status", "NotExist"))) == 1  # fmt: skip
+    missing = invoke(ex01, OS, "Get-DnsClientCache", ("Entry", "fabrikam.com"), ("Status", "NoRecords"))
+    assert missing.output == [] and error(missing) == (
+        "No MSFT_DNSClientCache objects found with property 'Entry' equal to 'fabrikam.com'.  Verify the "
+        "value of the property and retry.",
+        "CmdletizationQuery_NotFound_Entry,Get-DnsClientCache", "ObjectNotFound")  # fmt: skip
+    # -WhatIf changes nothing; the flush empties the cache, and an empty cache lists nothing.
+    ok(ex01, OS, "Clear-DnsClientCache", ("WhatIf", True))
+    assert len(ok(ex01, OS, "Get-DnsClientCache")) == 1
+    ok(ex01, OS, "Clear-DnsClientCache")
+    assert ok(ex01, OS, "Get-DnsClientCache") == []
+
+
+def test_a_stale_negative_entry_fails_the_queue_until_the_cache_is_cleared() -> None:
+    fleet = make_fleet("dns-client-cache-negative")
+    ex01 = fleet.host("EX01")
+
+    def queue(next_hop: str) -> Any:
+        return next(q for q in ex01.queues if q.next_hop == next_hop)
+
+    stuck = queue("fabrikam.com")
+    # The server answers fabrikam.com's MX, yet the cached NotExist wins: nonexistent domain.
+    assert stuck.status == "Retry" and stuck.queued == 9
+    assert "SMTPSEND.DNS.NonExistentDomain; nonexistent domain" in (stuck.last_error or "")
+    assert fleet.org.world.answer("10.0.0.10", "fabrikam.com", "MX").records
+    assert queue("tailspintoys.com").queued == 0
+    # Retrying alone does not help; after the flush the next attempt delivers.
+    ok(ex01, EX, "Retry-Queue", ("Identity", stuck.identity))
+    assert queue("fabrikam.com").status == "Retry"
+    ok(ex01, OS, "Clear-DnsClientCache")
+    ok(ex01, EX, "Retry-Queue", ("Identity", stuck.identity))
+    cured = queue("fabrikam.com")
+    assert (cured.status, cured.queued, cured.delivered, cured.last_error) == ("Ready", 0, 9, None)

@@ -19,6 +19,7 @@ from mock_remoting.exchange import RULE_IDS, command, load_scenario, shipped_sce
 from mock_remoting.exchange.scenario import SCENARIO_DIR
 
 SHIPPED = (
+    "dns-client-cache-negative",
     "dns-fault-tolerance-normal",
     "dns-server-unreachable",
     "edge-config-malformed",
