@@ -31,6 +31,7 @@ from support.facts_builders import (
     probe,
     queue,
     replication_nic,
+    rounds,
     server_probes,
     transport,
     unreachable,
@@ -204,6 +205,7 @@ def _varied_hosts() -> list[HostFacts]:
             connectors=(connector(use_external=True),),
         ),
         host(probes=server_probes(INTERNAL_DNS, public=Outcome.SERVFAIL)),
+        host(probes=rounds(INTERNAL_DNS, (Outcome.ANSWER, Outcome.SERVFAIL))),  # intermittent
     ]
 
 

@@ -8,6 +8,7 @@ domain's fault), both compute it here from the facts.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import re
@@ -402,7 +403,25 @@ def connector_evidence(connector: SendConnectorFacts) -> EvidenceItem:
 
 
 def probe_evidence(probes: Iterable[DnsQueryResult]) -> tuple[EvidenceItem, ...]:
-    return tuple(EvidenceItem.from_probe(p) for p in probes)
+    """One evidence item per question per vantage. A question asked in several rounds
+    (--probe-repeat) is one item: the last attempt's result, with every attempt's outcome in
+    order (``outcomes``) and how many there were (``attempts``)."""
+    groups: dict[tuple[str, str, str, str], list[DnsQueryResult]] = {}
+    for probe in probes:
+        key = (probe.vantage.value, probe.server, normalize_name(probe.qname), probe.rdtype.upper())
+        groups.setdefault(key, []).append(probe)
+    out: list[EvidenceItem] = []
+    for attempts in groups.values():
+        ordered = sorted(attempts, key=lambda p: p.attempt)
+        item = EvidenceItem.from_probe(ordered[-1])
+        if len(ordered) > 1:
+            extra: tuple[tuple[str, DataValue], ...] = (
+                ("attempts", len(ordered)),
+                ("outcomes", tuple(p.outcome.value for p in ordered)),
+            )
+            item = dataclasses.replace(item, values=(*item.values, *extra))
+        out.append(item)
+    return tuple(out)
 
 
 def describe_probes(probes: Iterable[DnsQueryResult]) -> str:
@@ -483,3 +502,27 @@ def domain_probes(facts: HostFacts, domain: str) -> DomainProbes:
 def preferred_vantage_for(facts: HostFacts, server: str) -> tuple[DnsQueryResult, ...]:
     """Every probe of ``server``, from the host's vantage where the host probed it."""
     return preferred_vantage(facts.probes_for(server=server))
+
+
+# --- where a DNS server is used ------------------------------------------------------------
+
+
+def server_in_use(facts: HostFacts, server: str) -> tuple[str, ...]:
+    """Where ``server`` is in use: a NIC (Windows itself asks it), or a transport server list
+    that a route of this server's mail uses. A list is ignored while its *DNSAdapterEnabled is
+    $true (Set-TransportService docs), and the External* list also when no send connector of
+    this server has UseExternalDNSServersEnabled (agent/rules/_mail_path.py): a server only in
+    such a list is a setting nothing uses. Shared by dns-server-unreachable and
+    dns-server-intermittent, which must agree on it."""
+    places = [nic.label for nic in facts.nics if server in nic.dns_servers]
+    transport = facts.transport
+    if transport is not None:
+        groups: tuple[tuple[LookupSide, DnsLookupSettings, str], ...] = (
+            ("external", transport.external, "ExternalDNSServers"),
+            ("internal", transport.internal, "InternalDNSServers"),
+        )
+        for side, settings, name in groups:
+            used = not settings.adapter_enabled and paths.in_use(facts, side)
+            if used and server in settings.configured_servers:
+                places.append(name)
+    return tuple(places)

@@ -20,6 +20,7 @@ from agent.model.finding_data import DATA_BY_RULE, FindingData
 from agent.model.findings import Finding
 from agent.rules import (
     dns_fault_tolerance,
+    dns_server_intermittent,
     dns_server_unreachable,
     edge_transport_config_malformed,
     nic_dns_registration_disabled,
@@ -46,6 +47,7 @@ RULE_MODULES: tuple[Any, ...] = (
     remote_domain_aaaa_broken,
     remote_domain_no_mail_dns,
     dns_server_unreachable,
+    dns_server_intermittent,
     dns_fault_tolerance,
     edge_transport_config_malformed,
 )

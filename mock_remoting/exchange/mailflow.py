@@ -1,7 +1,8 @@
 """The mail-flow model: whether a queue delivers, and the LastError it shows when it cannot.
 
-A delivery attempt asks :meth:`DnsWorld.answer` what each configured DNS server says (no
-sockets) and follows what Exchange's transport does with the answers. It is a deterministic
+A delivery attempt asks :meth:`DnsWorld.serve` what each configured DNS server says (no
+sockets; an intermittent server fails its scheduled share of these lookups as it does on the
+wire) and follows what Exchange's transport does with the answers. It is a deterministic
 approximation of Exchange's DNS client, documented in ``mock_remoting/README.md``:
 
 * **Own registration** (KB3007623): when the host's own A record in the AD zone does not
@@ -90,7 +91,10 @@ def lookup(world: DnsWorld, servers: Sequence[str], qname: str, rdtype: str) -> 
     """Resolve through a server list as the module docstring describes."""
     if not servers:
         return Lookup(Outcome.NO_SERVERS)
-    answers = [world.answer(server, qname, rdtype) for server in servers]
+    # serve, not answer: a delivery attempt sends real queries, so an intermittent server
+    # (fail_fraction) lets its share of them down here too and a queue that depends on it
+    # alone flaps between Retry and Ready from one attempt to the next.
+    answers = [world.serve(server, qname, rdtype) for server in servers]
     if any(a.rcode == NXDOMAIN for a in answers):
         return Lookup(Outcome.NXDOMAIN)
     for answer in answers:

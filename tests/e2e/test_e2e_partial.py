@@ -35,7 +35,7 @@ def test_json_names_the_failed_area_the_rule_not_judged_and_the_file_finding(
     run = scan_shipped("edge-config-malformed")
     doc = run.doc
     validate_scan(doc)
-    assert doc["schema"] == "exfix.scan/3" and run.exit_code == doc["exit_code"] == 2, run.describe()
+    assert doc["schema"] == "exfix.scan/4" and run.exit_code == doc["exit_code"] == 2, run.describe()
     ex02 = _host(doc, "ex02")
     assert ex02["status"] == "scanned" and ex02["error"] is None
     (area,) = ex02["failed_areas"]

@@ -274,3 +274,19 @@ def values(finding: Any) -> str:
         parts.append(item.subject)
         parts.extend(f"{k}={v}" for k, v in item.values)
     return "\n".join(parts)
+
+
+def rounds(
+    server: str,
+    outcomes: Iterable[Outcome],
+    *,
+    vantage: Vantage = Vantage.HOST,
+    elapsed_ms: float = 2.0,
+) -> tuple[DnsQueryResult, ...]:
+    """The three standard questions asked in several rounds (--probe-repeat): in round k all
+    three get ``outcomes[k - 1]``; answered queries took ``elapsed_ms``."""
+    out: list[DnsQueryResult] = []
+    for attempt, outcome in enumerate(outcomes, start=1):
+        for result in server_probes(server, srv=outcome, internal=outcome, public=outcome, vantage=vantage):
+            out.append(dataclasses.replace(result, attempt=attempt, elapsed_ms=elapsed_ms))
+    return tuple(out)
