@@ -303,6 +303,28 @@ def failing_queues(facts: HostFacts, scope: QueueScope) -> tuple[QueueFacts, ...
     return tuple(q for q in facts.queues if q.scope is scope and q.failing_dns)
 
 
+def silent_servers(facts: HostFacts) -> tuple[str, ...]:
+    """The probed DNS servers (exfix probes only the servers the host is configured with)
+    that let at least one probe go unanswered (timed out), from the preferred vantage:
+    lookups through them hang rather than fail, which is what leaves messages sitting in
+    Ready. Read from the probes alone, so that the queue symptom needs no other fact area."""
+    out = []
+    for server in probed_servers(facts):
+        if any(p.outcome is Outcome.TIMEOUT for p in preferred_vantage_for(facts, server)):
+            out.append(server)
+    return tuple(out)
+
+
+def stuck_queues(facts: HostFacts, scope: QueueScope) -> tuple[QueueFacts, ...]:
+    """Queues of ``scope`` stuck in Ready (QueueFacts.stuck_in_ready: messages, no LastError,
+    nothing going out), counted as failing on DNS only where a DNS server in use does not
+    answer: a queue that stands still for another reason (a slow remote SMTP server) is no
+    DNS symptom."""
+    if not silent_servers(facts):
+        return ()
+    return tuple(q for q in facts.queues if q.scope is scope and q.stuck_in_ready)
+
+
 def failing_domains(facts: HostFacts) -> dict[str, tuple[QueueFacts, ...]]:
     """Failing external queues by remote domain (lower case), in queue order. A next hop that
     is an address space wildcard ("*") is no single domain and is left out."""
@@ -330,6 +352,18 @@ def queue_evidence(queue: QueueFacts) -> EvidenceItem:
     ]
     if queue.last_error.dns_code:
         values.append(("DNS error code", queue.last_error.dns_code))
+    # The rates and retry times say whether messages move; shown where the host gives them.
+    for name, rate in (("IncomingRate", queue.incoming_rate), ("OutgoingRate", queue.outgoing_rate),
+                       ("Velocity", queue.velocity)):  # fmt: skip
+        if rate is not None:
+            values.append((name, f"{rate:g}"))
+    for name, when in (("FirstRetryTime", queue.first_retry_time), ("LastRetryTime", queue.last_retry_time)):
+        if when:
+            values.append((name, when))
+    if queue.stuck_in_ready:
+        values.append(
+            ("stuck", "Ready with messages, no LastError, OutgoingRate 0: nothing left in the last minute")
+        )
     return EvidenceItem(source="Get-Queue", subject=f"queue {queue.identity}", values=tuple(values))
 
 

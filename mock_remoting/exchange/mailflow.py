@@ -44,6 +44,10 @@ from mock_remoting.exchange.state import HostState, Organization, Queue, SendCon
 
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
 RETRY_INTERVAL = datetime.timedelta(minutes=5)  # TransientFailureRetryInterval's default
+# Get-Queue's IncomingRate/OutgoingRate count messages per 5 seconds averaged over the last 60
+# ("Exchange 2013 Queue Velocity", letsexchange.blogspot.com, 2014-12-08): the lab treats what
+# one attempt moves as the last minute's traffic, so a minute holds 12 intervals.
+RATE_INTERVALS = 12
 
 
 class Failure(str, enum.Enum):
@@ -240,6 +244,10 @@ def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
     Mail that keeps coming (``arriving``) joins the queue first, so what a change did to the
     next hop shows at the next attempt even in a queue that had drained."""
     queue.queued += queue.arriving
+    # The rates over the minute before this attempt: what arrived, and what this attempt
+    # delivers (set below), per 5-second interval as Exchange averages them.
+    queue.incoming_rate = round(queue.arriving / RATE_INTERVALS, 3)
+    queue.outgoing_rate = 0.0
     if queue.queued == 0:
         queue.status = "Ready"
         return
@@ -263,12 +271,20 @@ def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
         queue.next_retry = None
         return
     if delivery.delivered:
+        queue.outgoing_rate = round(queue.queued / RATE_INTERVALS, 3)
         queue.delivered += queue.queued
         queue.queued = 0
         queue.status = "Ready"
         queue.last_error = None
         queue.retry_count = 0
         queue.first_retry = None
+        queue.next_retry = None
+        return
+    if delivery.failure is Failure.TIMEOUT and queue.ready_while_dns_times_out:
+        # The lookup is still outstanding: no failed attempt, no LastError, no retry
+        # schedule; the messages wait in Ready and nothing goes out (OutgoingRate 0).
+        queue.status = "Ready"
+        queue.last_error = None
         queue.next_retry = None
         return
     queue.status = "Retry"

@@ -151,6 +151,12 @@ class QueueSpec:
     # (at load, Retry-Queue, a transport restart), so a change that breaks the next hop shows
     # in the queue even after it had drained.
     arriving: int = field(default=0, metadata=key(check=between(0, 10**6)))
+    # While every DNS lookup of the next hop times out, the messages sit in Ready, not Retry:
+    # the lookup never completes, so no attempt fails and LastError stays empty, while nothing
+    # leaves the queue ("Bad NIC Settings Cause Internal Messages to Queue with 451 4.4.0 DNS
+    # query failed (nonexistent domain)", exchangemaster.wordpress.com, and EXCHANGE_FACTS:
+    # "messages sit in Ready/Retry and DNS servers time out").
+    ready_while_dns_times_out: bool = False
 
     @property
     def external(self) -> bool:

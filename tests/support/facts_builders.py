@@ -186,7 +186,9 @@ def queue(
     status: str = "Retry",
     last_error: str = "",
     messages: int = 3,
+    rates: tuple[float | None, float | None, float | None] = (None, None, None),
 ) -> QueueFacts:
+    """``rates``: IncomingRate, OutgoingRate, Velocity (None: not shown, as on Exchange 2010)."""
     return QueueFacts(
         identity=identity,
         delivery_type=delivery_type,
@@ -196,6 +198,9 @@ def queue(
         next_hop_category=category,
         next_hop_connector="Internet",
         last_error=parse_last_error(last_error),
+        incoming_rate=rates[0],
+        outgoing_rate=rates[1],
+        velocity=rates[2],
     )
 
 
