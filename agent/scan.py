@@ -41,6 +41,7 @@ def collect_target(
     host_timeout: float,
     public_name: str = DEFAULT_PUBLIC_NAME,
     orgs: OrgFactsCache | None = None,
+    probe_repeat: int = 1,
 ) -> HostFacts:
     """Connect to one host and collect its facts (both sessions closed afterwards); the
     organisation's facts through ``orgs`` (read once per organisation for a fleet)."""
@@ -48,6 +49,7 @@ def collect_target(
     options = CollectOptions(
         public_name=target.probe_public_name or public_name,
         dns_address_map=target.dns_address_map,
+        probe_repeat=probe_repeat,
     )
     with connect(target, credential, HostDeadline(target.name, host_timeout)) as conn:
         return collect_host(conn, target.name, options, orgs)
@@ -59,8 +61,10 @@ def scan_host(
     *,
     host_timeout: float,
     orgs: OrgFactsCache | None = None,
+    probe_repeat: int = 1,
 ) -> HostScan:
-    facts = collect_target(target, credentials, host_timeout=host_timeout, orgs=orgs)
+    facts = collect_target(target, credentials, host_timeout=host_timeout, orgs=orgs,
+                           probe_repeat=probe_repeat)
     return scanned(facts)
 
 
@@ -97,12 +101,15 @@ def scan_fleet(
     forks: int = DEFAULT_FORKS,
     host_timeout: float = DEFAULT_HOST_TIMEOUT,
     on_host_done: Callable[[HostScan], None] | None = None,
+    probe_repeat: int = 1,
 ) -> ScanReport:
+    """Scan every target. ``probe_repeat`` (1..agent.collect.runner.PROBE_REPEAT_MAX) is how
+    often each DNS server's standard questions are asked, from both vantages."""
     started = now_iso()
     orgs = OrgFactsCache()
 
     def work(target: HostTarget) -> HostScan:
-        return scan_host(target, credentials, host_timeout=host_timeout, orgs=orgs)
+        return scan_host(target, credentials, host_timeout=host_timeout, orgs=orgs, probe_repeat=probe_repeat)
 
     def done(run: HostRun[HostTarget, HostScan]) -> None:
         if on_host_done is not None:

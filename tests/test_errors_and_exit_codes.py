@@ -254,10 +254,10 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(schema)
 
 
-def test_the_scan_schema_accepts_3_and_stored_2_and_1_documents() -> None:
+def test_the_scan_schema_accepts_4_and_stored_3_2_and_1_documents() -> None:
     validator = _validator()
     doc = _report(CLEAN, COMMAND_FAILED).to_dict()
-    assert doc["schema"] == "exfix.scan/3" and doc["summary"]["command-failed"] == 1
+    assert doc["schema"] == "exfix.scan/4" and doc["summary"]["command-failed"] == 1
     validator.validate(doc)
 
     # What exfix wrote before /2, for a fleet with an unreachable host: still valid.
@@ -266,7 +266,7 @@ def test_the_scan_schema_accepts_3_and_stored_2_and_1_documents() -> None:
     del old["summary"]["command-failed"], old["summary"]["organizations"], old["organizations"]
     del old["summary"]["partial"], old["summary"]["not_judged"]
     for host in old["hosts"]:
-        del host["failed_areas"], host["not_judged"]
+        del host["failed_areas"], host["not_judged"], host["dns_servers"]
         for finding in host["findings"]:
             del finding["level"], finding["servers"]
     validator.validate(old)
@@ -280,8 +280,17 @@ def test_the_scan_schema_accepts_3_and_stored_2_and_1_documents() -> None:
     assert invalid(dict(old, summary=dict(old["summary"], **{"command-failed": 0})))
     assert invalid(dict(doc, summary=without_count))  # /2 on always counts it
 
+    # exfix.scan/3 as exfix wrote it: no per-server probe statistics.
+    three = json.loads(json.dumps(doc))
+    three["schema"] = "exfix.scan/3"
+    for host in three["hosts"]:
+        del host["dns_servers"]
+    validator.validate(three)
+    assert invalid(dict(doc, schema="exfix.scan/3"))  # /3 has no dns_servers
+    assert invalid(dict(three, schema="exfix.scan/4"))  # /4 always has them
+
     # exfix.scan/2 as exfix wrote it: no failed areas, no not-judged rules, no partial count.
-    two = json.loads(json.dumps(doc))
+    two = json.loads(json.dumps(three))
     two["schema"] = "exfix.scan/2"
     del two["summary"]["partial"], two["summary"]["not_judged"]
     for host in two["hosts"]:

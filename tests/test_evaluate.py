@@ -33,6 +33,7 @@ from support.facts_builders import (
     probe,
     queue,
     replication_nic,
+    rounds,
     server_probes,
     transport,
     unreachable,
@@ -232,6 +233,7 @@ def _varied_hosts() -> list[HostFacts]:
             remote_domains=("fabrikam.com",),
             dns_cache=(DnsCacheEntry("fabrikam.com", "fabrikam.com", 15, 9003, 840),),
         ),
+        host(probes=rounds(INTERNAL_DNS, (Outcome.ANSWER, Outcome.SERVFAIL))),  # intermittent
     ]
 
 

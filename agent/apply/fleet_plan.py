@@ -53,12 +53,13 @@ def plan_fleet(
     forks: int = DEFAULT_FORKS,
     host_timeout: float = DEFAULT_HOST_TIMEOUT,
     on_host_done: Callable[[HostScan], None] | None = None,
+    probe_repeat: int = 1,
 ) -> FleetPlan:
     """Collect and evaluate every target (agent.scan), then plan the scanned hosts. ``source``
     is recorded in the plan (inside its digest) so apply can reach the hosts again."""
     label = scan_source or (source.describe() if source is not None else "plan")
     report = scan_fleet(targets, credentials, source=label, forks=forks, host_timeout=host_timeout,
-                        on_host_done=on_host_done)  # fmt: skip
+                        on_host_done=on_host_done, probe_repeat=probe_repeat)  # fmt: skip
     scanned = [h for h in report.hosts if h.facts is not None and h.status is HostStatus.SCANNED]
     facts = [h.facts for h in scanned if h.facts is not None]
     findings = {h.host: h.findings for h in scanned}

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agent.collect.runner import PROBE_REPEAT_MAX, PROBE_ROUND_INTERVAL
 from agent.errors import UsageError
 from agent.inventory import CredentialResolver, Inventory, inventory_from_mapping, load_inventory
 from agent.inventory.limit import log as inventory_log
@@ -61,6 +62,27 @@ def fleet_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _probe_repeat(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    # Checked here rather than by click.IntRange: a bad value is bad input, a one-line error
+    # and exit 1 like every other (click's own usage errors exit 2, which here means findings).
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= PROBE_REPEAT_MAX:
+        raise UsageError(
+            f"--probe-repeat: expected a whole number from 1 to {PROBE_REPEAT_MAX}, got {value!r}"
+        )
+    return int(text)
+
+
+def probe_repeat_option(func: F) -> F:
+    """--probe-repeat N: ask each DNS server's standard questions N times, from both vantages."""
+    return click.option(
+        "--probe-repeat", "probe_repeat", default="1", show_default=True, metavar="N", callback=_probe_repeat,
+        help=f"Ask every DNS server the probe questions N times (1-{PROBE_REPEAT_MAX}), "
+             f"{PROBE_ROUND_INTERVAL:g}s apart, to tell a server that fails some queries from one "
+             "that fails all.",
+    )(func)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from agent.apply import FleetPlan, plan_fleet
-from agent.cli._common import fleet_options, open_fleet, progress
+from agent.cli._common import fleet_options, open_fleet, probe_repeat_option, progress
 from agent.model.findings import Level
 from agent.model.plan import HostPlan, Outstanding, PlanSource, SourceKind
 from agent.report.safe import terminal
@@ -105,13 +105,14 @@ def render_text(result: FleetPlan, plan_json: Path) -> None:
 
 @click.command()
 @fleet_options
+@probe_repeat_option
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory to write plan.json, hosts/<host>/remediate.ps1 + rollback.ps1 and REVIEW.md.")
 @click.option("--overwrite", is_flag=True, help="Write into a directory that already holds files.")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
               help="json: plan.json's path, digest, apply command, hosts and exit code, for automation.")
 def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
-         ask_pass: bool, out: str, overwrite: bool, fmt: str) -> None:  # fmt: skip
+         ask_pass: bool, probe_repeat: int, out: str, overwrite: bool, fmt: str) -> None:  # fmt: skip
     """Scan the fleet and write a reviewable plan. Changes nothing on any host.
 
     plan.json records how to reach the hosts again (the inventory's absolute path or the lab
@@ -129,7 +130,7 @@ def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
             progress(len(fleet.targets), "planning") as advance:  # fmt: skip
         result = plan_fleet(fleet.targets, fleet.credentials, source=source, scan_source=fleet.source,
                             forks=forks, host_timeout=host_timeout,
-                            on_host_done=lambda h: advance(h.host))  # fmt: skip
+                            on_host_done=lambda h: advance(h.host), probe_repeat=probe_repeat)  # fmt: skip
     files = write_plan_dir(result.plan, out, overwrite=overwrite)
     plan_json = files.plan_json.resolve()
     if fmt == "json":

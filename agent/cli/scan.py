@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from agent.cli._common import FORMATS, fleet_options, open_fleet, progress, stdout_console
+from agent.cli._common import (
+    FORMATS,
+    fleet_options,
+    open_fleet,
+    probe_repeat_option,
+    progress,
+    stdout_console,
+)
 from agent.errors import FactsFileError
 from agent.model import snapshot
 from agent.model.results import ScanReport
@@ -26,11 +33,12 @@ def _emit(report: ScanReport, fmt: str) -> None:
 
 @click.command()
 @fleet_options
+@probe_repeat_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--save-facts", type=click.Path(dir_okay=False, writable=True),
               help="Also write the collected facts (exfix.facts/3 JSON) for `exfix evaluate`.")
 def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
-         ask_pass: bool, fmt: str, save_facts: str | None) -> None:
+         ask_pass: bool, probe_repeat: int, fmt: str, save_facts: str | None) -> None:
     """Collect facts from every host, evaluate every rule, report the findings.
 
     Exit 0: every host clean; 2: findings; 8: no findings, but on a host a fact area could not
@@ -41,7 +49,8 @@ def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \
             progress(len(fleet.targets), "scanning") as advance:
         report = scan_fleet(fleet.targets, fleet.credentials, source=fleet.source, forks=forks,
-                            host_timeout=host_timeout, on_host_done=lambda h: advance(h.host))
+                            host_timeout=host_timeout, on_host_done=lambda h: advance(h.host),
+                            probe_repeat=probe_repeat)
     if save_facts is not None:
         facts = [h.facts for h in report.hosts if h.facts is not None]
         Path(save_facts).write_text(snapshot.to_json(facts), encoding="utf-8")

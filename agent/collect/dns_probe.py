@@ -18,6 +18,7 @@ Every query has its own timeout; a probe runs a handful of queries one after ano
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -86,8 +87,13 @@ def resolve_target(server: str, address_map: AddressMap) -> Target:
 
 
 def query(server: str, qname: str, rdtype: str, *, address_map: AddressMap,
-          timeout: float = DEFAULT_TIMEOUT) -> DnsQueryResult:
-    """Ask ``server`` one question; never raises for anything the network or the name does."""
+          timeout: float = DEFAULT_TIMEOUT, attempt: int = 1) -> DnsQueryResult:
+    """Ask ``server`` one question; never raises for anything the network or the name does.
+    ``attempt`` is recorded in the result (the round of a repeated probe)."""
+    return dataclasses.replace(_query(server, qname, rdtype, address_map, timeout), attempt=attempt)
+
+
+def _query(server: str, qname: str, rdtype: str, address_map: AddressMap, timeout: float) -> DnsQueryResult:
     rtype = str(rdtype).strip().upper()
     try:
         target = resolve_target(server, address_map)
@@ -136,10 +142,11 @@ def query(server: str, qname: str, rdtype: str, *, address_map: AddressMap,
 
 
 def probe_server(server: str, ad_domain: str, internal_host_fqdn: str, public_name: str, *,
-                 address_map: AddressMap, timeout: float = DEFAULT_TIMEOUT) -> ServerProbe:
+                 address_map: AddressMap, timeout: float = DEFAULT_TIMEOUT,
+                 attempt: int = 1) -> ServerProbe:
     """Tell a DNS server's role: the AD SRV record, the A record of an internal Exchange host,
-    and the MX of a public name (its A when it has no MX)."""
-    ask = _asker(server, address_map, timeout)
+    and the MX of a public name (its A when it has no MX). ``attempt`` numbers the round."""
+    ask = _asker(server, address_map, timeout, attempt)
     ad = _bare(ad_domain)
     results = [ask(f"_ldap._tcp.dc._msdcs.{ad}", "SRV"), ask(internal_host_fqdn, "A")]
     mx = ask(public_name, "MX")
@@ -223,9 +230,10 @@ def run_bounded(work: Callable[[_K], _R], items: Iterable[_K], *,
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _asker(server: str, address_map: AddressMap, timeout: float) -> Callable[[str, str], DnsQueryResult]:
+def _asker(server: str, address_map: AddressMap, timeout: float,
+           attempt: int = 1) -> Callable[[str, str], DnsQueryResult]:
     def ask(qname: str, rdtype: str) -> DnsQueryResult:
-        return query(server, qname, rdtype, address_map=address_map, timeout=timeout)
+        return query(server, qname, rdtype, address_map=address_map, timeout=timeout, attempt=attempt)
     return ask
 
 

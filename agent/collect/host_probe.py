@@ -180,6 +180,7 @@ def parse(
     errors: tuple[ErrorLike | RemoteObject, ...] = (),
     *,
     elapsed_ms: float | None = None,
+    attempt: int = 1,
 ) -> DnsQueryResult:
     """One Resolve-DnsName call's outcome. Never raises for odd output: unknown errors are
     ``Outcome.ERROR`` with the message as detail."""
@@ -215,6 +216,7 @@ def parse(
             records=v.unique(records),
             detail=detail,
             elapsed_ms=elapsed_ms,
+            attempt=attempt,
         )
 
     if records:

@@ -15,6 +15,7 @@ nothing in it is ever evaluated.
 
 from __future__ import annotations
 
+import math
 import re
 
 from agent.collect import _values as v
@@ -138,7 +139,28 @@ def parse_queue(obj: RemoteObject) -> QueueFacts:
         next_hop_category=v.text(obj.get("NextHopCategory")),
         next_hop_connector=v.text(obj.get("NextHopConnector")),
         last_error=parse_last_error(obj.get("LastError")),
+        incoming_rate=_rate(obj.get("IncomingRate")),
+        outgoing_rate=_rate(obj.get("OutgoingRate")),
+        velocity=_rate(obj.get("Velocity")),
+        first_retry_time=v.text(obj.get("FirstRetryTime")),
+        last_retry_time=v.text(obj.get("LastRetryTime")),
+        retry_count=v.integer(obj.get("RetryCount"), 0) or 0,
     )
+
+
+def _rate(value: object) -> float | None:
+    """A Double rate as it arrives (a number, or its text in the invariant culture); None
+    when the property is absent or unreadable, so that "not shown" never reads as 0."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        try:
+            number = float(v.text(value).strip())
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
 
 
 def parse(results: tuple[RemoteObject, ...]) -> tuple[QueueFacts, ...]:

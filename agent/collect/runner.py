@@ -73,12 +73,29 @@ class Runner(Protocol):
     def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult: ...
 
 
+# --probe-repeat: how often each server's three standard questions are asked. One attempt
+# cannot tell a server that drops or SERVFAILs some queries (overload, rate limiting, packet
+# loss) from one that is down or broken; a few attempts spread over a short window can,
+# without turning a scan into a load test of the customer's DNS.
+PROBE_REPEAT_MAX = 10
+# The pause between two rounds: long enough that a burst limit (response rate limiting counts
+# per second) or a short loss spike is not hit by every round at once, short enough that ten
+# rounds cost under two seconds on top of the queries.
+PROBE_ROUND_INTERVAL = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class CollectOptions:
     public_name: str = DEFAULT_PUBLIC_NAME
     dns_address_map: tuple[tuple[str, str], ...] = ()
     probe_timeout: float = dns_probe.DEFAULT_TIMEOUT
     orchestrator_probe: bool = True
+    probe_repeat: int = 1
+    probe_interval: float = PROBE_ROUND_INTERVAL
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.probe_repeat <= PROBE_REPEAT_MAX:
+            raise ValueError(f"probe_repeat must be 1 to {PROBE_REPEAT_MAX}, not {self.probe_repeat}")
 
 
 def collect_host(
@@ -170,7 +187,7 @@ def collect_host(
     targets = ProbeTargets.for_domain(server.domain, server.fqdn, options.public_name)
     servers = configured_dns_servers(nic_facts, transport_facts)
     domains = failing_remote_domains(queue_facts)
-    probes = list(_host_probes(conn, targets, servers, domains))
+    probes = list(_host_probes(conn, targets, servers, domains, options))
     if options.orchestrator_probe:
         probes.extend(_orchestrator_probes(server.domain, targets, servers, domains, options))
 
@@ -198,19 +215,31 @@ def _run_all(conn: Runner, calls: Iterable[CmdletCall]) -> tuple[RemoteObject, .
     return tuple(out)
 
 
-def _probe(conn: Runner, call: CmdletCall) -> DnsQueryResult:
+def _probe(conn: Runner, call: CmdletCall, attempt: int = 1) -> DnsQueryResult:
     # invoke, not run: a failed lookup is an ErrorRecord, and that failure is the evidence.
     started = time.monotonic()
     result = conn.invoke(call)
     return host_probe.parse(call, result.objects, result.errors,
-                            elapsed_ms=(time.monotonic() - started) * 1000.0)
+                            elapsed_ms=(time.monotonic() - started) * 1000.0, attempt=attempt)
+
+
+def _rounds(options: CollectOptions) -> Iterable[int]:
+    """1 .. probe_repeat, with the pause between rounds (not before the first)."""
+    for attempt in range(1, options.probe_repeat + 1):
+        if attempt > 1:
+            time.sleep(options.probe_interval)
+        yield attempt
 
 
 def _host_probes(
-    conn: Runner, targets: ProbeTargets, servers: tuple[str, ...], domains: tuple[str, ...]
+    conn: Runner, targets: ProbeTargets, servers: tuple[str, ...], domains: tuple[str, ...],
+    options: CollectOptions | None = None,
 ) -> Iterable[DnsQueryResult]:
-    # The same question is asked once: a failing queue's domain is often the public probe name
-    # too (its MX), and a server that never answers would cost its timeout twice.
+    # The same question is asked once per round: a failing queue's domain is often the public
+    # probe name too (its MX), and a server that never answers would cost its timeout twice.
+    # The standard questions are asked in every round, all servers in turn, so the attempts
+    # of one server are spread over the window; the remote domains' lookups once, after them.
+    options = options or CollectOptions()
     asked: dict[CmdletCall, DnsQueryResult] = {}
 
     def ask(call: CmdletCall) -> tuple[DnsQueryResult, bool]:
@@ -219,10 +248,15 @@ def _host_probes(
         asked[call] = _probe(conn, call)
         return asked[call], True
 
-    for call in host_probe.calls(targets, servers):
-        result, new = ask(call)
-        if new:
-            yield result
+    standard = host_probe.calls(targets, servers)
+    for attempt in _rounds(options):
+        for call in standard:
+            if attempt == 1:
+                result, new = ask(call)
+                if new:
+                    yield result
+            else:
+                yield _probe(conn, call, attempt)
     for domain in domains:
         mx_hosts: list[str] = []
         for call in host_probe.remote_domain_calls(domain, servers):
@@ -259,18 +293,20 @@ def _orchestrator_probes(
 ) -> Iterable[DnsQueryResult]:
     address_map = dict(options.dns_address_map)
     results: list[DnsQueryResult] = []
-    for server in servers:
-        probe = dns_probe.probe_server(server, ad_domain, targets.internal_host, targets.public_name,
-                                       address_map=address_map, timeout=options.probe_timeout)
-        results.extend(probe.results)
+    for attempt in _rounds(options):
+        for server in servers:
+            probe = dns_probe.probe_server(server, ad_domain, targets.internal_host, targets.public_name,
+                                           address_map=address_map, timeout=options.probe_timeout,
+                                           attempt=attempt)
+            results.extend(probe.results)
     for domain in domains:
         results.extend(dns_probe.probe_domain(domain, servers, address_map=address_map,
                                               timeout=options.probe_timeout).results)
     # A domain probe may repeat a server probe's question (the public name's MX when a queue
-    # to that domain fails): the facts, and so the evidence, hold each question once.
-    seen: set[tuple[str, str, str]] = set()
+    # to that domain fails): the facts, and so the evidence, hold each question once per round.
+    seen: set[tuple[str, str, str, int]] = set()
     for result in results:
-        key = (result.server, result.qname.rstrip(".").lower(), result.rdtype)
+        key = (result.server, result.qname.rstrip(".").lower(), result.rdtype, result.attempt)
         if key not in seen:
             seen.add(key)
             yield result

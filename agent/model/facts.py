@@ -147,6 +147,17 @@ class QueueFacts:
     next_hop_category: str
     next_hop_connector: str
     last_error: QueueError
+    # Get-Queue's rates (Exchange 2013 on): messages per 5 seconds averaged over the last 60,
+    # Velocity = OutgoingRate - IncomingRate ("Exchange 2013 Queue Velocity",
+    # letsexchange.blogspot.com, 2014-12-08; the ExtensibleQueueInfo properties of the Exchange
+    # API reference). None where the server does not show them (Exchange 2010) or an older
+    # facts file was saved without them.
+    incoming_rate: float | None = None
+    outgoing_rate: float | None = None
+    velocity: float | None = None
+    first_retry_time: str = ""  # as the host wrote it; "" when never retried
+    last_retry_time: str = ""
+    retry_count: int = 0
 
     @property
     def scope(self) -> QueueScope:
@@ -180,9 +191,26 @@ class QueueFacts:
         return status == "retry" or (status in ("ready", "active", "connecting") and self.message_count > 0)
 
     @property
+    def stuck_in_ready(self) -> bool:
+        """Holding messages in Ready with no LastError while nothing leaves it: OutgoingRate 0
+        (no message left in the last minute) and Velocity not positive (it is not draining).
+        An unreachable DNS server leaves messages there rather than in Retry: the lookup
+        never completes, so no attempt fails (the exchangemaster.wordpress.com article cited
+        at failing_dns). Not judged without the rates (Exchange 2010 has none)."""
+        if self.status.lower() != "ready" or self.message_count <= 0 or self.last_error.kind.is_dns:
+            return False
+        if self.last_error.kind is not QueueErrorKind.NONE or self.outgoing_rate is None:
+            return False
+        return self.outgoing_rate <= 0 and (self.velocity is None or self.velocity <= 0)
+
+    @property
     def delivering(self) -> bool:
-        """No error and not in Retry: the queue's next hop currently works."""
-        return self.last_error.kind is QueueErrorKind.NONE and self.status.lower() in ("active", "ready")
+        """No error and not in Retry, and not stuck: the queue's next hop currently works."""
+        return (
+            self.last_error.kind is QueueErrorKind.NONE
+            and self.status.lower() in ("active", "ready")
+            and not self.stuck_in_ready
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,6 +203,25 @@ class UnreachableDnsServer(FindingData):
 
 
 @dataclass(frozen=True, slots=True)
+class IntermittentDnsServer(FindingData):
+    """dns-server-intermittent (advisory): the server, where it is in use, and over every
+    attempt from the vantages that saw it fail some but not all of the same questions: how
+    many queries, how many it let down, that share in percent, and the latency of the ones it
+    answered (microseconds; None when it answered none)."""
+
+    RULE: ClassVar[str] = "dns-server-intermittent"
+
+    server: str
+    configured_on: tuple[str, ...]
+    vantages: tuple[str, ...]
+    attempts: int
+    failures: int
+    failure_percent: int
+    latency_avg_us: int | None
+    latency_max_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class SetDnsFaultTolerance(FindingData):
     """dns-fault-tolerance: the config file, the value it holds and the value the fix writes."""
 
@@ -245,6 +264,7 @@ class ClearDnsClientCache(RemoteDomain):
 
 FINDING_DATA: tuple[type[FindingData], ...] = (
     QueueSymptom,
+    IntermittentDnsServer,
     EnableRegistration,
     RegisterMapiNic,
     SetNicDnsServers,

@@ -60,6 +60,18 @@ class DnsQueryResult:
     records: tuple[str, ...] = ()
     detail: str = ""
     elapsed_ms: float | None = None
+    # Which round of ``--probe-repeat`` asked it (1 for the first or only one). Facts saved
+    # before repeats existed have no such key: their one attempt is the first.
+    attempt: int = 1
+
+    @property
+    def failed(self) -> bool:
+        """The server let this query down: no reply, or SERVFAIL/REFUSED (what an overloaded
+        or rate-limiting server gives; a resolver then moves on, RFC 1034 5.3.3). NXDOMAIN and
+        NODATA are answers; an ``error`` whose query was never sent says nothing of the server."""
+        if self.outcome in (Outcome.TIMEOUT, Outcome.SERVFAIL, Outcome.REFUSED):
+            return True
+        return self.outcome is Outcome.ERROR and bool(self.queried)
 
     def to_dict(self) -> dict[str, Any]:
         return encode_object(self)
@@ -67,6 +79,7 @@ class DnsQueryResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DnsQueryResult:
         elapsed = data.get("elapsed_ms")
+        attempt = data.get("attempt", 1)
         return cls(
             vantage=Vantage(data["vantage"]),
             server=str(data["server"]),
@@ -77,7 +90,98 @@ class DnsQueryResult:
             records=tuple(str(r) for r in data.get("records", ())),
             detail=str(data.get("detail", "")),
             elapsed_ms=float(elapsed) if elapsed is not None else None,
+            attempt=int(attempt) if isinstance(attempt, int) and not isinstance(attempt, bool) else 1,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionAttempts:
+    """Every attempt of one question (``qname``/``rdtype``) to one server from one vantage,
+    in the order they were made."""
+
+    qname: str
+    rdtype: str
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for o in self.outcomes if o in (Outcome.TIMEOUT, Outcome.SERVFAIL, Outcome.REFUSED))
+
+    @property
+    def mixed(self) -> bool:
+        """Some attempts failed and some were answered (records, NXDOMAIN or NODATA): the
+        same question, so the difference is the server's, not the name's."""
+        return self.failures > 0 and any(o.definitive for o in self.outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerProbeStats:
+    """How one DNS server did over every attempt from one vantage: how many queries, how many
+    it let down (:attr:`DnsQueryResult.failed`), the latency of those it answered, and each
+    question's attempts."""
+
+    server: str
+    vantage: Vantage
+    attempts: int
+    failures: int
+    latency_min_ms: float | None
+    latency_avg_ms: float | None
+    latency_max_ms: float | None
+    questions: tuple[QuestionAttempts, ...]
+
+    @property
+    def failure_rate(self) -> float:
+        return round(self.failures / self.attempts, 3) if self.attempts else 0.0
+
+    @property
+    def rounds(self) -> int:
+        """How often each question was asked (the largest count over the questions)."""
+        return max((len(q.outcomes) for q in self.questions), default=0)
+
+    @property
+    def intermittent(self) -> bool:
+        """At least one question both failed and was answered: the server fails some but not
+        all of the same queries (overload, rate limiting, packet loss)."""
+        return any(q.mixed for q in self.questions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "vantage": self.vantage.value,
+            "attempts": self.attempts,
+            "failures": self.failures,
+            "failure_rate": self.failure_rate,
+            "latency_ms": {
+                "min": self.latency_min_ms, "avg": self.latency_avg_ms, "max": self.latency_max_ms
+            },
+        }
+
+
+def server_stats(results: tuple[DnsQueryResult, ...]) -> tuple[ServerProbeStats, ...]:
+    """Per (server, vantage), in first-seen order: the counts, failure rate and latency of
+    ``results``. Queries never sent (refused by the address map) are left out."""
+    groups: dict[tuple[str, Vantage], list[DnsQueryResult]] = {}
+    for result in results:
+        if result.outcome is Outcome.ERROR and not result.queried:
+            continue
+        groups.setdefault((result.server, result.vantage), []).append(result)
+    out = []
+    for (server, vantage), items in groups.items():
+        questions: dict[tuple[str, str], list[Outcome]] = {}
+        for item in sorted(items, key=lambda r: r.attempt):
+            questions.setdefault((_name_key(item.qname), item.rdtype.upper()), []).append(item.outcome)
+        answered = [r.elapsed_ms for r in items if r.elapsed_ms is not None and not r.failed]
+        out.append(ServerProbeStats(
+            server=server,
+            vantage=vantage,
+            attempts=len(items),
+            failures=sum(1 for r in items if r.failed),
+            latency_min_ms=round(min(answered), 1) if answered else None,
+            latency_avg_ms=round(sum(answered) / len(answered), 1) if answered else None,
+            latency_max_ms=round(max(answered), 1) if answered else None,
+            questions=tuple(QuestionAttempts(q, t, tuple(o)) for (q, t), o in questions.items()),
+        ))
+    return tuple(out)
 
 
 def _find(results: tuple[DnsQueryResult, ...], qname: str, rdtype: str) -> DnsQueryResult | None:

@@ -1,7 +1,9 @@
 """The outcome of a scan: per host, a status, the findings and the facts behind them; per
 organisation, the findings about what its servers share.
 
-The JSON document is ``exfix.scan/3`` (agent/schemas/scan.schema.json). /3 adds, per host, the
+The JSON document is ``exfix.scan/4`` (agent/schemas/scan.schema.json). /4 adds, per host,
+``dns_servers``: how each DNS server did over every probe round from each vantage (attempts,
+failures, failure rate, latency; agent.model.probe.server_stats). /3 added, per host, the
 fact areas that could not be collected on a host that answered (``failed_areas``: area and
 reason; the host is still ``scanned`` with the areas that worked) and the rules that were
 therefore not judged there (``not_judged``: rule, title, the failed areas it reads, why); the
@@ -11,7 +13,7 @@ status ``command-failed`` (the host answered Get-ExchangeServer with an error), 
 the summary, and exit code 7; and the organisations (``organizations``: one finding per
 subject the servers share, such as a remote domain whose DNS fails AAAA queries, naming the
 servers in ``servers``), with each finding's ``level`` and ``servers``. Everything else is as
-in /1, and the schema still accepts /1 and /2 documents.
+in /1, and the schema still accepts /1, /2 and /3 documents.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from agent.errors import (
 )
 from agent.model.facts import AreaIssue, HostFacts
 from agent.model.findings import Finding, NotJudged
+from agent.model.probe import server_stats
 
-SCAN_SCHEMA = "exfix.scan/3"
+SCAN_SCHEMA = "exfix.scan/4"
 
 
 class HostStatus(str, enum.Enum):
@@ -93,6 +96,8 @@ class HostScan:
             "findings": [finding_to_dict(f) for f in self.findings],
             "failed_areas": [{"area": i.area.value, "reason": i.reason} for i in self.failed_areas],
             "not_judged": [j.to_dict() for j in self.not_judged],
+            # exfix.scan/4: how each DNS server did over every probe round, per vantage.
+            "dns_servers": [s.to_dict() for s in server_stats(self.facts.probes)] if self.facts else [],
         }
 
 

@@ -1,4 +1,4 @@
-"""The exfix.scan/3 JSON document (schema: agent/schemas/scan.schema.json)."""
+"""The exfix.scan/4 JSON document (schema: agent/schemas/scan.schema.json)."""
 
 from __future__ import annotations
 

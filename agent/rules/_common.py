@@ -8,6 +8,7 @@ domain's fault), both compute it here from the facts.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import re
@@ -302,6 +303,28 @@ def failing_queues(facts: HostFacts, scope: QueueScope) -> tuple[QueueFacts, ...
     return tuple(q for q in facts.queues if q.scope is scope and q.failing_dns)
 
 
+def silent_servers(facts: HostFacts) -> tuple[str, ...]:
+    """The probed DNS servers (exfix probes only the servers the host is configured with)
+    that let at least one probe go unanswered (timed out), from the preferred vantage:
+    lookups through them hang rather than fail, which is what leaves messages sitting in
+    Ready. Read from the probes alone, so that the queue symptom needs no other fact area."""
+    out = []
+    for server in probed_servers(facts):
+        if any(p.outcome is Outcome.TIMEOUT for p in preferred_vantage_for(facts, server)):
+            out.append(server)
+    return tuple(out)
+
+
+def stuck_queues(facts: HostFacts, scope: QueueScope) -> tuple[QueueFacts, ...]:
+    """Queues of ``scope`` stuck in Ready (QueueFacts.stuck_in_ready: messages, no LastError,
+    nothing going out), counted as failing on DNS only where a DNS server in use does not
+    answer: a queue that stands still for another reason (a slow remote SMTP server) is no
+    DNS symptom."""
+    if not silent_servers(facts):
+        return ()
+    return tuple(q for q in facts.queues if q.scope is scope and q.stuck_in_ready)
+
+
 def failing_domains(facts: HostFacts) -> dict[str, tuple[QueueFacts, ...]]:
     """Failing external queues by remote domain (lower case), in queue order. A next hop that
     is an address space wildcard ("*") is no single domain and is left out."""
@@ -329,6 +352,18 @@ def queue_evidence(queue: QueueFacts) -> EvidenceItem:
     ]
     if queue.last_error.dns_code:
         values.append(("DNS error code", queue.last_error.dns_code))
+    # The rates and retry times say whether messages move; shown where the host gives them.
+    for name, rate in (("IncomingRate", queue.incoming_rate), ("OutgoingRate", queue.outgoing_rate),
+                       ("Velocity", queue.velocity)):  # fmt: skip
+        if rate is not None:
+            values.append((name, f"{rate:g}"))
+    for name, when in (("FirstRetryTime", queue.first_retry_time), ("LastRetryTime", queue.last_retry_time)):
+        if when:
+            values.append((name, when))
+    if queue.stuck_in_ready:
+        values.append(
+            ("stuck", "Ready with messages, no LastError, OutgoingRate 0: nothing left in the last minute")
+        )
     return EvidenceItem(source="Get-Queue", subject=f"queue {queue.identity}", values=tuple(values))
 
 
@@ -402,7 +437,25 @@ def connector_evidence(connector: SendConnectorFacts) -> EvidenceItem:
 
 
 def probe_evidence(probes: Iterable[DnsQueryResult]) -> tuple[EvidenceItem, ...]:
-    return tuple(EvidenceItem.from_probe(p) for p in probes)
+    """One evidence item per question per vantage. A question asked in several rounds
+    (--probe-repeat) is one item: the last attempt's result, with every attempt's outcome in
+    order (``outcomes``) and how many there were (``attempts``)."""
+    groups: dict[tuple[str, str, str, str], list[DnsQueryResult]] = {}
+    for probe in probes:
+        key = (probe.vantage.value, probe.server, normalize_name(probe.qname), probe.rdtype.upper())
+        groups.setdefault(key, []).append(probe)
+    out: list[EvidenceItem] = []
+    for attempts in groups.values():
+        ordered = sorted(attempts, key=lambda p: p.attempt)
+        item = EvidenceItem.from_probe(ordered[-1])
+        if len(ordered) > 1:
+            extra: tuple[tuple[str, DataValue], ...] = (
+                ("attempts", len(ordered)),
+                ("outcomes", tuple(p.outcome.value for p in ordered)),
+            )
+            item = dataclasses.replace(item, values=(*item.values, *extra))
+        out.append(item)
+    return tuple(out)
 
 
 def describe_probes(probes: Iterable[DnsQueryResult]) -> str:
@@ -483,3 +536,27 @@ def domain_probes(facts: HostFacts, domain: str) -> DomainProbes:
 def preferred_vantage_for(facts: HostFacts, server: str) -> tuple[DnsQueryResult, ...]:
     """Every probe of ``server``, from the host's vantage where the host probed it."""
     return preferred_vantage(facts.probes_for(server=server))
+
+
+# --- where a DNS server is used ------------------------------------------------------------
+
+
+def server_in_use(facts: HostFacts, server: str) -> tuple[str, ...]:
+    """Where ``server`` is in use: a NIC (Windows itself asks it), or a transport server list
+    that a route of this server's mail uses. A list is ignored while its *DNSAdapterEnabled is
+    $true (Set-TransportService docs), and the External* list also when no send connector of
+    this server has UseExternalDNSServersEnabled (agent/rules/_mail_path.py): a server only in
+    such a list is a setting nothing uses. Shared by dns-server-unreachable and
+    dns-server-intermittent, which must agree on it."""
+    places = [nic.label for nic in facts.nics if server in nic.dns_servers]
+    transport = facts.transport
+    if transport is not None:
+        groups: tuple[tuple[LookupSide, DnsLookupSettings, str], ...] = (
+            ("external", transport.external, "ExternalDNSServers"),
+            ("internal", transport.internal, "InternalDNSServers"),
+        )
+        for side, settings, name in groups:
+            used = not settings.adapter_enabled and paths.in_use(facts, side)
+            if used and server in settings.configured_servers:
+                places.append(name)
+    return tuple(places)

@@ -5,12 +5,11 @@ or a server that is gone; messages then sit in Ready/Retry ("Error 451 4.4.0: DN
 
 from __future__ import annotations
 
-from agent.model.facts import CollectionArea, DnsLookupSettings, HostFacts
-from agent.model.finding_data import LookupSide, SymptomScope, UnreachableDnsServer
+from agent.model.facts import CollectionArea, HostFacts
+from agent.model.finding_data import SymptomScope, UnreachableDnsServer
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
-from agent.rules import _mail_path as paths
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
@@ -44,33 +43,17 @@ METADATA = RuleMetadata(
 )
 
 
-def _where(facts: HostFacts, server: str) -> tuple[str, ...]:
-    """Where ``server`` is in use: a NIC (Windows itself asks it), or a transport server list
-    that a route of this server's mail uses. A list is ignored while its *DNSAdapterEnabled is
-    $true (Set-TransportService docs), and the External* list also when no send connector of
-    this server has UseExternalDNSServersEnabled (agent/rules/_mail_path.py): a server only in
-    such a list is a setting nothing uses."""
-    places = [nic.label for nic in facts.nics if server in nic.dns_servers]
-    transport = facts.transport
-    if transport is not None:
-        groups: tuple[tuple[LookupSide, DnsLookupSettings, str], ...] = (
-            ("external", transport.external, "ExternalDNSServers"),
-            ("internal", transport.internal, "InternalDNSServers"),
-        )
-        for side, settings, name in groups:
-            used = not settings.adapter_enabled and paths.in_use(facts, side)
-            if used and server in settings.configured_servers:
-                places.append(name)
-    return tuple(places)
-
-
 def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
     out: list[Finding] = []
     for server in c.all_configured_servers(facts):
         probes = c.preferred_vantage_for(facts, server)
+        # Every attempt of every round must have timed out: a server that answered even one
+        # of the repeated probes (--probe-repeat) is reachable, and one that drops only some
+        # queries is dns-server-intermittent's. From a single round exfix cannot tell a dead
+        # server from one that dropped that round; the evidence says how many rounds there were.
         if not probes or any(p.outcome is not Outcome.TIMEOUT for p in probes):
             continue
-        places = _where(facts, server)
+        places = c.server_in_use(facts, server)
         if not places:
             continue
         vantages = tuple(dict.fromkeys(p.vantage.value for p in probes))
@@ -78,7 +61,10 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
             EvidenceItem(
                 source="configuration",
                 subject=f"DNS server {server}",
-                values=(("configured on", places), ("probes", len(probes)), ("answered", 0)),
+                values=(
+                    ("configured on", places), ("probes", len(probes)), ("answered", 0),
+                    ("rounds", max(p.attempt for p in probes)),
+                ),
             )
         ]
         evidence.extend(c.probe_evidence(probes))

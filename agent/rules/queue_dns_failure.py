@@ -1,5 +1,8 @@
 """queue-dns-failure: queues in Retry (or holding messages) whose LastError is a 4.4.0 DNS
-failure. The symptom the admin sees; the cause findings on the same host that explain it are
+failure, and queues stuck in Ready (messages, no LastError, OutgoingRate 0 and Velocity not
+positive: nothing left in Exchange's last minute) on a host where a DNS server in use does not
+answer: an unreachable server leaves mail in Ready rather than Retry. The symptom the admin
+sees; the cause findings on the same host that explain it are
 linked in agent/evaluate.py.
 
 Queues are grouped by scope, one finding each:
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from agent.model.facts import CollectionArea, HostFacts, QueueFacts, QueueScope, normalize_name
 from agent.model.finding_data import QueueSymptom, SymptomScope
-from agent.model.findings import Finding, Severity
+from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
 from agent.rules.metadata import RuleKind, RuleMetadata
 
@@ -40,17 +43,35 @@ METADATA = RuleMetadata(
 )
 
 
+# The error class of a queue stuck in Ready: it has no LastError to classify.
+STUCK = "StuckInReady"
+
+
+def _kind(queue: QueueFacts) -> str:
+    return STUCK if queue.stuck_in_ready else queue.last_error.kind.value
+
+
 def _finding(
     facts: HostFacts, scope: SymptomScope, subject: str, queues: tuple[QueueFacts, ...], what: str
 ) -> Finding:
-    kinds = tuple(dict.fromkeys(q.last_error.kind.value for q in queues))
+    kinds = tuple(dict.fromkeys(_kind(q) for q in queues))
     domains = tuple(dict.fromkeys(q.next_hop_domain for q in queues if q.next_hop_domain))
     messages = sum(q.message_count for q in queues)
     listed = ", ".join(
         f"{q.identity} ({q.status}, {q.message_count} msg, "
-        f"{q.last_error.dns_code or q.last_error.kind.value})"
+        f"{q.last_error.dns_code or _kind(q)})"
         for q in queues
     )
+    evidence = [c.queue_evidence(q) for q in queues]
+    if any(q.stuck_in_ready for q in queues):
+        silent = c.silent_servers(facts)
+        why = ("a lookup through them hangs instead of failing, so messages wait in Ready with no "
+               "LastError rather than in Retry")  # fmt: skip
+        evidence.append(EvidenceItem(
+            source="probe rounds",
+            subject="DNS servers in use that did not answer",
+            values=(("servers", silent), ("why it counts", why)),
+        ))  # fmt: skip
     return c.finding(
         METADATA,
         facts,
@@ -58,7 +79,7 @@ def _finding(
         summary=f"{len(queues)} queue(s) to {what} fail with DNS errors ({', '.join(kinds)}), "
         f"{messages} message(s): "
         f"{listed}",
-        evidence=tuple(c.queue_evidence(q) for q in queues),
+        evidence=tuple(evidence),
         data=QueueSymptom(
             scope=scope,
             queues=tuple(q.identity for q in queues),
@@ -71,11 +92,11 @@ def _finding(
 
 def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
     out: list[Finding] = []
-    internal = c.failing_queues(facts, QueueScope.INTERNAL)
+    internal = c.failing_queues(facts, QueueScope.INTERNAL) + c.stuck_queues(facts, QueueScope.INTERNAL)
     if internal:
         what = "internal next hops"
         out.append(_finding(facts, SymptomScope.INTERNAL, what, internal, what))
-    external = c.failing_queues(facts, QueueScope.EXTERNAL)
+    external = c.failing_queues(facts, QueueScope.EXTERNAL) + c.stuck_queues(facts, QueueScope.EXTERNAL)
     if not external:
         return tuple(out)
     if len(external) >= 2 and not c.delivering_external(facts):

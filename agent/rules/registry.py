@@ -21,6 +21,7 @@ from agent.model.findings import Finding
 from agent.rules import (
     dns_client_cache_negative,
     dns_fault_tolerance,
+    dns_server_intermittent,
     dns_server_unreachable,
     edge_transport_config_malformed,
     nic_dns_registration_disabled,
@@ -47,6 +48,7 @@ RULE_MODULES: tuple[Any, ...] = (
     remote_domain_aaaa_broken,
     remote_domain_no_mail_dns,
     dns_server_unreachable,
+    dns_server_intermittent,
     dns_fault_tolerance,
     edge_transport_config_malformed,
     dns_client_cache_negative,

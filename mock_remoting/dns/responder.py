@@ -338,7 +338,7 @@ class DnsResponders:
             return self._render(response, query, udp)
 
         qname = question.name.to_text(omit_final_dot=True)
-        answer = self.world.answer(server, qname, rdtype)
+        answer = self.world.serve(server, qname, rdtype)
         if answer.rcode == NO_REPLY:
             return None
         if self.world.is_authoritative(server, qname):

@@ -17,6 +17,7 @@ back with absolute owner names (``mx1.fabrikam.com.``) and data in zone-file tex
 
 from __future__ import annotations
 
+import fractions
 import ipaddress
 import re
 import threading
@@ -81,10 +82,30 @@ def _is_within(name: str, zone: str) -> bool:
     return name == zone or name.endswith("." + zone)
 
 
+FAIL_MODES = ("drop", "servfail")
+
+
 @dataclass(frozen=True, slots=True)
 class _Server:
     kind: str
     forward: bool
+    # An intermittent server (overload, rate limiting, packet loss): this fraction of the
+    # queries it receives fail, in a fixed pattern, by ``fail_mode`` (no reply, or SERVFAIL).
+    fail_fraction: float = 0.0
+    fail_mode: str = "drop"
+
+
+def fails_at(fraction: float, count: int) -> bool:
+    """Whether the ``count``-th (1-based) query of a question fails when ``fraction`` of them
+    do: query k fails when floor(k * f) steps up, which spreads the failures evenly and
+    repeatably (f = 0.5: queries 2, 4, 6, ...; f = 1/3: 3, 6, ...)."""
+    if fraction <= 0.0:
+        return False
+    # As an exact ratio, so that 0.333... read from YAML fails every third query: in floating
+    # point 3 * 0.333... is just below 1.
+    ratio = fractions.Fraction(fraction).limit_denominator(1000)
+    numerator, denominator = ratio.numerator, ratio.denominator
+    return (count * numerator) // denominator > ((count - 1) * numerator) // denominator
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +216,7 @@ class DnsWorld:
         self.internet_zones: tuple[str, ...] = tuple(self._zones)
         self._lock = threading.Lock()
         self._registered: dict[str, tuple[str, ...]] = {}
+        self._asked: dict[tuple[str, str, str], int] = {}
 
         ad = ad_domain
         static: dict[tuple[str, str], list[str]] = {}
@@ -265,7 +287,7 @@ class DnsWorld:
             if address in servers:
                 raise check.fail(key, f"server {address} is listed twice")
             entry = check.mapping(raw, key)
-            check.only_keys(entry, key, ("kind", "forward"))
+            check.only_keys(entry, key, ("kind", "forward", "fail_fraction", "fail_mode"))
             kind = entry.get("kind")
             if kind not in KINDS:
                 raise check.fail(f"{key}.kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
@@ -273,7 +295,14 @@ class DnsWorld:
                 raise check.fail(f"{key}.forward", "only an internal server forwards")
             # An AD DNS server forwards (or uses root hints) unless told otherwise.
             forward = check.boolean(entry.get("forward", True), f"{key}.forward")
-            servers[address] = _Server(kind, forward)
+            fraction = entry.get("fail_fraction", 0.0)
+            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+                raise check.fail(f"{key}.fail_fraction",
+                                 f"expected a fraction from 0 up to (not including) 1, got {fraction!r}")
+            mode = entry.get("fail_mode", "drop")
+            if mode not in FAIL_MODES:
+                raise check.fail(f"{key}.fail_mode", f"{mode!r} is not one of: {', '.join(FAIL_MODES)}")
+            servers[address] = _Server(kind, forward, float(fraction), str(mode))
 
         internal: dict[str, tuple[str, ...]] = {}
         raw_internal = section.get("internal_records") or {}
@@ -351,6 +380,27 @@ class DnsWorld:
             return _NO_REPLY
         return self._answer_internet(zone, name, rtype)
 
+    def serve(self, server: str, qname: str, rdtype: str) -> DnsAnswer:
+        """What ``server`` sends back to one query that reached it over the wire: :meth:`answer`,
+        except that an intermittent server (``fail_fraction``) lets the scheduled share of the
+        queries down. Each (server, name, type) has its own count, so the pattern a question
+        sees does not depend on what other hosts or questions were asked in between."""
+        key = _server_key(server)
+        entry = self._servers.get(key)
+        if entry is not None and entry.fail_fraction > 0.0:
+            question = (key, normalize_name(qname), str(rdtype).strip().upper())
+            with self._lock:
+                count = self._asked.get(question, 0) + 1
+                self._asked[question] = count
+            if fails_at(entry.fail_fraction, count):
+                return _NO_REPLY if entry.fail_mode == "drop" else _SERVFAIL
+        return self.answer(server, qname, rdtype)
+
+    def fail_fraction(self, server: str) -> float:
+        """The share of queries ``server`` lets down (0 for a steady server)."""
+        entry = self._servers.get(_server_key(server))
+        return entry.fail_fraction if entry is not None else 0.0
+
     def set_forward(self, server: str, forward: bool) -> None:
         """Give an internal server forwarders, or take them away, as a DNS administrator does
         on the server itself (nothing on the Exchange hosts changes): tests use it to change
@@ -361,7 +411,7 @@ class DnsWorld:
         if entry is None or entry.kind != "internal":
             raise ValueError(f"{server!r} is not an internal DNS server of the scenario")
         with self._lock:
-            self._servers[key] = _Server(entry.kind, forward)
+            self._servers[key] = _Server(entry.kind, forward, entry.fail_fraction, entry.fail_mode)
 
     def register(self, fqdn: str, addresses: Sequence[str]) -> None:
         """Set the dynamically registered A records of ``fqdn`` (a name in the AD zone), as a

@@ -1,7 +1,8 @@
 """The mail-flow model: whether a queue delivers, and the LastError it shows when it cannot.
 
-A delivery attempt asks :meth:`DnsWorld.answer` what each configured DNS server says (no
-sockets) and follows what Exchange's transport does with the answers. It is a deterministic
+A delivery attempt asks :meth:`DnsWorld.serve` what each configured DNS server says (no
+sockets; an intermittent server fails its scheduled share of these lookups as it does on the
+wire) and follows what Exchange's transport does with the answers. It is a deterministic
 approximation of Exchange's DNS client, documented in ``mock_remoting/README.md``:
 
 * **Own registration** (KB3007623): when the host's own A record in the AD zone does not
@@ -49,6 +50,10 @@ from mock_remoting.exchange.state import HostState, Organization, Queue, SendCon
 
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
 RETRY_INTERVAL = datetime.timedelta(minutes=5)  # TransientFailureRetryInterval's default
+# Get-Queue's IncomingRate/OutgoingRate count messages per 5 seconds averaged over the last 60
+# ("Exchange 2013 Queue Velocity", letsexchange.blogspot.com, 2014-12-08): the lab treats what
+# one attempt moves as the last minute's traffic, so a minute holds 12 intervals.
+RATE_INTERVALS = 12
 
 
 class Failure(str, enum.Enum):
@@ -112,7 +117,10 @@ def lookup(
         return Lookup(Outcome.NXDOMAIN) if status == NAME_ERROR else Lookup(Outcome.ANSWER)
     if not servers:
         return Lookup(Outcome.NO_SERVERS)
-    answers = [world.answer(server, qname, rdtype) for server in servers]
+    # serve, not answer: a delivery attempt sends real queries, so an intermittent server
+    # (fail_fraction) lets its share of them down here too and a queue that depends on it
+    # alone flaps between Retry and Ready from one attempt to the next.
+    answers = [world.serve(server, qname, rdtype) for server in servers]
     if any(a.rcode == NXDOMAIN for a in answers):
         return Lookup(Outcome.NXDOMAIN)
     for answer in answers:
@@ -262,6 +270,10 @@ def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
     Mail that keeps coming (``arriving``) joins the queue first, so what a change did to the
     next hop shows at the next attempt even in a queue that had drained."""
     queue.queued += queue.arriving
+    # The rates over the minute before this attempt: what arrived, and what this attempt
+    # delivers (set below), per 5-second interval as Exchange averages them.
+    queue.incoming_rate = round(queue.arriving / RATE_INTERVALS, 3)
+    queue.outgoing_rate = 0.0
     if queue.queued == 0:
         queue.status = "Ready"
         return
@@ -285,12 +297,20 @@ def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
         queue.next_retry = None
         return
     if delivery.delivered:
+        queue.outgoing_rate = round(queue.queued / RATE_INTERVALS, 3)
         queue.delivered += queue.queued
         queue.queued = 0
         queue.status = "Ready"
         queue.last_error = None
         queue.retry_count = 0
         queue.first_retry = None
+        queue.next_retry = None
+        return
+    if delivery.failure is Failure.TIMEOUT and queue.ready_while_dns_times_out:
+        # The lookup is still outstanding: no failed attempt, no LastError, no retry
+        # schedule; the messages wait in Ready and nothing goes out (OutgoingRate 0).
+        queue.status = "Ready"
+        queue.last_error = None
         queue.next_retry = None
         return
     queue.status = "Retry"

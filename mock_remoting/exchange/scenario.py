@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.collect.runner import PROBE_REPEAT_MAX
 from agent.errors import ScenarioError
 from agent.model.document import Document, Invalid, KeyPath, Loaded, between, each, key, text
 from agent.model.facts import CollectionArea
@@ -150,6 +151,12 @@ class QueueSpec:
     # (at load, Retry-Queue, a transport restart), so a change that breaks the next hop shows
     # in the queue even after it had drained.
     arriving: int = field(default=0, metadata=key(check=between(0, 10**6)))
+    # While every DNS lookup of the next hop times out, the messages sit in Ready, not Retry:
+    # the lookup never completes, so no attempt fails and LastError stays empty, while nothing
+    # leaves the queue ("Bad NIC Settings Cause Internal Messages to Queue with 451 4.4.0 DNS
+    # query failed (nonexistent domain)", exchangemaster.wordpress.com, and EXCHANGE_FACTS:
+    # "messages sit in Ready/Retry and DNS servers time out").
+    ready_while_dns_times_out: bool = False
 
     @property
     def external(self) -> bool:
@@ -233,6 +240,7 @@ class Scenario:
     send_connectors: tuple[ConnectorSpec, ...]
     hosts: tuple[HostSpec, ...]
     source: Path
+    expect_probe_repeat: int = 1  # the --probe-repeat that expect.rules holds for
 
     @property
     def ad_domain(self) -> str:
@@ -266,6 +274,9 @@ class _Expect:
     rules: tuple[str, ...] = field(default=(), metadata=key(check=_rule_ids))
     # The fact areas exfix must report as not collected on the host (exfix's CollectionArea).
     failed_areas: tuple[str, ...] = field(default=(), metadata=key(check=_areas))
+    # The --probe-repeat the scenario's expectations hold for (top level only): an intermittent
+    # DNS server shows only when the probes ask the same questions more than once.
+    probe_repeat: int = field(default=1, metadata=key(check=between(1, PROBE_REPEAT_MAX)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +411,10 @@ class _Builder:
                 raise self.fail(
                     ("send_connectors", i, "name"), f"connector {connectors[i].name!r} is listed twice"
                 )
+        for i, raw_host in enumerate(top.hosts):
+            if raw_host.expect.probe_repeat != 1:
+                raise self.fail(("hosts", i, "expect", "probe_repeat"),
+                                "is the scan's, not a host's: give it in the top-level expect")
         host_rules = [r for h in hosts for r in h.expect_rules]
         if any(h.expect_rules for h in hosts) and set(host_rules) != set(top.expect.rules):
             raise self.fail(
@@ -416,6 +431,7 @@ class _Builder:
             name=self.path.stem if top.name is None else top.name,
             description=top.description,
             expect_rules=top.expect.rules,
+            expect_probe_repeat=top.expect.probe_repeat,
             organization=top.organization,
             dns=top.dns,
             exchange_organization=top.exchange_organization,

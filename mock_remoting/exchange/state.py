@@ -226,6 +226,11 @@ class Queue:
     delivery_type: str = ""
     connector_guid: uuid.UUID | None = None
     attempts: int = 0
+    ready_while_dns_times_out: bool = False
+    # Get-Queue's rates, from the last delivery attempt (messages per 5 s averaged over the
+    # last 60 s, as Exchange computes them; Velocity = OutgoingRate - IncomingRate).
+    incoming_rate: float = 0.0
+    outgoing_rate: float = 0.0
 
     @classmethod
     def from_spec(cls, number: int, spec: QueueSpec) -> Queue:
@@ -237,6 +242,7 @@ class Queue:
             spec.messages,
             delivery_type=spec.delivery_type,
             arriving=spec.arriving,
+            ready_while_dns_times_out=spec.ready_while_dns_times_out,
         )
 
     @property
@@ -246,6 +252,10 @@ class Queue:
     @property
     def total(self) -> int:
         return self.queued + self.delivered
+
+    @property
+    def velocity(self) -> float:
+        return round(self.outgoing_rate - self.incoming_rate, 3)
 
 
 # MSFT_DNSClientCache.Status numbers (System Error Codes 9000-11999, learn.microsoft.com).

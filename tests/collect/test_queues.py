@@ -214,3 +214,57 @@ def test_queue_rows_and_scopes() -> None:
     assert parsed[4].scope is QueueScope.EXTERNAL  # an unknown type falls back to NextHopCategory
     (call,) = queues.calls("EX01")
     assert call.cmdlet == "Get-Queue" and call.param("Server") == "EX01"
+
+
+def _row(**props: object) -> RemoteObject:
+    base: dict[str, object] = {
+        "Identity": "EX01\\5", "DeliveryType": "DnsConnectorDelivery", "Status": "Ready", "MessageCount": 9,
+        "NextHopDomain": "fabrikam.com", "NextHopCategory": "External", "LastError": None,
+    }  # fmt: skip
+    return RemoteObject(("Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo",), {**base, **props})
+
+
+def test_rates_and_retry_times_are_read_as_get_queue_shows_them() -> None:
+    row = _row(IncomingRate=0.25, OutgoingRate=0.0, Velocity=-0.25, RetryCount=2,
+               FirstRetryTime="1/15/2025 9:50:00 AM", LastRetryTime="1/15/2025 10:00:00 AM")  # fmt: skip
+    (q,) = queues.parse((row,))
+    assert (q.incoming_rate, q.outgoing_rate, q.velocity) == (0.25, 0.0, -0.25)
+    assert q.first_retry_time == "1/15/2025 9:50:00 AM" and q.last_retry_time == "1/15/2025 10:00:00 AM"
+    assert q.retry_count == 2
+    assert q.stuck_in_ready and not q.delivering and not q.failing_dns
+
+
+@pytest.mark.parametrize(
+    ("props", "rates"),
+    [
+        ({}, (None, None, None)),  # Exchange 2010: no rates at all
+        ({"IncomingRate": "1.5", "OutgoingRate": "0", "Velocity": "-1.5"}, (1.5, 0.0, -1.5)),  # as text
+        ({"IncomingRate": "NaN", "OutgoingRate": "fast", "Velocity": True}, (None, None, None)),
+        ({"IncomingRate": float("inf"), "OutgoingRate": 2, "Velocity": None}, (None, 2.0, None)),
+    ],
+)
+def test_rates_that_are_absent_or_unreadable_are_none_never_zero(
+    props: dict[str, object], rates: tuple[float | None, ...]
+) -> None:
+    (q,) = queues.parse((_row(**props),))
+    assert (q.incoming_rate, q.outgoing_rate, q.velocity) == rates
+
+
+@pytest.mark.parametrize(
+    ("props", "stuck"),
+    [
+        ({"OutgoingRate": 0.0, "Velocity": 0.0}, True),  # nothing in, nothing out, messages wait
+        ({"OutgoingRate": 0.0}, True),  # no Velocity shown: OutgoingRate 0 is enough
+        ({"OutgoingRate": 0.5, "Velocity": -0.1}, False),  # messages leave, just slower than they come
+        ({"OutgoingRate": 0.0, "Velocity": 0.2}, False),  # draining by the rate Exchange computed
+        ({}, False),  # no rates: not judged
+        ({"OutgoingRate": 0.0, "MessageCount": 0}, False),  # empty
+        ({"OutgoingRate": 0.0, "Status": "Retry"}, False),  # Retry is failing_dns's business
+        ({"OutgoingRate": 0.0, "LastError": "421 4.2.1 Unable to connect"}, False),  # another fault
+        ({"OutgoingRate": 0.0, "LastError": "451 4.4.0 DNS query failed. The error was: DNS query failed "
+          "with error ErrorTimeout"}, False),  # a DNS LastError: failing_dns already counts it
+    ],
+)  # fmt: skip
+def test_stuck_needs_messages_no_error_nothing_going_out(props: dict[str, object], stuck: bool) -> None:
+    (q,) = queues.parse((_row(**props),))
+    assert q.stuck_in_ready is stuck

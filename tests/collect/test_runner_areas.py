@@ -189,7 +189,8 @@ def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
     assert set(skipped) == {
         "nic-dns-registration-disabled", "nic-external-dns-server", "transport-external-dns-unresolvable",
         "transport-internal-dns-misconfigured", "transport-no-dns-configured", "remote-domain-aaaa-broken",
-        "remote-domain-no-mail-dns", "dns-server-unreachable", "dns-client-cache-negative",
+        "remote-domain-no-mail-dns", "dns-server-unreachable", "dns-server-intermittent",
+        "dns-client-cache-negative",
         "server-a-record-wrong-nic",
     }  # fmt: skip
     reason = skipped["nic-dns-registration-disabled"].reason
@@ -227,7 +228,8 @@ def test_a_parser_that_cannot_read_the_output_costs_the_area_not_the_host() -> N
     assert {j.rule_id for j in judged.not_judged} == {
         "queue-dns-failure", "remote-domain-aaaa-broken", "remote-domain-no-mail-dns",
         "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
-        "transport-no-dns-configured", "dns-server-unreachable", "dns-client-cache-negative",
+        "transport-no-dns-configured", "dns-server-unreachable", "dns-server-intermittent",
+        "dns-client-cache-negative",
     }  # fmt: skip
     assert "nic-dns-registration-disabled" in {f.rule_id for f in judged.findings}
 

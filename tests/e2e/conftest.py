@@ -67,9 +67,13 @@ _scans: dict[str, Run] = {}
 
 def scan_shipped(name: str) -> Run:
     """`exfix scan --lab NAME --format json`, once per shipped scenario per test session (the
-    scenario tests and the rule tests read the same scan)."""
+    scenario tests and the rule tests read the same scan), with the scenario's own
+    ``expect.probe_repeat`` (the --probe-repeat its expectations hold for) where it gives one."""
     if name not in _scans:
-        _scans[name] = run_exfix("scan", "--lab", name, "--format", "json")
+        data = yaml.safe_load((SCENARIOS / f"{name}.yaml").read_text(encoding="utf-8"))
+        repeat = (data.get("expect") or {}).get("probe_repeat")
+        extra = ("--probe-repeat", str(repeat)) if repeat is not None else ()
+        _scans[name] = run_exfix("scan", "--lab", name, "--format", "json", *extra)
     return _scans[name]
 
 

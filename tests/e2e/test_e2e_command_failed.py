@@ -69,7 +69,7 @@ def test_get_exchangeserver_errorrecord_is_command_failed_and_exit_7(
     assert run.exit_code == 7, run.describe()
     doc = run.doc
     validate_scan(doc)
-    assert doc["schema"] == "exfix.scan/3" and doc["exit_code"] == 7
+    assert doc["schema"] == "exfix.scan/4" and doc["exit_code"] == 7
     assert _by_name(doc) == {"ex01": "scanned", "ex42": "command-failed", "ex03": "command-failed"}
     hosts = {h["host"].split(".")[0]: h for h in doc["hosts"]}
     # The ErrorRecord itself is the reason: the cmdlet, Exchange's message and its error id.

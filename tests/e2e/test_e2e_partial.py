@@ -35,7 +35,7 @@ def test_json_names_the_failed_area_the_rule_not_judged_and_the_file_finding(
     run = scan_shipped("edge-config-malformed")
     doc = run.doc
     validate_scan(doc)
-    assert doc["schema"] == "exfix.scan/3" and run.exit_code == doc["exit_code"] == 2, run.describe()
+    assert doc["schema"] == "exfix.scan/4" and run.exit_code == doc["exit_code"] == 2, run.describe()
     ex02 = _host(doc, "ex02")
     assert ex02["status"] == "scanned" and ex02["error"] is None
     (area,) = ex02["failed_areas"]
@@ -149,7 +149,8 @@ def test_a_scan_that_found_nothing_but_missed_an_area_exits_8(
     assert {j["rule"] for j in host["not_judged"]} == {
         "queue-dns-failure", "remote-domain-aaaa-broken", "remote-domain-no-mail-dns",
         "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
-        "transport-no-dns-configured", "dns-server-unreachable", "dns-client-cache-negative",
+        "transport-no-dns-configured", "dns-server-unreachable", "dns-server-intermittent",
+        "dns-client-cache-negative",
     }  # fmt: skip
     text = run_exfix("scan", "-i", str(inventory))
     assert text.exit_code == 8 and "no findings in what was judged" in text.stdout

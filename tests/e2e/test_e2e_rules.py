@@ -159,6 +159,17 @@ def test_dns_server_unreachable() -> None:
     symptoms_name(host, cause)
 
 
+def test_dns_server_intermittent() -> None:
+    run = scan_shipped("dns-server-intermittent")  # with its expect.probe_repeat: 4
+    (ex01,) = [h for h in run.doc["hosts"] if h["host"] == "ex01.contoso.local"]
+    cause = the_finding({**ex01, "findings": run.findings_for(ex01)}, "dns-server-intermittent")
+    assert cause["subject"] == "DNS server 10.0.0.11" and cause["data"]["failure_percent"] == 50
+    probes = evidence(cause, "Resolve-DnsName")
+    assert probes and all(p["values"]["attempts"] == 4 for p in probes)
+    assert all(set(p["values"]["outcomes"]) == {"answer", "servfail"} for p in probes)
+    assert cause["explained_by"] == []  # a cause: the mail still flows through 10.0.0.10
+
+
 def test_dns_fault_tolerance() -> None:
     host = only_host(scan_shipped("dns-fault-tolerance-normal"))
     cause = the_finding(host, "dns-fault-tolerance")

@@ -242,7 +242,8 @@ def test_the_schema_rejects_a_missing_or_extra_key_anywhere(validate_scan: Calla
         lambda d: d["hosts"][1]["findings"][0].update(severity="urgent"),
         lambda d: d["hosts"][1]["findings"][0]["data"].update(bad={"nested": 1}),
         lambda d: d.update(exit_code=1),
-        lambda d: d.update(schema="exfix.scan/4"),
+        lambda d: d.update(schema="exfix.scan/5"),
+        lambda d: d.update(schema="exfix.scan/3"),  # a /3 document has no dns_servers
         lambda d: d.update(schema="exfix.scan/2"),  # a /2 document has no failed areas
         lambda d: d.update(schema="exfix.scan/1"),  # a /1 document has no command-failed count
         lambda d: d["summary"].update(hosts=-1),

@@ -23,6 +23,7 @@ from agent.model.finding_data import (
     EnableRegistration,
     FindingData,
     FindingDataError,
+    IntermittentDnsServer,
     MalformedEdgeConfig,
     QueueSymptom,
     RegisterMapiNic,
@@ -101,6 +102,13 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
         UnreachableDnsServer("10.0.0.99", ("NIC 'Ethernet0' (InterfaceIndex 12)",), ("host", "orchestrator")),
         {"server": "10.0.0.99", "configured_on": ["NIC 'Ethernet0' (InterfaceIndex 12)"],
          "vantages": ["host", "orchestrator"]},
+    ),
+    (
+        IntermittentDnsServer("10.0.0.10", ("NIC 'Ethernet0' (InterfaceIndex 12)",), ("host",), 12, 6, 50,
+                              3000, None),
+        {"server": "10.0.0.10", "configured_on": ["NIC 'Ethernet0' (InterfaceIndex 12)"],
+         "vantages": ["host"], "attempts": 12, "failures": 6, "failure_percent": 50, "latency_avg_us": 3000,
+         "latency_max_us": None},
     ),
     (
         SetDnsFaultTolerance("C:\\x\\EdgeTransport.exe.config", "Normal", "Lenient"),

@@ -47,6 +47,7 @@ EXPECTED_IDS = (
     "remote-domain-aaaa-broken",
     "remote-domain-no-mail-dns",
     "dns-server-unreachable",
+    "dns-server-intermittent",
     "dns-fault-tolerance",
     "edge-transport-config-malformed",
     "dns-client-cache-negative",

@@ -187,7 +187,9 @@ def queue(
     status: str = "Retry",
     last_error: str = "",
     messages: int = 3,
+    rates: tuple[float | None, float | None, float | None] = (None, None, None),
 ) -> QueueFacts:
+    """``rates``: IncomingRate, OutgoingRate, Velocity (None: not shown, as on Exchange 2010)."""
     return QueueFacts(
         identity=identity,
         delivery_type=delivery_type,
@@ -197,6 +199,9 @@ def queue(
         next_hop_category=category,
         next_hop_connector="Internet",
         last_error=parse_last_error(last_error),
+        incoming_rate=rates[0],
+        outgoing_rate=rates[1],
+        velocity=rates[2],
     )
 
 
@@ -277,3 +282,19 @@ def values(finding: Any) -> str:
         parts.append(item.subject)
         parts.extend(f"{k}={v}" for k, v in item.values)
     return "\n".join(parts)
+
+
+def rounds(
+    server: str,
+    outcomes: Iterable[Outcome],
+    *,
+    vantage: Vantage = Vantage.HOST,
+    elapsed_ms: float = 2.0,
+) -> tuple[DnsQueryResult, ...]:
+    """The three standard questions asked in several rounds (--probe-repeat): in round k all
+    three get ``outcomes[k - 1]``; answered queries took ``elapsed_ms``."""
+    out: list[DnsQueryResult] = []
+    for attempt, outcome in enumerate(outcomes, start=1):
+        for result in server_probes(server, srv=outcome, internal=outcome, public=outcome, vantage=vantage):
+            out.append(dataclasses.replace(result, attempt=attempt, elapsed_ms=elapsed_ms))
+    return tuple(out)

@@ -392,9 +392,9 @@ def queue_object(host: HostState, queue: Queue) -> PSObject:
         ]
     props += [
         ("NextHopCategory", category),
-        ("IncomingRate", 0.0),
-        ("OutgoingRate", 0.0),
-        ("Velocity", 0.0),
+        ("IncomingRate", queue.incoming_rate),
+        ("OutgoingRate", queue.outgoing_rate),
+        ("Velocity", queue.velocity),
         ("QueueIdentity", identity),
         ("PriorityDescriptions", string_array(["High", "Normal", "Low", "None"])),
         ("Identity", identity),
