@@ -16,6 +16,7 @@ from agent.model.facts import (
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     ExchangeServerFacts,
+    FirewallFacts,
     HostFacts,
     NicFacts,
     OrgFacts,
@@ -40,6 +41,7 @@ def host_facts(
     remote_domains: Iterable[str] = (),
     issues: Iterable[AreaIssue] = (),
     edge_config_file: EdgeConfigFileFacts | None = None,
+    firewall: FirewallFacts | None = None,
 ) -> HostFacts:
     all_probes = tuple(probes)
     resolved = fqdn_addresses(all_probes, exchange.fqdn)
@@ -57,6 +59,7 @@ def host_facts(
         remote_domains=tuple(dict.fromkeys(d.strip().lower() for d in remote_domains if d.strip())),
         status=CollectionStatus(transport_noun=exchange.transport_noun, issues=tuple(issues)),
         edge_config_file=edge_config_file,
+        firewall=firewall,
     )
 
 

@@ -31,6 +31,7 @@ from agent.collect import (
     dns_probe,
     edge_config,
     exchange_server,
+    firewall,
     host_probe,
     nics,
     queues,
@@ -157,6 +158,15 @@ def collect_host(
             edge = area(CollectionArea.EDGE_CONFIG, lambda: text,
                         lambda t: edge_config.settings(t, host=host, path=path))  # fmt: skip
 
+    # The firewall is read after the NICs and before the probes: its rules say what the host's
+    # own probes will meet. Not readable (the NetSecurity provider refuses, the module is
+    # absent): the area alone is lost, and host-firewall-blocks-dns still contrasts the probes.
+    firewall_facts = area(
+        CollectionArea.FIREWALL,
+        lambda: tuple(conn.run(call) for call in firewall.calls()),
+        lambda out: firewall.parse(*out),
+    )
+
     targets = ProbeTargets.for_domain(server.domain, server.fqdn, options.public_name)
     servers = configured_dns_servers(nic_facts, transport_facts)
     domains = failing_remote_domains(queue_facts)
@@ -177,6 +187,7 @@ def collect_host(
         remote_domains=domains,
         issues=issues,
         edge_config_file=edge_file,
+        firewall=firewall_facts,
     )
 
 

@@ -203,6 +203,35 @@ class UnreachableDnsServer(FindingData):
 
 
 @dataclass(frozen=True, slots=True)
+class BlockingFirewallRule:
+    """One Windows Firewall rule host-firewall-blocks-dns found to drop the host's DNS, as
+    Get-NetFirewallRule and its filters showed it (what the fix's drift check compares)."""
+
+    name: str
+    display_name: str
+    protocol: str
+    remote_port: tuple[str, ...]
+    remote_address: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DisableFirewallBlock(FindingData):
+    """host-firewall-blocks-dns (cause): ``server`` answers exfix but not the host. The block
+    rules that match (empty where the firewall could not be read: ``firewall_read`` False,
+    ``firewall_issue`` why), the outcomes from each vantage, and where the server is used."""
+
+    RULE: ClassVar[str] = "host-firewall-blocks-dns"
+
+    server: str
+    configured_on: tuple[str, ...]
+    host_outcomes: tuple[str, ...]
+    orchestrator_outcomes: tuple[str, ...]
+    rules: tuple[BlockingFirewallRule, ...]
+    firewall_read: bool
+    firewall_issue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SetDnsFaultTolerance(FindingData):
     """dns-fault-tolerance: the config file, the value it holds and the value the fix writes."""
 
@@ -229,6 +258,7 @@ class MalformedEdgeConfig(FindingData):
 # The data class of every rule, one per rule id: what plan.json decodes a finding's data with.
 FINDING_DATA: tuple[type[FindingData], ...] = (
     QueueSymptom,
+    DisableFirewallBlock,
     EnableRegistration,
     RegisterMapiNic,
     SetNicDnsServers,

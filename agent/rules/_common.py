@@ -29,7 +29,7 @@ from agent.model.facts import (
 )
 from agent.model.finding_data import FindingData, LookupSide
 from agent.model.findings import DataValue, EvidenceItem, Finding
-from agent.model.probe import DnsQueryResult, Outcome
+from agent.model.probe import DnsQueryResult, Outcome, Vantage
 from agent.rules import _mail_path as paths
 from agent.rules.metadata import RuleMetadata
 
@@ -483,3 +483,24 @@ def domain_probes(facts: HostFacts, domain: str) -> DomainProbes:
 def preferred_vantage_for(facts: HostFacts, server: str) -> tuple[DnsQueryResult, ...]:
     """Every probe of ``server``, from the host's vantage where the host probed it."""
     return preferred_vantage(facts.probes_for(server=server))
+
+
+def firewalled_contrast(
+    facts: HostFacts, server: str
+) -> tuple[tuple[DnsQueryResult, ...], tuple[DnsQueryResult, ...]] | None:
+    """(host probes, orchestrator probes) of ``server`` when the two vantages disagree the way
+    a host-side firewall makes them: every host-side probe got no reply at all (timed out, or
+    the send failed), while at least one of exfix's own probes of the same server got a DNS
+    reply. None otherwise, and None when either side did not probe: a server silent from both
+    vantages is unreachable (dns-server-unreachable), not firewalled. One definition for
+    host-firewall-blocks-dns and dns-server-unreachable, so one cause is one finding."""
+    probes = facts.probes_for(server=server)
+    host_side = tuple(p for p in probes if p.vantage is Vantage.HOST)
+    orchestrator = tuple(p for p in probes if p.vantage is Vantage.ORCHESTRATOR)
+    if not host_side or not orchestrator:
+        return None
+    if any(p.outcome.responded for p in host_side):
+        return None
+    if not any(p.outcome.responded for p in orchestrator):
+        return None
+    return host_side, orchestrator

@@ -44,7 +44,7 @@ METADATA = RuleMetadata(
 )
 
 
-def _where(facts: HostFacts, server: str) -> tuple[str, ...]:
+def where(facts: HostFacts, server: str) -> tuple[str, ...]:
     """Where ``server`` is in use: a NIC (Windows itself asks it), or a transport server list
     that a route of this server's mail uses. A list is ignored while its *DNSAdapterEnabled is
     $true (Set-TransportService docs), and the External* list also when no send connector of
@@ -70,7 +70,9 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         probes = c.preferred_vantage_for(facts, server)
         if not probes or any(p.outcome is not Outcome.TIMEOUT for p in probes):
             continue
-        places = _where(facts, server)
+        if c.firewalled_contrast(facts, server) is not None:
+            continue  # silent from the host only: host-firewall-blocks-dns, one cause one finding
+        places = where(facts, server)
         if not places:
             continue
         vantages = tuple(dict.fromkeys(p.vantage.value for p in probes))

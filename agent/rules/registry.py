@@ -22,6 +22,7 @@ from agent.rules import (
     dns_fault_tolerance,
     dns_server_unreachable,
     edge_transport_config_malformed,
+    host_firewall_blocks_dns,
     nic_dns_registration_disabled,
     nic_external_dns_server,
     queue_dns_failure,
@@ -48,6 +49,7 @@ RULE_MODULES: tuple[Any, ...] = (
     dns_server_unreachable,
     dns_fault_tolerance,
     edge_transport_config_malformed,
+    host_firewall_blocks_dns,
 )
 
 RuleFunction = Callable[[HostFacts], "tuple[Finding, ...]"]

@@ -37,8 +37,9 @@ import enum
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from mock_remoting.dns.world import NO_REPLY, NOERROR, NXDOMAIN, SERVFAIL, DnsRecord, DnsWorld
+from mock_remoting.dns.world import NO_REPLY, NOERROR, NXDOMAIN, SERVFAIL, DnsAnswer, DnsRecord, DnsWorld
 from mock_remoting.exchange.state import HostState, Organization, Queue, SendConnector
 
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
@@ -86,7 +87,28 @@ class Lookup:
         }[self.outcome]
 
 
-def lookup(world: DnsWorld, servers: Sequence[str], qname: str, rdtype: str) -> Lookup:
+class Answers(Protocol):
+    """What a lookup asks: the DnsWorld itself, or a host's view of it (:class:`HostView`)."""
+
+    def answer(self, server: str, qname: str, rdtype: str) -> DnsAnswer: ...
+
+
+class HostView:
+    """The DNS world as one host's transport reaches it: a server its Windows Firewall blocks
+    (firewall.py) stays silent, so the lookup times out as Exchange's does ("DNS query failed
+    with error ErrorTimeout"), although the server answers everyone else."""
+
+    def __init__(self, world: DnsWorld, host: HostState) -> None:
+        self.world = world
+        self.host = host
+
+    def answer(self, server: str, qname: str, rdtype: str) -> DnsAnswer:
+        if self.host.dns_blocked(server):
+            return DnsAnswer(NO_REPLY)
+        return self.world.answer(server, qname, rdtype)
+
+
+def lookup(world: Answers, servers: Sequence[str], qname: str, rdtype: str) -> Lookup:
     """Resolve through a server list as the module docstring describes."""
     if not servers:
         return Lookup(Outcome.NO_SERVERS)
@@ -114,7 +136,7 @@ class Delivery:
     unroutable: bool = False
 
 
-def _resolve_host(world: DnsWorld, servers: Sequence[str], host: str) -> tuple[str | None, Failure | None]:
+def _resolve_host(world: Answers, servers: Sequence[str], host: str) -> tuple[str | None, Failure | None]:
     """A and AAAA of one mail host: (first IPv4 address, None) or (None, why not)."""
     a = lookup(world, servers, host, "A")
     if a.outcome is not Outcome.ANSWER or not a.records:
@@ -137,7 +159,7 @@ def _mx_hosts(records: Sequence[DnsRecord]) -> list[tuple[int, str]]:
     return sorted(hosts, key=lambda item: item[0])
 
 
-def deliver_external(world: DnsWorld, servers: Sequence[str], domain: str, tolerance: str) -> Delivery:
+def deliver_external(world: Answers, servers: Sequence[str], domain: str, tolerance: str) -> Delivery:
     mx = lookup(world, servers, domain, "MX")
     if mx.outcome is not Outcome.ANSWER:
         return Delivery(False, mx.failure, domain)
@@ -172,9 +194,9 @@ def _is_ipv4(text: str) -> bool:
 
 def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
     """Decide one delivery attempt of ``queue`` (does not change anything)."""
-    world = org.world
+    world = HostView(org.world, host)
     cache = host.cache
-    if host.mapi_nic.ipv4 not in world.registered(host.fqdn):
+    if host.mapi_nic.ipv4 not in org.world.registered(host.fqdn):
         # KB3007623: with the MAPI NIC's registration off the server's own A record no longer
         # holds the MAPI address (it is gone, or it points at another NIC that registers, a
         # backup network) and transport cannot send anywhere, internal or external.

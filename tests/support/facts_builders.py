@@ -22,6 +22,8 @@ from agent.model.facts import (
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     ExchangeServerFacts,
+    FirewallFacts,
+    FirewallRuleFacts,
     HostFacts,
     NicFacts,
     OrgFacts,
@@ -232,6 +234,7 @@ def host(
     name: str = HOST,
     edge_file: EdgeConfigFileFacts | None = None,
     issues: Iterable[AreaIssue] = (),
+    firewall: FirewallFacts | None = None,
 ) -> HostFacts:
     all_probes = tuple(server_probes(INTERNAL_DNS) if probes is None else probes) + tuple(extra_probes)
     return assemble.host_facts(
@@ -247,7 +250,26 @@ def host(
         remote_domains=remote_domains,
         issues=issues,
         edge_config_file=edge_file,
+        firewall=firewall,
     )
+
+
+def firewall_rule(name: str = "Block-DNS-Out", **changes: Any) -> FirewallRuleFacts:
+    """An enabled outbound block rule for UDP 53 to any address, as Get-NetFirewallRule and its
+    filters show one; ``changes`` override fields."""
+    values: dict[str, Any] = {
+        "name": name,
+        "display_name": f"{name} (display)",
+        "direction": "Outbound",
+        "action": "Block",
+        "enabled": True,
+        "profile": ("Any",),
+        "protocol": "UDP",
+        "remote_port": ("53",),
+        "remote_address": ("Any",),
+    }
+    values.update(changes)
+    return FirewallRuleFacts(**values)
 
 
 def broken(name: str = "ex01.contoso.local", alias: str = "Ethernet0") -> HostFacts:

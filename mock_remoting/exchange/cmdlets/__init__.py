@@ -10,6 +10,7 @@ from __future__ import annotations
 from mock_remoting.exchange.cmdlets import (
     connectors,
     dnsclient,
+    firewall,
     items,
     netip,
     queues,
@@ -27,6 +28,7 @@ AREAS = (
     dnsclient.REGISTRY,
     netip.REGISTRY,
     resolve.REGISTRY,
+    firewall.REGISTRY,
     services.REGISTRY,
     items.REGISTRY,
     utility.REGISTRY,
