@@ -11,7 +11,7 @@ from both vantages is dns-server-unreachable, never this. Where the firewall rul
 (the ``firewall`` area), the block rules that match the server's UDP 53 are named in the
 evidence, and they are what the fix disables (agent/fixes/firewall_dns_block.py says why an
 allow rule would not do). Where they could not be read the finding still stands, without a
-fix, and says so: ``reads`` therefore does not list the firewall area.
+fix, and says so: the firewall area is in ``reads_if_collected``, not ``reads``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ METADATA = RuleMetadata(
     data=DisableFirewallBlock,
     # Where a server is in use is decided as dns-server-unreachable decides it: the NICs, the
     # transport lists the mail path uses (its send connectors and queues). The firewall area is
-    # not read for the verdict (module docstring).
+    # only evidence and the fix's input: not needed for the verdict (module docstring).
     reads=(
         CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
     ),
+    reads_if_collected=(CollectionArea.FIREWALL,),
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)

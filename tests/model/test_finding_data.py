@@ -17,7 +17,9 @@ from agent.model.finding_data import (
     DATA_BY_RULE,
     FINDING_DATA,
     AddSmartHostConnector,
+    BlockingFirewallRule,
     ConfigureTransportDns,
+    DisableFirewallBlock,
     DomainWithoutMailDns,
     EnableRegistration,
     FindingData,
@@ -110,6 +112,17 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
         MalformedEdgeConfig("C:\\x\\EdgeTransport.exe.config", 12, 31, "mismatched tag"),
         {"config_path": "C:\\x\\EdgeTransport.exe.config", "line": 12, "column": 31,
          "xml_error": "mismatched tag"},
+    ),
+    (
+        DisableFirewallBlock(
+            "10.0.0.10", ("NIC 'Ethernet' (InterfaceIndex 4)",), ("timeout",), ("answer",),
+            (BlockingFirewallRule("Block-DNS", "Block DNS", "UDP", ("53",), ("10.0.0.0/24",)),), True, "",
+        ),
+        {"server": "10.0.0.10", "configured_on": ["NIC 'Ethernet' (InterfaceIndex 4)"],
+         "host_outcomes": ["timeout"], "orchestrator_outcomes": ["answer"],
+         "rules": [{"name": "Block-DNS", "display_name": "Block DNS", "protocol": "UDP",
+                    "remote_port": ["53"], "remote_address": ["10.0.0.0/24"]}],
+         "firewall_read": True, "firewall_issue": ""},
     ),
 )  # fmt: skip
 

@@ -5,9 +5,16 @@ tests/review/test_scripts_tree_sitter.py (the tree-sitter grammar)."""
 
 from __future__ import annotations
 
-from agent.fixes import dns_fault_tolerance, nic_dns_servers, nic_registration, smart_host_connector
+from agent.fixes import (
+    dns_fault_tolerance,
+    firewall_dns_block,
+    nic_dns_servers,
+    nic_registration,
+    smart_host_connector,
+)
 from agent.fixes import transport_dns as tdns
 from agent.fixes._draft import Draft
+from agent.model.finding_data import BlockingFirewallRule
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.plan import Action, Advisory, AdvisoryKind, HostPlan
 from agent.planning.build import _order
@@ -28,6 +35,7 @@ def every_step(v: str) -> list[Draft]:
         tdns.adapter_draft("TransportServer", v, 12, (v,), ids),
         smart_host_connector.draft(v, "exfix smart host " + v, ("203.0.113.10", v), (v,), ids),
         *dns_fault_tolerance.drafts(v, v, v + ".bak", ids),
+        firewall_dns_block.draft(BlockingFirewallRule(v, v, "UDP", ("53",), (v,)), v, ids),
     ]
 
 
