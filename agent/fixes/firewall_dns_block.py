@@ -34,8 +34,8 @@ from agent.fixes import _predict
 from agent.fixes._draft import Draft, Planned, advise, request
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
-from agent.model.facts import FirewallFacts, HostFacts
-from agent.model.finding_data import BlockingFirewallRule, DisableFirewallBlock
+from agent.model.facts import FirewallFacts, FirewallRuleFacts, HostFacts
+from agent.model.finding_data import DisableFirewallBlock
 from agent.model.findings import Finding
 from agent.model.plan import Advisory, AdvisoryKind, Change, FactArea, FactRef, HostVars
 
@@ -45,7 +45,7 @@ FIX_ID = "disable-dns-firewall-block"
 DISABLE_FIREWALL_RULE = "disable-firewall-rule"
 
 
-def draft(rule: BlockingFirewallRule, server: str, finding_ids: tuple[str, ...]) -> Draft:
+def draft(rule: FirewallRuleFacts, server: str, finding_ids: tuple[str, ...]) -> Draft:
     name = rule.name
     return Draft(
         kind=DISABLE_FIREWALL_RULE,
@@ -65,7 +65,7 @@ def draft(rule: BlockingFirewallRule, server: str, finding_ids: tuple[str, ...])
     )
 
 
-def _only_dns(rule: BlockingFirewallRule) -> bool:
+def _only_dns(rule: FirewallRuleFacts) -> bool:
     return tuple(p.strip() for p in rule.remote_port) == ("53",)
 
 
@@ -95,24 +95,26 @@ def plan(finding: Finding, facts: HostFacts, host_vars: HostVars) -> Planned:
     drafts: list[Draft] = []
     advisories: list[Advisory] = []
     current = {r.name.strip().lower(): r for r in facts.firewall.rules}
-    for rule in wanted.rules:
-        found = current.get(rule.name.strip().lower())
-        label = f"Firewall rule {rule.name!r} ({rule.display_name})"
+    for name in wanted.rules:
+        found = current.get(name.strip().lower())
         if found is None:
-            text = f"{label} is no longer an enabled outbound rule in the facts; scan the host again."
-        elif found.from_group_policy:
+            text = f"Firewall rule {name!r} is no longer an enabled outbound rule in the facts; scan again."
+            advisories.extend(advise(AdvisoryKind.CANNOT_PLAN, finding, text).advisories)
+            continue
+        label = f"Firewall rule {found.name!r} ({found.display_name})"
+        if found.from_group_policy:
             gpo = found.policy_store_source or "a group policy object"
             text = (
                 f"{label} comes from group policy ({gpo}): a local change would not last. Change the rule "
                 f"in that GPO so that it no longer blocks DNS to {server}."
             )
-        elif not _only_dns(rule):
+        elif not _only_dns(found):
             text = (
-                f"{label} blocks remote port {', '.join(rule.remote_port)}, more than DNS: exfix does not "
+                f"{label} blocks remote port {', '.join(found.remote_port)}, more than DNS: exfix does not "
                 f"turn it off. Narrow it (Set-NetFirewallRule) or exempt {server} port 53 from it."
             )
         else:
-            drafts.append(draft(rule, server, (finding.id,)))
+            drafts.append(draft(found, server, (finding.id,)))
             continue
         advisories.extend(advise(AdvisoryKind.CANNOT_PLAN, finding, text).advisories)
     return Planned(tuple(drafts), tuple(advisories))

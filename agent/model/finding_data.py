@@ -203,22 +203,11 @@ class UnreachableDnsServer(FindingData):
 
 
 @dataclass(frozen=True, slots=True)
-class BlockingFirewallRule:
-    """One Windows Firewall rule host-firewall-blocks-dns found to drop the host's DNS, as
-    Get-NetFirewallRule and its filters showed it (what the fix's drift check compares)."""
-
-    name: str
-    display_name: str
-    protocol: str
-    remote_port: tuple[str, ...]
-    remote_address: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class DisableFirewallBlock(FindingData):
-    """host-firewall-blocks-dns (cause): ``server`` answers exfix but not the host. The block
-    rules that match (empty where the firewall could not be read: ``firewall_read`` False,
-    ``firewall_issue`` why), the outcomes from each vantage, and where the server is used."""
+    """host-firewall-blocks-dns (cause): ``server`` answers exfix but not the host. The Names
+    of the block rules that match (the rules themselves are in the facts and the evidence;
+    empty where the firewall could not be read: ``firewall_read`` False, ``firewall_issue``
+    why), the outcomes from each vantage, and where the server is used."""
 
     RULE: ClassVar[str] = "host-firewall-blocks-dns"
 
@@ -226,7 +215,7 @@ class DisableFirewallBlock(FindingData):
     configured_on: tuple[str, ...]
     host_outcomes: tuple[str, ...]
     orchestrator_outcomes: tuple[str, ...]
-    rules: tuple[BlockingFirewallRule, ...]
+    rules: tuple[str, ...]
     firewall_read: bool
     firewall_issue: str = ""
 

@@ -17,7 +17,7 @@ fix, and says so: the firewall area is in ``reads_if_collected``, not ``reads``.
 from __future__ import annotations
 
 from agent.model.facts import CollectionArea, HostFacts
-from agent.model.finding_data import BlockingFirewallRule, DisableFirewallBlock, SymptomScope
+from agent.model.finding_data import DisableFirewallBlock, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
 from agent.rules import dns_server_unreachable as unreachable
@@ -94,15 +94,12 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         ]
         evidence.extend(c.probe_evidence(host_side))
         evidence.extend(c.probe_evidence(orchestrator))
-        rules: tuple[BlockingFirewallRule, ...] = ()
+        rules: tuple[str, ...] = ()
         issue = facts.status.issue(CollectionArea.FIREWALL)
         read = facts.firewall is not None
         if facts.firewall is not None:
             blocking = facts.firewall.blocking(server, nic_servers)
-            rules = tuple(
-                BlockingFirewallRule(r.name, r.display_name, r.protocol, r.remote_port, r.remote_address)
-                for r in blocking
-            )
+            rules = tuple(r.name for r in blocking)
             for rule in blocking:
                 evidence.append(
                     EvidenceItem(
@@ -148,7 +145,7 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                     values=(("read", False), ("reason", why)),
                 )
             )
-        names = ", ".join(repr(r.name) for r in rules)
+        names = ", ".join(repr(name) for name in rules)
         summary = (
             f"DNS server {server} (configured on {', '.join(places)}) gave no reply to any of "
             f"{len(host_side)} probe(s) from the host ({', '.join(host_outcomes)}) but answered "

@@ -91,8 +91,8 @@ def lab_fleet(scenario: str | Path, tmp: Path, extra_vars: Mapping[str, Any] | N
 
 def config_state(lab: Lab, host: str) -> dict[str, Any]:
     """Everything apply may change on a host, deep-copied: NICs, transport settings, the config
-    file's DnsFaultTolerance, the service, the transport's cached configuration, and the
-    organisation's send connectors."""
+    file's DnsFaultTolerance, the service, the transport's cached configuration, the
+    organisation's send connectors, and the host's Windows Firewall rules."""
     state = lab.fleet.host(host).state
     with lab.fleet.org.lock:
         return {
@@ -102,6 +102,7 @@ def config_state(lab: Lab, host: str) -> dict[str, Any]:
             "transport_running": state.transport_running,
             "cache": state.cache,
             "connectors": copy.deepcopy(lab.fleet.org.connectors),
+            "firewall_rules": copy.deepcopy(state.firewall_rules),
         }
 
 

@@ -17,7 +17,6 @@ from agent.model.finding_data import (
     DATA_BY_RULE,
     FINDING_DATA,
     AddSmartHostConnector,
-    BlockingFirewallRule,
     ConfigureTransportDns,
     DisableFirewallBlock,
     DomainWithoutMailDns,
@@ -116,12 +115,11 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
     (
         DisableFirewallBlock(
             "10.0.0.10", ("NIC 'Ethernet' (InterfaceIndex 4)",), ("timeout",), ("answer",),
-            (BlockingFirewallRule("Block-DNS", "Block DNS", "UDP", ("53",), ("10.0.0.0/24",)),), True, "",
+            ("Block-DNS",), True, "",
         ),
         {"server": "10.0.0.10", "configured_on": ["NIC 'Ethernet' (InterfaceIndex 4)"],
          "host_outcomes": ["timeout"], "orchestrator_outcomes": ["answer"],
-         "rules": [{"name": "Block-DNS", "display_name": "Block DNS", "protocol": "UDP",
-                    "remote_port": ["53"], "remote_address": ["10.0.0.0/24"]}],
+         "rules": ["Block-DNS"],
          "firewall_read": True, "firewall_issue": ""},
     ),
 )  # fmt: skip

@@ -44,7 +44,7 @@ def test_silent_from_the_host_but_answering_exfix_is_the_host_firewall() -> None
     data = finding.data
     assert isinstance(data, DisableFirewallBlock)
     assert data.server == INTERNAL_DNS and data.firewall_read
-    assert [r.name for r in data.rules] == ["{3F2A-block}"]  # the allow rule loses: not a cause
+    assert data.rules == ("{3F2A-block}",)  # the allow rule loses: not a cause
     assert data.host_outcomes == ("timeout",) and data.orchestrator_outcomes == ("answer",)
     text = values(finding)
     # Both vantages' results and the rule as Get-NetFirewallRule showed it are the evidence.

@@ -14,7 +14,7 @@ from agent.fixes import (
 )
 from agent.fixes import transport_dns as tdns
 from agent.fixes._draft import Draft
-from agent.model.finding_data import BlockingFirewallRule
+from agent.model.facts import FirewallRuleFacts
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.plan import Action, Advisory, AdvisoryKind, HostPlan
 from agent.planning.build import _order
@@ -35,7 +35,9 @@ def every_step(v: str) -> list[Draft]:
         tdns.adapter_draft("TransportServer", v, 12, (v,), ids),
         smart_host_connector.draft(v, "exfix smart host " + v, ("203.0.113.10", v), (v,), ids),
         *dns_fault_tolerance.drafts(v, v, v + ".bak", ids),
-        firewall_dns_block.draft(BlockingFirewallRule(v, v, "UDP", ("53",), (v,)), v, ids),
+        firewall_dns_block.draft(
+            FirewallRuleFacts(v, v, "Outbound", "Block", True, ("Any",), "UDP", ("53",), (v,)), v, ids
+        ),
     ]
 
 
