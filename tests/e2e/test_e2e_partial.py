@@ -149,7 +149,7 @@ def test_a_scan_that_found_nothing_but_missed_an_area_exits_8(
     assert {j["rule"] for j in host["not_judged"]} == {
         "queue-dns-failure", "remote-domain-aaaa-broken", "remote-domain-no-mail-dns",
         "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
-        "transport-no-dns-configured", "dns-server-unreachable",
+        "transport-no-dns-configured", "dns-server-unreachable", "host-firewall-blocks-dns",
     }  # fmt: skip
     text = run_exfix("scan", "-i", str(inventory))
     assert text.exit_code == 8 and "no findings in what was judged" in text.stdout
