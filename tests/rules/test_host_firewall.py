@@ -4,6 +4,8 @@ dns-server-unreachable stays silent for that server: one cause, one finding."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from agent.evaluate import evaluate
 from agent.model.facts import AreaIssue, CollectionArea, FirewallFacts, HostFacts
 from agent.model.finding_data import DisableFirewallBlock
@@ -120,3 +122,15 @@ def test_firewall_address_forms_match_as_windows_reads_them() -> None:
     assert firewall_rule(protocol="17").matches_dns(INTERNAL_DNS, "udp", dns)
     assert firewall_rule(remote_port=("50-60",)).matches_dns(INTERNAL_DNS, "udp", dns)
     assert not firewall_rule(direction="Inbound").matches_dns(INTERNAL_DNS, "udp", dns)
+
+
+def test_a_host_side_error_that_is_no_network_failure_is_no_firewall() -> None:
+    def errored(detail: str) -> HostFacts:
+        host_side = tuple(
+            dataclasses.replace(p, outcome=Outcome.ERROR, detail=detail) for p in unreachable(INTERNAL_DNS)
+        )
+        return host(nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS,)),),
+                    probes=host_side + server_probes(INTERNAL_DNS, vantage=Vantage.ORCHESTRATOR))  # fmt: skip
+
+    assert host_firewall_blocks_dns.evaluate(errored("CommandNotFoundException")) == ()
+    assert len(host_firewall_blocks_dns.evaluate(errored("WSAECONNREFUSED"))) == 1
