@@ -11,12 +11,13 @@ from agent.model.facts import (
     DnsCacheEntry,
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
+    FirewallFacts,
     HostFacts,
     NicSelection,
     XmlSyntaxError,
 )
 from agent.model.finding_data import SymptomScope
-from agent.model.probe import Outcome
+from agent.model.probe import Outcome, Vantage
 from agent.rules.registry import RULES
 from support.facts_builders import (
     EDGE_CONFIG,
@@ -26,6 +27,7 @@ from support.facts_builders import (
     SERVFAIL_ERROR,
     broken,
     connector,
+    firewall_rule,
     host,
     internal_queue,
     lookup,
@@ -176,6 +178,8 @@ def _blank(facts: HostFacts, area: CollectionArea) -> HostFacts:
         return dataclasses.replace(facts, edge_config=None)
     if area is CollectionArea.DNS_CACHE:
         return dataclasses.replace(facts, dns_cache=None)
+    if area is CollectionArea.FIREWALL:
+        return dataclasses.replace(facts, firewall=None)
     return dataclasses.replace(facts, edge_config_file=None)
 
 
@@ -234,6 +238,10 @@ def _varied_hosts() -> list[HostFacts]:
             dns_cache=(DnsCacheEntry("fabrikam.com", "fabrikam.com", 15, 9003, 840),),
         ),
         host(probes=rounds(INTERNAL_DNS, (Outcome.ANSWER, Outcome.SERVFAIL))),  # intermittent
+        host(  # the host's firewall drops its DNS to a server that answers exfix
+            probes=unreachable(INTERNAL_DNS) + server_probes(INTERNAL_DNS, vantage=Vantage.ORCHESTRATOR),
+            firewall=FirewallFacts((firewall_rule(),)),
+        ),
     ]
 
 
@@ -246,8 +254,12 @@ def test_every_rule_reads_only_the_areas_it_declares() -> None:
     for rule in RULES:
         for facts in hosts:
             found = rule.evaluate(facts)
-            for area in set(CollectionArea) - set(rule.metadata.reads):
+            optional = set(rule.metadata.reads_if_collected)
+            for area in set(CollectionArea) - set(rule.metadata.reads) - optional:
                 assert rule.evaluate(_blank(facts, area)) == found, (rule.id, area.value)
+            # An area used only where collected changes the evidence, never what is found.
+            for area in optional:
+                assert [f.id for f in rule.evaluate(_blank(facts, area))] == [f.id for f in found]
 
 
 def test_a_failed_area_makes_exactly_its_readers_not_judged() -> None:

@@ -36,7 +36,7 @@ def _emit(report: ScanReport, fmt: str) -> None:
 @probe_repeat_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--save-facts", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the collected facts (exfix.facts/3 JSON) for `exfix evaluate`.")
+              help="Also write the collected facts (exfix.facts/4 JSON) for `exfix evaluate`.")
 def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
          ask_pass: bool, probe_repeat: int, fmt: str, save_facts: str | None) -> None:
     """Collect facts from every host, evaluate every rule, report the findings.

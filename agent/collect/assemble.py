@@ -17,6 +17,7 @@ from agent.model.facts import (
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     ExchangeServerFacts,
+    FirewallFacts,
     HostFacts,
     NicFacts,
     OrgFacts,
@@ -42,6 +43,7 @@ def host_facts(
     issues: Iterable[AreaIssue] = (),
     edge_config_file: EdgeConfigFileFacts | None = None,
     dns_cache: tuple[DnsCacheEntry, ...] | None = None,
+    firewall: FirewallFacts | None = None,
 ) -> HostFacts:
     all_probes = tuple(probes)
     resolved = fqdn_addresses(all_probes, exchange.fqdn)
@@ -60,6 +62,7 @@ def host_facts(
         status=CollectionStatus(transport_noun=exchange.transport_noun, issues=tuple(issues)),
         edge_config_file=edge_config_file,
         dns_cache=dns_cache,
+        firewall=firewall,
     )
 
 

@@ -32,6 +32,7 @@ from agent.collect import (
     dns_probe,
     edge_config,
     exchange_server,
+    firewall,
     host_probe,
     nics,
     queues,
@@ -183,6 +184,14 @@ def collect_host(
         lambda: _run_all(conn, dns_cache.calls()),
         lambda out: dns_cache.parse(out, host=host),
     )
+    # The firewall is read after the NICs and before the probes: its rules say what the host's
+    # own probes will meet. Not readable (the NetSecurity provider refuses, the module is
+    # absent): the area alone is lost, and host-firewall-blocks-dns still contrasts the probes.
+    firewall_facts = area(
+        CollectionArea.FIREWALL,
+        lambda: tuple(conn.run(call) for call in firewall.calls()),
+        lambda out: firewall.parse(*out),
+    )
 
     targets = ProbeTargets.for_domain(server.domain, server.fqdn, options.public_name)
     servers = configured_dns_servers(nic_facts, transport_facts)
@@ -205,6 +214,7 @@ def collect_host(
         issues=issues,
         edge_config_file=edge_file,
         dns_cache=cache,
+        firewall=firewall_facts,
     )
 
 

@@ -98,6 +98,27 @@ def facts_for(ref: FactRef, facts: HostFacts) -> Any:
             "dns_fault_tolerance": config.dns_fault_tolerance,
             "key_present": config.key_present,
         }
+    if area is FactArea.FIREWALL_RULE:
+        # The rule as read (enabled outbound rules for port 53 only): gone from the facts once it
+        # is disabled or removed, so None then.
+        if facts.firewall is None:
+            return None
+        wanted = ref.key.strip().lower()
+        rules = [r for r in facts.firewall.rules if r.name.strip().lower() == wanted]
+        if len(rules) != 1:
+            return None
+        rule = rules[0]
+        return {
+            "name": rule.name,
+            "display_name": rule.display_name,
+            "action": rule.action,
+            "enabled": rule.enabled,
+            "profile": list(rule.profile),
+            "protocol": rule.protocol,
+            "remote_port": list(rule.remote_port),
+            "remote_address": list(rule.remote_address),
+            "policy_store_source_type": rule.policy_store_source_type,
+        }
     raise ValueError(f"unknown fact area {area!r}")  # pragma: no cover - the enum is closed
 
 
@@ -177,6 +198,7 @@ _FIELDS: dict[str, _Field] = {
     "InternalDNSAdapterEnabled": _member(FactArea.TRANSPORT_INTERNAL_DNS, "adapter_enabled"),
     "UseExternalDNSServersEnabled": _connector_member("use_external_dns_servers_enabled"),
     "DnsFaultTolerance": _member(FactArea.EDGE_CONFIG, "dns_fault_tolerance"),
+    "Enabled": _member(FactArea.FIREWALL_RULE, "enabled"),
 }
 
 

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from agent.fixes import (
     clear_dns_client_cache,
     dns_fault_tolerance,
+    firewall_dns_block,
     nic_dns_servers,
     nic_registration,
     restart_transport,
@@ -27,6 +28,7 @@ from agent.fixes.spec import FixSpec, FixSpecError, Step
 from agent.rules.registry import RULES, Rule
 
 FIXES: tuple[FixSpec, ...] = (
+    firewall_dns_block.SPEC,  # first: the host's DNS must get through before anything else is judged
     nic_dns_servers.SPEC,
     nic_registration.SPEC,
     transport_dns.EXTERNAL_SPEC,

@@ -455,6 +455,105 @@ class DnsCacheEntry:
     def names(self) -> tuple[str, ...]:
         """The entry and the record name, normalised, each once."""
         return tuple(dict.fromkeys(normalize_name(n) for n in (self.entry, self.name) if n.strip()))
+DNS_PORT = 53
+# The host's network profile: an Exchange server is domain-joined, so its network is the
+# domain one, and a rule applies to it when its Profile is Any or includes Domain.
+HOST_PROFILE = "Domain"
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallRuleFacts:
+    """One enabled outbound Windows Firewall rule whose remote port can be 53, joined from
+    Get-NetFirewallRule (Name, DisplayName, Direction, Action, Enabled, Profile) and, by
+    InstanceID, Get-NetFirewallPortFilter (Protocol, RemotePort) and
+    Get-NetFirewallAddressFilter (RemoteAddress). Values as the cmdlets show them: "Any",
+    "53", "50-60", "10.0.0.0/24", "10.0.0.1-10.0.0.20", the keyword "DNS"."""
+
+    name: str
+    display_name: str
+    direction: str  # Outbound
+    action: str  # Allow, Block
+    enabled: bool
+    profile: tuple[str, ...]  # Any, or some of Domain, Private, Public
+    protocol: str  # UDP, TCP, Any (or a number)
+    remote_port: tuple[str, ...]
+    remote_address: tuple[str, ...]
+    # Where the rule comes from: "Local" (the PersistentStore, which Disable-NetFirewallRule
+    # changes) or "GroupPolicy" (``policy_store_source`` names the GPO; only the GPO can change it).
+    policy_store_source_type: str = "Local"
+    policy_store_source: str = ""
+
+    @property
+    def from_group_policy(self) -> bool:
+        return self.policy_store_source_type.strip().lower() == "grouppolicy"
+
+    @property
+    def blocks(self) -> bool:
+        return self.action.strip().lower() == "block"
+
+    def matches_dns(self, server: str, protocol: str, dns_servers: tuple[str, ...]) -> bool:
+        """Whether this rule matches the host's DNS query to ``server`` over ``protocol``."""
+        if not self.enabled or self.direction.strip().lower() != "outbound":
+            return False
+        profiles = {p.strip().lower() for p in self.profile} or {"any"}
+        if "any" not in profiles and HOST_PROFILE.lower() not in profiles:
+            return False
+        proto = self.protocol.strip().lower()
+        wanted = {"udp": ("udp", "17"), "tcp": ("tcp", "6")}[protocol.lower()]
+        if proto not in ("any", *wanted):
+            return False
+        if not any(_port_matches(p, DNS_PORT) for p in self.remote_port):
+            return False
+        return any(_address_matches(a, server, dns_servers) for a in self.remote_address)
+
+
+def _port_matches(spec: str, port: int) -> bool:
+    text = spec.strip()
+    if text.lower() == "any":
+        return True
+    low, sep, high = text.partition("-")
+    try:
+        return int(low) <= port <= int(high) if sep else int(low) == port
+    except ValueError:
+        return False  # a keyword (RPC, IPHTTPS...) exfix does not read as port 53
+
+
+def _address_matches(spec: str, server: str, dns_servers: tuple[str, ...]) -> bool:
+    text = spec.strip()
+    if text.lower() == "any":
+        return True
+    try:
+        ip = ipaddress.ip_address(server.strip())
+    except ValueError:
+        return False
+    if text.lower() == "dns":  # the keyword: the host's configured DNS servers
+        return server in dns_servers
+    low, sep, high = text.partition("-")
+    try:
+        if sep:
+            first, last = ipaddress.ip_address(low.strip()), ipaddress.ip_address(high.strip())
+            return first.version == ip.version and int(first) <= int(ip) <= int(last)
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False  # another keyword (LocalSubnet, Internet...): not judged as a match
+    return network.version == ip.version and ip in network
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallFacts:
+    """The host's enabled outbound rules that can touch DNS (remote port 53)."""
+
+    rules: tuple[FirewallRuleFacts, ...]
+
+    def blocking(self, server: str, dns_servers: tuple[str, ...]) -> tuple[FirewallRuleFacts, ...]:
+        """The block rules that drop the host's UDP query to ``server``: DNS asks over UDP first
+        (RFC 1035 4.2.1), so these lose the query whatever TCP's rules say. A block rule wins
+        over any allow rule that matches too ("block rules take precedence over allow rules",
+        MS-FASP 2.2.34 FW_RULE_ACTION, https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-fasp/702e3c23-c9d8-43db-8380-b4c670dd7f7d)."""
+        return tuple(r for r in self.rules if r.blocks and r.matches_dns(server, "udp", dns_servers))
+
+    def allowing(self, server: str, dns_servers: tuple[str, ...]) -> tuple[FirewallRuleFacts, ...]:
+        return tuple(r for r in self.rules if not r.blocks and r.matches_dns(server, "udp", dns_servers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +595,7 @@ class CollectionArea(str, enum.Enum):
     EDGE_CONFIG_FILE = "edge_config_file"  # EdgeTransport.exe.config read whole (Get-Content -Raw)
     EDGE_CONFIG = "edge_config"  # the settings in it (<appSettings>): needs the file, well-formed
     DNS_CACHE = "dns_cache"  # Get-DnsClientCache: the DNS Client service's cache on the host
+    FIREWALL = "firewall"  # Get-NetFirewallRule -Direction Outbound -Enabled True, its port/address filters
 
     @property
     def needs(self) -> tuple[CollectionArea, ...]:
@@ -515,6 +615,7 @@ _AREA_DESCRIPTIONS = {
     CollectionArea.EDGE_CONFIG_FILE: "the EdgeTransport.exe.config file",
     CollectionArea.EDGE_CONFIG: "the settings in EdgeTransport.exe.config",
     CollectionArea.DNS_CACHE: "the DNS client cache",
+    CollectionArea.FIREWALL: "the outbound Windows Firewall rules for DNS",
 }
 
 
@@ -590,6 +691,8 @@ class HostFacts:
     # Get-DnsClientCache; None where it was not read (its issue says why) or where the snapshot
     # holds no cache (one written before exfix read it: then nothing is known of the cache).
     dns_cache: tuple[DnsCacheEntry, ...] | None = None
+    # The outbound firewall rules for port 53 (exfix.facts/4); None where they were not read.
+    firewall: FirewallFacts | None = None
 
     @property
     def ad_domain(self) -> str:

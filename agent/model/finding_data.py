@@ -222,6 +222,24 @@ class IntermittentDnsServer(FindingData):
 
 
 @dataclass(frozen=True, slots=True)
+class DisableFirewallBlock(FindingData):
+    """host-firewall-blocks-dns (cause): ``server`` answers exfix but not the host. The Names
+    of the block rules that match (the rules themselves are in the facts and the evidence;
+    empty where the firewall could not be read: ``firewall_read`` False, ``firewall_issue``
+    why), the outcomes from each vantage, and where the server is used."""
+
+    RULE: ClassVar[str] = "host-firewall-blocks-dns"
+
+    server: str
+    configured_on: tuple[str, ...]
+    host_outcomes: tuple[str, ...]
+    orchestrator_outcomes: tuple[str, ...]
+    rules: tuple[str, ...]
+    firewall_read: bool
+    firewall_issue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SetDnsFaultTolerance(FindingData):
     """dns-fault-tolerance: the config file, the value it holds and the value the fix writes."""
 
@@ -265,6 +283,7 @@ class ClearDnsClientCache(RemoteDomain):
 FINDING_DATA: tuple[type[FindingData], ...] = (
     QueueSymptom,
     IntermittentDnsServer,
+    DisableFirewallBlock,
     EnableRegistration,
     RegisterMapiNic,
     SetNicDnsServers,

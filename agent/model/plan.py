@@ -94,6 +94,7 @@ class FactArea(str, enum.Enum):
     DOMAIN_CONNECTORS = "domain-connectors"  # key: remote domain
     DOMAIN_MAIL_HOSTS = "domain-mail-hosts"  # key: remote domain
     EDGE_CONFIG = "edge-config"
+    FIREWALL_RULE = "firewall-rule"  # key: the rule's Name
 
 
 @dataclass(frozen=True, slots=True, order=True)

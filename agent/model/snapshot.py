@@ -1,9 +1,9 @@
 """The facts snapshot: HostFacts as versioned JSON, for `exfix scan --save-facts F` and
 `exfix evaluate F`.
 
-Format (``"schema": "exfix.facts/3"``)::
+Format (``"schema": "exfix.facts/4"``)::
 
-    {"schema": "exfix.facts/3", "organizations": [ {<OrgFacts>}, ... ], "hosts": [ {<HostFacts>}, ... ]}
+    {"schema": "exfix.facts/4", "organizations": [ {<OrgFacts>}, ... ], "hosts": [ {<HostFacts>}, ... ]}
 
 Each HostFacts is a JSON object with one key per dataclass field (snake_case, as in
 agent/model/facts.py); enums are their values, tuples are arrays, absent areas are null. What
@@ -11,6 +11,8 @@ an organisation's servers share (its send connectors) is written once, in ``orga
 and each host's ``org`` is the index of its organisation there: written per host, the
 connectors (each listing its source servers) would grow with the square of the fleet.
 
+``exfix.facts/4`` adds each host's ``firewall``: its enabled outbound Windows Firewall rules
+that can touch port 53 (null where they were not read); /3 and older are read with it null.
 ``exfix.facts/3`` adds each host's ``edge_config_file`` (EdgeTransport.exe.config as read, and
 where it stops being well-formed XML) and names the area ``edge_config_file`` in
 ``status.issues`` where the file could not be read. ``exfix.facts/2`` is still read: it did not
@@ -43,7 +45,8 @@ from agent.errors import FactsFileError
 from agent.model.document import Document, Loaded, encode, key
 from agent.model.facts import HostFacts, OrgFacts
 
-SCHEMA = "exfix.facts/3"
+SCHEMA = "exfix.facts/4"
+SCHEMA_3 = "exfix.facts/3"
 SCHEMA_2 = "exfix.facts/2"
 SCHEMA_1 = "exfix.facts/1"
 
@@ -51,7 +54,9 @@ SCHEMA_1 = "exfix.facts/1"
 @dataclass(frozen=True, slots=True)
 class _Head:
     # Read first, so that a snapshot of another version is reported as such.
-    schema: Literal["exfix.facts/1", "exfix.facts/2", "exfix.facts/3"] = field(metadata=key(first=True))
+    schema: Literal["exfix.facts/1", "exfix.facts/2", "exfix.facts/3", "exfix.facts/4"] = field(
+        metadata=key(first=True)
+    )
     hosts: Any = None
     organizations: Any = None
 
@@ -117,8 +122,10 @@ def _hosts(loaded: Loaded[_Head]) -> tuple[HostFacts, ...]:
         if head.organizations is None:
             raise loaded.fail(("organizations",), "missing")
         hosts = _read_2(loaded, head.hosts, head.organizations)
-    if head.schema != SCHEMA:
+    if head.schema in (SCHEMA_1, SCHEMA_2):
         hosts = _edge_file_of_2(hosts)
+    if head.schema != SCHEMA:
+        hosts = _firewall_of_3(hosts)
     return _shared(loaded.read(_Snapshot, {"hosts": hosts}, ()).hosts)
 
 
@@ -178,6 +185,16 @@ def _edge_file_of_2(hosts: Any) -> Any:
                 host["status"] = {**status, "issues": issues}
         out.append(host)
     return out
+
+
+def _firewall_of_3(hosts: Any) -> Any:
+    """exfix.facts/1 to /3: the firewall was not read (null), as where its area failed."""
+    if not isinstance(hosts, list):
+        return hosts
+    return [
+        {**host, "firewall": None} if isinstance(host, dict) and "firewall" not in host else host
+        for host in hosts
+    ]
 
 
 def _file_issue(issue: Any) -> Any:

@@ -30,7 +30,7 @@ from agent.model.facts import (
 )
 from agent.model.finding_data import FindingData, LookupSide
 from agent.model.findings import DataValue, EvidenceItem, Finding
-from agent.model.probe import DnsQueryResult, Outcome
+from agent.model.probe import DnsQueryResult, Outcome, Vantage
 from agent.rules import _mail_path as paths
 from agent.rules.metadata import RuleMetadata
 
@@ -560,3 +560,40 @@ def server_in_use(facts: HostFacts, server: str) -> tuple[str, ...]:
             if used and server in settings.configured_servers:
                 places.append(name)
     return tuple(places)
+
+
+def firewalled_contrast(
+    facts: HostFacts, server: str
+) -> tuple[tuple[DnsQueryResult, ...], tuple[DnsQueryResult, ...]] | None:
+    """(host probes, orchestrator probes) of ``server`` when the two vantages disagree the way
+    a host-side firewall makes them: every host-side probe got no reply at all (timed out, or
+    the send was refused on the way: ``_no_path``), while at least one of exfix's own probes
+    of the same server got a DNS reply. None otherwise, and None when either side did not
+    probe: a server silent from both vantages is unreachable (dns-server-unreachable), not
+    firewalled. One definition for
+    host-firewall-blocks-dns and dns-server-unreachable, so one cause is one finding."""
+    probes = facts.probes_for(server=server)
+    host_side = tuple(p for p in probes if p.vantage is Vantage.HOST)
+    orchestrator = tuple(p for p in probes if p.vantage is Vantage.ORCHESTRATOR)
+    if not host_side or not orchestrator:
+        return None
+    if not all(_no_path(p) for p in host_side):
+        return None
+    if not any(p.outcome.responded for p in orchestrator):
+        return None
+    return host_side, orchestrator
+
+
+# Words of a failed send that mean the path, not the query, failed: a Windows Firewall block
+# drops silently (a timeout), a rejecting device answers with an ICMP unreachable, which
+# Windows reports as WSAECONNRESET (10054) or WSAECONNREFUSED (10061) (Windows Sockets Error
+# Codes, learn.microsoft.com/windows/win32/winsock/windows-sockets-error-codes-2).
+_PATH_FAILURES = ("refused", "unreachable", "wsaeconnreset", "wsaeconnrefused", "10054", "10061")
+
+
+def _no_path(probe: DnsQueryResult) -> bool:
+    """The probe got no DNS reply because nothing came back over the path. Any other error (the
+    cmdlet missing, a parameter refused) says nothing about the path."""
+    if probe.outcome is Outcome.TIMEOUT:
+        return True
+    return probe.outcome is Outcome.ERROR and any(w in probe.detail.lower() for w in _PATH_FAILURES)

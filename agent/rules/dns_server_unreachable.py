@@ -53,6 +53,8 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         # server from one that dropped that round; the evidence says how many rounds there were.
         if not probes or any(p.outcome is not Outcome.TIMEOUT for p in probes):
             continue
+        if c.firewalled_contrast(facts, server) is not None:
+            continue  # silent from the host only: host-firewall-blocks-dns, one cause one finding
         places = c.server_in_use(facts, server)
         if not places:
             continue

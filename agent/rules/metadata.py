@@ -63,6 +63,10 @@ class RuleMetadata:
     reads: tuple[CollectionArea, ...]
     explains: tuple[Explains, ...] = ()  # the symptoms this cause explains, and at which scopes
     level: Level = Level.HOST  # ORGANIZATION: one finding per organisation, naming the servers
+    # Areas its evaluate uses where they were collected, for evidence and its fix, but does not
+    # need for its verdict: where one failed, the rule is still judged and its finding names
+    # what could not be read (host-firewall-blocks-dns and the firewall rules).
+    reads_if_collected: tuple[CollectionArea, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +103,11 @@ class RuleMetadata:
                 problems.append(f"reads {area!r}, which is not a CollectionArea")
         if len(set(self.reads)) != len(self.reads):
             problems.append("reads an area twice")
+        for area in self.reads_if_collected:
+            if not isinstance(area, CollectionArea):
+                problems.append(f"reads_if_collected {area!r}, which is not a CollectionArea")
+            elif area in self.reads:
+                problems.append(f"{area.value} is in both reads and reads_if_collected")
         if not (isinstance(self.data, type) and issubclass(self.data, FindingData)):
             problems.append(f"data {self.data!r} is not a FindingData class")
         else:
@@ -120,4 +129,5 @@ class RuleMetadata:
             "references": list(self.references),
             "fix_id": self.fix_id,
             "reads": [area.value for area in self.reads],
+            "reads_if_collected": [area.value for area in self.reads_if_collected],
         }

@@ -24,6 +24,7 @@ from agent.rules import (
     dns_server_intermittent,
     dns_server_unreachable,
     edge_transport_config_malformed,
+    host_firewall_blocks_dns,
     nic_dns_registration_disabled,
     nic_external_dns_server,
     queue_dns_failure,
@@ -52,6 +53,7 @@ RULE_MODULES: tuple[Any, ...] = (
     dns_fault_tolerance,
     edge_transport_config_malformed,
     dns_client_cache_negative,
+    host_firewall_blocks_dns,
 )
 
 RuleFunction = Callable[[HostFacts], "tuple[Finding, ...]"]

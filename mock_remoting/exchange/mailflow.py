@@ -44,8 +44,9 @@ import enum
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from mock_remoting.dns.world import NO_REPLY, NOERROR, NXDOMAIN, SERVFAIL, DnsRecord, DnsWorld
+from mock_remoting.dns.world import NO_REPLY, NOERROR, NXDOMAIN, SERVFAIL, DnsAnswer, DnsRecord, DnsWorld
 from mock_remoting.exchange.state import HostState, Organization, Queue, SendConnector
 
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
@@ -97,6 +98,35 @@ class Lookup:
         }[self.outcome]
 
 
+class Answers(Protocol):
+    """What a lookup asks: the DnsWorld itself, or a host's view of it (:class:`HostView`)."""
+
+    def answer(self, server: str, qname: str, rdtype: str) -> DnsAnswer: ...
+
+    def serve(self, server: str, qname: str, rdtype: str) -> DnsAnswer: ...
+
+
+class HostView:
+    """The DNS world as one host's transport reaches it: a server its Windows Firewall blocks
+    (firewall.py) stays silent, so the lookup times out as Exchange's does ("DNS query failed
+    with error ErrorTimeout"), although the server answers everyone else."""
+
+    def __init__(self, world: DnsWorld, host: HostState) -> None:
+        self.world = world
+        self.host = host
+
+    def answer(self, server: str, qname: str, rdtype: str) -> DnsAnswer:
+        if self.host.dns_blocked(server):
+            return DnsAnswer(NO_REPLY)
+        return self.world.answer(server, qname, rdtype)
+
+    def serve(self, server: str, qname: str, rdtype: str) -> DnsAnswer:
+        """A query really sent (DnsWorld.serve: an intermittent server counts it)."""
+        if self.host.dns_blocked(server):
+            return DnsAnswer(NO_REPLY)
+        return self.world.serve(server, qname, rdtype)
+
+
 # The host's DNS client cache as a lookup sees it: the status of a negative entry for
 # (name, type), or None (HostState.cached_status).
 Cached = Callable[[str, str], "int | None"]
@@ -109,7 +139,7 @@ def _no_cache(qname: str, rdtype: str) -> int | None:
 
 
 def lookup(
-    world: DnsWorld, servers: Sequence[str], qname: str, rdtype: str, cached: Cached = _no_cache
+    world: Answers, servers: Sequence[str], qname: str, rdtype: str, cached: Cached = _no_cache
 ) -> Lookup:
     """Resolve through the host's cache, then a server list, as the module docstring describes."""
     status = cached(qname, rdtype)
@@ -145,7 +175,7 @@ class Delivery:
 
 
 def _resolve_host(
-    world: DnsWorld, servers: Sequence[str], host: str, cached: Cached = _no_cache
+    world: Answers, servers: Sequence[str], host: str, cached: Cached = _no_cache
 ) -> tuple[str | None, Failure | None]:
     """A and AAAA of one mail host: (first IPv4 address, None) or (None, why not)."""
     a = lookup(world, servers, host, "A", cached)
@@ -170,7 +200,7 @@ def _mx_hosts(records: Sequence[DnsRecord]) -> list[tuple[int, str]]:
 
 
 def deliver_external(
-    world: DnsWorld, servers: Sequence[str], domain: str, tolerance: str, cached: Cached = _no_cache
+    world: Answers, servers: Sequence[str], domain: str, tolerance: str, cached: Cached = _no_cache
 ) -> Delivery:
     mx = lookup(world, servers, domain, "MX", cached)
     if mx.outcome is not Outcome.ANSWER:
@@ -206,9 +236,9 @@ def _is_ipv4(text: str) -> bool:
 
 def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
     """Decide one delivery attempt of ``queue`` (does not change anything)."""
-    world = org.world
+    world = HostView(org.world, host)
     cache = host.cache
-    if host.mapi_nic.ipv4 not in world.registered(host.fqdn):
+    if host.mapi_nic.ipv4 not in org.world.registered(host.fqdn):
         # KB3007623: with the MAPI NIC's registration off the server's own A record no longer
         # holds the MAPI address (it is gone, or it points at another NIC that registers, a
         # backup network) and transport cannot send anywhere, internal or external.

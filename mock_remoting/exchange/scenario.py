@@ -29,6 +29,7 @@ from agent.model.document import Document, Invalid, KeyPath, Loaded, between, ea
 from agent.model.facts import CollectionArea
 from agent.rules.registry import RULES_BY_ID
 from mock_remoting.dns.world import DnsWorld
+from mock_remoting.exchange.firewall import FirewallRuleSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -219,6 +220,10 @@ class HostSpec:
     edge_config_text: str | None = None
     expect_failed_areas: tuple[str, ...] = ()  # the fact areas exfix must report not collected
     dns_cache: tuple[CacheEntrySpec, ...] = ()  # negative entries of the DNS client cache at load
+    # The host's Windows Firewall rules (mock_remoting/exchange/firewall.py); with
+    # ``firewall_readable`` false, Get-NetFirewallRule is refused (Access is denied).
+    firewall_rules: tuple[FirewallRuleSpec, ...] = ()
+    firewall_readable: bool = True
 
     @property
     def major(self) -> int:
@@ -326,6 +331,8 @@ class _HostFile:
     faults: Mapping[str, Any] = field(default_factory=dict)  # mock_remoting/server/faults.py reads them
     expect: _Expect = _Expect()
     dns_cache: tuple[CacheEntrySpec, ...] = ()
+    firewall_rules: tuple[FirewallRuleSpec, ...] = ()
+    firewall_readable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,7 +533,17 @@ class _Builder:
             edge_config_text=edge_text,
             expect_failed_areas=entry.expect.failed_areas,
             dns_cache=entry.dns_cache,
+            firewall_rules=self.firewall_rules(entry, where),
+            firewall_readable=entry.firewall_readable,
         )
+
+    def firewall_rules(self, entry: _HostFile, where: KeyPath) -> tuple[FirewallRuleSpec, ...]:
+        names: list[str] = []
+        for i, rule in enumerate(entry.firewall_rules):
+            if rule.name.lower() in names:  # Name is the rule's unique key (New-NetFirewallRule docs)
+                raise self.fail((*where, "firewall_rules", i, "name"), f"rule {rule.name!r} is listed twice")
+            names.append(rule.name.lower())
+        return entry.firewall_rules
 
     def edge_config(self, entry: _HostFile, where: KeyPath) -> str | None:
         given = entry.edge_transport_config

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mock_remoting.dns.world import DnsWorld
-from mock_remoting.exchange import edgeconfig
+from mock_remoting.exchange import edgeconfig, firewall
 from mock_remoting.exchange.scenario import (
     AddressSpace,
     CacheEntrySpec,
@@ -306,6 +306,9 @@ class HostState:
             if entry.name == wanted and entry.rdtype == rdtype.upper():
                 return entry.status
         return None
+    # Windows Firewall's rules (firewall.py): they decide the host's own DNS traffic, live (a
+    # rule change applies to the next packet; transport needs no restart for it).
+    firewall_rules: list[firewall.FirewallRule] = field(default_factory=list)
 
     @property
     def config_loads(self) -> bool:
@@ -333,6 +336,15 @@ class HostState:
         record follows these NICs, whichever they are: with registration off on the MAPI NIC
         and on for a backup NIC, the server's name points at the backup network."""
         return [n.ipv4 for n in self.nics if n.registers]
+
+    def adapter_dns_servers(self) -> list[str]:
+        """Every NIC's DNS servers: what the firewall keyword ``DNS`` stands for."""
+        return [server for nic in self.nics for server in nic.servers]
+
+    def dns_blocked(self, server: str, *, tcp_only: bool = False) -> bool:
+        """Whether the firewall drops this host's DNS queries to ``server``."""
+        servers = self.adapter_dns_servers()
+        return firewall.dns_blocked(self.firewall_rules, server, servers, tcp_only=tcp_only)
 
     def nic_by_index(self, index: int) -> Nic | None:
         return next((n for n in self.nics if n.index == index), None)
@@ -380,6 +392,7 @@ class HostState:
             cache=TransportCache(True, (), True, (), (), "Lenient"),
             edge_config_text=spec.edge_config_text,
             dns_cache=[CachedAnswer.from_spec(e) for e in spec.dns_cache],
+            firewall_rules=[firewall.FirewallRule.from_spec(r) for r in spec.firewall_rules],
         )
         # A transport running on a file that does not load started before the file was broken:
         # from an earlier, valid copy whose DnsFaultTolerance the lab cannot know (the default).

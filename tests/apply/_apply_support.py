@@ -92,7 +92,8 @@ def lab_fleet(scenario: str | Path, tmp: Path, extra_vars: Mapping[str, Any] | N
 def config_state(lab: Lab, host: str) -> dict[str, Any]:
     """Everything apply may change on a host, deep-copied: NICs, transport settings, the config
     file's DnsFaultTolerance, the service, the transport's cached configuration, the DNS client
-    cache (and how often it was flushed), and the organisation's send connectors."""
+    cache (and how often it was flushed), the organisation's send connectors, and the host's
+    Windows Firewall rules."""
     state = lab.fleet.host(host).state
     with lab.fleet.org.lock:
         return {
@@ -104,6 +105,7 @@ def config_state(lab: Lab, host: str) -> dict[str, Any]:
             "connectors": copy.deepcopy(lab.fleet.org.connectors),
             "dns_client_cache": list(state.dns_cache),
             "dns_cache_clears": state.dns_cache_clears,
+            "firewall_rules": copy.deepcopy(state.firewall_rules),
         }
 
 

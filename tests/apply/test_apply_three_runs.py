@@ -33,6 +33,20 @@ def internal_dns_scenario(tmp: Path) -> Path:
     return path
 
 
+def firewall_scenario(tmp: Path) -> Path:
+    """EX01 of host-firewall-blocks-dns alone: its firewall blocks UDP 53 to its DNS server."""
+    data = yaml.safe_load((SCENARIOS / "host-firewall-blocks-dns.yaml").read_text(encoding="utf-8"))
+    data["name"] = "host-firewall-ex01"
+    data["hosts"] = data["hosts"][:1]
+    data["send_connectors"][0]["source_transport_servers"] = ["EX01"]
+    data["expect"] = {"rules": data["hosts"][0]["expect"]["rules"]}
+    path = tmp / "host-firewall-ex01.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+DERIVED = {"internal": internal_dns_scenario, "firewall": firewall_scenario}
+
 CASES = [
     ("nic-registration-disabled", "enable-nic-dns-registration", {}),
     ("nic-external-dns", "set-nic-dns-servers", {}),
@@ -42,6 +56,7 @@ CASES = [
     ("remote-domain-aaaa-broken", "add-smarthost-send-connector", {}),
     ("exchange-2010", "set-transport-external-dns", {"exfix_external_dns_servers": ["8.8.8.8"]}),
     ("dns-client-cache-negative", "clear-dns-client-cache", {}),
+    ("firewall", "disable-dns-firewall-block", {}),
 ]  # fmt: skip
 
 
@@ -49,7 +64,7 @@ CASES = [
 def test_plan_apply_plan_again(
     tmp_path: Path, scenario: str, fix_id: str, extra_vars: dict[str, Any]
 ) -> None:
-    source: str | Path = internal_dns_scenario(tmp_path) if scenario == "internal" else scenario
+    source: str | Path = DERIVED[scenario](tmp_path) if scenario in DERIVED else scenario
     host_name = load_scenario(source).hosts[0].fqdn
     with lab_fleet(source, tmp_path, extra_vars) as fleet:
         lab = fleet.lab

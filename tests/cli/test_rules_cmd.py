@@ -43,6 +43,7 @@ def test_json_is_the_full_catalogue() -> None:
         "fix_id",
         "fix_disrupts_mail_flow",
         "reads",
+        "reads_if_collected",
     }
     assert first["reads"] == ["queues"]  # the fact areas it reads: not judged where one failed
 

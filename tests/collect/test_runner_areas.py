@@ -89,6 +89,14 @@ def _dns_client() -> RemoteObject:
     )  # fmt: skip
 
 
+def _firewall_rule() -> RemoteObject:
+    return RemoteObject(
+        (CIM + "MSFT_NetFirewallRule",),
+        {"Name": "Block-DNS", "InstanceID": "Block-DNS", "DisplayName": "Block DNS", "Direction": "Outbound",
+         "Action": "Block", "Enabled": "True", "Profile": "Any", "PolicyStoreSourceType": "Local"},
+    )  # fmt: skip
+
+
 def _server_address() -> RemoteObject:
     return RemoteObject(
         (CIM + "MSFT_DNSClientServerAddress",),
@@ -133,6 +141,11 @@ class PlainHost:
                                                         {"MsiInstallPath": INSTALL}),),
             "Get-Content": lambda c: (_content(edge_config()),),
             "Get-DnsClientCache": lambda c: (),
+            "Get-NetFirewallRule": lambda c: (_firewall_rule(),),
+            "Get-NetFirewallPortFilter": lambda c: (RemoteObject((CIM + "MSFT_NetProtocolPortFilter",),
+                {"InstanceID": "Block-DNS", "Protocol": "UDP", "RemotePort": "53"}),),
+            "Get-NetFirewallAddressFilter": lambda c: (RemoteObject((CIM + "MSFT_NetAddressFilter",),
+                {"InstanceID": "Block-DNS", "RemoteAddress": "Any"}),),
         }  # fmt: skip
         self.answers = {**defaults, **{k.replace("_", "-"): v for k, v in answers.items()}}
         self.asked: list[str] = []
@@ -191,6 +204,7 @@ def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
         "transport-internal-dns-misconfigured", "transport-no-dns-configured", "remote-domain-aaaa-broken",
         "remote-domain-no-mail-dns", "dns-server-unreachable", "dns-server-intermittent",
         "dns-client-cache-negative",
+        "host-firewall-blocks-dns",
         "server-a-record-wrong-nic",
     }  # fmt: skip
     reason = skipped["nic-dns-registration-disabled"].reason
@@ -198,6 +212,29 @@ def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
     assert "it reads nics" in reason and "Get-NetIPConfiguration" in reason and "not recognized" in reason
     # ... and the rules that do not read them still judge, and fire.
     assert {f.rule_id for f in judged.findings} == {"queue-dns-failure", "dns-fault-tolerance"}
+
+
+def test_firewall_rules_are_read_and_joined_to_their_filters() -> None:
+    facts = collect(PlainHost())
+    assert facts.firewall is not None
+    (rule,) = facts.firewall.rules
+    assert (rule.name, rule.action, rule.protocol, rule.remote_port, rule.remote_address) == (
+        "Block-DNS", "Block", "UDP", ("53",), ("Any",)
+    )
+    assert facts.firewall.blocking("10.0.0.10", ()) == (rule,)
+
+
+def test_unreadable_firewall_rules_cost_that_area_only_and_the_firewall_rule_is_still_judged() -> None:
+    def refused(call: CmdletCall) -> tuple[RemoteObject, ...]:
+        raise CmdletError("ex01.contoso.local", "Get-NetFirewallRule", "Access is denied.",
+                          "CimException")  # fmt: skip
+
+    facts = collect(PlainHost(Get_NetFirewallRule=refused))
+    assert list(issues(facts)) == ["firewall"]
+    assert "Access is denied" in issues(facts)["firewall"]
+    assert facts.firewall is None and facts.nics and facts.transport is not None
+    judged = judge(facts)
+    assert judged.not_judged == ()  # the firewall is evidence, not the verdict
 
 
 def test_a_parser_that_cannot_read_the_output_costs_the_area_not_the_host() -> None:
@@ -230,6 +267,7 @@ def test_a_parser_that_cannot_read_the_output_costs_the_area_not_the_host() -> N
         "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
         "transport-no-dns-configured", "dns-server-unreachable", "dns-server-intermittent",
         "dns-client-cache-negative",
+        "host-firewall-blocks-dns",
     }  # fmt: skip
     assert "nic-dns-registration-disabled" in {f.rule_id for f in judged.findings}
 

@@ -151,6 +151,7 @@ def test_a_scan_that_found_nothing_but_missed_an_area_exits_8(
         "transport-external-dns-unresolvable", "transport-internal-dns-misconfigured",
         "transport-no-dns-configured", "dns-server-unreachable", "dns-server-intermittent",
         "dns-client-cache-negative",
+        "host-firewall-blocks-dns",
     }  # fmt: skip
     text = run_exfix("scan", "-i", str(inventory))
     assert text.exit_code == 8 and "no findings in what was judged" in text.stdout
@@ -184,7 +185,7 @@ def test_plan_and_offline_evaluate_keep_the_partial(queues_denied: Any) -> None:
     assert planned.exit_code == 8 and planned.doc["exit_code"] == 8 and planned.doc["actions"] == 0
     facts = directory / "facts.json"
     scan = run_exfix("scan", "-i", str(inventory), "--format", "json", "--save-facts", str(facts))
-    assert json.loads(facts.read_text(encoding="utf-8"))["schema"] == "exfix.facts/3"
+    assert json.loads(facts.read_text(encoding="utf-8"))["schema"] == "exfix.facts/4"
     offline: Run = run_exfix("evaluate", str(facts), "--format", "json")
     assert offline.exit_code == scan.exit_code == 8, offline.describe()
     (host,) = offline.doc["hosts"]

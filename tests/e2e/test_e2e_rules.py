@@ -180,6 +180,30 @@ def test_dns_fault_tolerance() -> None:
     symptoms_name(host, cause)
 
 
+def test_host_firewall_blocks_dns() -> None:
+    run = scan_shipped("host-firewall-blocks-dns")
+    hosts = {h["host"]: {**h, "findings": run.findings_for(h)} for h in run.doc["hosts"]}
+    ex01 = hosts["ex01.contoso.local"]
+    cause = the_finding(ex01, "host-firewall-blocks-dns")
+    assert cause["subject"] == "DNS server 10.0.0.10" and cause["fix"] == "disable-dns-firewall-block"
+    assert cause["data"]["rules"] == ["{3F2A9C1E-7B44-4D0B-9E51-2C6A0D8E1F01}"]
+    # Both vantages are the evidence: silent from the host, answering exfix.
+    host_side = evidence(cause, "Resolve-DnsName")
+    ours = evidence(cause, "dns-probe")
+    assert host_side and {p["values"]["outcome"] for p in host_side} == {"timeout"}
+    assert ours and "answer" in {p["values"]["outcome"] for p in ours}
+    (rule,) = [e for e in evidence(cause, "Get-NetFirewallRule") if "Action" in e["values"]]
+    assert rule["values"]["RemoteAddress"] == ["10.0.0.0/24"] and rule["values"]["Action"] == "Block"
+    assert not [f for f in ex01["findings"] if f["rule"] == "dns-server-unreachable"]
+    symptoms_name(ex01, cause)
+    # EX03: the rules could not be read; the contrast still names the cause, without a rule.
+    ex03 = hosts["ex03.contoso.local"]
+    blind = the_finding(ex03, "host-firewall-blocks-dns")
+    assert blind["data"]["firewall_read"] is False and "Access is denied" in blind["data"]["firewall_issue"]
+    assert [a["area"] for a in ex03["failed_areas"]] == ["firewall"] and ex03["not_judged"] == []
+    assert hosts["ex02.contoso.local"]["findings"] == []
+
+
 # --- rules without a shipped scenario: test-made ones ---------------------------------------
 
 

@@ -19,6 +19,7 @@ from agent.model.finding_data import (
     AddSmartHostConnector,
     ClearDnsClientCache,
     ConfigureTransportDns,
+    DisableFirewallBlock,
     DomainWithoutMailDns,
     EnableRegistration,
     FindingData,
@@ -124,6 +125,16 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
         ClearDnsClientCache("fabrikam.com", ("EX01\\12",), ("fabrikam.com",), ("MX",), (9003,), (840,)),
         {"domain": "fabrikam.com", "queues": ["EX01\\12"], "entries": ["fabrikam.com"],
          "record_types": ["MX"], "statuses": [9003], "time_to_live": [840]},
+    ),
+    (
+        DisableFirewallBlock(
+            "10.0.0.10", ("NIC 'Ethernet' (InterfaceIndex 4)",), ("timeout",), ("answer",),
+            ("Block-DNS",), True, "",
+        ),
+        {"server": "10.0.0.10", "configured_on": ["NIC 'Ethernet' (InterfaceIndex 4)"],
+         "host_outcomes": ["timeout"], "orchestrator_outcomes": ["answer"],
+         "rules": ["Block-DNS"],
+         "firewall_read": True, "firewall_issue": ""},
     ),
 )  # fmt: skip
 

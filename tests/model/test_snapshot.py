@@ -16,12 +16,14 @@ from agent.model.facts import (
     CollectionStatus,
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
+    FirewallFacts,
     XmlSyntaxError,
 )
 from agent.model.probe import Outcome, Vantage
 from support.facts_builders import (
     INTERNAL_DNS,
     NXDOMAIN_ERROR,
+    firewall_rule,
     host,
     internal_queue,
     mapi_nic,
@@ -55,7 +57,7 @@ def rich_host() -> Any:
 def test_round_trip_through_json_is_equal() -> None:
     hosts = (rich_host(), host(name="ex02.contoso.local", no_transport=True))
     text = snapshot.to_json(hosts)
-    assert json.loads(text)["schema"] == "exfix.facts/3"
+    assert json.loads(text)["schema"] == "exfix.facts/4"
     again = snapshot.from_json(text, source="facts.json")
     assert again == hosts
     assert evaluate(again[0]) == evaluate(hosts[0])
@@ -131,9 +133,9 @@ def broken(mutate: Any) -> dict[str, Any]:
     ("mutate", "key", "problem"),
     [
         (
-            lambda d: d.update(schema="exfix.facts/4"),
+            lambda d: d.update(schema="exfix.facts/5"),
             "schema",
-            "is not one of: exfix.facts/1, exfix.facts/2, exfix.facts/3",
+            "is not one of: exfix.facts/1, exfix.facts/2, exfix.facts/3, exfix.facts/4",
         ),
         (
             lambda d: d["hosts"][0]["status"].update(issues=[{"area": "registry", "reason": "x"}]),
@@ -262,3 +264,18 @@ def test_a_snapshot_written_as_exfix_facts_1_still_reads() -> None:
     (facts,) = snapshot.from_dict(data)
     assert facts.send_connectors == host().send_connectors
     assert facts.org.collected_from == facts.host and facts.exchange.organization == ""
+
+
+def test_firewall_rules_round_trip_and_a_facts_3_snapshot_reads_without_them() -> None:
+    rules = FirewallFacts((firewall_rule(remote_address=("10.0.0.0/24",), profile=("Domain", "Private")),))
+    hosts = (host(firewall=rules),)
+    data = snapshot.to_dict(hosts)
+    assert data["hosts"][0]["firewall"]["rules"][0]["remote_address"] == ["10.0.0.0/24"]
+    assert snapshot.from_json(snapshot.to_json(hosts), source="facts.json") == hosts
+    # exfix.facts/3 had no firewall key: read as "not read".
+    old = copy.deepcopy(data)
+    old["schema"] = "exfix.facts/3"
+    del old["hosts"][0]["firewall"]
+    (facts,) = snapshot.from_dict(old)
+    assert facts.firewall is None
+    assert facts == dataclasses.replace(hosts[0], firewall=None)

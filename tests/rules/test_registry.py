@@ -51,6 +51,7 @@ EXPECTED_IDS = (
     "dns-fault-tolerance",
     "edge-transport-config-malformed",
     "dns-client-cache-negative",
+    "host-firewall-blocks-dns",
 )
 
 
@@ -177,8 +178,14 @@ def test_metadata_to_dict() -> None:
 
 def test_every_rule_reads_at_least_one_area_and_each_area_is_read() -> None:
     read = {area for rule in registry.RULES for area in rule.metadata.reads}
+    used = {area for rule in registry.RULES for area in rule.metadata.reads_if_collected}
     assert all(rule.metadata.reads for rule in registry.RULES)
-    assert read == set(CollectionArea)  # an area no rule reads would be collected for nothing
+    assert read | used == set(CollectionArea)  # an area no rule reads would be collected for nothing
+    # The firewall rules are evidence and the fix's input, not the verdict's (the contrast of
+    # the probes is): their loss does not stop host-firewall-blocks-dns from being judged.
+    firewall = registry.rule("host-firewall-blocks-dns").metadata
+    assert CollectionArea.FIREWALL not in firewall.reads
+    assert firewall.reads_if_collected == (CollectionArea.FIREWALL,)
     assert registry.rule("dns-fault-tolerance").metadata.reads == (CollectionArea.EDGE_CONFIG,)
     malformed = registry.rule("edge-transport-config-malformed")
     assert malformed.metadata.reads == (CollectionArea.EDGE_CONFIG_FILE,)

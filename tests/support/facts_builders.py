@@ -23,6 +23,8 @@ from agent.model.facts import (
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
     ExchangeServerFacts,
+    FirewallFacts,
+    FirewallRuleFacts,
     HostFacts,
     NicFacts,
     OrgFacts,
@@ -239,6 +241,7 @@ def host(
     edge_file: EdgeConfigFileFacts | None = None,
     issues: Iterable[AreaIssue] = (),
     dns_cache: Iterable[DnsCacheEntry] | None = None,
+    firewall: FirewallFacts | None = None,
 ) -> HostFacts:
     all_probes = tuple(server_probes(INTERNAL_DNS) if probes is None else probes) + tuple(extra_probes)
     return assemble.host_facts(
@@ -255,7 +258,26 @@ def host(
         issues=issues,
         edge_config_file=edge_file,
         dns_cache=None if dns_cache is None else tuple(dns_cache),
+        firewall=firewall,
     )
+
+
+def firewall_rule(name: str = "Block-DNS-Out", **changes: Any) -> FirewallRuleFacts:
+    """An enabled outbound block rule for UDP 53 to any address, as Get-NetFirewallRule and its
+    filters show one; ``changes`` override fields."""
+    values: dict[str, Any] = {
+        "name": name,
+        "display_name": f"{name} (display)",
+        "direction": "Outbound",
+        "action": "Block",
+        "enabled": True,
+        "profile": ("Any",),
+        "protocol": "UDP",
+        "remote_port": ("53",),
+        "remote_address": ("Any",),
+    }
+    values.update(changes)
+    return FirewallRuleFacts(**values)
 
 
 def broken(name: str = "ex01.contoso.local", alias: str = "Ethernet0") -> HostFacts:

@@ -8,12 +8,14 @@ from __future__ import annotations
 from agent.fixes import (
     clear_dns_client_cache,
     dns_fault_tolerance,
+    firewall_dns_block,
     nic_dns_servers,
     nic_registration,
     smart_host_connector,
 )
 from agent.fixes import transport_dns as tdns
 from agent.fixes._draft import Draft
+from agent.model.facts import FirewallRuleFacts
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.plan import Action, Advisory, AdvisoryKind, HostPlan
 from agent.planning.build import _order
@@ -35,6 +37,9 @@ def every_step(v: str) -> list[Draft]:
         smart_host_connector.draft(v, "exfix smart host " + v, ("203.0.113.10", v), (v,), ids),
         *dns_fault_tolerance.drafts(v, v, v + ".bak", ids),
         clear_dns_client_cache.draft(v, (v,), ("MX",), (9003,), ids),
+        firewall_dns_block.draft(
+            FirewallRuleFacts(v, v, "Outbound", "Block", True, ("Any",), "UDP", ("53",), (v,)), v, ids
+        ),
     ]
 
 

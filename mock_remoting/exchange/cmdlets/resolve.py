@@ -64,6 +64,13 @@ def resolve_dns_name(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> No
         for server in servers:  # the Windows resolver moves on only when a server is silent
             if ctx.cancel.is_set():
                 return
+            with ctx.org.lock:
+                blocked = ctx.host.dns_blocked(server, tcp_only=bool(args.get("TcpOnly")))
+            if blocked:
+                # The host's firewall drops the query (mock_remoting/exchange/firewall.py): the
+                # client hears nothing and times out, while the responder itself is up.
+                answer = dnsclient.ClientAnswer("TIMEOUT")
+                continue
             answer = dnsclient.query(
                 address_map,
                 server,

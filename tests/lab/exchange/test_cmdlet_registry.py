@@ -29,6 +29,13 @@ EXCHANGE_CMDLETS = {
     "Remove-SendConnector",
 }
 OS_CMDLETS = {
+    "Get-NetFirewallRule",
+    "Get-NetFirewallPortFilter",
+    "Get-NetFirewallAddressFilter",
+    "New-NetFirewallRule",
+    "Remove-NetFirewallRule",
+    "Enable-NetFirewallRule",
+    "Disable-NetFirewallRule",
     "Get-DnsClient",
     "Set-DnsClient",
     "Get-DnsClientServerAddress",

@@ -27,6 +27,7 @@ SHIPPED = (
     "exchange-2010",
     "healthy",
     "healthy-multi-nic",
+    "host-firewall-blocks-dns",
     "mixed-fleet",
     "nic-external-dns",
     "nic-public-secondary-no-forwarders",
