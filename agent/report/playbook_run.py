@@ -65,6 +65,9 @@ def _next_step(run: PlaybookRun) -> list[Step]:
     if outcome is Outcome.COMMAND_FAILED:
         return [("Read each failed server's error: the account may lack the RBAC role for the cmdlet, or "
                  "the inventory name may not be the server's name. Fix it, then run again.", None)]
+    if outcome is Outcome.PARTIAL:
+        return [("Some fact areas could not be collected (see each server's reason): fix what stops them "
+                 "being read, then run again to judge the rules that were left out.", None)]
     if outcome is Outcome.FINDINGS:
         variables = sorted({o.variable for h in run.hosts for o in h.outstanding if o.variable})
         if variables:

@@ -301,7 +301,7 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
         else:
             reason = f"{len(findings)} problem(s) found that this playbook does not change."
     else:
-        outcome, reason = Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+        outcome, reason = _clean(scan)
     return HostResult(
         host=scan.host,
         outcome=outcome,
@@ -311,6 +311,20 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
         actions=actions,
         queues_before=_queues(scan),
         outstanding=outstanding,
+    )
+
+
+def _clean(scan: HostScan) -> tuple[Outcome, str]:
+    """A host with nothing in scope found: healthy, or partial when a fact area could not be
+    collected (its rules were not judged, so "nothing found" is not "nothing wrong": exit 8, as
+    ``exfix scan`` exits for the same host)."""
+    if not scan.partial:
+        return Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+    areas = ", ".join(f"{a.area.value} ({a.reason})" for a in scan.failed_areas)
+    rules = ", ".join(dict.fromkeys(j.rule_id for j in scan.not_judged)) or "none"
+    return Outcome.PARTIAL, (
+        f"Nothing found, but not everything could be judged: the fact area(s) {areas} could not be "
+        f"collected, so these rules were not run: {rules}."
     )
 
 
@@ -364,7 +378,7 @@ def _applied(
         left = remaining if remaining is not None else scope.filter(before.findings)
         stays = _outstanding(plan, before.host, left)
         if not left:
-            outcome, reason = Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+            outcome, reason = _clean(after if after is not None and after.facts is not None else before)
         elif stays:
             outcome, reason = Outcome.FINDINGS, _stays(stays)
         else:
