@@ -57,9 +57,11 @@ from agent.model.facts import QueueFacts
 from agent.model.findings import Finding
 from agent.model.plan import Outstanding
 from agent.model.results import finding_to_dict
+from agent.model.verification import ProbeCheck, TrackingCheck
 
 # /3: each host's "outstanding" (what stands in the way of each finding the run leaves) and
-# "new_findings" (what a change created). /4: the outcome "partial" (exit 8) and its summary count.
+# "new_findings" (what a change created). /4: the outcome "partial" (exit 8) and its summary count,
+# and each host's "verification" (the symptom's checks after a change, each pass/fail/not-available).
 RUN_SCHEMA = "exfix.playbook-run/4"
 
 # The value of a playbook variable once resolved (agent.workflow.playbook checks its type).
@@ -223,8 +225,20 @@ class HostResult:
     outstanding: tuple[Outstanding, ...] = ()
     # Findings after a change that the host did not have before it: the change created them.
     new_findings: tuple[Finding, ...] = ()
+    # How the change was verified (None: nothing was verified here): apply's verdict, the
+    # lookups the failing queues needed re-run on the host, the SEND events to their next hops.
+    verified: bool | None = None
+    probes: tuple[ProbeCheck, ...] = ()
+    tracking: tuple[TrackingCheck, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        verification = None
+        if self.verified is not None or self.probes or self.tracking:
+            verification = {
+                "verified": self.verified,
+                "probes": [p.to_dict() for p in self.probes],
+                "tracking": [t.to_dict() for t in self.tracking],
+            }
         return {
             "host": self.host,
             "outcome": self.outcome.value,
@@ -242,6 +256,7 @@ class HostResult:
             },
             "outstanding": [_outstanding_to_dict(o) for o in self.outstanding],
             "new_findings": [finding_to_dict(f) for f in self.new_findings],
+            "verification": verification,
         }
 
 

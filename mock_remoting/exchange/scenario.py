@@ -92,6 +92,13 @@ def _rule_ids(value: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def _cmdlet_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    for i, item in enumerate(value):
+        if not _CMDLET.match(item):
+            raise Invalid(f"{item!r} is not a cmdlet name such as Get-MessageTrackingLog", at=(i,))
+    return tuple(dict.fromkeys(item.lower() for item in value))
+
+
 def _address_spaces(value: tuple[str, ...]) -> tuple[str, ...]:
     if not value:
         raise ValueError("expected at least one address space")
@@ -195,6 +202,7 @@ class HostSpec:
     # Get-Content -Raw returns it: decoded, line breaks as in the file); None: the lab writes it.
     edge_config_text: str | None = None
     expect_failed_areas: tuple[str, ...] = ()  # the fact areas exfix must report not collected
+    rbac_denied: tuple[str, ...] = ()  # lower-cased Exchange cmdlet names the account may not run
 
     @property
     def major(self) -> int:
@@ -296,6 +304,9 @@ class _HostFile:
     queues: tuple[QueueSpec, ...] = ()
     replay: Mapping[str, str] = field(default_factory=dict)  # cmdlet -> Export-Clixml capture
     faults: Mapping[str, Any] = field(default_factory=dict)  # mock_remoting/server/faults.py reads them
+    # Exchange cmdlets the account's RBAC roles do not grant: the remote session does not
+    # export them, so calling one fails as an unknown command does.
+    rbac_denied: tuple[str, ...] = field(default=(), metadata=key(check=_cmdlet_names))
     expect: _Expect = _Expect()
 
 
@@ -491,6 +502,7 @@ class _Builder:
             expect_rules=entry.expect.rules,
             edge_config_text=edge_text,
             expect_failed_areas=entry.expect.failed_areas,
+            rbac_denied=entry.rbac_denied,
         )
 
     def edge_config(self, entry: _HostFile, where: KeyPath) -> str | None:

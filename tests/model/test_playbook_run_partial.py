@@ -36,6 +36,8 @@ def _doc(schema: str, outcome: str, exit_code: int) -> dict[str, Any]:
         "exchange_version": "15.2.1118.7", "findings": [], "remaining_findings": None, "actions": [],
         "queues": {"before": [], "after": None}, "outstanding": [], "new_findings": [],
     }  # fmt: skip
+    if schema == "exfix.playbook-run/4":
+        host["verification"] = None  # /4: each host says how a change was verified (null: none)
     counts = {o.value: 0 for o in Outcome}
     counts[outcome] = 1
     return {
@@ -72,5 +74,9 @@ def test_older_documents_still_validate_and_never_say_partial() -> None:
     assert _errors(healthy) == []
     with_count = _doc("exfix.playbook-run/3", "healthy", 0)  # /3 has no partial count
     assert _errors(with_count)
+    verification = _doc("exfix.playbook-run/3", "healthy", 0)
+    del verification["summary"]["partial"]
+    verification["hosts"][0]["verification"] = None  # nor a verification
+    assert _errors(verification)
     for bad in (_doc("exfix.playbook-run/3", "partial", 8), _doc("exfix.playbook-run/2", "partial", 8)):
         assert _errors(bad)

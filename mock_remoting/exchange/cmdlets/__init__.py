@@ -16,6 +16,7 @@ from mock_remoting.exchange.cmdlets import (
     resolve,
     servers,
     services,
+    tracking,
     utility,
 )
 from mock_remoting.exchange.cmdlets.base import CmdletDef, Context, Terminating, cmdlet_table, property_value
@@ -28,6 +29,7 @@ AREAS = (
     netip.REGISTRY,
     resolve.REGISTRY,
     services.REGISTRY,
+    tracking.REGISTRY,
     items.REGISTRY,
     utility.REGISTRY,
 )
