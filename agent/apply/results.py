@@ -12,9 +12,18 @@ from agent.model.findings import Finding
 from agent.model.plan import PlanValue
 from agent.model.results import finding_to_dict
 
+# The checks' values live in agent.model (the playbook run carries them too); apply names them.
+from agent.model.verification import CheckStatus as CheckStatus
+from agent.model.verification import ProbeCheck as ProbeCheck
+from agent.model.verification import TrackingCheck as TrackingCheck
+
 # /2: the organisations' units ("organizations") beside the hosts. /3: each unit's
-# "new_findings", the findings after the change that the host did not have before it.
-APPLY_SCHEMA = "exfix.apply/3"
+# "new_findings", the findings after the change that the host did not have before it. /4: the
+# symptom's checks, each pass/fail/not-available: a "status" on each queue, and "probes" (the
+# lookups that failed before, re-run on the host) and "tracking" (SEND events to each next hop
+# in Get-MessageTrackingLog since the change). A /3 reader that ignores unknown keys reads /4.
+APPLY_SCHEMA = "exfix.apply/4"
+APPLY_SCHEMAS = ("exfix.apply/1", "exfix.apply/2", "exfix.apply/3", APPLY_SCHEMA)
 ROLLBACK_SCHEMA = "exfix.rollback/1"
 
 Values = tuple[tuple[str, PlanValue], ...]  # property -> value, in the plan's order
@@ -88,6 +97,12 @@ class QueueChange:
     def drained(self) -> bool:
         return self.checked and (self.after is None or self.after.message_count == 0)
 
+    @property
+    def status(self) -> CheckStatus:
+        if not self.checked:
+            return CheckStatus.NOT_AVAILABLE
+        return CheckStatus.PASS if self.drained else CheckStatus.FAIL
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "next_hop": self.next_hop,
@@ -96,6 +111,7 @@ class QueueChange:
             "retried": self.retried,
             "checked": self.checked,
             "drained": self.drained,
+            "status": self.status.value,
         }
 
 
@@ -115,6 +131,9 @@ class HostApply:
     # Among the remaining findings, those the host did not have before the change: a fault the
     # change created (never ``verified`` then).
     new_findings: tuple[Finding, ...] = ()
+    # The symptom checked as an admin checks it (agent/apply/symptom.py).
+    probes: tuple[ProbeCheck, ...] = ()
+    tracking: tuple[TrackingCheck, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -134,6 +153,8 @@ class HostApply:
             "queues": [q.to_dict() for q in self.queues],
             "remaining_findings": [finding_to_dict(f) for f in self.remaining_findings],
             "new_findings": [finding_to_dict(f) for f in self.new_findings],
+            "probes": [p.to_dict() for p in self.probes],
+            "tracking": [t.to_dict() for t in self.tracking],
         }
 
 

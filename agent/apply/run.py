@@ -21,6 +21,7 @@ Order of a run (each step journaled):
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import getpass
 import os
@@ -356,16 +357,21 @@ def _one_host(
     rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential, before: HostFacts,
     verify_timeout: float,
 ) -> HostApply:  # fmt: skip
+    # The SEND events that show the fix worked are those after the change (the tracking log's
+    # -Start); the time is this machine's, in UTC.
+    changed_at = datetime.datetime.now(datetime.timezone.utc)
     result = run_host(rec, host, lambda: open_host(target, credential))
     if result.outcome is not HostOutcome.DONE:
         rec.record("host", result.outcome.value, host=host.host, error=result.error)
         return HostApply(host.host, result.outcome, result.steps, None, error=result.error)
     check = verify_host(rec, host, before, lambda: open_host(target, credential),
-                        lambda: collect(target, credential), timeout=verify_timeout)  # fmt: skip
+                        lambda: collect(target, credential), timeout=verify_timeout,
+                        changed_at=changed_at)  # fmt: skip
     rec.record("host", result.outcome.value, host=host.host, error=check.error,
                detail={"verified": check.verified, "new_findings": [f.id for f in check.new]})  # fmt: skip
     return HostApply(host.host, result.outcome, result.steps, check.verified, check.queues, check.remaining,
-                     error=check.error, new_findings=check.new)  # fmt: skip
+                     error=check.error, new_findings=check.new, probes=check.probes,
+                     tracking=check.tracking)  # fmt: skip
 
 
 def _watched(
@@ -418,6 +424,7 @@ def _run_organizations(
             results.append(HostApply(unit.organization, HostOutcome.SKIPPED, error="interrupted"))
             continue
         target, credential = targets[unit.host], creds[unit.host]
+        changed_at = datetime.datetime.now(datetime.timezone.utc)
         result = run_host(rec, unit, lambda: open_host(target, credential))  # noqa: B023 - called at once
         rec.record("organization", result.outcome.value, host=unit.host, error=result.error,
                    detail={"organization": unit.organization, "servers": len(unit.servers)})  # fmt: skip
@@ -431,7 +438,7 @@ def _run_organizations(
 
         def check(server: str) -> HostApply:
             return _verify_only(rec, plan.host(server), targets.get(server), creds.get(server),
-                                watched.get(server), verify_timeout)  # fmt: skip
+                                watched.get(server), verify_timeout, changed_at)  # noqa: B023 - run at once
 
         checks = [r.value if r.value is not None else _unverified(r.host, r.error) for r in
                   run_fleet(others, check, forks=forks)]  # fmt: skip
@@ -466,6 +473,7 @@ def _unverified(host: str, error: BaseException | None) -> HostApply:
 def _verify_only(
     rec: Recorder, host: HostPlan, target: HostTarget | None, credential: Credential | None,
     watched: tuple[QueueFacts, ...] | None, verify_timeout: float,
+    changed_at: datetime.datetime | None = None,
 ) -> HostApply:  # fmt: skip
     """A server with no step of its own, after the organisation change that was for it: the
     symptom decides (its failing queues drain, none still fails with a DNS error)."""
@@ -473,9 +481,9 @@ def _verify_only(
         why = "not verified: the server's queues could not be read before the change"
         return HostApply(host.host, HostOutcome.NOTHING_TO_DO, verified=False, error=why)
     check = verify_queues(rec, host, host.fqdn, watched, lambda: open_host(target, credential), None,
-                          timeout=verify_timeout)  # fmt: skip
+                          timeout=verify_timeout, changed_at=changed_at)  # fmt: skip
     return HostApply(host.host, HostOutcome.NOTHING_TO_DO, (), check.verified, check.queues, check.remaining,
-                     error=check.error)  # fmt: skip
+                     error=check.error, probes=check.probes, tracking=check.tracking)  # fmt: skip
 
 
 __all__ = ["DEFAULT_VERIFY_TIMEOUT", "apply_plan", "current_operator"]

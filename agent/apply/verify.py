@@ -9,14 +9,18 @@ LastError), apply:
    a send connector change alone restarts nothing);
 2. polls Get-Queue until every one of them is empty (or gone: Exchange removes an empty
    queue after a while) or ``--verify-timeout`` passes;
-3. collects and evaluates the host again.
+3. asks Get-MessageTrackingLog for the SEND events since the change, per watched next hop;
+4. collects and evaluates the host again;
+5. re-runs on the host the lookups each watched queue needed (agent/apply/symptom.py).
 
 Queues are matched by NextHopDomain, not by Identity: a queue's number is given by the
 transport process and changes when MSExchangeTransport restarts.
 
-The host is ``verified`` when every such queue drained, no finding the plan addressed is still
-reported, no queue-dns-failure finding is left, and no finding is reported that the host did
-not have before the change (a fix that creates a new fault is no fix: issue 9, class 5; the
+The host is ``verified`` when every such queue drained, every re-run lookup resolves, every
+next hop whose SEND events could be read has some (a check that is not available, with its
+reason, counts for nothing either way), no finding the plan addressed is still reported, no
+queue-dns-failure finding is left, and no finding is reported that the host did not have
+before the change (a fix that creates a new fault is no fix: issue 9, class 5; the
 findings before are those of the facts apply's stale check collected). Otherwise the host keeps
 its changes (they read back as planned; undoing them would not bring the mail back either) and
 is reported ``verified: false`` with the findings that remain and, among them, the new ones;
@@ -25,17 +29,19 @@ apply then exits 5.
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from agent.apply import symptom
 from agent.apply._context import Recorder
-from agent.apply.results import QueueChange, QueueStatus
+from agent.apply.results import CheckStatus, ProbeCheck, QueueChange, QueueStatus, TrackingCheck
 from agent.collect import queues as queue_collector
 from agent.errors import HostError, RemoteCommandError, one_line
 from agent.evaluate import judge
 from agent.model.command import CmdletCall, Endpoint
-from agent.model.facts import HostFacts, QueueErrorKind, QueueFacts
+from agent.model.facts import HostFacts, QueueErrorKind, QueueFacts, QueueScope
 from agent.model.findings import Finding
 from agent.model.plan import HostPlan
 from agent.model.remote import RemoteObject
@@ -52,6 +58,8 @@ class Verification:
     remaining: tuple[Finding, ...]
     error: str | None = None
     new: tuple[Finding, ...] = ()  # the remaining findings the host did not have before the change
+    probes: tuple[ProbeCheck, ...] = ()  # the lookups the failing queues needed, re-run on the host
+    tracking: tuple[TrackingCheck, ...] = ()  # SEND events to each watched next hop since the change
 
 
 def failing(queue: QueueFacts) -> bool:
@@ -100,9 +108,11 @@ def verify_host(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    changed_at: datetime.datetime | None = None,
 ) -> Verification:
     """The host's failing queues (in ``before``) retried and watched until they drain, then
-    the host collected and evaluated again (``collect``)."""
+    the host collected and evaluated again (``collect``), its SEND events since ``changed_at``
+    read and the lookups its queues needed re-run."""
     watched = [q for q in before.queues if failing(q)]
     judged = judge(before)
     known = frozenset(f.id for f in judged.findings)
@@ -110,7 +120,8 @@ def verify_host(
     # afterwards that was there all along: that is no finding the change created.
     unjudged = frozenset(j.rule_id for j in judged.not_judged)
     return verify_queues(rec, plan, before.exchange.name, watched, connect, collect, timeout=timeout,
-                         clock=clock, sleep=sleep, known=known, unjudged=unjudged)  # fmt: skip
+                         clock=clock, sleep=sleep, known=known, unjudged=unjudged, before=before,
+                         changed_at=changed_at)  # fmt: skip
 
 
 def verify_queues(
@@ -126,6 +137,8 @@ def verify_queues(
     sleep: Callable[[float], None] = time.sleep,
     known: frozenset[str] | None = None,
     unjudged: frozenset[str] = frozenset(),
+    before: HostFacts | None = None,
+    changed_at: datetime.datetime | None = None,
 ) -> Verification:
     """``watched`` (the queues of ``server`` that failed before the change) retried and
     polled until they drain; then, given ``collect``, the host evaluated again, and with
@@ -133,8 +146,13 @@ def verify_queues(
     unless its rule is one of ``unjudged`` (not judged before the change).
     Without ``collect`` (a server none of whose own settings changed: an organisation change
     was for it) the symptom alone decides: its watched queues drain and none of its queues
-    still fails with a DNS error."""
+    still fails with a DNS error.
+    With ``changed_at`` the SEND events since then are read (Get-MessageTrackingLog); with
+    ``before`` (the facts before the change) and ``collect``, the lookups each watched queue
+    needed are re-run on the host (agent/apply/symptom.py)."""
     host = plan.host
+    tracking: tuple[TrackingCheck, ...] = ()
+    probes: tuple[ProbeCheck, ...] = ()
     retried: set[str] = set()
     latest: tuple[QueueFacts, ...] = ()
     checked = False
@@ -161,8 +179,12 @@ def verify_queues(
                     break
                 sleep(min(POLL_SECONDS, max(0.0, deadline - clock())))
                 latest = _read_queues(conn, server)
+            if changed_at is not None:
+                tracking = _tracking(conn, server, changed_at, watched)
     except (HostError, RemoteCommandError) as exc:  # Get-Queue may answer an ErrorRecord
         error = one_line(str(exc))
+    if changed_at is not None and not tracking:
+        tracking = symptom.not_available(watched, f"the queues could not be read: {error}")
     changes = tuple(
         QueueChange(
             next_hop=q.next_hop_domain,
@@ -178,9 +200,13 @@ def verify_queues(
     addressed = {f for a in plan.automatic for f in a.finding_ids}
     if collect is None:
         still_failing = checked and any(q.failing_dns for q in latest)
+        why = "the server's own settings were not changed, nor collected again"
+        probes = _probes_not_available(watched, why)
     else:
         try:
-            judged = judge(collect())
+            after = collect()
+            probes = _probes(connect, before, after, watched)
+            judged = judge(after)
             remaining = judged.findings
             # A rule that could not be judged now (one of its fact areas failed) is no proof that
             # its finding is gone: the change is not verified, and the reason says why.
@@ -195,16 +221,63 @@ def verify_queues(
     new = tuple(
         f for f in remaining if known is not None and f.id not in known and f.rule_id not in unjudged
     )
-    verified = (
-        error is None and all(c.drained for c in changes) and not still and not still_failing and not new
-    )
+    verified = symptom.verified(changes, probes, tracking, error=error, still=bool(still) or still_failing,
+                                new=bool(new))  # fmt: skip
     rec.record(
         "queues", "verified" if verified else "not-verified", host=host, error=error,
         detail={"queues": [c.to_dict() for c in changes],
                 "remaining_findings": [f.id for f in remaining],
-                "new_findings": [f.id for f in new]},
+                "new_findings": [f.id for f in new],
+                "probes": [p.to_dict() for p in probes],
+                "tracking": [t.to_dict() for t in tracking]},
     )  # fmt: skip
-    return Verification(verified, changes, remaining, error, new)
+    return Verification(verified, changes, remaining, error, new, probes, tracking)
+
+
+def _tracking(
+    conn: HostConnection, server: str, changed_at: datetime.datetime, watched: Sequence[QueueFacts]
+) -> tuple[TrackingCheck, ...]:
+    """The SEND events check; a transport failure while reading the log makes it not available
+    (the log is evidence for the fix, not a condition of it)."""
+    try:
+        return symptom.tracking_checks(conn, server, changed_at, watched)
+    except (HostError, RemoteCommandError) as exc:
+        return symptom.not_available(watched, f"{symptom.TRACKING_CMDLET} could not be read: {exc}")
+
+
+def _probes_not_available(watched: Sequence[QueueFacts], reason: str) -> tuple[ProbeCheck, ...]:
+    why = one_line(reason)
+    return tuple(
+        ProbeCheck(q.next_hop_domain, q.next_hop_domain, _first_type(q), None, None, None,
+                   CheckStatus.NOT_AVAILABLE, why)
+        for q in watched
+    )  # fmt: skip
+
+
+def _first_type(queue: QueueFacts) -> str:
+    """The record a next hop's delivery asks for first: A inside the organisation, else MX."""
+    return "A" if queue.scope is QueueScope.INTERNAL else "MX"
+
+
+def _probes(
+    connect: Callable[[], HostConnection], before: HostFacts | None, after: HostFacts,
+    watched: Sequence[QueueFacts],
+) -> tuple[ProbeCheck, ...]:  # fmt: skip
+    if before is None:
+        return _probes_not_available(watched, "the facts before the change are not known")
+    if not watched:
+        return ()
+    try:
+        with connect() as conn:
+            return symptom.probe_checks(conn, before, after, watched)
+    except (HostError, RemoteCommandError) as exc:
+        # The host could not be asked again: the lookups are unknown, so not verified either.
+        why = one_line(f"the lookups could not be re-run: {exc}")
+        return tuple(
+            ProbeCheck(q.next_hop_domain, q.next_hop_domain, _first_type(q), None, None, None,
+                       CheckStatus.FAIL, why)
+            for q in watched
+        )  # fmt: skip
 
 
 def _drained(queues: Sequence[QueueFacts], next_hop: str) -> bool:

@@ -20,7 +20,7 @@ from agent.apply import (
     rollback_journal,
     sigint_cancels,
 )
-from agent.apply.results import StepResult, values_to_json
+from agent.apply.results import CheckStatus, ProbeCheck, StepResult, TrackingCheck, values_to_json
 from agent.cli._common import Fleet, open_fleet
 from agent.errors import StalePlanError, UsageError
 from agent.model.plan import PlanSource, SourceKind
@@ -78,6 +78,28 @@ def _step(step: StepResult) -> str:
     return terminal(text)
 
 
+def _probe_line(probe: ProbeCheck) -> str:
+    """One re-run lookup: what was asked of which server, before and now, and the verdict."""
+    head = f"    lookup {probe.rdtype} {probe.qname} (for {probe.next_hop}) [{probe.status.value}]"
+    if probe.server is None:
+        return f"{head}: {probe.detail}"
+    before = probe.before or "not asked"
+    detail = f" {probe.detail}" if probe.detail and probe.status is not CheckStatus.PASS else ""
+    asked = f"Resolve-DnsName -Server {probe.server} on the host"
+    return f"{head}: {asked}: before {before}, now {probe.after}{detail}"
+
+
+def _tracking_line(sent: TrackingCheck) -> str:
+    """SEND events to one next hop since the change (Get-MessageTrackingLog)."""
+    head = f"    sent to {sent.next_hop} [{sent.status.value}]"
+    if sent.status is CheckStatus.PASS:
+        return (
+            f"{head}: {sent.count} SEND event(s) in Get-MessageTrackingLog since the change, the first at "
+            f"{sent.first} via {sent.connector} to {sent.server_hostname}"
+        )
+    return f"{head}: {sent.reason}"
+
+
 def render_apply(report: ApplyReport) -> None:
     for host in (*report.organizations, *report.hosts):
         verified = "" if host.verified is None else (" verified" if host.verified else " NOT VERIFIED")
@@ -93,11 +115,15 @@ def render_apply(report: ApplyReport) -> None:
                 now = "not read"
             retried = ", Retry-Queue run" if queue.retried else ""
             click.echo(terminal(
-                f"    queue {queue.next_hop}: {queue.before.status}, {queue.before.message_count} message(s) "
-                f"-> {now}{retried}"
+                f"    queue {queue.next_hop} [{queue.status.value}]: {queue.before.status}, "
+                f"{queue.before.message_count} message(s) -> {now}{retried}"
             ))  # fmt: skip
             if after is not None and after.last_error:
                 click.echo(terminal(f"      last error: {after.last_error}"))
+        for probe in host.probes:
+            click.echo(terminal(_probe_line(probe)))
+        for sent in host.tracking:
+            click.echo(terminal(_tracking_line(sent)))
         created = {f.id for f in host.new_findings}
         for finding in host.new_findings:
             line = f"    NEW since the change: {finding.rule_id} on {finding.subject}: {finding.summary}"

@@ -122,7 +122,8 @@ def run(file_or_name: str, inventory: str | None, lab: str | None, limit: str | 
     Exit 0: healthy, or remediated and verified; 2: findings, or a plan waits for approval;
     3: a host unreachable; 7: a host answered with an error (command-failed); 4: the approved
     digest matches no plan; 5: a change failed and was rolled back; 6: a change failed and the
-    rollback failed too; 1: bad input.
+    rollback failed too; 8: nothing found, but a fact area could not be collected (partial);
+    1: bad input.
     """
     if ticket is not None:
         check_ticket(ticket)

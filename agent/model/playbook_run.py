@@ -1,11 +1,11 @@
 """The result of running a playbook: per host an outcome, the findings, the actions and the
 queues before and after; for the run, the plan digest, the artifacts and the exit code.
 
-This is the ``exfix.playbook-run/3`` document (agent/schemas/playbook-run.schema.json) that
+This is the ``exfix.playbook-run/4`` document (agent/schemas/playbook-run.schema.json) that
 ticket automation reads; /2 added the outcome ``command-failed`` (its summary count, exit 7),
-/3 each host's ``outstanding`` and ``new_findings``; the schema still accepts /1 and /2
-documents. Outcomes, worst first, and the exit code each
-leads to (DESIGN.md; the order is agent.errors.EXIT_PRECEDENCE's):
+/3 each host's ``outstanding`` and ``new_findings``, /4 the outcome ``partial`` (its
+summary count, exit 8); the schema still accepts /1, /2 and /3 documents. Outcomes, worst
+first, and the exit code each leads to (DESIGN.md; the order is agent.errors.EXIT_PRECEDENCE's):
 
 ================  ====  ==========================================================
 failed            6     a step failed and undoing it failed, or the fix did not
@@ -19,6 +19,8 @@ pending-approval  2     fixes are planned and wait for ``--approve <digest>``
 planned           2     fixes are planned (a ``plan`` playbook never applies)
 findings          2     problems found that this playbook does not change (diagnose
                         mode, advice, or fixes outside the playbook)
+partial           8     nothing found, but a fact area could not be collected, so the
+                        rules that read it were not judged (as ``exfix scan`` exits 8)
 remediated        0     fixes applied, read back, and the symptom is gone
 healthy           0     nothing in the playbook's scope is wrong
 ================  ====  ==========================================================
@@ -42,6 +44,7 @@ from agent.errors import (
     EXIT_COMMAND_FAILED,
     EXIT_FINDINGS,
     EXIT_OK,
+    EXIT_PARTIAL,
     EXIT_REFUSED,
     EXIT_ROLLBACK_FAILED,
     EXIT_ROLLED_BACK,
@@ -54,10 +57,12 @@ from agent.model.facts import QueueFacts
 from agent.model.findings import Finding
 from agent.model.plan import Outstanding
 from agent.model.results import finding_to_dict
+from agent.model.verification import ProbeCheck, TrackingCheck
 
 # /3: each host's "outstanding" (what stands in the way of each finding the run leaves) and
-# "new_findings" (what a change created).
-RUN_SCHEMA = "exfix.playbook-run/3"
+# "new_findings" (what a change created). /4: the outcome "partial" (exit 8) and its summary count,
+# and each host's "verification" (the symptom's checks after a change, each pass/fail/not-available).
+RUN_SCHEMA = "exfix.playbook-run/4"
 
 # The value of a playbook variable once resolved (agent.workflow.playbook checks its type).
 VarValue = str | int | bool | tuple[str, ...]
@@ -101,6 +106,7 @@ class Outcome(str, enum.Enum):
     ROLLED_BACK = "rolled-back"
     UNREACHABLE = "unreachable"
     COMMAND_FAILED = "command-failed"
+    PARTIAL = "partial"
 
     @property
     def exit_code(self) -> int:
@@ -115,6 +121,7 @@ class Outcome(str, enum.Enum):
 _EXIT = {
     Outcome.HEALTHY: EXIT_OK,
     Outcome.REMEDIATED: EXIT_OK,
+    Outcome.PARTIAL: EXIT_PARTIAL,
     Outcome.FINDINGS: EXIT_FINDINGS,
     Outcome.PLANNED: EXIT_FINDINGS,
     Outcome.PENDING_APPROVAL: EXIT_FINDINGS,
@@ -124,7 +131,8 @@ _EXIT = {
     Outcome.FAILED: EXIT_ROLLBACK_FAILED,
 }
 _RANK = (
-    Outcome.HEALTHY, Outcome.REMEDIATED, Outcome.FINDINGS, Outcome.PLANNED, Outcome.PENDING_APPROVAL,
+    Outcome.HEALTHY, Outcome.REMEDIATED, Outcome.PARTIAL, Outcome.FINDINGS, Outcome.PLANNED,
+    Outcome.PENDING_APPROVAL,
     Outcome.COMMAND_FAILED, Outcome.UNREACHABLE, Outcome.ROLLED_BACK, Outcome.FAILED,
 )  # fmt: skip
 
@@ -217,8 +225,20 @@ class HostResult:
     outstanding: tuple[Outstanding, ...] = ()
     # Findings after a change that the host did not have before it: the change created them.
     new_findings: tuple[Finding, ...] = ()
+    # How the change was verified (None: nothing was verified here): apply's verdict, the
+    # lookups the failing queues needed re-run on the host, the SEND events to their next hops.
+    verified: bool | None = None
+    probes: tuple[ProbeCheck, ...] = ()
+    tracking: tuple[TrackingCheck, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        verification = None
+        if self.verified is not None or self.probes or self.tracking:
+            verification = {
+                "verified": self.verified,
+                "probes": [p.to_dict() for p in self.probes],
+                "tracking": [t.to_dict() for t in self.tracking],
+            }
         return {
             "host": self.host,
             "outcome": self.outcome.value,
@@ -236,6 +256,7 @@ class HostResult:
             },
             "outstanding": [_outstanding_to_dict(o) for o in self.outstanding],
             "new_findings": [finding_to_dict(f) for f in self.new_findings],
+            "verification": verification,
         }
 
 
@@ -288,7 +309,7 @@ class PlaybookRun:
 
     @property
     def exit_code(self) -> int:
-        """The worst outcome's code; a refusal (4) beats 3, 7, 2 and 0 (EXIT_PRECEDENCE)."""
+        """The worst outcome's code; a refusal (4) beats 3, 7, 2, 8 and 0 (EXIT_PRECEDENCE)."""
         code = self.outcome.exit_code
         return worst_exit((code, EXIT_REFUSED)) if self.refused is not None else code
 
@@ -319,6 +340,7 @@ class PlaybookRun:
         head = {
             Outcome.HEALTHY: "Nothing to fix",
             Outcome.REMEDIATED: "Fixed and verified",
+            Outcome.PARTIAL: "Nothing found, but some checks could not be made",
             Outcome.FINDINGS: "Problems found",
             Outcome.PLANNED: "Fixes planned for review",
             Outcome.PENDING_APPROVAL: "Fixes planned; waiting for approval",

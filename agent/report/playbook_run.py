@@ -12,6 +12,7 @@ import json
 import re
 
 from agent.model.playbook_run import HostResult, Outcome, PlaybookRun, QueueView
+from agent.model.verification import CheckStatus, ProbeCheck, TrackingCheck
 from agent.report.safe import markdown_code, terminal
 
 # Inside a line of markdown only these characters make markup (emphasis, code, links, raw
@@ -65,6 +66,9 @@ def _next_step(run: PlaybookRun) -> list[Step]:
     if outcome is Outcome.COMMAND_FAILED:
         return [("Read each failed server's error: the account may lack the RBAC role for the cmdlet, or "
                  "the inventory name may not be the server's name. Fix it, then run again.", None)]
+    if outcome is Outcome.PARTIAL:
+        return [("Some fact areas could not be collected (see each server's reason): fix what stops them "
+                 "being read, then run again to judge the rules that were left out.", None)]
     if outcome is Outcome.FINDINGS:
         variables = sorted({o.variable for h in run.hosts for o in h.outstanding if o.variable})
         if variables:
@@ -79,6 +83,21 @@ def _next_step(run: PlaybookRun) -> list[Step]:
 def _queue_line(queue: QueueView) -> str:
     error = f", {queue.error_class}" if queue.error_class and queue.error_class != "None" else ""
     return f"{queue.identity} -> {queue.next_hop}: {queue.status}, {queue.message_count} message(s){error}"
+
+
+def _probe_text(probe: ProbeCheck) -> str:
+    where = "no server to ask" if probe.server is None else f"at {probe.server}"
+    was = f", before {probe.before}" if probe.before else ""
+    now = f": now {probe.after}" if probe.after else ""
+    why = f" ({probe.detail})" if probe.detail and probe.status is not CheckStatus.PASS else ""
+    return f"[{probe.status.value}] {probe.rdtype} {probe.qname} {where}{now}{was}{why}"
+
+
+def _tracking_text(sent: TrackingCheck) -> str:
+    if sent.status is CheckStatus.PASS:
+        return (f"[pass] {sent.count} SEND event(s) to {sent.next_hop} since the change, the first at "
+                f"{sent.first} via {sent.connector} to {sent.server_hostname}")  # fmt: skip
+    return f"[{sent.status.value}] SEND events to {sent.next_hop}: {sent.reason}"
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -112,6 +131,8 @@ def render_text(run: PlaybookRun) -> str:
         if host.queues_after is not None:
             for queue in host.queues_after:
                 lines.append(f"    queue after:  {_queue_line(queue)}")
+        lines.extend(f"    lookup on the host {_probe_text(p)}" for p in host.probes)
+        lines.extend(f"    message tracking {_tracking_text(t)}" for t in host.tracking)
     lines.append("")
     if run.digest:
         lines.append(f"plan digest: {run.digest}")
@@ -165,6 +186,11 @@ def _md_host(host: HostResult) -> list[str]:
                 now = "gone (empty)" if later is None else f"{later.status}, {later.message_count} msg"
             lines.append(f"| {_md(queue.identity)} | {_md(queue.next_hop)} | {_md(then)} | "
                          f"{_md(now)} |")  # fmt: skip
+        lines.append("")
+    if host.probes or host.tracking:
+        lines.append("Verified on the server:")
+        lines.extend(f"- lookup (Resolve-DnsName on the host) {_md(_probe_text(p))}" for p in host.probes)
+        lines.extend(f"- Get-MessageTrackingLog {_md(_tracking_text(t))}" for t in host.tracking)
         lines.append("")
     return lines
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.apply import ApplyReport, HostApply, HostOutcome, StepStatus, apply_plan, read_plan_file
+from agent.apply.results import CheckStatus
 from agent.errors import HostError, RefusedError, RemoteCommandError, StalePlanError, StaleSetting, UsageError
 from agent.fixes.registry import KINDS
 from agent.inventory import CredentialResolver
@@ -301,7 +302,7 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
         else:
             reason = f"{len(findings)} problem(s) found that this playbook does not change."
     else:
-        outcome, reason = Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+        outcome, reason = _clean(scan)
     return HostResult(
         host=scan.host,
         outcome=outcome,
@@ -311,6 +312,20 @@ def _not_applied(scan: HostScan, scope: Scope, plan: Plan | None, role: PlanRole
         actions=actions,
         queues_before=_queues(scan),
         outstanding=outstanding,
+    )
+
+
+def _clean(scan: HostScan) -> tuple[Outcome, str]:
+    """A host with nothing in scope found: healthy, or partial when a fact area could not be
+    collected (its rules were not judged, so "nothing found" is not "nothing wrong": exit 8, as
+    ``exfix scan`` exits for the same host)."""
+    if not scan.partial:
+        return Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+    areas = ", ".join(f"{a.area.value} ({a.reason})" for a in scan.failed_areas)
+    rules = ", ".join(dict.fromkeys(j.rule_id for j in scan.not_judged)) or "none"
+    return Outcome.PARTIAL, (
+        f"Nothing found, but not everything could be judged: the fact area(s) {areas} could not be "
+        f"collected, so these rules were not run: {rules}."
     )
 
 
@@ -364,14 +379,14 @@ def _applied(
         left = remaining if remaining is not None else scope.filter(before.findings)
         stays = _outstanding(plan, before.host, left)
         if not left:
-            outcome, reason = Outcome.HEALTHY, "Nothing in this playbook's scope is wrong."
+            outcome, reason = _clean(after if after is not None and after.facts is not None else before)
         elif stays:
             outcome, reason = Outcome.FINDINGS, _stays(stays)
         else:
             reason = "Only manual steps or advice: a person must act on the server."
             outcome = Outcome.FINDINGS
     elif applied.verified:
-        outcome, reason = Outcome.REMEDIATED, "Every change was applied and read back, and the queues drain."
+        outcome, reason = Outcome.REMEDIATED, "Every change was applied and read back; " + _checked(applied)
     elif applied.new_findings:
         outcome = Outcome.FAILED
         names = ", ".join(dict.fromkeys(f"{f.rule_id} ({f.subject})" for f in applied.new_findings))
@@ -381,9 +396,7 @@ def _applied(
         )
     else:
         outcome = Outcome.FAILED
-        names = (
-            ", ".join(sorted({f.rule_id for f in applied.remaining_findings})) or "the queues did not drain"
-        )
+        names = ", ".join(sorted({f.rule_id for f in applied.remaining_findings})) or _failed_checks(applied)
         reason = f"The changes were applied and read back, but the symptom persists ({names})."
     return HostResult(
         host=before.host,
@@ -398,7 +411,42 @@ def _applied(
         queues_after=_queues(after) if after is not None else None,
         outstanding=_outstanding(plan, before.host, remaining) if remaining else (),
         new_findings=applied.new_findings,
+        verified=applied.verified,
+        probes=applied.probes,
+        tracking=applied.tracking,
     )
+
+
+def _checked(applied: HostApply) -> str:
+    """One sentence: what verified the change, and what could not be checked."""
+    drained = sum(1 for q in applied.queues if q.status is CheckStatus.PASS)
+    parts = [f"the queues drain ({drained} watched)" if applied.queues else "no queue was failing"]
+    resolved = sum(1 for p in applied.probes if p.status is CheckStatus.PASS)
+    if resolved:
+        parts.append(f"{resolved} lookup(s) the queues need resolve on the host")
+    sent = [t for t in applied.tracking if t.status is CheckStatus.PASS]
+    if sent:
+        events = sum(t.count for t in sent)
+        parts.append(f"{events} SEND event(s) to {len(sent)} next hop(s) since the change")
+    missing = {c.detail for c in applied.probes if c.status is CheckStatus.NOT_AVAILABLE}
+    missing |= {c.reason for c in applied.tracking if c.status is CheckStatus.NOT_AVAILABLE}
+    text = ", ".join(parts) + "."
+    if missing:
+        more = "; ..." if len(missing) > 2 else ""
+        text += " Not available: " + "; ".join(sorted(missing)[:2]) + more + "."
+    return text
+
+
+def _failed_checks(applied: HostApply) -> str:
+    """The checks of the symptom that failed, in a few words each (the first three)."""
+    parts = [f"queue {q.next_hop} did not drain" for q in applied.queues if q.status is CheckStatus.FAIL]
+    parts += [f"{p.rdtype} {p.qname} still {p.after or 'unanswered'} at {p.server or 'the host'}"
+              for p in applied.probes if p.status is CheckStatus.FAIL]  # fmt: skip
+    parts += [f"no SEND event to {t.next_hop} since the change" for t in applied.tracking
+              if t.status is CheckStatus.FAIL]  # fmt: skip
+    if not parts:
+        return applied.error or "the queues did not drain"
+    return "; ".join(parts[:3]) + ("; ..." if len(parts) > 3 else "")
 
 
 # --- the run --------------------------------------------------------------------------------

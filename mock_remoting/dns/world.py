@@ -17,6 +17,7 @@ back with absolute owner names (``mx1.fabrikam.com.``) and data in zone-file tex
 
 from __future__ import annotations
 
+import dataclasses
 import fractions
 import ipaddress
 import re
@@ -195,7 +196,8 @@ class DnsWorld:
     """Every DNS server of a scenario, the Active Directory zone and the lab internet.
 
     Immutable except for the A records hosts register at run time (:meth:`register`) and the
-    forwarders of an internal server (:meth:`set_forward`), which a lock guards (a reader sees
+    forwarders of an internal server (:meth:`set_forward`), and a zone's addresses a test withdraws
+    (:meth:`withdraw_addresses`), which a lock guards (a reader sees
     a server's old or new entry, never half of one); every method may be called from any thread.
     """
 
@@ -412,6 +414,18 @@ class DnsWorld:
             raise ValueError(f"{server!r} is not an internal DNS server of the scenario")
         with self._lock:
             self._servers[key] = _Server(entry.kind, forward, entry.fail_fraction, entry.fail_mode)
+
+    def withdraw_addresses(self, name: str) -> None:
+        """An outage at a lab internet zone's servers: ``name`` loses its A records (queries
+        for it get NODATA from then on). For tests of what happens after a check passed."""
+        key = normalize_name(name)
+        with self._lock:
+            zone = self._zone_of(key)
+            if zone is None or key not in zone.a:
+                raise KeyError(name)
+            self._zones[zone.name] = dataclasses.replace(
+                zone, a={n: a for n, a in zone.a.items() if n != key}
+            )
 
     def register(self, fqdn: str, addresses: Sequence[str]) -> None:
         """Set the dynamically registered A records of ``fqdn`` (a name in the AD zone), as a

@@ -195,6 +195,11 @@ class EmulatedHost:
             raise Terminating(records.command_not_found(bare))
         if endpoint is Endpoint.EXCHANGE and self.state.spec.major not in definition.versions:
             raise Terminating(records.command_not_found(definition.name))
+        if endpoint is Endpoint.EXCHANGE and definition.name.lower() in self.state.spec.rbac_denied:
+            # Exchange's remote session holds only the cmdlets the account's management roles
+            # grant ("Find the permissions required to run any Exchange cmdlet",
+            # learn.microsoft.com): one outside them is not there at all.
+            raise Terminating(records.command_not_found(definition.name))
         return definition
 
     def _run_pipeline(

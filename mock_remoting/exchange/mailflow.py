@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mock_remoting.dns.world import NO_REPLY, NOERROR, NXDOMAIN, SERVFAIL, DnsAnswer, DnsRecord, DnsWorld
-from mock_remoting.exchange.state import HostState, Organization, Queue, SendConnector
+from mock_remoting.exchange.state import HostState, Organization, Queue, SendConnector, TrackingEvent
 
 DNS_FAILED = "451 4.4.0 DNS query failed. The error was: "
 RETRY_INTERVAL = datetime.timedelta(minutes=5)  # TransientFailureRetryInterval's default
@@ -55,6 +55,10 @@ RETRY_INTERVAL = datetime.timedelta(minutes=5)  # TransientFailureRetryInterval'
 # ("Exchange 2013 Queue Velocity", letsexchange.blogspot.com, 2014-12-08): the lab treats what
 # one attempt moves as the last minute's traffic, so a minute holds 12 intervals.
 RATE_INTERVALS = 12
+# The implicit connector between Exchange servers of one organisation: what the ConnectorId of
+# a SEND event to another Exchange server names ("Implicit Send connectors",
+# learn.microsoft.com, Exchange Server "Send connectors").
+INTRA_ORG_CONNECTOR = "Intra-Organization SMTP Send Connector"
 
 
 class Failure(str, enum.Enum):
@@ -328,6 +332,7 @@ def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
         return
     if delivery.delivered:
         queue.outgoing_rate = round(queue.queued / RATE_INTERVALS, 3)
+        _track_sent(org, host, queue, delivery, now)
         queue.delivered += queue.queued
         queue.queued = 0
         queue.status = "Ready"
@@ -348,6 +353,29 @@ def run_attempt(org: Organization, host: HostState, queue: Queue) -> None:
     queue.retry_count += 1
     queue.first_retry = queue.first_retry or now
     queue.next_retry = now + RETRY_INTERVAL
+
+
+def _track_sent(
+    org: Organization, host: HostState, queue: Queue, delivery: Delivery, now: datetime.datetime
+) -> None:
+    """A SEND event per message the attempt delivered, as the message tracking log has it."""
+    domain = queue.next_hop if queue.external else org.scenario.ad_domain
+    connector = delivery.connector.name if delivery.connector is not None else INTRA_ORG_CONNECTOR
+    first = queue.delivered
+    for number in range(first, first + queue.queued):
+        host.tracking.append(
+            TrackingEvent(
+                timestamp=now,
+                event_id="SEND",
+                source="SMTP",
+                connector_id=connector,
+                server_hostname=delivery.fqdn,
+                server_ip=delivery.ip,
+                client_hostname=host.fqdn,
+                recipients=(f"user{number + 1}@{domain}",),
+                message_id=f"<{host.name.lower()}.{queue.number}.{number + 1}@{host.fqdn}>",
+            )
+        )
 
 
 def restart_transport(org: Organization, host: HostState) -> bool:

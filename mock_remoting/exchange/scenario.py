@@ -94,6 +94,13 @@ def _rule_ids(value: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def _cmdlet_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    for i, item in enumerate(value):
+        if not _CMDLET.match(item):
+            raise Invalid(f"{item!r} is not a cmdlet name such as Get-MessageTrackingLog", at=(i,))
+    return tuple(dict.fromkeys(item.lower() for item in value))
+
+
 def _address_spaces(value: tuple[str, ...]) -> tuple[str, ...]:
     if not value:
         raise ValueError("expected at least one address space")
@@ -224,6 +231,7 @@ class HostSpec:
     # ``firewall_readable`` false, Get-NetFirewallRule is refused (Access is denied).
     firewall_rules: tuple[FirewallRuleSpec, ...] = ()
     firewall_readable: bool = True
+    rbac_denied: tuple[str, ...] = ()  # lower-cased Exchange cmdlet names the account may not run
 
     @property
     def major(self) -> int:
@@ -329,6 +337,9 @@ class _HostFile:
     queues: tuple[QueueSpec, ...] = ()
     replay: Mapping[str, str] = field(default_factory=dict)  # cmdlet -> Export-Clixml capture
     faults: Mapping[str, Any] = field(default_factory=dict)  # mock_remoting/server/faults.py reads them
+    # Exchange cmdlets the account's RBAC roles do not grant: the remote session does not
+    # export them, so calling one fails as an unknown command does.
+    rbac_denied: tuple[str, ...] = field(default=(), metadata=key(check=_cmdlet_names))
     expect: _Expect = _Expect()
     dns_cache: tuple[CacheEntrySpec, ...] = ()
     firewall_rules: tuple[FirewallRuleSpec, ...] = ()
@@ -535,6 +546,7 @@ class _Builder:
             dns_cache=entry.dns_cache,
             firewall_rules=self.firewall_rules(entry, where),
             firewall_readable=entry.firewall_readable,
+            rbac_denied=entry.rbac_denied,
         )
 
     def firewall_rules(self, entry: _HostFile, where: KeyPath) -> tuple[FirewallRuleSpec, ...]:

@@ -278,6 +278,23 @@ class CachedAnswer:
         return cls(spec.name.strip().lower().rstrip("."), spec.type, CACHE_STATUS[spec.status], spec.ttl)
 
 
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    """One line of the host's message tracking log, as Get-MessageTrackingLog shows it (the
+    field names of the cmdlet's output: "date-time" is Timestamp, "recipient-address"
+    Recipients; "Message tracking in Exchange Server", learn.microsoft.com)."""
+
+    timestamp: datetime.datetime
+    event_id: str  # SEND: "a message was sent by SMTP to a different server"
+    source: str  # SMTP
+    connector_id: str  # the send connector used
+    server_hostname: str  # the server the message was sent to
+    server_ip: str
+    client_hostname: str  # this server
+    recipients: tuple[str, ...]
+    message_id: str
+
+
 @dataclass
 class HostState:
     """Everything about one host that cmdlets read or change."""
@@ -317,6 +334,8 @@ class HostState:
     # Files made with New-Item under <install path>Logging\ (exfix's change marker), by their
     # normalized path (items.py): content as written.
     files: dict[str, str] = field(default_factory=dict)
+    # The message tracking log (mailflow.run_attempt writes a SEND event per message delivered).
+    tracking: list[TrackingEvent] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -119,7 +119,7 @@ def test_7_beats_findings_and_a_playbook_reports_command_failed(
     doc = run.doc
     schema = json.loads((REPO / "agent" / "schemas" / "playbook-run.schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(doc)
-    assert doc["schema"] == "exfix.playbook-run/3"
+    assert doc["schema"] == "exfix.playbook-run/4"
     assert doc["outcome"] == "command-failed" and doc["exit_code"] == 7
     assert _by_name(doc, "outcome") == {"ex01": "findings", "ex42": "command-failed"}
     assert doc["summary"]["command-failed"] == 1 and doc["summary"]["unreachable"] == 0

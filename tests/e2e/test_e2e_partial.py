@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from e2e.conftest import Run, base_scenario, run_exfix, scan_shipped, write_scenario
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.lab
 
@@ -191,6 +194,28 @@ def test_plan_and_offline_evaluate_keep_the_partial(queues_denied: Any) -> None:
     (host,) = offline.doc["hosts"]
     assert host["failed_areas"] == scan.doc["hosts"][0]["failed_areas"]
     assert host["not_judged"] == scan.doc["hosts"][0]["not_judged"]
+
+
+def test_a_playbook_on_a_partial_host_with_nothing_found_is_partial_exit_8(queues_denied: Any) -> None:
+    """Nothing found on a host whose queues could not be read is not "healthy" (exit 0): the
+    rules that read the queues were not judged, so the run is partial and exits 8, as scan does."""
+    inventory, directory = queues_denied
+    for playbook in ("dns-451-diagnose", "dns-451-remediate"):
+        out = directory / f"runs-{playbook}"
+        args = ("playbook", "run", playbook, "-i", str(inventory), "--out", str(out))
+        run = run_exfix(*args, "--format", "json")
+        assert run.exit_code == 8, run.describe()
+        doc = run.doc
+        schema = REPO / "agent" / "schemas" / "playbook-run.schema.json"
+        Draft202012Validator(json.loads(schema.read_text(encoding="utf-8"))).validate(doc)
+        assert doc["schema"] == "exfix.playbook-run/4"
+        assert doc["outcome"] == "partial" and doc["exit_code"] == 8
+        assert doc["summary"]["partial"] == 1 and doc["summary"]["healthy"] == 0
+        (host,) = doc["hosts"]
+        assert host["outcome"] == "partial" and host["findings"] == []
+        assert "queues (Get-Queue: " in host["reason"] and "queue-dns-failure" in host["reason"]
+        text = run_exfix(*args)
+        assert text.exit_code == 8 and "partial" in text.stdout
 
 
 def test_apply_fixes_the_nic_and_leaves_the_restart_to_a_person(tmp_path: Path) -> None:

@@ -378,7 +378,7 @@ def test_findings_without_a_fix_say_what_stands_in_their_way(
     result = exfix("playbook", "run", "dns-451-remediate", *base, "--format", "json")
     assert result.code == 2, result
     doc = result.doc
-    assert doc["schema"] == "exfix.playbook-run/3" and doc["outcome"] == "findings"
+    assert doc["schema"] == "exfix.playbook-run/4" and doc["outcome"] == "findings"
     (host,) = doc["hosts"]
     assert host["outcome"] == "findings" and host["actions"] == []
     blockers = {o["rule_id"]: (o["blocker"], o["variable"]) for o in host["outstanding"]}

@@ -18,6 +18,7 @@ from mock_remoting.exchange.cmdlets import (
     resolve,
     servers,
     services,
+    tracking,
     utility,
 )
 from mock_remoting.exchange.cmdlets.base import CmdletDef, Context, Terminating, cmdlet_table, property_value
@@ -31,6 +32,7 @@ AREAS = (
     resolve.REGISTRY,
     firewall.REGISTRY,
     services.REGISTRY,
+    tracking.REGISTRY,
     items.REGISTRY,
     utility.REGISTRY,
     dnscache.REGISTRY,

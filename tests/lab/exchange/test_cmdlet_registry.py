@@ -27,6 +27,7 @@ EXCHANGE_CMDLETS = {
     "New-SendConnector",
     "Set-SendConnector",
     "Remove-SendConnector",
+    "Get-MessageTrackingLog",
 }
 OS_CMDLETS = {
     "Get-NetFirewallRule",
