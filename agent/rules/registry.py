@@ -43,17 +43,17 @@ RULE_MODULES: tuple[Any, ...] = (
     nic_dns_registration_disabled,
     server_a_record_wrong_nic,
     nic_external_dns_server,
+    host_firewall_blocks_dns,
     transport_external_dns_unresolvable,
     transport_internal_dns_misconfigured,
     transport_no_dns_configured,
     remote_domain_aaaa_broken,
+    dns_client_cache_negative,
+    dns_fault_tolerance,
     remote_domain_no_mail_dns,
     dns_server_unreachable,
     dns_server_intermittent,
-    dns_fault_tolerance,
     edge_transport_config_malformed,
-    dns_client_cache_negative,
-    host_firewall_blocks_dns,
 )
 
 RuleFunction = Callable[[HostFacts], "tuple[Finding, ...]"]

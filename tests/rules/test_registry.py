@@ -41,17 +41,17 @@ EXPECTED_IDS = (
     "nic-dns-registration-disabled",
     "server-a-record-wrong-nic",
     "nic-external-dns-server",
+    "host-firewall-blocks-dns",
     "transport-external-dns-unresolvable",
     "transport-internal-dns-misconfigured",
     "transport-no-dns-configured",
     "remote-domain-aaaa-broken",
+    "dns-client-cache-negative",
+    "dns-fault-tolerance",
     "remote-domain-no-mail-dns",
     "dns-server-unreachable",
     "dns-server-intermittent",
-    "dns-fault-tolerance",
     "edge-transport-config-malformed",
-    "dns-client-cache-negative",
-    "host-firewall-blocks-dns",
 )
 
 
