@@ -69,6 +69,7 @@ class Failure(str, enum.Enum):
     SERVER_FAILURE = "DNS query failed with error ServerFailure"
     TIMEOUT = "DNS query failed with error ErrorTimeout"
     SMART_HOST = "smart host"
+    REMOTE = "remote"  # DNS worked; the next hop's mail server refused (Queue.remote_error)
 
 
 SMART_HOST_ERROR = (
@@ -176,6 +177,7 @@ class Delivery:
     ip: str = ""
     connector: SendConnector | None = None
     unroutable: bool = False
+    remote_error: str = ""  # Failure.REMOTE: what the next hop's server answered
 
 
 def _resolve_host(
@@ -275,6 +277,9 @@ def attempt(org: Organization, host: HostState, queue: Queue) -> Delivery:
                 return Delivery(True, fqdn=smart_host, ip=address, connector=connector)
         return Delivery(False, Failure.SMART_HOST, connector.smart_hosts[0], connector=connector)
     outcome = deliver_external(world, servers, queue.next_hop, cache.dns_fault_tolerance, host.cached_status)
+    if outcome.delivered and queue.remote_error is not None:
+        return Delivery(False, Failure.REMOTE, outcome.fqdn, outcome.ip, connector=connector,
+                        remote_error=queue.remote_error)  # fmt: skip
     return Delivery(outcome.delivered, outcome.failure, outcome.fqdn, outcome.ip, connector=connector)
 
 
@@ -283,6 +288,8 @@ def last_error(host: HostState, delivery: Delivery, when: datetime.datetime) -> 
     ``[{LRT=..};{LED=..};{FQDN=..};{IP=..}]`` form (EXCHANGE_FACTS)."""
     if delivery.failure is Failure.SMART_HOST:
         plain = SMART_HOST_ERROR
+    elif delivery.failure is Failure.REMOTE:
+        plain = delivery.remote_error
     else:
         plain = DNS_FAILED + (delivery.failure or Failure.RETRY).value
     if host.spec.major < 15:

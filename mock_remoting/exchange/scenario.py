@@ -165,6 +165,12 @@ class QueueSpec:
     # query failed (nonexistent domain)", exchangemaster.wordpress.com, and EXCHANGE_FACTS:
     # "messages sit in Ready/Retry and DNS servers time out").
     ready_while_dns_times_out: bool = False
+    # The next hop resolves, but its mail server refuses or drops the session: the LastError's
+    # SMTP text as Exchange shows it (the LED part), for example "441 4.4.1 Error encountered
+    # while communicating with primary target IP address: ..." or "451 4.4.0 Primary target IP
+    # address responded with: \"421 4.4.2 Connection dropped due to SocketError.\" ...". Not a
+    # DNS fault: exfix must not judge it as one.
+    remote_error: str | None = field(default=None, metadata=key(check=_TEXT))
 
     @property
     def external(self) -> bool:

@@ -227,6 +227,7 @@ class Queue:
     connector_guid: uuid.UUID | None = None
     attempts: int = 0
     ready_while_dns_times_out: bool = False
+    remote_error: str | None = None  # the next hop's server refuses mail with this (QueueSpec)
     # Get-Queue's rates, from the last delivery attempt (messages per 5 s averaged over the
     # last 60 s, as Exchange computes them; Velocity = OutgoingRate - IncomingRate).
     incoming_rate: float = 0.0
@@ -243,6 +244,7 @@ class Queue:
             delivery_type=spec.delivery_type,
             arriving=spec.arriving,
             ready_while_dns_times_out=spec.ready_while_dns_times_out,
+            remote_error=spec.remote_error,
         )
 
     @property

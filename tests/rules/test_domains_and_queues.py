@@ -259,3 +259,24 @@ def test_lenient_any_case_absent_or_uncollected_is_clean() -> None:
         None,
     ):
         assert dns_fault_tolerance.evaluate(host(edge=edge)) == ()
+
+
+def test_queues_that_fail_for_reasons_other_than_dns_are_no_dns_symptom() -> None:
+    # The next hop resolved; its server could not be reached (441 4.4.1) or dropped the session
+    # (421 4.4.2 inside a 451 4.4.0 that names no DNS error): nothing for a DNS fix to cure.
+    unreachable_mx = (
+        "[{LRT=1/15/2025 10:00:00 AM};{LED=441 4.4.1 Error encountered while communicating with "
+        'primary target IP address: "Failed to connect. Winsock error code: 10060, Win32 error code: '
+        '10060."};{FQDN=mx1.fabrikam.com};{IP=203.0.113.10}]'
+    )
+    dropped = (
+        '451 4.4.0 Primary target IP address responded with: "421 4.4.2 Connection dropped due to '
+        'SocketError." Attempted failover to alternate host, but that did not succeed.'
+    )
+    facts = host(
+        queues=(
+            queue("EX01\\12", next_hop="fabrikam.com", last_error=unreachable_mx),
+            queue("EX01\\13", next_hop="tailspintoys.com", last_error=dropped),
+        )
+    )
+    assert queue_dns_failure.evaluate(facts) == ()
