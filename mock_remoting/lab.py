@@ -164,6 +164,9 @@ class Lab:
             "ansible_password": LAB_PASSWORD,
             "ansible_psrp_protocol": protocol,
             "ansible_psrp_auth": self.auth,
+            # The lab listens on 127.0.0.1 only: an HTTP(S)_PROXY in the environment (which
+            # exfix honours, as Ansible's psrp plugin does) must not carry its traffic away.
+            "ansible_psrp_ignore_proxy": True,
         }
         if self.https:
             variables["ansible_psrp_cert_validation"] = "ignore"  # the lab's self-signed certificate

@@ -17,6 +17,7 @@ installed package.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,7 +79,16 @@ def _guarded_sendto(self: socket.socket, data: Any, *args: Any) -> int:
     return _real_sendto(self, data, *args)  # type: ignore[arg-type]
 
 
+# exfix honours the environment's proxy, as Ansible's psrp and winrm plugins do; a proxy set on
+# the machine that runs the tests would send lab traffic (127.0.0.1) to it, and the exfix
+# subprocesses the end-to-end tests start are beyond the socket guard below. The suite talks
+# to 127.0.0.0/8 only, so it runs without them.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    for name in PROXY_VARIABLES:
+        os.environ.pop(name, None)
     # Installed for the whole session, so threads the lab starts are covered too.
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
