@@ -39,7 +39,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.model.facts import HostFacts, QueueFacts, QueueScope, SendConnectorFacts, normalize_name
+from agent.model.facts import (
+    CollectionArea,
+    HostFacts,
+    QueueFacts,
+    QueueScope,
+    SendConnectorFacts,
+    normalize_name,
+)
 from agent.model.finding_data import LookupSide
 from agent.model.findings import DataValue, EvidenceItem
 
@@ -152,6 +159,12 @@ def routes_using(facts: HostFacts, side: LookupSide) -> tuple[Route, ...]:
     if side == "internal":
         routes.insert(0, internal_route(facts))
     return tuple(routes)
+
+
+# What judging a DNS server or setting on the mail path reads (RuleMetadata.reads of every
+# rule that asks routes_using / in_use, or _common.server_in_use): transport's settings, the
+# NICs (the adapter's servers), the send connectors and the queues whose next hops they route.
+READS = (CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES)
 
 
 def in_use(facts: HostFacts, side: LookupSide) -> bool:

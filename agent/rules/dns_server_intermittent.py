@@ -17,11 +17,12 @@ the Exchange servers, the lossy link), not on the Exchange server.
 
 from __future__ import annotations
 
-from agent.model.facts import CollectionArea, HostFacts
+from agent.model.facts import HostFacts
 from agent.model.finding_data import IntermittentDnsServer, SymptomScope
 from agent.model.findings import DataValue, EvidenceItem, Finding, Severity
 from agent.model.probe import ServerProbeStats, server_stats
 from agent.rules import _common as c
+from agent.rules import _mail_path as paths
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
@@ -45,9 +46,7 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     data=IntermittentDnsServer,
-    reads=(
-        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
-    ),
+    reads=paths.READS,  # where a server or setting is on the mail path
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)

@@ -5,11 +5,12 @@ or a server that is gone; messages then sit in Ready/Retry ("Error 451 4.4.0: DN
 
 from __future__ import annotations
 
-from agent.model.facts import CollectionArea, HostFacts
+from agent.model.facts import HostFacts
 from agent.model.finding_data import SymptomScope, UnreachableDnsServer
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.probe import Outcome
 from agent.rules import _common as c
+from agent.rules import _mail_path as paths
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
@@ -30,11 +31,7 @@ METADATA = RuleMetadata(
     ),
     fix_id=None,
     data=UnreachableDnsServer,
-    # The mail path decides which settings matter (agent/rules/_mail_path.py): the send
-    # connectors, and the queues whose next hops they route.
-    reads=(
-        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
-    ),
+    reads=paths.READS,  # where a server or setting is on the mail path
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)

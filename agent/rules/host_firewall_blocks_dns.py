@@ -20,6 +20,7 @@ from agent.model.facts import CollectionArea, HostFacts
 from agent.model.finding_data import DisableFirewallBlock, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
+from agent.rules import _mail_path as paths
 from agent.rules.metadata import Explains, RuleKind, RuleMetadata
 
 METADATA = RuleMetadata(
@@ -46,9 +47,7 @@ METADATA = RuleMetadata(
     # Where a server is in use is decided as dns-server-unreachable decides it: the NICs, the
     # transport lists the mail path uses (its send connectors and queues). The firewall area is
     # only evidence and the fix's input: not needed for the verdict (module docstring).
-    reads=(
-        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
-    ),
+    reads=paths.READS,
     reads_if_collected=(CollectionArea.FIREWALL,),
     explains=(
         Explains(

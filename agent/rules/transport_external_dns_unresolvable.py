@@ -17,7 +17,7 @@ without it; a connector that sends to smart hosts or through Front End Transport
 
 from __future__ import annotations
 
-from agent.model.facts import CollectionArea, HostFacts
+from agent.model.facts import HostFacts
 from agent.model.finding_data import SetExternalDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
@@ -44,11 +44,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-transport-external-dns",
     data=SetExternalDns,
-    # The mail path decides which settings matter (agent/rules/_mail_path.py): the send
-    # connectors, and the queues whose next hops they route.
-    reads=(
-        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
-    ),
+    reads=paths.READS,  # where a server or setting is on the mail path
     explains=(Explains("queue-dns-failure", (SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)),),
 )
 

@@ -7,7 +7,7 @@ Routing to other Exchange servers then fails with "SMTPSEND.DNS.NonExistentDomai
 
 from __future__ import annotations
 
-from agent.model.facts import CollectionArea, HostFacts, is_public_address
+from agent.model.facts import HostFacts, is_public_address
 from agent.model.finding_data import SetInternalDns, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
@@ -31,11 +31,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-transport-internal-dns",
     data=SetInternalDns,
-    # The mail path decides which settings matter (agent/rules/_mail_path.py): the send
-    # connectors, and the queues whose next hops they route.
-    reads=(
-        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
-    ),
+    reads=paths.READS,  # where a server or setting is on the mail path
     explains=(Explains("queue-dns-failure", (SymptomScope.INTERNAL,)),),
 )
 

@@ -8,7 +8,7 @@ empty External* group is a setting nothing uses."""
 
 from __future__ import annotations
 
-from agent.model.facts import CollectionArea, DnsLookupSettings, HostFacts
+from agent.model.facts import DnsLookupSettings, HostFacts
 from agent.model.finding_data import ConfigureTransportDns, LookupSide, SymptomScope
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.rules import _common as c
@@ -33,11 +33,7 @@ METADATA = RuleMetadata(
     ),
     fix_id="set-transport-external-dns",
     data=ConfigureTransportDns,
-    # The mail path decides which settings matter (agent/rules/_mail_path.py): the send
-    # connectors, and the queues whose next hops they route.
-    reads=(
-        CollectionArea.TRANSPORT, CollectionArea.NICS, CollectionArea.SEND_CONNECTORS, CollectionArea.QUEUES
-    ),
+    reads=paths.READS,  # where a server or setting is on the mail path
     explains=(
         Explains(
             "queue-dns-failure", (SymptomScope.INTERNAL, SymptomScope.ALL_EXTERNAL, SymptomScope.DOMAIN)
