@@ -44,7 +44,12 @@ def _echo(text: str = "") -> None:
 
 def _unit_heading(unit: HostPlan) -> str:
     automatic, manual = unit.automatic, unit.manual
-    state = f"{len(automatic)} step(s)" if automatic else "no automatic step"
+    if automatic:
+        state = f"{len(automatic)} step(s)"
+    elif not manual and not unit.findings and not unit.outstanding:
+        state = "nothing to do (no findings)"  # not "no automatic step": nothing is wrong here
+    else:
+        state = "no automatic step"
     if manual:
         state += f", {len(manual)} manual step(s)"
     if unit.level is Level.ORGANIZATION:
