@@ -249,7 +249,10 @@ def _check_fresh(
 ) -> dict[str, HostFacts]:
     hosts = [h for h in plan.units if h.automatic]
     orgs = OrgFactsCache()  # the organisation's send connectors once, not once per host
-    runs = run_fleet(hosts, lambda h: collect(targets[h.host], creds[h.host], orgs), forks=forks)
+    repeat = plan.probe_repeat
+    runs = run_fleet(
+        hosts, lambda h: collect(targets[h.host], creds[h.host], orgs, probe_repeat=repeat), forks=forks
+    )
     fresh: dict[str, HostFacts] = {}
     unreachable: list[tuple[str, BaseException]] = []
     drift: list[StaleSetting] = []
@@ -331,7 +334,8 @@ def _run_hosts(
     pending = [h for h in plan.hosts if h.automatic]
 
     def work(host: HostPlan) -> HostApply:
-        return _one_host(rec, host, targets[host.host], creds[host.host], fresh[host.host], verify_timeout)
+        return _one_host(rec, host, targets[host.host], creds[host.host], fresh[host.host], verify_timeout,
+                         plan.probe_repeat)  # fmt: skip
 
     for start in range(0, len(pending), serial):
         batch = pending[start : start + serial]
@@ -355,7 +359,7 @@ def _run_hosts(
 
 def _one_host(
     rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential, before: HostFacts,
-    verify_timeout: float,
+    verify_timeout: float, probe_repeat: int,
 ) -> HostApply:  # fmt: skip
     # The SEND events that show the fix worked are those after the change (the tracking log's
     # -Start); the time is this machine's, in UTC.
@@ -365,8 +369,8 @@ def _one_host(
         rec.record("host", result.outcome.value, host=host.host, error=result.error)
         return HostApply(host.host, result.outcome, result.steps, None, error=result.error)
     check = verify_host(rec, host, before, lambda: open_host(target, credential),
-                        lambda: collect(target, credential), timeout=verify_timeout,
-                        changed_at=changed_at)  # fmt: skip
+                        lambda: collect(target, credential, probe_repeat=probe_repeat),
+                        timeout=verify_timeout, changed_at=changed_at)  # fmt: skip
     rec.record("host", result.outcome.value, host=host.host, error=check.error,
                detail={"verified": check.verified, "new_findings": [f.id for f in check.new]})  # fmt: skip
     return HostApply(host.host, result.outcome, result.steps, check.verified, check.queues, check.remaining,

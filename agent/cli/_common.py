@@ -13,10 +13,11 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.collect.runner import PROBE_REPEAT_MAX, PROBE_ROUND_INTERVAL
+from agent.collect.runner import PROBE_ROUND_INTERVAL
 from agent.errors import UsageError
 from agent.inventory import CredentialResolver, Inventory, inventory_from_mapping, load_inventory
 from agent.inventory.limit import log as inventory_log
+from agent.model.probe import PROBE_REPEAT_MAX
 from agent.model.target import HostTarget
 
 DEFAULT_LAB_SCENARIO = "mixed-fleet"

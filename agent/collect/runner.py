@@ -51,7 +51,7 @@ from agent.model.facts import (
     HostFacts,
     ProbeTargets,
 )
-from agent.model.probe import DnsQueryResult, Outcome
+from agent.model.probe import PROBE_REPEAT_MAX, DnsQueryResult, Outcome
 from agent.model.remote import RemoteObject
 from agent.transport.base import CommandResult
 
@@ -74,11 +74,6 @@ class Runner(Protocol):
     def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult: ...
 
 
-# --probe-repeat: how often each server's three standard questions are asked. One attempt
-# cannot tell a server that drops or SERVFAILs some queries (overload, rate limiting, packet
-# loss) from one that is down or broken; a few attempts spread over a short window can,
-# without turning a scan into a load test of the customer's DNS.
-PROBE_REPEAT_MAX = 10
 # The pause between two rounds: long enough that a burst limit (response rate limiting counts
 # per second) or a short loss spike is not hit by every round at once, short enough that ten
 # rounds cost under two seconds on top of the queries.
