@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.collect.runner import PROBE_REPEAT_MAX
 from agent.errors import ScenarioError
 from agent.model.document import Document, Invalid, KeyPath, Loaded, between, each, key, text
 from agent.model.facts import CollectionArea
+from agent.model.probe import PROBE_REPEAT_MAX
 from agent.rules.registry import RULES_BY_ID
 from mock_remoting.dns.world import DnsWorld
 from mock_remoting.exchange.firewall import FirewallRuleSpec

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import yaml
 
 from e2e.conftest import REPO, run_exfix, scan_shipped
@@ -104,8 +103,6 @@ def test_apply_collects_again_with_the_plans_probe_rounds(tmp_path: Path) -> Non
     """A plan made with --probe-repeat 4 records it, and apply collects before and after its
     steps with as many rounds: with one, the flaky server's finding would vanish after the
     registration fix and be counted as cured."""
-    import yaml
-
     data = yaml.safe_load((REPO / "mock_remoting" / "scenarios" / f"{NAME}.yaml").read_text(encoding="utf-8"))
     (ex01,) = [h for h in data["hosts"] if h["name"] == "EX01"]
     ex01["nics"][0]["register"] = False  # a fault the plan fixes, beside the one it cannot
@@ -119,7 +116,8 @@ def test_apply_collects_again_with_the_plans_probe_rounds(tmp_path: Path) -> Non
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
     assert plan["probe_repeat"] == 4
     (unit,) = [u for u in plan["hosts"] if u["host"] == "ex01.contoso.local"]
-    assert {"nic-dns-registration-disabled", "dns-server-intermittent"} <= {f["rule_id"] for f in unit["findings"]}
+    rules = {f["rule_id"] for f in unit["findings"]}
+    assert {"nic-dns-registration-disabled", "dns-server-intermittent"} <= rules
     applied = run_exfix(
         "apply", str(out / "plan.json"), "--approve", plan["digest"], "--allow-restart", "--format", "json"
     )
@@ -130,4 +128,4 @@ def test_apply_collects_again_with_the_plans_probe_rounds(tmp_path: Path) -> Non
     assert host["outcome"] == "done" and host["verified"] is False and host["new_findings"] == []
     (remaining,) = host["remaining_findings"]
     assert remaining["rule"] == "dns-server-intermittent"
-    assert remaining["summary"].startswith("DNS server 10.0.0.11 (configured on NIC 'Ethernet' (InterfaceIndex 4)) failed 12 of 24")
+    assert "(InterfaceIndex 4)) failed 12 of 24" in remaining["summary"]  # four rounds, as planned
