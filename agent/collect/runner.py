@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from agent.collect import (
@@ -128,6 +128,15 @@ def collect_host(
 
     server = exchange_server.parse(_run_all(conn, exchange_server.calls(host)), host=host, identity=host)
     identity = server.name
+    if "Mailbox" in server.roles:
+        # Only apply's restart order needs it: a failed read leaves it unknown (None), which
+        # apply treats as "may share a DAG with any server", and costs no area.
+        try:
+            dag = exchange_server.parse_dag(_run_all(conn, exchange_server.dag_calls(identity)),
+                                            identity=identity)  # fmt: skip
+        except RemoteCommandError:
+            dag = None
+        server = replace(server, dag=dag)
     transport_facts = area(
         CollectionArea.TRANSPORT,
         lambda: _run_all(conn, transport.calls(server.transport_noun, identity)),
