@@ -199,3 +199,29 @@ def test_credssp_delegated_credentials_must_be_the_users(https: tuple[ServerHand
 
     assert _credssp_handshake(url, ca, client(LAB_PASSWORD)).status_code == 200
     assert _credssp_handshake(url, ca, client("not-the-password")).status_code == 401
+
+
+def test_the_winrm_plugins_own_variables_validate(https: tuple[ServerHandle, Path], tmp_path: Path) -> None:
+    """``ansible_connection: winrm``: pywinrm's ca_trust_path (ansible_winrm_ca_trust_path) is the
+    CA file of both endpoints, and validation is pywinrm's default."""
+    handle, ca = https
+    winrm = {
+        "ansible_connection": "winrm",
+        "ansible_winrm_transport": "ntlm",
+        "ansible_psrp_auth": None,
+        "ansible_psrp_protocol": None,
+        "ansible_psrp_cert_validation": None,
+        "exfix_tls_server_name": NAME,
+    }
+    target = handle.target(**winrm, ansible_winrm_ca_trust_path=str(ca))
+    assert target.connection == "winrm" and target.os_transport == "winrm" and target.cert_validation.verify
+    with handle.connect(target) as conn:
+        assert conn.exchange.run(GET_SERVER)[0].get("Name") == "EX01"
+        assert len(conn.os.run(GET_DNS_CLIENT)) == 2
+    other = LabAuthority("another test CA").write_ca(tmp_path / "other-ca.pem")
+    target = handle.target(**winrm, ansible_winrm_ca_trust_path=str(other))
+    with (
+        handle.connect(target) as conn,
+        pytest.raises(UnreachableError, match="not signed by a CA exfix trusts"),
+    ):
+        conn.os.run(GET_DNS_CLIENT)
