@@ -4,6 +4,8 @@
 raised by the libraries                                becomes                    transient
 =====================================================  =========================  =========
 HTTP 401 (pypsrp/pywinrm AuthenticationError)          AuthenticationError        never
+CredSSP refusal (requests-credssp exceptions)          AuthenticationError        never
+a failed SPNEGO/NTLM/CredSSP step (pyspnego)           AuthenticationError        never
 TLS failure (requests SSLError)                        UnreachableError           no
 refused / reset / closed / DNS (ConnectionError)       UnreachableError           yes
 no answer in time (ConnectTimeout, ReadTimeout)        HostTimeoutError           yes

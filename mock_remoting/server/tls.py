@@ -15,7 +15,10 @@ The host certificates name DNS names only, no IP address: the lab listens on 127
 certificate that named 127.0.0.1 would validate for every host at once, so a test could never
 see a certificate that belongs to another host. The client connects to 127.0.0.1 and checks
 the inventory name through ``exfix_tls_server_name`` (agent/transport/tls.py says why that
-is needed and how it is done).
+is needed and how it is done). Binding each host to an address of its own (127.0.0.2, ...)
+with that address in its certificate would also keep hosts apart, but then what is checked
+is an address, not the name a real Exchange certificate carries; and resolving the names to
+127.0.0.1 through /etc/hosts would change the machine the tests run on.
 
 EC P-256 keys throughout: key generation and handshakes are far cheaper than RSA, which
 matters when a fleet of 200 HTTPS hosts is started.
@@ -44,20 +47,22 @@ _SKEW = datetime.timedelta(minutes=5)
 
 @dataclass(frozen=True, slots=True)
 class LabCertificate:
+    """A server context and its leaf certificate. ``channel_binding_data`` is RFC 5929's
+    ``tls-server-end-point``: the hash of the certificate with its signature's hash algorithm,
+    SHA-256 for MD5/SHA-1 (RFC 5929 section 4.1). NTLM and CredSSP clients over HTTPS (pypsrp,
+    requests-ntlm) bind to it; computed once, as every connection needs it."""
+
     context: ssl.SSLContext
     der: bytes
+    channel_binding_data: bytes
 
-    @property
-    def channel_binding_data(self) -> bytes:
-        """RFC 5929 ``tls-server-end-point`` data: the hash of the certificate with its
-        signature's hash algorithm, SHA-256 for MD5/SHA-1 (RFC 5929 section 4.1). NTLM and
-        CredSSP clients over HTTPS (pypsrp, requests-ntlm) bind to it."""
-        cert = x509.load_der_x509_certificate(self.der)
-        algorithm = cert.signature_hash_algorithm
+    @classmethod
+    def of(cls, context: ssl.SSLContext, der: bytes) -> LabCertificate:
+        algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
         name = algorithm.name if algorithm is not None else "sha256"
         if name in ("md5", "sha1"):
             name = "sha256"
-        return b"tls-server-end-point:" + hashlib.new(name, self.der).digest()
+        return cls(context, der, b"tls-server-end-point:" + hashlib.new(name, der).digest())
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -157,7 +162,9 @@ class LabAuthority:
             .sign(self._key, hashes.SHA256())
         )
         chain = cert.public_bytes(serialization.Encoding.PEM) + self.ca_pem
-        return LabCertificate(_context(chain, _pem_key(key)), cert.public_bytes(serialization.Encoding.DER))
+        return LabCertificate.of(
+            _context(chain, _pem_key(key)), cert.public_bytes(serialization.Encoding.DER)
+        )
 
 
 def load_certificate(chain_path: Path, key_path: Path) -> LabCertificate:
@@ -178,4 +185,4 @@ def load_certificate(chain_path: Path, key_path: Path) -> LabCertificate:
         raise ValueError(
             f"{key_path} is not the unencrypted key of {chain_path}'s first certificate ({exc.reason})"
         ) from None
-    return LabCertificate(context, leaf.public_bytes(serialization.Encoding.DER))
+    return LabCertificate.of(context, leaf.public_bytes(serialization.Encoding.DER))

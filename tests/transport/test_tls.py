@@ -15,11 +15,14 @@ from typing import Any
 
 import pytest
 import requests
+import requests_credssp.exceptions as credssp_exc
 import spnego
+import spnego.exceptions
 from cryptography import x509
 
 from agent.errors import EXIT_UNREACHABLE, AuthenticationError, UnreachableError
 from agent.model.command import CmdletCall, Endpoint
+from agent.transport._errors import classify
 from agent.transport.tls import check_server_name
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
 from mock_remoting.server.tls import LabAuthority
@@ -225,3 +228,18 @@ def test_the_winrm_plugins_own_variables_validate(https: tuple[ServerHandle, Pat
         pytest.raises(UnreachableError, match="not signed by a CA exfix trusts"),
     ):
         conn.os.run(GET_DNS_CLIENT)
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (credssp_exc.NTStatusException(0xC000006D), "CredSSP error 0xC000006D (STATUS_LOGON_FAILURE"),
+        (credssp_exc.NTStatusException(0xC0000123), "CredSSP error 0xC0000123"),
+        (credssp_exc.AuthenticationException("The server did not response CredSSP"), "CredSSP: The server"),
+        (spnego.exceptions.InvalidTokenError(context_msg="bad token"), "credssp authentication failed"),
+    ],
+)
+def test_authentication_library_errors_are_auth_errors_never_retried(exc: Exception, expected: str) -> None:
+    mapped = classify(exc, host=NAME, url="https://127.0.0.1:5986/wsman", username="svc", auth="credssp")
+    assert mapped is not None and not mapped.transient
+    assert isinstance(mapped.error, AuthenticationError) and expected in str(mapped.error)
