@@ -27,7 +27,7 @@ from mock_remoting.server.tls import load_certificate
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-AUTH_MODES = ("ntlm", "basic")
+AUTH_MODES = ("ntlm", "basic", "credssp")
 EXTERNAL_DNS_VARIABLE = "exfix_external_dns_servers"
 
 
@@ -65,6 +65,8 @@ class Lab:
 
         if auth not in AUTH_MODES:
             raise UsageError(f"lab auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+        if auth == "credssp" and not https:
+            raise UsageError("--auth credssp needs --https: the lab offers CredSSP over TLS only")
         if hosts is not None and hosts < 1:
             raise UsageError(f"--hosts must be at least 1, not {hosts}")
         if (tls_cert is None) != (tls_key is None):

@@ -40,7 +40,13 @@ def lab() -> None:
     default=None,
     help="Serve an N-host fleet cloned from the scenario's hosts.",
 )
-@click.option("--auth", type=click.Choice(["ntlm", "basic"]), default="ntlm", show_default=True)
+@click.option(
+    "--auth",
+    type=click.Choice(["ntlm", "basic", "credssp"]),
+    default="ntlm",
+    show_default=True,
+    help="What the inventory asks for (the lab accepts them all; credssp needs --https).",
+)
 @click.option(
     "--https",
     is_flag=True,

@@ -110,6 +110,25 @@ def test_a_wrong_name_and_an_unknown_ca_are_exit_3_with_one_line(tmp_path: Path)
         assert "not signed by a CA exfix trusts" in run.doc["hosts"][0]["error"]
 
 
+def test_a_credssp_scan_over_validated_https(tmp_path: Path) -> None:
+    with Lab("healthy", auth="credssp", https=True) as running:
+        path = running.write_inventory(tmp_path / "inventory.yaml", running.write_ca(tmp_path / "ca.pem"))
+        variables = yaml.safe_load(path.read_text(encoding="utf-8"))["all"]["vars"]
+        assert variables["ansible_psrp_auth"] == variables["exfix_exchange_auth"] == "credssp"
+        run = run_exfix("scan", "-i", str(path), "--format", "json")
+        assert run.exit_code == 0, run.describe()
+        assert [h["status"] for h in run.doc["hosts"]] == ["scanned", "scanned"]
+        wrong = path.read_text(encoding="utf-8").replace(variables["ansible_password"], "not-the-password")
+        path.write_text(wrong, encoding="utf-8")
+        run = run_exfix("scan", "-i", str(path), "--format", "json")
+        assert run.exit_code == 3, run.describe()
+        for host in run.doc["hosts"]:
+            assert (
+                "refused user 'exfix-lab' (credssp)" in host["error"]
+                and "SEC_E_LOGON_DENIED" in host["error"]
+            )
+
+
 def test_validation_off_warns_once_per_run_not_per_host(tmp_path: Path) -> None:
     # A process of its own: its stderr is the one a user sees (pytest captures log records).
     with Lab("healthy", hosts=20, https=True) as running:
@@ -181,6 +200,7 @@ def test_a_chain_from_the_users_own_ca(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--tls-ca-out", "ca.pem"], "--tls-ca-out needs --https"),
+        (["--auth", "credssp"], "--auth credssp needs --https"),
         (["--https", "--tls-cert", "chain.pem"], "--tls-cert and --tls-key go together"),
         (["--tls-cert", "chain.pem", "--tls-key", "key.pem"], "--tls-cert needs --https"),
         (["--https", "--tls-cert", "missing.pem", "--tls-key", "key.pem"], "cannot read"),
