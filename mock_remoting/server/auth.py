@@ -10,9 +10,10 @@ The NTLM acceptor is pyspnego's ``spnego.server``; it reads the accepted credent
 framing of sealed messages for any context that offers ``wrap_winrm``/``unwrap_winrm``, which
 the server-side context does too, so it is used here for both directions.
 
-CredSSP (MS-CSSP) is offered on HTTPS connections only: WinRM's CredSSP needs the TLS
-channel under it in practice (Ansible's and pypsrp's docs: use it over https), and the lab
-does not implement CredSSP message encryption over http. pyspnego has a CredSSP acceptor
+CredSSP (MS-CSSP) is offered on HTTPS connections only: the lab does not implement CredSSP's
+message encryption over http (``application/HTTP-CredSSP-session-encrypted``, which pypsrp
+and pywinrm do implement), and CredSSP hands the user's password to the server, which is
+what https is for. pyspnego has a CredSSP acceptor
 (``spnego/_credssp.py``, ``CredSSPProxy._step_accept``: TLS handshake inside the tokens, the
 inner Negotiate/NTLM exchange, the public-key binding of CVE-2018-0886's fix, and then the
 delegated TSCredentials). Its docstring calls the acceptor "mostly done as a proof of
