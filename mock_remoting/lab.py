@@ -22,11 +22,12 @@ import yaml
 from agent.errors import ScenarioError, UsageError
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
 from mock_remoting.server import FaultSpecError, LabServer, RequestCounters, parse_faults
+from mock_remoting.server.tls import load_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-AUTH_MODES = ("ntlm", "basic")
+AUTH_MODES = ("ntlm", "basic", "credssp")
 EXTERNAL_DNS_VARIABLE = "exfix_external_dns_servers"
 
 
@@ -54,6 +55,8 @@ class Lab:
         hosts: int | None = None,
         auth: str = "ntlm",
         https: bool = False,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
         latency_ms: float = 0.0,
         workers: int = 16,
     ) -> None:
@@ -62,8 +65,20 @@ class Lab:
 
         if auth not in AUTH_MODES:
             raise UsageError(f"lab auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+        if auth == "credssp" and not https:
+            raise UsageError("--auth credssp needs --https: the lab offers CredSSP over TLS only")
         if hosts is not None and hosts < 1:
             raise UsageError(f"--hosts must be at least 1, not {hosts}")
+        if (tls_cert is None) != (tls_key is None):
+            raise UsageError("--tls-cert and --tls-key go together: the certificate chain and its key")
+        if tls_cert is not None and not https:
+            raise UsageError("--tls-cert needs --https")
+        self.certificate: Any = None
+        if tls_cert is not None and tls_key is not None:
+            try:
+                self.certificate = load_certificate(tls_cert, tls_key)
+            except ValueError as exc:
+                raise UsageError(f"--tls-cert/--tls-key: {exc}") from None
         self.auth = auth
         self.https = https
         self.latency_ms = latency_ms
@@ -95,7 +110,12 @@ class Lab:
         try:
             self.dns_address_map = dict(self._responders.start())
             self.fleet = Fleet(self.scenario, self.world, self.dns_address_map)
-            server = LabServer(https=self.https, latency_ms=self.latency_ms, workers=self._workers)
+            server = LabServer(
+                https=self.https,
+                certificate=self.certificate,
+                latency_ms=self.latency_ms,
+                workers=self._workers,
+            )
             for spec in self.scenario.hosts:
                 server.add_host(self.fleet.host(spec.fqdn), spec.faults or None)
             server.start()
@@ -156,8 +176,24 @@ class Lab:
 
     # -- inventory --------------------------------------------------------------------------
 
-    def inventory(self) -> dict[str, Any]:
-        """The Ansible-style inventory exfix reads (contract 5 of the team brief)."""
+    def write_ca(self, path: Path) -> Path:
+        """Write the CA certificate the lab signed its hosts' certificates with (see
+        mock_remoting/server/tls.py). Raises UsageError when the hosts serve a given chain."""
+        authority = self._server().authority
+        if authority is None:
+            raise UsageError(
+                "the lab serves the --tls-cert chain, which it did not sign: trust that chain's CA instead"
+            )
+        return Path(authority.write_ca(Path(path)))
+
+    def inventory(self, ca_cert: Path | None = None) -> dict[str, Any]:
+        """The Ansible-style inventory exfix reads (contract 5 of the team brief).
+
+        Over https the certificates are checked when the lab serves a given chain (against
+        the system's CAs) or when ``ca_cert`` names the CA file :meth:`write_ca` wrote; each
+        host is then checked by its inventory name while exfix connects to 127.0.0.1
+        (``exfix_tls_server_name``, agent/transport/tls.py). Otherwise validation is off."""
+        validate = self.https and (ca_cert is not None or self.certificate is not None)
         protocol = "https" if self.https else "http"
         variables: dict[str, Any] = {
             "ansible_user": LAB_USERNAME,
@@ -168,8 +204,11 @@ class Lab:
             # exfix honours, as Ansible's psrp plugin does) must not carry its traffic away.
             "ansible_psrp_ignore_proxy": True,
         }
-        if self.https:
-            variables["ansible_psrp_cert_validation"] = "ignore"  # the lab's self-signed certificate
+        if validate and ca_cert is not None:
+            variables["ansible_psrp_ca_cert"] = str(Path(ca_cert).resolve())
+        elif self.https and not validate:
+            # The lab's CA is trusted by nothing until written out (--tls-ca-out).
+            variables["ansible_psrp_cert_validation"] = "ignore"
         variables["exfix_exchange_auth"] = self.auth
         if self.auth == "basic" and not self.https:
             variables["exfix_allow_insecure_basic"] = True
@@ -194,13 +233,16 @@ class Lab:
                 "exfix_exchange_path": "PowerShell",
                 "exfix_exchange_protocol": protocol,
             }
+            if validate:
+                hosts[endpoint.name]["exfix_tls_server_name"] = endpoint.name
         return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
 
-    def write_inventory(self, path: Path) -> Path:
-        """The inventory as YAML, with a comment above ``exfix_external_dns_servers`` saying what
-        those servers are (YAML comments cannot be dumped, so it is put in beside the key)."""
+    def write_inventory(self, path: Path, ca_cert: Path | None = None) -> Path:
+        """The inventory as YAML (``ca_cert``: see :meth:`inventory`), with a comment above
+        ``exfix_external_dns_servers`` saying what those servers are (YAML comments cannot be
+        dumped, so it is put in beside the key)."""
         path = Path(path)
-        text = yaml.safe_dump(self.inventory(), sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump(self.inventory(ca_cert), sort_keys=False, allow_unicode=True)
         lines: list[str] = []
         for line in text.splitlines(keepends=True):
             if line.lstrip().startswith(f"{EXTERNAL_DNS_VARIABLE}:"):

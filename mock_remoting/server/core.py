@@ -34,12 +34,12 @@ from typing import Any
 
 from mock_remoting.backend import Endpoint, HostRuntime
 from mock_remoting.server import ntlm_store, wsman
-from mock_remoting.server.auth import AuthState, ConnectionAuth, challenge_headers
+from mock_remoting.server.auth import AuthState, ConnectionAuth
 from mock_remoting.server.counters import RequestCounters
 from mock_remoting.server.faults import FaultKind, FaultSpec, HostFaults, parse_faults
 from mock_remoting.server.psrp import PsrpShell
 from mock_remoting.server.shells import Shell, ShellContext
-from mock_remoting.server.tls import LabCertificate, make_certificate
+from mock_remoting.server.tls import LabAuthority, LabCertificate
 from mock_remoting.server.winrs import WinrsShell
 from mock_remoting.server.wsman import Request, WSManFault
 
@@ -123,6 +123,14 @@ class _Host:
     port: int = 0
     https_port: int | None = None
     ctx: ShellContext | None = None
+    cert: LabCertificate | None = None
+
+
+def _host_names(fqdn: str) -> tuple[str, ...]:
+    """The names a host's certificate carries: its FQDN and its short name, as an Exchange
+    server's certificate from an enterprise CA usually does."""
+    short = fqdn.split(".", 1)[0]
+    return (fqdn, short) if short != fqdn else (fqdn,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +155,19 @@ class LabServer:
         self,
         *,
         https: bool = False,
+        authority: LabAuthority | None = None,
+        certificate: LabCertificate | None = None,
         latency_ms: float = 0.0,
         workers: int = 16,
         recorder: Recorder | None = None,
     ) -> None:
         self.https = https
+        # HTTPS: ``certificate`` is served by every host when given; otherwise each host gets
+        # its own from ``authority`` (a fresh LabAuthority when none is given), see tls.py.
+        if https and certificate is None and authority is None:
+            authority = LabAuthority()
+        self.authority = authority
+        self._certificate = certificate
         self.latency_ms = latency_ms
         self.counters = RequestCounters()
         self.recorder = recorder
@@ -163,7 +179,6 @@ class LabServer:
         self._servers: list[asyncio.base_events.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
         self._stopping: asyncio.Event | None = None
-        self._cert: LabCertificate | None = None
         self._ntlm = False
 
     # -- set-up -----------------------------------------------------------------------------
@@ -184,8 +199,6 @@ class LabServer:
             return
         ntlm_store.acquire()
         self._ntlm = True
-        if self.https:
-            self._cert = make_certificate()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             self._workers, thread_name_prefix="exfix-lab-run"
         )
@@ -218,13 +231,18 @@ class LabServer:
             )
             self._servers.append(plain)
             host.port = plain.sockets[0].getsockname()[1]
-            if self._cert is not None:
+            if self.https:
+                if self._certificate is not None:
+                    host.cert = self._certificate
+                else:
+                    assert self.authority is not None
+                    host.cert = self.authority.issue(_host_names(host.name))
                 tls = await asyncio.start_server(
                     partial(self._serve, host, True),
                     BIND,
                     0,
                     backlog=512,
-                    ssl=self._cert.context,
+                    ssl=host.cert.context,
                     limit=1 << 20,
                 )
                 self._servers.append(tls)
@@ -311,7 +329,10 @@ class LabServer:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._writers.add(writer)
-        auth = ConnectionAuth(self._cert.channel_binding_data if tls and self._cert else None)
+        auth = ConnectionAuth(
+            host.cert.channel_binding_data if tls and host.cert else None,
+            credssp=tls and host.cert is not None,
+        )
         try:
             while True:
                 try:
@@ -451,7 +472,7 @@ class LabServer:
             await asyncio.sleep(decision.delay_s)
         if decision.kind is FaultKind.HTTP_401:
             auth.refuse_next_handshake()
-            return 0, b"", _Reply(401, headers=challenge_headers())
+            return 0, b"", _Reply(401, headers=auth.challenges())
         if decision.kind is FaultKind.HTTP_500:
             return 0, b"", _Reply(500)
         if decision.kind is FaultKind.HANG:
