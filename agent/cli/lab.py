@@ -38,11 +38,39 @@ def lab() -> None:
     default=None,
     help="Serve an N-host fleet cloned from the scenario's hosts.",
 )
-@click.option("--auth", type=click.Choice(["ntlm", "basic"]), default="ntlm", show_default=True)
+@click.option(
+    "--auth",
+    type=click.Choice(["ntlm", "basic", "kerberos", "negotiate"]),
+    default="ntlm",
+    show_default=True,
+    help="What the written inventory uses. kerberos/negotiate need --keytab (or KRB5_KTNAME) and "
+    "a ticket cache on the client side (kinit).",
+)
+@click.option(
+    "--keytab",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Accept Kerberos tickets for HTTP/<host fqdn> with the keys in this keytab "
+    "(default with --auth kerberos/negotiate: KRB5_KTNAME).",
+)
+@click.option(
+    "--realm",
+    default=None,
+    metavar="REALM",
+    help="The Kerberos realm of the keytab's principals (default: the scenario's AD domain, in capitals).",
+)
 @click.option(
     "--https", is_flag=True, help="Also listen with TLS (self-signed) and point the inventory at it."
 )
-def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: str, https: bool) -> None:
+def serve(
+    scenario: str,
+    inventory_out: Path | None,
+    hosts: int | None,
+    auth: str,
+    keytab: Path | None,
+    realm: str | None,
+    https: bool,
+) -> None:
     """Serve a scenario until interrupted (SIGINT/SIGTERM).
 
     Prints one line, ``ready <inventory path>``, on stdout once every host listens; prints the
@@ -50,7 +78,8 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
     """
     from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only when it runs
 
-    instance = Lab(scenario, hosts=hosts, auth=auth, https=https)  # ScenarioError -> one line, exit 1
+    # ScenarioError / UsageError (a keytab without a host's key, no gssapi) -> one line, exit 1
+    instance = Lab(scenario, hosts=hosts, auth=auth, https=https, keytab=keytab, realm=realm)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,4 +1,5 @@
-"""HTTP authentication for one connection: Basic, and NTLM/Negotiate with message encryption.
+"""HTTP authentication for one connection: Basic, and Negotiate (Kerberos or NTLM) with message
+encryption.
 
 WinRM authenticates connections, not requests: once an NTLM handshake completes on a TCP
 connection, later requests on it carry no Authorization header, and the NTLM session keys
@@ -9,6 +10,15 @@ The NTLM acceptor is pyspnego's ``spnego.server``; it reads the accepted credent
 ``NTLM_USER_FILE`` (see ntlm_store.py). pypsrp's ``WinRMEncryption`` implements the MIME
 framing of sealed messages for any context that offers ``wrap_winrm``/``unwrap_winrm``, which
 the server-side context does too, so it is used here for both directions.
+
+Kerberos: with a keytab (kerberos.py) the same Negotiate acceptor takes a Kerberos ticket,
+wrapped in SPNEGO (``auth: negotiate``) or bare under the Negotiate or Kerberos scheme
+(``auth: kerberos``; an SPNEGO acceptor accepts a raw mechanism token, RFC 4178 section 4.2
+and pyspnego's ``NegotiateProxy``). The session keys of the Kerberos context then seal the
+messages, over HTTP as over HTTPS (where the ticket's authenticator also carries the TLS
+channel binding, RFC 4121 section 4.1.1.2). The ticket must be for this host's own service
+principal: the acceptor would decrypt a ticket for any principal in the shared keytab, so the
+principal it was for is compared once the context completes.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import base64
 import binascii
 import enum
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +37,8 @@ import spnego.exceptions
 from pypsrp.encryption import WinRMEncryption
 
 from mock_remoting.credentials import LAB_DOMAIN, LAB_PASSWORD, LAB_USERNAME
+
+log = logging.getLogger("mock_remoting.auth")
 
 CHALLENGES = ("Negotiate", 'Basic realm="WSMAN"')
 ENCRYPTED_PROTOCOL = WinRMEncryption.SPNEGO
@@ -42,6 +55,8 @@ class AuthState(enum.Enum):
 class AuthResult:
     state: AuthState
     headers: tuple[tuple[str, str], ...] = ()
+    refused: str | None = None  # DENIED after a handshake: why (counted by the server)
+    completed: str | None = None  # OK ending a handshake: the mechanism, "kerberos" or "ntlm"
 
 
 def challenge_headers() -> tuple[tuple[str, str], ...]:
@@ -61,8 +76,15 @@ def _basic_ok(token: str) -> bool:
 class ConnectionAuth:
     """Authentication and message-encryption state of one TCP connection."""
 
-    def __init__(self, channel_binding_data: bytes | None = None) -> None:
+    def __init__(
+        self, channel_binding_data: bytes | None = None, kerberos_principals: frozenset[str] = frozenset()
+    ) -> None:
+        """``kerberos_principals``: the service principals this host accepts tickets for, lower
+        case (``http/ex01.contoso.local@CONTOSO.LOCAL``); empty when the lab has no keytab."""
         self._cbt = channel_binding_data
+        self._principals = frozenset(name.lower() for name in kerberos_principals)
+        self.mechanism: str | None = None  # "kerberos" or "ntlm" once a handshake completed
+        self.client_principal: str | None = None
         self._context: Any = None
         self.encryption: WinRMEncryption | None = None
         self.negotiated = False
@@ -88,7 +110,7 @@ class ConnectionAuth:
             if _basic_ok(token.strip()):
                 return AuthResult(AuthState.OK)
             return AuthResult(AuthState.DENIED, challenge_headers())
-        if scheme in ("negotiate", "ntlm"):
+        if scheme in ("negotiate", "ntlm", "kerberos"):
             return self._negotiate(scheme, token.strip())
         return AuthResult(AuthState.DENIED, challenge_headers())
 
@@ -112,19 +134,45 @@ class ConnectionAuth:
             out_token = self._context.step(in_token)
         except (spnego.exceptions.SpnegoError, ValueError, KeyError):
             # Wrong password, bad channel binding or a garbled token: the same 401 a server sends.
-            return self._fail()
-        prefix = "Negotiate" if scheme == "negotiate" else "NTLM"
+            return self._fail("handshake")
+        prefix = {"negotiate": "Negotiate", "ntlm": "NTLM", "kerberos": "Kerberos"}[scheme]
         headers: tuple[tuple[str, str], ...] = ()
         if out_token:
             headers = (("WWW-Authenticate", f"{prefix} {base64.b64encode(out_token).decode()}"),)
         if not self._context.complete:
             return AuthResult(AuthState.CONTINUE, headers)
+        mechanism = str(self._context.negotiated_protocol or "")
+        if mechanism == "kerberos":
+            target = _kerberos_target(self._context)
+            if target is None or target.lower() not in self._principals:
+                log.info("refused a Kerberos ticket for %s (this host: %s)", target, sorted(self._principals))
+                return self._fail("wrong-principal")
+        self.mechanism = mechanism
+        self.client_principal = self._context.client_principal
         self.negotiated = True
         self.encryption = WinRMEncryption(self._context, ENCRYPTED_PROTOCOL)
-        return AuthResult(AuthState.OK, headers)
+        return AuthResult(AuthState.OK, headers, completed=mechanism)
 
-    def _fail(self) -> AuthResult:
+    def _fail(self, refused: str | None = None) -> AuthResult:
         self._context = None
         self.negotiated = False
         self.encryption = None
-        return AuthResult(AuthState.DENIED, challenge_headers())
+        self.mechanism = None
+        self.client_principal = None
+        return AuthResult(AuthState.DENIED, challenge_headers(), refused)
+
+
+def _kerberos_target(context: Any) -> str | None:
+    """The service principal a completed Kerberos context was for (the ticket's sname@realm).
+
+    GSSAPI reports it as the context's target name on the acceptor side (RFC 2744
+    ``gss_inquire_context`` targ_name; python-gssapi ``SecurityContext.target_name``). pyspnego
+    keeps the chosen mechanism's context in ``_context`` (NegotiateProxy) and the python-gssapi
+    context in ``_context`` (GSSAPIProxy); it has no public accessor for the target.
+    """
+    inner = getattr(context, "_context", None)
+    inner = getattr(inner, "_context", inner)
+    name = getattr(inner, "target_name", None)
+    if name is None:
+        return None
+    return str(name).rstrip("\x00")
