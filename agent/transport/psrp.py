@@ -226,6 +226,9 @@ class PsrpSession(RetryingSession):
         # Completed pipelines not terminated yet, oldest first (freed by Delete at the latest).
         self._unterminated: list[PowerShell] = []
 
+    def default_service(self) -> str:
+        return EXCHANGE_SERVICE if self.endpoint is Endpoint.EXCHANGE else OS_SERVICE
+
     def _make_wsman(self) -> _BoundedWSMan:
         config = self.config
         credential = self.credential
@@ -262,9 +265,7 @@ class PsrpSession(RetryingSession):
         # Always given: pypsrp 0.9 documents WSMAN as its default, but an unset service reaches
         # HTTPNegotiateAuth as None and becomes its own default "host" (HOST/<name>), which is
         # neither what Ansible's psrp plugin asks for (WSMAN) nor the Exchange endpoint's (HTTP).
-        kwargs["negotiate_service"] = config.negotiate_service or (
-            EXCHANGE_SERVICE if self.endpoint is Endpoint.EXCHANGE else OS_SERVICE
-        )
+        kwargs["negotiate_service"] = config.negotiate_service or self.default_service()
         if config.auth is Auth.CERTIFICATE:
             kwargs["certificate_pem"] = credential.cert_pem
             kwargs["certificate_key_pem"] = credential.cert_key_pem

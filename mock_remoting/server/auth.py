@@ -132,8 +132,13 @@ class ConnectionAuth:
             self.encryption = None
         try:
             out_token = self._context.step(in_token)
-        except (spnego.exceptions.SpnegoError, ValueError, KeyError):
-            # Wrong password, bad channel binding or a garbled token: the same 401 a server sends.
+        except Exception as exc:
+            # Wrong password, bad channel binding, a garbled token, a ticket for a key the
+            # keytab lacks: the same 401 a server sends. Not only SpnegoError: for a ticket
+            # whose authenticator is outside the clock skew, MIT's acceptor hands back a
+            # KRB-ERROR token without failing and pyspnego then raises AttributeError reading
+            # the flags of the unestablished context.
+            log.info("refused a handshake: %s", type(exc).__name__)
             return self._fail("handshake")
         prefix = {"negotiate": "Negotiate", "ntlm": "NTLM", "kerberos": "Kerberos"}[scheme]
         headers: tuple[tuple[str, str], ...] = ()

@@ -161,7 +161,8 @@ class LabServer:
         self.kerberos = kerberos
         self.counters = RequestCounters()
         # Completed and refused handshakes (host, "auth", "kerberos" | "ntlm" | "refused-..."),
-        # and requests that came sealed (host, "sealed", mechanism). Apart from ``counters``,
+        # who authenticated (host, "client", principal), and requests that came sealed (host,
+        # "sealed", mechanism). Apart from ``counters``,
         # which count requests.
         self.authentications = RequestCounters()
         self.recorder = recorder
@@ -425,6 +426,7 @@ class LabServer:
             self.authentications.add(host.name, "auth", f"refused-{result.refused}")
         elif result.completed is not None:
             self.authentications.add(host.name, "auth", result.completed)
+            self.authentications.add(host.name, "client", auth.client_principal or "?")
         if result.state is not AuthState.OK:
             self.counters.add(host.name, "http", "auth")
             return _Reply(401, headers=result.headers)

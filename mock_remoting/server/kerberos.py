@@ -74,9 +74,7 @@ class KerberosKeytab:
         context = krb5.init_context()
         try:
             table = krb5.kt_resolve(context, f"FILE:{self.keytab}".encode())
-            names = {
-                krb5.unparse_name_flags(context, entry.principal).decode("utf-8") for entry in table
-            }
+            names = {krb5.unparse_name_flags(context, entry.principal).decode("utf-8") for entry in table}
         except krb5.Krb5Error as exc:
             raise KeytabError(f"keytab {self.keytab} cannot be read: {exc}") from None
         return frozenset(names)
