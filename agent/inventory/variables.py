@@ -198,9 +198,9 @@ def host_target(
         auth=v.exfix_exchange_auth,
         configuration_name="Microsoft.Exchange",
         # /PowerShell is an IIS application: its SPN is HTTP/<fqdn> (or HTTP/<namespace> on the
-        # alternate service account of a load-balanced namespace; Microsoft, "Configure Kerberos
-        # authentication for load-balanced Client Access services"). Not the OS endpoint's
-        # WSMAN, and never left to pypsrp, whose unset service is "host".
+        # alternate service account of a load-balanced namespace; Microsoft, "Using Kerberos
+        # with a Client Access Server Array or a Load-Balancing Solution"). Not the OS
+        # endpoint's WSMAN, and never left to pypsrp, whose unset service is "host".
         negotiate_service=EXCHANGE_SERVICE,
         negotiate_hostname_override=None
         if v.exfix_exchange_host

@@ -312,3 +312,72 @@ def test_the_ticket_cache_is_never_copied_or_logged(kerberos_realm: Any, tmp_pat
             for form in _forms(secret):
                 assert form not in blob
     assert not [path for path in scratch.rglob("*") if re.match(r"krb5cc", path.name)]
+
+
+def test_lab_serve_with_kerberos_then_exfix_scan(kerberos_realm: Any, tmp_path: Path) -> None:
+    """The two commands a user runs, as subprocesses: `exfix lab serve --auth kerberos
+    --keytab K` (its acceptor finds no keytab in the environment: only the option), then
+    `exfix scan` with the user's kinit'd cache."""
+    import signal
+
+    inventory = tmp_path / "inventory.yaml"
+    serve_env = {**os.environ, **kerberos_realm.client_env()}
+    serve_env.pop("KRB5_KTNAME", None)
+    script = Path(sys.executable).parent / "exfix"
+    command = (
+        [str(script)] if script.is_file() else [sys.executable, "-c", "from agent.cli import main; main()"]
+    )
+    server = subprocess.Popen(
+        [*command, "lab", "serve", "--scenario", "healthy", "--auth", "kerberos",
+         "--keytab", str(kerberos_realm.service_keytab), "--inventory-out", str(inventory)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=serve_env,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline()
+        assert ready.startswith("ready "), ready + (server.stderr.read() if server.poll() is not None else "")
+        written = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+        hosts = written["all"]["children"]["exchange"]["hosts"]
+        assert written["all"]["vars"]["ansible_psrp_auth"] == "kerberos"
+        assert all(v["ansible_psrp_negotiate_hostname_override"] == name for name, v in hosts.items())
+        scanned = _exfix_subprocess(
+            ["scan", "-i", str(inventory), "--format", "json"], kerberos_realm.client_env()
+        )
+        assert scanned.returncode == 0, scanned.stdout + scanned.stderr
+        assert {h["status"] for h in json.loads(scanned.stdout)["hosts"]} == {"scanned"}
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            _, counters = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+            raise
+    assert "ex01.contoso.local exchange Create" in counters
+
+
+def test_lab_serve_refuses_a_keytab_without_a_hosts_key(kerberos_realm: Any, tmp_path: Path) -> None:
+    """mixed-fleet has hosts the realm's keytab holds no key for: one line, exit 1, before
+    anything listens. And a Kerberos lab without any keytab is refused the same way."""
+    env = {k: v for k, v in kerberos_realm.client_env().items()}
+    lacking = _exfix_subprocess(
+        [
+            "lab",
+            "serve",
+            "--scenario",
+            "mixed-fleet",
+            "--auth",
+            "kerberos",
+            "--keytab",
+            str(kerberos_realm.service_keytab),
+        ],
+        env,
+    )
+    assert lacking.returncode == 1, lacking.stdout + lacking.stderr
+    assert "holds no key for HTTP/" in lacking.stderr and "Traceback" not in lacking.stderr
+    assert len(lacking.stderr.strip().splitlines()) == 1, lacking.stderr
+    none = _exfix_subprocess(
+        ["lab", "serve", "--scenario", "healthy", "--auth", "kerberos"], {**env, "KRB5_KTNAME": ""}
+    )
+    assert none.returncode == 1
+    assert "needs a keytab" in none.stderr and "Traceback" not in none.stderr
