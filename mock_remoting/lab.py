@@ -117,7 +117,13 @@ class Lab:
         name = realm or domain.upper()
         if not name:
             raise UsageError("lab Kerberos needs a realm: --realm, or organization.ad_domain in the scenario")
-        return KerberosKeytab(Path(keytab), name)
+        kerberos = KerberosKeytab(Path(keytab), name)
+        try:
+            # Before anything starts: a host without its key could never authenticate a client.
+            kerberos.check_hosts(tuple(str(spec.fqdn) for spec in self.scenario.hosts))
+        except KeytabError as exc:
+            raise UsageError(f"lab Kerberos: {exc}") from None
+        return kerberos
 
     # -- life cycle -------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class ConnectionAuth:
         self._principals = frozenset(name.lower() for name in kerberos_principals)
         self.mechanism: str | None = None  # "kerberos" or "ntlm" once a handshake completed
         self.client_principal: str | None = None
+        self.service_principal: str | None = None  # the SPN a Kerberos ticket was for
         self._context: Any = None
         self.encryption: WinRMEncryption | None = None
         self.negotiated = False
@@ -152,6 +153,7 @@ class ConnectionAuth:
             if target is None or target.lower() not in self._principals:
                 log.info("refused a Kerberos ticket for %s (this host: %s)", target, sorted(self._principals))
                 return self._fail("wrong-principal")
+            self.service_principal = target
         self.mechanism = mechanism
         self.client_principal = self._context.client_principal
         self.negotiated = True
@@ -164,6 +166,7 @@ class ConnectionAuth:
         self.encryption = None
         self.mechanism = None
         self.client_principal = None
+        self.service_principal = None
         return AuthResult(AuthState.DENIED, challenge_headers(), refused)
 
 

@@ -161,7 +161,8 @@ class LabServer:
         self.kerberos = kerberos
         self.counters = RequestCounters()
         # Completed and refused handshakes (host, "auth", "kerberos" | "ntlm" | "refused-..."),
-        # who authenticated (host, "client", principal), and requests that came sealed (host,
+        # who authenticated (host, "client", principal), the SPN a ticket was for per path
+        # (host, "spn-exchange" | "spn-wsman", principal), and requests that came sealed (host,
         # "sealed", mechanism). Apart from ``counters``,
         # which count requests.
         self.authentications = RequestCounters()
@@ -427,6 +428,8 @@ class LabServer:
         elif result.completed is not None:
             self.authentications.add(host.name, "auth", result.completed)
             self.authentications.add(host.name, "client", auth.client_principal or "?")
+            if auth.service_principal is not None:
+                self.authentications.add(host.name, f"spn-{PATHS[path]}", auth.service_principal)
         if result.state is not AuthState.OK:
             self.counters.add(host.name, "http", "auth")
             return _Reply(401, headers=result.headers)

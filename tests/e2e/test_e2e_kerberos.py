@@ -86,6 +86,13 @@ def test_scan_with_the_kinit_ticket_over_http_sealed(kerberos_realm: Any, tmp_pa
             assert seen.get((host, "client", "user@CONTOSO.LOCAL"), 0) >= 1, seen
             assert seen.get((host, "sealed", "kerberos"), 0) > 0, seen
             assert (host, "auth", "ntlm") not in seen, seen
+            # The inventory name, not 127.0.0.1; HTTP for /PowerShell (IIS), WSMAN for /wsman
+            # (Ansible's psrp default), never pypsrp's unset "host".
+            spns = {(k[1], k[2]) for k in seen if k[0] == host and k[1].startswith("spn-")}
+            assert spns == {
+                ("spn-exchange", f"HTTP/{host}@CONTOSO.LOCAL"),
+                ("spn-wsman", f"WSMAN/{host}@CONTOSO.LOCAL"),
+            }, spns
 
 
 def test_scan_with_kerberos_over_https(kerberos_realm: Any, tmp_path: Path) -> None:
@@ -294,7 +301,9 @@ def test_the_ticket_cache_is_never_copied_or_logged(kerberos_realm: Any, tmp_pat
         )
         assert planned.returncode == 2, planned.stdout + planned.stderr
         digest = json.loads(planned.stdout)["digest"]
-        applied = _exfix_subprocess(["apply", str(work / "plan" / "plan.json"), "--approve", digest], env)
+        applied = _exfix_subprocess(
+            ["apply", str(work / "plan" / "plan.json"), "--approve", digest, "--verify-timeout", "5"], env
+        )
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert _auth(lab).get(("ex02.contoso.local", "auth", "kerberos"), 0) >= 1
         outputs += [r.stdout + r.stderr for r in (scanned, planned, applied)]
