@@ -13,8 +13,10 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,11 @@ HOSTS = ("ex01.contoso.local", "ex02.contoso.local")
 MAX_REQUESTS_ON_AUTH_FAILURE = 3
 
 
-def _inventory(lab: Lab, path: Path, **host_vars: dict[str, Any]) -> Path:
+def _inventory(lab: Lab, path: Path, host_vars: dict[str, dict[str, Any]] | None = None) -> Path:
+    """The lab's inventory on disk, with some hosts' variables changed."""
     data = lab.inventory()
-    for host, changes in host_vars.items():
-        data["all"]["children"]["exchange"]["hosts"][host.replace("_", ".")].update(changes)
+    for host, changes in (host_vars or {}).items():
+        data["all"]["children"]["exchange"]["hosts"][host].update(changes)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
@@ -129,8 +132,6 @@ def test_scan_as_a_service_account_from_its_keytab(
 def test_an_expired_ticket_is_one_line_exit_3_and_no_retry_storm(
     kerberos_realm: Any, kerberos_lab: Lab, tmp_path: Path
 ) -> None:
-    import time
-
     ccache = tmp_path / "expired"
     kerberos_realm.kinit(ccache, lifetime="1s")
     inventory = _inventory(kerberos_lab, tmp_path / "inventory.yaml")
@@ -172,7 +173,7 @@ def test_a_ticket_for_another_hosts_spn_is_refused_by_the_host(
     inventory = _inventory(
         kerberos_lab,
         tmp_path / "inventory.yaml",
-        ex01_contoso_local={"ansible_psrp_negotiate_hostname_override": "ex02.contoso.local"},
+        {"ex01.contoso.local": {"ansible_psrp_negotiate_hostname_override": "ex02.contoso.local"}},
     )
     before = kerberos_lab.counters.get("ex01.contoso.local")
     run = run_exfix("scan", "-i", str(inventory), "--format", "json", env=kerberos_realm.client_env())
@@ -191,7 +192,7 @@ def test_an_spn_the_kdc_does_not_know(kerberos_realm: Any, kerberos_lab: Lab, tm
     inventory = _inventory(
         kerberos_lab,
         tmp_path / "inventory.yaml",
-        ex01_contoso_local={"ansible_psrp_negotiate_hostname_override": "mail.contoso.local"},
+        {"ex01.contoso.local": {"ansible_psrp_negotiate_hostname_override": "mail.contoso.local"}},
     )
     run = run_exfix("scan", "-i", str(inventory), "--format", "json", env=kerberos_realm.client_env())
     assert run.exit_code == 3, run.describe()
@@ -327,8 +328,6 @@ def test_lab_serve_with_kerberos_then_exfix_scan(kerberos_realm: Any, tmp_path: 
     """The two commands a user runs, as subprocesses: `exfix lab serve --auth kerberos
     --keytab K` (its acceptor finds no keytab in the environment: only the option), then
     `exfix scan` with the user's kinit'd cache."""
-    import signal
-
     inventory = tmp_path / "inventory.yaml"
     serve_env = {**os.environ, **kerberos_realm.client_env()}
     serve_env.pop("KRB5_KTNAME", None)
