@@ -389,3 +389,17 @@ def test_lab_serve_refuses_a_keytab_without_a_hosts_key(kerberos_realm: Any, tmp
     )
     assert none.returncode == 1
     assert "needs a keytab" in none.stderr and "Traceback" not in none.stderr
+
+
+def test_ntlm_still_works_on_a_lab_that_accepts_kerberos(kerberos_realm: Any, tmp_path: Path) -> None:
+    """The keytab adds Kerberos; NTLM clients (the lab's password inventory) are served as before,
+    sealed with the NTLM session keys."""
+    with Lab("healthy", auth="ntlm", keytab=kerberos_realm.service_keytab) as lab:
+        inventory = _inventory(lab, tmp_path / "inventory.yaml")
+        run = run_exfix("scan", "-i", str(inventory), "--format", "json", env=kerberos_realm.client_env())
+        assert run.exit_code == 0, run.describe()
+        seen = _auth(lab)
+        for host in HOSTS:
+            assert seen.get((host, "auth", "ntlm"), 0) >= 1, seen
+            assert seen.get((host, "sealed", "ntlm"), 0) > 0, seen
+            assert (host, "auth", "kerberos") not in seen, seen
