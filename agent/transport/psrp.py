@@ -54,7 +54,7 @@ from pypsrp.wsman import WSMan
 from agent.errors import HostError
 from agent.model.command import CmdletCall, Endpoint, Switch
 from agent.model.remote import RemoteError, RemoteObject
-from agent.model.target import Auth, Scheme
+from agent.model.target import EXCHANGE_SERVICE, OS_SERVICE, Auth, Scheme
 from agent.pwsh import check_cmdlet, check_parameter
 from agent.transport._session import BudgetExhausted, RetryingSession
 from agent.transport.base import CommandResult
@@ -280,6 +280,9 @@ class PsrpSession(RetryingSession):
         # Completed pipelines not terminated yet, oldest first (freed by Delete at the latest).
         self._unterminated: list[PowerShell] = []
 
+    def default_service(self) -> str:
+        return EXCHANGE_SERVICE if self.endpoint is Endpoint.EXCHANGE else OS_SERVICE
+
     def _make_wsman(self) -> _BoundedWSMan:
         config = self.config
         credential = self.credential
@@ -313,8 +316,10 @@ class PsrpSession(RetryingSession):
             "credssp_disable_tlsv1_2": config.credssp.disable_tlsv1_2,
             "credssp_minimum_version": config.credssp.minimum_version,
         }
-        if config.negotiate_service is not None:  # None: pypsrp's own default
-            kwargs["negotiate_service"] = config.negotiate_service
+        # Always given: pypsrp 0.9 documents WSMAN as its default, but an unset service reaches
+        # HTTPNegotiateAuth as None and becomes its own default "host" (HOST/<name>), which is
+        # neither what Ansible's psrp plugin asks for (WSMAN) nor the Exchange endpoint's (HTTP).
+        kwargs["negotiate_service"] = config.negotiate_service or self.default_service()
         if config.auth is Auth.CERTIFICATE:
             kwargs["certificate_pem"] = credential.cert_pem
             kwargs["certificate_key_pem"] = credential.cert_key_pem
