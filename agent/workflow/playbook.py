@@ -410,7 +410,7 @@ def _playbook(loaded: Loaded[_PlaybookFile], sha256: str) -> Playbook:
     selectors = _rule_selectors(loaded, {v.name: v for v in variables})
 
     # 'all' in fixes means every fix of the rules this playbook acts on.
-    reachable = {RULES_BY_ID[s.rule_id].metadata.fix_id for s in selectors}
+    reachable = {fix_id for s in selectors for fix_id in RULES_BY_ID[s.rule_id].metadata.fix_ids}
     in_scope = tuple(f for f in FIXES if f in reachable)
     plan = _fix_ids(loaded, "plan", in_scope)
     apply = _fix_ids(loaded, "apply", in_scope)
