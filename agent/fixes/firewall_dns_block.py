@@ -34,7 +34,7 @@ from agent.fixes import _predict
 from agent.fixes._draft import Draft, Planned, advise, request
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
-from agent.model.facts import FirewallFacts, FirewallRuleFacts, HostFacts
+from agent.model.facts import FirewallRuleFacts, HostFacts
 from agent.model.finding_data import DisableFirewallBlock
 from agent.model.findings import Finding
 from agent.model.plan import Advisory, AdvisoryKind, Change, FactArea, FactRef, HostVars
@@ -126,7 +126,7 @@ def predict(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
         return facts
     name = str(_predict.parameter(step, "Name")).strip().lower()
     kept = tuple(r for r in facts.firewall.rules if r.name.strip().lower() != name)
-    return dataclasses.replace(facts, firewall=FirewallFacts(kept))
+    return dataclasses.replace(facts, firewall=dataclasses.replace(facts.firewall, rules=kept))
 
 
 SPEC = FixSpec(
