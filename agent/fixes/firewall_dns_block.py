@@ -9,7 +9,10 @@ rules, and block rules take precedence over allow rules" (MS-FASP 2.2.34 FW_RULE
 https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-fasp/702e3c23-c9d8-43db-8380-b4c670dd7f7d).
 Allow-bypass needs an authenticated IPsec rule, which DNS to a resolver is not. So the fix is
 Disable-NetFirewallRule -Name <the block rule> (rolled back by Enable-NetFirewallRule -Name),
-which keeps the rule and its filters as they were, for whoever owns it to narrow.
+which keeps the rule and its filters as they were, for whoever owns it to narrow. The allow
+rule is the cure on a host whose profile blocks outbound traffic by default and that has no
+allow rule for the server: allow-dns-through-firewall (agent/fixes/firewall_dns_allow.py),
+which the finding names then, and which plans these steps first where block rules match too.
 
 It changes only what is safely the DNS block and nothing else:
 
