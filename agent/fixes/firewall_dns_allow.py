@@ -221,4 +221,5 @@ SPEC = FixSpec(
         ),
     ),
     reads=(FactArea.FIREWALL_PROFILE, FactArea.FIREWALL_RULE),
+    plans_steps_of=(block.FIX_ID,),
 )

@@ -59,6 +59,10 @@ def check(
             other = by_kind.setdefault(step.kind, fix)
             if other is not fix:
                 raise FixSpecError(f"step kind {step.kind!r} is declared by {other.id!r} and {fix.id!r}")
+    for fix in by_id.values():
+        for planned_id in fix.plans_steps_of:
+            if planned_id not in by_id:
+                raise FixSpecError(f"fix {fix.id!r} plans steps of {planned_id!r}, which has no FixSpec")
     named = {fix_id for rule in rules for fix_id in rule.metadata.fix_ids}
     for rule in rules:
         for fix_id in rule.metadata.fix_ids:

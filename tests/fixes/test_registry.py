@@ -101,3 +101,14 @@ def test_findings_carry_the_fix_s_own_disruption_flag() -> None:
     for finding in found:
         assert finding.fix_disrupts_mail_flow is registry.fix(finding.fix_id).disrupts_mail_flow
     assert registry.fix("add-smarthost-send-connector").disrupts_mail_flow is False
+
+
+def test_a_fix_planning_steps_of_an_unknown_fix_is_refused() -> None:
+    allow = registry.fix("allow-dns-through-firewall")
+    assert allow.plans_steps_of == ("disable-dns-firewall-block",)
+    forged = dataclasses.replace(allow, plans_steps_of=("open-every-port",))
+    others = [f for f in registry.FIXES if f is not allow]
+    with pytest.raises(FixSpecError, match="plans steps of 'open-every-port', which has no FixSpec"):
+        registry.check([*others, forged], RULES)
+    with pytest.raises(FixSpecError, match="plans_steps_of names the fix itself"):
+        dataclasses.replace(allow, plans_steps_of=(allow.id,))
