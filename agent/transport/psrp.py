@@ -170,6 +170,21 @@ class _PipelineCache:
 _PIPELINES = _PipelineCache()
 
 
+def _typed(value: Any) -> Hashable:
+    # True == 1 and hash(True) == hash(1): without the type, -Server $false and -Server 0
+    # would share one cached message, and one of them be sent as the other.
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_typed(v) for v in value))
+    return (type(value).__name__, value)
+
+
+def pipeline_key(call: CmdletCall, protocol_version: Any) -> Hashable:
+    """What a serialized CreatePipeline message depends on: the cmdlet, each parameter's name,
+    value and the value's type, and the PSRP protocol version."""
+    parameters = tuple((name, _typed(value)) for name, value in call.parameters)
+    return (call.cmdlet, parameters, str(protocol_version))
+
+
 class _RawOutput:
     """One PIPELINE_OUTPUT message, kept as the CLIXML text it came in."""
 
@@ -375,7 +390,7 @@ class PsrpSession(RetryingSession):
             ps.add_parameter(check_parameter(name), _wire_value(value))
         serializer = self._pool._serializer
         if isinstance(serializer, _OutputSerializer):
-            serializer.pipeline_key = (call.cmdlet, call.parameters, self._pool.protocol_version)
+            serializer.pipeline_key = pipeline_key(call, self._pool.protocol_version)
         ps.begin_invoke()
         self._command_sent = True
         try:

@@ -45,7 +45,7 @@ def _pool() -> RunspacePool:
 
 def _cached(pool: RunspacePool, call: CmdletCall) -> bytes:
     serializer = psrp._OutputSerializer()
-    serializer.pipeline_key = (call.cmdlet, call.parameters, pool.protocol_version)
+    serializer.pipeline_key = psrp.pipeline_key(call, pool.protocol_version)
     packed = serializer.serialize(_create_pipeline(pool, call))
     assert isinstance(packed, bytes)
     return packed
@@ -79,6 +79,17 @@ def test_the_cached_bytes_are_what_pypsrp_sends_and_belong_to_their_call(
     assert first == again == _fresh(pool, call)
     other = CmdletCall(Endpoint.OS, cmdlet, (*call.parameters, ("DnsOnly", True)))
     assert _cached(pool, other) == _fresh(pool, other) != first
+
+
+def test_values_that_python_calls_equal_are_different_messages() -> None:
+    """False == 0 and (True,) == (1,) in Python; on the wire they are <B> and <I32>. Found by
+    the test above: the first cache keyed on the values alone sent -Server 0 as $false."""
+    pool = _pool()
+    for a, b in ((False, 0), (True, 1), ((1,), (True,))):
+        first = CmdletCall(Endpoint.OS, "Resolve-DnsName", (("Server", a),))
+        second = CmdletCall(Endpoint.OS, "Resolve-DnsName", (("Server", b),))
+        assert _cached(pool, first) == _fresh(pool, first)
+        assert _cached(pool, second) == _fresh(pool, second) != _fresh(pool, first)
 
 
 def test_only_an_announced_create_pipeline_is_cached() -> None:
