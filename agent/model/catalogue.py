@@ -189,8 +189,6 @@ def find(endpoint: Endpoint, cmdlet: str) -> Command | None:
 def check(call: CmdletCall) -> Command:
     """The entry that declares ``call``: its cmdlet on its endpoint, every parameter it gives,
     and each value inside the entry's ValidateSet or pattern. Raises UndeclaredCommand."""
-
-
     entry = find(call.endpoint, call.cmdlet)
     if entry is None:
         raise UndeclaredCommand(
