@@ -13,6 +13,7 @@ server (``mock_remoting.server``) with one port per host serving both ``/PowerSh
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 AUTH_MODES = ("ntlm", "basic")
+# The lab account's rights: "full" (an administrator), or only the least-privilege roles
+# `exfix rbac` writes for scanning or for remediating (agent/permissions). The environment
+# variable sets the default, so a whole test run can go under the restricted account.
+ACCOUNTS = ("full", "scan", "remediate")
+ACCOUNT_VARIABLE = "EXFIX_LAB_ACCOUNT"
 EXTERNAL_DNS_VARIABLE = "exfix_external_dns_servers"
 
 
@@ -56,6 +62,7 @@ class Lab:
         https: bool = False,
         latency_ms: float = 0.0,
         workers: int = 16,
+        account: str | None = None,
     ) -> None:
         from mock_remoting.dns.world import DnsWorld
         from mock_remoting.exchange import load_scenario
@@ -64,6 +71,10 @@ class Lab:
             raise UsageError(f"lab auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
         if hosts is not None and hosts < 1:
             raise UsageError(f"--hosts must be at least 1, not {hosts}")
+        account = account if account is not None else os.environ.get(ACCOUNT_VARIABLE, "full")
+        if account not in ACCOUNTS:
+            raise UsageError(f"lab account must be one of {', '.join(ACCOUNTS)}, not {account!r}")
+        self.account = account
         self.auth = auth
         self.https = https
         self.latency_ms = latency_ms
@@ -95,6 +106,9 @@ class Lab:
         try:
             self.dns_address_map = dict(self._responders.start())
             self.fleet = Fleet(self.scenario, self.world, self.dns_address_map)
+            grant = self.grant
+            for spec in self.scenario.hosts:
+                self.fleet.host(spec.fqdn).grant = grant
             server = LabServer(https=self.https, latency_ms=self.latency_ms, workers=self._workers)
             for spec in self.scenario.hosts:
                 server.add_host(self.fleet.host(spec.fqdn), spec.faults or None)
@@ -121,6 +135,16 @@ class Lab:
         self.stop()
 
     # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def grant(self) -> Any:
+        """The account's least-privilege grant (agent.permissions.Grant); None for "full"."""
+        if self.account == "full":
+            return None
+        from agent.model.catalogue import Access
+        from agent.permissions import grant
+
+        return grant(Access.READ if self.account == "scan" else Access.CHANGE)
 
     def _server(self) -> LabServer:
         if self.server is None:
@@ -171,6 +195,9 @@ class Lab:
         if self.https:
             variables["ansible_psrp_cert_validation"] = "ignore"  # the lab's self-signed certificate
         variables["exfix_exchange_auth"] = self.auth
+        if self.account != "full":
+            # The restricted account may not open Microsoft.PowerShell: only the JEA endpoint.
+            variables["ansible_psrp_configuration_name"] = self.grant.configuration_name
         if self.auth == "basic" and not self.https:
             variables["exfix_allow_insecure_basic"] = True
         variables["exfix_dns_address_map"] = dict(self.dns_address_map)

@@ -85,7 +85,9 @@ def _role(role: ExchangeRole) -> list[str]:
         f"$keep = {_list(keep)}",
         f"Get-ManagementRoleEntry -Identity {_q(role.name + chr(92) + '*')} |",
         "    Where-Object { $keep -notcontains $_.Name } |",
-        "    ForEach-Object { Remove-ManagementRoleEntry -Identity ('{0}\\{1}' -f $_.Id, $_.Name) -Confirm:$false }",
+        "    ForEach-Object {",
+        "        Remove-ManagementRoleEntry -Identity ('{0}\\{1}' -f $_.Id, $_.Name) -Confirm:$false",
+        "    }",
     ]
     for entry in role.entries:
         for name in entry.parameters:
@@ -152,7 +154,7 @@ def session_file(perms: Permissions, groups: Groups, version: str) -> str:
     remediate = CAPABILITIES[Access.CHANGE]
     return "\n".join(
         [
-            f"# exfix {version}: JEA session configuration {perms.configuration_name!r}, written by `exfix rbac`.",
+            f"# exfix {version}: JEA session configuration {perms.configuration_name!r} (exfix rbac).",
             f"# Register-PSSessionConfiguration -Name {perms.configuration_name} -Path .\\exfix.pssc",
             "@{",
             "SchemaVersion = '2.0.0.0'",
@@ -201,7 +203,8 @@ def markdown(perms: Permissions) -> str:
                 continue
             for entry in role.entries:
                 params = ", ".join(entry.parameters)
-                rows.append(f"| {who} | Exchange | {entry.cmdlet} | {params} | `{role.name}` (parent `{role.parent}`) |")
+                where = f"`{role.name}` (parent `{role.parent}`)"
+                rows.append(f"| {who} | Exchange | {entry.cmdlet} | {params} | {where} |")
         for capability in perms.capabilities:
             if capability.access is not access:
                 continue
@@ -210,7 +213,7 @@ def markdown(perms: Permissions) -> str:
                 rows.append(f"| {who} | OS (JEA) | {visible.cmdlet} | {params} | `{capability.name}.psrc` |")
     manual = ", ".join(c.cmdlet for c in perms.manual)
     rows.append("")
-    rows.append(f"Manual steps a person runs from remediate.ps1 with their own rights (not granted): {manual}.")
+    rows.append(f"Manual steps, run by a person from remediate.ps1 with their own rights: {manual}.")
     return "\n".join(rows) + "\n"
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.model.catalogue import Access, Command, Param, Runner, granted
 from agent.model.catalogue import CATALOGUE as _CATALOGUE
+from agent.model.catalogue import Access, Command, Param, Runner, granted
 from agent.model.command import Endpoint
 
 CONFIGURATION_NAME = "exfix"  # the JEA session configuration (Register-PSSessionConfiguration -Name)
@@ -113,9 +113,8 @@ def _capability(access: Access) -> RoleCapability:
     # A JEA session shows no provider unless the role makes it visible: the recording
     # test_psrp_with_jea_configuration.yml shows Get-Item failing with "Cannot find a provider
     # with the name 'FileSystem'" (ProviderNotFound). exfix reads files and one registry key.
-    providers = tuple(
-        p for p, used in (("FileSystem", names & _FILE_CMDLETS), ("Registry", names & _REGISTRY_CMDLETS)) if used
-    )
+    uses = (("FileSystem", names & _FILE_CMDLETS), ("Registry", names & _REGISTRY_CMDLETS))
+    providers = tuple(provider for provider, used in uses if used)
     return RoleCapability(CAPABILITIES[access], access, cmdlets, providers)
 
 
