@@ -78,7 +78,7 @@ def test_the_jea_endpoint_shows_only_the_roles_cmdlets_and_parameters(scan_lab: 
 def test_the_exchange_session_holds_only_the_role_entries(scan_lab: Lab) -> None:
     port = scan_lab.endpoint("ex01").port
     with RunspacePool(_wsman(port, "PowerShell"), configuration_name=EXCHANGE) as pool:
-        output, ps = run(pool, "Get-Queue", Server="EX01")
+        _, ps = run(pool, "Get-Queue", Server="EX01")
         assert not ps.streams.error
         _, ps = run(pool, "Set-TransportService", Identity="EX01", ExternalDNSAdapterEnabled=False)
         message, fqid = error_of(ps)
