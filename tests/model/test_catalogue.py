@@ -80,7 +80,7 @@ def test_the_transport_noun_cmdlets_are_declared_for_every_version() -> None:
 
 
 def test_check_refuses_what_is_not_declared() -> None:
-    with pytest.raises(UndeclaredCommand, match=r"Get-Process \(os endpoint\) is not in exfix's command catalogue"):
+    with pytest.raises(UndeclaredCommand, match=r"Get-Process \(os endpoint\) is not in exfix's command"):
         check(CmdletCall(Endpoint.OS, "Get-Process"))
     # Declared on the other endpoint only.
     with pytest.raises(UndeclaredCommand):
