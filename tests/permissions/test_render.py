@@ -107,7 +107,13 @@ def test_a_role_capability_holds_exactly_its_cmdlets_and_parameters(capability: 
 
 @pytest.mark.parametrize(
     "group",
-    ["CONTOSO\\exfix-scan", "CONTOSO\\o'brien", "x'; Remove-Item C:\\ -Recurse; '", "a\u2019b$(whoami)", "`n@{"],
+    [
+        "CONTOSO\\exfix-scan",
+        "CONTOSO\\o'brien",
+        "x'; Remove-Item C:\\ -Recurse; '",
+        "a\u2019b$(whoami)",
+        "`n@{",
+    ],
 )
 def test_hostile_group_names_stay_one_string(group: str) -> None:
     text = session_file(PERMS, Groups(group, "CONTOSO\\exfix-remediate"), "test")
