@@ -209,12 +209,15 @@ def markdown(perms: Permissions) -> str:
             if capability.access is not access:
                 continue
             for visible in capability.cmdlets:
-                params = ", ".join(_md_param(p) for p in visible.parameters) or "(none given)"
+                params = ", ".join(_md_param(p) for p in visible.parameters) or _ALL_VISIBLE
                 rows.append(f"| {who} | OS (JEA) | {visible.cmdlet} | {params} | `{capability.name}.psrc` |")
     manual = ", ".join(c.cmdlet for c in perms.manual)
     rows.append("")
     rows.append(f"Manual steps, run by a person from remediate.ps1 with their own rights: {manual}.")
     return "\n".join(rows) + "\n"
+
+
+_ALL_VISIBLE = "none given (plain name: JEA shows all)"
 
 
 def _md_param(param: Param) -> str:
