@@ -19,7 +19,8 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 def test_rbac_writes_the_role_files(tmp_path: Path) -> None:
     out = tmp_path / "roles"
-    code, stdout, stderr = _run("rbac", "--out", str(out), "--scan-group", "FAB\\scan", "--remediate-group", "FAB\\fix")
+    groups = ("--scan-group", "FAB\\scan", "--remediate-group", "FAB\\fix")
+    code, stdout, stderr = _run("rbac", "--out", str(out), *groups)
     assert code == 0, stderr
     assert "inventory: ansible_psrp_configuration_name: exfix" in stdout
     expected = files(build(), Groups("FAB\\scan", "FAB\\fix"), "x")
