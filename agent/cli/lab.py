@@ -42,7 +42,16 @@ def lab() -> None:
 @click.option(
     "--https", is_flag=True, help="Also listen with TLS (self-signed) and point the inventory at it."
 )
-def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: str, https: bool) -> None:
+@click.option(
+    "--account",
+    type=click.Choice(["full", "scan", "remediate"]),
+    default=None,
+    help="The lab user's rights: an administrator (full), or only the least-privilege roles "
+    "`exfix rbac` writes for scanning or remediating. Default: $EXFIX_LAB_ACCOUNT, else full.",
+)
+def serve(
+    scenario: str, inventory_out: Path | None, hosts: int | None, auth: str, https: bool, account: str | None
+) -> None:
     """Serve a scenario until interrupted (SIGINT/SIGTERM).
 
     Prints one line, ``ready <inventory path>``, on stdout once every host listens; prints the
@@ -50,7 +59,8 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
     """
     from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only when it runs
 
-    instance = Lab(scenario, hosts=hosts, auth=auth, https=https)  # ScenarioError -> one line, exit 1
+    # ScenarioError / UsageError -> one line, exit 1
+    instance = Lab(scenario, hosts=hosts, auth=auth, https=https, account=account)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
