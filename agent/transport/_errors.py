@@ -80,6 +80,14 @@ def _describe_connection_error(exc: BaseException) -> str:
     return one_line(text, 200)
 
 
+# WSMan fault 5 at Create: the account may not open the session configuration it asked for.
+# Microsoft.PowerShell needs an administrator; a least-privilege account has a JEA endpoint.
+ACCESS_DENIED_HINT = (
+    " (this account may not open the session configuration; without administrator rights, use"
+    " the JEA endpoint `exfix rbac` writes: ansible_psrp_configuration_name)"
+)
+
+
 def classify(exc: BaseException, *, host: str, url: str, username: str | None, auth: str) -> Mapped | None:
     """The agent.errors equivalent of a library exception, or None when it is not one of theirs."""
     who = f"user {username!r}" if username else "the current Kerberos ticket"
@@ -104,7 +112,7 @@ def classify(exc: BaseException, *, host: str, url: str, username: str | None, a
         return Mapped(UnreachableError(host, f"{url}: HTTP {code} from the server"), transient=transient)
     if isinstance(exc, psrp_exc.WSManFaultError):
         code = _code(exc.code)
-        reason = one_line(str(exc.reason or exc.message), 300)
+        reason = one_line(str(exc.reason or exc.message), 300) + (ACCESS_DENIED_HINT if code == 5 else "")
         return Mapped(
             WSManFaultError(host, code, reason), transient=False, shell_gone=code in SHELL_GONE_CODES
         )

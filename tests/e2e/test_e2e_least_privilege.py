@@ -86,3 +86,12 @@ def test_the_scanning_account_cannot_apply_and_exfix_says_why(tmp_path: Path) ->
         assert "not granted to this account" in text and "exfix rbac" in text
         assert run.exit_code == EXIT_COMMAND_FAILED
         assert full_state(fleet.lab, host_name) == before
+
+
+def test_without_the_jea_configuration_name_the_os_endpoint_is_access_denied(tmp_path: Path) -> None:
+    extra = {"ansible_psrp_configuration_name": "Microsoft.PowerShell"}
+    with lab_fleet("nic-registration-disabled", tmp_path, extra, account="scan") as fleet:
+        run = run_exfix("scan", "--inventory", str(fleet.inventory_path))
+    assert run.exit_code == 3, run.describe()
+    assert "WSMan fault 5: Access is denied." in run.stdout, run.describe()
+    assert "ansible_psrp_configuration_name" in run.stdout
