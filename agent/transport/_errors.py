@@ -118,7 +118,7 @@ def classify(exc: BaseException, *, host: str, url: str, username: str | None, a
         )
     if isinstance(exc, winrm_exc.WSManFaultError):
         code = _code(exc.wsman_fault_code)
-        reason = one_line(str(exc.reason), 300)
+        reason = one_line(str(exc.reason), 300) + (ACCESS_DENIED_HINT if code == 5 else "")
         return Mapped(
             WSManFaultError(host, code, reason), transient=False, shell_gone=code in SHELL_GONE_CODES
         )

@@ -450,6 +450,8 @@ class LabServer:
         shell = host.shells.get((request.shell_id or "").upper()) if request.shell_id else None
         if shell is not None:
             endpoint = shell.endpoint
+        elif isinstance(host.runtime, SessionRuntimes) and _serves(host.runtime, request.resource_uri):
+            endpoint = "os"  # a JEA configuration: the OS endpoint, for counters and faults
         else:
             endpoint = RESOURCE_ENDPOINTS.get(request.resource_uri.lower(), "unknown")
         action = request.action or request.action_uri.rsplit("/", 1)[-1] or "unknown"
