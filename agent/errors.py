@@ -253,7 +253,7 @@ class CmdletError(RemoteCommandError):
 _RIGHTS_ERRORS = ("CommandNotFoundException", "NamedParameterNotFound", "ParameterArgumentValidationError",
                   "ProviderNotFound")  # fmt: skip
 RIGHTS_HINT = (
-    " (not granted to this account: its Exchange RBAC roles or JEA role capability lack it;"
+    " (a restricted account's Exchange RBAC roles or JEA role capability lack it?"
     " `exfix rbac` writes the roles exfix needs)"
 )
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from agent.apply import StepStatus
-from agent.errors import EXIT_COMMAND_FAILED
+from agent.errors import EXIT_COMMAND_FAILED, RIGHTS_HINT
 from apply._apply_support import full_state, lab_fleet
 from apply.test_apply_three_runs import CASES, DERIVED
 from e2e.conftest import SCENARIOS, run_exfix
@@ -83,7 +83,7 @@ def test_the_scanning_account_cannot_apply_and_exfix_says_why(tmp_path: Path) ->
         # One cmdlet outside the scanning roles: the change marker's New-Item, the first
         # change apply makes, is not in the session at all.
         assert "New-Item: The term 'New-Item' is not recognized" in text, run.describe()
-        assert "not granted to this account" in text and "exfix rbac" in text
+        assert RIGHTS_HINT in text
         assert run.exit_code == EXIT_COMMAND_FAILED
         assert full_state(fleet.lab, host_name) == before
 
