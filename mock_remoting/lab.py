@@ -9,6 +9,14 @@ server (``mock_remoting.server``) with one port per host serving both ``/PowerSh
         lab.write_inventory(path)        # the Ansible-style inventory exfix reads
         lab.inject("ex01", {"fail": {"kind": "http-500", "on": "Command", "after": 1}})
         lab.counters.get("ex01.contoso.local", "exchange", "Command")
+
+Kerberos: ``Lab(scenario, auth="kerberos", keytab=PATH)`` (or ``auth="negotiate"``) accepts
+tickets for ``HTTP/<host fqdn>@<realm>`` with the keys in the keytab (default: the file
+``KRB5_KTNAME`` names; realm default: the scenario's AD domain in capitals, as AD names its
+realm). The inventory it writes then has no password: the client's ticket cache is the
+credential, and each host's ``ansible_psrp_negotiate_hostname_override`` is its FQDN, because
+exfix connects to 127.0.0.1 while the ticket must be for the host's name (as through a load
+balancer or an alias).
 """
 
 from __future__ import annotations
@@ -23,11 +31,14 @@ import yaml
 from agent.errors import ScenarioError, UsageError
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
 from mock_remoting.server import FaultSpecError, LabServer, RequestCounters, parse_faults
+from mock_remoting.server.kerberos import KerberosKeytab, KeytabError, kerberos_available
+from mock_remoting.server.tls import load_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-AUTH_MODES = ("ntlm", "basic")
+AUTH_MODES = ("ntlm", "basic", "credssp", "kerberos", "negotiate")
+KERBEROS_MODES = ("kerberos", "negotiate")
 # The lab account's rights: "full" (an administrator), or only the least-privilege roles
 # `exfix rbac` writes for scanning or for remediating (agent/permissions). The environment
 # variable sets the default, so a whole test run can go under the restricted account.
@@ -60,8 +71,12 @@ class Lab:
         hosts: int | None = None,
         auth: str = "ntlm",
         https: bool = False,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
         latency_ms: float = 0.0,
         workers: int = 16,
+        keytab: str | Path | None = None,
+        realm: str | None = None,
         account: str | None = None,
     ) -> None:
         from mock_remoting.dns.world import DnsWorld
@@ -69,12 +84,24 @@ class Lab:
 
         if auth not in AUTH_MODES:
             raise UsageError(f"lab auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+        if auth == "credssp" and not https:
+            raise UsageError("--auth credssp needs --https: the lab offers CredSSP over TLS only")
         if hosts is not None and hosts < 1:
             raise UsageError(f"--hosts must be at least 1, not {hosts}")
         account = account if account is not None else os.environ.get(ACCOUNT_VARIABLE, "full")
         if account not in ACCOUNTS:
             raise UsageError(f"lab account must be one of {', '.join(ACCOUNTS)}, not {account!r}")
         self.account = account
+        if (tls_cert is None) != (tls_key is None):
+            raise UsageError("--tls-cert and --tls-key go together: the certificate chain and its key")
+        if tls_cert is not None and not https:
+            raise UsageError("--tls-cert needs --https")
+        self.certificate: Any = None
+        if tls_cert is not None and tls_key is not None:
+            try:
+                self.certificate = load_certificate(tls_cert, tls_key)
+            except ValueError as exc:
+                raise UsageError(f"--tls-cert/--tls-key: {exc}") from None
         self.auth = auth
         self.https = https
         self.latency_ms = latency_ms
@@ -88,11 +115,40 @@ class Lab:
                 raise ScenarioError(
                     source, exc.problem, key=f"hosts.{index}.faults.{exc.key}", host=spec.name
                 ) from None
+        self.kerberos = self._kerberos(keytab, realm)
         self._workers = workers
         self.fleet: Any = None
         self.dns_address_map: dict[str, str] = {}
         self.server: LabServer | None = None
         self._responders: Any = None
+
+    def _kerberos(self, keytab: str | Path | None, realm: str | None) -> KerberosKeytab | None:
+        """The keytab to accept tickets with: given, or ``KRB5_KTNAME``; None without either
+        (then only NTLM and Basic are accepted). Raises UsageError for a Kerberos mode without
+        one, or where python-gssapi is missing."""
+        if keytab is None and self.auth in KERBEROS_MODES:
+            named = os.environ.get("KRB5_KTNAME", "")
+            keytab = named.removeprefix("FILE:") or None
+        if keytab is None:
+            if self.auth in KERBEROS_MODES:
+                raise UsageError(
+                    f"lab auth {self.auth} needs a keytab with HTTP/<host> keys: --keytab PATH or KRB5_KTNAME"
+                )
+            return None
+        reason = kerberos_available()
+        if reason is not None:
+            raise UsageError(f"lab Kerberos: {reason}")
+        domain = str(self.scenario.organization.get("ad_domain") or "")
+        name = realm or domain.upper()
+        if not name:
+            raise UsageError("lab Kerberos needs a realm: --realm, or organization.ad_domain in the scenario")
+        kerberos = KerberosKeytab(Path(keytab), name)
+        try:
+            # Before anything starts: a host without its key could never authenticate a client.
+            kerberos.check_hosts(tuple(str(spec.fqdn) for spec in self.scenario.hosts))
+        except KeytabError as exc:
+            raise UsageError(f"lab Kerberos: {exc}") from None
+        return kerberos
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -109,10 +165,19 @@ class Lab:
             grant = self.grant
             for spec in self.scenario.hosts:
                 self.fleet.host(spec.fqdn).grant = grant
-            server = LabServer(https=self.https, latency_ms=self.latency_ms, workers=self._workers)
+            server = LabServer(
+                https=self.https,
+                certificate=self.certificate,
+                latency_ms=self.latency_ms,
+                workers=self._workers,
+                kerberos=self.kerberos,
+            )
             for spec in self.scenario.hosts:
                 server.add_host(self.fleet.host(spec.fqdn), spec.faults or None)
-            server.start()
+            try:
+                server.start()
+            except KeytabError as exc:
+                raise UsageError(f"lab Kerberos: {exc}") from None
         except BaseException:
             self._responders.stop()
             self._responders = None
@@ -180,20 +245,41 @@ class Lab:
 
     # -- inventory --------------------------------------------------------------------------
 
-    def inventory(self) -> dict[str, Any]:
-        """The Ansible-style inventory exfix reads (contract 5 of the team brief)."""
+    def write_ca(self, path: Path) -> Path:
+        """Write the CA certificate the lab signed its hosts' certificates with (see
+        mock_remoting/server/tls.py). Raises UsageError when the hosts serve a given chain."""
+        authority = self._server().authority
+        if authority is None:
+            raise UsageError(
+                "the lab serves the --tls-cert chain, which it did not sign: trust that chain's CA instead"
+            )
+        return Path(authority.write_ca(Path(path)))
+
+    def inventory(self, ca_cert: Path | None = None) -> dict[str, Any]:
+        """The Ansible-style inventory exfix reads (contract 5 of the team brief).
+
+        Over https the certificates are checked when the lab serves a given chain (against
+        the system's CAs) or when ``ca_cert`` names the CA file :meth:`write_ca` wrote; each
+        host is then checked by its inventory name while exfix connects to 127.0.0.1
+        (``exfix_tls_server_name``, agent/transport/tls.py). Otherwise validation is off."""
+        validate = self.https and (ca_cert is not None or self.certificate is not None)
         protocol = "https" if self.https else "http"
+        kerberos = self.auth in KERBEROS_MODES
+        # With Kerberos the ticket cache is the credential (KRB5CCNAME): no user, no password.
+        credentials = {} if kerberos else {"ansible_user": LAB_USERNAME, "ansible_password": LAB_PASSWORD}
         variables: dict[str, Any] = {
-            "ansible_user": LAB_USERNAME,
-            "ansible_password": LAB_PASSWORD,
+            **credentials,
             "ansible_psrp_protocol": protocol,
             "ansible_psrp_auth": self.auth,
             # The lab listens on 127.0.0.1 only: an HTTP(S)_PROXY in the environment (which
             # exfix honours, as Ansible's psrp plugin does) must not carry its traffic away.
             "ansible_psrp_ignore_proxy": True,
         }
-        if self.https:
-            variables["ansible_psrp_cert_validation"] = "ignore"  # the lab's self-signed certificate
+        if validate and ca_cert is not None:
+            variables["ansible_psrp_ca_cert"] = str(Path(ca_cert).resolve())
+        elif self.https and not validate:
+            # The lab's CA is trusted by nothing until written out (--tls-ca-out).
+            variables["ansible_psrp_cert_validation"] = "ignore"
         variables["exfix_exchange_auth"] = self.auth
         if self.account != "full":
             # The restricted account may not open Microsoft.PowerShell: only the JEA endpoint.
@@ -221,13 +307,20 @@ class Lab:
                 "exfix_exchange_path": "PowerShell",
                 "exfix_exchange_protocol": protocol,
             }
+            if validate:
+                hosts[endpoint.name]["exfix_tls_server_name"] = endpoint.name
+            if kerberos:
+                # The ticket is for HTTP/<fqdn>, not for the address connected to (pypsrp
+                # builds the SPN from the URL's host otherwise: HTTP/127.0.0.1).
+                hosts[endpoint.name]["ansible_psrp_negotiate_hostname_override"] = endpoint.name
         return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
 
-    def write_inventory(self, path: Path) -> Path:
-        """The inventory as YAML, with a comment above ``exfix_external_dns_servers`` saying what
-        those servers are (YAML comments cannot be dumped, so it is put in beside the key)."""
+    def write_inventory(self, path: Path, ca_cert: Path | None = None) -> Path:
+        """The inventory as YAML (``ca_cert``: see :meth:`inventory`), with a comment above
+        ``exfix_external_dns_servers`` saying what those servers are (YAML comments cannot be
+        dumped, so it is put in beside the key)."""
         path = Path(path)
-        text = yaml.safe_dump(self.inventory(), sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump(self.inventory(ca_cert), sort_keys=False, allow_unicode=True)
         lines: list[str] = []
         for line in text.splitlines(keepends=True):
             if line.lstrip().startswith(f"{EXTERNAL_DNS_VARIABLE}:"):

@@ -90,11 +90,17 @@ SETUP_KEY_PATTERN = r"^HKLM:\\SOFTWARE\\Microsoft\\ExchangeServer\\v1[45]\\Setup
 # Resolve-DnsName -Server: an IPv4 or IPv6 address as the NIC and transport settings list them.
 ADDRESS_PATTERN = r"^[0-9A-Fa-f:.]+$"
 TRANSPORT_SERVICES = ("MSExchangeTransport",)
+# The outbound allow rules exfix adds (agent/fixes/firewall_dns_allow.py RULE_NAMES; check()
+# refuses any other name, so the two cannot differ without a failing test).
+RULE_NAME_SET = ("exfix-allow-dns-udp", "exfix-allow-dns-tcp")
 
 CATALOGUE: tuple[Command, ...] = (
     # --- Exchange endpoint: reading ---------------------------------------------------------
     Command(EX, "Get-ExchangeServer", READ, _p("Identity"),
             "the version (2010 or later) and the server's role; the connection check",
+            VIEW_ONLY_CONFIGURATION),
+    Command(EX, "Get-MailboxServer", READ, _p("Identity"),
+            "the server's database availability group (apply never takes two DAG members out)",
             VIEW_ONLY_CONFIGURATION),
     Command(EX, "Get-TransportService", READ, _p("Identity"),
             "transport's DNS settings (2013 and later)", VIEW_ONLY_CONFIGURATION),
@@ -144,6 +150,9 @@ CATALOGUE: tuple[Command, ...] = (
             (Param("All"), Param("PolicyStore", ("ActiveStore",))), "the rules' ports"),
     Command(OS, "Get-NetFirewallAddressFilter", READ,
             (Param("All"), Param("PolicyStore", ("ActiveStore",))), "the rules' addresses"),
+    Command(OS, "Get-NetFirewallProfile", READ,
+            (Param("All"), Param("PolicyStore", ("ActiveStore",))),
+            "the profiles' DefaultOutboundAction"),
     Command(OS, "Get-ItemProperty", READ,
             (Param("Path", pattern=SETUP_KEY_PATTERN), Param("Name", ("MsiInstallPath",))),
             "where Exchange is installed (its Setup registry key)"),
@@ -163,6 +172,15 @@ CATALOGUE: tuple[Command, ...] = (
             "restart transport so it reads its DNS settings again"),
     Command(OS, "Disable-NetFirewallRule", CHANGE, (Param("Name"),), "the firewall fix"),
     Command(OS, "Enable-NetFirewallRule", CHANGE, (Param("Name"),), "rollback of the firewall fix"),
+    Command(OS, "New-NetFirewallRule", CHANGE,
+            (Param("Name", RULE_NAME_SET), Param("DisplayName"), Param("Description"),
+             Param("Direction", ("Outbound",)), Param("Action", ("Allow",)),
+             Param("Protocol", ("UDP", "TCP")),
+             Param("RemotePort", ("53",)), Param("RemoteAddress", pattern=ADDRESS_PATTERN),
+             Param("Profile", ("Domain", "Private", "Public"))),
+            "the outbound DNS allow rule (a profile whose default drops outbound traffic)"),
+    Command(OS, "Remove-NetFirewallRule", CHANGE, (Param("Name", RULE_NAME_SET),),
+            "rollback of the outbound DNS allow rule"),
     Command(OS, "New-Item", CHANGE,
             (Param("Path", pattern=MARKER_PATTERN), Param("ItemType", ("File",)), Param("Value")),
             "the per-host change marker (one apply per host at a time)"),

@@ -13,6 +13,10 @@ connectors (each listing its source servers) would grow with the square of the f
 
 ``exfix.facts/4`` adds each host's ``firewall``: its enabled outbound Windows Firewall rules
 that can touch port 53 (null where they were not read); /3 and older are read with it null.
+``firewall.profiles`` (Get-NetFirewallProfile: name, enabled, default_outbound_action,
+allow_local_rules) is an optional key of /4: a snapshot without it, written before exfix read
+the profiles, reads as "profiles not read" (None), and no rule judges a default Block there.
+The shape of every other key is as before, so the version stays /4.
 ``exfix.facts/3`` adds each host's ``edge_config_file`` (EdgeTransport.exe.config as read, and
 where it stops being well-formed XML) and names the area ``edge_config_file`` in
 ``status.issues`` where the file could not be read. ``exfix.facts/2`` is still read: it did not

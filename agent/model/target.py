@@ -31,6 +31,13 @@ class Auth(str, enum.Enum):
     BASIC = "basic"
 
 
+# Kerberos service classes of the two endpoints' SPNs (<service>/<host name>). The Exchange
+# endpoint is IIS: HTTP. The OS endpoint's default is Ansible's psrp plugin's
+# (ansible_psrp_negotiate_service: WSMAN, the SPN the WinRM service registers).
+EXCHANGE_SERVICE = "HTTP"
+OS_SERVICE = "WSMAN"
+
+
 class MessageEncryption(str, enum.Enum):
     """WSMan message encryption (pypsrp's and pywinrm's names): ``auto`` encrypts over http
     only, ``always`` over https too, ``never`` not at all."""
@@ -74,6 +81,9 @@ class EndpointConfig:
     message_encryption: MessageEncryption = MessageEncryption.AUTO
     negotiate_service: str | None = None
     negotiate_hostname_override: str | None = None
+    # The name the server's TLS certificate is checked against (and sent as SNI) instead of
+    # ``host``: exfix_tls_server_name (agent/transport/tls.py). None: ``host``, as Ansible.
+    tls_server_name: str | None = None
     negotiate_delegate: bool = False
     send_cbt: bool = True
     proxy: str | None = None
@@ -98,6 +108,7 @@ class EndpointConfig:
             "message_encryption": self.message_encryption.value,
             "negotiate_service": self.negotiate_service,
             "negotiate_hostname_override": self.negotiate_hostname_override,
+            "tls_server_name": self.tls_server_name,
             "negotiate_delegate": self.negotiate_delegate,
             "send_cbt": self.send_cbt,
             "proxy": self.proxy,

@@ -34,13 +34,15 @@ from functools import partial
 from typing import Any
 
 from mock_remoting.backend import Endpoint, HostRuntime, SessionRuntimes
+from mock_remoting.server import kerberos as kerberos_store
 from mock_remoting.server import ntlm_store, wsman
-from mock_remoting.server.auth import AuthState, ConnectionAuth, challenge_headers
+from mock_remoting.server.auth import AuthState, ConnectionAuth
 from mock_remoting.server.counters import RequestCounters
 from mock_remoting.server.faults import FaultKind, FaultSpec, HostFaults, parse_faults
+from mock_remoting.server.kerberos import KerberosKeytab
 from mock_remoting.server.psrp import PsrpShell
 from mock_remoting.server.shells import Shell, ShellContext
-from mock_remoting.server.tls import LabCertificate, make_certificate
+from mock_remoting.server.tls import LabAuthority, LabCertificate
 from mock_remoting.server.winrs import WinrsShell
 from mock_remoting.server.wsman import Request, WSManFault
 
@@ -131,6 +133,14 @@ class _Host:
     port: int = 0
     https_port: int | None = None
     ctx: ShellContext | None = None
+    cert: LabCertificate | None = None
+
+
+def _host_names(fqdn: str) -> tuple[str, ...]:
+    """The names a host's certificate carries: its FQDN and its short name, as an Exchange
+    server's certificate from an enterprise CA usually does."""
+    short = fqdn.split(".", 1)[0]
+    return (fqdn, short) if short != fqdn else (fqdn,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +165,31 @@ class LabServer:
         self,
         *,
         https: bool = False,
+        authority: LabAuthority | None = None,
+        certificate: LabCertificate | None = None,
         latency_ms: float = 0.0,
         workers: int = 16,
         recorder: Recorder | None = None,
+        kerberos: KerberosKeytab | None = None,
     ) -> None:
+        """``kerberos``: accept Kerberos tickets for ``HTTP/<host>`` with this keytab (NTLM and
+        Basic are accepted either way)."""
         self.https = https
+        # HTTPS: ``certificate`` is served by every host when given; otherwise each host gets
+        # its own from ``authority`` (a fresh LabAuthority when none is given), see tls.py.
+        if https and certificate is None and authority is None:
+            authority = LabAuthority()
+        self.authority = authority
+        self._certificate = certificate
         self.latency_ms = latency_ms
+        self.kerberos = kerberos
         self.counters = RequestCounters()
+        # Completed and refused handshakes (host, "auth", "kerberos" | "ntlm" | "refused-..."),
+        # who authenticated (host, "client", principal), the SPN a ticket was for per path
+        # (host, "spn-exchange" | "spn-wsman", principal), and requests that came sealed (host,
+        # "sealed", mechanism). Apart from ``counters``,
+        # which count requests.
+        self.authentications = RequestCounters()
         self.recorder = recorder
         self._workers = workers
         self._hosts: dict[str, _Host] = {}
@@ -171,8 +199,8 @@ class LabServer:
         self._servers: list[asyncio.base_events.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
         self._stopping: asyncio.Event | None = None
-        self._cert: LabCertificate | None = None
         self._ntlm = False
+        self._keytab = False
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -190,10 +218,14 @@ class LabServer:
     def start(self, timeout: float = 30.0) -> None:
         if self._loop is not None:
             return
+        if self.kerberos is not None:
+            # KeytabError (a ValueError) before anything listens: a host without its key
+            # could never authenticate a Kerberos client.
+            self.kerberos.check_hosts(tuple(host.name for host in self._hosts.values()))
+            kerberos_store.acquire(self.kerberos.keytab)
+            self._keytab = True
         ntlm_store.acquire()
         self._ntlm = True
-        if self.https:
-            self._cert = make_certificate()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             self._workers, thread_name_prefix="exfix-lab-run"
         )
@@ -226,13 +258,18 @@ class LabServer:
             )
             self._servers.append(plain)
             host.port = plain.sockets[0].getsockname()[1]
-            if self._cert is not None:
+            if self.https:
+                if self._certificate is not None:
+                    host.cert = self._certificate
+                else:
+                    assert self.authority is not None
+                    host.cert = self.authority.issue(_host_names(host.name))
                 tls = await asyncio.start_server(
                     partial(self._serve, host, True),
                     BIND,
                     0,
                     backlog=512,
-                    ssl=self._cert.context,
+                    ssl=host.cert.context,
                     limit=1 << 20,
                 )
                 self._servers.append(tls)
@@ -257,6 +294,9 @@ class LabServer:
         if self._ntlm:
             ntlm_store.release()
             self._ntlm = False
+        if self._keytab:
+            kerberos_store.release()
+            self._keytab = False
 
     async def _shutdown(self) -> None:
         if self._stopping is not None:
@@ -319,7 +359,11 @@ class LabServer:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._writers.add(writer)
-        auth = ConnectionAuth(self._cert.channel_binding_data if tls and self._cert else None)
+        auth = ConnectionAuth(
+            host.cert.channel_binding_data if tls and host.cert else None,
+            self.kerberos.accepted(host.name) if self.kerberos is not None else frozenset(),
+            credssp=tls and host.cert is not None,
+        )
         try:
             while True:
                 try:
@@ -406,6 +450,13 @@ class LabServer:
         if path not in PATHS:
             return _Reply(404)
         result = auth.check(headers.get("authorization"))
+        if result.refused is not None:
+            self.authentications.add(host.name, "auth", f"refused-{result.refused}")
+        elif result.completed is not None:
+            self.authentications.add(host.name, "auth", result.completed)
+            self.authentications.add(host.name, "client", auth.client_principal or "?")
+            if auth.service_principal is not None:
+                self.authentications.add(host.name, f"spn-{PATHS[path]}", auth.service_principal)
         if result.state is not AuthState.OK:
             self.counters.add(host.name, "http", "auth")
             return _Reply(401, headers=result.headers)
@@ -423,6 +474,7 @@ class LabServer:
                 plain = auth.encryption.unwrap_message(body, match.group(1))
             except Exception:
                 return _Reply(400, close=True)
+            self.authentications.add(host.name, "sealed", auth.mechanism or "unknown")
         elif content_type.lower().startswith("multipart/"):
             return _Reply(415)
         else:
@@ -461,7 +513,7 @@ class LabServer:
             await asyncio.sleep(decision.delay_s)
         if decision.kind is FaultKind.HTTP_401:
             auth.refuse_next_handshake()
-            return 0, b"", _Reply(401, headers=challenge_headers())
+            return 0, b"", _Reply(401, headers=auth.challenges())
         if decision.kind is FaultKind.HTTP_500:
             return 0, b"", _Reply(500)
         if decision.kind is FaultKind.HANG:

@@ -97,6 +97,22 @@ def _firewall_rule() -> RemoteObject:
     )  # fmt: skip
 
 
+def _firewall_profiles() -> tuple[RemoteObject, ...]:
+    # As Get-NetFirewallProfile -PolicyStore ActiveStore shows a hardened server: the Domain
+    # profile's DefaultOutboundAction set to Block (as a name), Private's as the CIM number 4,
+    # Public's left NotConfigured (0), its Enabled a GpoBoolean number.
+    return (
+        RemoteObject((CIM + "MSFT_NetFirewallProfile",),
+                     {"Name": "Domain", "Enabled": "True", "DefaultOutboundAction": "Block",
+                      "AllowLocalFirewallRules": "NotConfigured"}),
+        RemoteObject((CIM + "MSFT_NetFirewallProfile",),
+                     {"Name": "Private", "Enabled": 1, "DefaultOutboundAction": 4,
+                      "AllowLocalFirewallRules": 0}),
+        RemoteObject((CIM + "MSFT_NetFirewallProfile",),
+                     {"Name": "Public", "Enabled": 0, "DefaultOutboundAction": 0}),
+    )  # fmt: skip
+
+
 def _server_address() -> RemoteObject:
     return RemoteObject(
         (CIM + "MSFT_DNSClientServerAddress",),
@@ -131,6 +147,9 @@ class PlainHost:
     def __init__(self, **answers: Answer) -> None:
         defaults: dict[str, Answer] = {
             "Get-ExchangeServer": lambda c: (_server(),),
+            "Get-MailboxServer": lambda c: (RemoteObject(
+                ("Deserialized.Microsoft.Exchange.Data.Directory.Management.MailboxServer",),
+                {"Name": "EX01", "DatabaseAvailabilityGroup": "DAG01"}, "EX01"),),
             "Get-TransportService": lambda c: (_transport(),),
             "Get-Queue": lambda c: (_queue(),),
             "Get-SendConnector": lambda c: (_connector(),),
@@ -146,6 +165,7 @@ class PlainHost:
                 {"InstanceID": "Block-DNS", "Protocol": "UDP", "RemotePort": "53"}),),
             "Get-NetFirewallAddressFilter": lambda c: (RemoteObject((CIM + "MSFT_NetAddressFilter",),
                 {"InstanceID": "Block-DNS", "RemoteAddress": "Any"}),),
+            "Get-NetFirewallProfile": lambda c: _firewall_profiles(),
         }  # fmt: skip
         self.answers = {**defaults, **{k.replace("_", "-"): v for k, v in answers.items()}}
         self.asked: list[str] = []
@@ -159,8 +179,9 @@ class PlainHost:
         return CommandResult()  # Resolve-DnsName: nothing came back
 
 
-def collect(host: PlainHost) -> HostFacts:
-    return collect_host(host, "ex01.contoso.local", CollectOptions(orchestrator_probe=False))
+def collect(host: PlainHost, *, parallel: bool = True) -> HostFacts:
+    options = CollectOptions(orchestrator_probe=False, parallel_endpoints=parallel)
+    return collect_host(host, "ex01.contoso.local", options)
 
 
 def denied(cmdlet: str) -> Answer:
@@ -184,6 +205,14 @@ def test_a_host_whose_areas_all_answer_has_no_failed_area() -> None:
     judged = judge(facts)
     assert judged.not_judged == ()
     assert {f.rule_id for f in judged.findings} >= {"nic-dns-registration-disabled", "dns-fault-tolerance"}
+
+
+def test_the_dag_membership_is_read_and_a_refused_read_leaves_it_unknown_at_no_area() -> None:
+    assert collect(PlainHost()).exchange.dag == "DAG01"
+    none = RemoteObject(("MailboxServer",), {"Name": "EX01", "DatabaseAvailabilityGroup": None}, "EX01")
+    assert collect(PlainHost(Get_MailboxServer=lambda c: (none,))).exchange.dag == ""
+    facts = collect(PlainHost(Get_MailboxServer=denied("Get-MailboxServer")))
+    assert facts.exchange.dag is None and facts.status.issues == ()
 
 
 def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
@@ -222,6 +251,22 @@ def test_firewall_rules_are_read_and_joined_to_their_filters() -> None:
         "Block-DNS", "Block", "UDP", ("53",), ("Any",)
     )
     assert facts.firewall.blocking("10.0.0.10", ()) == (rule,)
+
+
+def test_firewall_profiles_are_read_names_and_numbers_alike_not_configured_as_the_default() -> None:
+    facts = collect(PlainHost())
+    assert facts.firewall is not None and facts.firewall.profiles is not None
+    domain, private, public = facts.firewall.profiles
+    assert (domain.name, domain.enabled, domain.default_outbound_action, domain.allow_local_rules) == (
+        "Domain", True, "Block", True
+    )  # fmt: skip
+    assert (private.default_outbound_action, private.allow_local_rules) == ("Block", False)
+    assert (public.enabled, public.default_outbound_action) == (False, "NotConfigured")
+    # NotConfigured is the computer's default for outbound traffic, Allow (Set-NetFirewallProfile).
+    assert public.effective_outbound_action == "Allow" and not public.blocks_by_default
+    assert domain.blocks_by_default and facts.firewall.host_profile() == domain
+    # The rule blocks UDP 53 itself; with it, the default Block is not what drops the query.
+    assert facts.firewall.default_block_without_allow("10.0.0.10", ()) == domain
 
 
 def test_unreadable_firewall_rules_cost_that_area_only_and_the_firewall_rule_is_still_judged() -> None:
@@ -310,8 +355,14 @@ def test_a_host_that_stops_answering_is_still_lost_whole(cmdlet: str) -> None:
 
     host = PlainHost(**{cmdlet.replace("-", "_"): unreachable})
     with pytest.raises(UnreachableError):
-        collect(host)
+        collect(host, parallel=False)
     assert host.asked[-1] == cmdlet  # nothing more is asked of a host that is gone
+    # The endpoints side by side: the other side may finish the one command it had in flight,
+    # and asks nothing after it.
+    host = PlainHost(**{cmdlet.replace("-", "_"): unreachable})
+    with pytest.raises(UnreachableError):
+        collect(host)
+    assert len(host.asked) - host.asked.index(cmdlet) <= 2, host.asked
 
 
 def test_an_unclassified_failure_of_a_command_is_not_taken_for_an_area() -> None:

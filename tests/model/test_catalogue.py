@@ -126,3 +126,9 @@ def test_the_scanning_grant_changes_nothing_and_manual_steps_are_never_granted()
     assert set(scan) < set(remediate)
     person = [c for c in CATALOGUE if c.runner is Runner.PERSON]
     assert person and not set(person) & set(remediate)
+
+
+def test_the_allow_rule_names_are_the_fixs_own() -> None:
+    from agent.fixes.firewall_dns_allow import RULE_NAMES
+
+    assert set(RULE_NAMES.values()) == set(catalogue.RULE_NAME_SET)

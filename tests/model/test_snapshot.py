@@ -23,6 +23,7 @@ from agent.model.probe import Outcome, Vantage
 from support.facts_builders import (
     INTERNAL_DNS,
     NXDOMAIN_ERROR,
+    firewall_profiles,
     firewall_rule,
     host,
     internal_queue,
@@ -279,3 +280,19 @@ def test_firewall_rules_round_trip_and_a_facts_3_snapshot_reads_without_them() -
     (facts,) = snapshot.from_dict(old)
     assert facts.firewall is None
     assert facts == dataclasses.replace(hosts[0], firewall=None)
+
+
+def test_firewall_profiles_round_trip_and_a_snapshot_without_them_reads_them_as_not_read() -> None:
+    firewall = FirewallFacts((firewall_rule(action="Allow"),), firewall_profiles("Block"))
+    hosts = (host(firewall=firewall),)
+    data = snapshot.to_dict(hosts)
+    assert data["hosts"][0]["firewall"]["profiles"][0] == {
+        "name": "Domain", "enabled": True, "default_outbound_action": "Block", "allow_local_rules": True,
+    }  # fmt: skip
+    assert snapshot.from_json(snapshot.to_json(hosts), source="facts.json") == hosts
+    # An exfix.facts/4 snapshot written before exfix read the profiles has no "profiles" key.
+    old = copy.deepcopy(data)
+    del old["hosts"][0]["firewall"]["profiles"]
+    (facts,) = snapshot.from_dict(old)
+    assert facts.firewall is not None and facts.firewall.profiles is None
+    assert facts.firewall.rules == firewall.rules

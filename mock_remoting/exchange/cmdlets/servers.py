@@ -18,7 +18,7 @@ from mock_remoting.exchange.cmdlets.base import (
     Registry,
     identity_matches,
 )
-from mock_remoting.exchange.objects.exchange import exchange_server, transport_server
+from mock_remoting.exchange.objects.exchange import exchange_server, mailbox_server, transport_server
 from mock_remoting.exchange.scenario import PROTOCOL_OPTIONS
 from mock_remoting.exchange.state import HostState
 
@@ -57,6 +57,20 @@ def get_exchange_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) ->
         ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
     for host in found:
         ctx.emit(exchange_server(ctx.org, host))
+
+
+@REGISTRY.cmdlet(
+    "Get-MailboxServer", Endpoint.EXCHANGE, IDENTITY, DOMAIN_CONTROLLER, P("Status", Kind.SWITCH)
+)
+def get_mailbox_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    # Every lab server has the Mailbox role (Exchange 2016 and later have no other but Edge).
+    identity = args.get("Identity")
+    hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
+    found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
+    if identity is not None and not found:
+        ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
+    for host in found:
+        ctx.emit(mailbox_server(ctx.org, host))
 
 
 def _transport_hosts(ctx: Context) -> list[HostState]:
