@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from agent.cli import apply, inventory_cmd, lab, plan, playbook, rules_cmd, scan
+from agent.cli import apply, inventory_cmd, lab, plan, playbook, rbac, rules_cmd, scan
 from agent.errors import EXIT_ERROR, ExfixError, one_line
 
 
@@ -46,6 +46,7 @@ def _register() -> None:
     main.add_command(apply.rollback)
     main.add_command(playbook.playbook)
     main.add_command(inventory_cmd.inventory)
+    main.add_command(rbac.rbac)
 
 
 _register()

@@ -84,6 +84,13 @@ def lab() -> None:
 @click.option(
     "--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The --tls-cert key."
 )
+@click.option(
+    "--account",
+    type=click.Choice(["full", "scan", "remediate"]),
+    default=None,
+    help="The lab user's rights: an administrator (full), or only the least-privilege roles "
+    "`exfix rbac` writes for scanning or remediating. Default: $EXFIX_LAB_ACCOUNT, else full.",
+)
 def serve(
     scenario: str,
     inventory_out: Path | None,
@@ -95,6 +102,7 @@ def serve(
     tls_key: Path | None,
     keytab: Path | None,
     realm: str | None,
+    account: str | None,
 ) -> None:
     """Serve a scenario until interrupted (SIGINT/SIGTERM).
 
@@ -111,7 +119,7 @@ def serve(
         )
     # ScenarioError, a bad --tls-cert, a keytab without a host's key, no gssapi -> one line, exit 1
     instance = Lab(scenario, hosts=hosts, auth=auth, https=https, tls_cert=tls_cert, tls_key=tls_key,
-                   keytab=keytab, realm=realm)  # fmt: skip
+                   keytab=keytab, realm=realm, account=account)  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
