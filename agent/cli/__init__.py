@@ -30,9 +30,12 @@ class _Group(click.Group):
             sys.exit(EXIT_ERROR)
 
 
-@click.group(cls=_Group)
+# -h as --help on every command (subcommands inherit the group's context settings).
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="exfix")
-def main() -> None:
+@click.option("--no-color", "no_color", is_flag=True,
+              help="No colours in the output (as NO_COLOR=1 in the environment does).")
+def main(no_color: bool) -> None:
     """Find and fix the causes of Exchange '451 4.4.0 DNS query failed' across a fleet."""
 
 
