@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -12,7 +13,35 @@ from agent.errors import EXIT_ERROR, ExfixError, one_line
 
 
 class _Group(click.Group):
-    """Turns every exfix error into one line on stderr and its exit code; never a traceback."""
+    """Turns every exfix error into one line on stderr and its exit code; never a traceback.
+
+    A usage error (an unknown option, a missing argument, a bad value) is exit 1 with one line,
+    like every other bad input: click's own exit 2 is what exfix means by "findings / waiting
+    for approval", and a ticket system reading it would take a typo for a pending change."""
+
+    def main(  # one signature for both of click's overloads
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            value = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            click.echo(f"exfix: error: {one_line(exc.format_message())}{where}", err=True)
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as exc:
+            click.echo(f"exfix: error: {one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("exfix: aborted", err=True)
+            sys.exit(EXIT_ERROR)
+        if not standalone_mode:
+            return value
+        sys.exit(value if isinstance(value, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
