@@ -721,7 +721,7 @@ def table(
     summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Mapping[str, Any]]], n: int
 ) -> Iterator[str]:
     yield (
-        f"{'':<28}{'hosts':>6}{'wall s':>22}{'hosts/s':>20}{'req/host':>9}{'CPU ms/host':>20}"
+        f"{'':<28}{'hosts':>6}{'wall s':>24}{'hosts/s':>20}{'req/host':>9}{'CPU ms/host':>20}"
         f"{'peak RSS MB':>12}{'lab CPU ms/host':>20}"
     )
     for side, label in SIDES.items():
@@ -730,7 +730,7 @@ def table(
         s = summary[side]
         hosts = int(rounds[0][side]["hosts"])
         yield (
-            f"{label:<28}{hosts:>6}{spread_text(s['wall_s'], '.1f'):>22}"
+            f"{label:<28}{hosts:>6}{spread_text(s['wall_s'], '.1f'):>24}"
             f"{spread_text(s['hosts_per_s'], '.2f'):>20}"
             f"{s['req_per_host']['median']:>9.1f}{spread_text(s['cpu_ms_per_host'], '.0f'):>20}"
             f"{s['peak_rss_mb']['median']:>12.0f}{spread_text(s['lab_cpu_ms_per_host'], '.0f'):>20}"
@@ -738,12 +738,13 @@ def table(
         if side == "naive" and hosts < n:
             hps = s["hosts_per_s"]
             walls = f"{n / hps['median']:.1f} ({n / hps['max']:.1f}-{n / hps['min']:.1f})"
-            yield f"{'  extrapolated to N':<28}{n:>6}{walls:>22}{hps['median']:>20.2f}"
+            yield f"{'  extrapolated to N':<28}{n:>6}{walls:>24}{hps['median']:>20.2f}"
 
 
 def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[str]:
     """The change of every summary figure against an earlier run's JSON (this script's, or the
     one-round format before it: ``results.scan``/``results.baseline``)."""
+    old_args: Mapping[str, Any] = old.get("args", {})
     if old.get("schema") != SCHEMA:
         results = old.get("results", {})
         summary: dict[str, Any] = {}
@@ -761,7 +762,13 @@ def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[str]:
                 }
                 summary[side] = {m: {"median": v, "min": v, "max": v} for m, v in figures.items()}
         old = {"summary": summary, "ratios": {}, "model": {}}
-    yield "change against the earlier run (median then -> now)"
+    then, now = old_args, new.get("args", {})
+    setup = ("scenario", "hosts", "rtt_ms", "forks")
+    yield "change against the earlier run (median then -> now); setup then: " + ", ".join(
+        f"{k} {then.get(k)}" for k in setup
+    )
+    if any(str(then.get(k)) != str(now.get(k)) for k in setup):
+        yield "  (a different setup: compare hosts/s and per-host figures, not wall times)"
     for side, label in SIDES.items():
         if side in old["summary"] and side in new["summary"]:
             for metric in METRICS:
@@ -888,7 +895,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         + ", ".join(f"{k.split('.')[0]} {v:.2f} s" for k, v in alone["walls"].items()),
         f"               exfix wall {model['exfix_wall_s']:.1f} s = {model['ratio']:.2f}x the model",
         "",
-        "requests per host (median round; endpoint http = authentication round trips)",
+        "requests per host (first round; endpoint http = authentication round trips)",
     ]
     for side in summary:
         table_ = rounds[0][side]["requests"]
@@ -990,7 +997,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.phase is not None:
         print(json.dumps(phases[args.phase]()))
         return 0
-    return orchestrate(args)
+    try:
+        return orchestrate(args)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        # A phase or the lab failed: one line, not a traceback (the child's stderr tail is in it).
+        print(f"fleet_scan: error: {' '.join(str(exc).split())[:2000]}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
