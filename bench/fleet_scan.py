@@ -878,7 +878,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     for i, results in enumerate(rounds, 1):
         parts = [f"{side} {results[side]['wall_s']:.1f} s" for side in results]
         rs = [f"{name.replace('_', ' ')} {v['per_round'][i - 1]:.1f}x" for name, v in ratio.items()]
-        lines.append(f"round {i:<9}{', '.join(parts)}; {', '.join(rs)}")
+        lines.append(f"round {i:<9}{'; '.join(x for x in (', '.join(parts), ', '.join(rs)) if x)}")
     for name, v in ratio.items():
         lines.append(
             f"{name.replace('_', ' '):<15}{v['median']:.1f}x median (hosts/s within each round;"
