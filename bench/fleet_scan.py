@@ -1,36 +1,43 @@
-"""Fleet scan benchmark: ``exfix scan`` against a naive one-pool-per-cmdlet script, over the lab.
+"""Fleet scan benchmark: ``exfix scan`` against an Ansible-like peer and a naive script, over the lab.
 
-Run:  python bench/fleet_scan.py [--hosts 200] [--rtt-ms 20] [--forks 16] [--baseline-sample 10]
-      python bench/fleet_scan.py --hosts 1000 --skip-baseline          # memory at scale
+Run:  python bench/fleet_scan.py [--hosts 200] [--rtt-ms 20] [--rounds 3] [--forks 16] [--json FILE]
+      python bench/fleet_scan.py --compare OLD.json ...     # the change against an earlier run
 
-Everything runs on 127.0.0.1, in separate processes so that each number belongs to one side:
+Everything runs on 127.0.0.1, each side in its own process, so every figure belongs to one side:
 
 * the lab: a child process running ``mock_remoting.lab.Lab(scenario, hosts=N, latency_ms=RTT)``
-  (``exfix lab serve`` has no latency option, so this script starts the Lab itself). It answers
-  ``counters`` on its stdin with the request counters as one JSON line; EOF stops it.
-* ``exfix scan`` in-process: a child process that loads the inventory and calls
-  ``agent.scan.scan_fleet(forks=F)``; its CPU (``time.process_time``, all threads) and peak RSS
-  (``ru_maxrss``) are the client's alone.
-* ``exfix scan`` through the CLI: ``exfix scan -i INVENTORY --forks F --format json`` as a
-  subprocess; CPU and peak RSS come from ``os.wait4`` (that process only).
-* the naive baseline: a child process that scans the first K hosts one after another, running
-  exactly the cmdlets exfix's collector runs (``agent.collect.runner.collect_host`` drives it,
-  so the data-dependent probes are the same), but each cmdlet the way a first script would:
-  new WSMan connection, open a RunspacePool, ``PowerShell.invoke()``, close the pool. The
-  baseline is sequential, so its time for N hosts is K hosts' time times N/K (printed as
-  "extrapolated", next to the measured figure).
+  (``exfix lab serve`` has no latency option). It answers ``counters`` on its stdin with the
+  request counters as one JSON line; EOF stops it. One lab process serves every phase.
+* the recording (once, untimed): exfix's collector (``agent.collect.runner.collect_host``)
+  scans one host of each kind of the scenario through a Runner that records every CmdletCall
+  it issues (endpoint, cmdlet, parameters) and how many output objects and errors came back.
+  That list is saved as plain JSON; it is all the two baselines learn from exfix.
+* exfix: a child process that loads the inventory and calls ``agent.scan.scan_fleet(forks=F)``.
+* the Ansible-like peer: plain pypsrp, no exfix import. It reads the connection facts from the
+  inventory YAML (address, port, scheme, path, auth, user, password), and runs each host's
+  recorded cmdlets the way Ansible's psrp connection plugin does with the default ``linear``
+  strategy: ``--peer-forks`` worker processes (5, Ansible's default ``forks``), one task per
+  cmdlet and host, each task a new WSMan connection and RunspacePool (Ansible closes the
+  connection at the end of each task), and every host finishes task k before task k+1 starts.
+* the naive script: plain pypsrp, no exfix import; hosts one after another, every cmdlet a new
+  WSMan connection and RunspacePool, on the first K hosts (``--baseline-sample``), extrapolated
+  to N (it is sequential, so that is honest).
+* optionally (``--cli``) ``exfix scan -i INVENTORY --forks F --format json`` as a subprocess.
 
-Round-trip time: the lab's ``latency_ms`` is slept once per WS-Management request (Create,
-Command, Receive, Signal, Delete), before the server handles it, so every WSMan request/response
-pair takes at least ``latency_ms``: ``--rtt-ms R`` sets ``latency_ms = R``. Authentication round
-trips (the 401 challenges and the empty encryption set-up POST), TCP connects and the client's
-own DNS probes get no added latency. That favours the baseline (3 NTLM round trips per cmdlet
-against 3 per connection for exfix), so the measured ratio is a lower bound; the "auth at RTT"
-line estimates what those round trips would add at the same RTT.
+Rounds: the phases run interleaved, ABC CBA ABC ..., ``--rounds`` times against the same lab
+process, so a change in the machine's load hits every side alike; each side's figures are the
+median and the min-max over the rounds, and the ratios are taken within each round.
 
-Requests are counted by the lab per host, endpoint (exchange, os; "http" for authentication
-round trips) and WSMan action; each phase's figure is the difference of the counters before and
-after it. Not a test: it prints numbers and asserts nothing. Linux only (ru_maxrss in KiB).
+Round-trip time: the lab sleeps ``latency_ms`` once per WS-Management request (Create, Command,
+Receive, Signal, Delete) before answering, so ``--rtt-ms R`` sets ``latency_ms = R``. The
+authentication round trips, TCP connects and client-side DNS probes get no added latency; that
+favours both baselines, which authenticate for every cmdlet.
+
+The limit model: T >= max(ceil(N / C) x T_host, N x CPU_client / cores), C = exfix's forks,
+T_host = one host's exfix scan alone (measured once per kind, before the rounds), CPU_client =
+exfix's client CPU per host, cores = os.cpu_count() minus the lab's share (lab CPU / wall
+during exfix's phase). Not a test: it prints numbers and asserts nothing. Linux only (/proc,
+ru_maxrss in KiB).
 """
 
 from __future__ import annotations
@@ -38,18 +45,26 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
+import multiprocessing
 import os
 import queue
+import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+import yaml
+
+SCHEMA = "exfix-bench-fleet-scan/2"
 
 DEFAULT_SCENARIO = "mixed-fleet"
 CountKey = tuple[str, str, str]  # host, endpoint, action
@@ -80,9 +95,23 @@ class LabProcess:
         self._errlog = (workdir / "lab.stderr").open("w+")
         self._timeout = timeout
         self._proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-lab", "--scenario", scenario, "--hosts", str(hosts),
-             "--rtt-ms", str(latency_ms), "--inventory", str(self.inventory)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errlog, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--serve-lab",
+                "--scenario",
+                scenario,
+                "--hosts",
+                str(hosts),
+                "--rtt-ms",
+                str(latency_ms),
+                "--inventory",
+                str(self.inventory),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errlog,
+            text=True,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
@@ -134,86 +163,334 @@ class LabProcess:
         self._errlog.close()
 
 
-# -- the naive baseline ---------------------------------------------------------------------
+# -- the recording (the only place, besides the exfix phases, that imports exfix) ----------
+
+# A clone of a scenario host is named after its template (mock_remoting.exchange.scenario's
+# scale_fleet: the first nine characters of the name, "-", a generation number).
+CLONE = re.compile(r"^(?P<base>[^.]+)-(?P<gen>\d+)(?P<rest>\..*)?$")
 
 
-class NaiveRunner:
-    """What a first script does: for every cmdlet, connect, open a pool, invoke, close.
+def kind_of(name: str, templates: Sequence[str]) -> str | None:
+    """The template host ``name`` is (or is a clone of); None when none matches."""
+    lowered = name.lower()
+    for template in templates:
+        if lowered == template.lower():
+            return template
+    match = CLONE.match(lowered)
+    if match is None:
+        return None
+    for template in templates:
+        label, _, rest = template.lower().partition(".")
+        if label[:9] == match["base"] and (match["rest"] or "") == (f".{rest}" if rest else ""):
+            return template
+    return None
 
-    It implements the collector's Runner protocol, so ``collect_host`` decides which cmdlets
-    run (and in which order), exactly as for exfix.
+
+def record_phase(inventory: Path, out: Path) -> dict[str, Any]:
+    """Child mode: exfix's collector on one host of each kind, through a recording Runner.
+
+    The hosts of each kind share one organisation cache, as in ``scan_fleet``: the org-wide
+    cmdlets (Get-SendConnector) are recorded for the first host only.
     """
-
-    def __init__(self, target: Any, credential: Any) -> None:
-        self.target = target
-        self.credential = credential
-
-    def invoke(self, call: Any, *, timeout: float | None = None) -> Any:
-        from pypsrp.powershell import PowerShell, RunspacePool
-        from pypsrp.wsman import WSMan
-
-        from agent.model.command import Endpoint, Switch
-        from agent.transport.base import CommandResult
-        from agent.transport.clixml import from_pypsrp
-        from agent.transport.psrp import CONFIGURATIONS, _error
-
-        config = self.target.exchange if call.endpoint is Endpoint.EXCHANGE else self.target.os
-        https = config.scheme.value == "https"
-        wsman = WSMan(
-            config.host, port=config.port, path=config.path, ssl=https, auth=config.auth.value,
-            username=self.credential.username,
-            password=self.credential.password.reveal() if self.credential.password else None,
-            cert_validation=self.target.cert_validation.requests_verify,
-            encryption="never" if config.auth.value == "basic" and not https else "auto",
-            no_proxy=True, read_timeout=60, connection_timeout=10,
-        )
-        with wsman, RunspacePool(wsman, configuration_name=CONFIGURATIONS[call.endpoint]) as pool:
-            ps = PowerShell(pool)
-            ps.add_cmdlet(call.cmdlet)
-            for name, value in call.parameters:
-                wire = list(value) if isinstance(value, tuple) else value
-                ps.add_parameter(name, True if isinstance(value, Switch) else wire)
-            output = ps.invoke()
-        objects = tuple(obj for value in output for obj in from_pypsrp(value))
-        return CommandResult(objects, tuple(_error(record) for record in ps.streams.error))
-
-    def run(self, call: Any, *, timeout: float | None = None) -> Any:
-        from agent.errors import CmdletError
-
-        result = self.invoke(call, timeout=timeout)
-        if result.errors:
-            first = result.errors[0]
-            raise CmdletError(self.target.name, call.cmdlet, first.message,
-                              first.fully_qualified_error_id, first.category)
-        return result.objects
-
-
-def baseline_phase(inventory: Path, sample: int) -> dict[str, Any]:
-    """Child mode: the naive script over the first ``sample`` hosts, one after another."""
+    from agent.collect.org import OrgFactsCache
     from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
-    from agent.evaluate import evaluate
     from agent.inventory import load_inventory
+    from agent.model.command import CmdletCall, Switch
+    from agent.transport.base import CommandResult
+    from agent.transport.connection import connect
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Switch):
+            return {"switch": True}
+        return list(value) if isinstance(value, tuple) else value
+
+    class Recording:
+        """Passes every call to the real connection and writes down what went and came."""
+
+        def __init__(self, conn: Any, log: list[dict[str, Any]]) -> None:
+            self.conn, self.log = conn, log
+
+        def _note(self, call: CmdletCall, objects: int, errors: int) -> None:
+            self.log.append(
+                {
+                    "endpoint": call.endpoint.value,
+                    "cmdlet": call.cmdlet,
+                    "parameters": [[k, plain(v)] for k, v in call.parameters],
+                    "objects": objects,
+                    "errors": errors,
+                }
+            )
+
+        def run(self, call: CmdletCall, *, timeout: float | None = None) -> Any:
+            try:
+                out = self.conn.run(call, timeout=timeout)
+            except Exception:
+                self._note(call, 0, 1)
+                raise
+            self._note(call, len(out), 0)
+            return out
+
+        def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult:
+            result: CommandResult = self.conn.invoke(call, timeout=timeout)
+            self._note(call, len(result.objects), len(result.errors))
+            return result
 
     inv = load_inventory(inventory)
-    targets = inv.select(None)[:sample]
     credentials = inv.credentials()
-    rss_ready = current_rss_mb()
-    findings: dict[str, list[str]] = {}
+    kinds: dict[str, Any] = {}
+    orgs = OrgFactsCache()
+    for target in inv.select(None):
+        if kind_of(target.name, list(kinds)) is not None:
+            continue  # a clone of a host already recorded
+        log: list[dict[str, Any]] = []
+        options = CollectOptions(
+            public_name=target.probe_public_name or DEFAULT_PUBLIC_NAME,
+            dns_address_map=target.dns_address_map,
+        )
+        with connect(target, credentials.resolve(target)) as conn:
+            facts = collect_host(Recording(conn, log), target.name, options, orgs)
+        kinds[target.name] = {"short": facts.exchange.name, "calls": log}
+    out.write_text(json.dumps({"kinds": kinds}, indent=1), encoding="utf-8")
+    return {"kinds": {k: len(v["calls"]) for k, v in kinds.items()}}
+
+
+# -- the two baselines: plain pypsrp, nothing from exfix ----------------------------------
+
+# The PSSession configurations: Exchange's remote PowerShell endpoint is the
+# "Microsoft.Exchange" configuration under /PowerShell (IIS); the OS cmdlets run in WinRM's
+# default "Microsoft.PowerShell" (about_Session_Configurations).
+EXCHANGE_CONFIGURATION = "Microsoft.Exchange"
+OS_CONFIGURATION = "Microsoft.PowerShell"
+
+
+def inventory_hosts(inventory: Path) -> dict[str, dict[str, Any]]:
+    """Every host of an Ansible YAML inventory with its variables (group vars from ``all``
+    down, the host's own last), as Ansible merges them for a host in one group path."""
+    document = yaml.safe_load(inventory.read_text(encoding="utf-8")) or {}
+    hosts: dict[str, dict[str, Any]] = {}
+
+    def walk(group: Mapping[str, Any], inherited: Mapping[str, Any]) -> None:
+        variables = {**inherited, **(group.get("vars") or {})}
+        for name, own in (group.get("hosts") or {}).items():
+            hosts[name] = {**hosts.get(name, {}), **variables, **(own or {})}
+        for child in (group.get("children") or {}).values():
+            walk(child or {}, variables)
+
+    for group in document.values():
+        walk(group or {}, {})
+    return hosts
+
+
+def endpoints(name: str, hv: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The connection facts of both endpoints of one host, from its inventory variables."""
+    address = hv.get("ansible_host") or hv.get("ansible_psrp_host") or name
+    os_scheme = str(hv.get("ansible_psrp_protocol") or "https")
+    common = {
+        "username": hv.get("ansible_user") or hv.get("ansible_psrp_user"),
+        "password": hv.get("ansible_password") or hv.get("ansible_psrp_password"),
+        "cert_validation": str(hv.get("ansible_psrp_cert_validation", "validate")) != "ignore",
+    }
+    os_side = {
+        "server": address,
+        "scheme": os_scheme,
+        "port": int(
+            hv.get("ansible_port") or hv.get("ansible_psrp_port") or (5986 if os_scheme == "https" else 5985)
+        ),
+        "path": str(hv.get("ansible_psrp_path") or "wsman"),
+        "auth": str(hv.get("ansible_psrp_auth") or "negotiate"),
+        "configuration": str(hv.get("ansible_psrp_configuration_name") or OS_CONFIGURATION),
+        **common,
+    }
+    ex_scheme = str(hv.get("exfix_exchange_protocol") or "http")
+    exchange = {
+        "server": hv.get("exfix_exchange_host") or address,
+        "scheme": ex_scheme,
+        "port": int(hv.get("exfix_exchange_port") or (443 if ex_scheme == "https" else 80)),
+        "path": str(hv.get("exfix_exchange_path") or "PowerShell"),
+        "auth": str(hv.get("exfix_exchange_auth") or "kerberos"),
+        "configuration": EXCHANGE_CONFIGURATION,
+        **common,
+    }
+    return {"exchange": exchange, "os": os_side}
+
+
+def host_plan(inventory: Path, recorded: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Each host's endpoints and the cmdlets of its kind, the template's names replaced by
+    the host's own (the clones differ from their template only in name)."""
+    kinds: dict[str, Any] = json.loads(recorded.read_text(encoding="utf-8"))["kinds"]
+    plan = []
+    for name, hv in list(inventory_hosts(inventory).items())[:limit]:
+        kind = kind_of(name, list(kinds))
+        if kind is None:
+            raise SystemExit(f"host {name}: of no recorded kind")
+        short = name.split(".")[0].upper() if kind != name else kinds[kind]["short"]
+        swap = {kind.lower(): name, str(kinds[kind]["short"]).lower(): short}
+        calls = [
+            {
+                **call,
+                "parameters": [
+                    [k, swap.get(v.lower(), v) if isinstance(v, str) else v] for k, v in call["parameters"]
+                ],
+            }
+            for call in kinds[kind]["calls"]
+        ]
+        plan.append({"host": name, "endpoints": endpoints(name, hv), "calls": calls})
+    return plan
+
+
+def run_task(endpoint: Mapping[str, Any], call: Mapping[str, Any]) -> tuple[int, int]:
+    """One cmdlet the plain way: connect, open a RunspacePool, invoke, close it all.
+
+    Returns how many output objects (a list counts its items) and error records came back.
+    """
+    from pypsrp.powershell import PowerShell, RunspacePool
+    from pypsrp.wsman import WSMan
+
+    https = endpoint["scheme"] == "https"
+    wsman = WSMan(
+        endpoint["server"],
+        port=endpoint["port"],
+        path=endpoint["path"],
+        ssl=https,
+        auth=endpoint["auth"],
+        username=endpoint["username"],
+        password=endpoint["password"],
+        cert_validation=endpoint["cert_validation"],
+        no_proxy=True,
+        encryption="never" if endpoint["auth"] == "basic" and not https else "auto",
+        connection_timeout=10,
+        read_timeout=60,
+    )
+    with wsman, RunspacePool(wsman, configuration_name=endpoint["configuration"]) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet(call["cmdlet"])
+        for name, value in call["parameters"]:
+            ps.add_parameter(name, True if isinstance(value, dict) and value.get("switch") else value)
+        output = ps.invoke()
+    objects = sum(len(v) if isinstance(v, list) else 1 for v in output if v is not None)
+    return objects, len(ps.streams.error)
+
+
+def task_outcome(host: Mapping[str, Any], index: int) -> tuple[str, int, str | None]:
+    """(host, index, problem): None when the task got what the recording got."""
+    call = host["calls"][index]
+    try:
+        objects, errors = run_task(host["endpoints"][call["endpoint"]], call)
+    except Exception as exc:  # a failed task is reported, like Ansible's "failed"
+        return host["host"], index, f"{call['cmdlet']}: {type(exc).__name__}: {exc}"[:300]
+    if (objects, errors) != (call["objects"], call["errors"]):
+        return (
+            host["host"],
+            index,
+            (
+                f"{call['cmdlet']}: {objects} objects, {errors} errors;"
+                f" recorded {call['objects']}, {call['errors']}"
+            ),
+        )
+    return host["host"], index, None
+
+
+def baseline_result(
+    plan: Sequence[Mapping[str, Any]],
+    started: float,
+    cpu: float,
+    rss_ready: float,
+    problems: Sequence[tuple[str, int, str | None]],
+    peak_rss_mb: float,
+) -> dict[str, Any]:
+    bad = [(h, i, p) for h, i, p in problems if p is not None]
     errors: dict[str, str] = {}
+    for h, _i, p in bad:
+        errors.setdefault(h, str(p))
+    return {
+        "hosts": len(plan),
+        "wall_s": time.perf_counter() - started,
+        "cpu_s": cpu,
+        "rss_ready_mb": rss_ready,
+        "peak_rss_mb": peak_rss_mb,
+        "tasks": len(problems),
+        "tasks_off": len(bad),
+        "errors": errors,
+    }
+
+
+def naive_phase(inventory: Path, recorded: Path, sample: int) -> dict[str, Any]:
+    """Child mode: the first ``sample`` hosts one after another, a new pool per cmdlet."""
+    plan = host_plan(inventory, recorded, sample)
+    rss_ready = current_rss_mb()
     cpu, started = time.process_time(), time.perf_counter()
-    for target in targets:
-        # A plain script asks one thing after another: no endpoint beside the other.
-        options = CollectOptions(public_name=target.probe_public_name or DEFAULT_PUBLIC_NAME,
-                                 dns_address_map=target.dns_address_map, parallel_endpoints=False)
-        try:
-            facts = collect_host(NaiveRunner(target, credentials.resolve(target)), target.name, options)
-            findings[target.name] = sorted(f.rule_id for f in evaluate(facts))
-        except Exception as exc:  # one host's failure is recorded, like exfix does
-            errors[target.name] = f"{type(exc).__name__}: {exc}"
-    return phase_result(len(targets), started, cpu, rss_ready, findings, errors)
+    outcomes = [task_outcome(host, i) for host in plan for i in range(len(host["calls"]))]
+    return baseline_result(
+        plan,
+        started,
+        time.process_time() - cpu,
+        rss_ready,
+        outcomes,
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    )
 
 
-# -- exfix scan -----------------------------------------------------------------------------
+_PLAN: list[dict[str, Any]] = []  # the peer's workers inherit it (fork), as Ansible's do
+
+
+def _peer_worker(tasks: Any, results: Any) -> None:
+    """One fork: take (host, task) pairs until None, then report its own CPU and peak RSS."""
+    while (item := tasks.get()) is not None:
+        results.put((item[0], task_outcome(_PLAN[item[0]], item[1])))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put((-1, (usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0)))
+
+
+def peer_phase(inventory: Path, recorded: Path, forks: int, strategy: str) -> dict[str, Any]:
+    """Child mode: the Ansible-like peer. ``linear``: task k runs on every host (``forks`` at a
+    time) before task k+1 starts, Ansible's default strategy; ``free``: each host runs its
+    tasks as fast as a worker frees up (``strategy: free``)."""
+    _PLAN[:] = host_plan(inventory, recorded)
+    import pypsrp.powershell  # noqa: F401  (imported once before the fork, as Ansible's workers inherit it)
+
+    rss_ready = current_rss_mb()
+    context = multiprocessing.get_context("fork")
+    tasks: Any = context.Queue()
+    results: Any = context.Queue()
+    cpu, started = time.process_time(), time.perf_counter()
+    workers = [context.Process(target=_peer_worker, args=(tasks, results), daemon=True) for _ in range(forks)]
+    for worker in workers:
+        worker.start()
+    outcomes: list[tuple[str, int, str | None]] = []
+    if strategy == "linear":
+        for k in range(max(len(h["calls"]) for h in _PLAN)):
+            batch = [(h, k) for h in range(len(_PLAN)) if k < len(_PLAN[h]["calls"])]
+            for item in batch:
+                tasks.put(item)
+            outcomes.extend(results.get(timeout=600)[1] for _ in batch)
+    else:
+        pending = 0
+        for h in range(len(_PLAN)):
+            tasks.put((h, 0))
+            pending += 1
+        while pending:
+            h, outcome = results.get(timeout=600)
+            outcomes.append(outcome)
+            pending -= 1
+            if outcome[1] + 1 < len(_PLAN[h]["calls"]):
+                tasks.put((h, outcome[1] + 1))
+                pending += 1
+    for _ in workers:
+        tasks.put(None)
+    worker_cpu, worker_rss = 0.0, 0.0
+    for _ in workers:
+        _h, (cpu_s, rss) = results.get(timeout=60)
+        worker_cpu, worker_rss = worker_cpu + cpu_s, worker_rss + rss
+    for worker in workers:
+        worker.join(30)
+    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result = baseline_result(
+        _PLAN, started, time.process_time() - cpu + worker_cpu, rss_ready, outcomes, own_peak + worker_rss
+    )
+    return result | {"forks": forks, "strategy": strategy}
+
+
+# -- exfix ----------------------------------------------------------------------------------
 
 
 def scan_phase(inventory: Path, forks: int) -> dict[str, Any]:
@@ -227,22 +504,34 @@ def scan_phase(inventory: Path, forks: int) -> dict[str, Any]:
     rss_ready = current_rss_mb()
     cpu, started = time.process_time(), time.perf_counter()
     report = scan_fleet(targets, credentials, source=str(inventory), forks=forks)
-    findings = {h.host: sorted(f.rule_id for f in h.findings) for h in report.hosts if h.error is None}
+    wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     errors = {h.host: f"{h.status.value}: {h.error}" for h in report.hosts if h.error is not None}
-    return phase_result(len(targets), started, cpu, rss_ready, findings, errors)
-
-
-def phase_result(hosts: int, started: float, cpu: float, rss_ready: float,
-                 findings: dict[str, list[str]], errors: dict[str, str]) -> dict[str, Any]:
     return {
-        "hosts": hosts,
-        "wall_s": time.perf_counter() - started,
-        "cpu_s": time.process_time() - cpu,
+        "hosts": len(targets),
+        "wall_s": wall,
+        "cpu_s": cpu_s,
         "rss_ready_mb": rss_ready,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "findings": findings,
+        "findings": sum(len(h.findings) for h in report.hosts),
         "errors": errors,
     }
+
+
+def alone_phase(inventory: Path, recorded: Path) -> dict[str, Any]:
+    """Child mode: T_host, each recorded kind's host scanned by exfix alone (forks 1)."""
+    from agent.inventory import load_inventory
+    from agent.scan import scan_fleet
+
+    kinds = json.loads(recorded.read_text(encoding="utf-8"))["kinds"]
+    inv = load_inventory(inventory)
+    credentials = inv.credentials()
+    walls: dict[str, float] = {}
+    for target in inv.select(None):
+        if target.name in kinds:
+            started = time.perf_counter()
+            scan_fleet([target], credentials, source=str(inventory), forks=1)
+            walls[target.name] = time.perf_counter() - started
+    return {"walls": walls}
 
 
 def current_rss_mb() -> float:
@@ -254,8 +543,9 @@ def current_rss_mb() -> float:
 
 def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:
     """Run this script in a child mode; its last stdout line is the JSON result."""
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -268,8 +558,11 @@ def cli_phase(inventory: Path, forks: int, timeout: float) -> dict[str, Any]:
     launcher = [exfix] if exfix else [sys.executable, "-c", "from agent.cli import main; main()"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen([*launcher, "scan", "-i", str(inventory), "--forks", str(forks),
-                                 "--format", "json"], stdout=out, stderr=err)
+        proc = subprocess.Popen(
+            [*launcher, "scan", "-i", str(inventory), "--forks", str(forks), "--format", "json"],
+            stdout=out,
+            stderr=err,
+        )
         deadline = started + timeout
         while True:  # bounded wait: wait4 with WNOHANG, polled
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -307,7 +600,15 @@ def cli_phase(inventory: Path, forks: int, timeout: float) -> dict[str, Any]:
     }
 
 
-# -- reporting ------------------------------------------------------------------------------
+# -- measuring and reporting ----------------------------------------------------------------
+
+SIDES = {
+    "exfix": "exfix scan, in-process",
+    "cli": "exfix scan, CLI subprocess",
+    "peer": "Ansible-like peer",
+    "naive": "naive script",
+}
+METRICS = ("wall_s", "hosts_per_s", "req_per_host", "cpu_ms_per_host", "peak_rss_mb", "lab_cpu_ms_per_host")
 
 
 def per_host(counts: Mapping[CountKey, int], hosts: int) -> dict[str, float]:
@@ -323,133 +624,322 @@ def diff(after: collections.Counter[CountKey], before: collections.Counter[Count
     return {key: n - before.get(key, 0) for key, n in after.items() if n - before.get(key, 0)}
 
 
-def auth_requests(counts: Mapping[CountKey, int]) -> int:
-    return sum(n for (_h, endpoint, _a), n in counts.items() if endpoint == "http")
-
-
-def spread(counts: Mapping[CountKey, int]) -> tuple[int, int]:
-    """The fewest and most requests any one host took."""
-    totals: collections.Counter[str] = collections.Counter()
-    for (host, _e, _a), n in counts.items():
-        totals[host] += n
-    return (min(totals.values()), max(totals.values())) if totals else (0, 0)
-
-
-def row(label: str, result: Mapping[str, Any], requests: Mapping[CountKey, int] | None) -> str:
+def measure(lab: LabProcess, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One phase, with the lab's request counters and CPU before and after it."""
+    before, lab_cpu = lab.counters(), lab.cpu_seconds()
+    result = run()
+    result["lab_cpu_s"] = lab.cpu_seconds() - lab_cpu
     hosts = max(int(result["hosts"]), 1)
-    wall = float(result["wall_s"])
-    req = f"{sum(requests.values()) / hosts:9.1f}" if requests is not None else f"{'-':>9}"
-    cpu = f"{1000 * float(result['cpu_s']) / hosts:10.1f}" if "cpu_s" in result else f"{'-':>10}"
-    rss = f"{float(result['peak_rss_mb']):8.0f}" if "peak_rss_mb" in result else f"{'-':>8}"
-    lab = f"{1000 * float(result['lab_cpu_s']) / hosts:10.1f}" if "lab_cpu_s" in result else f"{'-':>10}"
-    return f"{label:<44}{hosts:>6}{wall:>10.2f}{hosts / wall:>9.2f}{req}{cpu}{rss}{lab}"
+    result["requests"] = per_host(diff(lab.counters(), before), hosts)
+    result["hosts_per_s"] = hosts / float(result["wall_s"])
+    result["req_per_host"] = result["requests"].get("total", 0.0)
+    result["cpu_ms_per_host"] = 1000 * float(result["cpu_s"]) / hosts
+    result["lab_cpu_ms_per_host"] = 1000 * float(result["lab_cpu_s"]) / hosts
+    result["lab_share"] = float(result["lab_cpu_s"]) / float(result["wall_s"])
+    if isinstance(result.get("findings"), dict):  # the CLI's per-host findings: a count is enough
+        result["findings"] = sum(len(v) for v in result["findings"].values())
+    return result
 
 
-def breakdown(title: str, table: Mapping[str, float]) -> Iterator[str]:
-    yield f"  {title}"
-    for key, value in table.items():
-        if key != "total":
-            yield f"    {key:<22}{value:8.2f}"
-    yield f"    {'total':<22}{table.get('total', 0.0):8.2f}"
+def summarize(rounds: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per side and metric: median, min and max over the rounds."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for side in SIDES:
+        runs = [r[side] for r in rounds if side in r]
+        if runs:
+            out[side] = {
+                m: {
+                    "median": statistics.median(float(x[m]) for x in runs),
+                    "min": min(float(x[m]) for x in runs),
+                    "max": max(float(x[m]) for x in runs),
+                }
+                for m in (*METRICS, "lab_share")
+            }
+    return out
+
+
+def ratios(rounds: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """exfix's hosts/s over each baseline's, within each round, and their median."""
+    out: dict[str, Any] = {}
+    for other in ("peer", "naive"):
+        per_round = [
+            float(r["exfix"]["hosts_per_s"]) / float(r[other]["hosts_per_s"])
+            for r in rounds
+            if "exfix" in r and other in r
+        ]
+        if per_round:
+            out[f"exfix_vs_{other}"] = {"per_round": per_round, "median": statistics.median(per_round)}
+    return out
+
+
+def limit_model(
+    n: int,
+    forks: int,
+    alone: Mapping[str, float],
+    kinds: Sequence[str],
+    names: Sequence[str],
+    summary: Mapping[str, Any],
+) -> dict[str, Any]:
+    """T >= max(ceil(N/C) x T_host, N x CPU_client / cores), cores net of the lab's share."""
+    # The fleet's mix of kinds weighs each kind's time alone.
+    counts: collections.Counter[str] = collections.Counter()
+    for name in names:
+        kind = kind_of(name, kinds)
+        if kind is not None and kind in alone:
+            counts[kind] += 1
+    t_host = sum(alone[k] * c for k, c in counts.items()) / max(sum(counts.values()), 1)
+    exfix = summary["exfix"]
+    cpu_client = exfix["cpu_ms_per_host"]["median"] / 1000
+    lab_share = exfix["lab_share"]["median"]
+    cpus = os.cpu_count() or 1
+    cores = max(cpus - lab_share, 0.1)
+    latency_bound = math.ceil(n / forks) * t_host
+    cpu_bound = n * cpu_client / cores
+    model = max(latency_bound, cpu_bound)
+    return {
+        "n": n,
+        "forks": forks,
+        "t_host_s": t_host,
+        "cpu_client_s": cpu_client,
+        "cpus": cpus,
+        "lab_share_cores": lab_share,
+        "cores": cores,
+        "latency_bound_s": latency_bound,
+        "cpu_bound_s": cpu_bound,
+        "model_s": model,
+        "bound": "latency" if latency_bound >= cpu_bound else "cpu",
+        "exfix_wall_s": exfix["wall_s"]["median"],
+        "ratio": exfix["wall_s"]["median"] / model,
+    }
+
+
+def spread_text(figure: Mapping[str, float], fmt: str) -> str:
+    return f"{format(figure['median'], fmt)} ({format(figure['min'], fmt)}-{format(figure['max'], fmt)})"
+
+
+def table(
+    summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Mapping[str, Any]]], n: int
+) -> Iterator[str]:
+    yield (
+        f"{'':<28}{'hosts':>6}{'wall s':>24}{'hosts/s':>20}{'req/host':>9}{'CPU ms/host':>20}"
+        f"{'peak RSS MB':>12}{'lab CPU ms/host':>20}"
+    )
+    for side, label in SIDES.items():
+        if side not in summary:
+            continue
+        s = summary[side]
+        hosts = int(rounds[0][side]["hosts"])
+        yield (
+            f"{label:<28}{hosts:>6}{spread_text(s['wall_s'], '.1f'):>24}"
+            f"{spread_text(s['hosts_per_s'], '.2f'):>20}"
+            f"{s['req_per_host']['median']:>9.1f}{spread_text(s['cpu_ms_per_host'], '.0f'):>20}"
+            f"{s['peak_rss_mb']['median']:>12.0f}{spread_text(s['lab_cpu_ms_per_host'], '.0f'):>20}"
+        )
+        if side == "naive" and hosts < n:
+            hps = s["hosts_per_s"]
+            walls = f"{n / hps['median']:.1f} ({n / hps['max']:.1f}-{n / hps['min']:.1f})"
+            yield f"{'  extrapolated to N':<28}{n:>6}{walls:>24}{hps['median']:>20.2f}"
+
+
+def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[str]:
+    """The change of every summary figure against an earlier run's JSON (this script's, or the
+    one-round format before it: ``results.scan``/``results.baseline``)."""
+    old_args: Mapping[str, Any] = old.get("args", {})
+    if old.get("schema") != SCHEMA:
+        results = old.get("results", {})
+        summary: dict[str, Any] = {}
+        for old_name, side in (("scan", "exfix"), ("cli", "cli"), ("baseline", "naive")):
+            r = results.get(old_name)
+            if r:
+                hosts = max(int(r["hosts"]), 1)
+                figures = {
+                    "wall_s": r["wall_s"],
+                    "hosts_per_s": hosts / r["wall_s"],
+                    "cpu_ms_per_host": 1000 * r.get("cpu_s", 0) / hosts,
+                    "peak_rss_mb": r.get("peak_rss_mb", 0),
+                    "lab_cpu_ms_per_host": 1000 * r.get("lab_cpu_s", 0) / hosts,
+                    "req_per_host": old.get("requests_per_host", {}).get(old_name, {}).get("total", 0),
+                }
+                summary[side] = {m: {"median": v, "min": v, "max": v} for m, v in figures.items()}
+        old = {"summary": summary, "ratios": {}, "model": {}}
+    then, now = old_args, new.get("args", {})
+    setup = ("scenario", "hosts", "rtt_ms", "forks")
+    yield "change against the earlier run (median then -> now); setup then: " + ", ".join(
+        f"{k} {then.get(k)}" for k in setup
+    )
+    if any(str(then.get(k)) != str(now.get(k)) for k in setup):
+        yield "  (a different setup: compare hosts/s and per-host figures, not wall times)"
+    for side, label in SIDES.items():
+        if side in old["summary"] and side in new["summary"]:
+            for metric in METRICS:
+                a, b = old["summary"][side][metric]["median"], new["summary"][side][metric]["median"]
+                change = f"{100 * (b - a) / a:+.0f}%" if a else "n/a"
+                yield f"  {label:<28}{metric:<22}{a:>10.2f} -> {b:>10.2f}  {change}"
+    for name in ("exfix_vs_peer", "exfix_vs_naive"):
+        if name in old.get("ratios", {}) and name in new["ratios"]:
+            a, b = old["ratios"][name]["median"], new["ratios"][name]["median"]
+            yield f"  {name:<50}{a:>10.2f} -> {b:>10.2f}"
+    if old.get("model") and new.get("model"):
+        a, b = old["model"]["ratio"], new["model"]["ratio"]
+        yield f"  {'exfix wall / limit model':<50}{a:>10.2f} -> {b:>10.2f}"
 
 
 def orchestrate(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]  # other work on the machine slows every phase
+    sides = [
+        s
+        for s in ("exfix", "cli", "peer", "naive")
+        if not (s == "cli" and not args.cli) and not (s in ("peer", "naive") and s in args.skip)
+    ]
     with tempfile.TemporaryDirectory(prefix="exfix-bench-") as tmp:
         workdir = Path(tmp)
-        print(f"starting the lab: {args.scenario}, {args.hosts} hosts, latency_ms={args.rtt_ms:g}",
-              file=sys.stderr)
+        calls = workdir / "cmdlets.json"
+        print(
+            f"starting the lab: {args.scenario}, {args.hosts} hosts, latency_ms={args.rtt_ms:g}",
+            file=sys.stderr,
+        )
         lab = LabProcess(args.scenario, args.hosts, args.rtt_ms, workdir, args.timeout)
-        results: dict[str, dict[str, Any]] = {}
-        requests: dict[str, dict[CountKey, int]] = {}
+        inv = str(lab.inventory)
+        sample = min(args.baseline_sample, args.hosts)
+        runs: dict[str, Callable[[], dict[str, Any]]] = {
+            "exfix": lambda: run_child(
+                ["--phase", "scan", "--inventory", inv, "--forks", str(args.forks)], args.timeout
+            ),
+            "cli": lambda: cli_phase(lab.inventory, args.forks, args.timeout),
+            "peer": lambda: run_child(
+                [
+                    "--phase",
+                    "peer",
+                    "--inventory",
+                    inv,
+                    "--calls",
+                    str(calls),
+                    "--peer-forks",
+                    str(args.peer_forks),
+                    "--peer-strategy",
+                    args.peer_strategy,
+                ],
+                args.timeout,
+            ),
+            "naive": lambda: run_child(
+                [
+                    "--phase",
+                    "naive",
+                    "--inventory",
+                    inv,
+                    "--calls",
+                    str(calls),
+                    "--baseline-sample",
+                    str(sample),
+                ],
+                args.timeout,
+            ),
+        }
+        rounds: list[dict[str, dict[str, Any]]] = []
         try:
-            inventory = lab.inventory
-            phases: list[tuple[str, Any]] = [
-                ("scan", lambda: run_child(["--phase", "scan", "--inventory", str(inventory),
-                                            "--forks", str(args.forks)], args.timeout)),
-            ]
-            if not args.skip_cli:
-                phases.append(("cli", lambda: cli_phase(inventory, args.forks, args.timeout)))
-            if not args.skip_baseline:
-                sample = min(args.baseline_sample, args.hosts)
-                phases.append(("baseline", lambda: run_child(
-                    ["--phase", "baseline", "--inventory", str(inventory), "--baseline-sample", str(sample)],
-                    args.timeout)))
-            for name, run in phases:
-                print(f"running {name} ...", file=sys.stderr)
-                before, lab_cpu = lab.counters(), lab.cpu_seconds()
-                results[name] = run()
-                results[name]["lab_cpu_s"] = lab.cpu_seconds() - lab_cpu
-                requests[name] = diff(lab.counters(), before)
+            print("recording exfix's cmdlets, one host of each kind ...", file=sys.stderr)
+            recorded = run_child(
+                ["--phase", "record", "--inventory", inv, "--calls", str(calls)], args.timeout
+            )
+            if args.save_cmdlets is not None:
+                shutil.copyfile(calls, args.save_cmdlets)
+            print("timing one host of each kind alone (T_host) ...", file=sys.stderr)
+            alone = run_child(["--phase", "alone", "--inventory", inv, "--calls", str(calls)], args.timeout)
+            names = list(inventory_hosts(lab.inventory))
+            for r in range(args.rounds):
+                results: dict[str, dict[str, Any]] = {}
+                for side in sides if r % 2 == 0 else reversed(sides):
+                    print(f"round {r + 1}/{args.rounds}: {side} ...", file=sys.stderr)
+                    results[side] = measure(lab, runs[side])
+                rounds.append(results)
         finally:
             lab.stop()
 
-    scan = results["scan"]
     n = args.hosts
+    summary = summarize(rounds)
+    ratio = ratios(rounds)
+    model = limit_model(n, args.forks, alone["walls"], list(recorded["kinds"]), names, summary)
     lines = [
-        f"fleet          {args.scenario}, {n} hosts (lab on 127.0.0.1, separate process)",
-        f"RTT            {args.rtt_ms:g} ms injected per WSMan request (lab latency_ms={args.rtt_ms:g});"
-        " auth round trips and TCP connects at loopback speed",
-        f"exfix          forks={args.forks}; machine: {os.cpu_count()} CPUs, load average"
-        f" {load_before:.1f} before the run, {os.getloadavg()[0]:.1f} after",
-        "columns        req/host: HTTP requests the lab answered per host; CPU ms/h and RSS MB: the"
-        " client process's CPU per host and peak RSS; lab CPU: the lab process's CPU ms per host",
+        f"fleet          {args.scenario}, {n} hosts (lab on 127.0.0.1, one process for every phase)",
+        f"RTT            {args.rtt_ms:g} ms injected per WSMan request;"
+        " auth round trips and TCP at loopback speed",
+        f"sides          exfix forks={args.forks}; peer: {args.peer_forks} worker processes, strategy"
+        f" {args.peer_strategy}, one RunspacePool per task; naive: sequential, one pool per cmdlet,"
+        f" first {sample} hosts",
+        "cmdlets        recorded from exfix's collector: "
+        + ", ".join(f"{k.split('.')[0]} {v}" for k, v in recorded["kinds"].items()),
+        f"machine        {os.cpu_count()} CPUs, load average {load_before:.1f} before,"
+        f" {os.getloadavg()[0]:.1f} after; {args.rounds} round(s), order ABC CBA ...;"
+        " figures: median (min-max)",
         "",
-        f"{'':<44}{'hosts':>6}{'wall s':>10}{'hosts/s':>9}{'req/host':>9}{'CPU ms/h':>10}{'RSS MB':>8}"
-        f"{'lab CPU':>10}",
-        row("exfix scan, in-process (scan_fleet)", scan, requests["scan"]),
+        *table(summary, rounds, n),
+        "",
     ]
-    if "cli" in results:
-        lines.append(row("exfix scan, CLI subprocess", results["cli"], requests["cli"]))
-    if "baseline" in results:
-        base = results["baseline"]
-        k = int(base["hosts"])
-        lines.append(row(f"naive baseline, MEASURED on {k} hosts", base, requests["baseline"]))
-        projected = float(base["wall_s"]) * n / max(k, 1)
-        lines.append(f"{f'naive baseline, EXTRAPOLATED to {n} hosts':<44}{n:>6}{projected:>10.2f}"
-                     f"{n / projected:>9.2f}")
+    for i, results in enumerate(rounds, 1):
+        parts = [f"{side} {results[side]['wall_s']:.1f} s" for side in results]
+        rs = [f"{name.replace('_', ' ')} {v['per_round'][i - 1]:.1f}x" for name, v in ratio.items()]
+        lines.append(f"round {i:<9}{'; '.join(x for x in (', '.join(parts), ', '.join(rs)) if x)}")
+    for name, v in ratio.items():
+        lines.append(
+            f"{name.replace('_', ' '):<15}{v['median']:.1f}x median (hosts/s within each round;"
+            f" {min(v['per_round']):.1f}-{max(v['per_round']):.1f})"
+        )
+    lines += [
+        "",
+        f"limit model    T >= max(ceil(N/C) x T_host, N x CPU_client / cores) = max(ceil({n}/{args.forks})"
+        f" x {model['t_host_s']:.2f} s, {n} x {1000 * model['cpu_client_s']:.0f} ms / {model['cores']:.2f})",
+        f"               = max({model['latency_bound_s']:.1f} s, {model['cpu_bound_s']:.1f} s) ="
+        f" {model['model_s']:.1f} s ({model['bound']}-bound); cores = {model['cpus']} CPUs -"
+        f" {model['lab_share_cores']:.2f} used by the lab (its CPU / wall in exfix's phase)",
+        "               T_host alone: "
+        + ", ".join(f"{k.split('.')[0]} {v:.2f} s" for k, v in alone["walls"].items()),
+        f"               exfix wall {model['exfix_wall_s']:.1f} s = {model['ratio']:.2f}x the model",
+        "",
+        "requests per host (first round; endpoint http = authentication round trips)",
+    ]
+    for side in summary:
+        table_ = rounds[0][side]["requests"]
+        lines.append(
+            f"  {SIDES[side]}: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in table_.items() if k != "total")
+            + f"; total {table_.get('total', 0):.1f}"
+        )
+    failed = False
+    for i, results in enumerate(rounds, 1):
+        for side, result in results.items():
+            if result.get("tasks_off"):
+                lines.append(
+                    f"different      round {i} {side}: {result['tasks_off']}/{result['tasks']} tasks did"
+                    " not get the recorded output"
+                )
+            for host, error in list(result["errors"].items())[:3]:
+                lines.append(f"error          round {i} {side}: {host}: {error}")
+            failed = failed or bool(result["errors"])
+    for side in ("peer", "naive"):
+        if side in rounds[0]:
+            tasks = rounds[0][side]["tasks"]
+            lines.append(
+                f"same work      {SIDES[side]}: {tasks} tasks per round, each checked against the"
+                " recorded count of output objects and errors"
+            )
+    payload = {
+        "schema": SCHEMA,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg()[0]},
+        "recorded": recorded,
+        "alone": alone,
+        "rounds": rounds,
+        "summary": summary,
+        "ratios": ratio,
+        "model": model,
+    }
+    if args.compare is not None:
         lines.append("")
-        lines.append(f"speed-up       {projected / float(scan['wall_s']):.1f}x  (baseline extrapolated to {n}"
-                     f" hosts / exfix scan in-process)")
-        if "cli" in results:
-            lines.append(f"               {projected / float(results['cli']['wall_s']):.1f}x  (against the"
-                         " CLI run)")
-        if args.rtt_ms > 0:
-            # What the loopback-speed auth round trips would add at the same RTT (sequential for
-            # the baseline; per host on the critical path, hosts/forks in a row, for exfix).
-            base_auth = auth_requests(requests["baseline"]) / max(k, 1) * n * args.rtt_ms / 1000
-            scan_auth = auth_requests(requests["scan"]) / n * (n / args.forks) * args.rtt_ms / 1000
-            lines.append(f"auth at RTT    estimate if each auth round trip also cost {args.rtt_ms:g} ms:"
-                         f" baseline +{base_auth:.1f} s, exfix +{scan_auth:.1f} s ->"
-                         f" {(projected + base_auth) / (float(scan['wall_s']) + scan_auth):.1f}x")
-        same = [h for h in base["findings"] if base["findings"][h] == scan["findings"].get(h)]
-        lines.append(f"same work      findings identical on {len(same)}/{len(base['findings'])}"
-                     " sampled hosts")
-    lines.append("")
-    lines.append("requests per host (lab counters; endpoint http = authentication round trips)")
-    lo, hi = spread(requests["scan"])
-    lines.extend(breakdown(f"exfix scan (per host: min {lo}, max {hi})", per_host(requests["scan"], n)))
-    if "baseline" in results:
-        lo, hi = spread(requests["baseline"])
-        lines.extend(breakdown(f"naive baseline (per host: min {lo}, max {hi})",
-                               per_host(requests["baseline"], int(results["baseline"]["hosts"]))))
-    lines.append("")
-    lines.append(f"client memory  exfix scan peak RSS {scan['peak_rss_mb']:.0f} MB"
-                 f" (after imports, before the scan: {scan['rss_ready_mb']:.0f} MB)")
-    for name, result in results.items():
-        for host, error in list(result["errors"].items())[:5]:
-            lines.append(f"error          {name}: {host}: {error}")
-        if result["errors"]:
-            lines.append(f"errors         {name}: {len(result['errors'])} host(s) not scanned")
+        lines.extend(compare(json.loads(args.compare.read_text(encoding="utf-8")), payload))
     print("\n".join(lines))
     if args.json is not None:
-        payload = {
-            "args": vars(args) | {"json": str(args.json)},
-            "results": {k: {x: y for x, y in v.items() if x != "findings"} for k, v in results.items()},
-            "requests_per_host": {k: per_host(v, int(results[k]["hosts"])) for k, v in requests.items()},
-        }
         args.json.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    return 1 if any(r["errors"] for r in results.values()) else 0
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -457,30 +947,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO)
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="round-trip time the lab injects")
-    parser.add_argument("--forks", type=int, default=16)
-    parser.add_argument("--baseline-sample", type=int, default=10, metavar="K",
-                        help="time the naive baseline on K hosts, extrapolate to --hosts")
-    parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--skip-cli", action="store_true", help="only the in-process exfix scan")
+    parser.add_argument("--forks", type=int, default=16, help="exfix's --forks")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every phase")
+    parser.add_argument("--peer-forks", type=int, default=5, help="the peer's worker processes (Ansible: 5)")
+    parser.add_argument("--peer-strategy", choices=("linear", "free"), default="linear")
+    parser.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=10,
+        metavar="K",
+        help="time the naive script on K hosts, extrapolate to --hosts",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("peer", "naive"),
+        help="leave a baseline out (repeatable)",
+    )
+    parser.add_argument("--cli", action="store_true", help="also run `exfix scan` as a subprocess each round")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds any one phase may take")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure as JSON here")
+    parser.add_argument(
+        "--compare", type=Path, default=None, help="print the change against this earlier JSON"
+    )
+    parser.add_argument("--save-cmdlets", type=Path, default=None, help="keep the recorded cmdlets (JSON)")
     # child modes (this script runs itself)
     parser.add_argument("--serve-lab", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--phase", choices=("scan", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--phase", choices=("scan", "record", "alone", "peer", "naive"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--inventory", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.hosts < 1 or args.forks < 1 or args.baseline_sample < 1:
-        parser.error("--hosts, --forks and --baseline-sample must be at least 1")
+    if min(args.hosts, args.forks, args.baseline_sample, args.rounds, args.peer_forks) < 1:
+        parser.error("--hosts, --forks, --rounds, --peer-forks and --baseline-sample must be at least 1")
+    if args.compare is not None and not args.compare.is_file():
+        parser.error(f"--compare: no such file: {args.compare}")
 
     if args.serve_lab:
         return serve_lab(args.scenario, args.hosts, args.rtt_ms, args.inventory)
-    if args.phase == "scan":
-        print(json.dumps(scan_phase(args.inventory, args.forks)))
+    phases: dict[str, Callable[[], dict[str, Any]]] = {
+        "scan": lambda: scan_phase(args.inventory, args.forks),
+        "record": lambda: record_phase(args.inventory, args.calls),
+        "alone": lambda: alone_phase(args.inventory, args.calls),
+        "peer": lambda: peer_phase(args.inventory, args.calls, args.peer_forks, args.peer_strategy),
+        "naive": lambda: naive_phase(args.inventory, args.calls, args.baseline_sample),
+    }
+    if args.phase is not None:
+        print(json.dumps(phases[args.phase]()))
         return 0
-    if args.phase == "baseline":
-        print(json.dumps(baseline_phase(args.inventory, args.baseline_sample)))
-        return 0
-    return orchestrate(args)
+    try:
+        return orchestrate(args)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        # A phase or the lab failed: one line, not a traceback (the child's stderr tail is in it).
+        print(f"fleet_scan: error: {' '.join(str(exc).split())[:2000]}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
