@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,13 +27,24 @@ from agent.report import json_report, markdown, text
 from agent.scan import evaluate_snapshot, scan_fleet
 
 
-def _emit(report: ScanReport, fmt: str) -> None:
+def _emit(report: ScanReport, fmt: str, details: str = "failing", quiet: bool = False) -> None:
     if fmt == "json":
         sys.stdout.write(json_report.render(report))
     elif fmt == "markdown":
         sys.stdout.write(markdown.render(report))
     else:
-        text.render(report, stdout_console())
+        text.render(report, stdout_console(), details=text.Details(details), quiet=quiet)
+
+
+def _text_options(func: Any) -> Any:
+    """--details and -q, which shape the text output (json and markdown are whole documents)."""
+    quiet = "Text: the recap only (a line per host, the rules, the summary)."
+    func = click.option("-q", "--quiet", is_flag=True, help=quiet)(func)
+    return click.option(
+        "--details", type=click.Choice([d.value for d in text.Details]), default="failing", show_default=True,
+        help=f"Text: whose evidence to print above the recap (failing: the first {text.DETAIL_LIMIT} hosts "
+        "with findings or problems).",
+    )(func)
 
 
 @contextlib.contextmanager
@@ -64,11 +76,13 @@ def _facts_file(path: str | None, order: list[str]) -> Iterator[snapshot.Snapsho
 @fleet_options
 @probe_repeat_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@_text_options
 @click.option("--save-facts", type=click.Path(dir_okay=False, writable=True),
               help="Also write the collected facts (exfix.facts/4 JSON, readable by you only) for "
                    "`exfix evaluate`, host by host as they finish.")
 def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
-         ask_pass: bool, probe_repeat: int, fmt: str, save_facts: str | None) -> None:
+         ask_pass: bool, probe_repeat: int, fmt: str, save_facts: str | None, details: str,
+         quiet: bool) -> None:
     """Collect facts from every host, evaluate every rule, report the findings.
 
     Exit 0: every host clean; 2: findings; 8: no findings, but on a host a fact area could not
@@ -90,19 +104,20 @@ def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
         report = scan_fleet(fleet.targets, fleet.credentials, source=fleet.source, forks=forks,
                             host_timeout=host_timeout, on_host_done=done, probe_repeat=probe_repeat,
                             keep_facts=False, on_facts=None if writer is None else writer.add)  # fmt: skip
-    _emit(report, fmt)
+    _emit(report, fmt, details, quiet)
     sys.exit(report.exit_code)
 
 
 @click.command()
 @click.argument("facts_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-def evaluate(facts_file: str, fmt: str) -> None:
+@_text_options
+def evaluate(facts_file: str, fmt: str, details: str, quiet: bool) -> None:
     """Evaluate every rule offline over a facts file saved by `exfix scan --save-facts`."""
     try:
         text_in = Path(facts_file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FactsFileError(facts_file, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     report = evaluate_snapshot(snapshot.from_json(text_in, source=facts_file), source=facts_file)
-    _emit(report, fmt)
+    _emit(report, fmt, details, quiet)
     sys.exit(report.exit_code)

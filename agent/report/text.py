@@ -6,6 +6,9 @@ interprets markup), so a LastError holding "[red]" or an ANSI escape prints as w
 
 from __future__ import annotations
 
+import enum
+from collections import Counter
+
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -139,19 +142,117 @@ def host_table(host: HostScan) -> Table:
     return table
 
 
-def render(report: ScanReport, console: Console) -> None:
+class Details(str, enum.Enum):
+    """Which hosts' evidence a text scan prints above its recap (``--details``)."""
+
+    NONE = "none"
+    FAILING = "failing"  # hosts with findings, partial or not scanned: the first DETAIL_LIMIT
+    ALL = "all"
+
+
+# A terminal's scrollback holds a few thousand lines; ten hosts' tables of evidence are what a
+# person reads before turning to the recap, the JSON or --details all.
+DETAIL_LIMIT = 10
+_SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
+
+
+def _plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def _failing(report: ScanReport, host: HostScan) -> bool:
+    return host.status is not HostStatus.SCANNED or host.partial or bool(report.findings_for(host.host))
+
+
+def recap_table(report: ScanReport) -> Table:
+    """One line per host, as Ansible's PLAY RECAP: its status and its findings by severity
+    (an organisation finding naming the server counts for it too)."""
+    table = Table(title=Text("Recap", style="bold"), title_justify="left", box=None, pad_edge=False)
+    # Names and statuses are never cut; the note takes what is left, on one line, whatever its
+    # length: the full reason is in the host's details and in the JSON.
+    width = max((len(terminal(h.host)) for h in report.hosts), default=4)
+    table.add_column("host", no_wrap=True, min_width=width)
+    table.add_column("status", no_wrap=True, min_width=len("command-failed"))
+    for severity in _SEVERITIES:
+        table.add_column(severity.value, justify="right", no_wrap=True, min_width=len(severity.value))
+    table.add_column("note", no_wrap=True, overflow="ellipsis", ratio=1)
+    for host in report.hosts:
+        counts = Counter(f.severity for f in report.findings_for(host.host))
+        status = _t(host.status.value, STATUS_STYLE[host.status])
+        if host.status is HostStatus.SCANNED and not counts and not host.partial:
+            status = _t("ok", "green")
+        note = _t(host.error) if host.error else Text()
+        if host.partial:
+            areas = ", ".join(i.area.value for i in host.failed_areas)
+            note = _t(f"partial: {areas} not collected; {_plural(len(host.not_judged), 'rule')} not judged",
+                      PARTIAL_STYLE)  # fmt: skip
+        cells = [_t(str(counts[s]), SEVERITY_STYLE[s]) if counts[s] else _t("0", "dim") for s in _SEVERITIES]
+        table.add_row(_t(host.host, "bold"), status, *cells, note)
+    return table
+
+
+def rules_table(report: ScanReport) -> Table | None:
+    """Each rule that fired, across the fleet: on how many hosts, how often, and its fix."""
+    findings = report.findings
+    if not findings:
+        return None
+    by_rule: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_rule.setdefault(finding.rule_id, []).append(finding)
+    table = Table(title=Text("Findings by rule", style="bold"), title_justify="left", box=None,
+                  pad_edge=False)  # fmt: skip
+    for name, justify in (("rule", "left"), ("severity", "left"), ("hosts", "right"), ("findings", "right"),
+                          ("fix", "left")):  # fmt: skip
+        table.add_column(name, justify=justify, no_wrap=name != "fix", overflow="fold")  # type: ignore[arg-type]
+    rank = {s: i for i, s in enumerate(_SEVERITIES)}
+    for rule_id, items in sorted(by_rule.items(), key=lambda kv: (rank[kv[1][0].severity], kv[0])):
+        hosts = {s for f in items for s in (f.servers or (f.host,))}
+        first = items[0]
+        fix = first.fix_id or "none (advisory)"
+        if first.fix_disrupts_mail_flow:
+            fix += ", restarts transport"
+        table.add_row(_t(rule_id, "bold"), _t(first.severity.value, SEVERITY_STYLE[first.severity]),
+                      _t(str(len(hosts))), _t(str(len(items))), _t(fix))  # fmt: skip
+    return table
+
+
+def render(
+    report: ScanReport, console: Console, *, details: Details = Details.FAILING, quiet: bool = False
+) -> None:
+    """The evidence of the hosts ``details`` picks (none with ``quiet``), then the recap: a line
+    per host, the rules that fired across the fleet, and the summary line."""
+    if not quiet and details is not Details.NONE:
+        chosen = [h for h in report.hosts if details is Details.ALL or _failing(report, h)]
+        shown = chosen if details is Details.ALL else chosen[:DETAIL_LIMIT]
+        orgs = [org_table(o) for o in report.organizations if o.findings]
+        console.print(Group(*orgs, *(host_table(h) for h in shown)))
+        if len(shown) < len(chosen):
+            more = len(chosen) - len(shown)
+            hint = "--details all prints them all, --format json gives everything"
+            console.print(_t(f"... and {_plural(more, 'more host')} with findings or problems: {hint}",
+                             "dim"))  # fmt: skip
+        console.print()
+    console.print(recap_table(report))
+    rules = rules_table(report)
+    if rules is not None:
+        console.print()
+        console.print(rules)
+    console.print()
+    console.print(summary_line(report))
+
+
+def summary_line(report: ScanReport) -> Text:
     summary = report.summary()
-    orgs = [org_table(o) for o in report.organizations if o.findings]
-    console.print(Group(*orgs, *(host_table(h) for h in report.hosts)))
     line = Text()
-    line.append_text(_t(f"{summary['hosts']} hosts, {summary['scanned']} scanned", "bold"))
+    line.append_text(_t(f"{_plural(summary['hosts'], 'host')}, {summary['scanned']} scanned", "bold"))
     for key in ("unreachable", "auth-failed", "unsupported", "failed", "command-failed"):
         if summary[key]:
             line.append_text(_t(f", {summary[key]} {key}", "bold red"))
     if summary["partial"]:
         count = summary["not_judged"]
-        partial = f", {summary['partial']} partial ({count} rule{'' if count == 1 else 's'} not judged)"
+        partial = f", {summary['partial']} partial ({_plural(count, 'rule')} not judged)"
         line.append_text(_t(partial, "bold yellow"))
-    line.append_text(_t(f"; {summary['findings']} findings on {summary['hosts_with_findings']} hosts"))
+    findings = _plural(summary["findings"], "finding")
+    line.append_text(_t(f"; {findings} on {_plural(summary['hosts_with_findings'], 'host')}"))
     line.append_text(_t(f"  (source {report.source}, exit {report.exit_code})", "dim"))
-    console.print(line)
+    return line

@@ -150,8 +150,14 @@ def test_an_expired_ticket_is_one_line_exit_3_and_no_retry_storm(
     text = run_exfix("scan", "-i", str(inventory), env=kerberos_realm.client_env(ccache))
     assert text.exit_code == 3
     assert "Traceback" not in text.stdout + text.stderr
+    # Each host's details say it once (one table row), and its recap line once, on one line.
     lines = [line for line in (text.stdout + text.stderr).splitlines() if "Ticket expired" in line]
-    assert len(lines) == len(HOSTS), text.describe()
+    assert len([line for line in lines if line.startswith("│")]) == len(HOSTS), text.describe()
+    assert len([line for line in lines if line.startswith(HOSTS)]) == len(HOSTS), text.describe()
+    recap = run_exfix("scan", "-i", str(inventory), "-q", env=kerberos_realm.client_env(ccache))
+    for host in HOSTS:
+        (row,) = [line for line in recap.stdout.splitlines() if line.startswith(host)]
+        assert "auth-failed" in row and "kerberos authentication failed" in row
 
 
 def test_no_ticket_at_all_says_run_kinit(kerberos_realm: Any, kerberos_lab: Lab, tmp_path: Path) -> None:

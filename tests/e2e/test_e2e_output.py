@@ -160,8 +160,8 @@ def test_text_on_a_non_tty_is_readable() -> None:
     assert ESC not in out  # no colours when stdout is not a terminal
     assert "nic-external-dns-server" in out and "queue-dns-failure" in out and "ex01.contoso.local" in out
     assert "set-nic-dns-servers" in out
-    (summary,) = [line for line in out.splitlines() if line.startswith("1 hosts, 1 scanned")]
-    assert "2 findings on 1 hosts" in summary and "exit 2" in summary
+    (summary,) = [line for line in out.splitlines() if line.startswith("1 host, 1 scanned")]
+    assert "2 findings on 1 host " in summary and "exit 2" in summary
     assert max(len(line) for line in out.splitlines()) <= 140
 
 
