@@ -42,7 +42,38 @@ def lab() -> None:
 @click.option(
     "--https", is_flag=True, help="Also listen with TLS (self-signed) and point the inventory at it."
 )
-def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: str, https: bool) -> None:
+@click.option(
+    "--bind",
+    type=click.Choice(["single", "per-host"]),
+    default="single",
+    show_default=True,
+    help="single: every host on 127.0.0.1, free ports. per-host: each host on its own loopback "
+    "address (--addresses) on the real ports, /PowerShell on 80/443 and /wsman on 5985/5986.",
+)
+@click.option(
+    "--addresses",
+    default="127.20.0.0/16",
+    show_default=True,
+    metavar="CIDR",
+    help="With --bind per-host: the loopback network the hosts' addresses are taken from, in order.",
+)
+@click.option(
+    "--ports",
+    type=click.Choice(["auto", "real", "shared"]),
+    default="auto",
+    show_default=True,
+    help="With --bind per-host: real = 80/443 and 5985/5986 (two sockets per host); shared = both "
+    "endpoints on 5985/5986 (one socket per host); auto = real when ports below 1024 may be bound "
+    "and the file descriptors suffice, else shared (the reason goes to stderr).",
+)
+@click.option(
+    "--no-answer-cache",
+    is_flag=True,
+    help="Serialize every answer anew instead of reusing the CLIXML of unchanged ones (for "
+    "benchmarks: bench/lab_throughput.py --no-cache).",
+)
+def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: str, https: bool,
+          bind: str, addresses: str, ports: str, no_answer_cache: bool) -> None:
     """Serve a scenario until interrupted (SIGINT/SIGTERM).
 
     Prints one line, ``ready <inventory path>``, on stdout once every host listens; prints the
@@ -50,7 +81,9 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
     """
     from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only when it runs
 
-    instance = Lab(scenario, hosts=hosts, auth=auth, https=https)  # ScenarioError -> one line, exit 1
+    # ScenarioError, a bad --addresses -> one line, exit 1
+    instance = Lab(scenario, hosts=hosts, auth=auth, https=https, bind=bind, addresses=addresses, ports=ports,
+                   cache_answers=not no_answer_cache)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -60,6 +93,8 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
     temporary: Path | None = None
     try:
         instance.start()
+        for note in instance.notes:
+            click.echo(f"exfix lab: {note}", err=True)
         if inventory_out is None:
             handle, name = tempfile.mkstemp(prefix="exfix-lab-", suffix=".yaml")
             os.close(handle)

@@ -19,6 +19,7 @@ import base64
 import struct
 import threading
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,10 @@ from psrpcore.types import (
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
+    PSCryptoProvider,
     PSInvocationState,
     PSRPMessageType,
+    serialize,
 )
 
 from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
@@ -50,6 +53,11 @@ def _fail_pipeline(pipeline: psrpcore.ServerPipeline, error: ErrorRecord) -> Non
     pinned (==0.3.1) in pyproject.toml because of this call.
     """
     pipeline._change_state(PSInvocationState.Failed, error)
+
+
+# The cipher for cached answers: PSCryptoProvider's methods raise NotImplementedError, so an
+# answer holding a SecureString (encrypted with one pool's session key) is never cached.
+_NO_SECRETS = PSCryptoProvider()
 
 
 def lab_error(message: str, fqid: str = "ExfixLabInternalError") -> ErrorRecord:
@@ -327,6 +335,8 @@ class PsrpShell:
         endpoint = self.backend_endpoint
 
         def work(cancel: threading.Event) -> InvocationResult:
+            if len(statements) == 1:
+                return runtime.invoke(endpoint, statements[0], cancel)  # with its cache_key
             total = InvocationResult()
             for statement in statements:
                 if cancel.is_set():
@@ -368,12 +378,17 @@ class PsrpShell:
 
     def _write_result(self, pipe: _Pipe, result: InvocationResult) -> None:
         pipeline = pipe.pipeline
-        for value in result.output:
-            if isinstance(value, RawClixml):
-                self._write_raw(pipe, value.xml)
-            else:
-                pipeline.write_output(value)
-            self._drain()
+        serialized = self._serialized(result)
+        if serialized is not None:
+            for data in serialized:
+                self._write_raw(pipe, data)
+        else:
+            for value in result.output:
+                if isinstance(value, RawClixml):
+                    self._write_raw(pipe, value.xml)
+                else:
+                    pipeline.write_output(value)
+                self._drain()
         for record in result.errors:
             pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
             self._drain()
@@ -382,7 +397,42 @@ class PsrpShell:
         else:
             pipeline.complete()
 
-    def _write_raw(self, pipe: _Pipe, xml: str) -> None:
+    def _serialized(self, result: InvocationResult) -> tuple[bytes, ...] | None:
+        """The output as CLIXML from the cache, or serialized now and kept; None when the
+        result is not to be cached (no key, replayed captures, a null, a SecureString, which
+        is encrypted with this pool's session key)."""
+        cache = self.ctx.clixml
+        if cache is None or result.cache_key is None:
+            return None
+        # The client's versions go into the key: psrpcore hands the capabilities to the
+        # objects that shape their CLIXML by them (ToPSObjectForRemoting).
+        theirs = self.pool.their_capability
+        versions = (
+            None
+            if theirs is None
+            else (str(theirs.protocolversion), str(theirs.PSVersion), str(theirs.SerializationVersion))
+        )
+        key = (result.cache_key, versions)
+        found = cache.get(key)
+        if found is not None:
+            return found
+        items: list[bytes] = []
+        for value in result.output:
+            if value is None or isinstance(value, RawClixml):
+                return None
+            # What psrpcore's RunspacePool.prepare_message does for a PipelineOutput message.
+            try:
+                element = serialize(
+                    value, _NO_SECRETS, our_capability=self.pool.our_capability, their_capability=theirs
+                )
+            except NotImplementedError:  # a SecureString: psrpcore's own path encrypts it
+                return None
+            items.append(ET.tostring(element, encoding="utf-8", method="xml"))
+        serialized = tuple(items)
+        cache.put(key, serialized)
+        return serialized
+
+    def _write_raw(self, pipe: _Pipe, xml: str | bytes) -> None:
         """Send one captured ``<Obj>`` element verbatim as a PipelineOutput message.
 
         psrpcore serializes everything it queues, so a placeholder output is queued to take the
@@ -396,7 +446,7 @@ class PsrpShell:
             PSRPMessageType.PipelineOutput,
             self.pool.runspace_pool_id,
             pipe.pipeline.pipeline_id,
-            xml.strip().encode("utf-8"),
+            xml if isinstance(xml, bytes) else xml.strip().encode("utf-8"),
         )
         size = self.fragment_size - 21
         pieces = [message[i : i + size] for i in range(0, len(message), size)] or [b""]
