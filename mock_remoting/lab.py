@@ -22,6 +22,7 @@ server (``mock_remoting.server``) serving ``/PowerShell`` (Microsoft.Exchange) a
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -189,7 +190,8 @@ class Lab:
             try:
                 server.start()
             except ListenError as exc:
-                hint = " (give --addresses another 127.x range)" if self.bind == "per-host" else ""
+                in_use = self.bind == "per-host" and exc.errno == errno.EADDRINUSE
+                hint = " (give --addresses another 127.x range)" if in_use else ""
                 raise UsageError(f"lab: {exc.strerror}{hint}") from None
         except BaseException:
             self._responders.stop()

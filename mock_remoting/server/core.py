@@ -43,7 +43,7 @@ from typing import Any
 from mock_remoting.backend import Endpoint, HostRuntime
 from mock_remoting.server import ntlm_store, wsman
 from mock_remoting.server.auth import AuthState, ConnectionAuth, challenge_headers
-from mock_remoting.server.clixml_cache import ClixmlCache
+from mock_remoting.server.clixml_cache import ClixmlCache, ParsedCache
 from mock_remoting.server.counters import RequestCounters
 from mock_remoting.server.faults import FaultKind, FaultSpec, HostFaults, parse_faults
 from mock_remoting.server.psrp import PsrpShell
@@ -209,6 +209,7 @@ class LabServer:
         # Serialized answers the host runtimes vouch for (clixml_cache.py); off, every answer
         # is serialized anew (the A/B of bench/lab_throughput.py --no-cache).
         self.clixml: ClixmlCache | None = ClixmlCache() if cache_answers else None
+        self.parsed: ParsedCache | None = ParsedCache() if cache_answers else None
         self.latency_ms = latency_ms
         self.counters = RequestCounters()
         self.recorder = recorder
@@ -306,7 +307,7 @@ class LabServer:
         for host in self._hosts.values():
             host.notifier = _Notifier()
             host.ctx = ShellContext(
-                host.runtime, self._executor, self._loop, host.notifier.notify, self.clixml
+                host.runtime, self._executor, self._loop, host.notifier.notify, self.clixml, self.parsed
             )
         pending = list(sockets)
         try:

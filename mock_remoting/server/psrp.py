@@ -32,11 +32,13 @@ from psrpcore.types import (
     PSCryptoProvider,
     PSInvocationState,
     PSRPMessageType,
+    deserialize,
     serialize,
 )
 
 from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
 from mock_remoting.server import wsman
+from mock_remoting.server.clixml_cache import ParsedCache
 from mock_remoting.server.shells import Poll, ShellContext, escape_fragment, pack_fragment, take_chunks
 from mock_remoting.server.wsman import Request, StreamChunk, WSManFault
 
@@ -93,6 +95,45 @@ def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
     return parts
 
 
+class _Pool(psrpcore.ServerRunspacePool):
+    """psrpcore's server pool, deserializing each distinct CreatePipeline text once.
+
+    ``_process_message`` is psrpcore's (private, 0.3.1 is pinned, see :func:`_fail_pipeline`):
+    for a CreatePipeline message whose text was seen before, the object deserialized then is
+    handed to the same event and handler psrpcore would use. The object is shared between
+    pipelines; psrpcore reads it (``PowerShell.FromPSObjectForRemoting`` builds new objects)
+    and the emulation only reads parameter values. A text holding a SecureString (``<SS>``,
+    encrypted with this pool's key) is deserialized every time.
+    """
+
+    def __init__(self, parsed: ParsedCache | None) -> None:
+        super().__init__()
+        self._parsed = parsed
+
+    def _process_message(self, message: Any) -> psrpcore.PSRPEvent[Any, Any]:
+        cache = self._parsed
+        if cache is None or message.message_type != PSRPMessageType.CreatePipeline:
+            return super()._process_message(message)
+        text = bytes(message.data)
+        if b"<SS" in text:
+            return super()._process_message(message)
+        parsed = cache.get(text)
+        if parsed is None:
+            parsed = deserialize(
+                ET.fromstring(text),
+                cipher=self._cipher,
+                our_capability=self.our_capability,
+                their_capability=self.their_capability,
+            )
+            cache.put(text, parsed)
+        event = psrpcore.PSRPEvent.create(
+            message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
+        )
+        assert isinstance(event, psrpcore.CreatePipelineEvent)
+        self._process_CreatePipeline(event)
+        return event
+
+
 @dataclass
 class _Pipe:
     pipeline: psrpcore.ServerPipeline
@@ -132,7 +173,7 @@ class PsrpShell:
         self.backend_endpoint = endpoint
         self.endpoint = "exchange" if endpoint is Endpoint.EXCHANGE else "os"
         self.fragment_size = max(wsman.stream_budget(max_envelope_size) * 3 // 4, 1024)
-        self.pool = psrpcore.ServerRunspacePool()
+        self.pool = _Pool(ctx.parsed)
         self.pool_queue: list[StreamChunk] = []
         self._held: list[StreamChunk] = []
         self.pipes: dict[uuid.UUID, _Pipe] = {}

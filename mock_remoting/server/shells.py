@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mock_remoting.backend import HostRuntime
-from mock_remoting.server.clixml_cache import ClixmlCache
+from mock_remoting.server.clixml_cache import ClixmlCache, ParsedCache
 from mock_remoting.server.wsman import Request, StreamChunk
 
 
@@ -36,6 +36,7 @@ class ShellContext:
     loop: asyncio.AbstractEventLoop
     notify: Callable[[], None]
     clixml: ClixmlCache | None = None  # serialized answers, shared by every host of the server
+    parsed: ParsedCache | None = None  # deserialized CreatePipeline messages, likewise
 
     def run(
         self,
