@@ -107,8 +107,8 @@ def main() -> int:
         str(args.hosts),
         "--auth",
         args.auth,
-        "--bind",
-        args.bind,
+        # Only what differs from the defaults, so that the script also drives an older lab.
+        *(["--bind", args.bind] if args.bind != "single" else []),
         *(["--no-answer-cache"] if args.no_cache else []),
     ]
     lab = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,7 +8,8 @@ same commands, same state generation) is serialized once and its bytes sent agai
 
 The same holds on the way in: pypsrp sends the same CreatePipeline text for the same cmdlet
 and parameters to every host (the pipeline's id is in the message header, not its text), and
-psrpcore's deserializer was another sixth of the lab's CPU. :class:`ParsedCache` keeps what it
+the same InitRunspacePool text for every pool; psrpcore's deserializer was another sixth of
+the lab's CPU. :class:`ParsedCache` keeps what it
 made of each distinct text.
 
 Both are bounded by bytes (least recently used out first): a 10,000-host fleet has more

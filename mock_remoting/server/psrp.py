@@ -95,15 +95,21 @@ def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
     return parts
 
 
+# The client messages every host gets in the same text: InitRunspacePool (the client's host
+# information and application arguments, once per pool) and CreatePipeline (once per cmdlet).
+_SHARED_TEXTS = frozenset({PSRPMessageType.CreatePipeline, PSRPMessageType.InitRunspacePool})
+
+
 class _Pool(psrpcore.ServerRunspacePool):
-    """psrpcore's server pool, deserializing each distinct CreatePipeline text once.
+    """psrpcore's server pool, deserializing each distinct text of :data:`_SHARED_TEXTS` once.
 
     ``_process_message`` is psrpcore's (private, 0.3.1 is pinned, see :func:`_fail_pipeline`):
-    for a CreatePipeline message whose text was seen before, the object deserialized then is
-    handed to the same event and handler psrpcore would use. The object is shared between
-    pipelines; psrpcore reads it (``PowerShell.FromPSObjectForRemoting`` builds new objects)
-    and the emulation only reads parameter values. A text holding a SecureString (``<SS>``,
-    encrypted with this pool's key) is deserialized every time.
+    for such a message whose text was seen before, the object deserialized then is handed to
+    the same event and handler psrpcore would use. The object is shared between pools and
+    pipelines; psrpcore only reads it (``PowerShell.FromPSObjectForRemoting`` builds new
+    objects, ``_process_InitRunspacePool`` copies its fields), and the emulation only reads
+    parameter values. A text holding a SecureString (``<SS>``, encrypted with this pool's
+    key) is deserialized every time.
     """
 
     def __init__(self, parsed: ParsedCache | None) -> None:
@@ -112,7 +118,7 @@ class _Pool(psrpcore.ServerRunspacePool):
 
     def _process_message(self, message: Any) -> psrpcore.PSRPEvent[Any, Any]:
         cache = self._parsed
-        if cache is None or message.message_type != PSRPMessageType.CreatePipeline:
+        if cache is None or message.message_type not in _SHARED_TEXTS:
             return super()._process_message(message)
         text = bytes(message.data)
         if b"<SS" in text:
@@ -129,8 +135,11 @@ class _Pool(psrpcore.ServerRunspacePool):
         event = psrpcore.PSRPEvent.create(
             message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
         )
-        assert isinstance(event, psrpcore.CreatePipelineEvent)
-        self._process_CreatePipeline(event)
+        if isinstance(event, psrpcore.CreatePipelineEvent):
+            self._process_CreatePipeline(event)
+        else:
+            assert isinstance(event, psrpcore.InitRunspacePoolEvent)
+            self._process_InitRunspacePool(event)
         return event
 
 
