@@ -32,7 +32,15 @@ from mock_remoting.exchange.mailflow import run_attempt
 from mock_remoting.exchange.replay import ReplayError, load_capture
 from mock_remoting.exchange.scenario import Scenario
 from mock_remoting.exchange.script import ScriptSyntaxError, parse
-from mock_remoting.exchange.state import Clock, HostState, Organization, SendConnector, host_states, utc_now
+from mock_remoting.exchange.state import (
+    Clock,
+    HostState,
+    Organization,
+    SendConnector,
+    emulating,
+    host_states,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +92,13 @@ class EmulatedHost:
         if kind is _Kind.CHANGE:
             self.org.changed()
             try:
-                return self._invoke(endpoint, pipeline, cancel)
+                with emulating():
+                    return self._invoke(endpoint, pipeline, cancel)
             finally:
                 self.org.changed()
         generation = self.org.generation
-        result = self._invoke(endpoint, pipeline, cancel)
+        with emulating():
+            result = self._invoke(endpoint, pipeline, cancel)
         if kind is _Kind.READ and result.failure is None and not result.errors:
             signature = _signature(pipeline)
             if signature is not None and self.org.generation == generation:
@@ -142,7 +152,8 @@ class EmulatedHost:
     def run_script(self, script: str, cancel: threading.Event) -> InvocationResult:
         self.org.changed()  # a script may change anything: nothing read before it is reused
         try:
-            return self._run_script(script, cancel)
+            with emulating():
+                return self._run_script(script, cancel)
         finally:
             self.org.changed()
 

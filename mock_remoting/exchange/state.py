@@ -8,10 +8,11 @@ cmdlet is atomic as seen by the others (the protocol server runs pipelines on ma
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from mock_remoting.dns.world import DnsWorld
@@ -433,6 +434,50 @@ class HostState:
         return state
 
 
+_emulation = threading.local()
+
+
+class StateLock:
+    """The organisation's re-entrant lock, and the generation of its state.
+
+    The emulation's cmdlets take the lock for each cmdlet's run and move the generation
+    themselves when they may change something (``EmulatedHost.invoke``). Anyone else who takes
+    it (a test changing a queue or a connector from Python) may change anything, so for them
+    entering and leaving the lock each move the generation, and no answer cached before is
+    served after.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.generation = 0
+
+    def __enter__(self) -> StateLock:
+        self._lock.acquire()
+        if not getattr(_emulation, "active", False):
+            self.generation += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not getattr(_emulation, "active", False):
+            self.generation += 1
+        self._lock.release()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.generation += 1
+
+
+@contextlib.contextmanager
+def emulating() -> Iterator[None]:
+    """Mark this thread as running the emulation's own cmdlets (see :class:`StateLock`)."""
+    previous = getattr(_emulation, "active", False)
+    _emulation.active = True
+    try:
+        yield
+    finally:
+        _emulation.active = previous
+
+
 @dataclass
 class Organization:
     """The shared state of one fleet."""
@@ -442,16 +487,17 @@ class Organization:
     clock: Clock
     hosts: dict[str, HostState] = field(default_factory=dict)  # lower-case name -> state
     connectors: list[SendConnector] = field(default_factory=list)
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: StateLock = field(default_factory=lambda: StateLock())
     internet_addresses: frozenset[str] = frozenset()
     _identities: dict[str, HostState] | None = field(default=None, repr=False, compare=False)
-    # Bumped before and after every pipeline that may change state (host.py): answers are
-    # cached under the generation they were computed in.
-    generation: int = 0
+
+    @property
+    def generation(self) -> int:
+        """Moves whenever the state may have changed: answers are cached under it (host.py)."""
+        return self.lock.generation
 
     def changed(self) -> None:
-        with self.lock:
-            self.generation += 1
+        self.lock.bump()
 
     def host(self, name_or_fqdn: str) -> HostState | None:
         key = name_or_fqdn.lower().rstrip(".")

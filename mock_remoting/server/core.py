@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import ipaddress
 import re
 import resource
 import socket
@@ -242,6 +243,8 @@ class LabServer:
         name = runtime.name
         if name.lower() in self._hosts:
             raise ValueError(f"host {name!r} is registered twice")
+        if not ipaddress.IPv4Address(address).is_loopback:
+            raise ValueError(f"the lab listens on loopback only, not on {address}")
         if listeners is None:
             listeners = (Listener(),) + ((Listener(tls=True),) if self.https else ())
         if any(listener.tls for listener in listeners) and not self.https:
@@ -281,7 +284,11 @@ class LabServer:
         ready.wait(timeout)
         try:
             sockets = self._bind_all()
-            asyncio.run_coroutine_threadsafe(self._listen(sockets), loop).result(timeout)
+            # Registering 10,000 listeners with the loop takes about a second, and ten times
+            # that on a loaded machine: the limit grows with the count (a fixed 30 s made a
+            # 10,000-host lab fail to start at load average 12).
+            limit = timeout + 0.01 * len(sockets)
+            asyncio.run_coroutine_threadsafe(self._listen(sockets), loop).result(limit)
         except BaseException:
             self.stop()
             raise

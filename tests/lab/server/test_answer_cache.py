@@ -63,6 +63,15 @@ def test_cached_answers_equal_fresh_ones_and_follow_changes(
         assert not ps.had_errors
     (after,) = _read(cached, pypsrp_wsman, "Get-TransportService", Identity="EX01")
     assert (before["ExternalDNSAdapterEnabled"], after["ExternalDNSAdapterEnabled"]) == ("True", "False")
+    # So is a change made from Python under the organisation's lock (as tests make them).
+    counts = [q["MessageCount"] for q in _read(cached, pypsrp_wsman, "Get-Queue")]
+    org = cached.fleet.org
+    with org.lock:
+        state = org.host("EX01")
+        assert state is not None
+        state.queues[0].queued += 4
+    again = [q["MessageCount"] for q in _read(cached, pypsrp_wsman, "Get-Queue")]
+    assert again[0] == str(int(counts[0]) + 4) and again[1:] == counts[1:]
 
 
 def test_only_reads_get_a_cache_key_and_changes_move_the_generation() -> None:
