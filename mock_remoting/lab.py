@@ -43,11 +43,12 @@ from mock_remoting.server import (
     parse_faults,
     raise_descriptor_limit,
 )
+from mock_remoting.server.tls import load_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-AUTH_MODES = ("ntlm", "basic")
+AUTH_MODES = ("ntlm", "basic", "credssp")
 BIND_MODES = ("single", "per-host")
 PORT_PLANS = ("auto", "real", "shared")
 # Away from 127.0.0.1 (single-mode labs, the DNS responders, most local services) and
@@ -110,6 +111,8 @@ class Lab:
         hosts: int | None = None,
         auth: str = "ntlm",
         https: bool = False,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
         latency_ms: float = 0.0,
         workers: int = 16,
         bind: str = "single",
@@ -122,6 +125,8 @@ class Lab:
 
         if auth not in AUTH_MODES:
             raise UsageError(f"lab auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
+        if auth == "credssp" and not https:
+            raise UsageError("--auth credssp needs --https: the lab offers CredSSP over TLS only")
         if hosts is not None and hosts < 1:
             raise UsageError(f"--hosts must be at least 1, not {hosts}")
         if bind not in BIND_MODES:
@@ -133,6 +138,16 @@ class Lab:
         self.addresses = addresses
         # Why the lab listens as it does, when it could not do what was asked (one line each).
         self.notes: list[str] = []
+        if (tls_cert is None) != (tls_key is None):
+            raise UsageError("--tls-cert and --tls-key go together: the certificate chain and its key")
+        if tls_cert is not None and not https:
+            raise UsageError("--tls-cert needs --https")
+        self.certificate: Any = None
+        if tls_cert is not None and tls_key is not None:
+            try:
+                self.certificate = load_certificate(tls_cert, tls_key)
+            except ValueError as exc:
+                raise UsageError(f"--tls-cert/--tls-key: {exc}") from None
         self.auth = auth
         self.https = https
         self.latency_ms = latency_ms
@@ -173,6 +188,7 @@ class Lab:
             self.fleet = Fleet(self.scenario, self.world, self.dns_address_map)
             server = LabServer(
                 https=self.https,
+                certificate=self.certificate,
                 latency_ms=self.latency_ms,
                 workers=self._workers,
                 cache_answers=self._cache_answers,
@@ -293,8 +309,24 @@ class Lab:
 
     # -- inventory --------------------------------------------------------------------------
 
-    def inventory(self) -> dict[str, Any]:
-        """The Ansible-style inventory exfix reads (contract 5 of the team brief)."""
+    def write_ca(self, path: Path) -> Path:
+        """Write the CA certificate the lab signed its hosts' certificates with (see
+        mock_remoting/server/tls.py). Raises UsageError when the hosts serve a given chain."""
+        authority = self._server().authority
+        if authority is None:
+            raise UsageError(
+                "the lab serves the --tls-cert chain, which it did not sign: trust that chain's CA instead"
+            )
+        return Path(authority.write_ca(Path(path)))
+
+    def inventory(self, ca_cert: Path | None = None) -> dict[str, Any]:
+        """The Ansible-style inventory exfix reads (contract 5 of the team brief).
+
+        Over https the certificates are checked when the lab serves a given chain (against
+        the system's CAs) or when ``ca_cert`` names the CA file :meth:`write_ca` wrote; each
+        host is then checked by its inventory name while exfix connects to 127.0.0.1
+        (``exfix_tls_server_name``, agent/transport/tls.py). Otherwise validation is off."""
+        validate = self.https and (ca_cert is not None or self.certificate is not None)
         protocol = "https" if self.https else "http"
         variables: dict[str, Any] = {
             "ansible_user": LAB_USERNAME,
@@ -305,8 +337,11 @@ class Lab:
             # exfix honours, as Ansible's psrp plugin does) must not carry its traffic away.
             "ansible_psrp_ignore_proxy": True,
         }
-        if self.https:
-            variables["ansible_psrp_cert_validation"] = "ignore"  # the lab's self-signed certificate
+        if validate and ca_cert is not None:
+            variables["ansible_psrp_ca_cert"] = str(Path(ca_cert).resolve())
+        elif self.https and not validate:
+            # The lab's CA is trusted by nothing until written out (--tls-ca-out).
+            variables["ansible_psrp_cert_validation"] = "ignore"
         variables["exfix_exchange_auth"] = self.auth
         if self.auth == "basic" and not self.https:
             variables["exfix_allow_insecure_basic"] = True
@@ -334,6 +369,8 @@ class Lab:
             variables["exfix_exchange_protocol"] = protocol
             for endpoint in endpoints:
                 hosts[endpoint.name] = {"ansible_host": endpoint.host}
+                if validate:  # the certificate names the host; exfix connects by address
+                    hosts[endpoint.name]["exfix_tls_server_name"] = endpoint.name
             return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
         for endpoint in endpoints:
             port = endpoint.https_port if self.https and endpoint.https_port else endpoint.port
@@ -346,16 +383,19 @@ class Lab:
                 "exfix_exchange_path": "PowerShell",
                 "exfix_exchange_protocol": protocol,
             }
+            if validate:
+                hosts[endpoint.name]["exfix_tls_server_name"] = endpoint.name
         return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
 
-    def write_inventory(self, path: Path) -> Path:
-        """The inventory as YAML, with a comment above ``exfix_external_dns_servers`` saying what
-        those servers are (YAML comments cannot be dumped, so it is put in beside the key)."""
+    def write_inventory(self, path: Path, ca_cert: Path | None = None) -> Path:
+        """The inventory as YAML (``ca_cert``: see :meth:`inventory`), with a comment above
+        ``exfix_external_dns_servers`` saying what those servers are (YAML comments cannot be
+        dumped, so it is put in beside the key)."""
         path = Path(path)
         # libyaml's emitter when PyYAML has it: the pure-Python one took a fifth of a
         # 10,000-host start-up (py-spy); the output is the same YAML.
         dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-        text = yaml.dump(self.inventory(), Dumper=dumper, sort_keys=False, allow_unicode=True)
+        text = yaml.dump(self.inventory(ca_cert), Dumper=dumper, sort_keys=False, allow_unicode=True)
         lines: list[str] = []
         for line in text.splitlines(keepends=True):
             if line.lstrip().startswith(f"{EXTERNAL_DNS_VARIABLE}:"):

@@ -61,12 +61,16 @@ def open_host(target: HostTarget, credential: Credential) -> HostConnection:
     return connect(target, credential)
 
 
-def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None) -> HostFacts:
+def collect(
+    target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None, *, probe_repeat: int = 1
+) -> HostFacts:
     """Every fact about ``target``, as ``exfix scan`` collects them, on a connection of its own
-    (the organisation's facts through ``orgs`` when several hosts are collected at once)."""
+    (the organisation's facts through ``orgs`` when several hosts are collected at once), with
+    as many probe rounds as the plan's findings rest on (Plan.probe_repeat)."""
     options = CollectOptions(
         public_name=target.probe_public_name or DEFAULT_PUBLIC_NAME,
         dns_address_map=target.dns_address_map,
+        probe_repeat=probe_repeat,
     )
     with open_host(target, credential) as conn:
         return collect_host(conn, target.name, options, orgs)

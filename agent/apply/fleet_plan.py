@@ -65,5 +65,6 @@ def plan_fleet(
     findings = {h.host: h.findings for h in scanned}
     variables = {t.name: host_vars(t) for t in targets}
     shared = tuple(f for o in report.organizations for f in o.findings)
-    plan = build_plan(facts, findings, variables, source=source, organization_findings=shared)
+    plan = build_plan(facts, findings, variables, source=source, organization_findings=shared,
+                      probe_repeat=probe_repeat)  # fmt: skip
     return FleetPlan(plan, report)

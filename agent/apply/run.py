@@ -12,9 +12,11 @@ Order of a run (each step journaled):
    the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and so does
    a host that answers a collecting command with an error (exit 7; 3 wins when both happen);
    nothing has changed yet;
-4. the hosts, ``serial`` at a time, in plan order (agent/apply/execute.py), each verified
-   (agent/apply/verify.py) once its steps are done; when more than ``max_fail`` hosts have
-   failed, or on an interrupt, the hosts not started are ``skipped``;
+4. the hosts (agent/apply/execute.py), up to ``forks`` at once; those with a restart at most
+   ``serial`` at once, never two of one DAG nor the last of an AD site in service
+   (agent/apply/rolling.py); each verified (agent/apply/verify.py) once its steps are done. A
+   host that fails is rolled back while the others go on; when more than ``max_fail`` hosts
+   have failed, or on an interrupt, the hosts not started are ``skipped``;
 5. ``end`` with the exit code.
 """
 
@@ -28,8 +30,9 @@ import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from agent.apply import rolling
 from agent.apply._context import EventHook, Recorder, collect, open_host
 from agent.apply.execute import run_host
 from agent.apply.journal import Journal, utc_now
@@ -179,7 +182,8 @@ def _locked_run(
                                         verify_timeout=verify_timeout, forks=forks)  # fmt: skip
     failed = sum(1 for o in orgs if o.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED))
     hosts = _run_hosts(rec, the_plan, by_name, creds, fresh, serial=serial, max_fail=max_fail,
-                       verify_timeout=verify_timeout, failures=failed, verified=verified)  # fmt: skip
+                       verify_timeout=verify_timeout, forks=forks, failures=failed,
+                       verified=verified)  # fmt: skip
     report = ApplyReport(
         plan_digest=the_plan.digest, run=rec.run, journal=str(opened.path), operator=rec.operator,
         ticket=ticket, started=started, finished=utc_now(), hosts=hosts,
@@ -249,7 +253,10 @@ def _check_fresh(
 ) -> dict[str, HostFacts]:
     hosts = [h for h in plan.units if h.automatic]
     orgs = OrgFactsCache()  # the organisation's send connectors once, not once per host
-    runs = run_fleet(hosts, lambda h: collect(targets[h.host], creds[h.host], orgs), forks=forks)
+    repeat = plan.probe_repeat
+    runs = run_fleet(
+        hosts, lambda h: collect(targets[h.host], creds[h.host], orgs, probe_repeat=repeat), forks=forks
+    )
     fresh: dict[str, HostFacts] = {}
     unreachable: list[tuple[str, BaseException]] = []
     drift: list[StaleSetting] = []
@@ -312,12 +319,14 @@ def _run_hosts(
     serial: int,
     max_fail: int,
     verify_timeout: float,
+    forks: int,
     failures: int = 0,
     verified: Mapping[str, HostApply] | None = None,
 ) -> tuple[HostApply, ...]:
-    """The hosts, ``serial`` at a time; ``failures``: the organisation units that failed
-    already; ``verified``: hosts with no step of their own, verified after an organisation
-    change that was for them."""
+    """The hosts, up to ``forks`` at once and ``serial`` restarts at once, in the order
+    agent/apply/rolling.py decides; ``failures``: the organisation units that failed already;
+    ``verified``: hosts with no step of their own, verified after an organisation change that
+    was for them."""
     results: dict[str, HostApply] = {}
     for host in plan.hosts:
         if not host.automatic:
@@ -331,31 +340,51 @@ def _run_hosts(
     pending = [h for h in plan.hosts if h.automatic]
 
     def work(host: HostPlan) -> HostApply:
-        return _one_host(rec, host, targets[host.host], creds[host.host], fresh[host.host], verify_timeout)
+        return _one_host(rec, host, targets[host.host], creds[host.host], fresh[host.host], verify_timeout,
+                         plan.probe_repeat)  # fmt: skip
 
-    for start in range(0, len(pending), serial):
-        batch = pending[start : start + serial]
-        if failures > max_fail or rec.cancel.is_set():
-            for host in batch:
+    slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
+    sites = rolling.site_sizes(slots.values())
+    limits = rolling.Limits(workers=forks, serial=serial)
+    waiting = list(pending)
+    running: dict[Future[HostApply], HostPlan] = {}
+    with ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool:
+        while waiting or running:
+            if failures > max_fail or rec.cancel.is_set():
                 why = "interrupted" if rec.cancel.is_set() else f"more than {max_fail} host(s) failed"
-                results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
-                rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
-            continue
-        if len(batch) == 1:
-            done = [work(batch[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="exfix-apply") as pool:
-                done = list(pool.map(work, batch))
-        for result in done:
-            results[result.host] = result
-            if result.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED):
-                failures += 1
+                for host in waiting:
+                    results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
+                    rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
+                waiting = []
+            in_flight = [slots[h.host] for h in running.values()]
+            while waiting:
+                slot = rolling.next_start([slots[h.host] for h in waiting], in_flight, limits, sites)
+                if slot is None:
+                    break
+                host = next(h for h in waiting if h.host == slot.host)
+                waiting.remove(host)
+                in_flight.append(slot)
+                running[pool.submit(work, host)] = host
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                running.pop(future)
+                result = future.result()
+                results[result.host] = result
+                if result.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED):
+                    failures += 1
     return tuple(results[h.host] for h in plan.hosts)
+
+
+def _slot(host: HostPlan, facts: HostFacts) -> rolling.Slot:
+    disruptive = any(a.disruptive for a in host.automatic)
+    return rolling.Slot(host.host, disruptive, facts.exchange.ad_site, facts.exchange.dag)
 
 
 def _one_host(
     rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential, before: HostFacts,
-    verify_timeout: float,
+    verify_timeout: float, probe_repeat: int,
 ) -> HostApply:  # fmt: skip
     # The SEND events that show the fix worked are those after the change (the tracking log's
     # -Start); the time is this machine's, in UTC.
@@ -365,8 +394,8 @@ def _one_host(
         rec.record("host", result.outcome.value, host=host.host, error=result.error)
         return HostApply(host.host, result.outcome, result.steps, None, error=result.error)
     check = verify_host(rec, host, before, lambda: open_host(target, credential),
-                        lambda: collect(target, credential), timeout=verify_timeout,
-                        changed_at=changed_at)  # fmt: skip
+                        lambda: collect(target, credential, probe_repeat=probe_repeat),
+                        timeout=verify_timeout, changed_at=changed_at)  # fmt: skip
     rec.record("host", result.outcome.value, host=host.host, error=check.error,
                detail={"verified": check.verified, "new_findings": [f.id for f in check.new]})  # fmt: skip
     return HostApply(host.host, result.outcome, result.steps, check.verified, check.queues, check.remaining,

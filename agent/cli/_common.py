@@ -13,11 +13,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.collect.runner import PROBE_REPEAT_MAX, PROBE_ROUND_INTERVAL
+from agent.collect.runner import PROBE_ROUND_INTERVAL
 from agent.errors import UsageError
 from agent.inventory import CredentialResolver, Inventory, inventory_from_mapping, load_inventory
 from agent.inventory.limit import log as inventory_log
+from agent.model.probe import PROBE_REPEAT_MAX
 from agent.model.target import HostTarget
+from agent.transport.tls import unvalidated_warning
 
 DEFAULT_LAB_SCENARIO = "mixed-fleet"
 FORMATS = ("text", "json", "markdown")
@@ -119,6 +121,11 @@ def _fleet(inv: Inventory, limit: str | None, prompt: Callable[[str | None, str]
     # per user, before a progress bar takes the terminal.
     for target in targets:
         credentials.resolve(target)
+    # Once per run, however many hosts it concerns: a line per host would bury everything else
+    # in a fleet run, and the first host's line alone would hide that it concerns others.
+    unchecked = unvalidated_warning(targets)
+    if unchecked is not None:
+        inventory_log.warning("warning: %s", unchecked)
     return Fleet(inv, targets, credentials, source)
 
 

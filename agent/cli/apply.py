@@ -145,8 +145,8 @@ def render_apply(report: ApplyReport) -> None:
 @click.option("--allow-restart", is_flag=True,
               help="Allow the MSExchangeTransport restart (interrupts mail flow on that server).")
 @click.option("--serial", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Hosts changed at once. The default changes one host at a time, so a restart never "
-                   "takes more than one server out of mail flow.")
+              help="Hosts restarting MSExchangeTransport at once (out of mail flow), never two of one "
+                   "DAG nor the last of an AD site; hosts without a restart are changed --forks at once.")
 @click.option("--max-fail", type=click.IntRange(0), default=0, show_default=True,
               help="Hosts that may fail (and be rolled back) before the hosts not yet started are skipped.")
 @click.option("--verify-timeout", type=click.FloatRange(0, 86400), default=DEFAULT_VERIFY_TIMEOUT,
@@ -155,7 +155,7 @@ def render_apply(report: ApplyReport) -> None:
 @click.option("--journal", "journal", type=click.Path(dir_okay=False),
               help="Append-only JSONL journal (default: journal.jsonl beside plan.json).")
 @click.option("--forks", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Hosts collected at once for the stale check.")
+              help="Hosts collected at once for the stale check, and changed at once.")
 @_target_options
 def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fail: int,
           verify_timeout: float, journal: str | None, forks: int, inventory: str | None, lab: str | None,

@@ -12,6 +12,8 @@ from types import FrameType
 
 import click
 
+from agent.errors import UsageError
+
 
 @click.group()
 def lab() -> None:
@@ -38,9 +40,35 @@ def lab() -> None:
     default=None,
     help="Serve an N-host fleet cloned from the scenario's hosts.",
 )
-@click.option("--auth", type=click.Choice(["ntlm", "basic"]), default="ntlm", show_default=True)
 @click.option(
-    "--https", is_flag=True, help="Also listen with TLS (self-signed) and point the inventory at it."
+    "--auth",
+    type=click.Choice(["ntlm", "basic", "credssp"]),
+    default="ntlm",
+    show_default=True,
+    help="What the inventory asks for (the lab accepts them all; credssp needs --https).",
+)
+@click.option(
+    "--https",
+    is_flag=True,
+    help="Also listen with TLS, each host with a certificate for its name from a CA the lab makes, "
+    "and point the inventory at it.",
+)
+@click.option(
+    "--tls-ca-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --https: write the lab's CA certificate here; the inventory then trusts it "
+    "(ansible_psrp_ca_cert) and validates every host by its name. Without it, validation is off.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --https: serve this PEM certificate chain (leaf first) on every host instead; "
+    "the inventory validates it against the system's CAs.",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The --tls-cert key."
 )
 @click.option(
     "--bind",
@@ -72,8 +100,20 @@ def lab() -> None:
     help="Serialize every answer anew instead of reusing the CLIXML of unchanged ones (for "
     "benchmarks: bench/lab_throughput.py --no-cache).",
 )
-def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: str, https: bool,
-          bind: str, addresses: str, ports: str, no_answer_cache: bool) -> None:
+def serve(
+    scenario: str,
+    inventory_out: Path | None,
+    hosts: int | None,
+    auth: str,
+    https: bool,
+    tls_ca_out: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    bind: str,
+    addresses: str,
+    ports: str,
+    no_answer_cache: bool,
+) -> None:
     """Serve a scenario until interrupted (SIGINT/SIGTERM).
 
     Prints one line, ``ready <inventory path>``, on stdout once every host listens; prints the
@@ -81,9 +121,15 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
     """
     from mock_remoting.lab import Lab  # lazy: the lab (psrpcore, TLS, DNS) loads only when it runs
 
-    # ScenarioError, a bad --addresses -> one line, exit 1
-    instance = Lab(scenario, hosts=hosts, auth=auth, https=https, bind=bind, addresses=addresses, ports=ports,
-                   cache_answers=not no_answer_cache)
+    if tls_ca_out is not None and not https:
+        raise UsageError("--tls-ca-out needs --https")
+    if tls_ca_out is not None and tls_cert is not None:
+        raise UsageError(
+            "--tls-ca-out writes the CA the lab signs with; with --tls-cert the lab signs nothing"
+        )
+    # ScenarioError, a bad --tls-cert or --addresses -> one line, exit 1
+    instance = Lab(scenario, hosts=hosts, auth=auth, https=https, tls_cert=tls_cert, tls_key=tls_key,
+                   bind=bind, addresses=addresses, ports=ports, cache_answers=not no_answer_cache)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -99,7 +145,8 @@ def serve(scenario: str, inventory_out: Path | None, hosts: int | None, auth: st
             handle, name = tempfile.mkstemp(prefix="exfix-lab-", suffix=".yaml")
             os.close(handle)
             temporary = inventory_out = Path(name)
-        path = instance.write_inventory(inventory_out)
+        ca = instance.write_ca(tls_ca_out) if tls_ca_out is not None else None
+        path = instance.write_inventory(inventory_out, ca)
         click.echo(f"ready {path}")
         sys.stdout.flush()
         while not stop.wait(0.5):

@@ -32,6 +32,24 @@ def calls(identity: str) -> tuple[CmdletCall, ...]:
     return (CmdletCall(Endpoint.EXCHANGE, "Get-ExchangeServer", (("Identity", identity),)),)
 
 
+def dag_calls(identity: str) -> tuple[CmdletCall, ...]:
+    """The server's Mailbox role settings, for its DAG membership (a Mailbox server only)."""
+    return (CmdletCall(Endpoint.EXCHANGE, "Get-MailboxServer", (("Identity", identity),)),)
+
+
+def parse_dag(results: tuple[RemoteObject, ...], *, identity: str) -> str | None:
+    """The DatabaseAvailabilityGroup of the server's Get-MailboxServer object ("" for none; an
+    ADObjectId, sent as its name over remoting), or None when no object for it came back."""
+    obj = _pick(v.objects(results), identity)
+    if obj is None:
+        return None
+    value = obj.get("DatabaseAvailabilityGroup")
+    if isinstance(value, RemoteObject):
+        name = value.get("Name")
+        return name if isinstance(name, str) else v.text(value)
+    return v.text(value)
+
+
 def transport_noun(major: int, *, host: str) -> TransportNoun:
     """The transport cmdlet noun for an Exchange major version.
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from agent.collect import (
@@ -46,12 +47,19 @@ from agent.model.command import CmdletCall
 from agent.model.facts import (
     AreaIssue,
     CollectionArea,
+    DnsCacheEntry,
     EdgeConfigFileFacts,
     EdgeTransportConfigFacts,
+    ExchangeServerFacts,
+    FirewallFacts,
     HostFacts,
+    NicFacts,
+    OrgFacts,
     ProbeTargets,
+    QueueFacts,
+    TransportDnsFacts,
 )
-from agent.model.probe import DnsQueryResult, Outcome
+from agent.model.probe import PROBE_REPEAT_MAX, DnsQueryResult, Outcome
 from agent.model.remote import RemoteObject
 from agent.transport.base import CommandResult
 
@@ -74,11 +82,6 @@ class Runner(Protocol):
     def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult: ...
 
 
-# --probe-repeat: how often each server's three standard questions are asked. One attempt
-# cannot tell a server that drops or SERVFAILs some queries (overload, rate limiting, packet
-# loss) from one that is down or broken; a few attempts spread over a short window can,
-# without turning a scan into a load test of the customer's DNS.
-PROBE_REPEAT_MAX = 10
 # The pause between two rounds: long enough that a burst limit (response rate limiting counts
 # per second) or a short loss spike is not hit by every round at once, short enough that ten
 # rounds cost under two seconds on top of the queries.
@@ -93,6 +96,9 @@ class CollectOptions:
     orchestrator_probe: bool = True
     probe_repeat: int = 1
     probe_interval: float = PROBE_ROUND_INTERVAL
+    # The OS endpoint's areas collected beside the Exchange endpoint's (two services, two
+    # sessions: collect_host's docstring). False: one after the other, as a plain script does.
+    parallel_endpoints: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.probe_repeat <= PROBE_REPEAT_MAX:
@@ -133,65 +139,102 @@ def collect_host(
 
     server = exchange_server.parse(_run_all(conn, exchange_server.calls(host)), host=host, identity=host)
     identity = server.name
-    transport_facts = area(
-        CollectionArea.TRANSPORT,
-        lambda: _run_all(conn, transport.calls(server.transport_noun, identity)),
-        lambda out: transport.parse(out, host=host, cmdlet=f"Get-{server.transport_noun.value}"),
-    )
-    queue_facts = area(
-        CollectionArea.QUEUES, lambda: _run_all(conn, queues.calls(identity)), queues.parse
-    ) or ()
-    org = (orgs or OrgFactsCache()).get(
-        server.organization, host, lambda: send_connectors.parse(_run_all(conn, send_connectors.calls()))
-    )
-    if org.issue is not None:
-        issues.append(org.issue)
 
-    nic_facts = area(
-        CollectionArea.NICS,
-        lambda: tuple(conn.run(call) for call in nics.calls()),
-        lambda out: nics.parse(*out),
-    ) or ()
+    def exchange_side() -> _ExchangeSide:
+        dag: str | None = None
+        if "Mailbox" in server.roles:
+            # Only apply's restart order needs it: a failed read leaves it unknown (None),
+            # which apply treats as "may share a DAG with any server", and costs no area.
+            try:
+                dag = exchange_server.parse_dag(_run_all(conn, exchange_server.dag_calls(identity)),
+                                                identity=identity)  # fmt: skip
+            except RemoteCommandError:
+                dag = None
+        transport_facts = area(
+            CollectionArea.TRANSPORT,
+            lambda: _run_all(conn, transport.calls(server.transport_noun, identity)),
+            lambda out: transport.parse(out, host=host, cmdlet=f"Get-{server.transport_noun.value}"),
+        )
+        queue_facts = area(
+            CollectionArea.QUEUES, lambda: _run_all(conn, queues.calls(identity)), queues.parse
+        ) or ()
+        org = (orgs or OrgFactsCache()).get(
+            server.organization, host, lambda: send_connectors.parse(_run_all(conn, send_connectors.calls()))
+        )
+        if org.issue is not None:
+            issues.append(org.issue)
+        return _ExchangeSide(replace(server, dag=dag), transport_facts, queue_facts, org)
 
-    edge_file: EdgeConfigFileFacts | None = None
-    edge: EdgeTransportConfigFacts | None = None
-    install = area(
-        CollectionArea.EDGE_CONFIG_FILE,
-        lambda: _run_all(conn, edge_config.install_path_calls(server.major)),
-        lambda out: edge_config.parse_install_path(out, host=host),
-    )
-    if install is not None:
-        path = edge_config.config_path(install)
+    def os_side() -> _OsSide:
+        nic_facts = area(
+            CollectionArea.NICS,
+            lambda: tuple(conn.run(call) for call in nics.calls()),
+            lambda out: nics.parse(*out),
+        ) or ()
 
-        def read_file(out: tuple[RemoteObject, ...]) -> tuple[EdgeConfigFileFacts, str]:
-            text = edge_config.content(out, host=host, path=path)
-            return edge_config.read_file(text, host=host, path=path), text
+        edge_file: EdgeConfigFileFacts | None = None
+        edge: EdgeTransportConfigFacts | None = None
+        install = area(
+            CollectionArea.EDGE_CONFIG_FILE,
+            lambda: _run_all(conn, edge_config.install_path_calls(server.major)),
+            lambda out: edge_config.parse_install_path(out, host=host),
+        )
+        if install is not None:
+            path = edge_config.config_path(install)
 
-        calls = edge_config.config_calls(install)
-        read = area(CollectionArea.EDGE_CONFIG_FILE, lambda: _run_all(conn, calls), read_file)
-        if read is not None:
-            edge_file, text = read
-            # Not well-formed: the settings are not collected (the reason names the line and
-            # column), and the file's own finding says what that does to transport.
-            edge = area(CollectionArea.EDGE_CONFIG, lambda: text,
-                        lambda t: edge_config.settings(t, host=host, path=path))  # fmt: skip
+            def read_file(out: tuple[RemoteObject, ...]) -> tuple[EdgeConfigFileFacts, str]:
+                text = edge_config.content(out, host=host, path=path)
+                return edge_config.read_file(text, host=host, path=path), text
 
-    # The DNS Client service's cache (its own area: a host whose CIM provider fails here still
-    # has every other area). Read before the probes, so that what is read is the cache the
-    # failing queues met, not one the probes' own lookups added to.
-    cache = area(
-        CollectionArea.DNS_CACHE,
-        lambda: _run_all(conn, dns_cache.calls()),
-        lambda out: dns_cache.parse(out, host=host),
-    )
-    # The firewall is read after the NICs and before the probes: its rules say what the host's
-    # own probes will meet. Not readable (the NetSecurity provider refuses, the module is
-    # absent): the area alone is lost, and host-firewall-blocks-dns still contrasts the probes.
-    firewall_facts = area(
-        CollectionArea.FIREWALL,
-        lambda: tuple(conn.run(call) for call in firewall.calls()),
-        lambda out: firewall.parse(*out),
-    )
+            calls = edge_config.config_calls(install)
+            read = area(CollectionArea.EDGE_CONFIG_FILE, lambda: _run_all(conn, calls), read_file)
+            if read is not None:
+                edge_file, text = read
+                # Not well-formed: the settings are not collected (the reason names the line and
+                # column), and the file's own finding says what that does to transport.
+                edge = area(CollectionArea.EDGE_CONFIG, lambda: text,
+                            lambda t: edge_config.settings(t, host=host, path=path))  # fmt: skip
+
+        # The DNS Client service's cache (its own area: a host whose CIM provider fails here
+        # still has every other area). Read before the probes, so that what is read is the
+        # cache the failing queues met, not one the probes' own lookups added to.
+        cache = area(
+            CollectionArea.DNS_CACHE,
+            lambda: _run_all(conn, dns_cache.calls()),
+            lambda out: dns_cache.parse(out, host=host),
+        )
+        # The firewall is read after the NICs and before the probes: its rules say what the
+        # host's own probes will meet. Not readable (the NetSecurity provider refuses, the module
+        # is absent): the area alone is lost, and host-firewall-blocks-dns still contrasts the
+        # probes.
+        firewall_facts = area(
+            CollectionArea.FIREWALL,
+            lambda: tuple(conn.run(call) for call in firewall.calls()),
+            lambda out: firewall.parse(*out),
+        )
+        return _OsSide(nic_facts, edge_file, edge, cache, firewall_facts)
+
+    # The Exchange endpoint (/PowerShell, Exchange's own IIS application) and the OS endpoint
+    # (/wsman) are separate services with sessions of their own, and neither side's commands
+    # need the other's answers (only Get-ExchangeServer's version, read above): collected side
+    # by side, a host costs the longer chain of round trips, not the sum of both.
+    if options.parallel_endpoints:
+        # A side that loses the host (a HostError, or anything a command raises that is not
+        # the host's own error answer) stops the other: nothing more is asked of a host that
+        # is gone, whichever endpoint noticed first.
+        guarded = _Guarded(conn)
+        conn = guarded
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exfix-os") as pool:
+            os_future = pool.submit(guarded.side, os_side)
+            ex = guarded.side(exchange_side)
+            os_part = os_future.result()
+    else:
+        ex = exchange_side()
+        os_part = os_side()
+    server, transport_facts, queue_facts, org = ex.server, ex.transport, ex.queues, ex.org
+    nic_facts = os_part.nics
+    # Issues in the areas' documented order, whichever side finished first.
+    issues.sort(key=lambda issue: _AREA_ORDER.index(issue.area))
 
     targets = ProbeTargets.for_domain(server.domain, server.fqdn, options.public_name)
     servers = configured_dns_servers(nic_facts, transport_facts)
@@ -207,15 +250,65 @@ def collect_host(
         queues=queue_facts,
         org=org,
         nics=nic_facts,
-        edge_config=edge,
+        edge_config=os_part.edge_config,
         probe_targets=targets,
         probes=probes,
         remote_domains=domains,
         issues=issues,
-        edge_config_file=edge_file,
-        dns_cache=cache,
-        firewall=firewall_facts,
+        edge_config_file=os_part.edge_config_file,
+        dns_cache=os_part.dns_cache,
+        firewall=os_part.firewall,
     )
+
+
+_AREA_ORDER = tuple(CollectionArea)
+
+
+class _Guarded:
+    """A Runner shared by the two sides of collect_host: once a side has lost the host, every
+    later command of the other side raises that same error instead of being sent."""
+
+    def __init__(self, conn: Runner) -> None:
+        self._conn = conn
+        self._lost: BaseException | None = None
+
+    def side(self, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except RemoteCommandError:
+            raise  # an area's error answer that escaped: the host still answers
+        except BaseException as exc:
+            self._lost = self._lost or exc
+            raise
+
+    def _check(self) -> None:
+        if self._lost is not None:
+            raise self._lost
+
+    def run(self, call: CmdletCall, *, timeout: float | None = None) -> tuple[RemoteObject, ...]:
+        self._check()
+        return self._conn.run(call, timeout=timeout)
+
+    def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult:
+        self._check()
+        return self._conn.invoke(call, timeout=timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class _ExchangeSide:
+    server: ExchangeServerFacts
+    transport: TransportDnsFacts | None
+    queues: tuple[QueueFacts, ...]
+    org: OrgFacts
+
+
+@dataclass(frozen=True, slots=True)
+class _OsSide:
+    nics: tuple[NicFacts, ...]
+    edge_config_file: EdgeConfigFileFacts | None
+    edge_config: EdgeTransportConfigFacts | None
+    dns_cache: tuple[DnsCacheEntry, ...] | None
+    firewall: FirewallFacts | None
 
 
 def _run_all(conn: Runner, calls: Iterable[CmdletCall]) -> tuple[RemoteObject, ...]:

@@ -70,6 +70,7 @@ class HostVariables:
     exfix_host_timeout: float = field(default=_DEFAULT_TIMEOUTS.host, metadata=_loose(as_seconds))
     exfix_lab_scenario: str | None = field(default=None, metadata=_loose(as_printable))
     exfix_probe_public_name: str | None = field(default=None, metadata=_loose(as_dns_name))
+    exfix_tls_server_name: str | None = field(default=None, metadata=_loose(as_dns_name))
 
 
 READ = frozenset(f.name for f in fields(HostVariables))

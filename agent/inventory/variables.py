@@ -14,6 +14,7 @@ where set, win over Ansible's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,11 @@ EXFIX_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("exfix_host_timeout", "seconds everything done to one host may take", "900"),
     ("exfix_lab_scenario", "informational: the lab scenario that wrote the inventory", ""),
     ("exfix_probe_public_name", "an internet name every working resolver answers", "microsoft.com"),
+    (
+        "exfix_tls_server_name",
+        "the name TLS certificates are checked against when connecting by address (both endpoints)",
+        "the address connected to",
+    ),
 )
 
 
@@ -185,6 +191,8 @@ def host_target(
         os_endpoint, cert, timeouts_in, certs = _winrm(host, r)
     user = r["remote_user"]
     password = r["remote_password"]
+    if v.exfix_tls_server_name is not None:
+        os_endpoint = dataclasses.replace(os_endpoint, tls_server_name=v.exfix_tls_server_name)
 
     exchange_scheme = v.exfix_exchange_protocol or (
         Scheme.HTTPS if v.exfix_exchange_port == 443 else Scheme.HTTP
@@ -199,6 +207,9 @@ def host_target(
         negotiate_hostname_override=None
         if v.exfix_exchange_host
         else os_endpoint.negotiate_hostname_override,
+        # Like the Kerberos name: an Exchange endpoint of its own (exfix_exchange_host) is
+        # checked against that host; one at the OS endpoint's address against the same name.
+        tls_server_name=None if v.exfix_exchange_host else os_endpoint.tls_server_name,
         negotiate_delegate=os_endpoint.negotiate_delegate,
         send_cbt=os_endpoint.send_cbt,
         proxy=os_endpoint.proxy,

@@ -45,6 +45,10 @@ class ExchangeServerFacts:
     # ("CN=<server>,CN=Servers,...,CN=<organisation>,CN=Microsoft Exchange,CN=Services,
     # CN=Configuration,DC=..."): "<organisation>@<forest>". Empty where the DN was not shown.
     organization: str = ""
+    # The database availability group the server is a member of (Get-MailboxServer
+    # DatabaseAvailabilityGroup): "" for none, None where it is not known (not read, not a
+    # Mailbox server, or the read failed). apply never restarts two members of one DAG at once.
+    dag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,10 +44,23 @@ from typing import Any
 from agent import pwsh
 from agent.errors import FactsFileError
 from agent.model.command import SWITCH, CmdletCall, Endpoint, ParamValue, Switch
-from agent.model.document import Document, Invalid, KeyOptions, KeyPath, Loaded, each, encode, key, kind, text
+from agent.model.document import (
+    Document,
+    Invalid,
+    KeyOptions,
+    KeyPath,
+    Loaded,
+    between,
+    each,
+    encode,
+    key,
+    kind,
+    text,
+)
 from agent.model.facts import AreaIssue, CollectionArea
 from agent.model.finding_data import FindingData, data_from_dict
 from agent.model.findings import DataValue, EvidenceItem, Finding, Level, NotJudged, Severity
+from agent.model.probe import PROBE_REPEAT_MAX
 
 SCHEMA = "exfix.plan/4"
 # /1: hosts only. /2 adds the organisation's units ("organizations") and each finding's level
@@ -329,6 +342,10 @@ class Plan:
     digest: str
     source: PlanSource | None = None
     organizations: tuple[HostPlan, ...] = ()
+    # How many probe rounds the plan's findings rest on (exfix plan --probe-repeat). apply
+    # collects again with as many, before and after its steps: with fewer, an intermittent
+    # server's finding would vanish after the change, and apply would count that as cured.
+    probe_repeat: int = 1
 
     @property
     def units(self) -> tuple[HostPlan, ...]:
@@ -368,6 +385,8 @@ class Plan:
             out["organizations"] = [
                 _host_to_dict(o, scripts=scripts, version=version) for o in self.organizations
             ]
+        if version >= 4:
+            out["probe_repeat"] = self.probe_repeat
         return out
 
     def compute_digest(self) -> str:
@@ -755,6 +774,7 @@ class _PlanV3:
 @dataclass(frozen=True)
 class _PlanV4(_PlanV3):
     hosts: tuple[_HostFileV4, ...]
+    probe_repeat: int = field(metadata=key(check=between(1, PROBE_REPEAT_MAX)))
 
 
 _PlanFile = _PlanV1 | _PlanV2 | _PlanV3 | _PlanV4
@@ -907,6 +927,7 @@ def _plan(loaded: Loaded[Any], check_digest: bool, kinds: Collection[str] | None
         digest=read.digest,
         source=source,
         organizations=units["organizations"],
+        probe_repeat=read.probe_repeat if isinstance(read, _PlanV4) else 1,
     )
     if check_digest and plan.compute_digest() != read.digest:
         raise loaded.fail(("digest",), "does not match the plan content (the file was changed)")

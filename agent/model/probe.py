@@ -14,6 +14,12 @@ from typing import Any
 
 from agent.model.document import encode_object
 
+# --probe-repeat: how often each server's three standard questions are asked. One attempt
+# cannot tell a server that drops or SERVFAILs some queries (overload, rate limiting, packet
+# loss) from one that is down or broken; a few attempts spread over a short window can,
+# without turning a scan into a load test of the customer's DNS.
+PROBE_REPEAT_MAX = 10
+
 
 class Vantage(str, enum.Enum):
     HOST = "host"  # Resolve-DnsName on the Exchange server itself

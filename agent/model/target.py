@@ -74,6 +74,9 @@ class EndpointConfig:
     message_encryption: MessageEncryption = MessageEncryption.AUTO
     negotiate_service: str | None = None
     negotiate_hostname_override: str | None = None
+    # The name the server's TLS certificate is checked against (and sent as SNI) instead of
+    # ``host``: exfix_tls_server_name (agent/transport/tls.py). None: ``host``, as Ansible.
+    tls_server_name: str | None = None
     negotiate_delegate: bool = False
     send_cbt: bool = True
     proxy: str | None = None
@@ -98,6 +101,7 @@ class EndpointConfig:
             "message_encryption": self.message_encryption.value,
             "negotiate_service": self.negotiate_service,
             "negotiate_hostname_override": self.negotiate_hostname_override,
+            "tls_server_name": self.tls_server_name,
             "negotiate_delegate": self.negotiate_delegate,
             "send_cbt": self.send_cbt,
             "proxy": self.proxy,

@@ -324,6 +324,7 @@ def build_plan(
     *,
     source: PlanSource | None = None,
     organization_findings: Sequence[Finding] = (),
+    probe_repeat: int = 1,
 ) -> Plan:
     """The plan for a fleet: hosts in the order given, and one unit per organisation with
     something to change or advise (its findings, and the shared steps its hosts' fixes asked
@@ -401,7 +402,8 @@ def build_plan(
         )
     )
     host_units, org_units = with_outstanding(tuple(hosts), organizations)
-    unsigned = Plan(schema=SCHEMA, hosts=host_units, digest="", source=source, organizations=org_units)
+    unsigned = Plan(schema=SCHEMA, hosts=host_units, digest="", source=source, organizations=org_units,
+                    probe_repeat=probe_repeat)  # fmt: skip
     plan = dataclasses.replace(unsigned, digest=unsigned.compute_digest())
     rendered = render_plan(plan)
     return dataclasses.replace(

@@ -4,6 +4,8 @@
 raised by the libraries                                becomes                    transient
 =====================================================  =========================  =========
 HTTP 401 (pypsrp/pywinrm AuthenticationError)          AuthenticationError        never
+CredSSP refusal (requests-credssp exceptions)          AuthenticationError        never
+a failed SPNEGO/NTLM/CredSSP step (pyspnego)           AuthenticationError        never
 TLS failure (requests SSLError)                        UnreachableError           no
 refused / reset / closed / DNS (ConnectionError)       UnreachableError           yes
 no answer in time (ConnectTimeout, ReadTimeout)        HostTimeoutError           yes
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 
 import pypsrp.exceptions as psrp_exc
 import requests
+import requests_credssp.exceptions as credssp_exc
+import spnego.exceptions
 import winrm.exceptions as winrm_exc
 
 from agent.errors import (
@@ -87,6 +91,18 @@ def classify(exc: BaseException, *, host: str, url: str, username: str | None, a
         return Mapped(exc, transient=False)
     if isinstance(exc, (psrp_exc.AuthenticationError, winrm_exc.AuthenticationError)):
         return Mapped(AuthenticationError(host, f"{url} refused {who} ({auth}): HTTP 401"), transient=False)
+    if isinstance(exc, (credssp_exc.AuthenticationException, credssp_exc.NTStatusException)):
+        # CredSSP (requests-credssp under pypsrp and pywinrm) reports a refusal in its own
+        # TSRequest error code (MS-CSSP 2.2.1), not as HTTP 401.
+        return Mapped(
+            AuthenticationError(host, f"{url} refused {who} ({auth}): {_credssp_reason(exc)}"),
+            transient=False,
+        )
+    if isinstance(exc, spnego.exceptions.SpnegoError):
+        return Mapped(
+            AuthenticationError(host, f"{url}: {auth} authentication failed: {one_line(str(exc), 200)}"),
+            transient=False,
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return Mapped(UnreachableError(host, f"{url}: TLS failed: {_tls_reason(exc)}"), transient=False)
     if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout, socket.timeout)):
@@ -121,13 +137,58 @@ def classify(exc: BaseException, *, host: str, url: str, username: str | None, a
     return None
 
 
+# The status codes a CredSSP server puts in its TSRequest (MS-CSSP 2.2.1 errorCode: an NTSTATUS
+# or an SSPI HRESULT, MS-ERREF 2.1 and 2.3) for a refused logon.
+_CREDSSP_STATUS = {
+    0x8009030C: "SEC_E_LOGON_DENIED: the user name or password is wrong",
+    0xC000006D: "STATUS_LOGON_FAILURE: the user name or password is wrong",
+    0xC0000071: "STATUS_PASSWORD_EXPIRED",
+    0xC0000072: "STATUS_ACCOUNT_DISABLED",
+    0xC000006E: "STATUS_ACCOUNT_RESTRICTION",
+}
+
+
+def _credssp_reason(exc: BaseException) -> str:
+    status = getattr(exc, "status", None) if isinstance(exc, credssp_exc.NTStatusException) else None
+    if isinstance(status, int):
+        name = _CREDSSP_STATUS.get(status & 0xFFFFFFFF)
+        return f"CredSSP error 0x{status & 0xFFFFFFFF:08X}" + (f" ({name})" if name else "")
+    return f"CredSSP: {one_line(str(exc), 200)}"
+
+
+# OpenSSL's verify errors (x509_txt.c) as Python's ssl module words them, for a failed
+# certificate check: the name (Python's own "Hostname mismatch" / "IP address mismatch",
+# _ssl.c) or the chain (an unknown or self-signed CA).
+_NAME_MISMATCH = re.compile(r"(?:Hostname|IP address) mismatch, certificate is not valid for '([^']*)'")
+_UNTRUSTED = (
+    "self-signed certificate",
+    "self signed certificate",
+    "unable to get local issuer certificate",
+    "unable to get issuer certificate",
+    "unable to verify the first certificate",
+)
+
+
 def _tls_reason(exc: BaseException) -> str:
     text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        detail = re.sub(r"^[\s:()'\"]+|[\s:()'\"]+$", "", text.split("certificate verify failed", 1)[-1])
+    if "CERTIFICATE_VERIFY_FAILED" not in text and "certificate verify failed" not in text:
+        return one_line(text, 200)
+    name = _NAME_MISMATCH.search(text)
+    if name is not None:
         return (
-            "the server's certificate is not trusted"
-            + (f" ({one_line(detail, 120)})" if detail else "")
-            + ("; set ansible_psrp_ca_cert to its CA, or ansible_psrp_cert_validation: ignore for a lab")
+            f"the server's certificate is not issued to {name.group(1)!r}, the name checked "
+            "(exfix_tls_server_name, else the address connected to): set it to a name the "
+            "certificate carries"
         )
-    return one_line(text, 200)
+    detail = re.sub(r"^[\s:()'\"]+|[\s:()'\"]+$", "", text.split("certificate verify failed", 1)[-1])
+    detail = re.sub(r"\s*\(_ssl\.c:\d+\)?", "", detail).rstrip(" .)'\"")
+    if any(marker in detail for marker in _UNTRUSTED):
+        reason = "is not signed by a CA exfix trusts"
+    else:
+        reason = "is not trusted"
+    return (
+        f"the server's certificate {reason}"
+        + (f" ({one_line(detail, 120)})" if detail else "")
+        + "; set ansible_psrp_ca_cert (ansible_winrm_ca_trust_path) to its CA's certificate, "
+        "or cert validation to ignore for a lab"
+    )

@@ -63,6 +63,7 @@ from agent.transport.clixml import (
     unreadable_output,
 )
 from agent.transport.deadline import Budget
+from agent.transport.tls import check_server_name
 
 log = logging.getLogger("agent.transport")
 
@@ -88,7 +89,7 @@ class _BoundedWSMan(WSMan):
     sleeps, in ``WSMan.receive``): exfix retries itself, within the deadline.
     """
 
-    def __init__(self, server: str, **kwargs: Any) -> None:
+    def __init__(self, server: str, *, tls_server_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(server, **kwargs)
         self.limit: Callable[[], float] = lambda: math.inf
         self._connection_timeout = float(kwargs.get("connection_timeout", 30))
@@ -109,6 +110,8 @@ class _BoundedWSMan(WSMan):
             session = build_session()
             # pypsrp merged the environment's settings in already (module docstring).
             session.trust_env = False
+            if tls_server_name is not None:
+                check_server_name(session, tls_server_name)
             return session
 
         self.transport._build_session = quiet_session  # type: ignore[method-assign]
@@ -264,7 +267,7 @@ class PsrpSession(RetryingSession):
         if config.auth is Auth.CERTIFICATE:
             kwargs["certificate_pem"] = credential.cert_pem
             kwargs["certificate_key_pem"] = credential.cert_key_pem
-        return _BoundedWSMan(config.host, **kwargs)
+        return _BoundedWSMan(config.host, tls_server_name=config.tls_server_name, **kwargs)
 
     def _open(self, budget: Budget) -> None:
         wsman = self._make_wsman()

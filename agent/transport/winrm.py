@@ -32,6 +32,7 @@ from agent.transport._session import BudgetExhausted, RetryingSession
 from agent.transport.base import CommandResult
 from agent.transport.clixml import ClixmlError, error_from_text, parse_stream, unreadable_output
 from agent.transport.deadline import Budget
+from agent.transport.tls import check_server_name
 
 log = logging.getLogger("agent.transport")
 
@@ -49,6 +50,28 @@ _PYWINRM_AUTH = {
     Auth.CERTIFICATE: "certificate",
     Auth.BASIC: "basic",
 }
+
+
+def _check_server_name(protocol: Protocol, name: str) -> None:
+    """Check the server's certificate against ``name`` (agent/transport/tls.py). pywinrm builds
+    its session lazily and, with message_encryption always, sends a first request from inside
+    ``build_session`` (``setup_encryption``): the name is set before that request too."""
+    transport: Any = protocol.transport
+    build, setup = transport.build_session, transport.setup_encryption
+
+    def build_session() -> Any:
+        fresh = transport.session is None
+        session = build()
+        if fresh:
+            check_server_name(session, name)
+        return session
+
+    def setup_encryption(session: Any) -> None:
+        check_server_name(session, name)
+        setup(session)
+
+    transport.build_session = build_session
+    transport.setup_encryption = setup_encryption
 
 
 def powershell_command_line(call: CmdletCall) -> str:
@@ -82,7 +105,7 @@ class WinrmSession(RetryingSession):
         credential = self.credential
         timeouts = self.target.timeouts
         validation = self.target.cert_validation
-        return Protocol(
+        protocol = Protocol(
             endpoint=config.url,
             transport=_PYWINRM_AUTH[config.auth],  # type: ignore[arg-type]
             username=credential.username,
@@ -104,6 +127,9 @@ class WinrmSession(RetryingSession):
             send_cbt=config.send_cbt,
             credssp_disable_tlsv1_2=config.credssp.disable_tlsv1_2,
         )
+        if config.tls_server_name is not None:
+            _check_server_name(protocol, config.tls_server_name)
+        return protocol
 
     def _bound(self, remaining: float, *, receive: bool) -> None:
         """Bound the next request: pywinrm reads both timeouts from the Protocol per request."""

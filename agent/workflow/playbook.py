@@ -16,7 +16,7 @@ inventory, the ticket id, the values of its variables) comes from the command li
     mode: apply                          # diagnose | plan | apply
     approval: required                   # required | auto (non-disruptive fixes only)
     allow_restart: true                  # may restart MSExchangeTransport once approved
-    serial: 1                            # hosts changed at once
+    serial: 1                            # hosts restarting transport at once
     max_fail: 0                          # failed hosts tolerated before the rest are not started
     verify:
       retry_queues: true                 # Retry-Queue the affected queues after applying (always)

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.collect.runner import PROBE_REPEAT_MAX
 from agent.errors import ScenarioError
 from agent.model.document import Document, Invalid, KeyPath, Loaded, between, each, key, text
 from agent.model.facts import CollectionArea
+from agent.model.probe import PROBE_REPEAT_MAX
 from agent.rules.registry import RULES_BY_ID
 from mock_remoting.dns.world import DnsWorld
 from mock_remoting.exchange.firewall import FirewallRuleSpec
@@ -238,6 +238,9 @@ class HostSpec:
     firewall_rules: tuple[FirewallRuleSpec, ...] = ()
     firewall_readable: bool = True
     rbac_denied: tuple[str, ...] = ()  # lower-cased Exchange cmdlet names the account may not run
+    # The database availability group the Mailbox server is a member of (Get-MailboxServer
+    # DatabaseAvailabilityGroup); None: not a member.
+    dag: str | None = None
 
     @property
     def major(self) -> int:
@@ -335,6 +338,7 @@ class _HostFile:
     nics: tuple[_NicFile, ...]
     fqdn: str | None = None  # default: name.<AD domain>
     site: str | None = field(default=None, metadata=key(check=_TEXT))  # default: the organization's
+    dag: str | None = field(default=None, metadata=key(check=_TEXT))  # not a DAG member by default
     edition: str = field(default="Standard", metadata=key(check=_TEXT))
     transport: TransportSpec = TransportSpec()
     dns_fault_tolerance: FaultTolerance | None = field(default=None, metadata=_CHOICE)
@@ -553,6 +557,7 @@ class _Builder:
             firewall_rules=self.firewall_rules(entry, where),
             firewall_readable=entry.firewall_readable,
             rbac_denied=entry.rbac_denied,
+            dag=entry.dag,
         )
 
     def firewall_rules(self, entry: _HostFile, where: KeyPath) -> tuple[FirewallRuleSpec, ...]:
@@ -753,7 +758,10 @@ def scale_fleet(scenario: Scenario, count: int) -> Scenario:
         nics = tuple(replace(nic, ipv4=next(pool)) for nic in template.nics)
         # A queue that delivers to the template itself delivers to the clone itself.
         queues = tuple(replace(q, target=fqdn) if q.target == template.fqdn else q for q in template.queues)
-        hosts.append(replace(template, name=name, fqdn=fqdn, nics=nics, queues=queues))
+        # The clones of one generation form DAGs of their own, as the templates do: a DAG has at
+        # most 16 members, and a fleet of N is many DAGs, not one of N.
+        dag = None if template.dag is None else f"{template.dag}-{generation}"
+        hosts.append(replace(template, name=name, fqdn=fqdn, nics=nics, queues=queues, dag=dag))
         clones_of[template.name].append(name)
     names = [h.name.lower() for h in hosts]
     if len(set(names)) != len(names):

@@ -9,6 +9,16 @@ The NTLM acceptor is pyspnego's ``spnego.server``; it reads the accepted credent
 ``NTLM_USER_FILE`` (see ntlm_store.py). pypsrp's ``WinRMEncryption`` implements the MIME
 framing of sealed messages for any context that offers ``wrap_winrm``/``unwrap_winrm``, which
 the server-side context does too, so it is used here for both directions.
+
+CredSSP (MS-CSSP) is offered on HTTPS connections only: the lab does not implement CredSSP's
+message encryption over http (``application/HTTP-CredSSP-session-encrypted``, which pypsrp
+and pywinrm do implement), and CredSSP hands the user's password to the server, which is
+what https is for. pyspnego has a CredSSP acceptor
+(``spnego/_credssp.py``, ``CredSSPProxy._step_accept``: TLS handshake inside the tokens, the
+inner Negotiate/NTLM exchange, the public-key binding of CVE-2018-0886's fix, and then the
+delegated TSCredentials). Its docstring calls the acceptor "mostly done as a proof of
+concept and for use with testing", which is what the lab uses it for. After the exchange the
+lab also checks the delegated user name and password, which a real server logs on with.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from pypsrp.encryption import WinRMEncryption
 from mock_remoting.credentials import LAB_DOMAIN, LAB_PASSWORD, LAB_USERNAME
 
 CHALLENGES = ("Negotiate", 'Basic realm="WSMAN"')
+CREDSSP_CHALLENGE = "CredSSP"
 ENCRYPTED_PROTOCOL = WinRMEncryption.SPNEGO
 _ACCEPTED_USERS = {LAB_USERNAME.lower(), f"{LAB_DOMAIN}\\{LAB_USERNAME}".lower()}
 
@@ -44,8 +55,18 @@ class AuthResult:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def challenge_headers() -> tuple[tuple[str, str], ...]:
-    return tuple(("WWW-Authenticate", value) for value in CHALLENGES)
+def challenge_headers(*, credssp: bool = False) -> tuple[tuple[str, str], ...]:
+    offered = (*CHALLENGES, CREDSSP_CHALLENGE) if credssp else CHALLENGES
+    return tuple(("WWW-Authenticate", value) for value in offered)
+
+
+def _delegated_ok(credential: Any) -> bool:
+    """Whether CredSSP's delegated TSPasswordCreds are the lab user's (constant-time)."""
+    user = str(getattr(credential, "username", "") or "")
+    domain = str(getattr(credential, "domain_name", "") or "")
+    password = str(getattr(credential, "password", "") or "")
+    names = {user.lower(), f"{domain}\\{user}".lower()} if domain else {user.lower()}
+    return bool(names & _ACCEPTED_USERS) and hmac.compare_digest(password, LAB_PASSWORD)
 
 
 def _basic_ok(token: str) -> bool:
@@ -61,8 +82,9 @@ def _basic_ok(token: str) -> bool:
 class ConnectionAuth:
     """Authentication and message-encryption state of one TCP connection."""
 
-    def __init__(self, channel_binding_data: bytes | None = None) -> None:
+    def __init__(self, channel_binding_data: bytes | None = None, *, credssp: bool = False) -> None:
         self._cbt = channel_binding_data
+        self._credssp = credssp
         self._context: Any = None
         self.encryption: WinRMEncryption | None = None
         self.negotiated = False
@@ -74,23 +96,29 @@ class ConnectionAuth:
         self._fail()
         self._refuse = True
 
+    def challenges(self) -> tuple[tuple[str, str], ...]:
+        """What this connection's 401 offers (CredSSP only over TLS)."""
+        return challenge_headers(credssp=self._credssp)
+
     def check(self, authorization: str | None) -> AuthResult:
         """Decide about one request from its ``Authorization`` header (None when absent)."""
         if authorization is None:
             return (
                 AuthResult(AuthState.OK)
                 if self.negotiated
-                else AuthResult(AuthState.DENIED, challenge_headers())
+                else AuthResult(AuthState.DENIED, self.challenges())
             )
         scheme, _, token = authorization.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
             if _basic_ok(token.strip()):
                 return AuthResult(AuthState.OK)
-            return AuthResult(AuthState.DENIED, challenge_headers())
+            return AuthResult(AuthState.DENIED, self.challenges())
         if scheme in ("negotiate", "ntlm"):
             return self._negotiate(scheme, token.strip())
-        return AuthResult(AuthState.DENIED, challenge_headers())
+        if scheme == "credssp" and self._credssp:
+            return self._credssp_step(token.strip())
+        return AuthResult(AuthState.DENIED, self.challenges())
 
     def _negotiate(self, scheme: str, token: str) -> AuthResult:
         if self._refuse:
@@ -123,8 +151,42 @@ class ConnectionAuth:
         self.encryption = WinRMEncryption(self._context, ENCRYPTED_PROTOCOL)
         return AuthResult(AuthState.OK, headers)
 
+    def _credssp_step(self, token: str) -> AuthResult:
+        if self._refuse:
+            self._refuse = False
+            return self._fail()
+        try:
+            in_token = base64.b64decode(token, validate=True)
+        except binascii.Error:
+            return self._fail()
+        if (
+            self._context is None
+            or self._context.complete
+            or getattr(self._context, "protocol", "") != "credssp"
+        ):
+            self._context = spnego.server(protocol="credssp")
+            self.negotiated = False
+            self.encryption = None
+        try:
+            out_token = self._context.step(in_token)
+        except (spnego.exceptions.SpnegoError, ValueError, KeyError):
+            return self._fail()
+        if not self._context.complete:
+            if out_token is None:
+                # The acceptor ended without completing (pyspnego returns after sending the
+                # client its error TSRequest): the handshake failed.
+                return self._fail()
+            value = f"{CREDSSP_CHALLENGE} {base64.b64encode(out_token).decode()}"
+            return AuthResult(AuthState.CONTINUE, (("WWW-Authenticate", value),))
+        if not _delegated_ok(self._context.get_extra_info("client_credential")):
+            return self._fail()
+        # Over https the messages are not sealed (the TLS channel protects them), as with
+        # pypsrp's and pywinrm's message_encryption "auto".
+        self.negotiated = True
+        return AuthResult(AuthState.OK)
+
     def _fail(self) -> AuthResult:
         self._context = None
         self.negotiated = False
         self.encryption = None
-        return AuthResult(AuthState.DENIED, challenge_headers())
+        return AuthResult(AuthState.DENIED, self.challenges())

@@ -43,13 +43,13 @@ from typing import Any
 
 from mock_remoting.backend import Endpoint, HostRuntime
 from mock_remoting.server import ntlm_store, wsman
-from mock_remoting.server.auth import AuthState, ConnectionAuth, challenge_headers
+from mock_remoting.server.auth import AuthState, ConnectionAuth
 from mock_remoting.server.clixml_cache import ClixmlCache, ParsedCache
 from mock_remoting.server.counters import RequestCounters
 from mock_remoting.server.faults import FaultKind, FaultSpec, HostFaults, parse_faults
 from mock_remoting.server.psrp import PsrpShell
 from mock_remoting.server.shells import Shell, ShellContext
-from mock_remoting.server.tls import LabCertificate, make_certificate
+from mock_remoting.server.tls import LabAuthority, LabCertificate
 from mock_remoting.server.winrs import WinrsShell
 from mock_remoting.server.wsman import Request, WSManFault
 
@@ -177,6 +177,14 @@ class _Host:
     listeners: tuple[Listener, ...] = ()
     bound: dict[tuple[bool, str], int] = field(default_factory=dict)  # (tls, path kind) -> port
     ctx: ShellContext | None = None
+    cert: LabCertificate | None = None
+
+
+def _host_names(fqdn: str) -> tuple[str, ...]:
+    """The names a host's certificate carries: its FQDN and its short name, as an Exchange
+    server's certificate from an enterprise CA usually does."""
+    short = fqdn.split(".", 1)[0]
+    return (fqdn, short) if short != fqdn else (fqdn,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +209,8 @@ class LabServer:
         self,
         *,
         https: bool = False,
+        authority: LabAuthority | None = None,
+        certificate: LabCertificate | None = None,
         latency_ms: float = 0.0,
         workers: int = 16,
         recorder: Recorder | None = None,
@@ -211,6 +221,12 @@ class LabServer:
         # is serialized anew (the A/B of bench/lab_throughput.py --no-cache).
         self.clixml: ClixmlCache | None = ClixmlCache() if cache_answers else None
         self.parsed: ParsedCache | None = ParsedCache() if cache_answers else None
+        # HTTPS: ``certificate`` is served by every host when given; otherwise each host gets
+        # its own from ``authority`` (a fresh LabAuthority when none is given), see tls.py.
+        if https and certificate is None and authority is None:
+            authority = LabAuthority()
+        self.authority = authority
+        self._certificate = certificate
         self.latency_ms = latency_ms
         self.counters = RequestCounters()
         self.recorder = recorder
@@ -222,7 +238,6 @@ class LabServer:
         self._servers: list[asyncio.base_events.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
         self._stopping: asyncio.Event | None = None
-        self._cert: LabCertificate | None = None
         self._ntlm = False
 
     # -- set-up -----------------------------------------------------------------------------
@@ -265,8 +280,6 @@ class LabServer:
         raise_descriptor_limit(self.listener_count + RESERVED_DESCRIPTORS)
         ntlm_store.acquire()
         self._ntlm = True
-        if self.https:
-            self._cert = make_certificate()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             self._workers, thread_name_prefix="exfix-lab-run"
         )
@@ -316,11 +329,18 @@ class LabServer:
             host.ctx = ShellContext(
                 host.runtime, self._executor, self._loop, host.notifier.notify, self.clixml, self.parsed
             )
+        for host in self._hosts.values():
+            if self.https and any(listener.tls for listener in host.listeners):
+                if self._certificate is not None:
+                    host.cert = self._certificate
+                else:
+                    assert self.authority is not None
+                    host.cert = self.authority.issue(_host_names(host.name))
         pending = list(sockets)
         try:
             while pending:
                 host, listener, sock = pending.pop(0)
-                context = self._cert.context if listener.tls and self._cert is not None else None
+                context = host.cert.context if listener.tls and host.cert is not None else None
                 server = await asyncio.start_server(
                     partial(self._serve, host, listener),
                     sock=sock,
@@ -429,7 +449,10 @@ class LabServer:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._writers.add(writer)
-        auth = ConnectionAuth(self._cert.channel_binding_data if tls and self._cert else None)
+        auth = ConnectionAuth(
+            host.cert.channel_binding_data if tls and host.cert else None,
+            credssp=tls and host.cert is not None,
+        )
         try:
             while True:
                 try:
@@ -572,7 +595,7 @@ class LabServer:
             await asyncio.sleep(decision.delay_s)
         if decision.kind is FaultKind.HTTP_401:
             auth.refuse_next_handshake()
-            return 0, b"", _Reply(401, headers=challenge_headers())
+            return 0, b"", _Reply(401, headers=auth.challenges())
         if decision.kind is FaultKind.HTTP_500:
             return 0, b"", _Reply(500)
         if decision.kind is FaultKind.HANG:

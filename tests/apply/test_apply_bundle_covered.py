@@ -236,11 +236,13 @@ def test_the_cli_refuses_an_edited_script_with_exit_4(planned: tuple[LabFleet, P
 def test_a_plan_written_before_the_bundle_was_covered_is_read_but_not_applied(
     planned: tuple[LabFleet, Path], tmp_path: Path
 ) -> None:
-    # exfix.plan/3 is /4 without each host's failed areas and rules not judged; its pages named
+    # exfix.plan/3 is /4 without each host's failed areas and rules not judged and the plan's
+    # probe rounds; its pages named
     # plan.json by the path it was written to, so they cannot be rendered again to check them.
     fleet, directory = _copy(planned, tmp_path)
     data = _plan_json(directory)
     data["schema"] = "exfix.plan/3"
+    assert data.pop("probe_repeat") == 1
     for unit in data["hosts"]:
         assert unit.pop("failed_areas") == [] and unit.pop("not_judged") == []
     data["digest"] = _digest_of(data)

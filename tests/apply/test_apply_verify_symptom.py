@@ -88,10 +88,10 @@ def test_queues_that_drain_with_a_lookup_that_still_fails_are_not_verified(
         real_collect = apply_run.collect
 
         def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None,
-                    ) -> HostFacts:  # fmt: skip
+                    *, probe_repeat: int = 1) -> HostFacts:  # fmt: skip
             if orgs is None:  # the verification's second look, after the queues drained
                 fleet.lab.fleet.world.withdraw_addresses("mx1.fabrikam.com")
-            return real_collect(target, credential, orgs)
+            return real_collect(target, credential, orgs, probe_repeat=probe_repeat)
 
         monkeypatch.setattr(apply_run, "collect", collect)
         report = fleet.apply(plan_file, allow_restart=True)

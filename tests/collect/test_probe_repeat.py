@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from agent.collect import runner
-from agent.collect.runner import PROBE_REPEAT_MAX, CollectOptions
+from agent.collect.runner import CollectOptions
 from agent.model.command import CmdletCall
 from agent.model.facts import ProbeTargets
-from agent.model.probe import Outcome, Vantage, server_stats
+from agent.model.probe import PROBE_REPEAT_MAX, Outcome, Vantage, server_stats
 from agent.model.remote import RemoteError, RemoteObject
 from agent.transport.base import CommandResult
 from mock_remoting.dns.responder import DnsResponders

@@ -131,6 +131,9 @@ class PlainHost:
     def __init__(self, **answers: Answer) -> None:
         defaults: dict[str, Answer] = {
             "Get-ExchangeServer": lambda c: (_server(),),
+            "Get-MailboxServer": lambda c: (RemoteObject(
+                ("Deserialized.Microsoft.Exchange.Data.Directory.Management.MailboxServer",),
+                {"Name": "EX01", "DatabaseAvailabilityGroup": "DAG01"}, "EX01"),),
             "Get-TransportService": lambda c: (_transport(),),
             "Get-Queue": lambda c: (_queue(),),
             "Get-SendConnector": lambda c: (_connector(),),
@@ -159,8 +162,9 @@ class PlainHost:
         return CommandResult()  # Resolve-DnsName: nothing came back
 
 
-def collect(host: PlainHost) -> HostFacts:
-    return collect_host(host, "ex01.contoso.local", CollectOptions(orchestrator_probe=False))
+def collect(host: PlainHost, *, parallel: bool = True) -> HostFacts:
+    options = CollectOptions(orchestrator_probe=False, parallel_endpoints=parallel)
+    return collect_host(host, "ex01.contoso.local", options)
 
 
 def denied(cmdlet: str) -> Answer:
@@ -184,6 +188,14 @@ def test_a_host_whose_areas_all_answer_has_no_failed_area() -> None:
     judged = judge(facts)
     assert judged.not_judged == ()
     assert {f.rule_id for f in judged.findings} >= {"nic-dns-registration-disabled", "dns-fault-tolerance"}
+
+
+def test_the_dag_membership_is_read_and_a_refused_read_leaves_it_unknown_at_no_area() -> None:
+    assert collect(PlainHost()).exchange.dag == "DAG01"
+    none = RemoteObject(("MailboxServer",), {"Name": "EX01", "DatabaseAvailabilityGroup": None}, "EX01")
+    assert collect(PlainHost(Get_MailboxServer=lambda c: (none,))).exchange.dag == ""
+    facts = collect(PlainHost(Get_MailboxServer=denied("Get-MailboxServer")))
+    assert facts.exchange.dag is None and facts.status.issues == ()
 
 
 def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
@@ -310,8 +322,14 @@ def test_a_host_that_stops_answering_is_still_lost_whole(cmdlet: str) -> None:
 
     host = PlainHost(**{cmdlet.replace("-", "_"): unreachable})
     with pytest.raises(UnreachableError):
-        collect(host)
+        collect(host, parallel=False)
     assert host.asked[-1] == cmdlet  # nothing more is asked of a host that is gone
+    # The endpoints side by side: the other side may finish the one command it had in flight,
+    # and asks nothing after it.
+    host = PlainHost(**{cmdlet.replace("-", "_"): unreachable})
+    with pytest.raises(UnreachableError):
+        collect(host)
+    assert len(host.asked) - host.asked.index(cmdlet) <= 2, host.asked
 
 
 def test_an_unclassified_failure_of_a_command_is_not_taken_for_an_area() -> None:

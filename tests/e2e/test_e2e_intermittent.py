@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from e2e.conftest import run_exfix, scan_shipped
+from e2e.conftest import REPO, run_exfix, scan_shipped
 
 pytestmark = pytest.mark.lab
 
@@ -96,3 +97,35 @@ def test_a_bad_probe_repeat_is_one_line_and_exit_1(command: str, value: str, tmp
     assert run.exit_code == 1, run.describe()
     assert run.stderr.count("\n") == 1 and "--probe-repeat" in run.stderr and "1 to 10" in run.stderr
     assert not (tmp_path / "plan").exists()
+
+
+def test_apply_collects_again_with_the_plans_probe_rounds(tmp_path: Path) -> None:
+    """A plan made with --probe-repeat 4 records it, and apply collects before and after its
+    steps with as many rounds: with one, the flaky server's finding would vanish after the
+    registration fix and be counted as cured."""
+    data = yaml.safe_load((REPO / "mock_remoting" / "scenarios" / f"{NAME}.yaml").read_text(encoding="utf-8"))
+    (ex01,) = [h for h in data["hosts"] if h["name"] == "EX01"]
+    ex01["nics"][0]["register"] = False  # a fault the plan fixes, beside the one it cannot
+    scenario = tmp_path / "flaky-and-unregistered.yaml"
+    scenario.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "change"
+    planned = run_exfix(
+        "plan", "--lab", str(scenario), "--probe-repeat", "4", "--out", str(out), "--format", "json"
+    )
+    assert planned.exit_code == 2, planned.describe()
+    plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    assert plan["probe_repeat"] == 4
+    (unit,) = [u for u in plan["hosts"] if u["host"] == "ex01.contoso.local"]
+    rules = {f["rule_id"] for f in unit["findings"]}
+    assert {"nic-dns-registration-disabled", "dns-server-intermittent"} <= rules
+    applied = run_exfix(
+        "apply", str(out / "plan.json"), "--approve", plan["digest"], "--allow-restart", "--format", "json"
+    )
+    # The registration fix drained the queues, but the lookups re-run through 10.0.0.11 still
+    # fail now and then: not verified (exit 5), and the finding that remains says why.
+    assert applied.exit_code == 5, applied.describe()
+    (host,) = [h for h in applied.doc["hosts"] if h["host"] == "ex01.contoso.local"]
+    assert host["outcome"] == "done" and host["verified"] is False and host["new_findings"] == []
+    (remaining,) = host["remaining_findings"]
+    assert remaining["rule"] == "dns-server-intermittent"
+    assert "(InterfaceIndex 4)) failed 12 of 24" in remaining["summary"]  # four rounds, as planned

@@ -57,10 +57,11 @@ def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
     broken.write_text("not CLIXML\n", encoding="utf-8")
     real_collect = apply_run.collect
 
-    def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None) -> HostFacts:
+    def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None,
+                *, probe_repeat: int = 1) -> HostFacts:  # fmt: skip
         replay = cast(dict[str, Path], running.fleet.host(HOST).state.spec.replay)
         replay["get-exchangeserver"] = broken
-        return real_collect(target, credential, orgs)
+        return real_collect(target, credential, orgs, probe_repeat=probe_repeat)
 
     monkeypatch.setattr(apply_run, "collect", collect)
     code, second = _run("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])

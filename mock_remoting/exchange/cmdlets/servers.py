@@ -18,7 +18,7 @@ from mock_remoting.exchange.cmdlets.base import (
     Registry,
     identity_matches,
 )
-from mock_remoting.exchange.objects.exchange import exchange_server, transport_server
+from mock_remoting.exchange.objects.exchange import exchange_server, mailbox_server, transport_server
 from mock_remoting.exchange.scenario import PROTOCOL_OPTIONS
 from mock_remoting.exchange.state import HostState
 
@@ -69,6 +69,20 @@ def _named(ctx: Context, identity: str | None) -> list[HostState] | None:
         return None
     host = ctx.org.identities().get(identity.strip().lower())
     return [host] if host is not None and identity_matches(identity, host.name, host.fqdn) else []
+
+
+@REGISTRY.cmdlet(
+    "Get-MailboxServer", Endpoint.EXCHANGE, IDENTITY, DOMAIN_CONTROLLER, P("Status", Kind.SWITCH)
+)
+def get_mailbox_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    # Every lab server has the Mailbox role (Exchange 2016 and later have no other but Edge).
+    identity = args.get("Identity")
+    hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
+    found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
+    if identity is not None and not found:
+        ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
+    for host in found:
+        ctx.emit(mailbox_server(ctx.org, host))
 
 
 def _transport_hosts(ctx: Context) -> list[HostState]:

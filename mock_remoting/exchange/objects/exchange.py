@@ -71,6 +71,11 @@ EXCHANGE_SERVER_TYPES = [
     "Microsoft.Exchange.Data.Directory.Management.ADPresentationObject",
     *_AD_OBJECT,
 ]
+MAILBOX_SERVER_TYPES = [
+    "Microsoft.Exchange.Data.Directory.Management.MailboxServer",
+    "Microsoft.Exchange.Data.Directory.Management.ADPresentationObject",
+    *_AD_OBJECT,
+]
 TRANSPORT_SERVER_TYPES = [
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.TransportServer",
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.ADLegacyVersionableObject",
@@ -243,6 +248,22 @@ def exchange_server(org: Organization, host: HostState) -> PSObject:
     ]
     props += _server_ad_tail(org, host)
     return dotnet(EXCHANGE_SERVER_TYPES, props, to_string=host.name)
+
+
+def mailbox_server(org: Organization, host: HostState) -> PSObject:
+    """Get-MailboxServer: the Mailbox role's settings; the lab shows the properties that say
+    where the server stands in a database availability group (an ADObjectId, sent as its name:
+    module docstring), beside the identity ones."""
+    props: list[tuple[str, Any]] = [
+        ("Name", host.name),
+        ("DatabaseAvailabilityGroup", host.spec.dag),
+        ("DatabaseCopyAutoActivationPolicy", "Unrestricted"),
+        ("DatabaseCopyActivationDisabledAndMoveNow", False),
+        ("AdminDisplayVersion", admin_display_version(host.spec.version)),
+        ("Fqdn", host.fqdn),
+    ]
+    props += _server_ad_tail(org, host)
+    return dotnet(MAILBOX_SERVER_TYPES, props, to_string=host.name)
 
 
 def install_path(host: HostState) -> str:

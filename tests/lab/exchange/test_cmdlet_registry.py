@@ -17,6 +17,7 @@ from mock_remoting.exchange.cmdlets.base import Registry, cmdlet_table
 
 EXCHANGE_CMDLETS = {
     "Get-ExchangeServer",
+    "Get-MailboxServer",
     "Get-Queue",
     "Retry-Queue",
     "Get-TransportService",
