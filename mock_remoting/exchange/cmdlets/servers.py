@@ -77,8 +77,10 @@ def _named(ctx: Context, identity: str | None) -> list[HostState] | None:
 def get_mailbox_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     # Every lab server has the Mailbox role (Exchange 2016 and later have no other but Edge).
     identity = args.get("Identity")
-    hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
-    found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
+    found = _named(ctx, identity)
+    if found is None:
+        hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
+        found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
     if identity is not None and not found:
         ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
     for host in found:
