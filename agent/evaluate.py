@@ -197,8 +197,23 @@ class Organised:
     organizations: tuple[OrgEvaluation, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What organise needs of a scanned host: its name, its organisation (organization_of)
+    and the server its organisation's facts were read from. A fleet scan keeps this and not the
+    host's facts, so that memory stays flat with the fleet's size."""
+
+    host: str
+    organization: str
+    collected_from: str
+
+    @classmethod
+    def of(cls, facts: HostFacts) -> Member:
+        return cls(facts.host, organization_of(facts), facts.org.collected_from)
+
+
 def organise(
-    hosts: Sequence[tuple[HostFacts, tuple[Finding, ...]]], rules: Iterable[Rule] = RULES
+    hosts: Sequence[tuple[HostFacts | Member, tuple[Finding, ...]]], rules: Iterable[Rule] = RULES
 ) -> Organised:
     """Lift the findings of organisation rules (RuleMetadata.level ORGANIZATION) out of the
     hosts: the same subject (a remote domain, say) on several servers of one organisation is one
@@ -214,18 +229,19 @@ def organise(
     collected: dict[str, str] = {}
     renamed: dict[str, str] = {}
     kept: list[HostEvaluation] = []
-    for facts, findings in hosts:
-        org = organization_of(facts)
-        servers.setdefault(org, []).append(facts.host)
-        collected.setdefault(org, facts.org.collected_from)
+    for which, findings in hosts:
+        member = which if isinstance(which, Member) else Member.of(which)
+        org = member.organization
+        servers.setdefault(org, []).append(member.host)
+        collected.setdefault(org, member.collected_from)
         own = []
         for finding in findings:
             if finding.rule_id not in org_rules:
                 own.append(finding)
                 continue
-            groups.setdefault((org, finding.rule_id, finding.subject), []).append((facts.host, finding))
+            groups.setdefault((org, finding.rule_id, finding.subject), []).append((member.host, finding))
             renamed[finding.id] = org_finding_id(finding, org)
-        kept.append(HostEvaluation(facts.host, tuple(own)))
+        kept.append(HostEvaluation(member.host, tuple(own)))
     relinked = tuple(
         HostEvaluation(
             h.host,

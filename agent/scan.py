@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from agent.collect.org import OrgFactsCache
 from agent.collect.runner import DEFAULT_PUBLIC_NAME, CollectOptions, collect_host
 from agent.errors import ExfixError, HostError, RemoteCommandError, one_line
-from agent.evaluate import judge, organise
+from agent.evaluate import Member, judge, organise
 from agent.fleet import HostRun, run_fleet
 from agent.inventory import CredentialResolver
 from agent.model.facts import HostFacts
+from agent.model.probe import server_stats
 from agent.model.results import HostScan, HostStatus, OrgScan, ScanReport
 from agent.model.target import HostTarget
 from agent.transport.connection import connect
@@ -72,6 +73,7 @@ def scanned(facts: HostFacts) -> HostScan:
     """A host whose facts were collected (some areas may have failed): its findings, the areas
     that failed and the rules not judged because of them."""
     judgement = judge(facts)
+    member = Member.of(facts)
     return HostScan(
         host=facts.host,
         status=HostStatus.SCANNED,
@@ -80,6 +82,9 @@ def scanned(facts: HostFacts) -> HostScan:
         facts=facts,
         failed_areas=facts.status.issues,
         not_judged=judgement.not_judged,
+        dns_servers=server_stats(facts.probes),
+        organization=member.organization,
+        collected_from=member.collected_from,
     )
 
 
@@ -102,14 +107,28 @@ def scan_fleet(
     host_timeout: float = DEFAULT_HOST_TIMEOUT,
     on_host_done: Callable[[HostScan], None] | None = None,
     probe_repeat: int = 1,
+    on_facts: Callable[[HostFacts], None] | None = None,
+    keep_facts: bool = True,
 ) -> ScanReport:
     """Scan every target. ``probe_repeat`` (1..agent.collect.runner.PROBE_REPEAT_MAX) is how
-    often each DNS server's standard questions are asked, from both vantages."""
+    often each DNS server's standard questions are asked, from both vantages.
+
+    ``on_facts`` gets each scanned host's facts as soon as it is judged (``exfix scan
+    --save-facts`` streams them to the file); with ``keep_facts`` False the report's hosts then
+    hold only what the report shows (HostScan.dns_servers and the organisation), so that a
+    fleet's memory does not grow with its facts. Planning keeps them: it plans from them."""
     started = now_iso()
     orgs = OrgFactsCache()
 
     def work(target: HostTarget) -> HostScan:
-        return scan_host(target, credentials, host_timeout=host_timeout, orgs=orgs, probe_repeat=probe_repeat)
+        result = scan_host(target, credentials, host_timeout=host_timeout, orgs=orgs,
+                           probe_repeat=probe_repeat)  # fmt: skip
+        if result.facts is not None:
+            if on_facts is not None:
+                on_facts(result.facts)
+            if not keep_facts:
+                result = dataclasses.replace(result, facts=None)
+        return result
 
     def done(run: HostRun[HostTarget, HostScan]) -> None:
         if on_host_done is not None:
@@ -122,7 +141,11 @@ def scan_fleet(
 def organised(hosts: Sequence[HostScan], *, started: str, finished: str, source: str) -> ScanReport:
     """The report of ``hosts``, with the findings about what the servers of an organisation
     share lifted out of the hosts into one organisation finding each (agent.evaluate.organise)."""
-    scanned = [(h.facts, h.findings) for h in hosts if h.facts is not None and h.status is HostStatus.SCANNED]
+    scanned = [
+        (Member(h.host, h.organization or h.host, h.collected_from or h.host), h.findings)
+        for h in hosts
+        if h.status is HostStatus.SCANNED
+    ]
     result = organise(scanned)
     own = {e.host: e.findings for e in result.hosts}
     return ScanReport(

@@ -18,12 +18,21 @@ server (``mock_remoting.server``) serving ``/PowerShell`` (Microsoft.Exchange) a
         lab.write_inventory(path)        # the Ansible-style inventory exfix reads
         lab.inject("ex01", {"fail": {"kind": "http-500", "on": "Command", "after": 1}})
         lab.counters.get("ex01.contoso.local", "exchange", "Command")
+
+Kerberos: ``Lab(scenario, auth="kerberos", keytab=PATH)`` (or ``auth="negotiate"``) accepts
+tickets for ``HTTP/<host fqdn>@<realm>`` with the keys in the keytab (default: the file
+``KRB5_KTNAME`` names; realm default: the scenario's AD domain in capitals, as AD names its
+realm). The inventory it writes then has no password: the client's ticket cache is the
+credential, and each host's ``ansible_psrp_negotiate_hostname_override`` is its FQDN, because
+exfix connects to 127.0.0.1 while the ticket must be for the host's name (as through a load
+balancer or an alias).
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +52,14 @@ from mock_remoting.server import (
     parse_faults,
     raise_descriptor_limit,
 )
+from mock_remoting.server.kerberos import KerberosKeytab, KeytabError, kerberos_available
 from mock_remoting.server.tls import load_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-AUTH_MODES = ("ntlm", "basic", "credssp")
+AUTH_MODES = ("ntlm", "basic", "credssp", "kerberos", "negotiate")
+KERBEROS_MODES = ("kerberos", "negotiate")
 BIND_MODES = ("single", "per-host")
 PORT_PLANS = ("auto", "real", "shared")
 # Away from 127.0.0.1 (single-mode labs, the DNS responders, most local services) and
@@ -119,6 +130,8 @@ class Lab:
         addresses: str = DEFAULT_ADDRESSES,
         ports: str = "auto",
         cache_answers: bool = True,
+        keytab: str | Path | None = None,
+        realm: str | None = None,
     ) -> None:
         from mock_remoting.dns.world import DnsWorld
         from mock_remoting.exchange import load_scenario
@@ -167,12 +180,41 @@ class Lab:
                 raise ScenarioError(
                     source, exc.problem, key=f"hosts.{index}.faults.{exc.key}", host=spec.name
                 ) from None
+        self.kerberos = self._kerberos(keytab, realm)
         self._workers = workers
         self._cache_answers = cache_answers
         self.fleet: Any = None
         self.dns_address_map: dict[str, str] = {}
         self.server: LabServer | None = None
         self._responders: Any = None
+
+    def _kerberos(self, keytab: str | Path | None, realm: str | None) -> KerberosKeytab | None:
+        """The keytab to accept tickets with: given, or ``KRB5_KTNAME``; None without either
+        (then only NTLM and Basic are accepted). Raises UsageError for a Kerberos mode without
+        one, or where python-gssapi is missing."""
+        if keytab is None and self.auth in KERBEROS_MODES:
+            named = os.environ.get("KRB5_KTNAME", "")
+            keytab = named.removeprefix("FILE:") or None
+        if keytab is None:
+            if self.auth in KERBEROS_MODES:
+                raise UsageError(
+                    f"lab auth {self.auth} needs a keytab with HTTP/<host> keys: --keytab PATH or KRB5_KTNAME"
+                )
+            return None
+        reason = kerberos_available()
+        if reason is not None:
+            raise UsageError(f"lab Kerberos: {reason}")
+        domain = str(self.scenario.organization.get("ad_domain") or "")
+        name = realm or domain.upper()
+        if not name:
+            raise UsageError("lab Kerberos needs a realm: --realm, or organization.ad_domain in the scenario")
+        kerberos = KerberosKeytab(Path(keytab), name)
+        try:
+            # Before anything starts: a host without its key could never authenticate a client.
+            kerberos.check_hosts(tuple(str(spec.fqdn) for spec in self.scenario.hosts))
+        except KeytabError as exc:
+            raise UsageError(f"lab Kerberos: {exc}") from None
+        return kerberos
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -192,6 +234,7 @@ class Lab:
                 latency_ms=self.latency_ms,
                 workers=self._workers,
                 cache_answers=self._cache_answers,
+                kerberos=self.kerberos,
             )
             if self.bind == "per-host":
                 addresses = host_addresses(self.addresses, len(self.scenario.hosts))
@@ -209,6 +252,8 @@ class Lab:
                 in_use = self.bind == "per-host" and exc.errno == errno.EADDRINUSE
                 hint = " (give --addresses another 127.x range)" if in_use else ""
                 raise UsageError(f"lab: {exc.strerror}{hint}") from None
+            except KeytabError as exc:
+                raise UsageError(f"lab Kerberos: {exc}") from None
         except BaseException:
             self._responders.stop()
             self._responders = None
@@ -328,9 +373,11 @@ class Lab:
         (``exfix_tls_server_name``, agent/transport/tls.py). Otherwise validation is off."""
         validate = self.https and (ca_cert is not None or self.certificate is not None)
         protocol = "https" if self.https else "http"
+        kerberos = self.auth in KERBEROS_MODES
+        # With Kerberos the ticket cache is the credential (KRB5CCNAME): no user, no password.
+        credentials = {} if kerberos else {"ansible_user": LAB_USERNAME, "ansible_password": LAB_PASSWORD}
         variables: dict[str, Any] = {
-            "ansible_user": LAB_USERNAME,
-            "ansible_password": LAB_PASSWORD,
+            **credentials,
             "ansible_psrp_protocol": protocol,
             "ansible_psrp_auth": self.auth,
             # The lab listens on 127.0.0.1 only: an HTTP(S)_PROXY in the environment (which
@@ -385,6 +432,10 @@ class Lab:
             }
             if validate:
                 hosts[endpoint.name]["exfix_tls_server_name"] = endpoint.name
+            if kerberos:
+                # The ticket is for HTTP/<fqdn>, not for the address connected to (pypsrp
+                # builds the SPN from the URL's host otherwise: HTTP/127.0.0.1).
+                hosts[endpoint.name]["ansible_psrp_negotiate_hostname_override"] = endpoint.name
         return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
 
     def write_inventory(self, path: Path, ca_cert: Path | None = None) -> Path:

@@ -56,6 +56,8 @@ UNDO_CMDLETS = frozenset(
     for c in (
         "Set-DnsClient", "Set-DnsClientServerAddress", "Set-TransportService", "Set-TransportServer",
         "Set-SendConnector", "Remove-SendConnector", "Restart-Service",
+        # The firewall fixes' undo: the block rule on again, the allow rule exfix added removed.
+        "Enable-NetFirewallRule", "Remove-NetFirewallRule",
     )
 )  # fmt: skip
 

@@ -41,11 +41,25 @@ def lab() -> None:
     help="Serve an N-host fleet cloned from the scenario's hosts.",
 )
 @click.option(
+    "--keytab",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Accept Kerberos tickets for HTTP/<host fqdn> with the keys in this keytab "
+    "(default with --auth kerberos/negotiate: KRB5_KTNAME).",
+)
+@click.option(
+    "--realm",
+    default=None,
+    metavar="REALM",
+    help="The Kerberos realm of the keytab's principals (default: the scenario's AD domain, in capitals).",
+)
+@click.option(
     "--auth",
-    type=click.Choice(["ntlm", "basic", "credssp"]),
+    type=click.Choice(["ntlm", "basic", "credssp", "kerberos", "negotiate"]),
     default="ntlm",
     show_default=True,
-    help="What the inventory asks for (the lab accepts them all; credssp needs --https).",
+    help="What the inventory asks for (the lab accepts them all; credssp needs --https; "
+    "kerberos/negotiate need --keytab (or KRB5_KTNAME) and a ticket cache on the client side: kinit).",
 )
 @click.option(
     "--https",
@@ -113,6 +127,8 @@ def serve(
     addresses: str,
     ports: str,
     no_answer_cache: bool,
+    keytab: Path | None,
+    realm: str | None,
 ) -> None:
     """Serve a scenario until interrupted (SIGINT/SIGTERM).
 
@@ -127,9 +143,11 @@ def serve(
         raise UsageError(
             "--tls-ca-out writes the CA the lab signs with; with --tls-cert the lab signs nothing"
         )
-    # ScenarioError, a bad --tls-cert or --addresses -> one line, exit 1
+    # ScenarioError, a bad --tls-cert or --addresses, a keytab without a host's key, no gssapi:
+    # one line, exit 1
     instance = Lab(scenario, hosts=hosts, auth=auth, https=https, tls_cert=tls_cert, tls_key=tls_key,
-                   bind=bind, addresses=addresses, ports=ports, cache_answers=not no_answer_cache)
+                   keytab=keytab, realm=realm, bind=bind, addresses=addresses, ports=ports,
+                   cache_answers=not no_answer_cache)  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -18,7 +18,7 @@ def _rows() -> list[tuple[str, ...]]:
             rule.id,
             rule.metadata.severity.value,
             rule.metadata.kind.value,
-            rule.metadata.fix_id or "-",
+            ", ".join(rule.metadata.fix_ids) or "-",
             "yes" if _disrupts(rule) else "no",
             rule.metadata.title,
         )
@@ -27,8 +27,7 @@ def _rows() -> list[tuple[str, ...]]:
 
 
 def _disrupts(rule: Rule) -> bool:
-    fix_id = rule.metadata.fix_id
-    return fix_id is not None and FIXES_BY_ID[fix_id].disrupts_mail_flow
+    return any(FIXES_BY_ID[fix_id].disrupts_mail_flow for fix_id in rule.metadata.fix_ids)
 
 
 def _rule_json(rule: Rule) -> dict[str, object]:

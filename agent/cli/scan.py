@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -15,9 +19,9 @@ from agent.cli._common import (
     progress,
     stdout_console,
 )
-from agent.errors import FactsFileError
+from agent.errors import FactsFileError, UsageError
 from agent.model import snapshot
-from agent.model.results import ScanReport
+from agent.model.results import HostScan, ScanReport
 from agent.report import json_report, markdown, text
 from agent.scan import evaluate_snapshot, scan_fleet
 
@@ -31,12 +35,38 @@ def _emit(report: ScanReport, fmt: str) -> None:
         text.render(report, stdout_console())
 
 
+@contextlib.contextmanager
+def _facts_file(path: str | None, order: list[str]) -> Iterator[snapshot.SnapshotWriter | None]:
+    """The --save-facts file, written as hosts finish under a temporary name beside it and
+    renamed over it at the end (also when the scan is cut short: the hosts that finished are
+    kept, as valid JSON). Opened before any host is asked, so a path that cannot be written is
+    a one-line error (exit 1) before the scan, not after it."""
+    if path is None:
+        yield None
+        return
+    target = Path(path)
+    try:
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    except OSError as exc:
+        raise UsageError(f"--save-facts {path}: cannot write there: {exc.strerror or exc}") from None
+    try:
+        with open(fd, "w", encoding="utf-8") as out:
+            writer = snapshot.SnapshotWriter(out, order)
+            try:
+                yield writer
+            finally:
+                writer.close()
+    finally:
+        os.replace(partial, target)
+
+
 @click.command()
 @fleet_options
 @probe_repeat_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--save-facts", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the collected facts (exfix.facts/4 JSON) for `exfix evaluate`.")
+              help="Also write the collected facts (exfix.facts/4 JSON, readable by you only) for "
+                   "`exfix evaluate`, host by host as they finish.")
 def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
          ask_pass: bool, probe_repeat: int, fmt: str, save_facts: str | None) -> None:
     """Collect facts from every host, evaluate every rule, report the findings.
@@ -47,13 +77,19 @@ def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
     over 8); 1: bad input.
     """
     with open_fleet(inventory, lab, limit, ask_pass) as fleet, \
+            _facts_file(save_facts, [t.name for t in fleet.targets]) as writer, \
             progress(len(fleet.targets), "scanning") as advance:
+
+        def done(host: HostScan) -> None:
+            advance(host.host)
+            if writer is not None:
+                writer.finished(host.host)
+
+        # Each host's facts go to the file as it finishes and are then let go: the report
+        # keeps what it shows, so a 10,000-host scan does not hold 10,000 hosts' facts.
         report = scan_fleet(fleet.targets, fleet.credentials, source=fleet.source, forks=forks,
-                            host_timeout=host_timeout, on_host_done=lambda h: advance(h.host),
-                            probe_repeat=probe_repeat)
-    if save_facts is not None:
-        facts = [h.facts for h in report.hosts if h.facts is not None]
-        Path(save_facts).write_text(snapshot.to_json(facts), encoding="utf-8")
+                            host_timeout=host_timeout, on_host_done=done, probe_repeat=probe_repeat,
+                            keep_facts=False, on_facts=None if writer is None else writer.add)  # fmt: skip
     _emit(report, fmt)
     sys.exit(report.exit_code)
 

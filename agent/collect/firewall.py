@@ -1,11 +1,16 @@
-"""The host's outbound Windows Firewall rules that can touch DNS (the ``firewall`` area).
+"""The host's outbound Windows Firewall rules that can touch DNS, and its profiles (the
+``firewall`` area).
 
-Three reads of the NetSecurity module, joined by InstanceID (a filter carries its rule's):
+Three reads of the NetSecurity module for the rules, joined by InstanceID (a filter carries its
+rule's), and one for the profiles:
 
 - ``Get-NetFirewallRule -Direction Outbound -Enabled True``: Name, DisplayName, Direction,
   Action, Enabled, Profile;
 - ``Get-NetFirewallPortFilter -All``: Protocol, RemotePort;
-- ``Get-NetFirewallAddressFilter -All``: RemoteAddress.
+- ``Get-NetFirewallAddressFilter -All``: RemoteAddress;
+- ``Get-NetFirewallProfile -All``: Name, Enabled, DefaultOutboundAction, which decides the
+  outbound traffic no rule matches (a hardened server has Block there, and then only what an
+  allow rule matches goes out), and AllowLocalFirewallRules (False: local rules are ignored).
 
 (Get-NetFirewallRule, Get-NetFirewallPortFilter and Get-NetFirewallAddressFilter docs,
 learn.microsoft.com/powershell/module/netsecurity.) Reading the filters with -All instead of
@@ -20,6 +25,10 @@ Action, Enabled and Profile are the module's generated enums: over remoting they
 names ("Outbound", "Block", "True", "Domain, Private"), in some captures as the CIM numbers
 (Direction 1 Inbound / 2 Outbound; Action 2 Allow / 3 AllowBypass / 4 Block; Enabled 1 True /
 2 False; Profile flags 1 Domain, 2 Private, 4 Public, 0 Any: MSFT_NetFirewallRule class docs).
+A profile's Enabled is a GpoBoolean (0 False, 1 True, 2 NotConfigured) and its
+DefaultOutboundAction the same Action enum, 0 NotConfigured; NotConfigured keeps the
+computer's default (Set-NetFirewallProfile docs: Enabled True, DefaultOutboundAction Allow),
+which is what the model reads it as (agent/model/facts.py FirewallProfileFacts).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from typing import Any
 
 from agent.collect import _values as v
 from agent.model.command import SWITCH, CmdletCall, Endpoint
-from agent.model.facts import DNS_PORT, FirewallFacts, FirewallRuleFacts
+from agent.model.facts import DNS_PORT, FirewallFacts, FirewallProfileFacts, FirewallRuleFacts
 from agent.model.remote import RemoteObject
 
 _DIRECTIONS = {1: "Inbound", 2: "Outbound"}
@@ -47,6 +56,7 @@ def calls() -> tuple[CmdletCall, ...]:
         ),
         CmdletCall(Endpoint.OS, "Get-NetFirewallPortFilter", (("All", SWITCH), _ACTIVE)),
         CmdletCall(Endpoint.OS, "Get-NetFirewallAddressFilter", (("All", SWITCH), _ACTIVE)),
+        CmdletCall(Endpoint.OS, "Get-NetFirewallProfile", (("All", SWITCH), _ACTIVE)),
     )
 
 
@@ -62,6 +72,32 @@ def _enabled(value: Any) -> bool:
     if number is not None and not isinstance(value, bool):
         return number == 1  # GpoBoolean: 1 True, 2 False
     return v.boolean(value, False) is True
+
+
+_GPO_BOOLEANS = {0: False, 1: True}  # 2 NotConfigured: the default
+
+
+def _profile_enabled(value: Any) -> bool:
+    """A profile's GpoBoolean (Enabled, AllowLocalFirewallRules); NotConfigured or unreadable is
+    the computer's default for both, True (Set-NetFirewallProfile docs)."""
+    number = v.integer(value)
+    if number is not None and not isinstance(value, bool):
+        return _GPO_BOOLEANS.get(number, True)
+    text = v.text(value).strip().lower()
+    return text != "false" and value is not False
+
+
+def parse_profiles(objects: tuple[RemoteObject, ...]) -> tuple[FirewallProfileFacts, ...]:
+    """Get-NetFirewallProfile's rows: a profile without a Name is skipped."""
+    out: list[FirewallProfileFacts] = []
+    for obj in v.objects(objects):
+        name = v.text(obj.get("Name")).strip()
+        if not name:
+            continue
+        action = _named(obj.get("DefaultOutboundAction"), _ACTIONS) or "NotConfigured"
+        local = _profile_enabled(obj.get("AllowLocalFirewallRules"))
+        out.append(FirewallProfileFacts(name, _profile_enabled(obj.get("Enabled")), action, local))
+    return tuple(out)
 
 
 def _profile(value: Any) -> tuple[str, ...]:
@@ -100,9 +136,11 @@ def parse(
     rules: tuple[RemoteObject, ...],
     port_filters: tuple[RemoteObject, ...],
     address_filters: tuple[RemoteObject, ...],
+    profiles: tuple[RemoteObject, ...] | None = None,
 ) -> FirewallFacts:
-    """The enabled outbound rules whose remote port can be 53. A rule without a port filter
-    matches any port (the filter's defaults are Any), as does one without an address filter."""
+    """The enabled outbound rules whose remote port can be 53, and the profiles (None: not
+    read). A rule without a port filter matches any port (the filter's defaults are Any), as
+    does one without an address filter."""
     ports = _by_instance(port_filters)
     addresses = _by_instance(address_filters)
     out: list[FirewallRuleFacts] = []
@@ -131,4 +169,4 @@ def parse(
         )
         if fact.enabled and fact.direction.lower() == "outbound" and _port_can_be_dns(fact.remote_port):
             out.append(fact)
-    return FirewallFacts(tuple(out))
+    return FirewallFacts(tuple(out), None if profiles is None else parse_profiles(profiles))

@@ -119,6 +119,20 @@ def facts_for(ref: FactRef, facts: HostFacts) -> Any:
             "remote_address": list(rule.remote_address),
             "policy_store_source_type": rule.policy_store_source_type,
         }
+    if area is FactArea.FIREWALL_PROFILE:
+        # The profile as read: None where the profiles were not read or it is not there.
+        if facts.firewall is None:
+            return None
+        wanted = ref.key.strip().lower()
+        for profile in facts.firewall.profiles or ():
+            if profile.name.strip().lower() == wanted:
+                return {
+                    "name": profile.name,
+                    "enabled": profile.enabled,
+                    "default_outbound_action": profile.default_outbound_action,
+                    "allow_local_rules": profile.allow_local_rules,
+                }
+        return None
     raise ValueError(f"unknown fact area {area!r}")  # pragma: no cover - the enum is closed
 
 

@@ -9,7 +9,10 @@ rules, and block rules take precedence over allow rules" (MS-FASP 2.2.34 FW_RULE
 https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-fasp/702e3c23-c9d8-43db-8380-b4c670dd7f7d).
 Allow-bypass needs an authenticated IPsec rule, which DNS to a resolver is not. So the fix is
 Disable-NetFirewallRule -Name <the block rule> (rolled back by Enable-NetFirewallRule -Name),
-which keeps the rule and its filters as they were, for whoever owns it to narrow.
+which keeps the rule and its filters as they were, for whoever owns it to narrow. The allow
+rule is the cure on a host whose profile blocks outbound traffic by default and that has no
+allow rule for the server: allow-dns-through-firewall (agent/fixes/firewall_dns_allow.py),
+which the finding names then, and which plans these steps first where block rules match too.
 
 It changes only what is safely the DNS block and nothing else:
 
@@ -34,7 +37,7 @@ from agent.fixes import _predict
 from agent.fixes._draft import Draft, Planned, advise, request
 from agent.fixes.spec import FixSpec, Step
 from agent.model.command import CmdletCall, Endpoint
-from agent.model.facts import FirewallFacts, FirewallRuleFacts, HostFacts
+from agent.model.facts import FirewallRuleFacts, HostFacts
 from agent.model.finding_data import DisableFirewallBlock
 from agent.model.findings import Finding
 from agent.model.plan import Advisory, AdvisoryKind, Change, FactArea, FactRef, HostVars
@@ -126,7 +129,7 @@ def predict(step: _predict.PlannedStep, facts: HostFacts) -> HostFacts:
         return facts
     name = str(_predict.parameter(step, "Name")).strip().lower()
     kept = tuple(r for r in facts.firewall.rules if r.name.strip().lower() != name)
-    return dataclasses.replace(facts, firewall=FirewallFacts(kept))
+    return dataclasses.replace(facts, firewall=dataclasses.replace(facts.firewall, rules=kept))
 
 
 SPEC = FixSpec(

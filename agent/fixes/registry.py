@@ -17,6 +17,7 @@ from types import MappingProxyType
 from agent.fixes import (
     clear_dns_client_cache,
     dns_fault_tolerance,
+    firewall_dns_allow,
     firewall_dns_block,
     nic_dns_servers,
     nic_registration,
@@ -29,6 +30,7 @@ from agent.rules.registry import RULES, Rule
 
 FIXES: tuple[FixSpec, ...] = (
     firewall_dns_block.SPEC,  # first: the host's DNS must get through before anything else is judged
+    firewall_dns_allow.SPEC,  # after the block rules are off: an allow rule loses to a block rule
     nic_dns_servers.SPEC,
     nic_registration.SPEC,
     transport_dns.EXTERNAL_SPEC,
@@ -57,11 +59,15 @@ def check(
             other = by_kind.setdefault(step.kind, fix)
             if other is not fix:
                 raise FixSpecError(f"step kind {step.kind!r} is declared by {other.id!r} and {fix.id!r}")
-    named = {rule.metadata.fix_id for rule in rules if rule.metadata.fix_id is not None}
+    for fix in by_id.values():
+        for planned_id in fix.plans_steps_of:
+            if planned_id not in by_id:
+                raise FixSpecError(f"fix {fix.id!r} plans steps of {planned_id!r}, which has no FixSpec")
+    named = {fix_id for rule in rules for fix_id in rule.metadata.fix_ids}
     for rule in rules:
-        fix_id = rule.metadata.fix_id
-        if fix_id is not None and fix_id not in by_id:
-            raise FixSpecError(f"rule {rule.id!r} names fix {fix_id!r}, which has no FixSpec")
+        for fix_id in rule.metadata.fix_ids:
+            if fix_id not in by_id:
+                raise FixSpecError(f"rule {rule.id!r} names fix {fix_id!r}, which has no FixSpec")
     for fix_id, fix in by_id.items():
         if fix_id not in named and fix_id not in BUILT_IN:
             raise FixSpecError(f"fix {fix_id!r} is named by no rule")

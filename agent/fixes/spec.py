@@ -69,6 +69,10 @@ class FixSpec:
     steps: tuple[Step, ...]
     reads: tuple[FactArea, ...]  # the fact areas its actions depend on: what the drift check reads
     level: Level = Level.HOST  # the level of the findings it is planned from
+    # Other fixes whose steps its planner may emit, under their own ids (allow-dns-through-
+    # firewall turns matching block rules off with disable-dns-firewall-block's step): a
+    # playbook that lists this fix must list those too, or it would run steps it did not list.
+    plans_steps_of: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -86,6 +90,8 @@ class FixSpec:
                 problems.append(f"step kind {kind!r} is not lower-case words joined by '-'")
         if not self.reads:
             problems.append("a fix reads at least one fact area (its drift check)")
+        if self.id in self.plans_steps_of:
+            problems.append("plans_steps_of names the fix itself")
         if self.level is Level.ORGANIZATION and any(s.level is Level.HOST for s in self.steps):
             problems.append("an organisation fix plans organisation steps only")
         if problems:

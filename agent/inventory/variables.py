@@ -41,6 +41,7 @@ from agent.inventory.document import INVENTORY, READ, HostVariables
 from agent.inventory.values import Origin, Written, vault_or_template
 from agent.model.credential import Secret
 from agent.model.target import (
+    EXCHANGE_SERVICE,
     Auth,
     CertValidation,
     CredSSP,
@@ -204,6 +205,11 @@ def host_target(
         path=v.exfix_exchange_path,
         auth=v.exfix_exchange_auth,
         configuration_name="Microsoft.Exchange",
+        # /PowerShell is an IIS application: its SPN is HTTP/<fqdn> (or HTTP/<namespace> on the
+        # alternate service account of a load-balanced namespace; Microsoft, "Using Kerberos
+        # with a Client Access Server Array or a Load-Balancing Solution"). Not the OS
+        # endpoint's WSMAN, and never left to pypsrp, whose unset service is "host".
+        negotiate_service=EXCHANGE_SERVICE,
         negotiate_hostname_override=None
         if v.exfix_exchange_host
         else os_endpoint.negotiate_hostname_override,

@@ -543,11 +543,66 @@ def _address_matches(spec: str, server: str, dns_servers: tuple[str, ...]) -> bo
     return network.version == ip.version and ip in network
 
 
+# A profile's DefaultOutboundAction "NotConfigured" is what a computer's own store shows when
+# nobody set it, and it means the computer's default: "The default setting when managing a
+# computer is Allow" (Set-NetFirewallProfile docs, -DefaultOutboundAction,
+# https://learn.microsoft.com/powershell/module/netsecurity/set-netfirewallprofile). Enabled
+# NotConfigured likewise means the default, True.
+FIREWALL_DEFAULT_OUTBOUND = "Allow"
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallProfileFacts:
+    """One Windows Firewall profile as Get-NetFirewallProfile shows it: Name (Domain, Private,
+    Public), Enabled, and DefaultOutboundAction as shown (NotConfigured, Allow, Block): what
+    decides outbound traffic that no rule matches."""
+
+    name: str
+    enabled: bool
+    default_outbound_action: str
+    # AllowLocalFirewallRules: False (only group policy sets it) means the rules of the local
+    # store are ignored, and only the GPOs' apply (Set-NetFirewallProfile docs).
+    allow_local_rules: bool = True
+
+    @property
+    def effective_outbound_action(self) -> str:
+        """The action for outbound traffic no rule matches: NotConfigured is the default, Allow."""
+        action = self.default_outbound_action.strip()
+        return FIREWALL_DEFAULT_OUTBOUND if action.lower() in ("", "notconfigured") else action
+
+    @property
+    def blocks_by_default(self) -> bool:
+        """Outbound traffic that no allow rule matches is dropped (Set-NetFirewallProfile docs:
+        "Block: Blocks outbound network traffic that does not match an outbound rule"). A profile
+        that is off filters nothing."""
+        return self.enabled and self.effective_outbound_action.lower() == "block"
+
+
 @dataclass(frozen=True, slots=True)
 class FirewallFacts:
-    """The host's enabled outbound rules that can touch DNS (remote port 53)."""
+    """The host's enabled outbound rules that can touch DNS (remote port 53), and its profiles
+    (None where they were not read: a snapshot written before exfix read them)."""
 
     rules: tuple[FirewallRuleFacts, ...]
+    profiles: tuple[FirewallProfileFacts, ...] | None = None
+
+    def host_profile(self) -> FirewallProfileFacts | None:
+        """The profile that decides the host's traffic (HOST_PROFILE), where it was read."""
+        for profile in self.profiles or ():
+            if profile.name.strip().lower() == HOST_PROFILE.lower():
+                return profile
+        return None
+
+    def default_block_without_allow(
+        self, server: str, dns_servers: tuple[str, ...]
+    ) -> FirewallProfileFacts | None:
+        """The host's profile where it blocks outbound traffic by default and no enabled allow
+        rule matches the host's UDP query to ``server`` (so the default drops it); None
+        otherwise. DNS asks over UDP first (RFC 1035 4.2.1), so UDP decides."""
+        profile = self.host_profile()
+        if profile is None or not profile.blocks_by_default:
+            return None
+        return None if self.allowing(server, dns_servers) else profile
 
     def blocking(self, server: str, dns_servers: tuple[str, ...]) -> tuple[FirewallRuleFacts, ...]:
         """The block rules that drop the host's UDP query to ``server``: DNS asks over UDP first

@@ -226,7 +226,10 @@ class DisableFirewallBlock(FindingData):
     """host-firewall-blocks-dns (cause): ``server`` answers exfix but not the host. The Names
     of the block rules that match (the rules themselves are in the facts and the evidence;
     empty where the firewall could not be read: ``firewall_read`` False, ``firewall_issue``
-    why), the outcomes from each vantage, and where the server is used."""
+    why), the outcomes from each vantage, and where the server is used. ``default_block_profile``
+    names the host's firewall profile where it blocks outbound traffic by default
+    (DefaultOutboundAction Block) and no enabled allow rule matches UDP 53 to the server ("" where
+    that is not so, or the profiles were not read)."""
 
     RULE: ClassVar[str] = "host-firewall-blocks-dns"
 
@@ -237,6 +240,7 @@ class DisableFirewallBlock(FindingData):
     rules: tuple[str, ...]
     firewall_read: bool
     firewall_issue: str = ""
+    default_block_profile: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,7 @@ class FactArea(str, enum.Enum):
     DOMAIN_MAIL_HOSTS = "domain-mail-hosts"  # key: remote domain
     EDGE_CONFIG = "edge-config"
     FIREWALL_RULE = "firewall-rule"  # key: the rule's Name
+    FIREWALL_PROFILE = "firewall-profile"  # key: the profile's Name (Domain)
 
 
 @dataclass(frozen=True, slots=True, order=True)

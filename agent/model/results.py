@@ -33,7 +33,7 @@ from agent.errors import (
 )
 from agent.model.facts import AreaIssue, HostFacts
 from agent.model.findings import Finding, NotJudged
-from agent.model.probe import server_stats
+from agent.model.probe import ServerProbeStats
 
 SCAN_SCHEMA = "exfix.scan/4"
 
@@ -68,9 +68,14 @@ class HostScan:
     error: str | None = None
     exchange_version: str | None = None
     findings: tuple[Finding, ...] = ()
-    facts: HostFacts | None = None
+    facts: HostFacts | None = None  # None once a fleet scan has let them go (or streamed them)
     failed_areas: tuple[AreaIssue, ...] = ()
     not_judged: tuple[NotJudged, ...] = ()
+    # What the report needs of the facts, kept when they are let go: each DNS server's probe
+    # statistics, and the host's organisation and where its shared facts were read from.
+    dns_servers: tuple[ServerProbeStats, ...] = ()
+    organization: str = ""
+    collected_from: str = ""
 
     @property
     def partial(self) -> bool:
@@ -97,7 +102,7 @@ class HostScan:
             "failed_areas": [{"area": i.area.value, "reason": i.reason} for i in self.failed_areas],
             "not_judged": [j.to_dict() for j in self.not_judged],
             # exfix.scan/4: how each DNS server did over every probe round, per vantage.
-            "dns_servers": [s.to_dict() for s in server_stats(self.facts.probes)] if self.facts else [],
+            "dns_servers": [s.to_dict() for s in self.dns_servers],
         }
 
 

@@ -13,6 +13,10 @@ connectors (each listing its source servers) would grow with the square of the f
 
 ``exfix.facts/4`` adds each host's ``firewall``: its enabled outbound Windows Firewall rules
 that can touch port 53 (null where they were not read); /3 and older are read with it null.
+``firewall.profiles`` (Get-NetFirewallProfile: name, enabled, default_outbound_action,
+allow_local_rules) is an optional key of /4: a snapshot without it, written before exfix read
+the profiles, reads as "profiles not read" (None), and no rule judges a default Block there.
+The shape of every other key is as before, so the version stays /4.
 ``exfix.facts/3`` adds each host's ``edge_config_file`` (EdgeTransport.exe.config as read, and
 where it stops being well-formed XML) and names the area ``edge_config_file`` in
 ``status.issues`` where the file could not be read. ``exfix.facts/2`` is still read: it did not
@@ -37,9 +41,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from agent.errors import FactsFileError
 from agent.model.document import Document, Loaded, encode, key
@@ -90,6 +95,74 @@ def to_dict(hosts: Iterable[HostFacts]) -> dict[str, Any]:
             orgs.append(encode(facts.org))
         out.append(host_to_dict(facts, index[id(facts.org)]))
     return {"schema": SCHEMA, "organizations": orgs, "hosts": out}
+
+
+class SnapshotWriter:
+    """Writes a snapshot as hosts finish, so that a fleet's facts need not be held until the
+    end (``exfix scan --save-facts``). The same document as :func:`to_json`, with
+    ``organizations`` after the hosts (JSON keys have no order) and the hosts in ``order`` (the
+    inventory's): a host's text waits only until the hosts before it have finished, so the file
+    is the same whichever host answers first. :meth:`finished` is called for every host of
+    ``order``, scanned or not, after :meth:`add` for a scanned one. Thread-safe; :meth:`close`
+    ends the document (writing what still waits), so a scan cut short leaves valid JSON."""
+
+    def __init__(self, out: TextIO, order: Iterable[str]) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._order = list(order)
+        self._next = 0  # the first host of ``order`` not yet written or passed
+        self._done: set[str] = set()
+        self._waiting: dict[str, str] = {}  # host -> its JSON text, until its turn
+        self._orgs: list[OrgFacts] = []  # kept: their ids index ``_index``
+        self._index: dict[int, int] = {}
+        self._count = 0
+        self._closed = False
+        out.write(f'{{\n  "schema": "{SCHEMA}",\n  "hosts": [')
+
+    @property
+    def count(self) -> int:
+        """Hosts written so far."""
+        return self._count
+
+    def add(self, facts: HostFacts) -> None:
+        with self._lock:
+            if self._closed:
+                raise ValueError("the snapshot is closed")
+            if id(facts.org) not in self._index:
+                self._index[id(facts.org)] = len(self._orgs)
+                self._orgs.append(facts.org)
+            encoded = host_to_dict(facts, self._index[id(facts.org)])
+            self._waiting[facts.host] = json.dumps(encoded, indent=2, ensure_ascii=False)
+
+    def finished(self, host: str) -> None:
+        with self._lock:
+            self._done.add(host)
+            while self._next < len(self._order) and self._order[self._next] in self._done:
+                self._write(self._order[self._next])
+                self._next += 1
+
+    def _write(self, host: str) -> None:
+        text = self._waiting.pop(host, None)
+        if text is not None:
+            self._out.write(("," if self._count else "") + "\n" + _indented(text, 4))
+            self._count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for host in self._order[self._next :]:
+                self._write(host)  # a scan cut short: what finished, in order
+            orgs = [json.dumps(encode(o), indent=2, ensure_ascii=False) for o in self._orgs]
+            self._out.write(("\n  " if self._count else "") + "],\n  \"organizations\": [")
+            self._out.write(",".join("\n" + _indented(o, 4) for o in orgs))
+            self._out.write(("\n  " if orgs else "") + "]\n}\n")
+
+
+def _indented(text: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "\n".join(pad + line for line in text.splitlines())
 
 
 def to_json(hosts: Iterable[HostFacts]) -> str:

@@ -31,6 +31,13 @@ class Auth(str, enum.Enum):
     BASIC = "basic"
 
 
+# Kerberos service classes of the two endpoints' SPNs (<service>/<host name>). The Exchange
+# endpoint is IIS: HTTP. The OS endpoint's default is Ansible's psrp plugin's
+# (ansible_psrp_negotiate_service: WSMAN, the SPN the WinRM service registers).
+EXCHANGE_SERVICE = "HTTP"
+OS_SERVICE = "WSMAN"
+
+
 class MessageEncryption(str, enum.Enum):
     """WSMan message encryption (pypsrp's and pywinrm's names): ``auto`` encrypts over http
     only, ``always`` over https too, ``never`` not at all."""

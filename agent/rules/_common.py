@@ -472,11 +472,15 @@ def finding(
     summary: str,
     evidence: Iterable[EvidenceItem],
     data: FindingData,
+    fix_id: str | None = None,
 ) -> Finding:
     """A finding of rule ``meta`` on this host; severity, title and fix come from the metadata,
-    ``data`` is of the class the metadata declares."""
+    ``data`` is of the class the metadata declares. ``fix_id``: one of the metadata's
+    ``other_fix_ids`` instead of its ``fix_id``, where this finding needs that fix."""
     if type(data) is not meta.data:
         raise TypeError(f"rule {meta.id!r} declares {meta.data.__name__} data, not {type(data).__name__}")
+    if fix_id is not None and fix_id not in meta.fix_ids:
+        raise ValueError(f"rule {meta.id!r} does not declare fix {fix_id!r}")
     return Finding(
         rule_id=meta.id,
         host=facts.host,
@@ -485,7 +489,7 @@ def finding(
         title=meta.title,
         summary=" ".join(summary.split()),
         evidence=tuple(evidence),
-        fix_id=meta.fix_id,
+        fix_id=meta.fix_id if fix_id is None else fix_id,
         data=data,
     )
 

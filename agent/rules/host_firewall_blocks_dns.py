@@ -12,6 +12,14 @@ from both vantages is dns-server-unreachable, never this. Where the firewall rul
 evidence, and they are what the fix disables (agent/fixes/firewall_dns_block.py says why an
 allow rule would not do). Where they could not be read the finding still stands, without a
 fix, and says so: the firewall area is in ``reads_if_collected``, not ``reads``.
+
+The other way a host's firewall drops its DNS: a hardened server whose profile blocks outbound
+traffic by default (Set-NetFirewallProfile -DefaultOutboundAction Block: "Blocks outbound
+network traffic that does not match an outbound rule", Set-NetFirewallProfile docs) and that
+has no enabled allow rule for UDP 53 to the server. Then the evidence names the profile, its
+DefaultOutboundAction and that no allow rule matches, and the finding names the fix that adds
+one (allow-dns-through-firewall, agent/fixes/firewall_dns_allow.py), which also turns off the
+matching block rules where there are some (an allow rule loses to them).
 """
 
 from __future__ import annotations
@@ -34,15 +42,22 @@ METADATA = RuleMetadata(
         "the host and got answers, while the same questions asked on the host got no reply. Transport's "
         "lookups time out, and mail stays queued. A blocking rule wins over any rule that allows the same "
         "traffic, so the fix is to turn the blocking rule off (it can be turned on again), not to add "
-        "an allow rule."
+        "an allow rule. On a hardened server whose firewall blocks all outbound traffic that no rule "
+        "allows, and that has no rule allowing DNS to that server, the fix adds rules that allow DNS "
+        "(UDP and TCP port 53) to exactly the DNS servers it cannot reach."
     ),
     references=(
         "https://learn.microsoft.com/powershell/module/netsecurity/get-netfirewallrule",
         "https://learn.microsoft.com/powershell/module/netsecurity/disable-netfirewallrule",
+        "https://learn.microsoft.com/powershell/module/netsecurity/get-netfirewallprofile",
+        "https://learn.microsoft.com/powershell/module/netsecurity/set-netfirewallprofile",
+        "https://learn.microsoft.com/powershell/module/netsecurity/new-netfirewallrule",
         "https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-fasp/702e3c23-c9d8-43db-8380-b4c670dd7f7d",
         "https://learn.microsoft.com/en-us/troubleshoot/exchange/mailflow/dns-query-failed",
     ),
     fix_id="disable-dns-firewall-block",
+    # Where the profile blocks by default and no allow rule matches: the finding's fix.
+    other_fix_ids=("allow-dns-through-firewall",),
     data=DisableFirewallBlock,
     # Where a server is in use is decided as dns-server-unreachable decides it: the NICs, the
     # transport lists the mail path uses (its send connectors and queues). The firewall area is
@@ -55,6 +70,9 @@ METADATA = RuleMetadata(
         ),
     ),
 )
+
+
+_ALLOW_FIX = METADATA.other_fix_ids[0]
 
 
 def _configured_servers(facts: HostFacts) -> tuple[str, ...]:
@@ -93,6 +111,7 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         evidence.extend(c.probe_evidence(host_side))
         evidence.extend(c.probe_evidence(orchestrator))
         rules: tuple[str, ...] = ()
+        default_block = None
         issue = facts.status.issue(CollectionArea.FIREWALL)
         read = facts.firewall is not None
         if facts.firewall is not None:
@@ -123,7 +142,21 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                         values=(("Name", tuple(r.name for r in allowing)),),
                     )
                 )
-            if not blocking:
+            default_block = facts.firewall.default_block_without_allow(server, nic_servers)
+            if default_block is not None:
+                profile = default_block
+                evidence.append(
+                    EvidenceItem(
+                        source="Get-NetFirewallProfile",
+                        subject=f"firewall profile {profile.name}",
+                        values=(
+                            ("Enabled", profile.enabled),
+                            ("DefaultOutboundAction", profile.default_outbound_action),
+                            ("enabled allow rules for UDP 53 to " + server, 0),
+                        ),
+                    )
+                )
+            if not blocking and default_block is None:
                 evidence.append(
                     EvidenceItem(
                         source="Get-NetFirewallRule",
@@ -151,7 +184,13 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
         )
         if rules:
             summary += f"; the host's firewall rule(s) {names} block UDP 53 to it"
-        elif not read:
+        if default_block is not None:
+            summary += (
+                f"; the host's firewall profile {default_block.name} blocks outbound traffic by default "
+                f"(DefaultOutboundAction {default_block.default_outbound_action}) and no enabled allow rule "
+                f"matches UDP 53 to it"
+            )
+        if not read:
             summary += "; the host's firewall rules could not be read"
         out.append(
             c.finding(
@@ -168,7 +207,11 @@ def evaluate(facts: HostFacts) -> tuple[Finding, ...]:
                     rules=rules,
                     firewall_read=read,
                     firewall_issue=issue.reason if issue is not None else "",
+                    default_block_profile=default_block.name if default_block is not None else "",
                 ),
+                # The allow rule is what cures a default Block (its fix turns off the matching
+                # block rules too); without a default Block, turning the block rules off does.
+                fix_id=_ALLOW_FIX if default_block is not None else None,
             )
         )
     return tuple(out)

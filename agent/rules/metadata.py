@@ -67,6 +67,10 @@ class RuleMetadata:
     # need for its verdict: where one failed, the rule is still judged and its finding names
     # what could not be read (host-firewall-blocks-dns and the firewall rules).
     reads_if_collected: tuple[CollectionArea, ...] = ()
+    # Fixes a finding of this rule may name instead of ``fix_id``, where its facts need another
+    # change (host-firewall-blocks-dns: an allow rule where the profile blocks by default, the
+    # block rule's removal where a block rule matches). Each finding names one fix.
+    other_fix_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -89,6 +93,10 @@ class RuleMetadata:
             problems.append("a cause rule needs a fix id")
         if self.fix_id is not None and self.kind is not RuleKind.CAUSE:
             problems.append(f"a {self.kind.value} rule has no fix")
+        if self.other_fix_ids and self.fix_id is None:
+            problems.append("other fix ids without a fix id")
+        if self.fix_id is not None and self.fix_id in self.other_fix_ids:
+            problems.append(f"{self.fix_id!r} is both its fix id and another fix id")
         if self.explains and self.kind is RuleKind.SYMPTOM:
             problems.append("a symptom explains nothing: causes explain symptoms")
         for explained in self.explains:
@@ -119,6 +127,11 @@ class RuleMetadata:
         if problems:
             raise MetadataError(f"rule {self.id!r}: " + "; ".join(problems))
 
+    @property
+    def fix_ids(self) -> tuple[str, ...]:
+        """Every fix a finding of this rule may name: ``fix_id`` first."""
+        return () if self.fix_id is None else (self.fix_id, *self.other_fix_ids)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
@@ -128,6 +141,7 @@ class RuleMetadata:
             "explanation": self.explanation,
             "references": list(self.references),
             "fix_id": self.fix_id,
+            "other_fix_ids": list(self.other_fix_ids),
             "reads": [area.value for area in self.reads],
             "reads_if_collected": [area.value for area in self.reads_if_collected],
         }

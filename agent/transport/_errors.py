@@ -5,7 +5,7 @@ raised by the libraries                                becomes                  
 =====================================================  =========================  =========
 HTTP 401 (pypsrp/pywinrm AuthenticationError)          AuthenticationError        never
 CredSSP refusal (requests-credssp exceptions)          AuthenticationError        never
-a failed SPNEGO/NTLM/CredSSP step (pyspnego)           AuthenticationError        never
+a failed Kerberos/SPNEGO/NTLM/CredSSP step (pyspnego)  AuthenticationError        never
 TLS failure (requests SSLError)                        UnreachableError           no
 refused / reset / closed / DNS (ConnectionError)       UnreachableError           yes
 no answer in time (ConnectTimeout, ReadTimeout)        HostTimeoutError           yes
@@ -84,23 +84,70 @@ def _describe_connection_error(exc: BaseException) -> str:
     return one_line(text, 200)
 
 
-def classify(exc: BaseException, *, host: str, url: str, username: str | None, auth: str) -> Mapped | None:
-    """The agent.errors equivalent of a library exception, or None when it is not one of theirs."""
+# What GSSAPI's minor status says (MIT krb5's error table), and what to do about it. A
+# Kerberos failure on the client never gets better by retrying: each attempt would ask the
+# KDC again with the same ticket, clock and SPN.
+_KERBEROS_HINTS = (
+    (
+        re.compile(r"ticket expired|credentials? (has|have) expired", re.I),
+        "the Kerberos ticket has expired: run kinit again (or renew it with kinit -R)",
+    ),
+    (
+        re.compile(r"clock skew too great", re.I),
+        "this machine's clock and the KDC's differ by more than the realm allows (krb5.conf "
+        "clockskew; 5 minutes in Active Directory): synchronize the clock",
+    ),
+    (
+        re.compile(r"server (\S+) not found in kerberos database", re.I),
+        "the KDC knows no service principal {0}: check the host name it is built from "
+        "(ansible_psrp_negotiate_hostname_override) and the server's SPNs (setspn -L)",
+    ),
+    (
+        re.compile(r"no kerberos credentials available|no credentials were supplied|credentials cache", re.I),
+        "no Kerberos ticket: run kinit (or point KRB5CCNAME at a ticket cache)",
+    ),
+    (
+        re.compile(r"no applicable credentials", re.I),
+        "no Kerberos ticket and no password: run kinit, or give a password (exfix_password_env)",
+    ),
+)
+_GSS_MINOR = re.compile(r"Minor \(\d+\): (.*?)(?:, Context: |$)")
+# MIT's message names the ticket cache it looked in; the cache's location is the user's
+# business and no part of an error exfix writes to JSON, journals and logs.
+_CACHE_NAME = re.compile(r"\s*\((?:default )?cache: [^)]*\)", re.I)
+
+
+def _kerberos_reason(exc: BaseException) -> str:
+    text = str(exc)
+    found = _GSS_MINOR.search(text)
+    detail = _CACHE_NAME.sub("", found.group(1) if found else text).strip().rstrip(".")
+    for pattern, hint in _KERBEROS_HINTS:
+        match = pattern.search(detail)
+        if match:
+            return f"{detail}: {hint.format(*match.groups())}"
+    return detail
+
+
+def classify(
+    exc: BaseException, *, host: str, url: str, username: str | None, auth: str, spn: str | None = None
+) -> Mapped | None:
+    """The agent.errors equivalent of a library exception, or None when it is not one of theirs.
+
+    ``spn``: the service principal a Kerberos client asks for (named in its 401 message)."""
     who = f"user {username!r}" if username else "the current Kerberos ticket"
     if isinstance(exc, HostError):
         return Mapped(exc, transient=False)
+    if isinstance(exc, spnego.exceptions.SpnegoError):
+        reason = one_line(_kerberos_reason(exc), 300)
+        error = AuthenticationError(host, f"{url}: {auth} authentication failed: {reason}")
+        return Mapped(error, transient=False)
     if isinstance(exc, (psrp_exc.AuthenticationError, winrm_exc.AuthenticationError)):
-        return Mapped(AuthenticationError(host, f"{url} refused {who} ({auth}): HTTP 401"), transient=False)
+        return Mapped(AuthenticationError(host, _refused(url, who, auth, spn)), transient=False)
     if isinstance(exc, (credssp_exc.AuthenticationException, credssp_exc.NTStatusException)):
         # CredSSP (requests-credssp under pypsrp and pywinrm) reports a refusal in its own
         # TSRequest error code (MS-CSSP 2.2.1), not as HTTP 401.
         return Mapped(
             AuthenticationError(host, f"{url} refused {who} ({auth}): {_credssp_reason(exc)}"),
-            transient=False,
-        )
-    if isinstance(exc, spnego.exceptions.SpnegoError):
-        return Mapped(
-            AuthenticationError(host, f"{url}: {auth} authentication failed: {one_line(str(exc), 200)}"),
             transient=False,
         )
     if isinstance(exc, requests.exceptions.SSLError):
@@ -113,9 +160,7 @@ def classify(exc: BaseException, *, host: str, url: str, username: str | None, a
     if isinstance(exc, (psrp_exc.WinRMTransportError, winrm_exc.WinRMTransportError)):
         code = _code(exc.code)
         if code == 401:
-            return Mapped(
-                AuthenticationError(host, f"{url} refused {who} ({auth}): HTTP 401"), transient=False
-            )
+            return Mapped(AuthenticationError(host, _refused(url, who, auth, spn)), transient=False)
         transient = code is not None and 500 <= code <= 599
         return Mapped(UnreachableError(host, f"{url}: HTTP {code} from the server"), transient=transient)
     if isinstance(exc, psrp_exc.WSManFaultError):
@@ -135,6 +180,20 @@ def classify(exc: BaseException, *, host: str, url: str, username: str | None, a
     if isinstance(exc, (psrp_exc.WinRMError, winrm_exc.WinRMError)):
         return Mapped(HostError(host, f"{url}: {one_line(str(exc), 300)}"), transient=False)
     return None
+
+
+def _refused(url: str, who: str, auth: str, spn: str | None) -> str:
+    text = f"{url} refused {who} ({auth}): HTTP 401"
+    if spn and auth in ("kerberos", "negotiate") and not who.startswith("user"):
+        # The server could not accept the ticket: either it is for a principal whose key the
+        # server does not hold (the SPN must be registered on the account the service runs
+        # as) or its authenticator is outside the clock skew the server allows (Microsoft,
+        # "Kerberos authentication troubleshooting guidance").
+        text += (
+            f"; the ticket was for {spn}: check that it is one of the server's SPNs (setspn -L) "
+            "and that both clocks agree within the realm's skew"
+        )
+    return text
 
 
 # The status codes a CredSSP server puts in its TSRequest (MS-CSSP 2.2.1 errorCode: an NTSTATUS

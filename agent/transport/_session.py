@@ -122,6 +122,20 @@ class RetryingSession(abc.ABC):
             except Exception as exc:  # closing must never fail the host's result
                 log.debug("%s: closing %s failed: %s", self.host, self.config.url, type(exc).__name__)
 
+    def service_principal(self) -> str | None:
+        """``<service>/<host name>`` a Kerberos client of this endpoint asks a ticket for; None
+        for other authentication. The host name is the override when one is set (exfix then
+        connects to one address and authenticates as another name, as through a load
+        balancer or an alias), else the host connected to."""
+        if self.config.auth not in (Auth.KERBEROS, Auth.NEGOTIATE):
+            return None
+        service = self.config.negotiate_service or self.default_service()
+        return f"{service}/{self.config.negotiate_hostname_override or self.config.host}"
+
+    def default_service(self) -> str:
+        """The Kerberos service class used when the inventory gives none."""
+        return "HTTP"
+
     # -- machinery ------------------------------------------------------------------------
 
     def _check_config(self) -> None:
@@ -186,6 +200,7 @@ class RetryingSession(abc.ABC):
                     url=self.config.url,
                     username=self.credential.username,
                     auth=self.config.auth.value,
+                    spn=self.service_principal(),
                 )
                 if mapped is None:
                     raise

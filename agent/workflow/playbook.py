@@ -42,6 +42,10 @@ path (``fixes.apply[1]``). The rules of consistency, checked here after reading,
 - ``mode: diagnose`` plans nothing; ``mode: plan`` applies nothing; ``mode: apply`` needs
   something to apply.
 - Every fix must fix a rule the playbook acts on.
+- A fix whose planner also emits another fix's steps (``FixSpec.plans_steps_of``:
+  allow-dns-through-firewall turns matching block rules off with disable-dns-firewall-block's
+  step) is listed only with that fix beside it, in ``fixes.plan`` and in ``fixes.apply``: a
+  playbook runs only the fixes it names.
 """
 
 from __future__ import annotations
@@ -410,7 +414,7 @@ def _playbook(loaded: Loaded[_PlaybookFile], sha256: str) -> Playbook:
     selectors = _rule_selectors(loaded, {v.name: v for v in variables})
 
     # 'all' in fixes means every fix of the rules this playbook acts on.
-    reachable = {RULES_BY_ID[s.rule_id].metadata.fix_id for s in selectors}
+    reachable = {fix_id for s in selectors for fix_id in RULES_BY_ID[s.rule_id].metadata.fix_ids}
     in_scope = tuple(f for f in FIXES if f in reachable)
     plan = _fix_ids(loaded, "plan", in_scope)
     apply = _fix_ids(loaded, "apply", in_scope)
@@ -424,6 +428,11 @@ def _playbook(loaded: Loaded[_PlaybookFile], sha256: str) -> Playbook:
     for fix, where in apply:
         if fix not in plan_ids:
             raise fail(where, f"fix {fix!r} may be applied but not planned: add it to fixes.plan")
+    for listed, ids in ((plan, plan_ids), (apply, apply_ids)):
+        for fix, where in listed:
+            for other in FIXES[fix].plans_steps_of:
+                if other not in ids:
+                    raise fail(where, f"fix {fix!r} also plans steps of {other!r}: list {other!r} beside it")
     if mode is Mode.DIAGNOSE and (plan or apply):
         raise fail(("fixes",), "a diagnose playbook never plans: remove fixes")
     if mode is Mode.PLAN:

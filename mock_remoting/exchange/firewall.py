@@ -14,11 +14,16 @@ https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-fasp/702e3c23-c
 Allow-bypass needs an authenticated (IPsec) rule, which the lab has none of, so an explicit
 allow rule added next to a matching block rule changes nothing: traffic a block rule matches
 stays blocked until that rule is disabled or removed. Traffic no rule matches gets the
-profile's default outbound action, Allow unless an administrator changed it
-(Set-NetFirewallProfile -DefaultOutboundAction docs); the lab keeps the default.
+profile's default outbound action (``firewall_profiles`` in ``mock_remoting/README.md``):
+"Block: Blocks outbound network traffic that does not match an outbound rule. Allow: Allows
+all outbound network traffic, whether or not it matches an outbound rule", and NotConfigured
+(what a computer's own store shows when nobody set it) is the computer's default, Allow
+(Set-NetFirewallProfile docs, -DefaultOutboundAction). So on a hardened host whose profile
+says Block, DNS goes out only where an enabled allow rule matches it and no block rule does.
+A profile that is off (Enabled False) filters nothing.
 
 The host's network is its domain network (an Exchange server is domain-joined), so a rule
-applies when its Profile is Any or includes Domain.
+applies when its Profile is Any or includes Domain, and the Domain profile's default decides.
 
 DNS goes over UDP first; TCP only for a truncated answer or with -TcpOnly (RFC 1035 4.2, RFC
 7766), so a host whose UDP 53 is blocked times out even where TCP 53 is open.
@@ -39,6 +44,8 @@ HOST_PROFILE = "Domain"
 
 Direction = Literal["Inbound", "Outbound"]
 Action = Literal["Allow", "Block"]
+DefaultAction = Literal["NotConfigured", "Allow", "Block"]
+ProfileName = Literal["Domain", "Private", "Public"]
 Protocol = Literal["UDP", "TCP", "Any"]
 _CHOICE = key(ignore_case=True)
 _TEXT = text(limit=None, printable=False)
@@ -102,6 +109,49 @@ class FirewallRuleSpec:
     remote_address: tuple[str, ...] = field(default=("Any",), metadata=key(check=each(_remote_address)))
     # The GPO the rule comes from (PolicyStoreSourceType GroupPolicy); None: a local rule.
     group_policy: str | None = field(default=None, metadata=key(check=_TEXT))
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallProfileSpec:
+    """One ``firewall_profiles`` entry: a profile as Get-NetFirewallProfile shows it. A
+    profile the scenario does not list is on, with DefaultOutboundAction NotConfigured."""
+
+    name: ProfileName = field(metadata=_CHOICE)
+    default_outbound_action: DefaultAction = field(default="NotConfigured", metadata=_CHOICE)
+    enabled: bool = True
+    # AllowLocalFirewallRules: false (a GPO's setting) ignores every rule not from group policy.
+    allow_local_firewall_rules: bool = True
+
+
+@dataclass
+class FirewallProfile:
+    """A profile as the host has it now."""
+
+    name: str
+    enabled: bool = True
+    default_outbound_action: str = "NotConfigured"
+    allow_local_rules: bool = True
+
+    @property
+    def blocks_by_default(self) -> bool:
+        # NotConfigured is the computer's default, Allow (module docstring).
+        return self.enabled and self.default_outbound_action == "Block"
+
+
+def profiles(specs: Iterable[FirewallProfileSpec]) -> list[FirewallProfile]:
+    """Every profile, in Get-NetFirewallProfile's order, as the scenario sets them."""
+    given: dict[str, FirewallProfileSpec] = {s.name: s for s in specs}
+    out = []
+    for name in PROFILES[1:]:
+        spec = given.get(name)
+        out.append(
+            FirewallProfile(name)
+            if spec is None
+            else FirewallProfile(
+                name, spec.enabled, spec.default_outbound_action, spec.allow_local_firewall_rules
+            )
+        )
+    return out
 
 
 @dataclass
@@ -187,20 +237,39 @@ def verdict(
     address: str,
     dns_servers: Sequence[str],
     port: int = DNS_PORT,
+    profile: FirewallProfile | None = None,
 ) -> tuple[bool, tuple[FirewallRule, ...]]:
-    """(allowed, the block rules that match). A matching block rule wins over any allow rule
-    (module docstring, MS-FASP 2.2.34); with no rule matching, the default outbound action
-    allows."""
+    """(allowed, the block rules that match). With the host's ``profile`` off, nothing is
+    filtered. A matching block rule wins over any allow rule (module docstring, MS-FASP
+    2.2.34); with no block rule matching, a matching allow rule lets the packet out, and with
+    neither the profile's default outbound action decides (None: the default, Allow)."""
+    if profile is not None and not profile.enabled:
+        return True, ()
+    rules = tuple(rules)
+    if profile is not None and not profile.allow_local_rules:
+        # "The firewall rules defined by the local administrator are ignored, and only firewall
+        # rules from GPOs are applied" (Set-NetFirewallProfile docs, -AllowLocalFirewallRules).
+        rules = tuple(r for r in rules if r.group_policy)
     blocking = tuple(
         r for r in rules if r.action == "Block" and r.applies(protocol, port, address, dns_servers)
     )
-    return not blocking, blocking
+    if blocking:
+        return False, blocking
+    if profile is None or not profile.blocks_by_default:
+        return True, ()
+    allowed = any(r.action == "Allow" and r.applies(protocol, port, address, dns_servers) for r in rules)
+    return allowed, ()
 
 
 def dns_blocked(
-    rules: Iterable[FirewallRule], server: str, dns_servers: Sequence[str], *, tcp_only: bool = False
+    rules: Iterable[FirewallRule],
+    server: str,
+    dns_servers: Sequence[str],
+    *,
+    tcp_only: bool = False,
+    profile: FirewallProfile | None = None,
 ) -> bool:
     """Whether the host's DNS query to ``server`` is dropped: UDP is the first (for -TcpOnly,
     the only) transport, so a blocked UDP 53 loses the query (module docstring)."""
-    allowed, _ = verdict(tuple(rules), "TCP" if tcp_only else "UDP", server, dns_servers)
+    allowed, _ = verdict(tuple(rules), "TCP" if tcp_only else "UDP", server, dns_servers, profile=profile)
     return not allowed

@@ -29,7 +29,7 @@ from agent.model.facts import CollectionArea
 from agent.model.probe import PROBE_REPEAT_MAX
 from agent.rules.registry import RULES_BY_ID
 from mock_remoting.dns.world import DnsWorld
-from mock_remoting.exchange.firewall import FirewallRuleSpec
+from mock_remoting.exchange.firewall import FirewallProfileSpec, FirewallRuleSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -237,6 +237,8 @@ class HostSpec:
     # ``firewall_readable`` false, Get-NetFirewallRule is refused (Access is denied).
     firewall_rules: tuple[FirewallRuleSpec, ...] = ()
     firewall_readable: bool = True
+    # Its profiles' Enabled and DefaultOutboundAction (the Domain one decides its DNS traffic).
+    firewall_profiles: tuple[FirewallProfileSpec, ...] = ()
     rbac_denied: tuple[str, ...] = ()  # lower-cased Exchange cmdlet names the account may not run
     # The database availability group the Mailbox server is a member of (Get-MailboxServer
     # DatabaseAvailabilityGroup); None: not a member.
@@ -354,6 +356,7 @@ class _HostFile:
     dns_cache: tuple[CacheEntrySpec, ...] = ()
     firewall_rules: tuple[FirewallRuleSpec, ...] = ()
     firewall_readable: bool = True
+    firewall_profiles: tuple[FirewallProfileSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,6 +559,7 @@ class _Builder:
             dns_cache=entry.dns_cache,
             firewall_rules=self.firewall_rules(entry, where),
             firewall_readable=entry.firewall_readable,
+            firewall_profiles=self.firewall_profiles(entry, where),
             rbac_denied=entry.rbac_denied,
             dag=entry.dag,
         )
@@ -567,6 +571,15 @@ class _Builder:
                 raise self.fail((*where, "firewall_rules", i, "name"), f"rule {rule.name!r} is listed twice")
             names.append(rule.name.lower())
         return entry.firewall_rules
+
+    def firewall_profiles(self, entry: _HostFile, where: KeyPath) -> tuple[FirewallProfileSpec, ...]:
+        seen: list[str] = []
+        for i, profile in enumerate(entry.firewall_profiles):
+            if profile.name in seen:
+                where_name = (*where, "firewall_profiles", i, "name")
+                raise self.fail(where_name, f"profile {profile.name} is listed twice")
+            seen.append(profile.name)
+        return entry.firewall_profiles
 
     def edge_config(self, entry: _HostFile, where: KeyPath) -> str | None:
         given = entry.edge_transport_config

@@ -341,6 +341,9 @@ class HostState:
     # Windows Firewall's rules (firewall.py): they decide the host's own DNS traffic, live (a
     # rule change applies to the next packet; transport needs no restart for it).
     firewall_rules: list[firewall.FirewallRule] = field(default_factory=list)
+    # Its profiles (Domain, Private, Public): the Domain one's DefaultOutboundAction decides
+    # the DNS traffic no rule matches.
+    firewall_profiles: list[firewall.FirewallProfile] = field(default_factory=lambda: firewall.profiles(()))
 
     @property
     def config_loads(self) -> bool:
@@ -378,7 +381,13 @@ class HostState:
     def dns_blocked(self, server: str, *, tcp_only: bool = False) -> bool:
         """Whether the firewall drops this host's DNS queries to ``server``."""
         servers = self.adapter_dns_servers()
-        return firewall.dns_blocked(self.firewall_rules, server, servers, tcp_only=tcp_only)
+        return firewall.dns_blocked(
+            self.firewall_rules, server, servers, tcp_only=tcp_only, profile=self.firewall_profile()
+        )
+
+    def firewall_profile(self) -> firewall.FirewallProfile | None:
+        """The profile that decides the host's traffic (its domain network's)."""
+        return next((p for p in self.firewall_profiles if p.name == firewall.HOST_PROFILE), None)
 
     def nic_by_index(self, index: int) -> Nic | None:
         return next((n for n in self.nics if n.index == index), None)
@@ -427,6 +436,7 @@ class HostState:
             edge_config_text=spec.edge_config_text,
             dns_cache=[CachedAnswer.from_spec(e) for e in spec.dns_cache],
             firewall_rules=[firewall.FirewallRule.from_spec(r) for r in spec.firewall_rules],
+            firewall_profiles=firewall.profiles(spec.firewall_profiles),
         )
         # A transport running on a file that does not load started before the file was broken:
         # from an earlier, valid copy whose DnsFaultTolerance the lab cannot know (the default).

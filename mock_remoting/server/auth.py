@@ -1,4 +1,5 @@
-"""HTTP authentication for one connection: Basic, and NTLM/Negotiate with message encryption.
+"""HTTP authentication for one connection: Basic, and Negotiate (Kerberos or NTLM) with message
+encryption.
 
 WinRM authenticates connections, not requests: once an NTLM handshake completes on a TCP
 connection, later requests on it carry no Authorization header, and the NTLM session keys
@@ -9,6 +10,15 @@ The NTLM acceptor is pyspnego's ``spnego.server``; it reads the accepted credent
 ``NTLM_USER_FILE`` (see ntlm_store.py). pypsrp's ``WinRMEncryption`` implements the MIME
 framing of sealed messages for any context that offers ``wrap_winrm``/``unwrap_winrm``, which
 the server-side context does too, so it is used here for both directions.
+
+Kerberos: with a keytab (kerberos.py) the same Negotiate acceptor takes a Kerberos ticket,
+wrapped in SPNEGO (``auth: negotiate``) or bare under the Negotiate or Kerberos scheme
+(``auth: kerberos``; an SPNEGO acceptor accepts a raw mechanism token, RFC 4178 section 4.2
+and pyspnego's ``NegotiateProxy``). The session keys of the Kerberos context then seal the
+messages, over HTTP as over HTTPS (where the ticket's authenticator also carries the TLS
+channel binding, RFC 4121 section 4.1.1.2). The ticket must be for this host's own service
+principal: the acceptor would decrypt a ticket for any principal in the shared keytab, so the
+principal it was for is compared once the context completes.
 
 CredSSP (MS-CSSP) is offered on HTTPS connections only: the lab does not implement CredSSP's
 message encryption over http (``application/HTTP-CredSSP-session-encrypted``, which pypsrp
@@ -27,6 +37,7 @@ import base64
 import binascii
 import enum
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +47,8 @@ import spnego.exceptions
 from pypsrp.encryption import WinRMEncryption
 
 from mock_remoting.credentials import LAB_DOMAIN, LAB_PASSWORD, LAB_USERNAME
+
+log = logging.getLogger("mock_remoting.auth")
 
 CHALLENGES = ("Negotiate", 'Basic realm="WSMAN"')
 CREDSSP_CHALLENGE = "CredSSP"
@@ -53,6 +66,8 @@ class AuthState(enum.Enum):
 class AuthResult:
     state: AuthState
     headers: tuple[tuple[str, str], ...] = ()
+    refused: str | None = None  # DENIED after a handshake: why (counted by the server)
+    completed: str | None = None  # OK ending a handshake: the mechanism, "kerberos" or "ntlm"
 
 
 def challenge_headers(*, credssp: bool = False) -> tuple[tuple[str, str], ...]:
@@ -82,9 +97,22 @@ def _basic_ok(token: str) -> bool:
 class ConnectionAuth:
     """Authentication and message-encryption state of one TCP connection."""
 
-    def __init__(self, channel_binding_data: bytes | None = None, *, credssp: bool = False) -> None:
+    def __init__(
+        self,
+        channel_binding_data: bytes | None = None,
+        kerberos_principals: frozenset[str] = frozenset(),
+        *,
+        credssp: bool = False,
+    ) -> None:
+        """``kerberos_principals``: the service principals this host accepts tickets for, lower
+        case (``http/ex01.contoso.local@CONTOSO.LOCAL``); empty when the lab has no keytab.
+        ``credssp``: offer CredSSP too (an https connection)."""
         self._cbt = channel_binding_data
         self._credssp = credssp
+        self._principals = frozenset(name.lower() for name in kerberos_principals)
+        self.mechanism: str | None = None  # "kerberos" or "ntlm" once a handshake completed
+        self.client_principal: str | None = None
+        self.service_principal: str | None = None  # the SPN a Kerberos ticket was for
         self._context: Any = None
         self.encryption: WinRMEncryption | None = None
         self.negotiated = False
@@ -114,7 +142,7 @@ class ConnectionAuth:
             if _basic_ok(token.strip()):
                 return AuthResult(AuthState.OK)
             return AuthResult(AuthState.DENIED, self.challenges())
-        if scheme in ("negotiate", "ntlm"):
+        if scheme in ("negotiate", "ntlm", "kerberos"):
             return self._negotiate(scheme, token.strip())
         if scheme == "credssp" and self._credssp:
             return self._credssp_step(token.strip())
@@ -138,18 +166,32 @@ class ConnectionAuth:
             self.encryption = None
         try:
             out_token = self._context.step(in_token)
-        except (spnego.exceptions.SpnegoError, ValueError, KeyError):
-            # Wrong password, bad channel binding or a garbled token: the same 401 a server sends.
-            return self._fail()
-        prefix = "Negotiate" if scheme == "negotiate" else "NTLM"
+        except Exception as exc:
+            # Wrong password, bad channel binding, a garbled token, a ticket for a key the
+            # keytab lacks: the same 401 a server sends. Not only SpnegoError: for a ticket
+            # whose authenticator is outside the clock skew, MIT's acceptor hands back a
+            # KRB-ERROR token without failing and pyspnego then raises AttributeError reading
+            # the flags of the unestablished context.
+            log.info("refused a handshake: %s", type(exc).__name__)
+            return self._fail("handshake")
+        prefix = {"negotiate": "Negotiate", "ntlm": "NTLM", "kerberos": "Kerberos"}[scheme]
         headers: tuple[tuple[str, str], ...] = ()
         if out_token:
             headers = (("WWW-Authenticate", f"{prefix} {base64.b64encode(out_token).decode()}"),)
         if not self._context.complete:
             return AuthResult(AuthState.CONTINUE, headers)
+        mechanism = str(self._context.negotiated_protocol or "")
+        if mechanism == "kerberos":
+            target = _kerberos_target(self._context)
+            if target is None or target.lower() not in self._principals:
+                log.info("refused a Kerberos ticket for %s (this host: %s)", target, sorted(self._principals))
+                return self._fail("wrong-principal")
+            self.service_principal = target
+        self.mechanism = mechanism
+        self.client_principal = self._context.client_principal
         self.negotiated = True
         self.encryption = WinRMEncryption(self._context, ENCRYPTED_PROTOCOL)
-        return AuthResult(AuthState.OK, headers)
+        return AuthResult(AuthState.OK, headers, completed=mechanism)
 
     def _credssp_step(self, token: str) -> AuthResult:
         if self._refuse:
@@ -185,8 +227,27 @@ class ConnectionAuth:
         self.negotiated = True
         return AuthResult(AuthState.OK)
 
-    def _fail(self) -> AuthResult:
+    def _fail(self, refused: str | None = None) -> AuthResult:
         self._context = None
         self.negotiated = False
         self.encryption = None
-        return AuthResult(AuthState.DENIED, self.challenges())
+        self.mechanism = None
+        self.client_principal = None
+        self.service_principal = None
+        return AuthResult(AuthState.DENIED, self.challenges(), refused)
+
+
+def _kerberos_target(context: Any) -> str | None:
+    """The service principal a completed Kerberos context was for (the ticket's sname@realm).
+
+    GSSAPI reports it as the context's target name on the acceptor side (RFC 2744
+    ``gss_inquire_context`` targ_name; python-gssapi ``SecurityContext.target_name``). pyspnego
+    keeps the chosen mechanism's context in ``_context`` (NegotiateProxy) and the python-gssapi
+    context in ``_context`` (GSSAPIProxy); it has no public accessor for the target.
+    """
+    inner = getattr(context, "_context", None)
+    inner = getattr(inner, "_context", inner)
+    name = getattr(inner, "target_name", None)
+    if name is None:
+        return None
+    return str(name).rstrip("\x00")

@@ -42,11 +42,13 @@ from functools import partial
 from typing import Any
 
 from mock_remoting.backend import Endpoint, HostRuntime
+from mock_remoting.server import kerberos as kerberos_store
 from mock_remoting.server import ntlm_store, wsman
 from mock_remoting.server.auth import AuthState, ConnectionAuth
 from mock_remoting.server.clixml_cache import ClixmlCache, ParsedCache
 from mock_remoting.server.counters import RequestCounters
 from mock_remoting.server.faults import FaultKind, FaultSpec, HostFaults, parse_faults
+from mock_remoting.server.kerberos import KerberosKeytab
 from mock_remoting.server.psrp import PsrpShell
 from mock_remoting.server.shells import Shell, ShellContext
 from mock_remoting.server.tls import LabAuthority, LabCertificate
@@ -215,7 +217,10 @@ class LabServer:
         workers: int = 16,
         recorder: Recorder | None = None,
         cache_answers: bool = True,
+        kerberos: KerberosKeytab | None = None,
     ) -> None:
+        """``kerberos``: accept Kerberos tickets for ``HTTP/<host>`` with this keytab (NTLM and
+        Basic are accepted either way)."""
         self.https = https
         # Serialized answers the host runtimes vouch for (clixml_cache.py); off, every answer
         # is serialized anew (the A/B of bench/lab_throughput.py --no-cache).
@@ -228,7 +233,14 @@ class LabServer:
         self.authority = authority
         self._certificate = certificate
         self.latency_ms = latency_ms
+        self.kerberos = kerberos
         self.counters = RequestCounters()
+        # Completed and refused handshakes (host, "auth", "kerberos" | "ntlm" | "refused-..."),
+        # who authenticated (host, "client", principal), the SPN a ticket was for per path
+        # (host, "spn-exchange" | "spn-wsman", principal), and requests that came sealed (host,
+        # "sealed", mechanism). Apart from ``counters``,
+        # which count requests.
+        self.authentications = RequestCounters()
         self.recorder = recorder
         self._workers = workers
         self._hosts: dict[str, _Host] = {}
@@ -239,6 +251,7 @@ class LabServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._stopping: asyncio.Event | None = None
         self._ntlm = False
+        self._keytab = False
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -278,6 +291,12 @@ class LabServer:
         if self._loop is not None:
             return
         raise_descriptor_limit(self.listener_count + RESERVED_DESCRIPTORS)
+        if self.kerberos is not None:
+            # KeytabError (a ValueError) before anything listens: a host without its key
+            # could never authenticate a Kerberos client.
+            self.kerberos.check_hosts(tuple(host.name for host in self._hosts.values()))
+            kerberos_store.acquire(self.kerberos.keytab)
+            self._keytab = True
         ntlm_store.acquire()
         self._ntlm = True
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -375,6 +394,9 @@ class LabServer:
         if self._ntlm:
             ntlm_store.release()
             self._ntlm = False
+        if self._keytab:
+            kerberos_store.release()
+            self._keytab = False
 
     async def _shutdown(self) -> None:
         if self._stopping is not None:
@@ -451,6 +473,7 @@ class LabServer:
         self._writers.add(writer)
         auth = ConnectionAuth(
             host.cert.channel_binding_data if tls and host.cert else None,
+            self.kerberos.accepted(host.name) if self.kerberos is not None else frozenset(),
             credssp=tls and host.cert is not None,
         )
         try:
@@ -542,6 +565,13 @@ class LabServer:
         if path not in PATHS or PATHS[path] not in listener.paths:
             return _Reply(404)
         result = auth.check(headers.get("authorization"))
+        if result.refused is not None:
+            self.authentications.add(host.name, "auth", f"refused-{result.refused}")
+        elif result.completed is not None:
+            self.authentications.add(host.name, "auth", result.completed)
+            self.authentications.add(host.name, "client", auth.client_principal or "?")
+            if auth.service_principal is not None:
+                self.authentications.add(host.name, f"spn-{PATHS[path]}", auth.service_principal)
         if result.state is not AuthState.OK:
             self.counters.add(host.name, "http", "auth")
             return _Reply(401, headers=result.headers)
@@ -559,6 +589,7 @@ class LabServer:
                 plain = auth.encryption.unwrap_message(body, match.group(1))
             except Exception:
                 return _Reply(400, close=True)
+            self.authentications.add(host.name, "sealed", auth.mechanism or "unknown")
         elif content_type.lower().startswith("multipart/"):
             return _Reply(415)
         else:

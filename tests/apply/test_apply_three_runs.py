@@ -3,6 +3,7 @@ untouched, apply cures the symptom, planning again finds nothing to do."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,30 @@ def firewall_scenario(tmp: Path) -> Path:
     return path
 
 
-DERIVED = {"internal": internal_dns_scenario, "firewall": firewall_scenario}
+def default_block_scenario(index: int) -> Callable[[Path], Path]:
+    """One host of host-firewall-default-block alone: EX01, whose profile blocks outbound by
+    default with no allow rule for its DNS server (the allow rules cure it), or EX03, which also
+    has a block rule for it (the block rule off and the allow rules, together)."""
+
+    def write(tmp: Path) -> Path:
+        data = yaml.safe_load((SCENARIOS / "host-firewall-default-block.yaml").read_text(encoding="utf-8"))
+        data["name"] = f"host-firewall-default-block-{index}"
+        data["hosts"] = [data["hosts"][index]]
+        data["send_connectors"][0]["source_transport_servers"] = [data["hosts"][0]["name"]]
+        data["expect"] = {"rules": data["hosts"][0]["expect"]["rules"]}
+        path = tmp / f"{data['name']}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+DERIVED = {
+    "internal": internal_dns_scenario,
+    "firewall": firewall_scenario,
+    "firewall-default-block": default_block_scenario(0),
+    "firewall-default-block-and-rule": default_block_scenario(2),
+}
 
 CASES = [
     ("nic-registration-disabled", "enable-nic-dns-registration", {}),
@@ -57,6 +81,8 @@ CASES = [
     ("exchange-2010", "set-transport-external-dns", {"exfix_external_dns_servers": ["8.8.8.8"]}),
     ("dns-client-cache-negative", "clear-dns-client-cache", {}),
     ("firewall", "disable-dns-firewall-block", {}),
+    ("firewall-default-block", "allow-dns-through-firewall", {}),
+    ("firewall-default-block-and-rule", "allow-dns-through-firewall", {}),
 ]  # fmt: skip
 
 
@@ -123,6 +149,26 @@ def test_plan_apply_plan_again(
             (rollback,) = (tmp_path / "plan" / "hosts").glob("*/rollback.ps1")
             undo = rollback.read_text("utf-8-sig")
             assert "# --- Step 1 has no undo step: A cache flush has no undo" in undo
+            assert fleet.host(host_name).state.transport_starts == untouched["transport_starts"]
+
+        if scenario.startswith("firewall-default-block"):
+            # Exactly the servers the host could not reach, under the fixed names the rollback
+            # removes; with a block rule beside the default Block, it is turned off first.
+            rules = {r.name: r for r in fleet.host(host_name).state.firewall_rules}
+            for protocol in ("UDP", "TCP"):
+                added = rules[f"exfix-allow-dns-{protocol.lower()}"]
+                assert (added.direction, added.action, added.enabled) == ("Outbound", "Allow", True)
+                assert (added.protocol, added.remote_port) == (protocol, ("53",))
+                assert added.remote_address == ("10.0.0.10",)
+                assert added.profile == ("Domain",)
+            blocks = [r for r in rules.values() if r.action == "Block"]
+            assert all(not r.enabled for r in blocks)
+            kinds = [a.kind for a in automatic]
+            expected_kinds = ["new-dns-allow-firewall-rule"] * 2
+            if scenario.endswith("and-rule"):
+                expected_kinds = ["disable-firewall-rule", *expected_kinds]
+            assert kinds == expected_kinds
+            assert not any(a.disruptive or a.restart_required for a in automatic)
             assert fleet.host(host_name).state.transport_starts == untouched["transport_starts"]
 
         # 3. plan again: nothing to do.

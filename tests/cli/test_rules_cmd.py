@@ -41,11 +41,18 @@ def test_json_is_the_full_catalogue() -> None:
         "explanation",
         "references",
         "fix_id",
+        "other_fix_ids",
         "fix_disrupts_mail_flow",
         "reads",
         "reads_if_collected",
     }
     assert first["reads"] == ["queues"]  # the fact areas it reads: not judged where one failed
+    firewall = next(r for r in data["rules"] if r["id"] == "host-firewall-blocks-dns")
+    # The rule's findings name the fix their facts need: the block rule off, or an allow rule.
+    assert (firewall["fix_id"], firewall["other_fix_ids"]) == (
+        "disable-dns-firewall-block",
+        ["allow-dns-through-firewall"],
+    )
 
 
 def test_unknown_format_is_a_usage_error() -> None:

@@ -97,6 +97,22 @@ def _firewall_rule() -> RemoteObject:
     )  # fmt: skip
 
 
+def _firewall_profiles() -> tuple[RemoteObject, ...]:
+    # As Get-NetFirewallProfile -PolicyStore ActiveStore shows a hardened server: the Domain
+    # profile's DefaultOutboundAction set to Block (as a name), Private's as the CIM number 4,
+    # Public's left NotConfigured (0), its Enabled a GpoBoolean number.
+    return (
+        RemoteObject((CIM + "MSFT_NetFirewallProfile",),
+                     {"Name": "Domain", "Enabled": "True", "DefaultOutboundAction": "Block",
+                      "AllowLocalFirewallRules": "NotConfigured"}),
+        RemoteObject((CIM + "MSFT_NetFirewallProfile",),
+                     {"Name": "Private", "Enabled": 1, "DefaultOutboundAction": 4,
+                      "AllowLocalFirewallRules": 0}),
+        RemoteObject((CIM + "MSFT_NetFirewallProfile",),
+                     {"Name": "Public", "Enabled": 0, "DefaultOutboundAction": 0}),
+    )  # fmt: skip
+
+
 def _server_address() -> RemoteObject:
     return RemoteObject(
         (CIM + "MSFT_DNSClientServerAddress",),
@@ -149,6 +165,7 @@ class PlainHost:
                 {"InstanceID": "Block-DNS", "Protocol": "UDP", "RemotePort": "53"}),),
             "Get-NetFirewallAddressFilter": lambda c: (RemoteObject((CIM + "MSFT_NetAddressFilter",),
                 {"InstanceID": "Block-DNS", "RemoteAddress": "Any"}),),
+            "Get-NetFirewallProfile": lambda c: _firewall_profiles(),
         }  # fmt: skip
         self.answers = {**defaults, **{k.replace("_", "-"): v for k, v in answers.items()}}
         self.asked: list[str] = []
@@ -234,6 +251,22 @@ def test_firewall_rules_are_read_and_joined_to_their_filters() -> None:
         "Block-DNS", "Block", "UDP", ("53",), ("Any",)
     )
     assert facts.firewall.blocking("10.0.0.10", ()) == (rule,)
+
+
+def test_firewall_profiles_are_read_names_and_numbers_alike_not_configured_as_the_default() -> None:
+    facts = collect(PlainHost())
+    assert facts.firewall is not None and facts.firewall.profiles is not None
+    domain, private, public = facts.firewall.profiles
+    assert (domain.name, domain.enabled, domain.default_outbound_action, domain.allow_local_rules) == (
+        "Domain", True, "Block", True
+    )  # fmt: skip
+    assert (private.default_outbound_action, private.allow_local_rules) == ("Block", False)
+    assert (public.enabled, public.default_outbound_action) == (False, "NotConfigured")
+    # NotConfigured is the computer's default for outbound traffic, Allow (Set-NetFirewallProfile).
+    assert public.effective_outbound_action == "Allow" and not public.blocks_by_default
+    assert domain.blocks_by_default and facts.firewall.host_profile() == domain
+    # The rule blocks UDP 53 itself; with it, the default Block is not what drops the query.
+    assert facts.firewall.default_block_without_allow("10.0.0.10", ()) == domain
 
 
 def test_unreadable_firewall_rules_cost_that_area_only_and_the_firewall_rule_is_still_judged() -> None:

@@ -6,13 +6,15 @@
 ``base_scenario()``, ``host_spec(name, octet)``, ``write_scenario(path, data)``: test-made
                                 scenarios in the documented format (mock_remoting/README.md).
 ``started_lab(path)``           a running :class:`mock_remoting.lab.Lab` (stopped afterwards).
+``kerberos_realm``              (fixture) a KDC on 127.0.0.1 for the session (tests/support/kdc.py).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,31 @@ def validate_scan(scan_schema: dict[str, Any]) -> Callable[[Any], None]:
         validator.validate(document)
 
     return check
+
+
+# Lab hosts the Kerberos tests use (healthy and edge-config-malformed): their HTTP/ and WSMAN/
+# principals are in the realm's service keytab.
+KERBEROS_HOSTS = ("ex01.contoso.local", "ex02.contoso.local")
+REQUIRE_KERBEROS = "EXFIX_REQUIRE_KERBEROS"
+
+
+@pytest.fixture(scope="session")
+def kerberos_realm() -> Iterator[Any]:
+    """A temporary MIT realm (tests/support/kdc.py) with its KDC on 127.0.0.1, one per test
+    session, which is one per pytest-xdist worker (each on a port of its own).
+
+    Skips, saying what is missing, where the KDC programs or python-gssapi/k5test are absent;
+    fails instead where ``EXFIX_REQUIRE_KERBEROS`` is set (.ci/run sets it: CI must run them).
+    """
+    from support import kdc  # lazy: only the Kerberos tests start a KDC
+
+    reason = kdc.missing()
+    if reason is not None:
+        if os.environ.get(REQUIRE_KERBEROS):
+            pytest.fail(f"{REQUIRE_KERBEROS} is set but {reason}", pytrace=False)
+        pytest.skip(reason)
+    realm = kdc.start_realm(KERBEROS_HOSTS)
+    try:
+        yield realm
+    finally:
+        realm.stop()

@@ -138,6 +138,19 @@ def test_save_facts_then_evaluate_gives_the_same_findings(tmp_path: Path) -> Non
 
     assert ids(offline) == ids(scan) and sum(map(len, ids(scan).values())) > 0
     assert links(offline) == links(scan)
+    # The facts were streamed as hosts finished and let go: the scan's report kept what it
+    # shows (each DNS server's statistics, the organisations), the same as the saved facts give.
+    assert offline.doc["hosts"] == scan.doc["hosts"]
+    assert offline.doc["organizations"] == scan.doc["organizations"]
+    assert not list(tmp_path.glob(".facts.json.*"))  # the temporary file became facts.json
+
+
+def test_save_facts_where_nothing_can_be_written_fails_before_any_host_is_asked(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "facts.json"
+    run = run_exfix("scan", "--lab", "healthy", "--save-facts", str(missing))
+    assert run.exit_code == 1, run.describe()
+    assert run.stderr.count("\n") == 1 and "--save-facts" in run.stderr and "cannot write there" in run.stderr
+    assert "Traceback" not in run.stderr and not missing.parent.exists()
 
 
 def test_text_on_a_non_tty_is_readable() -> None:

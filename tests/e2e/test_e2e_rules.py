@@ -288,3 +288,27 @@ def test_every_rule_has_a_test_here() -> None:
 
     tested = {name[len("test_") :].replace("_", "-") for name in globals() if name.startswith("test_")}
     assert set(RULES_BY_ID) <= tested
+
+
+def test_host_firewall_blocks_dns_by_a_default_outbound_block() -> None:
+    run = scan_shipped("host-firewall-default-block")
+    hosts = {h["host"]: {**h, "findings": run.findings_for(h)} for h in run.doc["hosts"]}
+    ex01 = hosts["ex01.contoso.local"]
+    cause = the_finding(ex01, "host-firewall-blocks-dns")
+    # No rule blocks it: the Domain profile's default does, and no allow rule matches.
+    assert cause["fix"] == "allow-dns-through-firewall"
+    assert cause["data"]["rules"] == [] and cause["data"]["default_block_profile"] == "Domain"
+    (profile,) = evidence(cause, "Get-NetFirewallProfile")
+    assert profile["subject"] == "firewall profile Domain"
+    assert profile["values"]["DefaultOutboundAction"] == "Block" and profile["values"]["Enabled"] is True
+    assert profile["values"]["enabled allow rules for UDP 53 to 10.0.0.10"] == 0
+    assert {p["values"]["outcome"] for p in evidence(cause, "Resolve-DnsName")} == {"timeout"}
+    assert "answer" in {p["values"]["outcome"] for p in evidence(cause, "dns-probe")}
+    symptoms_name(ex01, cause)
+    # EX03: a block rule too; the finding names both, and the allow fix (which turns it off first).
+    ex03 = the_finding(hosts["ex03.contoso.local"], "host-firewall-blocks-dns")
+    assert ex03["fix"] == "allow-dns-through-firewall"
+    assert ex03["data"]["rules"] == ["{8C1D2E3F-4A5B-4C6D-8E9F-0A1B2C3D4E03}"]
+    assert ex03["data"]["default_block_profile"] == "Domain"
+    # EX02 blocks by default too, and allows DNS to its DNS servers: healthy.
+    assert hosts["ex02.contoso.local"]["findings"] == []

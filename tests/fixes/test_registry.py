@@ -23,7 +23,7 @@ def spec(**changes: Any) -> FixSpec:
 
 
 def test_every_rule_fix_has_a_spec_and_every_spec_a_rule() -> None:
-    named = {r.metadata.fix_id for r in RULES if r.metadata.fix_id}
+    named = {fix_id for r in RULES for fix_id in r.metadata.fix_ids}
     assert named == set(registry.RULE_FIXES)
     assert set(registry.FIXES_BY_ID) == named | {"restart-transport"}
     assert registry.step(RESTART_KIND)[0].id == "restart-transport"
@@ -41,6 +41,19 @@ def test_a_rule_naming_an_unknown_fix_is_refused() -> None:
     forged = dataclasses.replace(rule, metadata=meta)
     with pytest.raises(FixSpecError, match="names fix 'reboot-everything', which has no FixSpec"):
         registry.check(registry.FIXES, [*RULES, forged])
+
+
+def test_a_rule_naming_an_unknown_other_fix_is_refused() -> None:
+    rule = next(r for r in RULES if r.metadata.other_fix_ids)
+    meta = dataclasses.replace(rule.metadata, other_fix_ids=("open-every-port",))
+    forged = dataclasses.replace(rule, metadata=meta)
+    others = [r for r in RULES if r is not rule]
+    with pytest.raises(FixSpecError, match="names fix 'open-every-port', which has no FixSpec"):
+        registry.check(registry.FIXES, [*others, forged])
+    # Without the rule that names it as another fix, the allow fix is an orphan.
+    plain = dataclasses.replace(rule, metadata=dataclasses.replace(rule.metadata, other_fix_ids=()))
+    with pytest.raises(FixSpecError, match="'allow-dns-through-firewall' is named by no rule"):
+        registry.check(registry.FIXES, [*others, plain])
 
 
 def test_a_fix_no_rule_names_is_refused() -> None:
@@ -88,3 +101,14 @@ def test_findings_carry_the_fix_s_own_disruption_flag() -> None:
     for finding in found:
         assert finding.fix_disrupts_mail_flow is registry.fix(finding.fix_id).disrupts_mail_flow
     assert registry.fix("add-smarthost-send-connector").disrupts_mail_flow is False
+
+
+def test_a_fix_planning_steps_of_an_unknown_fix_is_refused() -> None:
+    allow = registry.fix("allow-dns-through-firewall")
+    assert allow.plans_steps_of == ("disable-dns-firewall-block",)
+    forged = dataclasses.replace(allow, plans_steps_of=("open-every-port",))
+    others = [f for f in registry.FIXES if f is not allow]
+    with pytest.raises(FixSpecError, match="plans steps of 'open-every-port', which has no FixSpec"):
+        registry.check([*others, forged], RULES)
+    with pytest.raises(FixSpecError, match="plans_steps_of names the fix itself"):
+        dataclasses.replace(allow, plans_steps_of=(allow.id,))

@@ -129,12 +129,12 @@ SAMPLES: tuple[tuple[FindingData, dict[str, Any]], ...] = (
     (
         DisableFirewallBlock(
             "10.0.0.10", ("NIC 'Ethernet' (InterfaceIndex 4)",), ("timeout",), ("answer",),
-            ("Block-DNS",), True, "",
+            ("Block-DNS",), True, "", "Domain",
         ),
         {"server": "10.0.0.10", "configured_on": ["NIC 'Ethernet' (InterfaceIndex 4)"],
          "host_outcomes": ["timeout"], "orchestrator_outcomes": ["answer"],
          "rules": ["Block-DNS"],
-         "firewall_read": True, "firewall_issue": ""},
+         "firewall_read": True, "firewall_issue": "", "default_block_profile": "Domain"},
     ),
 )  # fmt: skip
 

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from agent.model.probe import Outcome, Vantage
 from support.facts_builders import (
     INTERNAL_DNS,
     NXDOMAIN_ERROR,
+    firewall_profiles,
     firewall_rule,
     host,
     internal_queue,
@@ -279,3 +282,60 @@ def test_firewall_rules_round_trip_and_a_facts_3_snapshot_reads_without_them() -
     (facts,) = snapshot.from_dict(old)
     assert facts.firewall is None
     assert facts == dataclasses.replace(hosts[0], firewall=None)
+
+
+def test_firewall_profiles_round_trip_and_a_snapshot_without_them_reads_them_as_not_read() -> None:
+    firewall = FirewallFacts((firewall_rule(action="Allow"),), firewall_profiles("Block"))
+    hosts = (host(firewall=firewall),)
+    data = snapshot.to_dict(hosts)
+    assert data["hosts"][0]["firewall"]["profiles"][0] == {
+        "name": "Domain", "enabled": True, "default_outbound_action": "Block", "allow_local_rules": True,
+    }  # fmt: skip
+    assert snapshot.from_json(snapshot.to_json(hosts), source="facts.json") == hosts
+    # An exfix.facts/4 snapshot written before exfix read the profiles has no "profiles" key.
+    old = copy.deepcopy(data)
+    del old["hosts"][0]["firewall"]["profiles"]
+    (facts,) = snapshot.from_dict(old)
+    assert facts.firewall is not None and facts.firewall.profiles is None
+    assert facts.firewall.rules == firewall.rules
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_snapshot_written_host_by_host_is_the_same_document(count: int) -> None:
+    """SnapshotWriter (exfix scan --save-facts streams with it) writes what to_json writes,
+    whichever host finishes first: parsed, the same JSON with organizations after the hosts;
+    read, the same facts in the inventory's order, one organisation object shared again."""
+    first = rich_host()
+    others = [
+        dataclasses.replace(host(name=f"ex{i}.contoso.local"), org=first.org) for i in range(2, 1 + count)
+    ]
+    hosts = [first, *others][:count]
+    failed = "ex99.contoso.local"  # not scanned: finished, with nothing to write
+    order = [h.host for h in hosts] + [failed]
+    out = io.StringIO()
+    writer = snapshot.SnapshotWriter(out, order)
+    for facts in reversed(hosts):  # the last host of the inventory answers first
+        thread = threading.Thread(target=writer.add, args=(facts,))
+        thread.start()
+        thread.join()
+        writer.finished(facts.host)
+    writer.finished(failed)
+    writer.close()
+    writer.close()  # closing twice writes nothing more
+    text = out.getvalue()
+    assert json.loads(text) == json.loads(snapshot.to_json(hosts))
+    assert snapshot.from_json(text) == tuple(hosts)
+    head = '  "hosts": [' + ("" if hosts else "],")
+    assert text.splitlines()[:3] == ["{", '  "schema": "exfix.facts/4",', head]
+    with pytest.raises(ValueError, match="closed"):
+        writer.add(first)
+
+
+def test_a_snapshot_cut_short_keeps_the_hosts_that_finished_as_valid_json() -> None:
+    first, second = rich_host(), host(name="ex02.contoso.local")
+    out = io.StringIO()
+    writer = snapshot.SnapshotWriter(out, [first.host, second.host, "ex03.contoso.local"])
+    writer.add(second)
+    writer.finished(second.host)  # waits for ex01, which never finishes
+    writer.close()
+    assert snapshot.from_json(out.getvalue()) == (second,)

@@ -13,6 +13,7 @@ from agent.model.probe import Outcome, Vantage
 from agent.rules import dns_server_unreachable, host_firewall_blocks_dns
 from support.facts_builders import (
     INTERNAL_DNS,
+    firewall_profiles,
     firewall_rule,
     host,
     internal_queue,
@@ -134,3 +135,54 @@ def test_a_host_side_error_that_is_no_network_failure_is_no_firewall() -> None:
 
     assert host_firewall_blocks_dns.evaluate(errored("CommandNotFoundException")) == ()
     assert len(host_firewall_blocks_dns.evaluate(errored("WSAECONNREFUSED"))) == 1
+
+
+# --- a profile that blocks outbound traffic by default (a hardened server) -------------------
+
+
+def test_a_default_block_without_a_matching_allow_rule_is_the_cause_and_names_the_allow_fix() -> None:
+    old_resolver = firewall_rule("Allow-Old-Resolver", action="Allow", remote_address=("10.0.9.53",))
+    facts = blocked_host(FirewallFacts((old_resolver,), firewall_profiles("Block")))
+    (finding,) = host_firewall_blocks_dns.evaluate(facts)
+    data = finding.data
+    assert isinstance(data, DisableFirewallBlock)
+    assert data.default_block_profile == "Domain" and data.rules == ()
+    assert finding.fix_id == "allow-dns-through-firewall"
+    text = values(finding)
+    # The profile, its DefaultOutboundAction and that no enabled allow rule matches UDP 53.
+    assert "firewall profile Domain" in text and "DefaultOutboundAction=Block" in text
+    assert f"enabled allow rules for UDP 53 to {INTERNAL_DNS}=0" in text
+    assert "DefaultOutboundAction Block" in finding.summary and "no enabled allow rule" in finding.summary
+    assert "matching block rules" not in text  # the default, not a rule, is the cause
+
+
+def test_a_default_block_with_a_matching_allow_rule_or_not_configured_is_not_the_cause() -> None:
+    allow = firewall_rule("Allow-DNS", action="Allow", remote_address=("DNS",))
+    cases = (
+        FirewallFacts((allow,), firewall_profiles("Block")),  # allowed: something else drops it
+        FirewallFacts((), firewall_profiles("NotConfigured")),  # the default, Allow
+        FirewallFacts((), firewall_profiles("Block", enabled=False)),  # the profile is off
+        FirewallFacts((), None),  # profiles not read (an older snapshot)
+    )
+    for firewall in cases:
+        (finding,) = host_firewall_blocks_dns.evaluate(blocked_host(firewall))
+        assert isinstance(finding.data, DisableFirewallBlock)
+        assert finding.data.default_block_profile == "", firewall
+        assert finding.fix_id == "disable-dns-firewall-block"
+        assert "DefaultOutboundAction" not in finding.summary
+
+
+def test_a_tcp_only_allow_rule_does_not_let_the_udp_query_out() -> None:
+    tcp = firewall_rule("Allow-DNS-TCP", action="Allow", protocol="TCP", remote_address=(INTERNAL_DNS,))
+    (finding,) = host_firewall_blocks_dns.evaluate(blocked_host(FirewallFacts((tcp,), firewall_profiles())))
+    assert isinstance(finding.data, DisableFirewallBlock) and finding.data.default_block_profile == "Domain"
+
+
+def test_a_healthy_hardened_host_has_no_finding() -> None:
+    allow = firewall_rule("Allow-DNS", action="Allow", remote_address=("DNS",))
+    facts = host(
+        nics=(mapi_nic(ipv4_dns_servers=(INTERNAL_DNS,)),),
+        probes=server_probes(INTERNAL_DNS) + server_probes(INTERNAL_DNS, vantage=Vantage.ORCHESTRATOR),
+        firewall=FirewallFacts((allow,), firewall_profiles("Block")),
+    )
+    assert evaluate(facts) == ()

@@ -157,6 +157,11 @@ def test_duplicate_ids_are_refused() -> None:
         ({"data": dict}, "is not a FindingData class"),
         ({"reads": ()}, "reads no fact area"),
         ({"reads": ("nics",)}, "reads 'nics', which is not a CollectionArea"),
+        (
+            {"fix_id": None, "kind": RuleKind.ADVISORY, "other_fix_ids": ("x-y",)},
+            "other fix ids without a fix id",
+        ),
+        ({"other_fix_ids": ("set-nic-dns-servers",)}, "both its fix id and another fix id"),
         ({"reads": (CollectionArea.NICS, CollectionArea.NICS)}, "reads an area twice"),
         (
             {"explains": (Explains("queue-dns-failure", INTERNAL, same_domain=True),)},

@@ -24,6 +24,7 @@ from agent.model.facts import (
     EdgeTransportConfigFacts,
     ExchangeServerFacts,
     FirewallFacts,
+    FirewallProfileFacts,
     FirewallRuleFacts,
     HostFacts,
     NicFacts,
@@ -278,6 +279,18 @@ def firewall_rule(name: str = "Block-DNS-Out", **changes: Any) -> FirewallRuleFa
     }
     values.update(changes)
     return FirewallRuleFacts(**values)
+
+
+def firewall_profiles(
+    domain: str = "Block", *, enabled: bool = True, allow_local_rules: bool = True
+) -> tuple[FirewallProfileFacts, ...]:
+    """Get-NetFirewallProfile's three profiles: the Domain one (which decides the host's traffic)
+    with DefaultOutboundAction ``domain``, the others NotConfigured."""
+    return (
+        FirewallProfileFacts("Domain", enabled, domain, allow_local_rules),
+        FirewallProfileFacts("Private", True, "NotConfigured"),
+        FirewallProfileFacts("Public", True, "NotConfigured"),
+    )
 
 
 def broken(name: str = "ex01.contoso.local", alias: str = "Ethernet0") -> HostFacts:

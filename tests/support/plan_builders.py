@@ -8,6 +8,7 @@ from __future__ import annotations
 from agent.fixes import (
     clear_dns_client_cache,
     dns_fault_tolerance,
+    firewall_dns_allow,
     firewall_dns_block,
     nic_dns_servers,
     nic_registration,
@@ -15,7 +16,7 @@ from agent.fixes import (
 )
 from agent.fixes import transport_dns as tdns
 from agent.fixes._draft import Draft
-from agent.model.facts import FirewallRuleFacts
+from agent.model.facts import FirewallProfileFacts, FirewallRuleFacts
 from agent.model.findings import EvidenceItem, Finding, Severity
 from agent.model.plan import Action, Advisory, AdvisoryKind, HostPlan
 from agent.planning.build import _order
@@ -40,6 +41,8 @@ def every_step(v: str) -> list[Draft]:
         firewall_dns_block.draft(
             FirewallRuleFacts(v, v, "Outbound", "Block", True, ("Any",), "UDP", ("53",), (v,)), v, ids
         ),
+        firewall_dns_allow.draft("UDP", ("10.0.0.10", v), FirewallProfileFacts(v, True, "Block"), ids),
+        firewall_dns_allow.draft("TCP", (v,), FirewallProfileFacts(v, True, v), ids),
     ]
 
 

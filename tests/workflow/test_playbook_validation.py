@@ -147,6 +147,18 @@ MALFORMED = [
         VALID.replace("mode: apply", "mode: fix-everything"), 7, "mode", "not one of", id="bad-mode"
     ),
     pytest.param(
+        VALID.replace(
+            "rules: [nic-dns-registration-disabled, remote-domain-aaaa-broken]",
+            "rules: [host-firewall-blocks-dns]",
+        ).replace(
+            "[enable-nic-dns-registration, add-smarthost-send-connector]", "[allow-dns-through-firewall]"
+        ),
+        5,
+        "fixes.plan[0]",
+        "also plans steps of 'disable-dns-firewall-block'",
+        id="fix-without-the-fix-whose-steps-it-plans",
+    ),
+    pytest.param(
         VALID.replace("name: my-playbook", 'name: "$(Remove-Item C:\\\\ -Recurse)`;\\e[31m\\u202e"'),
         1,
         "name",
@@ -377,3 +389,13 @@ def test_bad_approve_digest_and_approve_on_a_playbook_that_never_applies(tmp_pat
     assert code == 1 and "never applies" in err
     code, _, err = cli("playbook", "run", "no-such-playbook", "--lab")
     assert code == 1 and "no playbook file or shipped playbook" in err
+
+
+def test_the_allow_fix_is_listed_with_the_block_fix_whose_steps_it_plans(tmp_path: Path) -> None:
+    rules = "rules: [nic-dns-registration-disabled, remote-domain-aaaa-broken]"
+    fixes = "[enable-nic-dns-registration, add-smarthost-send-connector]"
+    text = VALID.replace(rules, "rules: [host-firewall-blocks-dns]")
+    text = text.replace(fixes, "[disable-dns-firewall-block, allow-dns-through-firewall]")
+    text = text.replace("approval: required", "approval: auto")  # both are non-disruptive
+    book = load_playbook(write(tmp_path, text))
+    assert set(book.apply_fixes) == {"disable-dns-firewall-block", "allow-dns-through-firewall"}

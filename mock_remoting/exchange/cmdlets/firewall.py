@@ -1,6 +1,7 @@
 """The NetSecurity module's rule cmdlets: Get-NetFirewallRule, Get-NetFirewallPortFilter,
 Get-NetFirewallAddressFilter, New-/Remove-/Enable-/Disable-NetFirewallRule, over the host's
-rules (mock_remoting/exchange/firewall.py says which of them decide its DNS traffic).
+rules, and Get-NetFirewallProfile over its profiles (mock_remoting/exchange/firewall.py says
+which of them decide its DNS traffic).
 
 A host whose scenario has ``firewall_readable: false`` refuses Get-NetFirewallRule as the CIM
 provider refuses a session without the right: "Access is denied." (a CimException), which is
@@ -18,7 +19,12 @@ from mock_remoting.exchange import records
 from mock_remoting.exchange.binding import SHOULD_PROCESS, Kind, P
 from mock_remoting.exchange.cmdlets.base import Context, Registry, identity_matches
 from mock_remoting.exchange.firewall import PROFILES, FirewallRule
-from mock_remoting.exchange.objects.firewall import address_filter, firewall_rule, port_filter
+from mock_remoting.exchange.objects.firewall import (
+    address_filter,
+    firewall_profile,
+    firewall_rule,
+    port_filter,
+)
 
 REGISTRY = Registry()
 _GENERATED = "Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity"
@@ -189,3 +195,30 @@ def new_net_firewall_rule(ctx: Context, args: dict[str, Any], _: Sequence[Any]) 
         return
     ctx.host.firewall_rules.append(rule)
     ctx.emit(firewall_rule(rule))
+
+
+@REGISTRY.cmdlet(
+    "Get-NetFirewallProfile",
+    Endpoint.OS,
+    P("Name", Kind.STRINGS, position=0, aliases=("Profile",)),
+    P("All", Kind.SWITCH),
+    *_CIM,
+)
+def get_net_firewall_profile(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
+    """The profiles (all, or by -Name); a name that is no profile is ObjectNotFound."""
+    _readable(ctx)
+    profiles = list(ctx.host.firewall_profiles)
+    if "Name" in args:
+        chosen = []
+        for pattern in args["Name"]:
+            hits = [p for p in profiles if identity_matches(pattern, p.name)]
+            if not hits and "*" not in pattern and "?" not in pattern:
+                ctx.error(ctx.cim_error(
+                    f"No MSFT_NetFirewallProfile objects found with property 'Name' equal to '{pattern}'.  "
+                    "Verify the value of the property and retry.",
+                    "CmdletizationQuery_NotFound_Name", ErrorCategory.ObjectNotFound, pattern,
+                ))  # fmt: skip
+            chosen += [p for p in hits if p not in chosen]
+        profiles = chosen
+    for profile in profiles:
+        ctx.emit(firewall_profile(profile))

@@ -1,4 +1,5 @@
-"""The NetSecurity module's output: MSFT_NetFirewallRule and its port and address filters.
+"""The NetSecurity module's output: MSFT_NetFirewallRule and its port and address filters, and
+MSFT_NetFirewallProfile.
 
 The rule's Direction, Action, Enabled and Profile go as the enums the module's cmdletization
 types give them (Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity.*: type name,
@@ -13,7 +14,7 @@ from typing import Any
 
 from psrpcore.types import PSEnumBase, PSFlagBase, PSObject, PSType, PSUInt16
 
-from mock_remoting.exchange.firewall import FirewallRule
+from mock_remoting.exchange.firewall import FirewallProfile, FirewallRule
 from mock_remoting.exchange.objects.dotnet import dotnet, string_array
 
 _GENERATED = "Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity"
@@ -52,6 +53,7 @@ def _cim(cls: str) -> list[str]:
 RULE_TYPES = _cim("MSFT_NetFirewallRule")
 PORT_FILTER_TYPES = _cim("MSFT_NetProtocolPortFilter")
 ADDRESS_FILTER_TYPES = _cim("MSFT_NetAddressFilter")
+PROFILE_TYPES = _cim("MSFT_NetFirewallProfile")
 
 
 def _profile(names: tuple[str, ...]) -> Any:
@@ -113,3 +115,31 @@ def address_filter(rule: FirewallRule) -> PSObject:
         ("RemoteAddress", remote[0] if len(remote) == 1 else string_array(remote)),
     ]
     return dotnet(ADDRESS_FILTER_TYPES, props, to_string="MSFT_NetAddressFilter")
+
+
+def firewall_profile(profile: FirewallProfile) -> PSObject:
+    """A profile as Get-NetFirewallProfile shows it for the computer's own store: the values an
+    administrator did not set are NotConfigured (GpoBoolean and Action sent as their text and
+    enum, like the rule's)."""
+    props = [
+        ("Name", profile.name),
+        ("InstanceID", f"MSFT|FW|FirewallProfile|{profile.name}"),
+        ("Profile", getattr(Profile, profile.name)),
+        ("Enabled", "True" if profile.enabled else "False"),
+        ("DefaultInboundAction", Action.NotConfigured),
+        ("DefaultOutboundAction", getattr(Action, profile.default_outbound_action)),
+        ("AllowInboundRules", "NotConfigured"),
+        ("AllowLocalFirewallRules", "NotConfigured" if profile.allow_local_rules else "False"),
+        ("AllowLocalIPsecRules", "NotConfigured"),
+        ("AllowUserApps", "NotConfigured"),
+        ("AllowUserPorts", "NotConfigured"),
+        ("AllowUnicastResponseToMulticast", "NotConfigured"),
+        ("NotifyOnListen", "False"),
+        ("LogFileName", "%systemroot%\\system32\\LogFiles\\Firewall\\pfirewall.log"),
+        ("LogMaxSizeKilobytes", 4096),
+        ("LogAllowed", "False"),
+        ("LogBlocked", "False"),
+        ("LogIgnored", "NotConfigured"),
+        ("DisabledInterfaceAliases", string_array(["NotConfigured"])),
+    ]
+    return dotnet(PROFILE_TYPES, props, to_string=f'MSFT_NetFirewallProfile (Name = "{profile.name}")')

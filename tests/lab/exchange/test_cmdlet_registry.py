@@ -34,6 +34,7 @@ OS_CMDLETS = {
     "Get-NetFirewallRule",
     "Get-NetFirewallPortFilter",
     "Get-NetFirewallAddressFilter",
+    "Get-NetFirewallProfile",
     "New-NetFirewallRule",
     "Remove-NetFirewallRule",
     "Enable-NetFirewallRule",

@@ -28,6 +28,7 @@ SHIPPED = (
     "healthy",
     "healthy-multi-nic",
     "host-firewall-blocks-dns",
+    "host-firewall-default-block",
     "mixed-fleet",
     "nic-external-dns",
     "nic-public-secondary-no-forwarders",
