@@ -244,7 +244,22 @@ class CmdletError(RemoteCommandError):
         self.fully_qualified_error_id = fully_qualified_error_id
         self.category = category
         fqid = f" [{fully_qualified_error_id}]" if fully_qualified_error_id else ""
-        super().__init__(host, cmdlet, f"{cmdlet}: {message}{fqid}")
+        hint = RIGHTS_HINT if _rights_error(fully_qualified_error_id) else ""
+        super().__init__(host, cmdlet, f"{cmdlet}: {message}{fqid}{hint}")
+
+
+# What a session built from the account's rights answers for a cmdlet, parameter, value or
+# provider outside them: a restricted Exchange session (RBAC) and a JEA endpoint alike.
+_RIGHTS_ERRORS = ("CommandNotFoundException", "NamedParameterNotFound", "ParameterArgumentValidationError",
+                  "ProviderNotFound")  # fmt: skip
+RIGHTS_HINT = (
+    " (a restricted account's Exchange RBAC roles or JEA role capability lack it?"
+    " `exfix rbac` writes the roles exfix needs)"
+)
+
+
+def _rights_error(fqid: str | None) -> bool:
+    return fqid is not None and fqid.split(",", 1)[0] in _RIGHTS_ERRORS
 
 
 class UnusableOutputError(RemoteCommandError):

@@ -15,7 +15,7 @@ import enum
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Endpoint(str, enum.Enum):
@@ -97,3 +97,18 @@ class HostRuntime(Protocol):
     def run_script(self, script: str, cancel: threading.Event) -> InvocationResult:
         """Run the text given to ``powershell -EncodedCommand`` over WinRS (OS cmdlets only)."""
         ...
+
+
+@runtime_checkable
+class SessionRuntimes(Protocol):
+    """A host whose account's rights depend on the session configuration (least privilege).
+
+    ``configurations``: session configurations the host serves beyond the two standard ones
+    (a JEA endpoint's name). ``session_runtime``: the runtime a shell of ``configuration``
+    (``Microsoft.Exchange``, ``Microsoft.PowerShell``, a JEA name, or ``cmd`` for WinRS) runs
+    on; None when the account may not open it, which the server answers "Access is denied."
+    """
+
+    def configurations(self) -> tuple[str, ...]: ...
+
+    def session_runtime(self, configuration: str) -> HostRuntime | None: ...

@@ -68,6 +68,11 @@ DEFAULT_ADDRESSES = "127.20.0.0/16"
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 EXCHANGE_PORTS = (80, 443)  # IIS: http://server/PowerShell, https://server/PowerShell
 WINRM_PORTS = (5985, 5986)  # WinRM's HTTP and HTTPS listeners
+# The lab account's rights: "full" (an administrator), or only the least-privilege roles
+# `exfix rbac` writes for scanning or for remediating (agent/permissions). The environment
+# variable sets the default, so a whole test run can go under the restricted account.
+ACCOUNTS = ("full", "scan", "remediate")
+ACCOUNT_VARIABLE = "EXFIX_LAB_ACCOUNT"
 EXTERNAL_DNS_VARIABLE = "exfix_external_dns_servers"
 
 
@@ -132,6 +137,7 @@ class Lab:
         cache_answers: bool = True,
         keytab: str | Path | None = None,
         realm: str | None = None,
+        account: str | None = None,
     ) -> None:
         from mock_remoting.dns.world import DnsWorld
         from mock_remoting.exchange import load_scenario
@@ -151,6 +157,10 @@ class Lab:
         self.addresses = addresses
         # Why the lab listens as it does, when it could not do what was asked (one line each).
         self.notes: list[str] = []
+        account = account if account is not None else os.environ.get(ACCOUNT_VARIABLE, "full")
+        if account not in ACCOUNTS:
+            raise UsageError(f"lab account must be one of {', '.join(ACCOUNTS)}, not {account!r}")
+        self.account = account
         if (tls_cert is None) != (tls_key is None):
             raise UsageError("--tls-cert and --tls-key go together: the certificate chain and its key")
         if tls_cert is not None and not https:
@@ -228,6 +238,9 @@ class Lab:
         try:
             self.dns_address_map = dict(self._responders.start())
             self.fleet = Fleet(self.scenario, self.world, self.dns_address_map)
+            grant = self.grant
+            for spec in self.scenario.hosts:
+                self.fleet.host(spec.fqdn).grant = grant
             server = LabServer(
                 https=self.https,
                 certificate=self.certificate,
@@ -313,6 +326,16 @@ class Lab:
 
     # -- queries ----------------------------------------------------------------------------
 
+    @property
+    def grant(self) -> Any:
+        """The account's least-privilege grant (agent.permissions.Grant); None for "full"."""
+        if self.account == "full":
+            return None
+        from agent.model.catalogue import Access
+        from agent.permissions import grant
+
+        return grant(Access.READ if self.account == "scan" else Access.CHANGE)
+
     def _server(self) -> LabServer:
         if self.server is None:
             raise RuntimeError("the lab is not running: call start() first")
@@ -390,6 +413,9 @@ class Lab:
             # The lab's CA is trusted by nothing until written out (--tls-ca-out).
             variables["ansible_psrp_cert_validation"] = "ignore"
         variables["exfix_exchange_auth"] = self.auth
+        if self.account != "full":
+            # The restricted account may not open Microsoft.PowerShell: only the JEA endpoint.
+            variables["ansible_psrp_configuration_name"] = self.grant.configuration_name
         if self.auth == "basic" and not self.https:
             variables["exfix_allow_insecure_basic"] = True
         variables["exfix_dns_address_map"] = dict(self.dns_address_map)

@@ -63,6 +63,7 @@ LAYERS: dict[str, int] = {
     "agent.scan": 9,
     "agent.fleet": 9,
     "agent.planning": 10,
+    "agent.permissions": 10,
     "agent.review": 11,
     "agent.apply": 12,
     "agent.workflow": 13,

@@ -26,3 +26,12 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     test_command = _sh_blocks(setup)[1]
     ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
     assert test_command in ci_lines
+
+
+def test_readme_permissions_are_the_generated_roles() -> None:
+    from agent.permissions import build
+    from agent.permissions.render import markdown
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = text.split("<!-- permissions:begin -->\n", 1)[1].split("<!-- permissions:end -->", 1)[0]
+    assert shown == markdown(build())

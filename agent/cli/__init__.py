@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from agent.cli import apply, inventory_cmd, lab, plan, playbook, rules_cmd, scan
+from agent.cli import apply, inventory_cmd, lab, plan, playbook, rbac, rules_cmd, scan
 from agent.errors import EXIT_ERROR, ExfixError, one_line
 
 
@@ -30,9 +30,12 @@ class _Group(click.Group):
             sys.exit(EXIT_ERROR)
 
 
-@click.group(cls=_Group)
+# -h as --help on every command (subcommands inherit the group's context settings).
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="exfix")
-def main() -> None:
+@click.option("--no-color", "no_color", is_flag=True,
+              help="No colours in the output (as NO_COLOR=1 in the environment does).")
+def main(no_color: bool) -> None:
     """Find and fix the causes of Exchange '451 4.4.0 DNS query failed' across a fleet."""
 
 
@@ -46,6 +49,7 @@ def _register() -> None:
     main.add_command(apply.rollback)
     main.add_command(playbook.playbook)
     main.add_command(inventory_cmd.inventory)
+    main.add_command(rbac.rbac)
 
 
 _register()

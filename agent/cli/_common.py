@@ -161,18 +161,26 @@ def _prompt(username: str | None, host: str) -> str:
                             err=True))
 
 
+def colour_off() -> bool:
+    """``exfix --no-color``; NO_COLOR in the environment (https://no-color.org) rich honours
+    itself."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("no_color"))
+
+
 def stdout_console() -> Console:
     # A report piped to a file or a ticket is read later, on a wide screen: 140 columns there.
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False, no_color=colour_off() or None)
     if not console.is_terminal:
-        console = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=140)
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=140,
+                          no_color=colour_off() or None)  # fmt: skip
     return console
 
 
 @contextlib.contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[str], None]]:
     """A progress bar on stderr when it is a terminal; silent otherwise (CI, pipes, tickets)."""
-    console = Console(file=sys.stderr)
+    console = Console(file=sys.stderr, no_color=colour_off() or None)
     if not console.is_terminal or total == 0:
         yield lambda _host: None
         return

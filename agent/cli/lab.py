@@ -114,6 +114,13 @@ def lab() -> None:
     help="Serialize every answer anew instead of reusing the CLIXML of unchanged ones (for "
     "benchmarks: bench/lab_throughput.py --no-cache).",
 )
+@click.option(
+    "--account",
+    type=click.Choice(["full", "scan", "remediate"]),
+    default=None,
+    help="The lab user's rights: an administrator (full), or only the least-privilege roles "
+    "`exfix rbac` writes for scanning or remediating. Default: $EXFIX_LAB_ACCOUNT, else full.",
+)
 def serve(
     scenario: str,
     inventory_out: Path | None,
@@ -129,6 +136,7 @@ def serve(
     no_answer_cache: bool,
     keytab: Path | None,
     realm: str | None,
+    account: str | None,
 ) -> None:
     """Serve a scenario until interrupted (SIGINT/SIGTERM).
 
@@ -146,8 +154,8 @@ def serve(
     # ScenarioError, a bad --tls-cert or --addresses, a keytab without a host's key, no gssapi:
     # one line, exit 1
     instance = Lab(scenario, hosts=hosts, auth=auth, https=https, tls_cert=tls_cert, tls_key=tls_key,
-                   keytab=keytab, realm=realm, bind=bind, addresses=addresses, ports=ports,
-                   cache_answers=not no_answer_cache)  # fmt: skip
+                   keytab=keytab, realm=realm, account=account, bind=bind, addresses=addresses,
+                   ports=ports, cache_answers=not no_answer_cache)  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

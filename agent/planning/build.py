@@ -30,6 +30,7 @@ from agent.fixes._draft import Draft, Planned
 from agent.fixes.fingerprint import fingerprint_for
 from agent.fixes.registry import FIXES, FIXES_BY_ID, FIXES_BY_KIND
 from agent.fixes.spec import FixSpec
+from agent.model import catalogue
 from agent.model.facts import HostFacts
 from agent.model.finding_data import MalformedEdgeConfig
 from agent.model.findings import Finding, Level
@@ -96,6 +97,10 @@ def _checked(fix: FixSpec, planned: Planned) -> Planned:
         owner = FIXES_BY_KIND.get(draft.kind)
         if owner is None:
             raise ValueError(f"fix {fix.id!r} planned a step of unknown kind {draft.kind!r}")
+        # Every call a step, its read-back or its rollback makes is declared, so that the
+        # least-privilege roles (exfix rbac) grant it: UndeclaredCommand (a ValueError) if not.
+        for call in (draft.call, *((draft.read_back,) if draft.read_back else ()), *draft.rollback):
+            catalogue.check(call)
         unread = {ref.area for ref in draft.depends_on} - set(fix.reads)
         if unread:
             names = ", ".join(sorted(area.value for area in unread))

@@ -128,6 +128,14 @@ def _kerberos_reason(exc: BaseException) -> str:
     return detail
 
 
+# WSMan fault 5 at Create: the account may not open the session configuration it asked for.
+# Microsoft.PowerShell needs an administrator; a least-privilege account has a JEA endpoint.
+ACCESS_DENIED_HINT = (
+    " (this account may not open the session configuration; without administrator rights, use"
+    " the JEA endpoint `exfix rbac` writes: ansible_psrp_configuration_name)"
+)
+
+
 def classify(
     exc: BaseException, *, host: str, url: str, username: str | None, auth: str, spn: str | None = None
 ) -> Mapped | None:
@@ -165,13 +173,13 @@ def classify(
         return Mapped(UnreachableError(host, f"{url}: HTTP {code} from the server"), transient=transient)
     if isinstance(exc, psrp_exc.WSManFaultError):
         code = _code(exc.code)
-        reason = one_line(str(exc.reason or exc.message), 300)
+        reason = one_line(str(exc.reason or exc.message), 300) + (ACCESS_DENIED_HINT if code == 5 else "")
         return Mapped(
             WSManFaultError(host, code, reason), transient=False, shell_gone=code in SHELL_GONE_CODES
         )
     if isinstance(exc, winrm_exc.WSManFaultError):
         code = _code(exc.wsman_fault_code)
-        reason = one_line(str(exc.reason), 300)
+        reason = one_line(str(exc.reason), 300) + (ACCESS_DENIED_HINT if code == 5 else "")
         return Mapped(
             WSManFaultError(host, code, reason), transient=False, shell_gone=code in SHELL_GONE_CODES
         )

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+from agent.model import catalogue
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.credential import Credential
 from agent.model.remote import RemoteObject
@@ -66,10 +67,17 @@ class HostConnection:
         return self.exchange if endpoint is Endpoint.EXCHANGE else self.os
 
     def invoke(self, call: CmdletCall, *, timeout: float | None = None) -> CommandResult:
-        """Run ``call`` on the session its endpoint names."""
+        """Run ``call`` on the session its endpoint names.
+
+        Every command exfix sends to a host passes here, and only what the command catalogue
+        declares goes out: what `exfix rbac` grants is then exactly what exfix can send
+        (:class:`agent.model.catalogue.UndeclaredCommand`, a ValueError: a bug, not a host fault).
+        The sessions themselves stay general clients."""
+        catalogue.check(call)
         return self.session(call.endpoint).invoke(call, timeout=timeout)
 
     def run(self, call: CmdletCall, *, timeout: float | None = None) -> tuple[RemoteObject, ...]:
+        catalogue.check(call)
         return self.session(call.endpoint).run(call, timeout=timeout)
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -23,10 +24,12 @@ from typing import Any
 
 from psrpcore.types import ErrorCategory, ErrorRecord, PSObject, deserialize
 
-from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
+from agent.model.catalogue import Param
+from agent.permissions import Grant
+from mock_remoting.backend import Command, Endpoint, HostRuntime, InvocationResult, Parameter, RawClixml
 from mock_remoting.dns.world import DnsWorld
 from mock_remoting.exchange import records
-from mock_remoting.exchange.binding import BindingFailed, bind
+from mock_remoting.exchange.binding import COMMON, BindingFailed, P, bind
 from mock_remoting.exchange.cmdlets import CMDLETS, CmdletDef, Context, Terminating, property_value
 from mock_remoting.exchange.mailflow import run_attempt
 from mock_remoting.exchange.replay import ReplayError, load_capture
@@ -69,6 +72,8 @@ class EmulatedHost:
         self.state = state
         self.dns_address_map = dict(dns_address_map)
         self._replays: dict[str, list[RawClixml]] = {}
+        # The lab account's least-privilege roles (agent.permissions); None: an administrator.
+        self.grant: Grant | None = None
 
     # --- HostRuntime -----------------------------------------------------------------------
 
@@ -83,9 +88,32 @@ class EmulatedHost:
     def invoke(
         self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event
     ) -> InvocationResult:
-        """Run the pipeline. A pipeline of reads (Get-*, Select-Object) that succeeds gets a
-        ``cache_key`` naming its answer: the host (or, for organisation-wide cmdlets, the
-        Exchange version), the commands and the state's generation. Any other pipeline except
+        return self.invoke_as(endpoint, pipeline, cancel, None)
+
+    # --- least privilege (SessionRuntimes) -------------------------------------------------
+
+    def configurations(self) -> tuple[str, ...]:
+        return (self.grant.configuration_name,) if self.grant is not None else ()
+
+    def session_runtime(self, configuration: str) -> HostRuntime | None:
+        """The full host for an unrestricted account. A restricted one gets the Exchange
+        endpoint built from its RBAC roles, the JEA endpoint, and nothing else: no
+        Microsoft.PowerShell, no cmd shell (Access is denied)."""
+        if self.grant is None:
+            return self
+        if configuration.lower() == Endpoint.EXCHANGE.value.lower():
+            return RestrictedSession(self, Rights(Endpoint.EXCHANGE, self.grant))
+        if configuration.lower() == self.grant.configuration_name.lower():
+            return RestrictedSession(self, Rights(Endpoint.OS, self.grant))
+        return None
+
+    def invoke_as(
+        self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event, rights: Rights | None
+    ) -> InvocationResult:
+        """Run the pipeline with ``rights`` (None: an unrestricted account). A pipeline of
+        reads (Get-*, Select-Object) that succeeds gets a ``cache_key`` naming its answer: the
+        host (or, for organisation-wide cmdlets, the Exchange version), the session's rights,
+        the commands and the state's generation. Any other pipeline except
         Resolve-DnsName and Start-Sleep, which change nothing, may change state: the
         generation moves before and after it, so no read that overlaps it is cached."""
         kind = _pipeline_kind(pipeline)
@@ -93,12 +121,12 @@ class EmulatedHost:
             self.org.changed()
             try:
                 with emulating():
-                    return self._invoke(endpoint, pipeline, cancel)
+                    return self._invoke(endpoint, pipeline, cancel, rights)
             finally:
                 self.org.changed()
         generation = self.org.generation
         with emulating():
-            result = self._invoke(endpoint, pipeline, cancel)
+            result = self._invoke(endpoint, pipeline, cancel, rights)
         if kind is _Kind.READ and result.failure is None and not result.errors:
             signature = _signature(pipeline)
             if signature is not None and self.org.generation == generation:
@@ -106,16 +134,20 @@ class EmulatedHost:
                 scope: tuple[str, object] = (
                     ("org", self.state.spec.major) if org_wide else ("host", self.state.fqdn)
                 )
-                result.cache_key = (scope, endpoint.value, generation, signature)
+                # A restricted session's answers are its own (its roles decide what it may run).
+                session = None if rights is None else (rights.endpoint.value, id(rights.grant))
+                result.cache_key = (scope, session, endpoint.value, generation, signature)
         return result
 
     def _invoke(
-        self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event
+        self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event, rights: Rights | None
     ) -> InvocationResult:
         result = InvocationResult()
         try:
             if any(command.is_script for command in pipeline):
-                if endpoint is Endpoint.EXCHANGE:
+                # The JEA endpoint (RestrictedRemoteServer) is in NoLanguage mode as well: the
+                # recording test_psrp_with_jea_configuration.yml shows ScriptsNotAllowed.
+                if endpoint is Endpoint.EXCHANGE or rights is not None:
                     result.failure = records.no_language()
                     return result
                 if not pipeline[0].is_script or any(c.is_script for c in pipeline[1:]):
@@ -135,7 +167,7 @@ class EmulatedHost:
                     result.errors.extend(more)
                 result.output.extend(output)
                 return result
-            output, errors = self._run_pipeline(endpoint, pipeline, cancel, None)
+            output, errors = self._run_pipeline(endpoint, pipeline, cancel, None, rights)
             result.output.extend(output)
             result.errors.extend(errors)
         except Terminating as stop:
@@ -234,7 +266,7 @@ class EmulatedHost:
             last_failed = bool(errs)
         return output, errors, last_failed
 
-    def _lookup(self, endpoint: Endpoint, name: str) -> CmdletDef:
+    def _lookup(self, endpoint: Endpoint, name: str, rights: Rights | None = None) -> CmdletDef:
         bare = name.rsplit("\\", 1)[-1].strip()
         definition = CMDLETS.get(bare.lower())
         if definition is None or endpoint not in definition.endpoints:
@@ -246,6 +278,10 @@ class EmulatedHost:
             # grant ("Find the permissions required to run any Exchange cmdlet",
             # learn.microsoft.com): one outside them is not there at all.
             raise Terminating(records.command_not_found(definition.name))
+        if rights is not None and not rights.shows(definition.name):
+            # Exchange builds the session from the account's management roles, JEA from its
+            # role capabilities: a cmdlet outside them does not exist in the session.
+            raise Terminating(records.command_not_found(definition.name))
         return definition
 
     def _run_pipeline(
@@ -254,16 +290,20 @@ class EmulatedHost:
         pipeline: Sequence[Command],
         cancel: threading.Event,
         upstream: list[Any] | None,
+        rights: Rights | None = None,
     ) -> tuple[list[Any], list[ErrorRecord]]:
         errors: list[ErrorRecord] = []
         # Resolve and bind every command before running any, as PowerShell does.
         prepared: list[tuple[CmdletDef, dict[str, Any]]] = []
         for command in pipeline:
-            definition = self._lookup(endpoint, command.name)
+            definition = self._lookup(endpoint, command.name, rights)
+            params = definition.all_params if rights is None else rights.parameters(definition)
             try:
-                args = bind(definition.name, definition.all_params, command.parameters)
+                args = bind(definition.name, params, command.parameters)
             except BindingFailed as failed:
                 raise Terminating(failed.record) from None
+            if rights is not None:
+                rights.validate(definition, args)
             prepared.append((definition, args))
         inputs = upstream
         for definition, args in prepared:
@@ -382,6 +422,96 @@ def _hashable(value: Any) -> Any:
         pairs = tuple((k, _hashable(v)) for k, v in value.items())
         return _UNHASHABLE if any(v is _UNHASHABLE for _, v in pairs) else ("dict", pairs)
     return _UNHASHABLE
+
+# Core cmdlets a restricted session has whatever the roles say: RestrictedRemoteServer's
+# defaults (about_Session_Configuration_Files) and Exchange's own remote session both keep
+# Select-Object. The lab serves no other of them.
+_ALWAYS = frozenset({"select-object"})
+_PATH_PARAMETERS = ("LiteralPath", "Path")
+_PROVIDER_CMDLETS = frozenset({"get-content", "new-item", "remove-item", "get-itemproperty", "copy-item"})
+
+
+@dataclass(frozen=True, slots=True)
+class Rights:
+    """What a restricted session may run: on ``endpoint``, the account's grant."""
+
+    endpoint: Endpoint
+    grant: Grant
+
+    def shows(self, cmdlet: str) -> bool:
+        name = cmdlet.lower()
+        if name in _ALWAYS:
+            return True
+        if self.endpoint is Endpoint.EXCHANGE:
+            return name in self.grant.exchange
+        return name in self.grant.os
+
+    def _visible(self, definition: CmdletDef) -> tuple[Param, ...] | None:
+        """The parameters the role lists; None: every parameter of the cmdlet."""
+        name = definition.name.lower()
+        if name in _ALWAYS:
+            return None
+        if self.endpoint is Endpoint.EXCHANGE:
+            # A role entry lists its parameters (Set-ManagementRoleEntry -Parameters); one not
+            # listed is not on the session's proxy of the cmdlet.
+            return tuple(Param(p) for p in sorted(self.grant.exchange[name]))
+        visible = self.grant.os[name]
+        return visible.parameters or None
+
+    def parameters(self, definition: CmdletDef) -> tuple[P, ...]:
+        """The cmdlet's parameters as the session shows them: a parameter outside the role is
+        NamedParameterNotFound at binding, as in a real restricted session."""
+        visible = self._visible(definition)
+        if visible is None:
+            return definition.all_params
+        names = {p.name.lower() for p in visible}
+        return tuple(p for p in definition.params if p.name.lower() in names) + COMMON
+
+    def validate(self, definition: CmdletDef, args: dict[str, Any]) -> None:
+        """JEA's ValidateSet / ValidatePattern, and the providers the role makes visible."""
+        if self.endpoint is not Endpoint.OS:
+            return
+        for param in self._visible(definition) or ():
+            if param.name not in args or (not param.values and param.pattern is None):
+                continue
+            raw = args[param.name]
+            for item in raw if isinstance(raw, (list, tuple)) else [raw]:
+                text = str(item)
+                if param.values and text.lower() not in {v.lower() for v in param.values}:
+                    raise Terminating(
+                        records.argument_not_in_set(definition.name, param.name, text, param.values)
+                    )
+                if param.pattern is not None and not re.search(param.pattern, text, re.IGNORECASE):
+                    raise Terminating(
+                        records.argument_not_matching(definition.name, param.name, text, param.pattern)
+                    )
+        if definition.name.lower() in _PROVIDER_CMDLETS:
+            for key in (k for k in _PATH_PARAMETERS if k in args):
+                registry = str(args[key]).upper().startswith(("HKLM:", "HKCU:"))
+                provider = "Registry" if registry else "FileSystem"
+                if provider not in self.grant.providers:
+                    raise Terminating(records.provider_not_found(definition.name, provider))
+
+
+class RestrictedSession:
+    """A host as a restricted session sees it (a ``HostRuntime`` for one shell)."""
+
+    def __init__(self, host: EmulatedHost, rights: Rights) -> None:
+        self.host = host
+        self.rights = rights
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def invoke(
+        self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event
+    ) -> InvocationResult:
+        return self.host.invoke_as(endpoint, pipeline, cancel, self.rights)
+
+    def run_script(self, script: str, cancel: threading.Event) -> InvocationResult:
+        # Never reached: a restricted account gets no cmd shell (session_runtime).
+        return InvocationResult(failure=records.no_language(), exit_code=1)
 
 
 def _describe(item: Any) -> Any:

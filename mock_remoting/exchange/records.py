@@ -315,3 +315,53 @@ class ExchangeErrors:
             activity=cmdlet,
             target=target,
         )
+
+
+# --- least privilege: a JEA endpoint's refusals ----------------------------------------------
+
+
+def argument_not_in_set(cmdlet: str, parameter: str, value: Any, allowed: Sequence[str]) -> ErrorRecord:
+    # A JEA role capability's ValidateSet is enforced by the proxy function JEA builds for the
+    # cmdlet ("JEA Role Capabilities", learn.microsoft.com): a binding error of that function.
+    listed = ",".join(allowed)
+    return _jea_validation(
+        cmdlet,
+        parameter,
+        f'The argument "{value}" does not belong to the set "{listed}" specified by the ValidateSet '
+        "attribute. Supply an argument that is in the set and then try the command again.",
+        value,
+    )
+
+
+def argument_not_matching(cmdlet: str, parameter: str, value: Any, pattern: str) -> ErrorRecord:
+    return _jea_validation(
+        cmdlet,
+        parameter,
+        f'The argument "{value}" does not match the "{pattern}" pattern. Supply an argument that '
+        f'matches "{pattern}" and try the command again.',
+        value,
+    )
+
+
+def _jea_validation(cmdlet: str, parameter: str, detail: str, value: Any) -> ErrorRecord:
+    return error_record(
+        f"Cannot validate argument on parameter '{parameter}'. {detail}",
+        f"ParameterArgumentValidationError,{cmdlet}",
+        ErrorCategory.InvalidData,
+        exception_type="System.Management.Automation.ParameterBindingValidationException",
+        activity=cmdlet,
+        target=value,
+    )
+
+
+def provider_not_found(cmdlet: str, provider: str) -> ErrorRecord:
+    # The recording test_psrp_with_jea_configuration.yml (pypsrp): Get-Item in a JEA session
+    # whose role shows no FileSystem provider.
+    return error_record(
+        f"Cannot find a provider with the name '{provider}'.",
+        f"ProviderNotFound,{cmdlet_type(cmdlet)}",
+        ErrorCategory.ObjectNotFound,
+        exception_type="System.Management.Automation.ProviderNotFoundException",
+        activity=cmdlet,
+        target=provider,
+    )

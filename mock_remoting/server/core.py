@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import re
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from mock_remoting.backend import Endpoint, HostRuntime
+from mock_remoting.backend import Endpoint, HostRuntime, SessionRuntimes
 from mock_remoting.server import kerberos as kerberos_store
 from mock_remoting.server import ntlm_store, wsman
 from mock_remoting.server.auth import AuthState, ConnectionAuth
@@ -59,6 +60,7 @@ BIND = "127.0.0.1"
 EXCHANGE_URI = "http://schemas.microsoft.com/powershell/Microsoft.Exchange"
 OS_URI = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 CMD_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+PS_URI_PREFIX = "http://schemas.microsoft.com/powershell/"
 RESOURCE_ENDPOINTS = {EXCHANGE_URI.lower(): "exchange", OS_URI.lower(): "os", CMD_URI.lower(): "winrs"}
 PATHS = {"/powershell": "exchange", "/wsman": "wsman"}
 
@@ -105,6 +107,12 @@ class Listener:
     port: int = 0
     tls: bool = False
     paths: tuple[str, ...] = ("exchange", "wsman")
+
+
+def _serves(runtime: SessionRuntimes, uri: str) -> bool:
+    if not uri.lower().startswith(PS_URI_PREFIX):
+        return False
+    return uri[len(PS_URI_PREFIX):].lower() in {c.lower() for c in runtime.configurations()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +625,8 @@ class LabServer:
         shell = host.shells.get((request.shell_id or "").upper()) if request.shell_id else None
         if shell is not None:
             endpoint = shell.endpoint
+        elif isinstance(host.runtime, SessionRuntimes) and _serves(host.runtime, request.resource_uri):
+            endpoint = "os"  # a JEA configuration: the OS endpoint, for counters and faults
         else:
             endpoint = RESOURCE_ENDPOINTS.get(request.resource_uri.lower(), "unknown")
         action = request.action or request.action_uri.rsplit("/", 1)[-1] or "unknown"
@@ -671,9 +681,21 @@ class LabServer:
     def _create(self, host: _Host, tls: bool, path_kind: str, request: Request) -> str:
         uri = request.resource_uri
         kind = RESOURCE_ENDPOINTS.get(uri.lower())
+        runtime = host.runtime
+        # A JEA session configuration is one more PowerShell resource at /wsman.
+        if kind is None and isinstance(runtime, SessionRuntimes) and _serves(runtime, uri):
+            kind = "os"
         allowed = ("exchange",) if path_kind == "exchange" else ("os", "winrs")
         if kind not in allowed:
             raise wsman.unknown_resource(uri)
+        assert host.ctx is not None
+        ctx = host.ctx
+        if isinstance(runtime, SessionRuntimes):
+            configuration = "cmd" if kind == "winrs" else uri[len(PS_URI_PREFIX):]
+            session = runtime.session_runtime(configuration)
+            if session is None:
+                raise wsman.access_denied()
+            ctx = dataclasses.replace(ctx, runtime=session)
         group = "exchange" if path_kind == "exchange" else "wsman"
         in_group = sum(1 for s in host.shells.values() if (s.endpoint == "exchange") == (group == "exchange"))
         if in_group >= SHELL_QUOTA[group]:
@@ -686,16 +708,15 @@ class LabServer:
             )
         inputs = body.findtext("rsp:InputStreams", "", wsman.NS).strip()
         outputs = body.findtext("rsp:OutputStreams", "", wsman.NS).strip()
-        assert host.ctx is not None
         shell: Shell
         if kind == "winrs":
-            shell = WinrsShell(host.ctx, shell_id, inputs, outputs)
+            shell = WinrsShell(ctx, shell_id, inputs, outputs)
         else:
             creation = body.find("pwsh:creationXml", wsman.NS)
             if creation is None or not (creation.text or "").strip():
                 raise wsman.invalid_request("PSRP Create without creationXml")
             endpoint = Endpoint.EXCHANGE if kind == "exchange" else Endpoint.OS
-            psrp = PsrpShell(host.ctx, shell_id, uri, endpoint, request.max_envelope_size)
+            psrp = PsrpShell(ctx, shell_id, uri, endpoint, request.max_envelope_size)
             psrp.open(creation.text or "")
             shell = psrp
         host.shells[shell_id] = shell

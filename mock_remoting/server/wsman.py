@@ -330,3 +330,10 @@ def option_true(options: dict[str, str], name: str) -> bool:
 
 def iter_text(elements: Iterable[ElementTree.Element]) -> list[str]:
     return [(element.text or "") for element in elements]
+
+
+def access_denied() -> WSManFault:
+    # What WinRM answers an account that may not use a session configuration: Microsoft.PowerShell
+    # and the cmd shell need a local administrator (or Remote Management Users) unless a JEA
+    # configuration grants the account a role (about_Session_Configurations).
+    return WSManFault(5, "w:AccessDenied", "Access is denied.", sender=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent.collect.runner import CollectOptions, collect_host
-from agent.errors import CmdletError, UnreachableError
+from agent.errors import RIGHTS_HINT, CmdletError, UnreachableError
 from agent.evaluate import judge
 from agent.model.command import CmdletCall
 from agent.model.facts import CollectionArea, HostFacts
@@ -219,7 +219,7 @@ def test_one_failing_cmdlet_of_an_area_costs_that_area_only() -> None:
     facts = collect(PlainHost(Get_NetIPConfiguration=denied("Get-NetIPConfiguration")))
     assert issues(facts) == {
         "nics": "Get-NetIPConfiguration: The term 'Get-NetIPConfiguration' is not recognized "
-        "[CommandNotFoundException]"
+        "[CommandNotFoundException]" + RIGHTS_HINT
     }
     assert facts.nics == ()
     # Everything else was collected as if nothing had happened.
