@@ -1,6 +1,7 @@
 """Lab throughput: how many WSMan requests per second one lab process serves, and at what CPU cost.
 
 Run:  python bench/lab_throughput.py [--scenario NAME] [--hosts 200] [--clients 16] [--auth basic|ntlm]
+                                     [--rounds 1] [--no-cache] [--bind single|per-host]
 
 What it does: starts ``exfix lab serve --scenario NAME --hosts N`` as a subprocess, reads its
 ``ready <inventory>`` line and the inventory, then drives every host with unmodified pypsrp
@@ -18,6 +19,9 @@ How it measures (and why this way):
   so CPU per request is per HTTP request the server answered. Only the drive phase produces
   traffic, so the total is the drive phase's.
 * requests/s is that count divided by the wall time of the drive phase.
+* ``--rounds R`` drives every host R times (a scan, then plan and apply re-collecting the same
+  answers); ``--no-cache`` starts the lab with ``--no-answer-cache``, so the two runs are an
+  A/B of the lab's cache of serialized answers (mock_remoting/server/clixml_cache.py).
 
 Linux only (/proc). Not a test: it prints numbers and asserts nothing.
 """
@@ -86,6 +90,9 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16, help="client threads (bounded)")
     parser.add_argument("--auth", choices=("basic", "ntlm"), default="ntlm")
+    parser.add_argument("--rounds", type=int, default=1, help="drive every host this many times")
+    parser.add_argument("--no-cache", action="store_true", help="lab without its answer cache")
+    parser.add_argument("--bind", choices=("single", "per-host"), default="single")
     args = parser.parse_args()
 
     exfix = shutil.which("exfix")
@@ -100,6 +107,9 @@ def main() -> int:
         str(args.hosts),
         "--auth",
         args.auth,
+        # Only what differs from the defaults, so that the script also drives an older lab.
+        *(["--bind", args.bind] if args.bind != "single" else []),
+        *(["--no-answer-cache"] if args.no_cache else []),
     ]
     lab = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stderr_lines: list[str] = []
@@ -122,8 +132,12 @@ def main() -> int:
         errors: list[str] = []
         objects = 0
         with ThreadPoolExecutor(max_workers=args.clients) as pool:
-            futures = {pool.submit(drive_host, name, hv, all_vars): name for name, hv in hosts.items()}
-            for future, name in futures.items():
+            futures = [
+                (pool.submit(drive_host, name, {**all_vars, **hv}, all_vars), name)
+                for _ in range(args.rounds)
+                for name, hv in hosts.items()
+            ]
+            for future, name in futures:
                 try:
                     objects += future.result(timeout=300)
                 except Exception as exc:
@@ -139,7 +153,9 @@ def main() -> int:
     print(f"hosts                 {len(hosts)}")
     print(f"client threads        {args.clients}")
     print(f"auth                  {args.auth}")
-    print(f"sessions              {len(hosts)} (open, {len(CMDLETS)} cmdlets, close)")
+    print(f"answer cache          {'off' if args.no_cache else 'on'}")
+    print(f"sessions              {len(hosts) * args.rounds} ({args.rounds} x {len(hosts)} hosts: open, "
+          f"{len(CMDLETS)} cmdlets, close)")
     print(f"objects returned      {objects}")
     print(f"errors                {len(errors)}")
     for error in errors[:5]:

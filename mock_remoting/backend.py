@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,12 +62,19 @@ class InvocationResult:
     non-terminating ErrorRecords (psrpcore.types.ErrorRecord) that go to the error stream;
     the pipeline still ends Completed. ``failure`` is a terminating ErrorRecord: the pipeline
     ends Failed with it. ``exit_code`` is what powershell.exe would exit with (WinRS only).
+
+    ``cache_key``, when the runtime sets it, is its promise that every result carrying the
+    same key has the same ``output``: the server may then send the CLIXML it serialized for
+    an earlier result with that key instead of serializing again (serialization is most of
+    the lab's CPU). The runtime changes the key whenever the state behind the answer may have
+    changed.
     """
 
     output: list[Any] = field(default_factory=list)
     errors: list[Any] = field(default_factory=list)
     failure: Any | None = None
     exit_code: int = 0
+    cache_key: Hashable | None = None
 
 
 class HostRuntime(Protocol):

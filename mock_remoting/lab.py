@@ -2,8 +2,17 @@
 
 ``Lab`` puts the parts together: the scenario (``mock_remoting.exchange``), its DNS world and
 loopback responders (``mock_remoting.dns``), the emulated hosts (``Fleet``), and the protocol
-server (``mock_remoting.server``) with one port per host serving both ``/PowerShell``
-(Microsoft.Exchange) and ``/wsman`` (Microsoft.PowerShell and the WinRS cmd shell).
+server (``mock_remoting.server``) serving ``/PowerShell`` (Microsoft.Exchange) and ``/wsman``
+(Microsoft.PowerShell and the WinRS cmd shell). Two ways to listen (``bind``):
+
+* ``single`` (the default): every host on 127.0.0.1, one free port each for both endpoints.
+  What tests use: any number of labs and test workers run side by side.
+* ``per-host``: each host on its own loopback address taken from ``addresses`` (127.0.0.0/8
+  is all loopback on Linux) on the real ports: /PowerShell on 80 (443 with TLS) as IIS serves
+  it, /wsman on 5985 (5986) as WinRM does, so the inventory reads like one of real servers.
+  ``ports="auto"`` falls back to one socket per host on 5985/5986 for both endpoints when
+  ports below 1024 may not be bound or two sockets per host do not fit in RLIMIT_NOFILE
+  (``notes`` says which); ``real`` and ``shared`` force one plan.
 
     with Lab("mixed-fleet") as lab:
         lab.write_inventory(path)        # the Ansible-style inventory exfix reads
@@ -21,7 +30,10 @@ balancer or an alias).
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +42,16 @@ import yaml
 
 from agent.errors import ScenarioError, UsageError
 from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
-from mock_remoting.server import FaultSpecError, LabServer, RequestCounters, parse_faults
+from mock_remoting.server import (
+    RESERVED_DESCRIPTORS,
+    FaultSpecError,
+    LabServer,
+    Listener,
+    ListenError,
+    RequestCounters,
+    parse_faults,
+    raise_descriptor_limit,
+)
 from mock_remoting.server.kerberos import KerberosKeytab, KeytabError, kerberos_available
 from mock_remoting.server.tls import load_certificate
 
@@ -39,6 +60,14 @@ if TYPE_CHECKING:
 
 AUTH_MODES = ("ntlm", "basic", "credssp", "kerberos", "negotiate")
 KERBEROS_MODES = ("kerberos", "negotiate")
+BIND_MODES = ("single", "per-host")
+PORT_PLANS = ("auto", "real", "shared")
+# Away from 127.0.0.1 (single-mode labs, the DNS responders, most local services) and
+# 127.0.0.53 (systemd-resolved); a /16 holds 65,024 hosts once .0 and .255 are skipped.
+DEFAULT_ADDRESSES = "127.20.0.0/16"
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+EXCHANGE_PORTS = (80, 443)  # IIS: http://server/PowerShell, https://server/PowerShell
+WINRM_PORTS = (5985, 5986)  # WinRM's HTTP and HTTPS listeners
 # The lab account's rights: "full" (an administrator), or only the least-privilege roles
 # `exfix rbac` writes for scanning or for remediating (agent/permissions). The environment
 # variable sets the default, so a whole test run can go under the restricted account.
@@ -49,12 +78,39 @@ EXTERNAL_DNS_VARIABLE = "exfix_external_dns_servers"
 
 @dataclass(frozen=True, slots=True)
 class LabEndpoint:
-    """Where one host listens: ``port`` (HTTP) and ``https_port`` (None without --https)."""
+    """Where one host listens: ``host`` (its address), ``port`` and ``https_port`` (None
+    without --https) for /wsman, ``exchange_port`` and ``exchange_https_port`` for
+    /PowerShell (the same as the /wsman ones when one socket serves both)."""
 
     name: str
     port: int
     https_port: int | None
     host: str = "127.0.0.1"
+    exchange_port: int | None = None
+    exchange_https_port: int | None = None
+
+
+def host_addresses(network: str, count: int) -> list[str]:
+    """``count`` loopback addresses from ``network`` in order, skipping .0 and .255 (valid
+    inside a larger prefix, but they read as network and broadcast addresses), 127.0.0.1 and
+    127.0.0.53. Raises UsageError for a network outside 127.0.0.0/8 or too small."""
+    try:
+        net = ipaddress.IPv4Network(network, strict=False)
+    except ValueError as exc:
+        raise UsageError(f"--addresses {network!r} is not an IPv4 network: {exc}") from None
+    if not net.subnet_of(LOOPBACK):
+        raise UsageError(f"--addresses {network} is not inside 127.0.0.0/8: the lab listens on loopback only")
+    addresses: list[str] = []
+    first, last = int(net.network_address), int(net.broadcast_address)
+    skip = {int(ipaddress.IPv4Address("127.0.0.1")), int(ipaddress.IPv4Address("127.0.0.53"))}
+    value = first
+    while len(addresses) < count and value <= last:
+        if value & 0xFF not in (0, 255) and value not in skip:
+            addresses.append(str(ipaddress.IPv4Address(value)))
+        value += 1
+    if len(addresses) < count:
+        raise UsageError(f"--addresses {network} holds {len(addresses)} host addresses, not {count}")
+    return addresses
 
 
 class Lab:
@@ -75,6 +131,10 @@ class Lab:
         tls_key: Path | None = None,
         latency_ms: float = 0.0,
         workers: int = 16,
+        bind: str = "single",
+        addresses: str = DEFAULT_ADDRESSES,
+        ports: str = "auto",
+        cache_answers: bool = True,
         keytab: str | Path | None = None,
         realm: str | None = None,
         account: str | None = None,
@@ -88,6 +148,15 @@ class Lab:
             raise UsageError("--auth credssp needs --https: the lab offers CredSSP over TLS only")
         if hosts is not None and hosts < 1:
             raise UsageError(f"--hosts must be at least 1, not {hosts}")
+        if bind not in BIND_MODES:
+            raise UsageError(f"lab bind must be one of {', '.join(BIND_MODES)}, not {bind!r}")
+        if ports not in PORT_PLANS:
+            raise UsageError(f"lab ports must be one of {', '.join(PORT_PLANS)}, not {ports!r}")
+        self.bind = bind
+        self.ports = ports
+        self.addresses = addresses
+        # Why the lab listens as it does, when it could not do what was asked (one line each).
+        self.notes: list[str] = []
         account = account if account is not None else os.environ.get(ACCOUNT_VARIABLE, "full")
         if account not in ACCOUNTS:
             raise UsageError(f"lab account must be one of {', '.join(ACCOUNTS)}, not {account!r}")
@@ -106,6 +175,12 @@ class Lab:
         self.https = https
         self.latency_ms = latency_ms
         self.scenario: Any = load_scenario(scenario, hosts=hosts)
+        self._fqdn_of: dict[str, str] = {}
+        for spec in self.scenario.hosts:
+            self._fqdn_of[spec.name.lower()] = spec.fqdn
+            self._fqdn_of[spec.fqdn.lower()] = spec.fqdn
+        if bind == "per-host":
+            host_addresses(addresses, len(self.scenario.hosts))  # a bad --addresses fails here
         source = str(self.scenario.source)
         self.world: Any = DnsWorld.from_scenario(self.scenario.dns, self.scenario.organization, source=source)
         for index, spec in enumerate(self.scenario.hosts):
@@ -117,6 +192,7 @@ class Lab:
                 ) from None
         self.kerberos = self._kerberos(keytab, realm)
         self._workers = workers
+        self._cache_answers = cache_answers
         self.fleet: Any = None
         self.dns_address_map: dict[str, str] = {}
         self.server: LabServer | None = None
@@ -170,12 +246,25 @@ class Lab:
                 certificate=self.certificate,
                 latency_ms=self.latency_ms,
                 workers=self._workers,
+                cache_answers=self._cache_answers,
                 kerberos=self.kerberos,
             )
-            for spec in self.scenario.hosts:
-                server.add_host(self.fleet.host(spec.fqdn), spec.faults or None)
+            if self.bind == "per-host":
+                addresses = host_addresses(self.addresses, len(self.scenario.hosts))
+                listeners = self._listeners(addresses[0])
+                for spec, address in zip(self.scenario.hosts, addresses, strict=True):
+                    server.add_host(
+                        self.fleet.host(spec.fqdn), spec.faults or None, address=address, listeners=listeners
+                    )
+            else:
+                for spec in self.scenario.hosts:
+                    server.add_host(self.fleet.host(spec.fqdn), spec.faults or None)
             try:
                 server.start()
+            except ListenError as exc:
+                in_use = self.bind == "per-host" and exc.errno == errno.EADDRINUSE
+                hint = " (give --addresses another 127.x range)" if in_use else ""
+                raise UsageError(f"lab: {exc.strerror}{hint}") from None
             except KeytabError as exc:
                 raise UsageError(f"lab Kerberos: {exc}") from None
         except BaseException:
@@ -184,6 +273,42 @@ class Lab:
             raise
         self.server = server
         return self
+
+    def _listeners(self, probe_address: str) -> tuple[Listener, ...]:
+        """The sockets of every host in per-host mode (see the module docstring)."""
+        tls = (False, True) if self.https else (False,)
+        real = tuple(
+            Listener(ports[secure], secure, (kind,))
+            for secure in tls
+            for kind, ports in (("exchange", EXCHANGE_PORTS), ("wsman", WINRM_PORTS))
+        )
+        shared = tuple(Listener(WINRM_PORTS[secure], secure, ("exchange", "wsman")) for secure in tls)
+        if self.ports != "auto":
+            return real if self.ports == "real" else shared
+        count = len(self.scenario.hosts)
+        try:
+            limit = raise_descriptor_limit(0)
+        except ListenError:  # needed=0 always fits
+            limit = 0
+        needed = count * len(real) + RESERVED_DESCRIPTORS
+        if needed > limit:
+            self.notes.append(
+                f"the Exchange endpoint shares port {WINRM_PORTS[0]} with /wsman: separate sockets on "
+                f"{EXCHANGE_PORTS[0]} and {WINRM_PORTS[0]} for {count} hosts need {needed} file "
+                f"descriptors and RLIMIT_NOFILE allows {limit}"
+            )
+            return shared
+        try:
+            _probe(probe_address, EXCHANGE_PORTS[0])
+        except PermissionError:
+            self.notes.append(
+                f"the Exchange endpoint shares port {WINRM_PORTS[0]} with /wsman: port "
+                f"{EXCHANGE_PORTS[0]} needs root or CAP_NET_BIND_SERVICE"
+            )
+            return shared
+        except OSError:
+            pass  # in use or unavailable: start() names the address
+        return real
 
     def stop(self) -> None:
         if self.server is not None:
@@ -218,14 +343,21 @@ class Lab:
 
     def host_name(self, host: str) -> str:
         """The FQDN of a host given by FQDN or short name (case-insensitive). KeyError if none."""
-        for spec in self.scenario.hosts:
-            if host.lower() in (spec.name.lower(), spec.fqdn.lower()):
-                return str(spec.fqdn)
-        raise KeyError(f"no host {host!r} in scenario {self.scenario.name!r}")
+        found = self._fqdn_of.get(host.lower())
+        if found is None:
+            raise KeyError(f"no host {host!r} in scenario {self.scenario.name!r}")
+        return str(found)
 
     def endpoint(self, host: str) -> LabEndpoint:
         found = self._server().endpoint(self.fleet.host(self.host_name(host)).name)
-        return LabEndpoint(found.name, found.port, found.https_port, found.host)
+        return LabEndpoint(
+            found.name,
+            found.port,
+            found.https_port,
+            found.host,
+            found.exchange_port if found.exchange_port is not None else found.port,
+            found.exchange_https_port if found.exchange_https_port is not None else found.https_port,
+        )
 
     @property
     def endpoints(self) -> tuple[LabEndpoint, ...]:
@@ -297,13 +429,30 @@ class Lab:
         if self.world.public_resolvers:
             variables[EXTERNAL_DNS_VARIABLE] = list(self.world.public_resolvers)
         hosts: dict[str, Any] = {}
-        for endpoint in self.endpoints:
+        endpoints = self.endpoints
+        if self.bind == "per-host" and endpoints:
+            # Every host on the same ports, as in a real fleet: they are group variables, and
+            # a host is its name and address.
+            first = endpoints[0]
+            variables["ansible_port"] = first.https_port if self.https else first.port
+            variables["ansible_psrp_path"] = "wsman"
+            exchange_port = first.exchange_https_port if self.https else first.exchange_port
+            variables["exfix_exchange_port"] = exchange_port
+            variables["exfix_exchange_path"] = "PowerShell"
+            variables["exfix_exchange_protocol"] = protocol
+            for endpoint in endpoints:
+                hosts[endpoint.name] = {"ansible_host": endpoint.host}
+                if validate:  # the certificate names the host; exfix connects by address
+                    hosts[endpoint.name]["exfix_tls_server_name"] = endpoint.name
+            return {"all": {"vars": variables, "children": {"exchange": {"hosts": hosts}}}}
+        for endpoint in endpoints:
             port = endpoint.https_port if self.https and endpoint.https_port else endpoint.port
+            exchange = endpoint.exchange_https_port if self.https else endpoint.exchange_port
             hosts[endpoint.name] = {
                 "ansible_host": endpoint.host,
                 "ansible_port": port,
                 "ansible_psrp_path": "wsman",
-                "exfix_exchange_port": port,
+                "exfix_exchange_port": exchange if exchange is not None else port,
                 "exfix_exchange_path": "PowerShell",
                 "exfix_exchange_protocol": protocol,
             }
@@ -320,7 +469,10 @@ class Lab:
         ``exfix_external_dns_servers`` saying what those servers are (YAML comments cannot be
         dumped, so it is put in beside the key)."""
         path = Path(path)
-        text = yaml.safe_dump(self.inventory(ca_cert), sort_keys=False, allow_unicode=True)
+        # libyaml's emitter when PyYAML has it: the pure-Python one took a fifth of a
+        # 10,000-host start-up (py-spy); the output is the same YAML.
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        text = yaml.dump(self.inventory(ca_cert), Dumper=dumper, sort_keys=False, allow_unicode=True)
         lines: list[str] = []
         for line in text.splitlines(keepends=True):
             if line.lstrip().startswith(f"{EXTERNAL_DNS_VARIABLE}:"):
@@ -340,3 +492,14 @@ class Lab:
             "for internet names (set-transport-external-dns); in your own inventory, your forwarders",
             "or your provider's resolvers.",
         )
+
+
+def _probe(address: str, port: int) -> None:
+    """Bind and close a socket on ``address:port``: raises PermissionError when the port is
+    privileged for this process (OSError for other reasons)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+    finally:
+        sock.close()

@@ -85,6 +85,36 @@ def lab() -> None:
     "--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The --tls-cert key."
 )
 @click.option(
+    "--bind",
+    type=click.Choice(["single", "per-host"]),
+    default="single",
+    show_default=True,
+    help="single: every host on 127.0.0.1, free ports. per-host: each host on its own loopback "
+    "address (--addresses) on the real ports, /PowerShell on 80/443 and /wsman on 5985/5986.",
+)
+@click.option(
+    "--addresses",
+    default="127.20.0.0/16",
+    show_default=True,
+    metavar="CIDR",
+    help="With --bind per-host: the loopback network the hosts' addresses are taken from, in order.",
+)
+@click.option(
+    "--ports",
+    type=click.Choice(["auto", "real", "shared"]),
+    default="auto",
+    show_default=True,
+    help="With --bind per-host: real = 80/443 and 5985/5986 (two sockets per host); shared = both "
+    "endpoints on 5985/5986 (one socket per host); auto = real when ports below 1024 may be bound "
+    "and the file descriptors suffice, else shared (the reason goes to stderr).",
+)
+@click.option(
+    "--no-answer-cache",
+    is_flag=True,
+    help="Serialize every answer anew instead of reusing the CLIXML of unchanged ones (for "
+    "benchmarks: bench/lab_throughput.py --no-cache).",
+)
+@click.option(
     "--account",
     type=click.Choice(["full", "scan", "remediate"]),
     default=None,
@@ -100,6 +130,10 @@ def serve(
     tls_ca_out: Path | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    bind: str,
+    addresses: str,
+    ports: str,
+    no_answer_cache: bool,
     keytab: Path | None,
     realm: str | None,
     account: str | None,
@@ -117,9 +151,11 @@ def serve(
         raise UsageError(
             "--tls-ca-out writes the CA the lab signs with; with --tls-cert the lab signs nothing"
         )
-    # ScenarioError, a bad --tls-cert, a keytab without a host's key, no gssapi -> one line, exit 1
+    # ScenarioError, a bad --tls-cert or --addresses, a keytab without a host's key, no gssapi:
+    # one line, exit 1
     instance = Lab(scenario, hosts=hosts, auth=auth, https=https, tls_cert=tls_cert, tls_key=tls_key,
-                   keytab=keytab, realm=realm, account=account)  # fmt: skip
+                   keytab=keytab, realm=realm, account=account, bind=bind, addresses=addresses,
+                   ports=ports, cache_answers=not no_answer_cache)  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -129,6 +165,8 @@ def serve(
     temporary: Path | None = None
     try:
         instance.start()
+        for note in instance.notes:
+            click.echo(f"exfix lab: {note}", err=True)
         if inventory_out is None:
             handle, name = tempfile.mkstemp(prefix="exfix-lab-", suffix=".yaml")
             os.close(handle)

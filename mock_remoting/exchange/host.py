@@ -12,6 +12,7 @@ Python-side inspection for tests: ``host.state`` (the mutable :class:`HostState`
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 import threading
@@ -34,7 +35,15 @@ from mock_remoting.exchange.mailflow import run_attempt
 from mock_remoting.exchange.replay import ReplayError, load_capture
 from mock_remoting.exchange.scenario import Scenario
 from mock_remoting.exchange.script import ScriptSyntaxError, parse
-from mock_remoting.exchange.state import Clock, HostState, Organization, SendConnector, host_states, utc_now
+from mock_remoting.exchange.state import (
+    Clock,
+    HostState,
+    Organization,
+    SendConnector,
+    emulating,
+    host_states,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,38 @@ class EmulatedHost:
     def invoke_as(
         self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event, rights: Rights | None
     ) -> InvocationResult:
+        """Run the pipeline with ``rights`` (None: an unrestricted account). A pipeline of
+        reads (Get-*, Select-Object) that succeeds gets a ``cache_key`` naming its answer: the
+        host (or, for organisation-wide cmdlets, the Exchange version), the session's rights,
+        the commands and the state's generation. Any other pipeline except
+        Resolve-DnsName and Start-Sleep, which change nothing, may change state: the
+        generation moves before and after it, so no read that overlaps it is cached."""
+        kind = _pipeline_kind(pipeline)
+        if kind is _Kind.CHANGE:
+            self.org.changed()
+            try:
+                with emulating():
+                    return self._invoke(endpoint, pipeline, cancel, rights)
+            finally:
+                self.org.changed()
+        generation = self.org.generation
+        with emulating():
+            result = self._invoke(endpoint, pipeline, cancel, rights)
+        if kind is _Kind.READ and result.failure is None and not result.errors:
+            signature = _signature(pipeline)
+            if signature is not None and self.org.generation == generation:
+                org_wide = signature[0][0] in _ORG_WIDE
+                scope: tuple[str, object] = (
+                    ("org", self.state.spec.major) if org_wide else ("host", self.state.fqdn)
+                )
+                # A restricted session's answers are its own (its roles decide what it may run).
+                session = None if rights is None else (rights.endpoint.value, id(rights.grant))
+                result.cache_key = (scope, session, endpoint.value, generation, signature)
+        return result
+
+    def _invoke(
+        self, endpoint: Endpoint, pipeline: Sequence[Command], cancel: threading.Event, rights: Rights | None
+    ) -> InvocationResult:
         result = InvocationResult()
         try:
             if any(command.is_script for command in pipeline):
@@ -141,6 +182,14 @@ class EmulatedHost:
         return result
 
     def run_script(self, script: str, cancel: threading.Event) -> InvocationResult:
+        self.org.changed()  # a script may change anything: nothing read before it is reused
+        try:
+            with emulating():
+                return self._run_script(script, cancel)
+        finally:
+            self.org.changed()
+
+    def _run_script(self, script: str, cancel: threading.Event) -> InvocationResult:
         result = InvocationResult()
         try:
             statements = parse(script)
@@ -315,6 +364,65 @@ class EmulatedHost:
         return list(ctx.errors)
 
 
+class _Kind(enum.Enum):
+    READ = "read"  # Get-*, Select-Object: answers may be cached
+    NEUTRAL = "neutral"  # changes nothing, but its answer is live (DNS) or it only waits
+    CHANGE = "change"  # anything else, scripts included
+
+
+# Cmdlets that change nothing and whose answers are not reused: Resolve-DnsName asks the DNS
+# world, which tests and the world's own administrator (DnsWorld.set_forward) change from
+# outside any cmdlet; Start-Sleep only waits.
+_NEUTRAL = frozenset({"resolve-dnsname", "start-sleep"})
+# Answers that are the same on every server of one Exchange version: send connectors live in
+# AD (Get-SendConnector shows the organisation's, whichever server is asked).
+_ORG_WIDE = frozenset({"get-sendconnector"})
+
+
+def _pipeline_kind(pipeline: Sequence[Command]) -> _Kind:
+    kind = _Kind.READ
+    for command in pipeline:
+        if command.is_script:
+            return _Kind.CHANGE
+        name = command.name.rsplit("\\", 1)[-1].strip().lower()
+        if name in _NEUTRAL:
+            kind = _Kind.NEUTRAL
+        elif not (name.startswith("get-") or name == "select-object"):
+            return _Kind.CHANGE
+    return kind
+
+
+def _signature(pipeline: Sequence[Command]) -> tuple[tuple[str, tuple[Any, ...]], ...] | None:
+    """The pipeline as a hashable value, or None when a parameter is an object (PSObject)."""
+    commands: list[tuple[str, tuple[Any, ...]]] = []
+    for command in pipeline:
+        params: list[Any] = []
+        for parameter in command.parameters:
+            value = _hashable(parameter.value)
+            if value is _UNHASHABLE:
+                return None
+            params.append((parameter.name, value))
+        commands.append((command.name.rsplit("\\", 1)[-1].strip().lower(), tuple(params)))
+    return tuple(commands)
+
+
+_UNHASHABLE = object()
+
+
+def _hashable(value: Any) -> Any:
+    # psrpcore hands strings and numbers over as its PSString, PSInt32... (subclasses of str
+    # and int, equal to their values); the type stays in the key, since binding may tell them
+    # apart.
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return (type(value).__name__, value)
+    if isinstance(value, (list, tuple)):
+        items = tuple(_hashable(v) for v in value)
+        return _UNHASHABLE if any(i is _UNHASHABLE for i in items) else ("list", items)
+    if isinstance(value, dict) and all(type(k) is str for k in value):
+        pairs = tuple((k, _hashable(v)) for k, v in value.items())
+        return _UNHASHABLE if any(v is _UNHASHABLE for _, v in pairs) else ("dict", pairs)
+    return _UNHASHABLE
+
 # Core cmdlets a restricted session has whatever the roles say: RestrictedRemoteServer's
 # defaults (about_Session_Configuration_Files) and Exchange's own remote session both keep
 # Select-Object. The lab serves no other of them.
@@ -455,13 +563,18 @@ class Fleet:
         self.hosts: tuple[EmulatedHost, ...] = tuple(
             EmulatedHost(org, state, dns_address_map) for state in org.hosts.values()
         )
+        # By lower-case name and FQDN: the lab looks every host up once at start-up, so a
+        # linear search made a 10,000-host start quadratic (most of its 95 s).
+        self._by_name: dict[str, EmulatedHost] = {}
+        for host in self.hosts:
+            self._by_name[host.state.name.lower()] = host
+            self._by_name[host.state.fqdn.lower()] = host
 
     def host(self, name_or_fqdn: str) -> EmulatedHost:
-        key = name_or_fqdn.lower().rstrip(".")
-        for host in self.hosts:
-            if key in (host.state.name.lower(), host.state.fqdn):
-                return host
-        raise KeyError(name_or_fqdn)
+        found = self._by_name.get(name_or_fqdn.lower().rstrip("."))
+        if found is None:
+            raise KeyError(name_or_fqdn)
+        return found
 
     def totals(self) -> tuple[int, int]:
         """(queued, delivered) over the whole fleet."""

@@ -8,10 +8,11 @@ cmdlet is atomic as seen by the others (the protocol server runs pipelines on ma
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from mock_remoting.dns.world import DnsWorld
@@ -190,7 +191,19 @@ class SendConnector:
         )
 
     def sources(self, host: str) -> bool:
-        return any(s.lower() == host.lower() for s in self.source_transport_servers)
+        # Asked once per queue per delivery attempt: on a 10,000-host fleet a connector lists
+        # thousands of servers, so the lower-cased set is kept and rebuilt only when
+        # Set-SendConnector assigns a new list (see __setattr__).
+        names = self.__dict__.get("_source_names")
+        if names is None:
+            names = frozenset(s.lower() for s in self.source_transport_servers)
+            self.__dict__["_source_names"] = names
+        return host.lower() in names
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "source_transport_servers":
+            self.__dict__.pop("_source_names", None)
+        object.__setattr__(self, name, value)
 
     def match(self, domain: str) -> tuple[int, int] | None:
         """(specificity, cost) of the best address space for ``domain``, or None."""
@@ -431,6 +444,50 @@ class HostState:
         return state
 
 
+_emulation = threading.local()
+
+
+class StateLock:
+    """The organisation's re-entrant lock, and the generation of its state.
+
+    The emulation's cmdlets take the lock for each cmdlet's run and move the generation
+    themselves when they may change something (``EmulatedHost.invoke``). Anyone else who takes
+    it (a test changing a queue or a connector from Python) may change anything, so for them
+    entering and leaving the lock each move the generation, and no answer cached before is
+    served after.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.generation = 0
+
+    def __enter__(self) -> StateLock:
+        self._lock.acquire()
+        if not getattr(_emulation, "active", False):
+            self.generation += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not getattr(_emulation, "active", False):
+            self.generation += 1
+        self._lock.release()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.generation += 1
+
+
+@contextlib.contextmanager
+def emulating() -> Iterator[None]:
+    """Mark this thread as running the emulation's own cmdlets (see :class:`StateLock`)."""
+    previous = getattr(_emulation, "active", False)
+    _emulation.active = True
+    try:
+        yield
+    finally:
+        _emulation.active = previous
+
+
 @dataclass
 class Organization:
     """The shared state of one fleet."""
@@ -440,15 +497,38 @@ class Organization:
     clock: Clock
     hosts: dict[str, HostState] = field(default_factory=dict)  # lower-case name -> state
     connectors: list[SendConnector] = field(default_factory=list)
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: StateLock = field(default_factory=lambda: StateLock())
     internet_addresses: frozenset[str] = frozenset()
+    _identities: dict[str, HostState] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def generation(self) -> int:
+        """Moves whenever the state may have changed: answers are cached under it (host.py)."""
+        return self.lock.generation
+
+    def changed(self) -> None:
+        self.lock.bump()
 
     def host(self, name_or_fqdn: str) -> HostState | None:
         key = name_or_fqdn.lower().rstrip(".")
         found = self.hosts.get(key)
         if found is not None:
             return found
-        return next((h for h in self.hosts.values() if h.fqdn == key), None)
+        return self.identities().get(key)
+
+    def identities(self) -> dict[str, HostState]:
+        """Every host by lower-case name, FQDN and server GUID (what ``-Identity`` and
+        ``-Server`` accept), built once: the host set does not change after load, and a linear
+        search per cmdlet costs milliseconds on a 10,000-host fleet."""
+        index = self._identities
+        if index is None or len(index) < len(self.hosts):
+            index = {}
+            for state in self.hosts.values():
+                index[state.name.lower()] = state
+                index[state.fqdn.lower()] = state
+                index[str(stable_guid("server", state.name))] = state
+            self._identities = index
+        return index
 
     def connector(self, identity: str) -> SendConnector | None:
         key = identity.strip().lower()

@@ -4,11 +4,21 @@
 builds one from a scenario. The fault schema is documented in ``faults.py``.
 """
 
-from mock_remoting.server.core import Exchange, HostEndpoint, LabServer, Recorder
+from mock_remoting.server.core import (
+    RESERVED_DESCRIPTORS,
+    Exchange,
+    HostEndpoint,
+    LabServer,
+    Listener,
+    ListenError,
+    Recorder,
+    raise_descriptor_limit,
+)
 from mock_remoting.server.counters import CounterKey, RequestCounters
 from mock_remoting.server.faults import FaultKind, FaultSpec, FaultSpecError, parse_faults
 
 __all__ = [
+    "RESERVED_DESCRIPTORS",
     "CounterKey",
     "Exchange",
     "FaultKind",
@@ -16,7 +26,10 @@ __all__ = [
     "FaultSpecError",
     "HostEndpoint",
     "LabServer",
+    "ListenError",
+    "Listener",
     "Recorder",
     "RequestCounters",
     "parse_faults",
+    "raise_descriptor_limit",
 ]

@@ -13,7 +13,13 @@ HTTP details that matter to real clients:
   TCP_NODELAY; a response split over two segments waits for the client's delayed ACK
   (~40 ms on Linux) before the second one leaves;
 * listen backlog 512 (not 5): a fleet scan opens hundreds of connections at once;
-* bind 127.0.0.1 only.
+* bind loopback only: 127.0.0.1 on free ports (the default, what parallel tests need), or
+  one 127.x.y.z address per host on the real ports (:class:`Listener`, chosen by
+  ``mock_remoting.lab``), so that an inventory looks like one of real servers.
+
+File descriptors: one per listening socket, one per open connection, a few for the loop and
+the DNS responders. :func:`raise_descriptor_limit` raises RLIMIT_NOFILE's soft limit to the
+hard one before binding and refuses, with the numbers, a plan that cannot fit.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import errno
+import ipaddress
 import re
+import resource
 import socket
 import ssl
 import threading
@@ -37,6 +46,7 @@ from mock_remoting.backend import Endpoint, HostRuntime, SessionRuntimes
 from mock_remoting.server import kerberos as kerberos_store
 from mock_remoting.server import ntlm_store, wsman
 from mock_remoting.server.auth import AuthState, ConnectionAuth
+from mock_remoting.server.clixml_cache import ClixmlCache, ParsedCache
 from mock_remoting.server.counters import RequestCounters
 from mock_remoting.server.faults import FaultKind, FaultSpec, HostFaults, parse_faults
 from mock_remoting.server.kerberos import KerberosKeytab
@@ -78,6 +88,27 @@ _REASONS = {
 }
 
 
+# Descriptors kept free beyond the listening sockets: the connections of a scan (two per host
+# in flight, hundreds with many forks), the DNS responders, the event loop, log files.
+RESERVED_DESCRIPTORS = 1024
+
+
+class ListenError(OSError):
+    """A listening socket could not be opened; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One listening socket of a host: ``port`` (0: a free one), TLS or not, and the
+    endpoints it serves (``"exchange"`` for /PowerShell, ``"wsman"`` for /wsman). A real
+    server serves /PowerShell from IIS on 80/443 and /wsman from WinRM on 5985/5986; the lab
+    can also serve both from one socket."""
+
+    port: int = 0
+    tls: bool = False
+    paths: tuple[str, ...] = ("exchange", "wsman")
+
+
 def _serves(runtime: SessionRuntimes, uri: str) -> bool:
     if not uri.lower().startswith(PS_URI_PREFIX):
         return False
@@ -86,12 +117,34 @@ def _serves(runtime: SessionRuntimes, uri: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class HostEndpoint:
-    """Where one emulated host listens. ``https_port`` is None when HTTPS is off."""
+    """Where one emulated host listens: ``host`` (its address), ``port`` / ``https_port`` for
+    /wsman and ``exchange_port`` / ``exchange_https_port`` for /PowerShell (the same ports when
+    one socket serves both). The HTTPS ports are None when HTTPS is off."""
 
     name: str
     port: int
     https_port: int | None = None
     host: str = BIND
+    exchange_port: int | None = None
+    exchange_https_port: int | None = None
+
+
+def raise_descriptor_limit(needed: int) -> int:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit (an unprivileged process may) and
+    return it. Raises ListenError when ``needed`` descriptors do not fit under the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
+    if needed > limit:
+        raise ListenError(
+            errno.EMFILE,
+            f"needs {needed} file descriptors and RLIMIT_NOFILE allows {limit} (hard limit {hard}); "
+            "raise the hard limit (ulimit -Hn, LimitNOFILE=) or serve fewer hosts or sockets",
+        )
+    return limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +183,9 @@ class _Host:
     faults: HostFaults
     shells: dict[str, Shell] = field(default_factory=dict)
     notifier: _Notifier | None = None
-    port: int = 0
-    https_port: int | None = None
+    address: str = BIND
+    listeners: tuple[Listener, ...] = ()
+    bound: dict[tuple[bool, str], int] = field(default_factory=dict)  # (tls, path kind) -> port
     ctx: ShellContext | None = None
     cert: LabCertificate | None = None
 
@@ -170,11 +224,16 @@ class LabServer:
         latency_ms: float = 0.0,
         workers: int = 16,
         recorder: Recorder | None = None,
+        cache_answers: bool = True,
         kerberos: KerberosKeytab | None = None,
     ) -> None:
         """``kerberos``: accept Kerberos tickets for ``HTTP/<host>`` with this keytab (NTLM and
         Basic are accepted either way)."""
         self.https = https
+        # Serialized answers the host runtimes vouch for (clixml_cache.py); off, every answer
+        # is serialized anew (the A/B of bench/lab_throughput.py --no-cache).
+        self.clixml: ClixmlCache | None = ClixmlCache() if cache_answers else None
+        self.parsed: ParsedCache | None = ParsedCache() if cache_answers else None
         # HTTPS: ``certificate`` is served by every host when given; otherwise each host gets
         # its own from ``authority`` (a fresh LabAuthority when none is given), see tls.py.
         if https and certificate is None and authority is None:
@@ -204,20 +263,42 @@ class LabServer:
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def add_host(self, runtime: HostRuntime, faults: Mapping[str, Any] | None = None) -> None:
-        """Register a host (before :meth:`start`). Raises FaultSpecError for a bad fault mapping."""
+    def add_host(
+        self,
+        runtime: HostRuntime,
+        faults: Mapping[str, Any] | None = None,
+        *,
+        address: str = BIND,
+        listeners: tuple[Listener, ...] | None = None,
+    ) -> None:
+        """Register a host (before :meth:`start`) on ``address`` (a loopback address) with its
+        ``listeners`` (default: one free port for both endpoints, another for TLS with
+        ``https``). Raises FaultSpecError for a bad fault mapping."""
         if self._loop is not None:
             raise RuntimeError("add hosts before start()")
         name = runtime.name
         if name.lower() in self._hosts:
             raise ValueError(f"host {name!r} is registered twice")
-        host = _Host(runtime, name, HostFaults(self.latency_ms))
+        if not ipaddress.IPv4Address(address).is_loopback:
+            raise ValueError(f"the lab listens on loopback only, not on {address}")
+        if listeners is None:
+            listeners = (Listener(),) + ((Listener(tls=True),) if self.https else ())
+        if any(listener.tls for listener in listeners) and not self.https:
+            raise ValueError("a TLS listener needs LabServer(https=True)")
+        host = _Host(runtime, name, HostFaults(self.latency_ms), address=address, listeners=listeners)
         host.faults.set(parse_faults(faults))
         self._hosts[name.lower()] = host
 
-    def start(self, timeout: float = 30.0) -> None:
+    @property
+    def listener_count(self) -> int:
+        return sum(len(host.listeners) for host in self._hosts.values())
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Open every listener. Raises ListenError (address in use, no permission for a port
+        below 1024, too few file descriptors) with nothing left open."""
         if self._loop is not None:
             return
+        raise_descriptor_limit(self.listener_count + RESERVED_DESCRIPTORS)
         if self.kerberos is not None:
             # KeytabError (a ValueError) before anything listens: a host without its key
             # could never authenticate a Kerberos client.
@@ -242,38 +323,65 @@ class LabServer:
         self._thread.start()
         ready.wait(timeout)
         try:
-            asyncio.run_coroutine_threadsafe(self._listen(), loop).result(timeout)
+            sockets = self._bind_all()
+            # Registering 10,000 listeners with the loop takes about a second, and ten times
+            # that on a loaded machine: the limit grows with the count (a fixed 30 s made a
+            # 10,000-host lab fail to start at load average 12).
+            limit = timeout + 0.01 * len(sockets)
+            asyncio.run_coroutine_threadsafe(self._listen(sockets), loop).result(limit)
         except BaseException:
             self.stop()
             raise
 
-    async def _listen(self) -> None:
+    def _bind_all(self) -> list[tuple[_Host, Listener, socket.socket]]:
+        """Bind and listen on every socket, in the caller's thread (plain system calls: for
+        10,000 hosts this is the bulk of start-up, and asyncio's start_server per socket would
+        add name resolution and a task per call). On any failure every socket is closed."""
+        opened: list[tuple[_Host, Listener, socket.socket]] = []
+        try:
+            for host in self._hosts.values():
+                for listener in host.listeners:
+                    opened.append((host, listener, _listening_socket(host.address, listener.port)))
+        except BaseException:
+            for _, _, sock in opened:
+                sock.close()
+            raise
+        return opened
+
+    async def _listen(self, sockets: list[tuple[_Host, Listener, socket.socket]]) -> None:
         self._stopping = asyncio.Event()
         assert self._loop is not None and self._executor is not None
         for host in self._hosts.values():
             host.notifier = _Notifier()
-            host.ctx = ShellContext(host.runtime, self._executor, self._loop, host.notifier.notify)
-            plain = await asyncio.start_server(
-                partial(self._serve, host, False), BIND, 0, backlog=512, limit=1 << 20
+            host.ctx = ShellContext(
+                host.runtime, self._executor, self._loop, host.notifier.notify, self.clixml, self.parsed
             )
-            self._servers.append(plain)
-            host.port = plain.sockets[0].getsockname()[1]
-            if self.https:
+        for host in self._hosts.values():
+            if self.https and any(listener.tls for listener in host.listeners):
                 if self._certificate is not None:
                     host.cert = self._certificate
                 else:
                     assert self.authority is not None
                     host.cert = self.authority.issue(_host_names(host.name))
-                tls = await asyncio.start_server(
-                    partial(self._serve, host, True),
-                    BIND,
-                    0,
+        pending = list(sockets)
+        try:
+            while pending:
+                host, listener, sock = pending.pop(0)
+                context = host.cert.context if listener.tls and host.cert is not None else None
+                server = await asyncio.start_server(
+                    partial(self._serve, host, listener),
+                    sock=sock,
                     backlog=512,
-                    ssl=host.cert.context,
+                    ssl=context,
                     limit=1 << 20,
                 )
-                self._servers.append(tls)
-                host.https_port = tls.sockets[0].getsockname()[1]
+                self._servers.append(server)
+                port = sock.getsockname()[1]
+                for kind in listener.paths:
+                    host.bound[(listener.tls, kind)] = port
+        finally:
+            for _, _, sock in pending:
+                sock.close()
 
     def stop(self) -> None:
         loop = self._loop
@@ -330,12 +438,23 @@ class LabServer:
             raise KeyError(f"no lab host named {name!r}") from None
 
     def endpoint(self, name: str) -> HostEndpoint:
-        host = self._host(name)
-        return HostEndpoint(host.name, host.port, host.https_port)
+        return self._endpoint(self._host(name))
+
+    @staticmethod
+    def _endpoint(host: _Host) -> HostEndpoint:
+        bound = host.bound
+        return HostEndpoint(
+            host.name,
+            bound.get((False, "wsman"), 0),
+            bound.get((True, "wsman")),
+            host.address,
+            bound.get((False, "exchange")),
+            bound.get((True, "exchange")),
+        )
 
     @property
     def endpoints(self) -> tuple[HostEndpoint, ...]:
-        return tuple(HostEndpoint(h.name, h.port, h.https_port) for h in self._hosts.values())
+        return tuple(self._endpoint(h) for h in self._hosts.values())
 
     def inject(self, name: str, fault: Mapping[str, Any]) -> None:
         """Replace a host's faults (schema: faults.py). Raises FaultSpecError."""
@@ -353,8 +472,9 @@ class LabServer:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _serve(
-        self, host: _Host, tls: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, host: _Host, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        tls = listener.tls
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -400,7 +520,7 @@ class LabServer:
                     body = await reader.readexactly(length)
                 except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
                     return
-                reply = await self._handle(host, tls, auth, method, target, headers, body)
+                reply = await self._handle(host, listener, auth, method, target, headers, body)
                 if reply.drop:
                     writer.transport.abort()
                     return
@@ -437,17 +557,20 @@ class LabServer:
     async def _handle(
         self,
         host: _Host,
-        tls: bool,
+        listener: Listener,
         auth: ConnectionAuth,
         method: str,
         target: str,
         headers: dict[str, str],
         body: bytes,
     ) -> _Reply:
+        tls = listener.tls
         path = target.split("?", 1)[0].rstrip("/").lower()
         if method != "POST":
             return _Reply(405, headers=(("Allow", "POST"),))
-        if path not in PATHS:
+        # A path this socket does not serve is not there: IIS on port 80 has no /wsman, and
+        # WinRM on 5985 no /PowerShell.
+        if path not in PATHS or PATHS[path] not in listener.paths:
             return _Reply(404)
         result = auth.check(headers.get("authorization"))
         if result.refused is not None:
@@ -597,8 +720,9 @@ class LabServer:
             psrp.open(creation.text or "")
             shell = psrp
         host.shells[shell_id] = shell
-        scheme, port = ("https", host.https_port) if tls else ("http", host.port)
-        address = f"{scheme}://{BIND}:{port}/{'PowerShell' if path_kind == 'exchange' else 'wsman'}"
+        scheme = "https" if tls else "http"
+        port = host.bound.get((tls, path_kind), 0)
+        address = f"{scheme}://{host.address}:{port}/{'PowerShell' if path_kind == 'exchange' else 'wsman'}"
         return wsman.create_body(address, uri, shell_id, shell.input_streams, shell.output_streams)
 
     async def _receive(self, host: _Host, shell: Shell, request: Request) -> str:
@@ -620,3 +744,27 @@ class LabServer:
             await host.notifier.wait(remaining)
         shell.after_receive(command_id)
         return wsman.receive_body(command_id, poll.chunks, poll.state, poll.exit_code)
+
+
+def _listening_socket(address: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket listening on ``address:port``. SO_REUSEADDR lets a restarted
+    lab bind over its old connections' TIME_WAIT, and on Linux still refuses a port another
+    socket listens on. Raises ListenError naming the address."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(512)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = "is in use (another lab or service listens there)"
+        elif exc.errno == errno.EACCES:
+            why = "needs privilege (a port below 1024: root or CAP_NET_BIND_SERVICE)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            why = "is not an address of this machine"
+        else:
+            why = exc.strerror or str(exc)
+        raise ListenError(exc.errno, f"cannot listen on {address}:{port}: it {why}") from None
+    return sock

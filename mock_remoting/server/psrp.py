@@ -19,6 +19,7 @@ import base64
 import struct
 import threading
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,12 +29,16 @@ from psrpcore.types import (
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
+    PSCryptoProvider,
     PSInvocationState,
     PSRPMessageType,
+    deserialize,
+    serialize,
 )
 
 from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
 from mock_remoting.server import wsman
+from mock_remoting.server.clixml_cache import ParsedCache
 from mock_remoting.server.shells import Poll, ShellContext, escape_fragment, pack_fragment, take_chunks
 from mock_remoting.server.wsman import Request, StreamChunk, WSManFault
 
@@ -50,6 +55,11 @@ def _fail_pipeline(pipeline: psrpcore.ServerPipeline, error: ErrorRecord) -> Non
     pinned (==0.3.1) in pyproject.toml because of this call.
     """
     pipeline._change_state(PSInvocationState.Failed, error)
+
+
+# The cipher for cached answers: PSCryptoProvider's methods raise NotImplementedError, so an
+# answer holding a SecureString (encrypted with one pool's session key) is never cached.
+_NO_SECRETS = PSCryptoProvider()
 
 
 def lab_error(message: str, fqid: str = "ExfixLabInternalError") -> ErrorRecord:
@@ -83,6 +93,54 @@ def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
         parts.append((object_id, bool(flags & 0x2), message_type, chunk))
         offset = end
     return parts
+
+
+# The client messages every host gets in the same text: InitRunspacePool (the client's host
+# information and application arguments, once per pool) and CreatePipeline (once per cmdlet).
+_SHARED_TEXTS = frozenset({PSRPMessageType.CreatePipeline, PSRPMessageType.InitRunspacePool})
+
+
+class _Pool(psrpcore.ServerRunspacePool):
+    """psrpcore's server pool, deserializing each distinct text of :data:`_SHARED_TEXTS` once.
+
+    ``_process_message`` is psrpcore's (private, 0.3.1 is pinned, see :func:`_fail_pipeline`):
+    for such a message whose text was seen before, the object deserialized then is handed to
+    the same event and handler psrpcore would use. The object is shared between pools and
+    pipelines; psrpcore only reads it (``PowerShell.FromPSObjectForRemoting`` builds new
+    objects, ``_process_InitRunspacePool`` copies its fields), and the emulation only reads
+    parameter values. A text holding a SecureString (``<SS>``, encrypted with this pool's
+    key) is deserialized every time.
+    """
+
+    def __init__(self, parsed: ParsedCache | None) -> None:
+        super().__init__()
+        self._parsed = parsed
+
+    def _process_message(self, message: Any) -> psrpcore.PSRPEvent[Any, Any]:
+        cache = self._parsed
+        if cache is None or message.message_type not in _SHARED_TEXTS:
+            return super()._process_message(message)
+        text = bytes(message.data)
+        if b"<SS" in text:
+            return super()._process_message(message)
+        parsed = cache.get(text)
+        if parsed is None:
+            parsed = deserialize(
+                ET.fromstring(text),
+                cipher=self._cipher,
+                our_capability=self.our_capability,
+                their_capability=self.their_capability,
+            )
+            cache.put(text, parsed)
+        event = psrpcore.PSRPEvent.create(
+            message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
+        )
+        if isinstance(event, psrpcore.CreatePipelineEvent):
+            self._process_CreatePipeline(event)
+        else:
+            assert isinstance(event, psrpcore.InitRunspacePoolEvent)
+            self._process_InitRunspacePool(event)
+        return event
 
 
 @dataclass
@@ -124,7 +182,7 @@ class PsrpShell:
         self.backend_endpoint = endpoint
         self.endpoint = "exchange" if endpoint is Endpoint.EXCHANGE else "os"
         self.fragment_size = max(wsman.stream_budget(max_envelope_size) * 3 // 4, 1024)
-        self.pool = psrpcore.ServerRunspacePool()
+        self.pool = _Pool(ctx.parsed)
         self.pool_queue: list[StreamChunk] = []
         self._held: list[StreamChunk] = []
         self.pipes: dict[uuid.UUID, _Pipe] = {}
@@ -327,6 +385,8 @@ class PsrpShell:
         endpoint = self.backend_endpoint
 
         def work(cancel: threading.Event) -> InvocationResult:
+            if len(statements) == 1:
+                return runtime.invoke(endpoint, statements[0], cancel)  # with its cache_key
             total = InvocationResult()
             for statement in statements:
                 if cancel.is_set():
@@ -368,12 +428,17 @@ class PsrpShell:
 
     def _write_result(self, pipe: _Pipe, result: InvocationResult) -> None:
         pipeline = pipe.pipeline
-        for value in result.output:
-            if isinstance(value, RawClixml):
-                self._write_raw(pipe, value.xml)
-            else:
-                pipeline.write_output(value)
-            self._drain()
+        serialized = self._serialized(result)
+        if serialized is not None:
+            for data in serialized:
+                self._write_raw(pipe, data)
+        else:
+            for value in result.output:
+                if isinstance(value, RawClixml):
+                    self._write_raw(pipe, value.xml)
+                else:
+                    pipeline.write_output(value)
+                self._drain()
         for record in result.errors:
             pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
             self._drain()
@@ -382,7 +447,42 @@ class PsrpShell:
         else:
             pipeline.complete()
 
-    def _write_raw(self, pipe: _Pipe, xml: str) -> None:
+    def _serialized(self, result: InvocationResult) -> tuple[bytes, ...] | None:
+        """The output as CLIXML from the cache, or serialized now and kept; None when the
+        result is not to be cached (no key, replayed captures, a null, a SecureString, which
+        is encrypted with this pool's session key)."""
+        cache = self.ctx.clixml
+        if cache is None or result.cache_key is None:
+            return None
+        # The client's versions go into the key: psrpcore hands the capabilities to the
+        # objects that shape their CLIXML by them (ToPSObjectForRemoting).
+        theirs = self.pool.their_capability
+        versions = (
+            None
+            if theirs is None
+            else (str(theirs.protocolversion), str(theirs.PSVersion), str(theirs.SerializationVersion))
+        )
+        key = (result.cache_key, versions)
+        found = cache.get(key)
+        if found is not None:
+            return found
+        items: list[bytes] = []
+        for value in result.output:
+            if value is None or isinstance(value, RawClixml):
+                return None
+            # What psrpcore's RunspacePool.prepare_message does for a PipelineOutput message.
+            try:
+                element = serialize(
+                    value, _NO_SECRETS, our_capability=self.pool.our_capability, their_capability=theirs
+                )
+            except NotImplementedError:  # a SecureString: psrpcore's own path encrypts it
+                return None
+            items.append(ET.tostring(element, encoding="utf-8", method="xml"))
+        serialized = tuple(items)
+        cache.put(key, serialized)
+        return serialized
+
+    def _write_raw(self, pipe: _Pipe, xml: str | bytes) -> None:
         """Send one captured ``<Obj>`` element verbatim as a PipelineOutput message.
 
         psrpcore serializes everything it queues, so a placeholder output is queued to take the
@@ -396,7 +496,7 @@ class PsrpShell:
             PSRPMessageType.PipelineOutput,
             self.pool.runspace_pool_id,
             pipe.pipeline.pipeline_id,
-            xml.strip().encode("utf-8"),
+            xml if isinstance(xml, bytes) else xml.strip().encode("utf-8"),
         )
         size = self.fragment_size - 21
         pieces = [message[i : i + size] for i in range(0, len(message), size)] or [b""]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mock_remoting.backend import HostRuntime
+from mock_remoting.server.clixml_cache import ClixmlCache, ParsedCache
 from mock_remoting.server.wsman import Request, StreamChunk
 
 
@@ -34,6 +35,8 @@ class ShellContext:
     executor: concurrent.futures.Executor
     loop: asyncio.AbstractEventLoop
     notify: Callable[[], None]
+    clixml: ClixmlCache | None = None  # serialized answers, shared by every host of the server
+    parsed: ParsedCache | None = None  # deserialized CreatePipeline messages, likewise
 
     def run(
         self,

@@ -188,6 +188,9 @@ def as_list(value: Any) -> list[Any]:
 
 def find_host(ctx: Context, identity: str) -> HostState | None:
     """The organisation's server that ``identity`` names (name, FQDN or GUID)."""
+    pattern = identity.strip().lower()
+    if "*" not in pattern and "?" not in pattern:
+        return ctx.org.identities().get(pattern)
     for host in ctx.org.hosts.values():
         if identity_matches(identity, host.name, host.fqdn, str(stable_guid("server", host.name))):
             return host

@@ -51,12 +51,24 @@ _SET_TRANSPORT = (
 )
 def get_exchange_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     identity = args.get("Identity")
-    hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
-    found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
+    found = _named(ctx, identity)
+    if found is None:
+        hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
+        found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
     if identity is not None and not found:
         ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
     for host in found:
         ctx.emit(exchange_server(ctx.org, host))
+
+
+def _named(ctx: Context, identity: str | None) -> list[HostState] | None:
+    """The server a wildcard-free name or FQDN names, by the organisation's index (a sort and
+    a scan of every server per call made these cmdlets O(N log N) on a 10,000-host fleet);
+    None for no identity or a wildcard, which the callers match against every server."""
+    if identity is None or "*" in identity or "?" in identity:
+        return None
+    host = ctx.org.identities().get(identity.strip().lower())
+    return [host] if host is not None and identity_matches(identity, host.name, host.fqdn) else []
 
 
 @REGISTRY.cmdlet(
@@ -65,8 +77,10 @@ def get_exchange_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) ->
 def get_mailbox_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     # Every lab server has the Mailbox role (Exchange 2016 and later have no other but Edge).
     identity = args.get("Identity")
-    hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
-    found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
+    found = _named(ctx, identity)
+    if found is None:
+        hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
+        found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
     if identity is not None and not found:
         ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
     for host in found:
@@ -84,9 +98,14 @@ def _transport_hosts(ctx: Context) -> list[HostState]:
 @REGISTRY.cmdlet("Get-TransportService", Endpoint.EXCHANGE, IDENTITY, DOMAIN_CONTROLLER, versions=(15,))
 def get_transport_service(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     identity = args.get("Identity")
-    hosts = [
-        h for h in _transport_hosts(ctx) if identity is None or identity_matches(identity, h.name, h.fqdn)
-    ]
+    named = _named(ctx, identity)
+    modern = ctx.cmdlet.endswith("Service")
+    if named is not None:
+        hosts = [h for h in named if (h.spec.major >= 15) == modern]
+    else:
+        hosts = [
+            h for h in _transport_hosts(ctx) if identity is None or identity_matches(identity, h.name, h.fqdn)
+        ]
     if identity is not None and not hosts:
         ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
     for host in hosts:

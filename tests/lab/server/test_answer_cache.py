@@ -1,0 +1,114 @@
+"""The lab's reuse of serialized answers (mock_remoting/server/clixml_cache.py): a read is
+served from the cache only while nothing could have changed it, and the cached CLIXML is
+what psrpcore's own serialization sends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pypsrp.powershell import PowerShell, RunspacePool
+
+from mock_remoting.backend import Endpoint
+from mock_remoting.exchange import command
+from mock_remoting.lab import Lab
+from mock_remoting.server.clixml_cache import ClixmlCache, ParsedCache
+
+pytestmark = pytest.mark.lab
+
+EXCHANGE = "Microsoft.Exchange"
+
+
+def _properties(obj: Any) -> dict[str, str]:
+    values = {**obj.adapted_properties, **obj.extended_properties}
+    return {name: str(value) for name, value in values.items()}
+
+
+def _read(lab: Lab, pypsrp_wsman: Any, cmdlet: str, **params: Any) -> list[dict[str, str]]:
+    endpoint = lab.endpoints[0]
+    with RunspacePool(pypsrp_wsman(endpoint.exchange_port, auth="ntlm"), configuration_name=EXCHANGE) as pool:
+        ps = PowerShell(pool).add_cmdlet(cmdlet)
+        for name, value in params.items():
+            ps.add_parameter(name, value)
+        output = ps.invoke()
+        assert not ps.had_errors
+    return [_properties(obj) for obj in output]
+
+
+def test_cached_answers_equal_fresh_ones_and_follow_changes(
+    lab: Callable[..., Any], pypsrp_wsman: Any
+) -> None:
+    cached = lab("mixed-fleet")
+    fresh = Lab("mixed-fleet", cache_answers=False).start()
+    try:
+        assert fresh.server is not None and fresh.server.clixml is None
+        for cmdlet, params in (("Get-TransportService", {"Identity": "EX01"}), ("Get-SendConnector", {}),
+                               ("Get-Queue", {}), ("Get-ExchangeServer", {"Identity": "EX01"})):  # fmt: skip
+            first = _read(cached, pypsrp_wsman, cmdlet, **params)
+            again = _read(cached, pypsrp_wsman, cmdlet, **params)
+            assert first == again == _read(fresh, pypsrp_wsman, cmdlet, **params), cmdlet
+    finally:
+        fresh.stop()
+    cache = cached.server.clixml
+    assert cache.hits >= 4 and len(cache) >= 4
+    # A change is seen at once: the answer read before it is not served after it.
+    (before,) = _read(cached, pypsrp_wsman, "Get-TransportService", Identity="EX01")
+    endpoint = cached.endpoints[0]
+    with RunspacePool(pypsrp_wsman(endpoint.exchange_port, auth="ntlm"), configuration_name=EXCHANGE) as pool:
+        ps = PowerShell(pool).add_cmdlet("Set-TransportService").add_parameter("Identity", "EX01")
+        ps.add_parameter("ExternalDNSAdapterEnabled", False).add_parameter("ExternalDNSServers", ["8.8.8.8"])
+        ps.invoke()
+        assert not ps.had_errors
+    (after,) = _read(cached, pypsrp_wsman, "Get-TransportService", Identity="EX01")
+    assert (before["ExternalDNSAdapterEnabled"], after["ExternalDNSAdapterEnabled"]) == ("True", "False")
+    # So is a change made from Python under the organisation's lock (as tests make them).
+    counts = [q["MessageCount"] for q in _read(cached, pypsrp_wsman, "Get-Queue")]
+    org = cached.fleet.org
+    with org.lock:
+        state = org.host("EX01")
+        assert state is not None
+        state.queues[0].queued += 4
+    again = [q["MessageCount"] for q in _read(cached, pypsrp_wsman, "Get-Queue")]
+    assert again[0] == str(int(counts[0]) + 4) and again[1:] == counts[1:]
+
+
+def test_only_reads_get_a_cache_key_and_changes_move_the_generation() -> None:
+    lab = Lab("mixed-fleet")
+    from mock_remoting.dns.world import DnsWorld
+    from mock_remoting.exchange import Fleet
+
+    world = DnsWorld.from_scenario(lab.scenario.dns, lab.scenario.organization, source="test")
+    fleet = Fleet(lab.scenario, world, {})
+    ex01, ex02 = fleet.host("EX01"), fleet.host("EX02")
+    never = threading.Event()
+    read = ex01.invoke(Endpoint.EXCHANGE, [command("Get-Queue")], never)
+    assert read.cache_key is not None and read.output
+    assert ex01.invoke(Endpoint.EXCHANGE, [command("Get-Queue")], never).cache_key == read.cache_key
+    # Organisation-wide answers share one key across the servers of a version.
+    connectors = [h.invoke(Endpoint.EXCHANGE, [command("Get-SendConnector")], never) for h in (ex01, ex02)]
+    assert connectors[0].cache_key == connectors[1].cache_key is not None
+    generation = fleet.org.generation
+    probe = ex01.invoke(Endpoint.OS, [command("Resolve-DnsName", ("Name", "fabrikam.com"))], never)
+    assert probe.cache_key is None and fleet.org.generation == generation
+    missing = ex01.invoke(Endpoint.EXCHANGE, [command("Get-Queue", ("Identity", "EX01\\99"))], never)
+    assert missing.cache_key is None  # an answer with errors is not reused
+    ex01.invoke(Endpoint.EXCHANGE, [command("Retry-Queue", ("Identity", "EX01\\1"))], never)
+    assert fleet.org.generation == generation + 2
+    assert ex01.invoke(Endpoint.EXCHANGE, [command("Get-Queue")], never).cache_key != read.cache_key
+
+
+def test_caches_are_bounded_least_recently_used_first() -> None:
+    cache = ClixmlCache(budget=3 * (100 + 64))
+    for key in "abc":
+        cache.put(key, (b"x" * 100,))
+    assert cache.get("a") is not None  # a is now the most recently used
+    cache.put("d", (b"y" * 100,))
+    assert cache.get("b") is None and cache.get("a") is not None and len(cache) == 3
+    cache.put("huge", (b"z" * 10_000,))  # larger than the budget: not kept
+    assert cache.get("huge") is None and cache.size <= cache.budget
+    parsed = ParsedCache(budget=250)
+    for text in (b"1" * 100, b"2" * 100, b"3" * 100):
+        parsed.put(text, object())
+    assert parsed.get(b"1" * 100) is None and parsed.get(b"3" * 100) is not None and parsed.size == 200
