@@ -39,14 +39,24 @@ def _t(value: object, style: str = "") -> Text:
     return Text(terminal(value), style=style)
 
 
-def _evidence(finding: Finding) -> Text:
+# An organisation finding carries the evidence of every server it names (a queue per server):
+# a terminal shows this many items of it, the JSON all of them.
+ORG_EVIDENCE_LIMIT = 8
+
+
+def _evidence(finding: Finding, limit: int | None = None) -> Text:
     text = Text()
     text.append_text(_t(finding.summary, "bold"))
-    for item in finding.evidence:
+    items = finding.evidence if limit is None else finding.evidence[:limit]
+    for item in items:
         where = item.source + (f" ({item.vantage})" if item.vantage else "")
         values = ", ".join(f"{k}={_value(v)}" for k, v in item.values)
         text.append("\n  ")
         text.append_text(_t(f"{where}: {item.subject}: {values}", "dim"))
+    if len(items) < len(finding.evidence):
+        more = len(finding.evidence) - len(items)
+        text.append("\n  ")
+        text.append_text(_t(f"... and {more} more evidence items (--format json has them all)", "dim italic"))
     if finding.explained_by:
         text.append("\n  explained by: ")
         text.append_text(_t(", ".join(c.split("|", 1)[0] for c in finding.explained_by), "italic"))
@@ -59,13 +69,13 @@ def _value(value: object) -> str:
     return str(value)
 
 
-def _finding_row(table: Table, finding: Finding, extra: Text | None = None) -> None:
+def _finding_row(table: Table, finding: Finding, extra: Text | None = None, limit: int | None = None) -> None:
     rule = _t(finding.rule_id, "bold")
     rule.append("\nfix: ")
     rule.append_text(_t(finding.fix_id or "none (advisory)"))
     if finding.fix_disrupts_mail_flow:
         rule.append("\nneeds a transport restart", style="yellow")
-    evidence = _evidence(finding)
+    evidence = _evidence(finding, limit)
     if extra is not None:
         evidence.append("\n")
         evidence.append_text(extra)
@@ -89,7 +99,7 @@ def org_table(org: OrgScan, limit: int = 20) -> Table:
     for finding in org.findings:
         names = finding.servers
         shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-        _finding_row(table, finding, _t(f"servers ({len(names)}): {shown}", "bold"))
+        _finding_row(table, finding, _t(f"servers ({len(names)}): {shown}", "bold"), ORG_EVIDENCE_LIMIT)
     return table
 
 
