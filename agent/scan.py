@@ -85,6 +85,7 @@ def scanned(facts: HostFacts) -> HostScan:
         dns_servers=server_stats(facts.probes),
         organization=member.organization,
         collected_from=member.collected_from,
+        queues=facts.queues,
     )
 
 

@@ -23,8 +23,11 @@ from agent.cli._common import (
 from agent.errors import FactsFileError, UsageError
 from agent.model import snapshot
 from agent.model.results import HostScan, ScanReport
-from agent.report import json_report, markdown, text
+from agent.report import json_report, junit, markdown, prometheus, text
+from agent.rules.registry import RULES
 from agent.scan import evaluate_snapshot, scan_fleet
+
+SCAN_FORMATS = (*FORMATS, "junit", "prometheus")
 
 
 def _emit(report: ScanReport, fmt: str, details: str = "failing", quiet: bool = False) -> None:
@@ -32,6 +35,10 @@ def _emit(report: ScanReport, fmt: str, details: str = "failing", quiet: bool = 
         sys.stdout.write(json_report.render(report))
     elif fmt == "markdown":
         sys.stdout.write(markdown.render(report))
+    elif fmt == "junit":
+        sys.stdout.write(junit.render(report, [rule.id for rule in RULES]))
+    elif fmt == "prometheus":
+        sys.stdout.write(prometheus.render(report))
     else:
         text.render(report, stdout_console(), details=text.Details(details), quiet=quiet)
 
@@ -75,7 +82,9 @@ def _facts_file(path: str | None, order: list[str]) -> Iterator[snapshot.Snapsho
 @click.command()
 @fleet_options
 @probe_repeat_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="text", show_default=True,
+              help="text for a person; json (exfix.scan/4), markdown, junit (CI job views), prometheus "
+              "(a node_exporter textfile) for machines.")
 @_text_options
 @click.option("--save-facts", type=click.Path(dir_okay=False, writable=True),
               help="Also write the collected facts (exfix.facts/4 JSON, readable by you only) for "
@@ -110,7 +119,9 @@ def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
 
 @click.command()
 @click.argument("facts_file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="text", show_default=True,
+              help="text for a person; json (exfix.scan/4), markdown, junit (CI job views), prometheus "
+              "(a node_exporter textfile) for machines.")
 @_text_options
 def evaluate(facts_file: str, fmt: str, details: str, quiet: bool) -> None:
     """Evaluate every rule offline over a facts file saved by `exfix scan --save-facts`."""

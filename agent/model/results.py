@@ -31,7 +31,7 @@ from agent.errors import (
     EXIT_UNREACHABLE,
     worst_exit,
 )
-from agent.model.facts import AreaIssue, HostFacts
+from agent.model.facts import AreaIssue, HostFacts, QueueFacts
 from agent.model.findings import Finding, NotJudged
 from agent.model.probe import ServerProbeStats
 
@@ -76,6 +76,7 @@ class HostScan:
     dns_servers: tuple[ServerProbeStats, ...] = ()
     organization: str = ""
     collected_from: str = ""
+    queues: tuple[QueueFacts, ...] = ()  # Get-Queue's rows (the prometheus format shows them)
 
     @property
     def partial(self) -> bool:

@@ -175,3 +175,19 @@ def test_markdown_has_a_heading_and_a_host_table() -> None:
     rows = lines[start + 2 : start + 4]
     assert [r.split("|")[1].strip() for r in rows] == ["ex01.contoso.local", "ex02.contoso.local"]
     assert all(r.split("|")[2].strip() == "scanned" and r.split("|")[4].strip() == "none" for r in rows)
+
+
+def test_junit_and_prometheus_of_a_lab_scan_parse_and_exit_as_the_scan() -> None:
+    parser = pytest.importorskip("prometheus_client.parser")
+    junitparser = pytest.importorskip("junitparser")
+    prom = run_exfix("scan", "--lab", "mixed-fleet", "--format", "prometheus")
+    assert prom.exit_code == 2, prom.describe()
+    families = {f.name: f for f in parser.text_string_to_metric_families(prom.stdout)}
+    assert len(families["exfix_scan_success"].samples) == 5
+    assert sum(s.value for s in families["exfix_findings"].samples) >= 9
+    assert families["exfix_queue_messages"].samples
+    report = run_exfix("scan", "--lab", "mixed-fleet", "--format", "junit")
+    assert report.exit_code == 2, report.describe()
+    xml = junitparser.JUnitXml.fromstring(report.stdout.encode("utf-8"))
+    suites = list(xml)
+    assert len(suites) == 5 and sum(s.failures for s in suites) >= 4
