@@ -10,6 +10,17 @@ import click
 
 from agent.cli import apply, inventory_cmd, lab, plan, playbook, rbac, rules_cmd, scan
 from agent.errors import EXIT_ERROR, ExfixError, one_line
+from agent.report import nagios
+
+# `exfix check` answers as a monitoring plugin does: whatever goes wrong before the fleet's
+# state is known (bad options, an unreadable inventory) is UNKNOWN, exit 3, on stdout, where
+# Nagios and Icinga read the status line (plugin guidelines: invalid arguments are UNKNOWN).
+PLUGIN_COMMAND = "check"
+
+
+def _plugin_unknown(message: str) -> None:
+    click.echo(f"EXFIX UNKNOWN - {one_line(message)}")
+    sys.exit(int(nagios.State.UNKNOWN))
 
 
 class _Group(click.Group):
@@ -31,6 +42,8 @@ class _Group(click.Group):
             value = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            if exc.ctx is not None and exc.ctx.command.name == PLUGIN_COMMAND:
+                _plugin_unknown(f"{exc.format_message()}{where}")
             click.echo(f"exfix: error: {one_line(exc.format_message())}{where}", err=True)
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
@@ -47,6 +60,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ExfixError as exc:
+            if ctx.invoked_subcommand == PLUGIN_COMMAND:
+                _plugin_unknown(str(exc))
             click.echo(f"exfix: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -71,6 +86,7 @@ def main(no_color: bool) -> None:
 def _register() -> None:
     main.add_command(scan.scan)
     main.add_command(scan.evaluate)
+    main.add_command(scan.check)
     main.add_command(rules_cmd.rules)
     main.add_command(lab.lab)
     main.add_command(plan.plan)

@@ -23,7 +23,7 @@ from agent.cli._common import (
 from agent.errors import FactsFileError, UsageError
 from agent.model import snapshot
 from agent.model.results import HostScan, ScanReport
-from agent.report import json_report, junit, markdown, prometheus, text
+from agent.report import json_report, junit, markdown, nagios, prometheus, text
 from agent.rules.registry import RULES
 from agent.scan import evaluate_snapshot, scan_fleet
 
@@ -115,6 +115,24 @@ def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
                             keep_facts=False, on_facts=None if writer is None else writer.add)  # fmt: skip
     _emit(report, fmt, details, quiet)
     sys.exit(report.exit_code)
+
+
+@click.command()
+@fleet_options
+@probe_repeat_option
+def check(inventory: str | None, lab: str | None, limit: str | None, forks: int, host_timeout: float,
+          ask_pass: bool, probe_repeat: int) -> None:
+    """Scan as a Nagios/Icinga plugin: one status line with perfdata, the hosts with findings,
+    and the plugin's exit code: 0 OK, 1 WARNING (medium or low findings, a partial host),
+    2 CRITICAL (a critical or high finding), 3 UNKNOWN (a host not scanned; bad input).
+    """
+    with open_fleet(inventory, lab, limit, ask_pass) as fleet:
+        report = scan_fleet(fleet.targets, fleet.credentials, source=fleet.source, forks=forks,
+                            host_timeout=host_timeout, probe_repeat=probe_repeat,
+                            keep_facts=False)  # fmt: skip
+    out, state = nagios.render(report)
+    sys.stdout.write(out)
+    sys.exit(int(state))
 
 
 @click.command()
