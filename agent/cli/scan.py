@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 
 from agent.cli._common import (
     FORMATS,
@@ -23,11 +25,11 @@ from agent.cli._common import (
 from agent.errors import FactsFileError, UsageError
 from agent.model import snapshot
 from agent.model.results import HostScan, ScanReport
-from agent.report import json_report, junit, markdown, nagios, prometheus, text
+from agent.report import json_report, junit, markdown, nagios, prometheus, rundeck, text
 from agent.rules.registry import RULES
 from agent.scan import evaluate_snapshot, scan_fleet
 
-SCAN_FORMATS = (*FORMATS, "junit", "prometheus")
+SCAN_FORMATS = (*FORMATS, "junit", "prometheus", "rundeck")
 
 
 def _emit(report: ScanReport, fmt: str, details: str = "failing", quiet: bool = False) -> None:
@@ -39,6 +41,11 @@ def _emit(report: ScanReport, fmt: str, details: str = "failing", quiet: bool = 
         sys.stdout.write(junit.render(report, [rule.id for rule in RULES]))
     elif fmt == "prometheus":
         sys.stdout.write(prometheus.render(report))
+    elif fmt == "rundeck":
+        buffer = io.StringIO()
+        text.render(report, Console(file=buffer, width=140, no_color=True, highlight=False, soft_wrap=False),
+                    details=text.Details(details), quiet=quiet)  # fmt: skip
+        sys.stdout.write(rundeck.render(buffer.getvalue(), text.rundeck_pairs(report)))
     else:
         text.render(report, stdout_console(), details=text.Details(details), quiet=quiet)
 
@@ -84,7 +91,7 @@ def _facts_file(path: str | None, order: list[str]) -> Iterator[snapshot.Snapsho
 @probe_repeat_option
 @click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="text", show_default=True,
               help="text for a person; json (exfix.scan/4), markdown, junit (CI job views), prometheus "
-              "(a node_exporter textfile) for machines.")
+              "(a node_exporter textfile), rundeck (the text, then RUNDECK:DATA lines) for machines.")
 @_text_options
 @click.option("--save-facts", type=click.Path(dir_okay=False, writable=True),
               help="Also write the collected facts (exfix.facts/4 JSON, readable by you only) for "
@@ -139,7 +146,7 @@ def check(inventory: str | None, lab: str | None, limit: str | None, forks: int,
 @click.argument("facts_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="text", show_default=True,
               help="text for a person; json (exfix.scan/4), markdown, junit (CI job views), prometheus "
-              "(a node_exporter textfile) for machines.")
+              "(a node_exporter textfile), rundeck (the text, then RUNDECK:DATA lines) for machines.")
 @_text_options
 def evaluate(facts_file: str, fmt: str, details: str, quiet: bool) -> None:
     """Evaluate every rule offline over a facts file saved by `exfix scan --save-facts`."""

@@ -9,10 +9,10 @@ Every value that came from a host goes through agent.report.safe (``terminal`` f
 from __future__ import annotations
 
 import json
-import re
 
 from agent.model.playbook_run import HostResult, Outcome, PlaybookRun, QueueView
 from agent.model.verification import CheckStatus, ProbeCheck, TrackingCheck
+from agent.report import rundeck
 from agent.report.safe import markdown_code, terminal
 
 # Inside a line of markdown only these characters make markup (emphasis, code, links, raw
@@ -236,19 +236,6 @@ def render_markdown(run: PlaybookRun) -> str:
 
 # --- Rundeck --------------------------------------------------------------------------------
 
-# Rundeck's "Key Value Data" log filter reads lines matching ^RUNDECK:DATA:(.+?)\s*=\s*(.+)$ and
-# makes ${data.KEY} available to later job steps, which often paste it into a command line.
-# So a value is one line of a conservative character set: anything else becomes '_'.
-_RUNDECK_UNSAFE = re.compile(r"[^A-Za-z0-9 ._:/@+,=()-]")
-_RUNDECK_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def rundeck_value(value: object) -> str:
-    text = "" if value is None else str(value)
-    text = _RUNDECK_UNSAFE.sub("_", " ".join(text.split()))
-    return text[:1000] or "-"
-
-
 def rundeck_data(run: PlaybookRun) -> list[tuple[str, str]]:
     pending = run.pending
     pairs: list[tuple[str, object]] = [
@@ -267,19 +254,11 @@ def rundeck_data(run: PlaybookRun) -> list[tuple[str, str]]:
         ("apply_command", pending.apply_command if pending and pending.apply_command else "-"),
         ("refused", "yes" if run.refused else "no"),
     ])  # fmt: skip
-    out = []
-    for key, value in pairs:
-        assert _RUNDECK_KEY.match(key), key
-        out.append((key, rundeck_value(value)))
-    return out
+    return rundeck.data(pairs)
 
 
 def render_rundeck(run: PlaybookRun) -> str:
-    # A text line that looks like a data line (a host named "RUNDECK:DATA:outcome=...") is
-    # indented, so only the lines below set Rundeck data.
-    lines = [(" " + line if line.startswith("RUNDECK:") else line) for line in render_text(run).splitlines()]
-    lines.extend(f"RUNDECK:DATA:{key}={value}" for key, value in rundeck_data(run))
-    return "\n".join(lines) + "\n"
+    return rundeck.render(render_text(run), rundeck_data(run))
 
 
 RENDERERS = {

@@ -266,3 +266,28 @@ def summary_line(report: ScanReport) -> Text:
     line.append_text(_t(f"; {findings} on {_plural(summary['hosts_with_findings'], 'host')}"))
     line.append_text(_t(f"  (source {report.source}, exit {report.exit_code})", "dim"))
     return line
+
+
+def rundeck_pairs(report: ScanReport) -> list[tuple[str, object]]:
+    """The scan as Rundeck job data: the fleet's counts, then each host by its place in the
+    inventory (``host_1``...: a host name is no safe key, and two could sanitise alike)."""
+    summary = report.summary()
+    pairs: list[tuple[str, object]] = [
+        ("source", report.source),
+        ("exit_code", report.exit_code),
+        ("hosts_total", summary["hosts"]),
+        ("hosts_scanned", summary["scanned"]),
+        ("hosts_with_findings", summary["hosts_with_findings"]),
+        ("hosts_partial", summary["partial"]),
+        ("findings", summary["findings"]),
+    ]
+    pairs += [(f"findings_{s.value}", summary["by_severity"].get(s.value, 0)) for s in _SEVERITIES]
+    for i, host in enumerate(report.hosts, start=1):
+        findings = report.findings_for(host.host)
+        pairs += [
+            (f"host_{i}", host.host),
+            (f"host_{i}_status", host.status.value),
+            (f"host_{i}_findings", len(findings)),
+            (f"host_{i}_rules", ",".join(dict.fromkeys(f.rule_id for f in findings)) or "-"),
+        ]
+    return pairs

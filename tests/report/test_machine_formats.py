@@ -4,12 +4,15 @@ line feeds, an ESC, a bidi override) stay one value, and come back as written.""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from agent.model.results import HostScan, HostStatus, ScanReport
-from agent.report import junit, prometheus
+from agent.report import junit, prometheus, rundeck, text
 from agent.rules.registry import RULES
 from agent.scan import organised, scanned
 from support.facts_builders import NXDOMAIN_ERROR, host, queue
@@ -70,3 +73,20 @@ def test_junit_reads_back_one_suite_per_host_one_case_per_rule(tmp_path: Path) -
     assert down.name == "scan" and isinstance(down.result[0], junitparser.Error)
     assert down.result[0].message == 'refused "now" \\x00'
     assert xml.tests == 2 * len(RULES) + 1 and xml.errors == 1
+
+
+# Rundeck's Key Value Data log filter (its default pattern).
+_RUNDECK = re.compile(r"^RUNDECK:DATA:(.+?)\s*=\s*(.+)$")
+
+
+def test_rundeck_data_has_the_fleet_and_each_host_and_no_host_value_sets_a_key() -> None:
+    report = _report()
+    buffer = io.StringIO()
+    text.render(report, Console(file=buffer, width=140, no_color=True))
+    out = rundeck.render("RUNDECK:DATA:exit_code=0\n" + buffer.getvalue(), text.rundeck_pairs(report))
+    data = dict(m.groups() for line in out.splitlines() if (m := _RUNDECK.match(line)))
+    assert data["exit_code"] == str(report.exit_code) != "0"  # the planted line was indented
+    assert data["hosts_total"] == "3" and data["host_3"] == "ex03.contoso.local"
+    assert data["host_3_status"] == "unreachable" and data["host_2_rules"] == "-"
+    assert data["host_1_rules"].split(",")[0] == "queue-dns-failure"
+    assert all(re.fullmatch(r"[A-Za-z0-9 ._:/@+,=()-]+", v) for v in data.values())
