@@ -5,20 +5,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from agent.collect.runner import PROBE_ROUND_INTERVAL
 from agent.errors import UsageError
 from agent.inventory import CredentialResolver, Inventory, inventory_from_mapping, load_inventory
 from agent.inventory.limit import log as inventory_log
 from agent.model.probe import PROBE_REPEAT_MAX
+from agent.model.results import HostScan, HostStatus
 from agent.model.target import HostTarget
+from agent.report.safe import terminal
 from agent.transport.tls import unvalidated_warning
 
 DEFAULT_LAB_SCENARIO = "mixed-fleet"
@@ -178,14 +188,29 @@ def stdout_console() -> Console:
 
 
 @contextlib.contextmanager
-def progress(total: int, label: str) -> Iterator[Callable[[str], None]]:
-    """A progress bar on stderr when it is a terminal; silent otherwise (CI, pipes, tickets)."""
+def progress(total: int, label: str) -> Iterator[Callable[[HostScan], None]]:
+    """A progress bar on stderr when it is a terminal; silent otherwise (CI, pipes, tickets):
+    hosts done of all, how many could not be scanned and how many findings so far, the time
+    gone and an estimate of the time left, and the host that finished last."""
     console = Console(file=sys.stderr, no_color=colour_off() or None)
     if not console.is_terminal or total == 0:
         yield lambda _host: None
         return
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console, transient=True)
+                   TextColumn("{task.fields[tally]}"), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=console,
+                   transient=True)  # fmt: skip
+    failed = findings = 0
+    lock = threading.Lock()
+
+    def advance(host: HostScan) -> None:
+        nonlocal failed, findings
+        with lock:
+            failed += host.status is not HostStatus.SCANNED
+            findings += len(host.findings)
+            tally = f"{failed} failed, {findings} findings"
+            bar.update(task, advance=1, last=terminal(host.host), tally=tally)
+
     with bar:
-        task = bar.add_task(label, total=total, last="")
-        yield lambda host: bar.update(task, advance=1, last=host)
+        task = bar.add_task(label, total=total, last="", tally="0 failed, 0 findings")
+        yield advance

@@ -135,7 +135,7 @@ def plan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
             progress(len(fleet.targets), "planning") as advance:  # fmt: skip
         result = plan_fleet(fleet.targets, fleet.credentials, source=source, scan_source=fleet.source,
                             forks=forks, host_timeout=host_timeout,
-                            on_host_done=lambda h: advance(h.host), probe_repeat=probe_repeat)  # fmt: skip
+                            on_host_done=advance, probe_repeat=probe_repeat)  # fmt: skip
     files = write_plan_dir(result.plan, out, overwrite=overwrite)
     plan_json = files.plan_json.resolve()
     if fmt == "json":

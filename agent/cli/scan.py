@@ -111,7 +111,7 @@ def scan(inventory: str | None, lab: str | None, limit: str | None, forks: int, 
             progress(len(fleet.targets), "scanning") as advance:
 
         def done(host: HostScan) -> None:
-            advance(host.host)
+            advance(host)
             if writer is not None:
                 writer.finished(host.host)
 
