@@ -44,7 +44,7 @@ from agent.model.plan import (
     restart_transport_call,
 )
 from agent.report import safe
-from agent.report.display import evidence_line, format_value
+from agent.report.display import cause_label, evidence_line, format_value
 from agent.resources import data_dir
 
 BOM = b"\xef\xbb\xbf"
@@ -97,6 +97,7 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
     )
     env.filters["ps"] = _ps
     env.filters["comment"] = _comment
+    env.filters["cause_label"] = cause_label
     env.globals["unknown_action"] = _unknown_action
     env.globals["param_names"] = _param_names
     return env

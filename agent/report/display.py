@@ -25,3 +25,11 @@ def evidence_line(item: EvidenceItem) -> str:
     where = f"{item.source} ({item.vantage})" if item.vantage else item.source
     values = "; ".join(f"{k}={format_value(v)}" for k, v in item.values)
     return f"{where}, {item.subject}: {values}"
+
+
+def cause_label(finding_id: str) -> str:
+    """A finding named by its id (``rule|host|subject``) as a reader knows it: the rule and
+    what it is about, not the internal key ("nic-dns-registration-disabled (NIC 'Ethernet')")."""
+    rule, _, rest = finding_id.partition("|")
+    _, _, subject = rest.partition("|")
+    return f"{rule} ({subject})" if subject else rule

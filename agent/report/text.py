@@ -15,6 +15,7 @@ from rich.text import Text
 
 from agent.model.findings import Finding, Severity
 from agent.model.results import HostScan, HostStatus, OrgScan, ScanReport
+from agent.report.display import cause_label
 from agent.report.safe import terminal
 
 SEVERITY_STYLE = {
@@ -59,7 +60,7 @@ def _evidence(finding: Finding, limit: int | None = None) -> Text:
         text.append_text(_t(f"... and {more} more evidence items (--format json has them all)", "dim italic"))
     if finding.explained_by:
         text.append("\n  explained by: ")
-        text.append_text(_t(", ".join(c.split("|", 1)[0] for c in finding.explained_by), "italic"))
+        text.append_text(_t(", ".join(cause_label(c) for c in finding.explained_by), "italic"))
     return text
 
 

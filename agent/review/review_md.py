@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from agent.model.findings import Finding, Level
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, Blocker, HostPlan, Plan, Resolution
 from agent.planning.render import RenderedHost, without_undo
-from agent.report.display import format_value
+from agent.report.display import cause_label, format_value
 from agent.report.safe import markdown, markdown_code, terminal
 
 _BLOCKER_TEXT = {
@@ -161,7 +161,7 @@ def _finding(finding: Finding) -> list[str]:
     else:
         lines.append("- Fix: none by exfix")
     if finding.explained_by:
-        lines.append(f"- Explained by: {', '.join(markdown(i) for i in finding.explained_by)}")
+        lines.append(f"- Explained by: {', '.join(markdown(cause_label(i)) for i in finding.explained_by)}")
     lines.append("")
     if finding.evidence:
         lines.append("| source | subject | values |")

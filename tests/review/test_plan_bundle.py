@@ -12,7 +12,16 @@ from agent.evaluate import evaluate
 from agent.model.plan import HostVars, Plan, plan_from_json
 from agent.planning import build_plan, render_plan
 from agent.review import apply_command, code_block, render_review, render_review_html, write_plan_dir
-from support.facts_builders import broken, connector, host, lookup, transport
+from support.facts_builders import (
+    broken,
+    connector,
+    host,
+    internal_queue,
+    lookup,
+    mapi_nic,
+    replication_nic,
+    transport,
+)
 
 HOSTILE_ALIAS = "Eth```0 $(x)\n| # <b>\x1b[31m"
 
@@ -126,3 +135,26 @@ def test_apply_command_quotes_the_path_and_omits_restart_when_not_needed() -> No
         apply_command(plan, "my plans/plan.json")
         == f"exfix apply 'my plans/plan.json' --approve {plan.digest}"
     )
+
+
+def test_causes_are_named_by_rule_and_subject_and_counts_agree_with_their_verbs() -> None:
+    """The review names a finding's cause as a reader knows it, never by the internal key
+    ("nic-dns-registration-disabled|ex02.contoso.local|NIC ..."); "1 finding needs"."""
+    unregistered = host(
+        name="ex05.contoso.local",
+        nics=(mapi_nic(register_this_connections_address=False), replication_nic()),
+        queues=(internal_queue(),),
+    )
+    fleet = (unregistered,)
+    plan = build_plan(fleet, {f.host: evaluate(f) for f in fleet}, {})
+    scripts = render_plan(plan)
+    review = render_review(plan, scripts, "plan.json")
+    html = render_review_html(plan, scripts, "plan.json")
+    linked = [(f, c) for hp in plan.hosts for f in hp.findings for c in f.explained_by]
+    assert linked, "the fixture has a symptom explained by a cause"
+    for _, cause in linked:
+        rule, _, subject = cause.split("|", 2)
+        assert cause not in review and cause not in html
+        assert f"{rule} ({subject})" in review.replace("\\", "")
+    for page in (review, html):
+        assert "1 finding need " not in page and "1 findings" not in page and "1 servers" not in page
