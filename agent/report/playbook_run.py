@@ -234,6 +234,29 @@ def render_markdown(run: PlaybookRun) -> str:
     return "\n".join(lines)
 
 
+# --- plain text (a work note where Markdown is not rendered) ----------------------------------
+
+
+def render_worknote(run: PlaybookRun) -> str:
+    """The work note for a ticket system that shows notes as plain text (a ServiceNow work
+    note, say), where the Markdown note's pipes, asterisks and backticks would be noise: the
+    text report, then the record the Markdown note ends with, in plain lines."""
+    book = run.playbook
+    lines = [
+        "",
+        "Record",
+        f"  playbook: {book.name} ({book.mode.value}, approval {book.approval.value}), file {book.source},"
+        f" sha256 {book.sha256}",
+        f"  fleet: {run.source}; operator {run.operator}",
+        f"  started {run.started}, finished {run.finished}; exit code {run.exit_code}",
+        f"  run record: {run.run_file}",
+    ]
+    lines.extend(f"  plan {p.digest} ({p.role.value}): {p.review_html}, {p.review_md}" for p in run.plans)
+    if run.journal:
+        lines.append(f"  journal: {run.journal}")
+    return render_text(run) + "\n".join(terminal(line) for line in lines) + "\n"
+
+
 # --- Rundeck --------------------------------------------------------------------------------
 
 def rundeck_data(run: PlaybookRun) -> list[tuple[str, str]]:
@@ -265,5 +288,6 @@ RENDERERS = {
     "json": render_json,
     "text": render_text,
     "markdown": render_markdown,
+    "worknote": render_worknote,
     "rundeck": render_rundeck,
 }

@@ -162,6 +162,15 @@ def test_run_reports_keep_host_values_inert(tmp_path: Path) -> None:
         markdown.splitlines()[2] == "**Fixes planned; waiting for approval (1 server: 1 pending-approval).**"
     )
 
+    worknote = RENDERERS["worknote"](run)
+    assert worknote.startswith(RENDERERS["text"](run))  # the text report, then the record
+    record = worknote.splitlines()[worknote.splitlines().index("Record") + 1 :]
+    assert record[0].startswith("  playbook: dns-451-remediate (apply, approval ")
+    assert run.playbook.sha256 in record[0]
+    assert any(line == f"  run record: {run.run_file}" for line in record)
+    # None of the Markdown note's syntax: a plain-text ticket shows it as it is.
+    assert "|---|" not in worknote and "\n### " not in worknote and "**Fixes planned" not in worknote
+
     rundeck = RENDERERS["rundeck"](run)
     data_lines = [line for line in rundeck.splitlines() if line.startswith("RUNDECK:DATA:")]
     assert [line for line in data_lines if line.startswith("RUNDECK:DATA:outcome=")] == [
