@@ -44,7 +44,7 @@ from agent.model.plan import (
     restart_transport_call,
 )
 from agent.report import safe
-from agent.report.display import cause_label, evidence_line, format_value
+from agent.report.display import cause_label, change_before, evidence_line, format_value
 from agent.resources import data_dir
 
 BOM = b"\xef\xbb\xbf"
@@ -152,7 +152,9 @@ class HostView:
 
 
 def _changes(action: Action) -> tuple[str, ...]:
-    return tuple(f"{c.property}: {format_value(c.before)} -> {format_value(c.after)}" for c in action.changes)
+    return tuple(
+        f"{c.property}: {change_before(action, c)} -> {format_value(c.after)}" for c in action.changes
+    )
 
 
 def _undo(action: Action) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ or the review page's escaping).
 from __future__ import annotations
 
 from agent.model.findings import DataValue, EvidenceItem
+from agent.model.plan import Action, Change
 
 
 def format_value(value: DataValue) -> str:
@@ -33,3 +34,13 @@ def cause_label(finding_id: str) -> str:
     rule, _, rest = finding_id.partition("|")
     _, _, subject = rest.partition("|")
     return f"{rule} ({subject})" if subject else rule
+
+
+def change_before(action: Action, change: Change) -> str:
+    """A change's before value as a reader should take it. A step that interrupts mail flow
+    (the transport restart) plans no before: it stops and starts the service whatever its
+    state, and apply records the state it finds ("Running -> Running" in the journal), so
+    "(none)" would read as if the service were not there."""
+    if change.before is None and action.disruptive:
+        return "(as found; stopped and started)"
+    return format_value(change.before)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from agent.model.findings import Finding, Level
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, Blocker, HostPlan, Plan, Resolution
 from agent.planning.render import RenderedHost, without_undo
-from agent.report.display import cause_label, format_value
+from agent.report.display import cause_label, change_before, format_value
 from agent.report.safe import markdown, markdown_code, terminal
 
 _BLOCKER_TEXT = {
@@ -245,7 +245,7 @@ def _host(host: HostPlan, rendered: RenderedHost) -> list[str]:
         for n, action in enumerate(host.actions, start=1):
             for change in action.changes:
                 lines.append(
-                    f"- Step {n}: {markdown(change.property)} {markdown(format_value(change.before))} "
+                    f"- Step {n}: {markdown(change.property)} {markdown(change_before(action, change))} "
                     f"→ {markdown(format_value(change.after))}"
                 )
         lines.append("")

@@ -158,3 +158,8 @@ def test_causes_are_named_by_rule_and_subject_and_counts_agree_with_their_verbs(
         assert f"{rule} ({subject})" in review.replace("\\", "")
     for page in (review, html):
         assert "1 finding need " not in page and "1 findings" not in page and "1 servers" not in page
+    # The restart plans no before (apply records the state it finds): never "(none)".
+    assert any(a.disruptive for hp in plan.hosts for a in hp.actions)
+    script = "\n".join(t for hp in plan.hosts for t in scripts[hp.directory].texts().values())
+    for page in (review, html, script):
+        assert "Status: (none)" not in page and "(as found; stopped and started)" in page
