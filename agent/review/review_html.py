@@ -35,7 +35,7 @@ from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, HostPlan, Plan
 from agent.planning.render import RenderedHost, environment, host_view, without_undo
 from agent.report.display import cause_label, change_before, format_value
 from agent.report.safe import terminal
-from agent.review.review_md import apply_command
+from agent.review.review_md import NAMES_SHOWN, apply_command
 
 TEMPLATE = "review.html.j2"
 
@@ -68,6 +68,7 @@ def page_environment() -> jinja2.Environment:
     env.filters["format_value"] = format_value
     env.filters["cause_label"] = cause_label
     env.globals["change_before"] = change_before
+    env.globals["names_shown"] = NAMES_SHOWN
     env.globals["plural"] = _plural
     return env
 

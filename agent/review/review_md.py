@@ -48,6 +48,9 @@ def apply_command(plan: Plan, plan_json: str) -> str:
     return f"exfix apply {shlex.quote(plan_json)} --approve {plan.digest}{restart}"
 
 
+NAMES_SHOWN = 10  # servers named in a sentence; the rest are counted
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -79,7 +82,12 @@ def _summary(plan: Plan) -> list[str]:
     else:
         lines.append("It plans no automatic change.")
     if restarting:
-        names = ", ".join(markdown(h.host) for h in restarting)
+        # A fleet's list would bury the sentence: the first few, and the count (every server is
+        # under its own heading below).
+        shown = ", ".join(markdown(h.host) for h in restarting[:NAMES_SHOWN])
+        names = shown if len(restarting) <= NAMES_SHOWN else (
+            f"{_plural(len(restarting), 'server')} ({shown} and {len(restarting) - NAMES_SHOWN} more)"
+        )  # fmt: skip
         lines.append(
             f"**Mail flow is interrupted** on {names}: the Exchange transport service (MSExchangeTransport) "
             "is restarted so the changes take effect. Mail on that server stops for the restart; queued "

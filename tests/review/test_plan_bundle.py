@@ -163,3 +163,19 @@ def test_causes_are_named_by_rule_and_subject_and_counts_agree_with_their_verbs(
     script = "\n".join(t for hp in plan.hosts for t in scripts[hp.directory].texts().values())
     for page in (review, html, script):
         assert "Status: (none)" not in page and "(as found; stopped and started)" in page
+
+
+def test_a_fleet_of_restarts_is_counted_in_the_plain_words_not_listed() -> None:
+    fleet = tuple(
+        host(name=f"ex{i:02d}.contoso.local",
+             nics=(mapi_nic(register_this_connections_address=False), replication_nic()))
+        for i in range(1, 15)
+    )  # fmt: skip
+    plan = build_plan(fleet, {f.host: evaluate(f) for f in fleet}, {})
+    scripts = render_plan(plan)
+    review = render_review(plan, scripts, "plan.json")
+    html = render_review_html(plan, scripts, "plan.json")
+    (sentence,) = [line for line in review.splitlines() if line.startswith("**Mail flow is interrupted**")]
+    assert "on 14 servers (ex01.contoso.local, " in sentence and "and 4 more)" in sentence
+    assert "ex11.contoso.local" not in sentence
+    assert "on 14 servers (ex01.contoso.local, " in html and "and 4 more)" in html
