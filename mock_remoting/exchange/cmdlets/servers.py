@@ -50,15 +50,20 @@ _SET_TRANSPORT = (
     "Get-ExchangeServer", Endpoint.EXCHANGE, IDENTITY, DOMAIN_CONTROLLER, P("Status", Kind.SWITCH)
 )
 def get_exchange_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
-    identity = args.get("Identity")
+    for host in _servers(ctx, args.get("Identity")):
+        ctx.emit(exchange_server(ctx.org, host))
+
+
+def _servers(ctx: Context, identity: str | None) -> list[HostState]:
+    """The servers ``-Identity`` names (every server without it), by name; none found for an
+    identity is the not-found error record Exchange writes."""
     found = _named(ctx, identity)
     if found is None:
         hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
         found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
     if identity is not None and not found:
         ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
-    for host in found:
-        ctx.emit(exchange_server(ctx.org, host))
+    return found
 
 
 def _named(ctx: Context, identity: str | None) -> list[HostState] | None:
@@ -76,14 +81,7 @@ def _named(ctx: Context, identity: str | None) -> list[HostState] | None:
 )
 def get_mailbox_server(ctx: Context, args: dict[str, Any], _: Sequence[Any]) -> None:
     # Every lab server has the Mailbox role (Exchange 2016 and later have no other but Edge).
-    identity = args.get("Identity")
-    found = _named(ctx, identity)
-    if found is None:
-        hosts = sorted(ctx.org.hosts.values(), key=lambda h: h.name.lower())
-        found = [h for h in hosts if identity is None or identity_matches(identity, h.name, h.fqdn)]
-    if identity is not None and not found:
-        ctx.error(ctx.exchange.not_found(ctx.cmdlet, identity, ctx.dc))
-    for host in found:
+    for host in _servers(ctx, args.get("Identity")):
         ctx.emit(mailbox_server(ctx.org, host))
 
 
