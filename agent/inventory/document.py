@@ -34,7 +34,7 @@ from agent.inventory.coerce import (
 )
 from agent.inventory.values import Unsafe, Vaulted
 from agent.model.document import Document, key
-from agent.model.target import Auth, OsTransport, Scheme, Timeouts
+from agent.model.target import Auth, OsTransport, PsrpClient, Scheme, Timeouts
 
 
 def _loose(check: Callable[[Any], Any]) -> dict[str, Any]:
@@ -58,6 +58,7 @@ class HostVariables:
     exfix_exchange_path: str = field(default="PowerShell", metadata=_loose(as_path))
     exfix_exchange_auth: Auth = field(default=Auth.KERBEROS, metadata=_loose(one_of(Auth)))
     exfix_os_transport: OsTransport | None = field(default=None, metadata=_loose(one_of(OsTransport)))
+    exfix_psrp_client: PsrpClient | None = field(default=None, metadata=_loose(one_of(PsrpClient)))
     exfix_allow_insecure_basic: bool = field(default=False, metadata=_loose(as_bool))
     exfix_cert_pem: str | None = field(default=None, metadata=_loose(as_printable))
     exfix_cert_key_pem: str | None = field(default=None, metadata=_loose(as_printable))

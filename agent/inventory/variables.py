@@ -77,6 +77,11 @@ EXFIX_VARIABLES: tuple[tuple[str, str, str], ...] = (
         "psrp or winrm (WinRS + powershell.exe) for the OS cmdlets",
         "winrm with ansible_connection: winrm, else psrp",
     ),
+    (
+        "exfix_psrp_client",
+        "pypsrp or psrpcore: the PSRP client library (EXFIX_PSRP_CLIENT overrides it)",
+        "pypsrp",
+    ),
     ("exfix_allow_insecure_basic", "accept basic authentication over plain http", "false"),
     ("exfix_cert_pem, exfix_cert_key_pem", "client certificate files (over Ansible's)", ""),
     ("exfix_dns_address_map", 'DNS server address -> "host:port" really queried (the lab)', ""),
@@ -324,6 +329,7 @@ def host_target(
         probe_public_name=v.exfix_probe_public_name,
         source=source,
         connection=connection,
+        psrp_client=v.exfix_psrp_client,
     )
 
 

@@ -54,6 +54,14 @@ class OsTransport(str, enum.Enum):
     WINRM = "winrm"
 
 
+class PsrpClient(str, enum.Enum):
+    """Which client library speaks PSRP (both endpoints): pypsrp 0.9 (agent/transport/psrp.py)
+    or psrpcore with exfix's own WSMan layer (agent/transport/psrpcore_session.py)."""
+
+    PYPSRP = "pypsrp"
+    PSRPCORE = "psrpcore"
+
+
 @dataclass(frozen=True, slots=True)
 class CredSSP:
     """CredSSP's options (Ansible's ``ansible_psrp_credssp_*``)."""
@@ -171,6 +179,7 @@ class HostTarget:
     probe_public_name: str | None = None  # None: the collector's default
     source: str = ""  # the inventory file
     connection: str = "psrp"  # the ansible_connection whose variables made ``os``: psrp | winrm
+    psrp_client: PsrpClient | None = None  # exfix_psrp_client; None: the transport's default
 
     @property
     def address_map(self) -> dict[str, str]:

@@ -1,0 +1,363 @@
+"""PSRP sessions on psrpcore (the sans-IO PSRP core pypsrp 1.0 is built on) and exfix's own
+WSMan layer (agent/transport/wsman.py): the lean second transport of issue 12.
+
+Selected per host by ``exfix_psrp_client: psrpcore`` (or ``EXFIX_PSRP_CLIENT``), see
+:func:`agent.transport.connection.psrp_session_class`. Everything the pypsrp session
+(agent/transport/psrp.py) promises holds here too, and for the same reasons: one runspace
+pool per endpoint, cmdlets and parameters only (NoLanguage mode, never a script), every
+request bounded by the command's budget with exfix's own Receive polling, no Terminate signal
+for a completed pipeline until ``UNTERMINATED_PIPELINES`` of them are open, output parsed once.
+Retries, deadlines and error mapping are RetryingSession's.
+
+Where the client CPU went with pypsrp 0.9 (py-spy, bench/README.md) and what replaces it:
+
+- requests/urllib3 per request (a session, headers, hooks, a pool lookup): one
+  ``http.client`` connection per session, opened and authenticated once;
+- building each envelope as an ElementTree and serializing it: text templates (wsman.Shell);
+- pypsrp's message objects and serializer: psrpcore's state machine, with the CreatePipeline
+  message of each cmdlet call serialized once per process (the same bounded cache as the
+  pypsrp session, keyed by the call and the peer's protocol version);
+- psrpcore would deserialize every pipeline message into its PSObject model (several times
+  slower than clixml.py, see its docstring): the pool hands pipeline messages (output, error
+  and warning records, the pipeline's state) to clixml.py as text instead, and only the few
+  runspace-pool messages go through psrpcore's deserializer.
+
+Not built here (the host keeps the pypsrp transport, which
+``psrp_session_class`` says in the debug log): CredSSP and certificate authentication, and
+connections through an HTTP proxy (ansible_psrp_proxy or the environment's).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from psrpcore import ClientPowerShell, ClientRunspacePool
+from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_message
+from psrpcore.types import PSInvocationState, PSRPMessageType, RunspacePoolState, serialize
+
+from agent.errors import HostError
+from agent.model.command import CmdletCall, Endpoint
+from agent.model.remote import RemoteError, RemoteObject
+from agent.model.target import EXCHANGE_SERVICE, OS_SERVICE, Auth, MessageEncryption, Scheme
+from agent.pwsh import check_cmdlet, check_parameter
+from agent.transport._session import BudgetExhausted, RetryingSession
+from agent.transport.base import CommandResult
+from agent.transport.clixml import ClixmlError, error_from_object, parse_clixml, unreadable_output
+from agent.transport.deadline import Budget
+from agent.transport.psrp import (
+    CONFIGURATIONS,
+    POLL_SECONDS,
+    STOP_GRACE_SECONDS,
+    UNTERMINATED_PIPELINES,
+    _PipelineCache,
+    _wire_value,
+    pipeline_key,
+)
+from agent.transport.wsman import SIGNAL_PS_CTRL_C, SIGNAL_TERMINATE, Connection, ConnectionSettings, Shell
+
+__all__ = ["PsrpcoreSession"]
+
+_PIPELINES = _PipelineCache()
+_RESOURCE_URI = "http://schemas.microsoft.com/powershell/%s"
+# Pipeline messages read by clixml.py instead of psrpcore's deserializer.
+_OUTPUT = PSRPMessageType.PipelineOutput
+_IGNORED = frozenset({
+    PSRPMessageType.VerboseRecord,
+    PSRPMessageType.DebugRecord,
+    PSRPMessageType.ProgressRecord,
+    PSRPMessageType.InformationRecord,
+})  # fmt: skip
+
+
+class _Handled:
+    """What ``next_event`` returns for a message the pool read itself (never None: None means
+    "no more messages")."""
+
+    __slots__ = ()
+
+
+_HANDLED = _Handled()
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8-sig")
+
+
+class _Collected:
+    """What one pipeline produced, read from the messages' CLIXML (clixml.py)."""
+
+    __slots__ = ("cmdlet", "errors", "objects", "state", "warnings")
+
+    def __init__(self, cmdlet: str) -> None:
+        self.cmdlet = cmdlet
+        self.objects: list[RemoteObject] = []
+        self.errors: list[RemoteError] = []
+        self.warnings: list[str] = []
+        self.state = PSInvocationState.Running
+
+    def take(self, message_type: PSRPMessageType, data: bytes) -> bool:
+        """Read one pipeline message; False for one psrpcore should handle (a host call).
+
+        Raises ClixmlError for an error, warning or state message that is not readable (the
+        pool is then suspect); unreadable output is the command's error record instead."""
+        if message_type is _OUTPUT:
+            if data:
+                try:
+                    self.objects.extend(parse_clixml(_text(data)))
+                except ClixmlError as exc:
+                    self.errors.append(unreadable_output(self.cmdlet, exc))
+            return True
+        if message_type is PSRPMessageType.ErrorRecord:
+            self.errors.extend(error_from_object(record) for record in parse_clixml(_text(data)))
+            return True
+        if message_type is PSRPMessageType.WarningRecord:
+            for record in parse_clixml(_text(data)):
+                message = record.get("InformationalRecord_Message")
+                self.warnings.append(str(message if message is not None else record.to_string or ""))
+            return True
+        if message_type is PSRPMessageType.PipelineState:
+            for record in parse_clixml(_text(data)):
+                try:
+                    self.state = PSInvocationState(int(record.get("PipelineState")))
+                except (TypeError, ValueError):
+                    raise ClixmlError("a PipelineState message without a readable state") from None
+                reason = record.get("ExceptionAsErrorRecord")
+                if isinstance(reason, RemoteObject):
+                    self.errors.append(error_from_object(reason))
+            return True
+        return message_type in _IGNORED
+
+
+class _Pool(ClientRunspacePool):
+    """psrpcore's client pool with two changes (psrpcore is pinned exactly, pyproject):
+    CreatePipeline messages come from the serialized-pipeline cache, and messages of a
+    pipeline exfix runs are read by :class:`_Collected`, not by psrpcore's object model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collected: dict[uuid.UUID, _Collected] = {}
+        # Set by the session just before ClientPowerShell.start(): the cache key, and the
+        # cached bytes when that call was serialized before.
+        self.next_pipeline: tuple[Any, bytes | None] | None = None
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        pending, self.next_pipeline = self.next_pipeline, None
+        if message_type is not PSRPMessageType.CreatePipeline or pending is None:
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        key, data = pending
+        if data is None:
+            element = serialize(
+                message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
+            )
+            data = ET.tostring(element, encoding="utf-8", method="xml")
+            _PIPELINES.put(key, data)
+        packed = create_message(True, message_type, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(
+                message_type, bytearray(packed), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type
+            )
+        )
+
+    def _process_message(self, message: PSRPMessage) -> Any:
+        pipeline_id = message.pipeline_id
+        if pipeline_id is not None:
+            collected = self.collected.get(pipeline_id)
+            if collected is not None and collected.take(message.message_type, message.data):
+                return _HANDLED
+        return super()._process_message(message)
+
+    @property
+    def protocol_version(self) -> str:
+        their = self.their_capability
+        return str(getattr(their, "protocolversion", "")) if their is not None else ""
+
+
+class PsrpcoreSession(RetryingSession):
+    """One PSRP endpoint (Exchange or OS) of one host over psrpcore. See the module docstring."""
+
+    transport_name = "psrpcore"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connection: Connection | None = None
+        self._shell: Shell | None = None
+        self._pool: _Pool | None = None
+        # Command ids of completed pipelines not terminated yet, oldest first.
+        self._unterminated: list[str] = []
+
+    def default_service(self) -> str:
+        return EXCHANGE_SERVICE if self.endpoint is Endpoint.EXCHANGE else OS_SERVICE
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests the current connection sent (for tests)."""
+        return self._connection.requests if self._connection is not None else 0
+
+    def _settings(self) -> ConnectionSettings:
+        config = self.config
+        credential = self.credential
+        https = config.scheme is Scheme.HTTPS
+        encryption = config.message_encryption
+        seal = config.auth is not Auth.BASIC and (
+            encryption is MessageEncryption.ALWAYS or (encryption is MessageEncryption.AUTO and not https)
+        )
+        return ConnectionSettings(
+            https=https,
+            host=config.host,
+            port=config.port,
+            path=config.path,
+            auth=config.auth.value,
+            username=credential.username,
+            password=credential.password.reveal() if credential.password else None,
+            seal=seal,
+            verify=self.target.cert_validation.requests_verify,
+            tls_server_name=config.tls_server_name,
+            service=config.negotiate_service or self.default_service(),
+            hostname_override=config.negotiate_hostname_override,
+            delegate=config.negotiate_delegate,
+            send_cbt=config.send_cbt,
+            connection_timeout=self.target.timeouts.connection,
+        )
+
+    def _limit(self, budget: Budget | None, end: float | None = None) -> float:
+        """The HTTP timeout of one request: the read timeout, cut to what the budget leaves."""
+        remaining = budget.remaining() if budget is not None else (end or 0.0) - time.monotonic()
+        if remaining <= 0:
+            raise BudgetExhausted()
+        return min(self.target.timeouts.read, remaining)
+
+    def _open(self, budget: Budget) -> None:
+        configuration = (
+            CONFIGURATIONS[Endpoint.EXCHANGE]
+            if self.endpoint is Endpoint.EXCHANGE
+            else self.config.configuration_name
+        )
+        connection = Connection(self._settings())
+        shell = Shell(
+            connection,
+            _RESOURCE_URI % configuration,
+            max_envelope_size=self.config.max_envelope_size,
+            operation_timeout=self.target.timeouts.operation,
+        )
+        pool = _Pool()
+        self._connection, self._shell, self._pool = connection, shell, pool
+        try:
+            pool.open()
+            first = pool.data_to_send(shell.max_payload)
+            assert first is not None  # SessionCapability and InitRunspacePool
+            shell.create(str(pool.runspace_pool_id).upper(), first.data, self._limit(budget))
+            while (more := pool.data_to_send(shell.max_payload)) is not None:
+                shell.send(None, more.data, self._limit(budget))
+            while pool.state is not RunspacePoolState.Opened:
+                if pool.state in (RunspacePoolState.Broken, RunspacePoolState.Closed):
+                    raise HostError(self.host, f"opening {self.config.url}: the runspace pool is {pool.state.name}")
+                self._receive(None, budget)
+        except BaseException as exc:
+            self._connection = self._shell = self._pool = None
+            connection.close()
+            if isinstance(exc, ClixmlError):
+                raise HostError(self.host, f"opening {self.config.url}: {exc}") from None
+            raise
+
+    def _receive(self, command_id: str | None, budget: Budget) -> bool:
+        """One Receive; feeds the pool. True when the server said the command is done."""
+        assert self._shell is not None and self._pool is not None
+        remaining = budget.remaining()
+        if remaining <= 0:
+            raise BudgetExhausted()
+        operation = max(1, min(POLL_SECONDS, math.ceil(remaining)))
+        result = self._shell.receive(command_id, remaining, operation)
+        if result.data:
+            pool = self._pool
+            pool.receive_data(PSRPPayload(result.data, StreamType.default, None))
+            while pool.next_event() is not None:
+                pass
+        return result.done
+
+    def _discard(self, graceful: bool) -> None:
+        connection, shell = self._connection, self._shell
+        self._connection = self._shell = self._pool = None
+        self._unterminated = []
+        try:
+            if graceful and shell is not None and shell.shell_id is not None:
+                # Delete the pool on the server: Exchange counts open sessions per user.
+                end = time.monotonic() + max(STOP_GRACE_SECONDS, min(10.0, self.deadline.remaining()))
+                shell.delete(self._limit(None, end))
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def _execute(self, call: CmdletCall, budget: Budget) -> CommandResult:
+        pool, shell = self._pool, self._shell
+        assert pool is not None and shell is not None
+        cmdlet = check_cmdlet(call.cmdlet)
+        parameters = [(check_parameter(name), value) for name, value in call.parameters]
+        key = pipeline_key(call, pool.protocol_version)
+        cached = _PIPELINES.get(key)
+        ps = ClientPowerShell(pool)
+        if cached is None:
+            ps.add_command(cmdlet)
+            for name, value in parameters:
+                ps.add_parameter(name, _wire_value(value))
+        collected = _Collected(call.cmdlet)
+        pool.collected[ps.pipeline_id] = collected
+        command_id = str(ps.pipeline_id).upper()
+        try:
+            pool.next_pipeline = (key, cached)
+            ps.start()
+            first = pool.data_to_send(shell.max_payload)
+            assert first is not None
+            shell.command(command_id, first.data, self._limit(budget))
+            self._command_sent = True
+            while (more := pool.data_to_send(shell.max_payload)) is not None:
+                shell.send(command_id, more.data, self._limit(budget))
+            try:
+                while collected.state is PSInvocationState.Running:
+                    if self._receive(command_id, budget) and collected.state is PSInvocationState.Running:
+                        collected.state = PSInvocationState.Completed  # Done without a state message
+            except BudgetExhausted:
+                self._stop(command_id)
+                raise budget.timeout_error() from None
+            except ClixmlError as exc:  # an error/state message that is not readable: suspect
+                self._drop(graceful=False)
+                raise HostError(self.host, f"{call.cmdlet}: {exc}") from None
+        finally:
+            pool.collected.pop(ps.pipeline_id, None)
+            pool.pipeline_table.pop(ps.pipeline_id, None)
+
+        errors = tuple(collected.errors)
+        if collected.state is PSInvocationState.Failed and not errors:
+            errors = (RemoteError(f"{call.cmdlet}: the pipeline failed"),)
+        result = CommandResult(tuple(collected.objects), errors, tuple(collected.warnings))
+        self._unterminated.append(command_id)
+        if len(self._unterminated) > UNTERMINATED_PIPELINES:
+            oldest = self._unterminated.pop(0)
+            try:
+                shell.signal(oldest, SIGNAL_TERMINATE, self._limit(budget))
+            except BudgetExhausted:
+                pass
+            except Exception:  # the results are in hand; the pool is suspect
+                self._drop(graceful=False)
+        return result
+
+    def _stop(self, command_id: str) -> None:
+        """Ask the server to stop a pipeline whose deadline passed (a short grace period)."""
+        shell = self._shell
+        if shell is None:
+            return
+        end = time.monotonic() + STOP_GRACE_SECONDS
+        try:
+            shell.signal(command_id, SIGNAL_PS_CTRL_C, self._limit(None, end))
+        except Exception:  # a host that does not answer the stop is dropped
+            self._drop(graceful=False)

@@ -1,0 +1,573 @@
+"""exfix's own small WS-Management client for PSRP: one HTTP connection, its authentication and
+sealing, and the six shell messages (MS-WSMV 3.1.4: Create, Command, Send, Receive, Signal,
+Delete). Used by :mod:`agent.transport.psrpcore_session`; the pypsrp transport has its own.
+
+- **One connection per session.** WinRM authenticates the TCP connection, not the request
+  (MS-WSMV 2.2.9.1 and the lab's auth.py): the handshake runs once, on empty POSTs, and every
+  later request of the session reuses the connection with no Authorization header. The first
+  POST already carries the client's first token: the mechanism is the inventory's, so the
+  anonymous POST pypsrp sends to learn the server's offer is a round trip saved per
+  connection. A connection the server closed while idle (keep-alive expiry) is noticed before
+  the next request (the socket reads as closed) and opened and authenticated again; one that
+  breaks during a request raises, and the session's retry policy decides.
+- **Sealing** (``message_encryption`` auto over http, or always): the NTLM or Kerberos session
+  keys of pyspnego's context (``wrapping_winrm``) seal each SOAP message in the
+  ``multipart/encrypted`` MIME framing of MS-WSMV 2.2.9.1.2.1 (the facts as pypsrp's
+  ``encryption.py`` implements them: the 4-byte little-endian signature length, the signature,
+  the sealed data; the OriginalContent length includes the padding pyspnego reports).
+  Exchange's IIS writes ``-- Encrypted Boundary`` with a space; both forms are read.
+- **Channel binding** over https (RFC 5929 ``tls-server-end-point``): the hash of the
+  server's certificate, SHA-256 unless its signature hash is stronger, bound into the
+  NTLM/Kerberos authenticator (``send_cbt``), as pypsrp's ``HTTPNegotiateAuth`` does.
+- **TLS**: the certificate is checked as requests would (system/certifi CAs, the inventory's
+  CA file, or not at all with ``cert_validation: ignore``), against ``exfix_tls_server_name``
+  when given (sent as SNI too, agent/transport/tls.py), else the address connected to.
+- **Envelopes** are text templates built once per shell and filled with the message id, the
+  operation timeout and the payload; responses are parsed with one ``ET.fromstring`` and a
+  few ``find`` calls. Errors are raised as pypsrp's exception types so that one mapping
+  (agent/transport/_errors.py) serves both transports.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import re
+import select
+import socket
+import ssl
+import struct
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import pypsrp.exceptions as psrp_exc
+import spnego
+import spnego.channel_bindings
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+__all__ = ["Connection", "ConnectionSettings", "ConnectTimeout", "Shell", "ReceiveResult"]
+
+NS = {
+    "s": "http://www.w3.org/2003/05/soap-envelope",
+    "wsa": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+    "wsman": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+    "wsmv": "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd",
+    "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
+    "wsmanfault": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
+    "wst": "http://schemas.xmlsoap.org/ws/2004/09/transfer",
+}
+_S = "{%s}" % NS["s"]
+_WSA = "{%s}" % NS["wsa"]
+_RSP = "{%s}" % NS["rsp"]
+
+ACTION = {
+    "Create": "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create",
+    "Delete": "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete",
+    "Command": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command",
+    "Send": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send",
+    "Receive": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive",
+    "Signal": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal",
+}
+# MS-WSMV 2.2.4.38 Signal codes; MS-PSRP 3.1.5.3.9 uses its own code to stop a pipeline.
+SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/Terminate"
+SIGNAL_PS_CTRL_C = "powershell/signal/ctrl_c"
+COMMAND_DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
+OPERATION_TIMEOUT_CODE = 2150858793  # the Receive long-poll expired with nothing to say
+
+_BOUNDARY = b"--Encrypted Boundary"
+_ENCRYPTED_PART = re.compile(rb"--\s*Encrypted Boundary\r\n")
+_LENGTH = re.compile(rb"Length=(\d+)")
+_CONTENT_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
+_ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+_AUTH_SCHEMES = {"ntlm": "Negotiate", "negotiate": "Negotiate", "kerberos": "Kerberos"}
+_TOKEN = re.compile(r"(?:Negotiate|Kerberos|NTLM)\s+([A-Za-z0-9+/=]+)", re.I)
+
+
+class ConnectTimeout(TimeoutError):
+    """No TCP/TLS connection within the connect timeout (agent/transport/_errors.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """What one connection needs (from the inventory's EndpointConfig and credential)."""
+
+    https: bool
+    host: str
+    port: int
+    path: str
+    auth: str  # ntlm | negotiate | kerberos | basic
+    username: str | None
+    password: str | None
+    seal: bool  # wrap every message (message encryption)
+    verify: bool | str  # False, True (system CAs), or a CA bundle path
+    tls_server_name: str | None = None
+    service: str = "WSMAN"
+    hostname_override: str | None = None
+    delegate: bool = False
+    send_cbt: bool = True
+    connection_timeout: float = 30.0
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://{self.host}:{self.port}/{self.path.lstrip('/')}"
+
+
+def _ca_bundle() -> str | None:
+    # What requests uses when verify is True: the environment's bundle, else certifi's.
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        value = os.environ.get(name)
+        if value:
+            return value
+    try:
+        import certifi  # optional: requests' own CA bundle, present wherever requests is
+
+        return str(certifi.where())
+    except ImportError:  # pragma: no cover - requests depends on certifi
+        return None
+
+
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else _ca_bundle())
+
+
+def certificate_binding(der: bytes) -> bytes:
+    """RFC 5929 section 4.1 ``tls-server-end-point`` application data for a DER certificate:
+    its hash with the certificate's signature hash, SHA-256 when that is MD5 or SHA-1."""
+    algorithm: Any = hashes.SHA256()
+    try:
+        signed_with = x509.load_der_x509_certificate(der).signature_hash_algorithm
+    except Exception:  # an algorithm cryptography does not name (e.g. Ed25519): SHA-256
+        signed_with = None
+    if signed_with is not None and signed_with.name not in ("md5", "sha1"):
+        algorithm = signed_with
+    digest = hashes.Hash(algorithm)
+    digest.update(der)
+    return b"tls-server-end-point:" + digest.finalize()
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """http.client with the TLS wrap done here: the SNI and checked name may differ from the
+    address connected to (exfix_tls_server_name)."""
+
+    def __init__(self, settings: ConnectionSettings, context: ssl.SSLContext | None) -> None:
+        super().__init__(settings.host, settings.port, timeout=settings.connection_timeout)
+        self._settings = settings
+        self._context = context
+        self.peer_certificate: bytes | None = None
+
+    def connect(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), self.timeout)
+        except TimeoutError:
+            raise ConnectTimeout(f"no connection to {self.host}:{self.port} in time") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._context is not None:
+            name = self._settings.tls_server_name or self._settings.host
+            try:
+                sock = self._context.wrap_socket(sock, server_hostname=name)
+            except TimeoutError:
+                sock.close()
+                raise ConnectTimeout(f"no TLS handshake with {self.host}:{self.port} in time") from None
+            except BaseException:
+                sock.close()
+                raise
+            self.peer_certificate = sock.getpeercert(True)
+        self.sock = sock
+
+
+class Connection:
+    """One authenticated (and, when asked, sealed) HTTP connection to one WSMan endpoint."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self._context = tls_context(settings.verify) if settings.https else None
+        self._http: _HTTPConnection | None = None
+        self._security: Any = None  # the pyspnego context once the handshake completed
+        self._protocol = ""  # the sealed content's protocol name (MS-WSMV 2.2.9.1.2.1)
+        self._basic: str | None = None
+        if settings.auth == "basic":
+            pair = f"{settings.username or ''}:{settings.password or ''}".encode()
+            self._basic = "Basic " + base64.b64encode(pair).decode("ascii")
+        self._path = "/" + settings.path.lstrip("/")
+        self.requests = 0  # HTTP requests sent (handshake included), for tests and benchmarks
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        self._http = None
+        self._security = None
+
+    # -- one request ------------------------------------------------------------------------
+
+    def post(self, message: bytes, timeout: float) -> bytes:
+        """Send one SOAP message; return the (unsealed) response body of a 200.
+
+        Raises pypsrp's AuthenticationError (401), WSManFaultError (a SOAP fault),
+        WinRMTransportError (another status), or the socket's own errors."""
+        self._ensure_connected(timeout)
+        assert self._http is not None
+        headers = {"Accept-Encoding": "identity", "Connection": "Keep-Alive", "User-Agent": "exfix"}
+        if self._basic is not None:
+            headers["Authorization"] = self._basic
+        if self._security is not None and self.settings.seal:
+            body = self._wrap(message)
+            headers["Content-Type"] = (
+                f'multipart/encrypted;protocol="{self._protocol}";boundary="Encrypted Boundary"'
+            )
+        else:
+            body = message
+            headers["Content-Type"] = "application/soap+xml;charset=UTF-8"
+        status, response_headers, data = self._request(body, headers, timeout)
+        content_type = response_headers.get("content-type", "")
+        if content_type.startswith(("multipart/encrypted", "multipart/x-multi-encrypted")):
+            data = self._unwrap(data, content_type)
+        if status == 200:
+            return data
+        if status == 401:
+            self.close()  # the server forgot the connection's authentication
+            raise psrp_exc.AuthenticationError(f"HTTP 401 from {self.settings.url}")
+        text = data.decode("utf-8", "replace")
+        if status == 500 and text.lstrip().startswith("<"):
+            fault = parse_fault(text)
+            if fault is not None:
+                raise fault
+        raise psrp_exc.WinRMTransportError("http", status, text)
+
+    def _request(
+        self, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        http_conn = self._http
+        assert http_conn is not None and http_conn.sock is not None
+        http_conn.sock.settimeout(max(0.05, timeout))
+        self.requests += 1
+        try:
+            http_conn.request("POST", self._path, body, headers)
+            response = http_conn.getresponse()
+            data = response.read()
+        except BaseException:
+            self.close()
+            raise
+        response_headers = {name.lower(): value for name, value in response.getheaders()}
+        if response.will_close:
+            # Connection: close (or HTTP/1.0): the next request needs a new, authenticated one.
+            self.close()
+        return response.status, response_headers, data
+
+    # -- connection and handshake -----------------------------------------------------------
+
+    def _ensure_connected(self, timeout: float) -> None:
+        http_conn = self._http
+        if http_conn is not None and http_conn.sock is not None and not _closed_by_peer(http_conn.sock):
+            return
+        self.close()
+        settings = self.settings
+        http_conn = _HTTPConnection(settings, self._context)
+        http_conn.timeout = max(0.05, min(settings.connection_timeout, timeout))
+        http_conn.connect()
+        self._http = http_conn
+        if settings.auth in _AUTH_SCHEMES:
+            self._handshake(http_conn, timeout)
+
+    def _handshake(self, http_conn: _HTTPConnection, timeout: float) -> None:
+        settings = self.settings
+        bindings = None
+        if settings.send_cbt and http_conn.peer_certificate is not None:
+            bindings = spnego.channel_bindings.GssChannelBindings(
+                application_data=certificate_binding(http_conn.peer_certificate)
+            )
+        context_req = spnego.ContextReq.default
+        if settings.delegate:
+            context_req |= spnego.ContextReq.delegate
+        context = spnego.client(
+            settings.username,
+            settings.password,
+            hostname=settings.hostname_override or settings.host,
+            service=settings.service,
+            channel_bindings=bindings,
+            context_req=context_req,
+            protocol=settings.auth,
+            options=spnego.NegotiateOptions.wrapping_winrm if settings.seal else spnego.NegotiateOptions.none,
+        )
+        scheme = _AUTH_SCHEMES[settings.auth]
+        token = context.step()
+        while token is not None:
+            headers = {
+                "Authorization": f"{scheme} {base64.b64encode(token).decode('ascii')}",
+                "Connection": "Keep-Alive",
+                "Content-Length": "0",
+                "User-Agent": "exfix",
+            }
+            status, response_headers, _ = self._request(b"", headers, timeout)
+            found = _TOKEN.search(response_headers.get("www-authenticate", ""))
+            if status == 401 and (found is None or context.complete):
+                self.close()
+                raise psrp_exc.AuthenticationError(f"HTTP 401 from {settings.url}")
+            if status not in (200, 401):
+                self.close()
+                raise psrp_exc.WinRMTransportError("http", status, "")
+            if found is None:
+                break
+            token = context.step(base64.b64decode(found.group(1)))
+            if status == 200 and token is None:
+                break
+        if not context.complete:
+            self.close()
+            raise psrp_exc.AuthenticationError(f"the {scheme} handshake with {settings.url} did not complete")
+        self._security = context
+        # MS-WSMV 2.2.9.1.2.1: Kerberos alone names its own protocol; SPNEGO covers NTLM too.
+        self._protocol = (
+            "application/HTTP-Kerberos-session-encrypted"
+            if settings.auth == "kerberos"
+            else "application/HTTP-SPNEGO-session-encrypted"
+        )
+
+    # -- sealing ----------------------------------------------------------------------------
+
+    def _wrap(self, message: bytes) -> bytes:
+        header, sealed, padding = self._security.wrap_winrm(message)
+        return b"".join((
+            _BOUNDARY,
+            b"\r\n\tContent-Type: ",
+            self._protocol.encode("ascii"),
+            b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=",
+            str(len(message) + padding).encode("ascii"),
+            b"\r\n",
+            _BOUNDARY,
+            b"\r\n\tContent-Type: application/octet-stream\r\n",
+            struct.pack("<i", len(header)),
+            header,
+            sealed,
+            _BOUNDARY,
+            b"--\r\n",
+        ))  # fmt: skip
+
+    def _unwrap(self, data: bytes, content_type: str) -> bytes:
+        if self._security is None:
+            raise psrp_exc.WinRMError("a sealed response on a connection without a security context")
+        parts = [part for part in _ENCRYPTED_PART.split(data) if part]
+        plain = bytearray()
+        for index in range(0, len(parts) - 1, 2):
+            length = _LENGTH.search(parts[index])
+            payload = parts[index + 1]
+            end = payload.rfind(b"--Encrypted Boundary--")
+            if end < 0:
+                end = payload.rfind(b"-- Encrypted Boundary--")
+            if end >= 0:
+                payload = payload[:end]
+            payload = payload.replace(b"\tContent-Type: application/octet-stream\r\n", b"", 1)
+            size = struct.unpack("<i", payload[:4])[0]
+            chunk = self._security.unwrap_winrm(payload[4 : 4 + size], payload[4 + size :])
+            if length is None or int(length.group(1)) != len(chunk):
+                raise psrp_exc.WinRMError("the sealed response's length does not match its content")
+            plain += chunk
+        return bytes(plain)
+
+
+def _literal(text: str) -> str:
+    """XML-escaped, and safe inside the %-format header template."""
+    return escape(text).replace("%", "%%")
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """True when an idle kept-alive socket reads as closed (or has unexpected data)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def parse_fault(text: str) -> psrp_exc.WSManFaultError | None:
+    """A SOAP fault body as pypsrp's WSManFaultError (code, machine, reason, provider...)."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return None
+    fault = root.find("s:Body/s:Fault", NS)
+    if fault is None:
+        return None
+    code: Any = None
+    value = fault.find("s:Code/s:Subcode/s:Value", NS)
+    if value is None:
+        value = fault.find("s:Code/s:Value", NS)
+    if value is not None:
+        code = value.text
+    reason_node = fault.find("s:Reason/s:Text", NS)
+    reason = reason_node.text if reason_node is not None else None
+    machine = provider = provider_path = provider_fault = None
+    detail = fault.find("s:Detail/wsmanfault:WSManFault", NS)
+    if detail is not None:
+        code = detail.attrib.get("Code", code)
+        machine = detail.attrib.get("Machine")
+        message = detail.find("wsmanfault:Message", NS)
+        if message is not None:
+            reason = message.text or reason
+            provider_node = message.find("wsmanfault:ProviderFault", NS)
+            if provider_node is not None:
+                provider = provider_node.attrib.get("provider")
+                provider_path = provider_node.attrib.get("path")
+                provider_fault = (provider_node.text or "").strip() or None
+    try:
+        code = int(code or "")
+    except (TypeError, ValueError):
+        pass
+    return psrp_exc.WSManFaultError(
+        code, machine, reason.strip() if reason else None, provider, provider_path, provider_fault
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveResult:
+    data: bytes  # the stdout stream's bytes (PSRP fragments), in order
+    done: bool  # CommandState Done: the command (pipeline) ended
+
+
+class Shell:
+    """The WSMan messages of one PSRP shell (runspace pool), as text templates.
+
+    The header differs between messages only in the action, the message id, the operation
+    timeout, the options and the selector (the ShellId once the shell exists), so it is one
+    format string built once; bodies are small templates too."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        resource_uri: str,
+        *,
+        max_envelope_size: int,
+        operation_timeout: int,
+        locale: str = "en-US",
+    ) -> None:
+        self.connection = connection
+        self.resource_uri = resource_uri
+        self.shell_id: str | None = None
+        self.operation_timeout = operation_timeout
+        self.max_envelope_size = max_envelope_size
+        session_id = str(uuid.uuid4()).upper()
+        lang = quoteattr(locale)
+        self._head = (
+            '<s:Envelope xmlns:s="{s}" xmlns:wsa="{wsa}" xmlns:wsman="{wsman}" xmlns:wsmv="{wsmv}" '
+            'xmlns:rsp="{rsp}"><s:Header>'
+        ).format(**NS) + (
+            '<wsa:Action s:mustUnderstand="true">%s</wsa:Action>'
+            f'<wsmv:DataLocale s:mustUnderstand="false" xml:lang={lang}/>'
+            f'<wsman:Locale s:mustUnderstand="false" xml:lang={lang}/>'
+            f'<wsman:MaxEnvelopeSize s:mustUnderstand="true">{int(max_envelope_size)}</wsman:MaxEnvelopeSize>'
+            "<wsa:MessageID>uuid:%s</wsa:MessageID>"
+            "<wsman:OperationTimeout>PT%dS</wsman:OperationTimeout>"
+            f'<wsa:ReplyTo><wsa:Address s:mustUnderstand="true">{_ANONYMOUS}</wsa:Address></wsa:ReplyTo>'
+            f'<wsman:ResourceURI s:mustUnderstand="true">{_literal(resource_uri)}</wsman:ResourceURI>'
+            f'<wsmv:SessionId s:mustUnderstand="false">uuid:{session_id}</wsmv:SessionId>'
+            f"<wsa:To>{_literal(connection.settings.url)}</wsa:To>"
+            "%s</s:Header><s:Body>"
+        )
+        self._selector = ""
+
+    # The PSRP payload that fits one Create/Command/Send beside the envelope, in bytes before
+    # base64 (pypsrp reserves the header's size plus 256 bytes the same way).
+    @property
+    def max_payload(self) -> int:
+        overhead = len(self._head) + 1024
+        return max(22, (self.max_envelope_size - overhead) // 4 * 3)
+
+    def _envelope(self, action: str, body: str, options: str = "", timeout: int | None = None) -> tuple[str, bytes]:
+        message_id = str(uuid.uuid4()).upper()
+        head = self._head % (ACTION[action], message_id, timeout or self.operation_timeout, options + self._selector)
+        return message_id, (head + body + "</s:Body></s:Envelope>").encode("utf-8")
+
+    def _send(self, action: str, body: str, timeout: float, options: str = "", operation: int | None = None) -> ET.Element:
+        message_id, message = self._envelope(action, body, options, operation)
+        response = self.connection.post(message, timeout)
+        root = ET.fromstring(response)
+        relates = root.find("s:Header/wsa:RelatesTo", NS)
+        if relates is None or relates.text != f"uuid:{message_id}":
+            raise psrp_exc.WinRMError(f"the {action} response does not relate to the request uuid:{message_id}")
+        body_node = root.find("s:Body", NS)
+        return body_node if body_node is not None else ET.Element(_S + "Body")
+
+    def create(self, shell_id: str, creation_xml: bytes, timeout: float) -> None:
+        """Create the shell (MS-PSRP 3.1.5.3.1: the first fragments ride in creationXml)."""
+        body = (
+            f'<rsp:Shell ShellId="{shell_id}"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+            '<creationXml xmlns="http://schemas.microsoft.com/powershell">'
+            f"{base64.b64encode(creation_xml).decode('ascii')}</creationXml></rsp:Shell>"
+        )
+        options = (
+            '<wsman:OptionSet s:mustUnderstand="true">'
+            '<wsman:Option Name="protocolversion" MustComply="true">2.3</wsman:Option></wsman:OptionSet>'
+        )
+        response = self._send("Create", body, timeout, options)
+        created = response.find("rsp:Shell/rsp:ShellId", NS)
+        self.shell_id = (created.text or shell_id) if created is not None else shell_id
+        selector_names = response.find("wst:ResourceCreated/wsa:ReferenceParameters/wsman:SelectorSet", NS)
+        selectors = [(s.attrib.get("Name", ""), s.text or "") for s in selector_names] if selector_names is not None else []
+        if not selectors:
+            selectors = [("ShellId", self.shell_id)]
+        self._selector = (
+            "<wsman:SelectorSet>"
+            + "".join(f"<wsman:Selector Name={quoteattr(n)}>{escape(v)}</wsman:Selector>" for n, v in selectors)
+            + "</wsman:SelectorSet>"
+        )
+
+    def command(self, command_id: str, arguments: bytes, timeout: float) -> None:
+        body = (
+            f'<rsp:CommandLine CommandId="{command_id}"><rsp:Command></rsp:Command>'
+            f"<rsp:Arguments>{base64.b64encode(arguments).decode('ascii')}</rsp:Arguments></rsp:CommandLine>"
+        )
+        self._send("Command", body, timeout)
+
+    def send(self, command_id: str | None, data: bytes, timeout: float) -> None:
+        target = f' CommandId="{command_id}"' if command_id else ""
+        body = (
+            f'<rsp:Send><rsp:Stream Name="stdin"{target}>'
+            f"{base64.b64encode(data).decode('ascii')}</rsp:Stream></rsp:Send>"
+        )
+        self._send("Send", body, timeout)
+
+    _RECEIVE_OPTIONS = (
+        '<wsman:OptionSet><wsman:Option Name="WSMAN_CMDSHELL_OPTION_KEEPALIVE">True</wsman:Option>'
+        "</wsman:OptionSet>"
+    )
+
+    def receive(self, command_id: str | None, timeout: float, operation: int) -> ReceiveResult:
+        """One Receive long-poll of at most ``operation`` seconds (the HTTP wait 2 more, capped
+        at ``timeout``). The operation-timeout fault (nothing to say yet) is an empty result."""
+        target = f' CommandId="{command_id}"' if command_id else ""
+        body = f"<rsp:Receive><rsp:DesiredStream{target}>stdout</rsp:DesiredStream></rsp:Receive>"
+        try:
+            response = self._send("Receive", body, min(timeout, operation + 2), self._RECEIVE_OPTIONS, operation)
+        except psrp_exc.WSManFaultError as fault:
+            if fault.code == OPERATION_TIMEOUT_CODE:
+                return ReceiveResult(b"", False)
+            raise
+        chunks: list[bytes] = []
+        done = False
+        receive = response.find("rsp:ReceiveResponse", NS)
+        if receive is not None:
+            for node in receive:
+                if node.tag == _RSP + "Stream":
+                    if node.text:
+                        chunks.append(base64.b64decode(node.text))
+                elif node.tag == _RSP + "CommandState":
+                    done = node.attrib.get("State") == COMMAND_DONE
+        return ReceiveResult(b"".join(chunks), done)
+
+    def signal(self, command_id: str, code: str, timeout: float) -> None:
+        body = f'<rsp:Signal CommandId="{command_id}"><rsp:Code>{escape(code)}</rsp:Code></rsp:Signal>'
+        self._send("Signal", body, timeout)
+
+    def delete(self, timeout: float) -> None:
+        self._send("Delete", "", timeout)
