@@ -30,17 +30,27 @@ connections through an HTTP proxy (ansible_psrp_proxy or the environment's).
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from psrpcore import ClientPowerShell, ClientRunspacePool
+from psrpcore._client import _ClientPipeline
 from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_message
-from psrpcore.types import PSInvocationState, PSRPMessageType, RunspacePoolState, serialize
+from psrpcore.types import (
+    InitRunspacePool,
+    PSInvocationState,
+    PSRPMessageType,
+    RunspacePoolState,
+    SessionCapability,
+    serialize,
+)
+from psrpcore.types._serializer import _serialize_string
 
 from agent.errors import HostError
-from agent.model.command import CmdletCall, Endpoint
+from agent.model.command import CmdletCall, Endpoint, ParamValue
 from agent.model.remote import RemoteError, RemoteObject
 from agent.model.target import EXCHANGE_SERVICE, OS_SERVICE, Auth, MessageEncryption, Scheme
 from agent.pwsh import check_cmdlet, check_parameter
@@ -53,15 +63,13 @@ from agent.transport.psrp import (
     POLL_SECONDS,
     STOP_GRACE_SECONDS,
     UNTERMINATED_PIPELINES,
-    _PipelineCache,
+    _typed,
     _wire_value,
-    pipeline_key,
 )
 from agent.transport.wsman import SIGNAL_PS_CTRL_C, SIGNAL_TERMINATE, Connection, ConnectionSettings, Shell
 
 __all__ = ["PsrpcoreSession"]
 
-_PIPELINES = _PipelineCache()
 _RESOURCE_URI = "http://schemas.microsoft.com/powershell/%s"
 # Pipeline messages read by clixml.py instead of psrpcore's deserializer.
 _OUTPUT = PSRPMessageType.PipelineOutput
@@ -85,6 +93,114 @@ _HANDLED = _Handled()
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8-sig")
+
+
+# -- CreatePipeline messages, serialized once per cmdlet shape -------------------------------
+
+# What stands for a string parameter value while a shape is serialized: no underscore (so
+# psrpcore's _xHHHH_ escaping leaves it alone) and nothing XML escapes.
+_SLOT = "EXFIXSLOT%04dQ"
+
+
+def _shape(call: CmdletCall, protocol: str) -> tuple[Any, list[str]]:
+    """The cmdlet call without its string values (the key of its template), and those values
+    in order. A non-empty string value, or each string of a list of non-empty strings, is a
+    slot; any other value (switches, numbers, booleans, "", which ElementTree writes as an
+    empty element) is part of the key, with its type (``_typed``: True == 1)."""
+    key: list[Any] = [call.cmdlet, protocol]
+    values: list[str] = []
+    for name, value in call.parameters:
+        if _is_slot(value):
+            key.append((name, "S"))
+            values.append(value)  # type: ignore[arg-type]  # _is_slot: a str
+        elif _is_slots(value):
+            key.append((name, "L", len(value)))
+            values.extend(value)  # type: ignore[arg-type]  # checked: every item is a str
+        else:
+            key.append((name, _typed(value)))
+    return tuple(key), values
+
+
+def _is_slot(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _is_slots(value: object) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(_is_slot(v) for v in value)
+
+
+def _slotted(value: ParamValue, counter: list[int]) -> ParamValue:
+    def slot() -> str:
+        counter[0] += 1
+        return _SLOT % (counter[0] - 1)
+
+    if _is_slot(value):
+        return slot()
+    if _is_slots(value):
+        return tuple(slot() for _ in value)  # type: ignore[union-attr]  # _is_slots: a tuple
+    return value
+
+
+def _clixml_string(value: str) -> bytes:
+    # A <S> element's text as psrpcore writes it: its _xHHHH_ escaping, then ElementTree's.
+    text = _serialize_string(value)
+    if "&" in text or "<" in text or ">" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.encode("utf-8")
+
+
+class _Template:
+    """A serialized CreatePipeline message cut at its string values' slots."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, serialized: bytes, slots: int) -> None:
+        parts: list[bytes] = []
+        rest = serialized
+        for index in range(slots):
+            marker = (_SLOT % index).encode("ascii")
+            if rest.count(marker) != 1:
+                raise ValueError("a slot marker is not in the serialized pipeline exactly once")
+            head, rest = rest.split(marker)
+            parts.append(head)
+        parts.append(rest)
+        self.parts = tuple(parts)
+
+    def fill(self, values: list[str]) -> bytes:
+        parts = self.parts
+        out = [parts[0]]
+        for value, part in zip(values, parts[1:], strict=True):
+            out.append(_clixml_string(value))
+            out.append(part)
+        return b"".join(out)
+
+
+class _TemplateCache:
+    """Templates by cmdlet shape, shared by every session (a fleet runs a few dozen shapes).
+    Bounded like psrp.py's pipeline cache; a full cache is emptied."""
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[Any, _Template] = {}
+
+    def get(self, key: Any) -> _Template | None:
+        with self._lock:
+            return self._known.get(key)
+
+    def put(self, key: Any, template: _Template) -> None:
+        with self._lock:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[key] = template
+
+
+_TEMPLATES = _TemplateCache()
+# The two messages that open a pool (MS-PSRP 3.1.4.1: SESSION_CAPABILITY, INIT_RUNSPACEPOOL)
+# are the same for every pool exfix opens (no host, no application arguments, one runspace),
+# so each is serialized once per process.
+_OPEN_MESSAGES: dict[type, bytes] = {}
 
 
 class _Collected:
@@ -132,6 +248,8 @@ class _Collected:
         return message_type in _IGNORED
 
 
+
+
 class _Pool(ClientRunspacePool):
     """psrpcore's client pool with two changes (psrpcore is pinned exactly, pyproject):
     CreatePipeline messages come from the serialized-pipeline cache, and messages of a
@@ -140,9 +258,10 @@ class _Pool(ClientRunspacePool):
     def __init__(self) -> None:
         super().__init__()
         self.collected: dict[uuid.UUID, _Collected] = {}
-        # Set by the session just before ClientPowerShell.start(): the cache key, and the
-        # cached bytes when that call was serialized before.
-        self.next_pipeline: tuple[Any, bytes | None] | None = None
+        # Set by the session just before ClientPowerShell.start(): the shape's key, the string
+        # values, and the shape's template when it was serialized before (else the message's
+        # commands hold slot markers, and its serialization becomes the template).
+        self.next_pipeline: tuple[Any, list[str], _Template | None] | None = None
 
     def prepare_message(
         self,
@@ -152,16 +271,31 @@ class _Pool(ClientRunspacePool):
         stream_type: StreamType = StreamType.default,
     ) -> None:
         pending, self.next_pipeline = self.next_pipeline, None
+        kind = type(message)
+        if message_type is None and pipeline_id is None and kind in (SessionCapability, InitRunspacePool):
+            data = _OPEN_MESSAGES.get(kind)
+            if data is None:
+                data = _OPEN_MESSAGES[kind] = self._serialize(message)
+            self._queue(PSRPMessageType.get_message_id(kind), data, pipeline_id, stream_type)
+            return
         if message_type is not PSRPMessageType.CreatePipeline or pending is None:
             super().prepare_message(message, message_type, pipeline_id, stream_type)
             return
-        key, data = pending
-        if data is None:
-            element = serialize(
-                message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
-            )
-            data = ET.tostring(element, encoding="utf-8", method="xml")
-            _PIPELINES.put(key, data)
+        key, values, template = pending
+        if template is None:
+            template = _Template(self._serialize(message), len(values))
+            _TEMPLATES.put(key, template)
+        self._queue(message_type, template.fill(values), pipeline_id, stream_type)
+
+    def _serialize(self, message: Any) -> bytes:
+        element = serialize(
+            message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
+        )
+        return ET.tostring(element, encoding="utf-8", method="xml")
+
+    def _queue(
+        self, message_type: PSRPMessageType, data: bytes, pipeline_id: uuid.UUID | None, stream_type: StreamType
+    ) -> None:
         packed = create_message(True, message_type, data, self.runspace_pool_id, pipeline_id)
         self._send_buffer.append(
             PSRPMessage(
@@ -303,18 +437,26 @@ class PsrpcoreSession(RetryingSession):
         assert pool is not None and shell is not None
         cmdlet = check_cmdlet(call.cmdlet)
         parameters = [(check_parameter(name), value) for name, value in call.parameters]
-        key = pipeline_key(call, pool.protocol_version)
-        cached = _PIPELINES.get(key)
-        ps = ClientPowerShell(pool)
-        if cached is None:
-            ps.add_command(cmdlet)
+        key, values = _shape(call, pool.protocol_version)
+        template = _TEMPLATES.get(key)
+        ps: _ClientPipeline
+        if template is not None:
+            # The template is the whole message: psrpcore's pipeline object needs no commands
+            # (and ClientPowerShell's PSObject metadata would be built for nothing).
+            ps = _ClientPipeline(pool)
+            ps._message_type = PSRPMessageType.CreatePipeline
+        else:
+            power = ClientPowerShell(pool)
+            power.add_command(cmdlet)
+            counter = [0]
             for name, value in parameters:
-                ps.add_parameter(name, _wire_value(value))
+                power.add_parameter(name, _wire_value(_slotted(value, counter)))
+            ps = power
         collected = _Collected(call.cmdlet)
         pool.collected[ps.pipeline_id] = collected
         command_id = str(ps.pipeline_id).upper()
         try:
-            pool.next_pipeline = (key, cached)
+            pool.next_pipeline = (key, values, template)
             ps.start()
             first = pool.data_to_send(shell.max_payload)
             assert first is not None

@@ -157,34 +157,115 @@ def certificate_binding(der: bytes) -> bytes:
     return b"tls-server-end-point:" + digest.finalize()
 
 
-class _HTTPConnection(http.client.HTTPConnection):
-    """http.client with the TLS wrap done here: the SNI and checked name may differ from the
-    address connected to (exfix_tls_server_name)."""
+class _Wire:
+    """One TCP (or TLS) connection speaking just the HTTP/1.1 a WSMan client needs: a POST with
+    a Content-Length, and a response with a Content-Length or chunked body. http.client reads
+    every response's headers through the email package's parser, which was the largest single
+    cost left in a fleet scan's profile."""
 
-    def __init__(self, settings: ConnectionSettings, context: ssl.SSLContext | None) -> None:
-        super().__init__(settings.host, settings.port, timeout=settings.connection_timeout)
-        self._settings = settings
-        self._context = context
-        self.peer_certificate: bytes | None = None
-
-    def connect(self) -> None:
+    def __init__(self, settings: ConnectionSettings, context: ssl.SSLContext | None, timeout: float) -> None:
         try:
-            sock = socket.create_connection((self.host, self.port), self.timeout)
+            sock = socket.create_connection((settings.host, settings.port), timeout)
         except TimeoutError:
-            raise ConnectTimeout(f"no connection to {self.host}:{self.port} in time") from None
+            raise ConnectTimeout(f"no connection to {settings.host}:{settings.port} in time") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._context is not None:
-            name = self._settings.tls_server_name or self._settings.host
+        self.peer_certificate: bytes | None = None
+        if context is not None:
+            name = settings.tls_server_name or settings.host
             try:
-                sock = self._context.wrap_socket(sock, server_hostname=name)
+                sock = context.wrap_socket(sock, server_hostname=name)
             except TimeoutError:
                 sock.close()
-                raise ConnectTimeout(f"no TLS handshake with {self.host}:{self.port} in time") from None
+                raise ConnectTimeout(f"no TLS handshake with {settings.host}:{settings.port} in time") from None
             except BaseException:
                 sock.close()
                 raise
             self.peer_certificate = sock.getpeercert(True)
         self.sock = sock
+        self._reader = sock.makefile("rb")
+        host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+        self._head = f"POST /{settings.path.lstrip('/')} HTTP/1.1\r\nHost: {host}:{settings.port}\r\n"
+
+    def close(self) -> None:
+        try:
+            self._reader.close()
+        finally:
+            self.sock.close()
+
+    def exchange(self, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, dict[str, str], bytes, bool]:
+        """Send one POST; return the status, the headers (names in lower case, repeated ones
+        joined with ", "), the body, and whether the server closes the connection after it."""
+        self.sock.settimeout(max(0.05, timeout))
+        lines = [self._head]
+        lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+        self.sock.sendall("".join(lines).encode("latin-1") + body)
+        reader = self._reader
+        while True:
+            status_line = reader.readline(65537)
+            if not status_line:
+                raise http.client.RemoteDisconnected("Remote end closed connection without response")
+            parts = status_line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+                raise http.client.BadStatusLine(status_line.decode("latin-1", "replace").strip())
+            try:
+                status = int(parts[1])
+            except ValueError:
+                raise http.client.BadStatusLine(status_line.decode("latin-1", "replace").strip()) from None
+            response_headers: dict[str, str] = {}
+            for _ in range(200):
+                line = reader.readline(65537)
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                name = name.strip().lower()
+                value = value.strip()
+                known = response_headers.get(name)
+                response_headers[name] = value if known is None else f"{known}, {value}"
+            else:
+                raise http.client.HTTPException("too many response headers")
+            if status >= 200 or status == 101:
+                break  # 1xx (100 Continue) precede the real response
+        http10 = parts[0] == b"HTTP/1.0"
+        connection = response_headers.get("connection", "").lower()
+        will_close = "close" in connection or (http10 and "keep-alive" not in connection)
+        if "chunked" in response_headers.get("transfer-encoding", "").lower():
+            data = self._chunked()
+        elif "content-length" in response_headers:
+            try:
+                length = int(response_headers["content-length"])
+            except ValueError:
+                raise http.client.HTTPException("a malformed Content-Length") from None
+            data = reader.read(length)
+            if len(data) != length:
+                raise http.client.IncompleteRead(data, length - len(data))
+        elif status in (204, 304) or 100 <= status < 200:
+            data = b""
+        else:
+            data = reader.read()  # delimited by the connection's end
+            will_close = True
+        return status, response_headers, data, will_close
+
+    def _chunked(self) -> bytes:
+        reader = self._reader
+        chunks: list[bytes] = []
+        while True:
+            size_line = reader.readline(65537)
+            if not size_line:
+                raise http.client.IncompleteRead(b"".join(chunks))
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise http.client.HTTPException("a malformed chunk size") from None
+            if size == 0:
+                while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunk = reader.read(size)
+            if len(chunk) != size:
+                raise http.client.IncompleteRead(chunk, size - len(chunk))
+            chunks.append(chunk)
+            reader.readline(65537)  # the CRLF after each chunk
 
 
 class Connection:
@@ -193,21 +274,20 @@ class Connection:
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
         self._context = tls_context(settings.verify) if settings.https else None
-        self._http: _HTTPConnection | None = None
+        self._wire: _Wire | None = None
         self._security: Any = None  # the pyspnego context once the handshake completed
         self._protocol = ""  # the sealed content's protocol name (MS-WSMV 2.2.9.1.2.1)
         self._basic: str | None = None
         if settings.auth == "basic":
             pair = f"{settings.username or ''}:{settings.password or ''}".encode()
             self._basic = "Basic " + base64.b64encode(pair).decode("ascii")
-        self._path = "/" + settings.path.lstrip("/")
         self.requests = 0  # HTTP requests sent (handshake included), for tests and benchmarks
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-        self._http = None
+        wire, self._wire = self._wire, None
         self._security = None
+        if wire is not None:
+            wire.close()
 
     # -- one request ------------------------------------------------------------------------
 
@@ -217,7 +297,6 @@ class Connection:
         Raises pypsrp's AuthenticationError (401), WSManFaultError (a SOAP fault),
         WinRMTransportError (another status), or the socket's own errors."""
         self._ensure_connected(timeout)
-        assert self._http is not None
         headers = {"Accept-Encoding": "identity", "Connection": "Keep-Alive", "User-Agent": "exfix"}
         if self._basic is not None:
             headers["Authorization"] = self._basic
@@ -248,44 +327,38 @@ class Connection:
     def _request(
         self, body: bytes, headers: dict[str, str], timeout: float
     ) -> tuple[int, dict[str, str], bytes]:
-        http_conn = self._http
-        assert http_conn is not None and http_conn.sock is not None
-        http_conn.sock.settimeout(max(0.05, timeout))
+        wire = self._wire
+        assert wire is not None
         self.requests += 1
         try:
-            http_conn.request("POST", self._path, body, headers)
-            response = http_conn.getresponse()
-            data = response.read()
+            status, response_headers, data, will_close = wire.exchange(body, headers, timeout)
         except BaseException:
             self.close()
             raise
-        response_headers = {name.lower(): value for name, value in response.getheaders()}
-        if response.will_close:
+        if will_close:
             # Connection: close (or HTTP/1.0): the next request needs a new, authenticated one.
             self.close()
-        return response.status, response_headers, data
+        return status, response_headers, data
 
     # -- connection and handshake -----------------------------------------------------------
 
     def _ensure_connected(self, timeout: float) -> None:
-        http_conn = self._http
-        if http_conn is not None and http_conn.sock is not None and not _closed_by_peer(http_conn.sock):
+        wire = self._wire
+        if wire is not None and not _closed_by_peer(wire.sock):
             return
         self.close()
         settings = self.settings
-        http_conn = _HTTPConnection(settings, self._context)
-        http_conn.timeout = max(0.05, min(settings.connection_timeout, timeout))
-        http_conn.connect()
-        self._http = http_conn
+        wire = _Wire(settings, self._context, max(0.05, min(settings.connection_timeout, timeout)))
+        self._wire = wire
         if settings.auth in _AUTH_SCHEMES:
-            self._handshake(http_conn, timeout)
+            self._handshake(wire, timeout)
 
-    def _handshake(self, http_conn: _HTTPConnection, timeout: float) -> None:
+    def _handshake(self, wire: _Wire, timeout: float) -> None:
         settings = self.settings
         bindings = None
-        if settings.send_cbt and http_conn.peer_certificate is not None:
+        if settings.send_cbt and wire.peer_certificate is not None:
             bindings = spnego.channel_bindings.GssChannelBindings(
-                application_data=certificate_binding(http_conn.peer_certificate)
+                application_data=certificate_binding(wire.peer_certificate)
             )
         context_req = spnego.ContextReq.default
         if settings.delegate:
@@ -306,7 +379,6 @@ class Connection:
             headers = {
                 "Authorization": f"{scheme} {base64.b64encode(token).decode('ascii')}",
                 "Connection": "Keep-Alive",
-                "Content-Length": "0",
                 "User-Agent": "exfix",
             }
             status, response_headers, _ = self._request(b"", headers, timeout)
