@@ -24,6 +24,7 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 
 import pypsrp.exceptions as psrp_exc
@@ -31,6 +32,8 @@ import requests
 import requests_credssp.exceptions as credssp_exc
 import spnego.exceptions
 import winrm.exceptions as winrm_exc
+
+from agent.transport.wsman import ConnectTimeout
 
 from agent.errors import (
     AuthenticationError,
@@ -158,10 +161,11 @@ def classify(
             AuthenticationError(host, f"{url} refused {who} ({auth}): {_credssp_reason(exc)}"),
             transient=False,
         )
-    if isinstance(exc, requests.exceptions.SSLError):
+    # ssl.SSLError and ConnectTimeout: the psrpcore transport's sockets (agent/transport/wsman.py).
+    if isinstance(exc, (requests.exceptions.SSLError, ssl.SSLError)):
         return Mapped(UnreachableError(host, f"{url}: TLS failed: {_tls_reason(exc)}"), transient=False)
     if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout, socket.timeout)):
-        what = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "answer"
+        what = "connect" if isinstance(exc, (requests.exceptions.ConnectTimeout, ConnectTimeout)) else "answer"
         return Mapped(HostTimeoutError(host, f"{url}: no {what} in time"), transient=True)
     if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError, http.client.HTTPException)):
         return Mapped(UnreachableError(host, f"{url}: {_describe_connection_error(exc)}"), transient=True)

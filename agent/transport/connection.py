@@ -70,7 +70,9 @@ def psrp_session_class(target: HostTarget, endpoint: Endpoint) -> type[RetryingS
         reason = psrpcore_unsupported(target, config)
         if reason is None:
             return PsrpcoreSession
-        log.debug("%s: %s uses pypsrp: the psrpcore transport does not do %s", target.name, config.url, reason)
+        log.debug(
+            "%s: %s uses pypsrp: the psrpcore transport does not do %s", target.name, config.url, reason
+        )
     return PsrpSession
 
 

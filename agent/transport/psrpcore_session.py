@@ -114,7 +114,7 @@ def _shape(call: CmdletCall, protocol: str) -> tuple[Any, list[str]]:
             key.append((name, "S"))
             values.append(value)  # type: ignore[arg-type]  # _is_slot: a str
         elif _is_slots(value):
-            key.append((name, "L", len(value)))
+            key.append((name, "L", len(value)))  # type: ignore[arg-type]  # _is_slots: a tuple
             values.extend(value)  # type: ignore[arg-type]  # checked: every item is a str
         else:
             key.append((name, _typed(value)))
@@ -248,8 +248,6 @@ class _Collected:
         return message_type in _IGNORED
 
 
-
-
 class _Pool(ClientRunspacePool):
     """psrpcore's client pool with two changes (psrpcore is pinned exactly, pyproject):
     CreatePipeline messages come from the serialized-pipeline cache, and messages of a
@@ -291,15 +289,24 @@ class _Pool(ClientRunspacePool):
         element = serialize(
             message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
         )
-        return ET.tostring(element, encoding="utf-8", method="xml")
+        return bytes(ET.tostring(element, encoding="utf-8", method="xml"))
 
     def _queue(
-        self, message_type: PSRPMessageType, data: bytes, pipeline_id: uuid.UUID | None, stream_type: StreamType
+        self,
+        message_type: PSRPMessageType,
+        data: bytes,
+        pipeline_id: uuid.UUID | None,
+        stream_type: StreamType,
     ) -> None:
         packed = create_message(True, message_type, data, self.runspace_pool_id, pipeline_id)
         self._send_buffer.append(
             PSRPMessage(
-                message_type, bytearray(packed), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type
+                message_type,
+                bytearray(packed),
+                self.runspace_pool_id,
+                pipeline_id,
+                self._fragment_counter,
+                stream_type,
             )
         )
 
@@ -395,7 +402,9 @@ class PsrpcoreSession(RetryingSession):
                 shell.send(None, more.data, self._limit(budget))
             while pool.state is not RunspacePoolState.Opened:
                 if pool.state in (RunspacePoolState.Broken, RunspacePoolState.Closed):
-                    raise HostError(self.host, f"opening {self.config.url}: the runspace pool is {pool.state.name}")
+                    raise HostError(
+                        self.host, f"opening {self.config.url}: the runspace pool is {pool.state.name}"
+                    )
                 self._receive(None, budget)
         except BaseException as exc:
             self._connection = self._shell = self._pool = None

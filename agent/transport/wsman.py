@@ -31,7 +31,7 @@ Delete). Used by :mod:`agent.transport.psrpcore_session`; the pypsrp transport h
 from __future__ import annotations
 
 import base64
-import hashlib
+import contextlib
 import http.client
 import os
 import re
@@ -51,7 +51,7 @@ import spnego.channel_bindings
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-__all__ = ["Connection", "ConnectionSettings", "ConnectTimeout", "Shell", "ReceiveResult"]
+__all__ = ["ConnectTimeout", "Connection", "ConnectionSettings", "ReceiveResult", "Shell"]
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -62,9 +62,8 @@ NS = {
     "wsmanfault": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
     "wst": "http://schemas.xmlsoap.org/ws/2004/09/transfer",
 }
-_S = "{%s}" % NS["s"]
-_WSA = "{%s}" % NS["wsa"]
-_RSP = "{%s}" % NS["rsp"]
+_S = "{" + NS["s"] + "}"
+_RSP = "{" + NS["rsp"] + "}"
 
 ACTION = {
     "Create": "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create",
@@ -176,7 +175,9 @@ class _Wire:
                 sock = context.wrap_socket(sock, server_hostname=name)
             except TimeoutError:
                 sock.close()
-                raise ConnectTimeout(f"no TLS handshake with {settings.host}:{settings.port} in time") from None
+                raise ConnectTimeout(
+                    f"no TLS handshake with {settings.host}:{settings.port} in time"
+                ) from None
             except BaseException:
                 sock.close()
                 raise
@@ -192,9 +193,23 @@ class _Wire:
         finally:
             self.sock.close()
 
-    def exchange(self, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, dict[str, str], bytes, bool]:
+    def exchange(
+        self, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int, dict[str, str], bytes, bool]:
         """Send one POST; return the status, the headers (names in lower case, repeated ones
         joined with ", "), the body, and whether the server closes the connection after it."""
+        try:
+            return self._exchange(body, headers, timeout)
+        except ssl.SSLError as exc:
+            # A TLS record error after the handshake is a broken connection (the peer went
+            # away mid-stream), not a certificate problem: transient, like a reset.
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise
+            raise ConnectionResetError(f"the TLS connection broke: {exc}") from exc
+
+    def _exchange(
+        self, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int, dict[str, str], bytes, bool]:
         self.sock.settimeout(max(0.05, timeout))
         lines = [self._head]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
@@ -491,10 +506,8 @@ def parse_fault(text: str) -> psrp_exc.WSManFaultError | None:
                 provider = provider_node.attrib.get("provider")
                 provider_path = provider_node.attrib.get("path")
                 provider_fault = (provider_node.text or "").strip() or None
-    try:
+    with contextlib.suppress(TypeError, ValueError):
         code = int(code or "")
-    except (TypeError, ValueError):
-        pass
     return psrp_exc.WSManFaultError(
         code, machine, reason.strip() if reason else None, provider, provider_path, provider_fault
     )
@@ -554,18 +567,29 @@ class Shell:
         overhead = len(self._head) + 1024
         return max(22, (self.max_envelope_size - overhead) // 4 * 3)
 
-    def _envelope(self, action: str, body: str, options: str = "", timeout: int | None = None) -> tuple[str, bytes]:
+    def _envelope(
+        self, action: str, body: str, options: str = "", timeout: int | None = None
+    ) -> tuple[str, bytes]:
         message_id = str(uuid.uuid4()).upper()
-        head = self._head % (ACTION[action], message_id, timeout or self.operation_timeout, options + self._selector)
+        head = self._head % (
+            ACTION[action],
+            message_id,
+            timeout or self.operation_timeout,
+            options + self._selector,
+        )
         return message_id, (head + body + "</s:Body></s:Envelope>").encode("utf-8")
 
-    def _send(self, action: str, body: str, timeout: float, options: str = "", operation: int | None = None) -> ET.Element:
+    def _send(
+        self, action: str, body: str, timeout: float, options: str = "", operation: int | None = None
+    ) -> ET.Element:
         message_id, message = self._envelope(action, body, options, operation)
         response = self.connection.post(message, timeout)
         root = ET.fromstring(response)
         relates = root.find("s:Header/wsa:RelatesTo", NS)
         if relates is None or relates.text != f"uuid:{message_id}":
-            raise psrp_exc.WinRMError(f"the {action} response does not relate to the request uuid:{message_id}")
+            raise psrp_exc.WinRMError(
+                f"the {action} response does not relate to the request uuid:{message_id}"
+            )
         body_node = root.find("s:Body", NS)
         return body_node if body_node is not None else ET.Element(_S + "Body")
 
@@ -585,12 +609,18 @@ class Shell:
         created = response.find("rsp:Shell/rsp:ShellId", NS)
         self.shell_id = (created.text or shell_id) if created is not None else shell_id
         selector_names = response.find("wst:ResourceCreated/wsa:ReferenceParameters/wsman:SelectorSet", NS)
-        selectors = [(s.attrib.get("Name", ""), s.text or "") for s in selector_names] if selector_names is not None else []
+        selectors = (
+            [(s.attrib.get("Name", ""), s.text or "") for s in selector_names]
+            if selector_names is not None
+            else []
+        )
         if not selectors:
             selectors = [("ShellId", self.shell_id)]
         self._selector = (
             "<wsman:SelectorSet>"
-            + "".join(f"<wsman:Selector Name={quoteattr(n)}>{escape(v)}</wsman:Selector>" for n, v in selectors)
+            + "".join(
+                f"<wsman:Selector Name={quoteattr(n)}>{escape(v)}</wsman:Selector>" for n, v in selectors
+            )
             + "</wsman:SelectorSet>"
         )
 
@@ -620,7 +650,9 @@ class Shell:
         target = f' CommandId="{command_id}"' if command_id else ""
         body = f"<rsp:Receive><rsp:DesiredStream{target}>stdout</rsp:DesiredStream></rsp:Receive>"
         try:
-            response = self._send("Receive", body, min(timeout, operation + 2), self._RECEIVE_OPTIONS, operation)
+            response = self._send(
+                "Receive", body, min(timeout, operation + 2), self._RECEIVE_OPTIONS, operation
+            )
         except psrp_exc.WSManFaultError as fault:
             if fault.code == OPERATION_TIMEOUT_CODE:
                 return ReceiveResult(b"", False)

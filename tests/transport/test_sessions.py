@@ -26,6 +26,7 @@ from agent.errors import (
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.remote import RemoteObject
 from agent.transport import HostDeadline, RetryPolicy
+from agent.transport.psrpcore_session import PsrpcoreSession
 from mock_remoting.credentials import LAB_PASSWORD
 from transport.conftest import ServerHandle
 
@@ -419,7 +420,9 @@ def test_the_password_never_reaches_logs_or_reprs(
 def _forget_remote_session(session: Any) -> None:
     """Make the server drop the session's pool/shell behind its back, as Exchange does to a
     pool idle for about two minutes (pypsrp #203)."""
-    if hasattr(session, "_pool"):
+    if isinstance(session, PsrpcoreSession):
+        session._shell.delete(10.0)
+    elif hasattr(session, "_pool"):
         session._pool.shell.close()
     else:
         session._protocol.close_shell(session._shell_id, close_session=False)
