@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import math
 import multiprocessing
@@ -541,11 +542,15 @@ def current_rss_mb() -> float:
     return 0.0
 
 
-def run_child(args: Sequence[str], timeout: float) -> dict[str, Any]:
-    """Run this script in a child mode; its last stdout line is the JSON result."""
-    done = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+def run_child(args: Sequence[str], timeout: float, psrp_client: str | None = None) -> dict[str, Any]:
+    """Run this script in a child mode; its last stdout line is the JSON result.
+
+    ``psrp_client``: the child's EXFIX_PSRP_CLIENT (exfix's PSRP client), else the inherited one."""
+    env = dict(os.environ)
+    if psrp_client is not None:
+        env["EXFIX_PSRP_CLIENT"] = psrp_client
+    command = [sys.executable, __file__, *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -604,6 +609,9 @@ def cli_phase(inventory: Path, forks: int, timeout: float) -> dict[str, Any]:
 
 SIDES = {
     "exfix": "exfix scan, in-process",
+    # --psrp-client A --psrp-client B: "exfix" runs with A, these with the others.
+    "exfix-pypsrp": "  same, PSRP client pypsrp",
+    "exfix-psrpcore": "  same, PSRP client psrpcore",
     "cli": "exfix scan, CLI subprocess",
     "peer": "Ansible-like peer",
     "naive": "naive script",
@@ -786,9 +794,10 @@ def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[str]:
 
 def orchestrate(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]  # other work on the machine slows every phase
+    clients = list(dict.fromkeys(args.psrp_client or ()))
     sides = [
         s
-        for s in ("exfix", "cli", "peer", "naive")
+        for s in ("exfix", *(f"exfix-{c}" for c in clients[1:]), "cli", "peer", "naive")
         if not (s == "cli" and not args.cli) and not (s in ("peer", "naive") and s in args.skip)
     ]
     with tempfile.TemporaryDirectory(prefix="exfix-bench-") as tmp:
@@ -801,10 +810,13 @@ def orchestrate(args: argparse.Namespace) -> int:
         lab = LabProcess(args.scenario, args.hosts, args.rtt_ms, workdir, args.timeout)
         inv = str(lab.inventory)
         sample = min(args.baseline_sample, args.hosts)
+        scan_args = ["--phase", "scan", "--inventory", inv, "--forks", str(args.forks)]
         runs: dict[str, Callable[[], dict[str, Any]]] = {
-            "exfix": lambda: run_child(
-                ["--phase", "scan", "--inventory", inv, "--forks", str(args.forks)], args.timeout
-            ),
+            "exfix": lambda: run_child(scan_args, args.timeout, clients[0] if clients else None),
+            **{
+                f"exfix-{client}": functools.partial(run_child, scan_args, args.timeout, client)
+                for client in clients[1:]
+            },
             "cli": lambda: cli_phase(lab.inventory, args.forks, args.timeout),
             "peer": lambda: run_child(
                 [
@@ -863,7 +875,9 @@ def orchestrate(args: argparse.Namespace) -> int:
         f"fleet          {args.scenario}, {n} hosts (lab on 127.0.0.1, one process for every phase)",
         f"RTT            {args.rtt_ms:g} ms injected per WSMan request;"
         " auth round trips and TCP at loopback speed",
-        f"sides          exfix forks={args.forks}; peer: {args.peer_forks} worker processes, strategy"
+        f"sides          exfix forks={args.forks}"
+        + (f" (PSRP clients: {', '.join(clients)}; the first is 'exfix')" if clients else "")
+        + f"; peer: {args.peer_forks} worker processes, strategy"
         f" {args.peer_strategy}, one RunspacePool per task; naive: sequential, one pool per cmdlet,"
         f" first {sample} hosts",
         "cmdlets        recorded from exfix's collector: "
@@ -949,6 +963,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="round-trip time the lab injects")
     parser.add_argument("--forks", type=int, default=16, help="exfix's --forks")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every phase")
+    parser.add_argument(
+        "--psrp-client",
+        action="append",
+        choices=("pypsrp", "psrpcore"),
+        help="exfix's PSRP client (EXFIX_PSRP_CLIENT); repeat to run exfix once per client, interleaved",
+    )
     parser.add_argument("--peer-forks", type=int, default=5, help="the peer's worker processes (Ansible: 5)")
     parser.add_argument("--peer-strategy", choices=("linear", "free"), default="linear")
     parser.add_argument(

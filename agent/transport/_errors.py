@@ -33,8 +33,6 @@ import requests_credssp.exceptions as credssp_exc
 import spnego.exceptions
 import winrm.exceptions as winrm_exc
 
-from agent.transport.wsman import ConnectTimeout
-
 from agent.errors import (
     AuthenticationError,
     HostError,
@@ -43,6 +41,7 @@ from agent.errors import (
     WSManFaultError,
     one_line,
 )
+from agent.transport.wsman import ConnectTimeout
 
 # WSMan faults that mean the remote shell (runspace pool) is gone: it idled out (pypsrp #203:
 # Exchange drops an idle pool after about 2 minutes) or the service restarted. The pool must
@@ -165,7 +164,9 @@ def classify(
     if isinstance(exc, (requests.exceptions.SSLError, ssl.SSLError)):
         return Mapped(UnreachableError(host, f"{url}: TLS failed: {_tls_reason(exc)}"), transient=False)
     if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout, socket.timeout)):
-        what = "connect" if isinstance(exc, (requests.exceptions.ConnectTimeout, ConnectTimeout)) else "answer"
+        what = (
+            "connect" if isinstance(exc, (requests.exceptions.ConnectTimeout, ConnectTimeout)) else "answer"
+        )
         return Mapped(HostTimeoutError(host, f"{url}: no {what} in time"), transient=True)
     if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError, http.client.HTTPException)):
         return Mapped(UnreachableError(host, f"{url}: {_describe_connection_error(exc)}"), transient=True)

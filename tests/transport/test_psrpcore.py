@@ -1,0 +1,244 @@
+"""What only the psrpcore transport has: its CreatePipeline templates, its cached pool-opening
+messages, its HTTP/1.1 reader, its reconnect, and which hosts it serves (the others keep
+pypsrp). Everything the two transports share is tested by the rest of tests/transport and
+tests/e2e, which .ci/run runs on both (EXFIX_PSRP_CLIENT)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from psrpcore import ClientPowerShell
+from psrpcore.types import InitRunspacePool, SessionCapability, serialize
+
+from agent.errors import UsageError
+from agent.model.command import SWITCH, CmdletCall, Endpoint
+from agent.model.target import PsrpClient
+from agent.transport import psrpcore_session
+from agent.transport.connection import (
+    PSRP_CLIENT_ENV,
+    chosen_psrp_client,
+    psrp_session_class,
+)
+from agent.transport.psrp import PsrpSession, _wire_value
+from agent.transport.psrpcore_session import PsrpcoreSession
+from agent.transport.wsman import ConnectionSettings, _Wire
+from transport.conftest import ServerHandle
+
+GET_DNS_CLIENT = CmdletCall(Endpoint.OS, "Get-DnsClient")
+
+
+def _direct(call: CmdletCall) -> bytes:
+    """The CreatePipeline message psrpcore itself serializes for ``call``."""
+    pool = psrpcore_session._Pool()
+    ps = ClientPowerShell(pool)
+    ps.add_command(call.cmdlet)
+    for name, value in call.parameters:
+        ps.add_parameter(name, _wire_value(value))
+    element = serialize(ps.metadata, None, our_capability=pool.our_capability, their_capability=None)
+    return bytes(ET.tostring(element, encoding="utf-8", method="xml"))
+
+
+def _templated(shape_of: CmdletCall, call: CmdletCall) -> bytes:
+    """``call``'s message filled into the template made from another call of its shape."""
+    key, values = psrpcore_session._shape(shape_of, "2.3")
+    pool = psrpcore_session._Pool()
+    ps = ClientPowerShell(pool)
+    ps.add_command(shape_of.cmdlet)
+    counter = [0]
+    for name, value in shape_of.parameters:
+        ps.add_parameter(name, _wire_value(psrpcore_session._slotted(value, counter)))
+    element = serialize(ps.metadata, None, our_capability=pool.our_capability, their_capability=None)
+    template = psrpcore_session._Template(ET.tostring(element, encoding="utf-8", method="xml"), len(values))
+    call_key, call_values = psrpcore_session._shape(call, "2.3")
+    assert call_key == key
+    return template.fill(call_values)
+
+
+def _resolve(name: str, server: str) -> CmdletCall:
+    return CmdletCall(
+        Endpoint.OS,
+        "Resolve-DnsName",
+        (("Name", name), ("Server", ("10.0.0.10", server)), ("Type", "A"), ("DnsOnly", SWITCH), ("Port", 53)),
+    )
+
+
+# CLIXML's own escapes (_xHHHH_, and an underscore before x), XML's, control characters,
+# astral-plane characters (UTF-16 surrogate pairs) and the template's own slot marker.
+TRICKY = [
+    "a&b<c>d]]>",
+    "_x0041_ and _X",
+    "tab\there\nnl\r",
+    "café \U0001f600",
+    "\"q' ",
+    "EXFIXSLOT0000Q",
+    "x",
+]
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_a_template_fills_in_what_psrpcore_would_serialize(value: str) -> None:
+    assert _templated(_resolve("a", "b"), _resolve(value, value)) == _direct(_resolve(value, value))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+def test_a_template_matches_psrpcore_for_any_strings(name: str, server: str) -> None:
+    assert _templated(_resolve("a", "b"), _resolve(name, server)) == _direct(_resolve(name, server))
+
+
+def test_values_that_change_the_message_shape_are_part_of_the_key() -> None:
+    def key(*parameters: Any) -> Any:
+        return psrpcore_session._shape(CmdletCall(Endpoint.OS, "Get-Item", tuple(parameters)), "2.3")[0]
+
+    assert key(("Path", "a")) == key(("Path", "b"))
+    assert key(("Path", "a")) != key(("Path", ""))  # written as an empty element
+    assert key(("Path", ("a", "b"))) != key(("Path", ("a",)))
+    assert key(("Force", True)) != key(("Force", 1))  # True == 1, but <B> is not <I32>
+    assert key(("Force", SWITCH)) != key(("Force", False))
+
+
+def test_every_pool_opens_with_the_same_two_messages() -> None:
+    """What makes caching them sound: nothing in them is per pool."""
+    first, second = psrpcore_session._Pool(), psrpcore_session._Pool()
+    for kind in (SessionCapability, InitRunspacePool):
+        texts = []
+        for pool in (first, second):
+            pool.open() if pool.state.name == "BeforeOpen" else None
+            message = next(m for m in pool._send_buffer if m.message_type.name == kind.__name__)
+            texts.append(bytes(message.data)[40:])  # past the message header (MS-PSRP 2.2.1)
+        assert texts[0] == texts[1]
+
+
+# -- which hosts it serves ---------------------------------------------------------------
+
+
+def test_the_environment_overrides_the_inventory(
+    transport_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle: ServerHandle = transport_server()
+    target = handle.target(exfix_psrp_client="psrpcore")
+    assert target.psrp_client is PsrpClient.PSRPCORE
+    monkeypatch.delenv(PSRP_CLIENT_ENV, raising=False)
+    assert chosen_psrp_client(target) is PsrpClient.PSRPCORE
+    assert chosen_psrp_client(handle.target()) is PsrpClient.PYPSRP  # the default
+    monkeypatch.setenv(PSRP_CLIENT_ENV, "pypsrp")
+    assert psrp_session_class(target, Endpoint.OS) is PsrpSession
+    monkeypatch.setenv(PSRP_CLIENT_ENV, "nonsense")
+    with pytest.raises(UsageError, match=PSRP_CLIENT_ENV):
+        chosen_psrp_client(target)
+
+
+@pytest.mark.parametrize(
+    ("variables", "served"),
+    [
+        ({}, True),
+        ({"ansible_psrp_auth": "basic", "exfix_allow_insecure_basic": True}, True),
+        ({"ansible_psrp_auth": "kerberos"}, True),
+        ({"ansible_psrp_auth": "credssp"}, False),
+        (
+            {
+                "ansible_psrp_auth": "certificate",
+                "ansible_psrp_protocol": "https",
+                "ansible_psrp_certificate_pem": "client.pem",
+                "ansible_psrp_certificate_key_pem": "client.key",
+            },
+            False,
+        ),
+        ({"ansible_psrp_proxy": "http://127.0.0.1:3128"}, False),
+    ],
+)
+def test_what_the_psrpcore_transport_does_not_do_stays_on_pypsrp(
+    transport_server: Any, monkeypatch: pytest.MonkeyPatch, variables: dict[str, Any], served: bool
+) -> None:
+    monkeypatch.setenv(PSRP_CLIENT_ENV, "psrpcore")
+    handle: ServerHandle = transport_server()
+    target = handle.target(**variables)
+    expected = PsrpcoreSession if served else PsrpSession
+    assert psrp_session_class(target, Endpoint.OS) is expected
+
+
+def test_the_environments_proxy_keeps_pypsrp_unless_ignored(
+    transport_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PSRP_CLIENT_ENV, "psrpcore")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    handle: ServerHandle = transport_server()
+    target = handle.target(ansible_host="ex01.contoso.local")
+    assert psrp_session_class(target, Endpoint.OS) is PsrpSession
+    ignoring = handle.target(ansible_host="ex01.contoso.local", ansible_psrp_ignore_proxy=True)
+    assert psrp_session_class(ignoring, Endpoint.OS) is PsrpcoreSession
+
+
+# -- the connection ----------------------------------------------------------------------
+
+
+def test_a_lost_connection_is_authenticated_again_and_keeps_the_pool(
+    transport_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keep-alive connection the server (or a middlebox) closed between two commands: the
+    next command opens and authenticates a new connection and goes on in the same pool."""
+    monkeypatch.setenv(PSRP_CLIENT_ENV, "psrpcore")
+    handle: ServerHandle = transport_server()
+    with handle.connect() as conn:
+        session = conn.os
+        assert isinstance(session, PsrpcoreSession)
+        assert session.run(GET_DNS_CLIENT)
+        handshakes = handle.count("http")
+        assert session._connection is not None and session._connection._wire is not None
+        session._connection._wire.sock.shutdown(socket.SHUT_RDWR)  # the peer sees it closed
+        assert session.run(GET_DNS_CLIENT)
+        assert session.opens == 1
+        assert handle.count("http") == handshakes + 2  # NTLM: NEGOTIATE, AUTHENTICATE
+    assert handle.count("os", "Create") == 1
+
+
+@pytest.fixture
+def chunked_server() -> Iterator[int]:
+    """A one-shot HTTP server that answers with a chunked body and two WWW-Authenticate lines."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            conn.sendall(
+                b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nWWW-Authenticate: Negotiate\r\n"
+                b'WWW-Authenticate: Basic realm="WSMAN"\r\n\r\n'
+                b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield port
+    thread.join(5)
+    listener.close()
+
+
+def test_the_http_reader_takes_chunked_bodies_and_repeated_headers(chunked_server: int) -> None:
+    settings = ConnectionSettings(
+        https=False, host="127.0.0.1", port=chunked_server, path="wsman", auth="basic",
+        username="u", password="p", seal=False, verify=False,
+    )  # fmt: skip
+    wire = _Wire(settings, None, 5.0)
+    try:
+        status, headers, body, will_close = wire.exchange(
+            b"<x/>", {"Content-Type": "application/soap+xml"}, 5.0
+        )
+    finally:
+        wire.close()
+    assert (status, body, will_close) == (200, b"hello world", False)
+    assert headers["www-authenticate"] == 'Negotiate, Basic realm="WSMAN"'
+    assert "x-trailer" not in headers
