@@ -2,7 +2,9 @@
 
 - :func:`connect` gives a :class:`HostConnection` with ``.exchange`` (PSRP,
   Microsoft.Exchange, cmdlets only) and ``.os`` (PSRP Microsoft.PowerShell, or WinRS with
-  ``exfix_os_transport: winrm``) sessions implementing :class:`Session`.
+  ``exfix_os_transport: winrm``) sessions implementing :class:`Session`. PSRP goes through
+  pypsrp (psrp.py) or psrpcore and exfix's WSMan layer (psrpcore_session.py, wsman.py):
+  ``exfix_psrp_client``, overridden by ``EXFIX_PSRP_CLIENT``.
 - Every command has a deadline inside the host's :class:`HostDeadline`.
 - Output is :class:`~agent.model.remote.RemoteObject` values, through one CLIXML converter
   (:mod:`agent.transport.clixml`); error records are :class:`~agent.model.remote.RemoteError`.

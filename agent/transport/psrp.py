@@ -1,5 +1,10 @@
 """PSRP sessions over pypsrp: the Exchange endpoint, and the OS endpoint by default.
 
+The second PSRP client, on psrpcore with exfix's own WSMan layer (psrpcore_session.py,
+wsman.py; ``exfix_psrp_client: psrpcore``), keeps every promise below with the same constants
+and sends the same WSMan requests; it saves one NTLM round trip per connection and most of
+the client CPU (bench/README.md, "The psrpcore transport").
+
 - One RunspacePool per endpoint, opened on the first command and reused for every command:
   Exchange limits remote PowerShell sessions per user (PowerShellMaxConcurrency, 18 in the
   2010 default throttling policy), so exfix holds one per endpoint and closes it at the end.

@@ -84,7 +84,10 @@ _ENCRYPTED_PART = re.compile(rb"--\s*Encrypted Boundary\r\n")
 _LENGTH = re.compile(rb"Length=(\d+)")
 _CONTENT_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
 _ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
-_AUTH_SCHEMES = {"ntlm": "Negotiate", "negotiate": "Negotiate", "kerberos": "Kerberos"}
+# The HTTP scheme each mechanism's tokens travel under. WinRM and IIS offer Negotiate for all
+# three (it accepts a bare NTLM or Kerberos token, RFC 4559 and RFC 4178 section 4.2), and it is
+# what pypsrp sends whenever Negotiate is offered.
+_AUTH_SCHEMES = {"ntlm": "Negotiate", "negotiate": "Negotiate", "kerberos": "Negotiate"}
 _TOKEN = re.compile(r"(?:Negotiate|Kerberos|NTLM)\s+([A-Za-z0-9+/=]+)", re.I)
 
 
@@ -413,12 +416,10 @@ class Connection:
             self.close()
             raise psrp_exc.AuthenticationError(f"the {scheme} handshake with {settings.url} did not complete")
         self._security = context
-        # MS-WSMV 2.2.9.1.2.1: Kerberos alone names its own protocol; SPNEGO covers NTLM too.
-        self._protocol = (
-            "application/HTTP-Kerberos-session-encrypted"
-            if settings.auth == "kerberos"
-            else "application/HTTP-SPNEGO-session-encrypted"
-        )
+        # MS-WSMV 2.2.9.1.2.1: under the Negotiate scheme the sealed content is SPNEGO's, for
+        # an NTLM or Kerberos context alike (pypsrp names Kerberos' own protocol only when
+        # the server offered the Kerberos scheme alone).
+        self._protocol = "application/HTTP-SPNEGO-session-encrypted"
 
     # -- sealing ----------------------------------------------------------------------------
 
