@@ -95,6 +95,14 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign,assignment]
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which PSRP client the run's transport tests use (.ci/run runs them on each)."""
+    from agent.transport.connection import DEFAULT_PSRP_CLIENT, PSRP_CLIENT_ENV
+
+    chosen = os.environ.get(PSRP_CLIENT_ENV) or f"{DEFAULT_PSRP_CLIENT.value} (the default)"
+    return f"exfix PSRP client: {chosen} ({PSRP_CLIENT_ENV})"
+
+
 @pytest.fixture(autouse=True)
 def network_guard() -> Iterator[None]:
     """Fails the test if anything, in any thread, tried a non-loopback connection during it."""

@@ -20,7 +20,7 @@ from psrpcore.types import InitRunspacePool, SessionCapability, serialize
 from agent.errors import UsageError
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.target import PsrpClient
-from agent.transport import psrpcore_session
+from agent.transport import psrpcore_session, wsman
 from agent.transport.connection import (
     PSRP_CLIENT_ENV,
     chosen_psrp_client,
@@ -242,3 +242,31 @@ def test_the_http_reader_takes_chunked_bodies_and_repeated_headers(chunked_serve
     assert (status, body, will_close) == (200, b"hello world", False)
     assert headers["www-authenticate"] == 'Negotiate, Basic realm="WSMAN"'
     assert "x-trailer" not in headers
+
+
+def _receive_response(relates: str, streams: str, state: str = "Running") -> bytes:
+    return (
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+        'xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>'
+        f"<a:RelatesTo>{relates}</a:RelatesTo></s:Header><s:Body><rsp:ReceiveResponse>{streams}"
+        f'<rsp:CommandState CommandId="C" State="http://schemas.microsoft.com/wbem/wsman/1/windows/shell/'
+        f'CommandState/{state}"/></rsp:ReceiveResponse></s:Body></s:Envelope>'
+    ).encode()
+
+
+def test_a_receive_response_is_read_without_a_tree_and_the_same() -> None:
+    streams = (
+        '<rsp:Stream Name="stdout" CommandId="C">aGVsbG8g</rsp:Stream>'
+        '<rsp:Stream Name="stdout" CommandId="C" End="true"/>'
+        '<rsp:Stream Name="stdout" CommandId="C">d29ybGQ=</rsp:Stream>'
+    )
+    quick = wsman._quick_receive(_receive_response("uuid:M", streams, "Done"), "M")
+    assert quick == wsman.ReceiveResult(b"hello world", True)
+    assert wsman._quick_receive(_receive_response("uuid:M", streams), "M") == wsman.ReceiveResult(
+        b"hello world", False
+    )
+    # Another request's answer, or markup the patterns do not read: ElementTree decides.
+    assert wsman._quick_receive(_receive_response("uuid:OTHER", streams), "M") is None
+    commented = _receive_response("uuid:M", "<!-- x -->" + streams)
+    assert wsman._quick_receive(commented, "M") is None
