@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import spnego
+import spnego.exceptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psrpcore import ClientPowerShell
@@ -29,9 +31,12 @@ from agent.transport.connection import (
 from agent.transport.psrp import PsrpSession, _wire_value
 from agent.transport.psrpcore_session import PsrpcoreSession
 from agent.transport.wsman import ConnectionSettings, _Wire
+from mock_remoting.credentials import LAB_PASSWORD, LAB_USERNAME
+from mock_remoting.server import ntlm_store
 from transport.conftest import ServerHandle
 
 GET_DNS_CLIENT = CmdletCall(Endpoint.OS, "Get-DnsClient")
+WRAPPING = spnego.NegotiateOptions.wrapping_winrm
 
 
 def _direct(call: CmdletCall) -> bytes:
@@ -270,3 +275,43 @@ def test_a_receive_response_is_read_without_a_tree_and_the_same() -> None:
     assert wsman._quick_receive(_receive_response("uuid:OTHER", streams), "M") is None
     commented = _receive_response("uuid:M", "<!-- x -->" + streams)
     assert wsman._quick_receive(commented, "M") is None
+
+
+def test_exfix_seals_ntlm_messages_as_pyspnego_does() -> None:
+    """Against pyspnego's acceptor: what exfix seals, pyspnego unwraps (checking each MIC), and
+    what pyspnego seals, exfix unwraps; sequence numbers advance on both sides alike."""
+    store = ntlm_store.acquire()
+    try:
+        assert store.is_file()
+        client = spnego.client(LAB_USERNAME, LAB_PASSWORD, protocol="ntlm", options=WRAPPING)
+        server = spnego.server(protocol="ntlm", options=WRAPPING)
+        token = client.step()
+        token = client.step(server.step(token))
+        server.step(token)
+    finally:
+        ntlm_store.release()
+    seal = wsman._NtlmSeal.of(client)
+    assert seal is not None
+    for size in (0, 1, 4000, 70000):
+        message = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        signature, sealed = seal.wrap(message)
+        assert server.unwrap_winrm(signature, sealed) == message  # pyspnego verifies the MIC
+        answer = server.wrap_winrm(message[::-1])
+        assert seal.unwrap(answer.header, answer.data) == message[::-1]
+    forged = server.wrap_winrm(b"reply")
+    checksum_byte = forged.header[5] ^ 0xFF  # inside the 8-byte checksum
+    with pytest.raises(spnego.exceptions.BadMICError):
+        seal.unwrap(forged.header[:5] + bytes([checksum_byte]) + forged.header[6:], forged.data)
+
+
+def test_a_sealed_ntlm_session_uses_exfix_sealing(
+    transport_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PSRP_CLIENT_ENV, "psrpcore")
+    handle: ServerHandle = transport_server()
+    with handle.connect() as conn:
+        session = conn.os
+        assert isinstance(session, PsrpcoreSession)
+        assert session.run(GET_DNS_CLIENT)
+        assert session._connection is not None and session._connection._seal is not None
+    assert handle.server.authentications.get(handle.name, "sealed", "ntlm") > 0
