@@ -79,8 +79,8 @@ EXFIX_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "exfix_psrp_client",
-        "pypsrp or psrpcore: the PSRP client library (EXFIX_PSRP_CLIENT overrides it)",
-        "pypsrp",
+        "psrpcore or pypsrp: the PSRP client library (EXFIX_PSRP_CLIENT overrides it)",
+        "psrpcore; pypsrp for credssp, certificate or a proxy",
     ),
     ("exfix_allow_insecure_basic", "accept basic authentication over plain http", "false"),
     ("exfix_cert_pem, exfix_cert_key_pem", "client certificate files (over Ansible's)", ""),

@@ -28,8 +28,11 @@ log = logging.getLogger("agent.transport")
 
 __all__ = ["DEFAULT_PSRP_CLIENT", "PSRP_CLIENT_ENV", "HostConnection", "connect", "psrp_session_class"]
 
-# The PSRP client a host gets when neither the environment nor the inventory names one.
-DEFAULT_PSRP_CLIENT = PsrpClient.PYPSRP
+# The PSRP client a host gets when neither the environment nor the inventory names one:
+# psrpcore, since it passed every transport, end-to-end and request-budget test and took about
+# a third of pypsrp's client CPU per host in bench/fleet_scan.py (bench/README.md). pypsrp
+# stays for what psrpcore_unsupported() names, and for ``exfix_psrp_client: pypsrp``.
+DEFAULT_PSRP_CLIENT = PsrpClient.PSRPCORE
 # Overrides exfix_psrp_client for every host: how the test suite runs each transport test on
 # both clients (.ci/run).
 PSRP_CLIENT_ENV = "EXFIX_PSRP_CLIENT"

@@ -24,6 +24,7 @@ from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.target import PsrpClient
 from agent.transport import psrpcore_session, wsman
 from agent.transport.connection import (
+    DEFAULT_PSRP_CLIENT,
     PSRP_CLIENT_ENV,
     chosen_psrp_client,
     psrp_session_class,
@@ -132,7 +133,8 @@ def test_the_environment_overrides_the_inventory(
     assert target.psrp_client is PsrpClient.PSRPCORE
     monkeypatch.delenv(PSRP_CLIENT_ENV, raising=False)
     assert chosen_psrp_client(target) is PsrpClient.PSRPCORE
-    assert chosen_psrp_client(handle.target()) is PsrpClient.PYPSRP  # the default
+    assert chosen_psrp_client(handle.target()) is DEFAULT_PSRP_CLIENT
+    assert chosen_psrp_client(handle.target(exfix_psrp_client="pypsrp")) is PsrpClient.PYPSRP
     monkeypatch.setenv(PSRP_CLIENT_ENV, "pypsrp")
     assert psrp_session_class(target, Endpoint.OS) is PsrpSession
     monkeypatch.setenv(PSRP_CLIENT_ENV, "nonsense")
