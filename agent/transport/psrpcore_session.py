@@ -340,11 +340,6 @@ class PsrpcoreSession(RetryingSession):
     def default_service(self) -> str:
         return EXCHANGE_SERVICE if self.endpoint is Endpoint.EXCHANGE else OS_SERVICE
 
-    @property
-    def requests(self) -> int:
-        """HTTP requests the current connection sent (for tests)."""
-        return self._connection.requests if self._connection is not None else 0
-
     def _settings(self) -> ConnectionSettings:
         config = self.config
         credential = self.credential

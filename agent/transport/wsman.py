@@ -388,7 +388,6 @@ class Connection:
         if settings.auth == "basic":
             pair = f"{settings.username or ''}:{settings.password or ''}".encode()
             self._basic = "Basic " + base64.b64encode(pair).decode("ascii")
-        self.requests = 0  # HTTP requests sent (handshake included), for tests and benchmarks
 
     def close(self) -> None:
         wire, self._wire = self._wire, None
@@ -436,7 +435,6 @@ class Connection:
     ) -> tuple[int, dict[str, str], bytes]:
         wire = self._wire
         assert wire is not None
-        self.requests += 1
         try:
             status, response_headers, data, will_close = wire.exchange(body, headers, timeout)
         except BaseException:
