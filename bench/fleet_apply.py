@@ -45,7 +45,8 @@ from fleet_scan import DEFAULT_SCENARIO, LabProcess
 
 SCHEMA = "exfix-bench-fleet-apply/1"
 PHASES = ("scan", "plan", "apply")
-# The journal's phases, grouped the way the time of an apply is spent.
+# The journal's phases, in the order an apply runs them; each part lasts from the end of the one
+# before it (the run's start for the first) to its own last record.
 JOURNAL_PARTS = {
     "lock": ("lock",),
     "stale check": ("stale-check",),
@@ -86,18 +87,24 @@ def run_cli(args: Sequence[str], timeout: float) -> dict[str, Any]:
 
 
 def journal_parts(journal: Path) -> dict[str, float]:
-    """Seconds from the first to the last record of each part of the apply (JOURNAL_PARTS)."""
+    """Seconds each part of the apply took (JOURNAL_PARTS), read from the journal's times."""
     rows = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines() if line.strip()]
-    times: dict[str, list[float]] = {part: [] for part in JOURNAL_PARTS}
     if not rows:
         return {}
     t0 = datetime.datetime.fromisoformat(rows[0]["time"])
+    last: dict[str, float] = {}
     for row in rows:
         at = (datetime.datetime.fromisoformat(row["time"]) - t0).total_seconds()
         for part, phases in JOURNAL_PARTS.items():
             if row["phase"] in phases:
-                times[part].append(at)
-    return {part: max(ts) - min(ts) for part, ts in times.items() if ts}
+                last[part] = at
+    parts: dict[str, float] = {}
+    previous = 0.0
+    for part in JOURNAL_PARTS:
+        if part in last:
+            parts[part] = max(0.0, last[part] - previous)
+            previous = last[part]
+    return parts
 
 
 def one_round(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -188,7 +195,7 @@ def text(args: argparse.Namespace, rounds: Sequence[Mapping[str, Any]], summary:
         f"apply / scan   {fig(summary['apply_vs_scan'], '.2f')} (wall time, within each round)",
         "apply's time   "
         + ", ".join(f"{part} {fig(v, '.1f')} s" for part, v in summary["apply_parts_s"].items())
-        + " (journal: first to last record of each)",
+        + " (from the journal's times, one after the other)",
     ]
     for i, r in enumerate(rounds, 1):
         a = r["apply"]
