@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from agent.review.bundle import HOSTS_DIR, PLAN_FILE, REVIEW_FILE, REVIEW_HTML, PlanFiles, write_plan_dir
 from agent.review.review_html import render_review_html
-from agent.review.review_md import apply_command, code_block, render_review
+from agent.review.model import apply_command
+from agent.review.review_md import code_block, render_review
 
 __all__ = [
     "HOSTS_DIR",
