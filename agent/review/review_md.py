@@ -74,7 +74,7 @@ def _summary(review: Review) -> list[str]:
             f"{plural(len(restarting), 'server')} ({shown} and {len(restarting) - NAMES_SHOWN} more)"
         )  # fmt: skip
         each = review.schedule.restarts[0].outage_s
-        how_long = f"{minutes(each)} each (an estimate)" if each else "for the restart"
+        how_long = f"for {minutes(each)} (an estimate)" if each else "for the restart"
         lines.append(
             f"**Mail flow is interrupted** on {names}: the Exchange transport service (MSExchangeTransport) "
             f"is restarted so the changes take effect, one server at a time. Mail on that server stops "
@@ -183,7 +183,7 @@ def _group(group: Group) -> list[str]:
     else:
         lines.append("exfix plans no step here; each server says why.")
     rules = ", ".join(markdown_code(r) for r in group.rules) or "none"
-    lines.extend([f"Rules: {rules}.", ""])
+    lines.extend(["", f"Rules: {rules}.", ""])
     what = "Organisation" if group.organization else "Servers"
     order = ", in apply's order (#: the place in the schedule)" if group.steps else ""
     lines.extend([f"{what} ({len(group.hosts)}){order}; each in detail in the appendix:", ""])
@@ -238,18 +238,17 @@ def _schedule(review: Review) -> list[str]:
             f"{minutes(schedule.outage_s)} in all, one after another (an estimate"
         )
         if schedule.restarts:
-            outage += f": {_outage(schedule.restarts[0].outage_s)} a server for the transport restart"
+            each = schedule.restarts[0].outage_s
+            outage += f": {minutes(each)} a server for the transport restart" if each else ""
         outage += ")"
         if schedule.unestimated:
             outage += f"; not estimated for {', '.join(markdown(h) for h in schedule.unestimated)}"
-        lines.extend([outage + ".", ""])
+        lines.extend([outage + ". Beside each server that restarts: when its restart begins, counted from "
+                      "apply's first change (h:mm), if each restart takes its estimate.", ""])  # fmt: skip
         for turn, host in review.order:
-            when = (
-                f"restart begins at {_clock(turn.at)} (h:mm from the first change), out of mail flow "
-                f"{_outage(turn.outage_s)}"
-                if turn.disruptive
-                else "no restart"
-            )
+            when = "no restart"
+            if turn.disruptive:
+                when = f"restart at {_clock(turn.at)}, {_outage(turn.outage_s)}"
             lines.append(f"{turn.position}. {markdown(host.name)}: {when}")
         lines.append("")
     if schedule.untouched:
