@@ -13,6 +13,7 @@ import base64
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -140,19 +141,75 @@ def launch(binary: str) -> Iterator[Browser]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class PageRun:
-    """What one page load showed: the requests it made, what it logged, the DOM's answers."""
-
-    requests: tuple[str, ...]
-    console_errors: tuple[str, ...]
-    values: dict[str, Any]
+def pdf_pages(data: bytes) -> int:
+    """The pages of a PDF Chromium printed: its page objects (``/Type /Page``; the page tree is
+    ``/Type /Pages``). Chromium's PDF writer (Skia) leaves these dictionaries uncompressed."""
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
 
 
-def load(browser: Browser, url: str, expressions: dict[str, str], screenshot: Path, pdf: Path) -> PageRun:
-    """Open ``url`` in a new tab, evaluate ``expressions`` (JavaScript run by the test through
-    CDP, not by the page, whose CSP allows no script), save a full-page PNG and a PDF (print
-    media, A4, as Chromium's print to PDF)."""
+@dataclass
+class Tab:
+    """One page opened in its own tab, with what it requested and logged while it loaded."""
+
+    browser: Browser
+    target: str
+    session: str
+    url: str
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of ``expression``, run by the test through CDP (Runtime.evaluate). The page
+        itself runs no script: its CSP allows none, and CDP's evaluation is not the page's."""
+        result = self.browser.send("Runtime.evaluate", self.session, expression=expression,
+                                   returnByValue=True)  # fmt: skip
+        if "exceptionDetails" in result:
+            raise CdpError(f"{expression[:60]}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def requests(self) -> tuple[str, ...]:
+        return tuple(
+            e["params"]["request"]["url"]
+            for e in self.browser.events
+            if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session
+        )
+
+    def console_errors(self) -> tuple[str, ...]:
+        mine = [e for e in self.browser.events if e.get("sessionId") == self.session]
+        logged = [e["params"]["entry"] for e in mine if e.get("method") == "Log.entryAdded"]
+        called = [e["params"] for e in mine if e.get("method") == "Runtime.consoleAPICalled"]
+        thrown = [e["params"]["exceptionDetails"] for e in mine
+                  if e.get("method") == "Runtime.exceptionThrown"]  # fmt: skip
+        return (
+            tuple(f"{e.get('source')}: {e.get('text')}" for e in logged if e.get("level") == "error")
+            + tuple(json.dumps(c.get("args")) for c in called if c.get("type") in ("error", "assert"))
+            + tuple(str(t.get("text")) for t in thrown)
+        )
+
+    def screenshot(self, path: Path, full: bool = False, max_height: int = 12_000) -> None:
+        """The first screen (1280x900), or the whole page up to ``max_height`` pixels, as PNG."""
+        params: dict[str, Any] = {"format": "png"}
+        if full:
+            size = self.browser.send("Page.getLayoutMetrics", self.session)["cssContentSize"]
+            params["captureBeyondViewport"] = True
+            height = min(size["height"], max_height)
+            params["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": height, "scale": 1}
+        shot = self.browser.send("Page.captureScreenshot", self.session, timeout=120, **params)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    def pdf(self, path: Path | None = None) -> bytes:
+        """The page printed as Chromium's print to PDF does (print media, A4, backgrounds)."""
+        printed = self.browser.send("Page.printToPDF", self.session, timeout=120, paperWidth=8.27,
+                                    paperHeight=11.69, printBackground=True)  # fmt: skip
+        data = base64.b64decode(printed["data"])
+        if path is not None:
+            path.write_bytes(data)
+        return data
+
+    def close(self) -> None:
+        self.browser.send("Target.closeTarget", targetId=self.target)
+
+
+def open_tab(browser: Browser, url: str) -> Tab:
+    """``url`` in a new 1280x900 tab, once its load event fired."""
     target = browser.send("Target.createTarget", url="about:blank")["targetId"]
     session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
     for domain in ("Page", "Network", "Runtime", "Log"):
@@ -162,38 +219,4 @@ def load(browser: Browser, url: str, expressions: dict[str, str], screenshot: Pa
     browser.events.clear()
     browser.send("Page.navigate", session, url=url)
     browser.wait_for("Page.loadEventFired")
-    values = {}
-    for name, expression in expressions.items():
-        result = browser.send("Runtime.evaluate", session, expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise CdpError(f"{name}: {result['exceptionDetails']}")
-        values[name] = result["result"].get("value")
-    metrics = browser.send("Page.getLayoutMetrics", session)
-    size = metrics["cssContentSize"]
-    shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": min(size["width"], 1280),
-                              "height": min(size["height"], 8000), "scale": 1})  # fmt: skip
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
-    printed = browser.send("Page.printToPDF", session, timeout=120, paperWidth=8.27, paperHeight=11.69,
-                           printBackground=True, preferCSSPageSize=True)  # fmt: skip
-    pdf.write_bytes(base64.b64decode(printed["data"]))
-    requests = tuple(
-        e["params"]["request"]["url"]
-        for e in browser.events
-        if e.get("method") == "Network.requestWillBeSent"
-    )
-    errors = tuple(
-        str(e["params"]["entry"].get("text"))
-        for e in browser.events
-        if e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error"
-    ) + tuple(
-        json.dumps(e["params"].get("args"))
-        for e in browser.events
-        if e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error"
-    ) + tuple(
-        str(e["params"]["exceptionDetails"].get("text"))
-        for e in browser.events
-        if e.get("method") == "Runtime.exceptionThrown"
-    )  # fmt: skip
-    browser.send("Target.closeTarget", targetId=target)
-    return PageRun(requests, errors, values)
+    return Tab(browser, target, session, url)
