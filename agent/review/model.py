@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from agent.fixes import registry
 from agent.model.findings import Level
-from agent.model.plan import RESTART_KIND, Action, HostPlan, Plan, Resolution
+from agent.model.plan import RESTART_KIND, Action, Blocker, HostPlan, Plan, Resolution
 from agent.planning.render import RenderedHost, without_undo
 from agent.planning.schedule import DEFAULT_LIMITS, FleetSchedule, Limits, Turn, fleet_schedule
 from agent.report.display import change_before, format_value
@@ -100,6 +100,7 @@ class Group:
     rules: tuple[str, ...]  # the rules of the findings on its units
     remaining: tuple[str, ...]  # for a group without steps: "rule: what stands in its way"
     covered: bool = False  # without steps of its own, but an organisation change is for its servers
+    partial: bool = False  # without steps: a fact area could not be collected on its servers
 
     @property
     def anchor(self) -> str:
@@ -121,6 +122,8 @@ class Group:
         restart MSExchangeTransport'."""
         automatic = list(self.steps)
         if not automatic:
+            if self.partial and not self.hosts[0].plan.findings:
+                return f"{self.count}: no finding, but not everything was looked at (see Not judged)"
             if self.covered and not self.remaining:
                 own, them = ("its", "it") if len(self.hosts) == 1 else ("their", "them")
                 return f"{self.count}: no step of {own} own; the organisation change is for {them}"
@@ -228,12 +231,13 @@ def _step(action: Action) -> GroupStep:
     )
 
 
-_BLOCKER_TEXT = {
-    "variable": "needs a value only you can choose",
-    "refused": "its step is left out: it would break something else",
-    "manual": "a manual step",
-    "advice": "outside what exfix changes",
-    "cause": "its cause is not fixed",
+# What stands in the way of a finding no step addresses, in the reader's words.
+BLOCKER_TEXT: Mapping[Blocker, str] = {
+    Blocker.VARIABLE: "a value only you can choose",
+    Blocker.REFUSED: "exfix left its step out: it would break something else",
+    Blocker.MANUAL: "a manual step",
+    Blocker.ADVICE: "outside what exfix changes",
+    Blocker.CAUSE: "its cause is not fixed",
 }
 
 
@@ -247,11 +251,12 @@ def _key(unit: HostPlan) -> tuple[object, ...]:
             ),
         )
     blockers = tuple(sorted({(o.rule_id, o.blocker.value) for o in unit.outstanding}))
-    return (unit.level.value, "remaining", blockers, tuple(sorted({f.rule_id for f in unit.findings})))
+    rules = tuple(sorted({f.rule_id for f in unit.findings}))
+    return (unit.level.value, "remaining", blockers, rules, bool(unit.failed_areas))
 
 
 def _remaining(unit: HostPlan) -> tuple[str, ...]:
-    items = {(o.rule_id, _BLOCKER_TEXT.get(o.blocker.value, o.blocker.value)) for o in unit.outstanding}
+    items = {(o.rule_id, BLOCKER_TEXT[o.blocker]) for o in unit.outstanding}
     return tuple(f"{rule}: {why}" for rule, why in sorted(items))
 
 
@@ -266,13 +271,13 @@ def build_review(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str
         name = u.organization if u.level is Level.ORGANIZATION else u.host
         risks = tuple(dict.fromkeys(r for a in u.actions if (r := registry.step(a.kind)[1].risk) is not None))
         entries[u.directory] = HostEntry(u, turns.get((u.level is Level.ORGANIZATION, name)), risks)
-    by_name = {e.name: e for e in entries.values() if e.turn is not None}
+    by_turn = {(e.turn.organization, e.turn.host): e for e in entries.values() if e.turn is not None}
     grouped: dict[tuple[object, ...], list[HostPlan]] = {}
     healthy: list[str] = []
     for unit in plan.units:
-        if not unit.actions and not unit.findings and unit.level is Level.HOST:
+        if not unit.actions and not unit.findings and not unit.failed_areas and unit.level is Level.HOST:
             healthy.append(unit.host)
-        elif unit.actions or unit.findings:
+        elif unit.actions or unit.findings or unit.failed_areas:
             grouped.setdefault(_key(unit), []).append(unit)
     shared_for = {s for o in plan.organizations if o.automatic for s in o.servers}
     groups = []
@@ -288,6 +293,7 @@ def build_review(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str
                 rules=tuple(sorted({f.rule_id for u in units for f in u.findings})),
                 remaining=() if units[0].actions else _remaining(units[0]),
                 covered=not units[0].actions and all(u.host in shared_for for u in units),
+                partial=not units[0].actions and bool(units[0].failed_areas),
             )
         )
     by_rule: dict[str, list[HostEntry]] = {}
@@ -326,6 +332,6 @@ def build_review(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str
         partial=tuple(h.host for h in plan.hosts if h.failed_areas),
         no_undo=without_undo(a for a in plan.actions if not a.manual),
         rules=tuple((rule, tuple(hosts)) for rule, hosts in sorted(by_rule.items())),
-        order=tuple((t, by_name[t.host]) for t in schedule.turns),
+        order=tuple((t, by_turn[(t.organization, t.host)]) for t in schedule.turns),
         servers=servers,
     )

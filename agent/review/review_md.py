@@ -17,19 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent.model.findings import Finding, Level
-from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, Blocker, HostPlan, Plan, Resolution
+from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, HostPlan, Plan, Resolution
 from agent.planning.render import RenderedHost
 from agent.report.display import cause_label, change_before, format_value
 from agent.report.safe import markdown, markdown_code, terminal
-from agent.review.model import NAMES_SHOWN, Group, Review, build_review, minutes, plural
-
-_BLOCKER_TEXT = {
-    Blocker.VARIABLE: "a value only you can choose",
-    Blocker.REFUSED: "exfix left its step out: it would break something else",
-    Blocker.MANUAL: "a manual step",
-    Blocker.ADVICE: "outside what exfix changes",
-    Blocker.CAUSE: "its cause is not fixed",
-}
+from agent.review.model import BLOCKER_TEXT, NAMES_SHOWN, Group, Review, build_review, minutes, plural
 
 
 def code_block(text: str, info: str = "") -> str:
@@ -429,7 +421,7 @@ def _host(host: HostPlan) -> list[str]:
         lines.append("|---|---|---|")
         for item in host.outstanding:
             title = titles.get(item.finding_id, item.rule_id)
-            what = _BLOCKER_TEXT[item.blocker]
+            what = BLOCKER_TEXT[item.blocker]
             if item.variable:
                 what += f": set {markdown_code(item.variable)}"
             rule = markdown_code(item.rule_id)

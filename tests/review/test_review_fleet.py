@@ -10,13 +10,16 @@ from collections import Counter
 
 import pytest
 
+from agent.evaluate import evaluate
+from agent.model.facts import AreaIssue, CollectionArea
 from agent.model.plan import Plan
-from agent.planning import render_plan
+from agent.planning import build_plan, render_plan
 from agent.planning.schedule import DEFAULT_LIMITS, fleet_schedule
 from agent.report import safe
 from agent.review import render_review, render_review_html
 from agent.review.model import build_review, minutes, plural
 from review._fleet import NIC_DNS, REGISTRATION, TRANSPORT, fleet_plan
+from support.facts_builders import host
 from workflow._review_html_check import parse_review
 
 SIZE = 200
@@ -111,3 +114,14 @@ def test_plural_and_minutes() -> None:
     assert minutes(120) == "about 2 minutes" and minutes(60) == "about 1 minute"
     assert minutes(14_400) == "about 4 hours" and minutes(3_900) == "about 1 hour 5 minutes"
     assert minutes(20) == "under a minute" and minutes(0) == "about 0 minutes"
+
+
+def test_a_server_not_fully_looked_at_is_not_counted_healthy() -> None:
+    denied = AreaIssue(CollectionArea.EDGE_CONFIG, "Get-Content: access denied")
+    fleet = [host(name="ex01.contoso.local"), host(name="ex02.contoso.local", issues=(denied,))]
+    plan = build_plan(fleet, {f.host: evaluate(f) for f in fleet}, {})
+    review = build_review(plan, render_plan(plan), "plan.json")
+    assert review.healthy == ("ex01.contoso.local",)
+    (group,) = review.groups
+    assert [h.plan.host for h in group.hosts] == ["ex02.contoso.local"]
+    assert group.summary == "1 server: no finding, but not everything was looked at (see Not judged)"
