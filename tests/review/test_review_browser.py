@@ -117,11 +117,16 @@ def _check(browser: Browser, plan_dir: Path, name: str, artifacts: Path) -> tupl
         before = pdf_pages(tab.pdf(artifacts / f"review-{name}-before-appendix.pdf"))
     finally:
         tab.close()
-    # A link to a server marks it, without any script (CSS :target).
-    some = review.groups[0].hosts[-1]
-    tab = open_tab(browser, f"{url}#{some.anchor}")
+    # Following a link to a server opens its details and marks it, without any script: the
+    # link names an element inside the closed <details>, which the browser reveals (HTML's
+    # "ancestor details revealing" on fragment navigation), and CSS :target marks it.
+    some = review.groups[-1].hosts[-1]
+    assert f'href="#in-{some.anchor}"' in (plan_dir / "review.html").read_text(encoding="utf-8")
+    tab = open_tab(browser, f"{url}#in-{some.anchor}")
     try:
-        assert tab.evaluate("document.querySelector(':target').id") == some.anchor
+        assert tab.evaluate("document.querySelector(':target').id") == f"in-{some.anchor}"
+        assert tab.evaluate(f"document.getElementById('{some.anchor}').open") is True
+        assert tab.evaluate("document.querySelectorAll('details[open]').length") == 1
         assert tab.console_errors() == ()
     finally:
         tab.close()
