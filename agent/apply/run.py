@@ -14,7 +14,7 @@ Order of a run (each step journaled):
    nothing has changed yet;
 4. the hosts (agent/apply/execute.py), up to ``forks`` at once; those with a restart at most
    ``serial`` at once, never two of one DAG nor the last of an AD site in service
-   (agent/apply/rolling.py); each verified (agent/apply/verify.py) once its steps are done. A
+   (agent/planning/schedule.py); each verified (agent/apply/verify.py) once its steps are done. A
    host that fails is rolled back while the others go on; when more than ``max_fail`` hosts
    have failed, or on an interrupt, the hosts not started are ``skipped``;
 5. ``end`` with the exit code.
@@ -32,7 +32,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from agent.apply import rolling
 from agent.apply._context import EventHook, Recorder, collect, open_host
 from agent.apply.execute import run_host
 from agent.apply.journal import Journal, utc_now
@@ -61,6 +60,7 @@ from agent.model.credential import Credential
 from agent.model.facts import HostFacts, QueueFacts
 from agent.model.plan import HostPlan, Plan
 from agent.model.target import HostTarget
+from agent.planning import schedule as rolling
 
 DEFAULT_VERIFY_TIMEOUT = 120.0
 
@@ -324,7 +324,7 @@ def _run_hosts(
     verified: Mapping[str, HostApply] | None = None,
 ) -> tuple[HostApply, ...]:
     """The hosts, up to ``forks`` at once and ``serial`` restarts at once, in the order
-    agent/apply/rolling.py decides; ``failures``: the organisation units that failed already;
+    agent/planning/schedule.py decides; ``failures``: the organisation units that failed already;
     ``verified``: hosts with no step of their own, verified after an organisation change that
     was for them."""
     results: dict[str, HostApply] = {}
