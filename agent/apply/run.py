@@ -60,7 +60,7 @@ from agent.model.credential import Credential
 from agent.model.facts import HostFacts, QueueFacts
 from agent.model.plan import HostPlan, Plan
 from agent.model.target import HostTarget
-from agent.planning import schedule as rolling
+from agent.planning import schedule
 
 DEFAULT_VERIFY_TIMEOUT = 120.0
 
@@ -348,15 +348,15 @@ def _run_hosts(
                                verify_timeout, plan.probe_repeat)  # fmt: skip
 
     slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
-    sites = rolling.site_sizes(slots.values())
-    limits = rolling.Limits(workers=forks, serial=serial)
+    sites = schedule.site_sizes(slots.values())
+    limits = schedule.Limits(workers=forks, serial=serial)
     waiting = list(pending)
     # What each worker does, as the scheduler sees it. A host is out of mail flow while its
     # steps run (the restart, read back Running); its verification (queues drain, collected
     # again) runs in the same worker count but out of the restart slot: a server whose
     # transport runs again is back in mail flow, and a host that is not verified keeps its
     # changes, so the next restart needs nothing from it.
-    running: dict[Future[HostApply | _Changed], rolling.Slot] = {}
+    running: dict[Future[HostApply | _Changed], schedule.Slot] = {}
     with ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool:
         while waiting or running:
             if failures > max_fail or rec.cancel.is_set():
@@ -367,7 +367,7 @@ def _run_hosts(
                 waiting = []
             in_flight = list(running.values())
             while waiting:
-                slot = rolling.next_start([slots[h.host] for h in waiting], in_flight, limits, sites)
+                slot = schedule.next_start([slots[h.host] for h in waiting], in_flight, limits, sites)
                 if slot is None:
                     break
                 host = next(h for h in waiting if h.host == slot.host)
@@ -390,9 +390,9 @@ def _run_hosts(
     return tuple(results[h.host] for h in plan.hosts)
 
 
-def _slot(host: HostPlan, facts: HostFacts) -> rolling.Slot:
+def _slot(host: HostPlan, facts: HostFacts) -> schedule.Slot:
     disruptive = any(a.disruptive for a in host.automatic)
-    return rolling.Slot(host.host, disruptive, facts.exchange.ad_site, facts.exchange.dag)
+    return schedule.Slot(host.host, disruptive, facts.exchange.ad_site, facts.exchange.dag)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -17,6 +17,11 @@ disruptive step (the MSExchangeTransport restart) is out of mail flow while it r
   site, one of them always stays in mail flow. A site of which it knows one server only has
   nothing else to keep up; that server is restarted when its turn comes.
 
+A host is out of mail flow while its steps run (the restart, read back Running); its
+verification afterwards (its queues drain, it is collected again) runs as a worker of its own
+that is not disruptive: a server whose transport runs again is back in mail flow, and a host
+that is not verified keeps its changes, so the next restart waits for nothing of it.
+
 Hosts start in the order given (the plan's), except that one which must wait lets the ones
 behind it start: a restart waiting for its DAG partner does not hold up NIC changes elsewhere.
 """
