@@ -260,10 +260,11 @@ def _remaining(unit: HostPlan) -> tuple[str, ...]:
     return tuple(f"{rule}: {why}" for rule, why in sorted(items))
 
 
-def build_review(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str,
+def build_review(plan: Plan, scripts: Mapping[str, RenderedHost] | None, plan_json: str,
                  limits: Limits = DEFAULT_LIMITS) -> Review:  # fmt: skip
-    """The review of ``plan``; ``scripts`` by unit directory (agent.planning.render_plan),
-    ``plan_json`` the path of plan.json as the apply command names it."""
+    """The review of ``plan``; ``scripts`` by unit directory (agent.planning.render_plan; None:
+    the review without its scripts, as the command line's text shows it), ``plan_json`` the
+    path of plan.json as the apply command names it."""
     schedule = fleet_schedule(plan, limits)
     turns = {(t.organization, t.host): t for t in schedule.turns}
     entries = {}
@@ -302,9 +303,10 @@ def build_review(plan: Plan, scripts: Mapping[str, RenderedHost], plan_json: str
             by_rule.setdefault(rule, []).append(entries[unit.directory])
     script_list = []
     for unit in plan.units:
-        rendered = scripts[unit.directory]
+        if scripts is None:
+            break
         digests = dict(unit.scripts)
-        for name, text in rendered.texts().items():
+        for name, text in scripts[unit.directory].texts().items():
             script_list.append(Script(entries[unit.directory], name, f"hosts/{unit.directory}/{name}",
                                       digests.get(name), text))  # fmt: skip
     consequences = [c for u in plan.units for c in u.consequences]
