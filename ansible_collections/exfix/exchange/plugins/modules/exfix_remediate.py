@@ -195,9 +195,9 @@ scope:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402  (Ansible: the docs come first)
 
-from ansible_collections.exfix.exchange.plugins.module_utils.exfix_specs import REMEDIATE_SPEC
+from ansible_collections.exfix.exchange.plugins.module_utils.exfix_specs import REMEDIATE_SPEC  # noqa: E402
 
 
 def main() -> None:

@@ -187,17 +187,24 @@ def planned(plan: Plan) -> dict[str, Any]:
         "plan": plan.to_dict(),
         "diff": diff(plan),
         "outstanding": [
-            {"unit": unit.host, "rule_id": o.rule_id, "blocker": o.blocker.value, "message": o.message,
-             "variable": o.variable}
-            for unit in plan.units for o in unit.outstanding
-        ],  # fmt: skip
+            {
+                "unit": unit.host,
+                "rule_id": o.rule_id,
+                "blocker": o.blocker.value,
+                "message": o.message,
+                "variable": o.variable,
+            }
+            for unit in plan.units
+            for o in unit.outstanding
+        ],
     }
 
 
 def _refused(result: Mapping[str, Any], msg: str, **more: Any) -> dict[str, Any]:
     """A failed task that changed nothing: what was planned (not the whole plan and scripts
     again, which check mode returned) and why it was refused."""
-    kept = {k: result[k] for k in ("ticket", "scope", "digest", "actions", "diff", "outstanding") if k in result}
+    keys = ("ticket", "scope", "digest", "actions", "diff", "outstanding")
+    kept = {k: result[k] for k in keys if k in result}
     return {**kept, **more, "changed": False, "failed": True, "msg": msg}
 
 
@@ -241,10 +248,12 @@ def remediate(
                         "actions shown here (check mode) and approve the new digest")
     journal_records: list[dict[str, Any]] = []
     try:
-        report = apply_plan(plan, inv.hosts, credentials, approve=approved, allow_restart=args["allow_restart"],
-                            verify_timeout=args["verify_timeout"], journal=journal, operator=operator,
-                            ticket=args.get("ticket"), forks=max(1, len(inv.hosts)),
-                            on_event=lambda entry: journal_records.append(entry.to_dict()))  # fmt: skip
+        report = apply_plan(
+            plan, inv.hosts, credentials, approve=approved, allow_restart=args["allow_restart"],
+            verify_timeout=args["verify_timeout"], journal=journal, operator=operator,
+            ticket=args.get("ticket"), forks=max(1, len(inv.hosts)),
+            on_event=lambda entry: journal_records.append(entry.to_dict()),
+        )  # fmt: skip
     except (HostError, RemoteCommandError) as exc:
         status = getattr(exc, "status", "failed")
         return unreachable_or_failed(status, str(exc), {**extra, "digest": plan.digest, "journal": journal})
@@ -257,8 +266,8 @@ def remediate(
         for host in (*report.organizations, *report.hosts)
         for step in host.steps
     )
-    result.update(changed=in_effect, apply=applied, journal=journal, run=report.run, exit_code=report.exit_code,
-                  journal_records=journal_records)  # fmt: skip
+    result.update(changed=in_effect, apply=applied, journal=journal, run=report.run,
+                  exit_code=report.exit_code, journal_records=journal_records)  # fmt: skip
     verified = [h.verified for h in (*report.organizations, *report.hosts) if h.verified is not None]
     result["verified"] = bool(verified) and all(verified)
     if report.exit_code != 0:
