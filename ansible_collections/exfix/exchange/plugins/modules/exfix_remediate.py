@@ -30,7 +30,7 @@ description:
     Ansible resolved for the host, as M(exfix.exchange.exfix_scan) does.
 version_added: 0.1.0
 author:
-  - exfix developers
+  - exfix developers (@exfix)
 options:
   digest:
     description:
@@ -96,6 +96,7 @@ attributes:
     support: full
     description: The before and after of every setting a step changes.
   platform:
+    support: full
     platforms: windows
     description: The server is reached over PowerShell remoting (WSMan) from the controller.
 notes:

@@ -21,7 +21,7 @@ description:
   - The Python running Ansible needs the exfix package (the collection's requirements.txt).
 version_added: 0.1.0
 author:
-  - exfix developers
+  - exfix developers (@exfix)
 options:
   ticket:
     description:
@@ -49,6 +49,7 @@ attributes:
     support: none
     description: Nothing is changed, so there is no diff.
   platform:
+    support: full
     platforms: windows
     description: The server is reached over PowerShell remoting (WSMan) from the controller.
 notes:
