@@ -122,6 +122,43 @@ def test_a_plan_that_is_not_the_approved_one_is_refused(collection: Collection, 
         assert "nic-dns-registration-disabled" in lab_rules(inventory)[host]
 
 
+def test_the_organisations_step_runs_once_and_is_verified_on_its_servers(
+    collection: Collection, tmp_path: Path
+) -> None:
+    with Lab("remote-domain-aaaa-broken") as lab:
+        inventory = lab.write_inventory(tmp_path / "lab.yaml")
+        (host,) = lab_rules(inventory)
+        assert "remote-domain-aaaa-broken" in lab_rules(inventory)[host]
+
+        check = collection.play("exfix.exchange.remediate", inventory, "--check", cwd=tmp_path)
+        assert check.exit_code == 0, check.describe()
+        own = check.results("Plan (check mode, nothing changes)")[host]
+        assert own["status"] == "ok" and own["result"]["actions"] == []
+        assert "not run per host" in own["result"]["warnings"][0]
+        shared = check.results("Plan the organisations' shared steps, once (check mode)")[host]
+        assert shared["status"] == "changed"
+        assert [a["kind"] for a in shared["result"]["actions"]] == ["new-smart-host-connector"]
+        assert check.custom == {"exfix_approved_organization": shared["result"]["digest"]}
+        assert "remote-domain-aaaa-broken" in lab_rules(inventory)[host]
+
+        approved = tmp_path / "approved.json"
+        approved.write_text(json.dumps(check.custom), encoding="utf-8")
+        task = "Apply the organisations' approved steps once, verified on their servers"
+        applied = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}", cwd=tmp_path)
+        assert applied.exit_code == 0, applied.describe()
+        done = applied.results(task)[host]
+        assert done["status"] == "changed", applied.describe()
+        assert done["result"]["verified"] is True
+        (organization,) = done["result"]["apply"]["organizations"]
+        assert organization["outcome"] == "done" and organization["verified"] is True
+        assert "remote-domain-aaaa-broken" not in lab_rules(inventory)[host]
+
+        again = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}", cwd=tmp_path)
+        assert again.exit_code == 0, again.describe()
+        assert again.results(task)[host]["status"] == "ok"
+        assert again.recap[host]["changed"] == 0
+
+
 def _findings(host: dict[str, Any], organizations: list[dict[str, Any]]) -> dict[str, Any]:
     """A host's own findings as the scan JSON holds them, and its organisation's by rule and
     subject (an organisation finding names every server scanned with it)."""

@@ -11,6 +11,7 @@ resolved for it (vault, group_vars, templates and all). What those variables mea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -135,14 +136,20 @@ def scan(inv: Inventory, args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def scoped(plan: Plan, scope: str) -> Plan:
-    """The part of a plan one task applies: the host's own units (``host``) or the
-    organisation's shared ones (``organization``), with its own digest."""
+    """The part of a plan one task applies, with its own digest: the host's own units
+    (``host``), or the organisation's shared ones (``organization``) with the servers they are
+    for kept as units without steps, so that apply verifies the change on each of them (their
+    failing queues drain) and changes nothing of their own."""
     if scope == "host":
-        part = Plan(plan.schema, plan.hosts, "", plan.source, (), plan.probe_repeat)
+        hosts, organizations = plan.hosts, ()
     else:
-        part = Plan(plan.schema, (), "", plan.source, plan.organizations, plan.probe_repeat)
-    return Plan(part.schema, part.hosts, part.compute_digest(), part.source, part.organizations,
-                part.probe_repeat)  # fmt: skip
+        hosts = tuple(
+            dataclasses.replace(h, actions=(), advisories=(), outstanding=(), consequences=())
+            for h in plan.hosts
+        )
+        organizations = plan.organizations
+    part = Plan(plan.schema, hosts, "", plan.source, organizations, plan.probe_repeat)
+    return dataclasses.replace(part, digest=part.compute_digest())
 
 
 def _setting(value: Any) -> str:
@@ -228,8 +235,8 @@ def remediate(
         count = sum(len(u.actions) for u in fleet.plan.organizations)
         warnings.append(
             f"{count} organisation step(s) (what the organisation's servers share, such as a send "
-            "connector) are not run per host: run exfix_remediate with scope: organization once "
-            "(run_once: true) for them"
+            "connector) are not run per host: they are exfix_remediate's with scope: organization, "
+            "run once (run_once: true), as the collection's remediate playbook does"
         )
     if warnings:
         result["warnings"] = warnings
