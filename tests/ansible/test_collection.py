@@ -237,3 +237,26 @@ def test_an_unreachable_host_fails_only_itself_and_vault_is_ansibles(
         assert results[name]["result"]["host"]["status"] == "scanned"
     # The task after the scan ran for the reachable hosts only.
     assert set(run.results("What was found")) == set(good)
+
+
+def test_the_command_lines_account_is_used_where_the_inventory_gives_none(
+    collection: Collection, tmp_path: Path
+) -> None:
+    """-u and --connection-password-file (how an AWX Machine credential hands them over) give
+    the account; a host's own ansible_user would override them, as in Ansible."""
+    with Lab("healthy") as lab:
+        data = lab.inventory()
+        user = data["all"]["vars"].pop("ansible_user")
+        password = data["all"]["vars"].pop("ansible_password")
+        inventory = tmp_path / "lab.yaml"
+        inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
+        secret = tmp_path / "connection-password"
+        secret.write_text(password + "\n", encoding="utf-8")
+        given = collection.play("exfix.exchange.diagnose", inventory, "-u", user,
+                                "--connection-password-file", str(secret), cwd=tmp_path)  # fmt: skip
+        without = collection.play("exfix.exchange.diagnose", inventory, cwd=tmp_path)
+    assert given.exit_code == 0, given.describe()
+    assert {r["status"] for r in given.results("Scan the server").values()} == {"ok"}
+    # Without them exfix has no account to offer NTLM: the host is not scanned, and says why.
+    assert without.exit_code != 0
+    assert {r["status"] for r in without.results("Scan the server").values()} <= {"failed", "unreachable"}

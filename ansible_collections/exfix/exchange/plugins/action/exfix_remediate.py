@@ -61,7 +61,8 @@ class ActionModule(ActionBase):
         os.makedirs(os.path.dirname(os.path.abspath(journal)), exist_ok=True)
         operator = args.get("operator") or operator_of(task_vars)
         try:
-            inv = exfix_run.inventory(self._templar, task_vars, names)
+            given = exfix_run.command_line(self._play_context)
+            inv = exfix_run.inventory(self._templar, task_vars, names, given)
             for warning in inv.warnings:
                 self._display.warning(warning)
             result.update(exfix_run.remediate(inv, args, check_mode=bool(self._task.check_mode),

@@ -25,7 +25,8 @@ class ActionModule(ActionBase):
             return {**result, **missing}
         _, args = self.validate_argument_spec(argument_spec=SCAN_SPEC)
         try:
-            inv = exfix_run.inventory(self._templar, task_vars, [task_vars["inventory_hostname"]])
+            given = exfix_run.command_line(self._play_context)
+            inv = exfix_run.inventory(self._templar, task_vars, [task_vars["inventory_hostname"]], given)
             for warning in inv.warnings:
                 self._display.warning(warning)
             result.update(exfix_run.scan(inv, args))

@@ -72,15 +72,30 @@ def host_variables(templar: Any, variables: Mapping[str, Any]) -> dict[str, Any]
     return {str(k): plain(templar.template(v)) for k, v in wanted.items()}
 
 
-def inventory(templar: Any, task_vars: Mapping[str, Any], names: list[str]) -> Inventory:
+def command_line(play_context: Any) -> dict[str, Any]:
+    """The account and password given on the command line (``-u``, ``-k`` or
+    ``--connection-password-file``), which is how an AWX Machine credential hands them over:
+    what a host's own ``ansible_user`` and ``ansible_password`` override, as in Ansible."""
+    given: dict[str, Any] = {}
+    if getattr(play_context, "remote_user", None):
+        given["ansible_user"] = str(play_context.remote_user)
+    if getattr(play_context, "password", None):
+        given["ansible_password"] = str(play_context.password)
+    return given
+
+
+def inventory(
+    templar: Any, task_vars: Mapping[str, Any], names: list[str], given: Mapping[str, Any] | None = None
+) -> Inventory:
     """An exfix inventory of ``names``: the task's host from ``task_vars``, others from
-    ``hostvars``. Raises ExfixError (InventoryError) with exfix's one-line message."""
+    ``hostvars``, over what the command line gave (:func:`command_line`). Raises ExfixError
+    (InventoryError) with exfix's one-line message."""
     me = task_vars["inventory_hostname"]
     hostvars = task_vars.get("hostvars") or {}
     resolved = {}
     for name in names:
         variables = task_vars if name == me else hostvars[name]
-        resolved[name] = host_variables(templar, variables)
+        resolved[name] = {**(given or {}), **host_variables(templar, variables)}
     return inventory_from_variables(resolved, source="ansible inventory")
 
 
@@ -290,6 +305,7 @@ def remediate(
 
 __all__ = [
     "ExfixError",
+    "command_line",
     "host_variables",
     "inventory",
     "missing_exfix",
