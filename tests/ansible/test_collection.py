@@ -51,7 +51,7 @@ def test_remediate_check_then_apply_then_nothing_to_do(collection: Collection, t
         restart = ("-e", "exfix_allow_restart=true", "-e", "exfix_ticket=CHG0042")
 
         check = collection.play("exfix.exchange.remediate", inventory, "--check", "--diff", *restart,
-                                cwd=tmp_path)  # fmt: skip
+                                "-e", "exfix_approval_out=approved.json", cwd=tmp_path)  # fmt: skip
         assert check.exit_code == 0, check.describe()
         planned = check.results("Plan (check mode, nothing changes)")[host]
         assert planned["status"] == "changed", check.describe()
@@ -76,8 +76,9 @@ def test_remediate_check_then_apply_then_nothing_to_do(collection: Collection, t
         journals = collection.home / "state" / "exfix" / "ansible"
         assert not journals.exists() or not list(journals.iterdir())
 
+        # The same digests in the file the check run wrote, relative to where it ran.
         approved = tmp_path / "approved.json"
-        approved.write_text(json.dumps(check.custom), encoding="utf-8")
+        assert json.loads(approved.read_text(encoding="utf-8")) == check.custom
         applied = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}", *restart,
                                   cwd=tmp_path)  # fmt: skip
         assert applied.exit_code == 0, applied.describe()
