@@ -85,9 +85,10 @@ class Collection:
         program = ansible_program("ansible-playbook")
         assert program is not None
         record = cwd / f"record-{len(list(cwd.glob('record-*')))}.jsonl"
+        env = dict(self.env(record), PWD=str(cwd))  # as a shell started in cwd sets it
         done = subprocess.run(
             [str(program), "-i", str(inventory), playbook, *args],
-            cwd=cwd, env=self.env(record), capture_output=True, text=True, timeout=timeout, check=False,
+            cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         lines = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
         records = tuple(json.loads(line) for line in lines)
