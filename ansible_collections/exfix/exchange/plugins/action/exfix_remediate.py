@@ -47,7 +47,7 @@ class ActionModule(ActionBase):
         missing = exfix_run.missing_exfix()
         if missing is not None:
             return {**result, **missing}
-        _, args = self.validate_argument_spec(argument_spec=REMEDIATE_SPEC)
+        args = self.validate_argument_spec(argument_spec=REMEDIATE_SPEC)[1]
         me = task_vars["inventory_hostname"]
         if args["scope"] == "organization":
             names = list(args.get("hosts") or task_vars.get("ansible_play_hosts") or [me])

@@ -23,7 +23,7 @@ class ActionModule(ActionBase):
         missing = exfix_run.missing_exfix()
         if missing is not None:
             return {**result, **missing}
-        _, args = self.validate_argument_spec(argument_spec=SCAN_SPEC)
+        args = self.validate_argument_spec(argument_spec=SCAN_SPEC)[1]
         try:
             given = exfix_run.command_line(self._play_context)
             inv = exfix_run.inventory(self._templar, task_vars, [task_vars["inventory_hostname"]], given)

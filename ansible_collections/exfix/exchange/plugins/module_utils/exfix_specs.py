@@ -3,8 +3,6 @@
 """The options of exfix.exchange's modules: one table, read by the module stubs (which
 ansible-doc and ansible-test document and check) and by the action plugins that run them."""
 
-from __future__ import annotations
-
 COMMON = dict(
     ticket=dict(type="str"),
     host_timeout=dict(type="float", default=300.0),

@@ -3,8 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The documentation and options of exfix_scan; the work is its action plugin's."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 ---
 module: exfix_scan
@@ -116,7 +114,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402  (Ansible: th
 from ansible_collections.exfix.exchange.plugins.module_utils.exfix_specs import SCAN_SPEC  # noqa: E402
 
 
-def main() -> None:
+def main():
     module = AnsibleModule(argument_spec=SCAN_SPEC, supports_check_mode=True)
     module.fail_json(msg="exfix.exchange.exfix_scan runs on the controller through its action plugin, "
                      "not on the host: call it as exfix.exchange.exfix_scan")
