@@ -21,7 +21,7 @@ try:
     from agent.apply import apply_plan, plan_fleet
     from agent.errors import ExfixError, HostError, RefusedError, RemoteCommandError
     from agent.inventory import Inventory, inventory_from_variables, reads_variable
-    from agent.model.plan import Plan, action_to_dict
+    from agent.model.plan import HostPlan, Plan, action_to_dict
     from agent.model.results import HostStatus, ScanReport
     from agent.planning import render_plan
     from agent.scan import scan_fleet
@@ -155,6 +155,8 @@ def scoped(plan: Plan, scope: str) -> Plan:
     (``host``), or the organisation's shared ones (``organization``) with the servers they are
     for kept as units without steps, so that apply verifies the change on each of them (their
     failing queues drain) and changes nothing of their own."""
+    hosts: tuple[HostPlan, ...]
+    organizations: tuple[HostPlan, ...]
     if scope == "host":
         hosts, organizations = plan.hosts, ()
     else:
@@ -238,9 +240,14 @@ def remediate(
     fleet = plan_fleet(inv.hosts, credentials, source=None, scan_source=inv.source, forks=len(inv.hosts),
                        host_timeout=args["host_timeout"], probe_repeat=args["probe_repeat"])  # fmt: skip
     extra = ticket_of(args)
-    for host in fleet.unscanned:
-        return unreachable_or_failed(host.status.value, host.error, {**extra, "host": host.host})
     scope = args["scope"]
+    if fleet.unscanned and scope == "host":
+        (host,) = fleet.unscanned
+        return unreachable_or_failed(host.status.value, host.error, {**extra, "host": host.host})
+    if fleet.unscanned:  # the task runs once for the organisation: another host is not this one
+        named = "; ".join(f"{h.host}: {h.status.value}: {h.error}" for h in fleet.unscanned)
+        return {**extra, "changed": False, "failed": True, "scope": scope,
+                "msg": f"the organisation's plan needs every server it is made from: {named}"}  # fmt: skip
     plan = scoped(fleet.plan, scope)
     shown = planned(plan)
     automatic = [a for a in plan.actions if not a.manual]
