@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psrpcore
+from psrpcore._payload import PSRPMessage, StreamType, create_message
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
+    PipelineState,
     PSCryptoProvider,
     PSInvocationState,
     PSRPMessageType,
@@ -36,9 +38,10 @@ from psrpcore.types import (
     serialize,
 )
 
-from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
+from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, QuickReads, RawClixml
 from mock_remoting.server import wsman
 from mock_remoting.server.clixml_cache import ParsedCache
+from mock_remoting.server.fastclixml import to_clixml
 from mock_remoting.server.shells import Poll, ShellContext, escape_fragment, pack_fragment, take_chunks
 from mock_remoting.server.wsman import Request, StreamChunk, WSManFault
 
@@ -100,6 +103,20 @@ def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
 _SHARED_TEXTS = frozenset({PSRPMessageType.CreatePipeline, PSRPMessageType.InitRunspacePool})
 
 
+# PipelineState messages without an error, by state: psrpcore builds a PipelineState object and
+# serializes it for every start() and complete(); the text is the same every time (MS-PSRP
+# 2.2.2.21: only the state; the pipeline's id is in the message header).
+_STATE_TEXTS: dict[int, bytes] = {}
+
+
+def _state_text(state: PSInvocationState) -> bytes:
+    text = _STATE_TEXTS.get(int(state))
+    if text is None:
+        element = serialize(PipelineState(PipelineState=int(state)), _NO_SECRETS)
+        text = _STATE_TEXTS[int(state)] = ET.tostring(element, encoding="utf-8", method="xml")
+    return text
+
+
 class _Pool(psrpcore.ServerRunspacePool):
     """psrpcore's server pool, deserializing each distinct text of :data:`_SHARED_TEXTS` once.
 
@@ -115,6 +132,40 @@ class _Pool(psrpcore.ServerRunspacePool):
     def __init__(self, parsed: ParsedCache | None) -> None:
         super().__init__()
         self._parsed = parsed
+
+    def queue_clixml(self, message_type: PSRPMessageType, data: bytes, pipeline_id: uuid.UUID | None) -> None:
+        """Queue a message whose CLIXML is ready, as psrpcore's ``prepare_message`` queues one
+        it serialized (same header, next object id, same fragmenting in ``data_to_send``)."""
+        b_msg = create_message(False, message_type, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(
+                message_type,
+                bytearray(b_msg),
+                self.runspace_pool_id,
+                pipeline_id,
+                self._fragment_counter,
+                StreamType.default,
+            )
+        )
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        """psrpcore's, with pipeline output written by :mod:`fastclixml` where it can."""
+        if (
+            message_type is PSRPMessageType.PipelineOutput
+            and message is not None
+            and stream_type is StreamType.default
+        ):
+            data = to_clixml(message)
+            if data is not None:
+                self.queue_clixml(message_type, data, pipeline_id)
+                return
+        super().prepare_message(message, message_type, pipeline_id, stream_type)
 
     def _process_message(self, message: Any) -> psrpcore.PSRPEvent[Any, Any]:
         cache = self._parsed
@@ -141,6 +192,23 @@ class _Pool(psrpcore.ServerRunspacePool):
             assert isinstance(event, psrpcore.InitRunspacePoolEvent)
             self._process_InitRunspacePool(event)
         return event
+
+
+class _Pipeline(psrpcore.ServerPipeline):
+    """psrpcore's server pipeline, queuing the PipelineState text of :func:`_state_text`
+    instead of serializing a new PipelineState object at each state change without an error
+    (a Failed or Stopped state carries its ErrorRecord and goes through psrpcore)."""
+
+    runspace_pool: _Pool
+
+    def _change_state(
+        self, state: PSInvocationState, error: ErrorRecord | None = None, emit: bool = True
+    ) -> None:
+        if emit and error is None:
+            text = _state_text(state)
+            self.runspace_pool.queue_clixml(PSRPMessageType.PipelineState, text, self.pipeline_id)
+            emit = False
+        super()._change_state(state, error, emit)
 
 
 @dataclass
@@ -187,6 +255,7 @@ class PsrpShell:
         self._held: list[StreamChunk] = []
         self.pipes: dict[uuid.UUID, _Pipe] = {}
         self.closed = False
+        self._quick = ctx.runtime if isinstance(ctx.runtime, QuickReads) else None
 
     # -- psrpcore plumbing ------------------------------------------------------------------
 
@@ -286,7 +355,7 @@ class PsrpShell:
             raise WSManFault(None, "w:AlreadyExists", f"The command {pipeline_id} is still running.")
         if old is not None:
             old.pipeline.close()
-        pipeline = psrpcore.ServerPipeline(self.pool, pipeline_id)  # registers itself in the table
+        pipeline = _Pipeline(self.pool, pipeline_id)  # registers itself in the table
         self.pipes[pipeline_id] = _Pipe(pipeline)
         self._feed(data, pipeline_id)
         return wsman.command_body(command_id if command_id else str(pipeline_id).upper())
@@ -399,7 +468,9 @@ class PsrpShell:
                     break
             return total
 
-        self.ctx.run(work, pipe.cancel, lambda result, error: self._finish(pipe, result, error))
+        quick = self._quick
+        inline = quick is not None and all(quick.answers_at_once(endpoint, s) for s in statements)
+        self.ctx.run(work, pipe.cancel, lambda result, error: self._finish(pipe, result, error), inline)
 
     def _finish(self, pipe: _Pipe, result: object, error: BaseException | None) -> None:
         if self.closed or pipe.finished:
@@ -470,6 +541,10 @@ class PsrpShell:
         for value in result.output:
             if value is None or isinstance(value, RawClixml):
                 return None
+            fast = to_clixml(value)
+            if fast is not None:
+                items.append(fast)
+                continue
             # What psrpcore's RunspacePool.prepare_message does for a PipelineOutput message.
             try:
                 element = serialize(
