@@ -38,10 +38,11 @@ from psrpcore.types import (
     serialize,
 )
 
-from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, QuickReads, RawClixml
+from mock_remoting.backend import Endpoint, InvocationResult, QuickReads, RawClixml
 from mock_remoting.server import wsman
 from mock_remoting.server.clixml_cache import ParsedCache
 from mock_remoting.server.fastclixml import to_clixml
+from mock_remoting.server.pipelines import Statements, to_commands
 from mock_remoting.server.shells import Poll, ShellContext, escape_fragment, pack_fragment, take_chunks
 from mock_remoting.server.wsman import Request, StreamChunk, WSManFault
 
@@ -167,6 +168,14 @@ class _Pool(psrpcore.ServerRunspacePool):
                 return
         super().prepare_message(message, message_type, pipeline_id, stream_type)
 
+    def _deserialize(self, text: bytes) -> Any:
+        return deserialize(
+            ET.fromstring(text),
+            cipher=self._cipher,
+            our_capability=self.our_capability,
+            their_capability=self.their_capability,
+        )
+
     def _process_message(self, message: Any) -> psrpcore.PSRPEvent[Any, Any]:
         cache = self._parsed
         if cache is None or message.message_type not in _SHARED_TEXTS:
@@ -174,24 +183,43 @@ class _Pool(psrpcore.ServerRunspacePool):
         text = bytes(message.data)
         if b"<SS" in text:
             return super()._process_message(message)
+        if message.message_type is PSRPMessageType.CreatePipeline:
+            return self._create_pipeline(message, text, cache)
         parsed = cache.get(text)
         if parsed is None:
-            parsed = deserialize(
-                ET.fromstring(text),
-                cipher=self._cipher,
-                our_capability=self.our_capability,
-                their_capability=self.their_capability,
-            )
+            parsed = self._deserialize(text)
             cache.put(text, parsed)
         event = psrpcore.PSRPEvent.create(
             message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
         )
-        if isinstance(event, psrpcore.CreatePipelineEvent):
-            self._process_CreatePipeline(event)
-        else:
-            assert isinstance(event, psrpcore.InitRunspacePoolEvent)
-            self._process_InitRunspacePool(event)
+        assert isinstance(event, psrpcore.InitRunspacePoolEvent)
+        self._process_InitRunspacePool(event)
         return event
+
+    def _create_pipeline(self, message: Any, text: bytes, cache: ParsedCache) -> psrpcore.PSRPEvent[Any, Any]:
+        """A CreatePipeline as psrpcore's ``_process_CreatePipeline`` takes it, except that the
+        pipeline gets its commands (``_Pipeline.statements``) from the cache by text, or from
+        the recipe of the text's shape (mock_remoting/server/pipelines.py), or else from
+        psrpcore's deserializer; ``metadata`` (psrpcore's PowerShell object, which only this
+        module reads) is then left unset. The event carries the deserialized object only when
+        there is one: nothing reads it but :meth:`PsrpShell._on_event`, for the pipeline id."""
+        pipeline = self.pipeline_table.get(message.pipeline_id)
+        if not isinstance(pipeline, _Pipeline):
+            return super()._process_message(message)  # psrpcore's own error for an unknown id
+        key = b"P" + text
+        found = cache.get(key)
+        if found is None:
+            parsed = None
+            statements = cache.recipes.statements(text, self._deserialize)
+            if statements is None:
+                parsed = self._deserialize(text)
+                statements = to_commands(psrpcore.PowerShell.FromPSObjectForRemoting(parsed))
+            found = (parsed, statements)
+            cache.put(key, found)
+        parsed, pipeline.statements = found
+        return psrpcore.PSRPEvent.create(
+            message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
+        )
 
 
 class _Pipeline(psrpcore.ServerPipeline):
@@ -200,6 +228,8 @@ class _Pipeline(psrpcore.ServerPipeline):
     (a Failed or Stopped state carries its ErrorRecord and goes through psrpcore)."""
 
     runspace_pool: _Pool
+    # The commands of the CreatePipeline, when _Pool took them from its caches.
+    statements: Statements | None = None
 
     def _change_state(
         self, state: PSInvocationState, error: ErrorRecord | None = None, emit: bool = True
@@ -213,26 +243,13 @@ class _Pipeline(psrpcore.ServerPipeline):
 
 @dataclass
 class _Pipe:
-    pipeline: psrpcore.ServerPipeline
+    pipeline: _Pipeline
     cancel: threading.Event = field(default_factory=threading.Event)
     queue: list[StreamChunk] = field(default_factory=list)
     started: bool = False
     finished: bool = False
     stop_requested: bool = False
     terminated: bool = False
-
-
-def _to_commands(metadata: Any) -> list[list[Command]]:
-    """psrpcore's PowerShell metadata -> statements of backend Commands, parameters in order."""
-    statements: list[list[Command]] = [[]]
-    for cmd in metadata.commands:
-        params = tuple(Parameter(name, value) for name, value in cmd.parameters)
-        statements[-1].append(
-            Command(name=str(cmd.command_text), is_script=bool(cmd.is_script), parameters=params)
-        )
-        if cmd.end_of_statement:
-            statements.append([])
-    return [s for s in statements if s]
 
 
 class PsrpShell:
@@ -449,7 +466,9 @@ class PsrpShell:
         # psrpcore emits PipelineState Running on start(); Windows does not send it (the
         # recordings go straight from Command to output and Completed), so it is dropped.
         self._drain(drop_type=PSRPMessageType.PipelineState)
-        statements = _to_commands(pipe.pipeline.metadata)
+        statements = pipe.pipeline.statements
+        if statements is None:
+            statements = to_commands(pipe.pipeline.metadata)
         runtime = self.ctx.runtime
         endpoint = self.backend_endpoint
 
