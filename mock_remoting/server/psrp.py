@@ -16,6 +16,7 @@ psrpcore is sans-IO: bytes go in with ``receive_data``/``next_event`` and come o
 from __future__ import annotations
 
 import base64
+import enum
 import struct
 import threading
 import uuid
@@ -26,6 +27,7 @@ from typing import Any
 import psrpcore
 from psrpcore._payload import PSRPMessage, StreamType, create_message
 from psrpcore.types import (
+    ApplicationPrivateData,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
@@ -33,7 +35,12 @@ from psrpcore.types import (
     PipelineState,
     PSCryptoProvider,
     PSInvocationState,
+    PSObject,
     PSRPMessageType,
+    PSVersion,
+    RunspacePoolInitData,
+    RunspacePoolStateMsg,
+    SessionCapability,
     deserialize,
     serialize,
 )
@@ -110,12 +117,63 @@ _SHARED_TEXTS = frozenset({PSRPMessageType.CreatePipeline, PSRPMessageType.InitR
 _STATE_TEXTS: dict[int, bytes] = {}
 
 
+def _versions(capability: Any) -> tuple[str, str, str] | None:
+    """The client's versions, which psrpcore hands to the objects that shape their CLIXML by
+    them (``ToPSObjectForRemoting``): part of every key of serialized text."""
+    if capability is None:
+        return None
+    return (str(capability.protocolversion), str(capability.PSVersion), str(capability.SerializationVersion))
+
+
 def _state_text(state: PSInvocationState) -> bytes:
     text = _STATE_TEXTS.get(int(state))
     if text is None:
         element = serialize(PipelineState(PipelineState=int(state)), _NO_SECRETS)
         text = _STATE_TEXTS[int(state)] = ET.tostring(element, encoding="utf-8", method="xml")
     return text
+
+
+# The runspace pool's own messages while it opens (MS-PSRP 2.2.2.1 SESSION_CAPABILITY, 2.2.2.13
+# APPLICATION_PRIVATE_DATA, 2.2.2.9 RUNSPACEPOOL_STATE, 2.2.2.12 RUNSPACEPOOL_INIT_DATA): the
+# same few values for every pool, serialized once per value (py-spy: 6.5 % of the lab's CPU
+# on a mixed-fleet scan was psrpcore serializing these for every pool).
+_POOL_MESSAGES = frozenset(
+    {SessionCapability, ApplicationPrivateData, RunspacePoolStateMsg, RunspacePoolInitData}
+)
+_POOL_TEXTS: dict[Any, bytes] = {}
+
+
+def _plain_key(value: Any) -> Any:
+    """``value`` as a hashable key that tells apart everything its CLIXML shows, or None when
+    it holds anything else (an ErrorRecord, an object with properties of its own)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return (type(value).__name__, value)
+    if isinstance(value, PSObject) and (
+        object.__getattribute__(value, "PSObject").adapted_properties
+        or object.__getattribute__(value, "PSObject").extended_properties
+    ):
+        return None
+    if isinstance(value, PSVersion):
+        return ("PSVersion", str(value))
+    if isinstance(value, PSObject) and isinstance(value, (int, str)) and not isinstance(value, enum.Enum):
+        return (type(value).__name__, int(value) if isinstance(value, int) else str(value))
+    if isinstance(value, dict):
+        items = tuple((_plain_key(k), _plain_key(v)) for k, v in value.items())
+        if any(k is None or v is None for k, v in items):
+            return None
+        return (type(value).__name__, items)
+    return None
+
+
+def _pool_message_key(message: Any, their_versions: Any) -> Any:
+    meta = message.PSObject
+    fields = []
+    for prop in (*meta.adapted_properties, *meta.extended_properties):
+        key = _plain_key(prop.get_value(message))
+        if key is None:
+            return None
+        fields.append((prop.name, key))
+    return (type(message), tuple(fields), their_versions)
 
 
 class _Pool(psrpcore.ServerRunspacePool):
@@ -156,7 +214,24 @@ class _Pool(psrpcore.ServerRunspacePool):
         pipeline_id: uuid.UUID | None = None,
         stream_type: StreamType = StreamType.default,
     ) -> None:
-        """psrpcore's, with pipeline output written by :mod:`fastclixml` where it can."""
+        """psrpcore's, with pipeline output written by :mod:`fastclixml` where it can and the
+        pool's own messages (:data:`_POOL_MESSAGES`) from :data:`_POOL_TEXTS`."""
+        if message_type is None and pipeline_id is None and type(message) in _POOL_MESSAGES:
+            key = _pool_message_key(message, _versions(self.their_capability))
+            if key is not None:
+                text = _POOL_TEXTS.get(key)
+                if text is None:
+                    element = serialize(
+                        message,
+                        self._cipher,
+                        our_capability=self.our_capability,
+                        their_capability=self.their_capability,
+                    )
+                    text = ET.tostring(element, encoding="utf-8", method="xml")
+                    if len(_POOL_TEXTS) < 256:
+                        _POOL_TEXTS[key] = text
+                self.queue_clixml(PSRPMessageType.get_message_id(type(message)), text, None)
+                return
         if (
             message_type is PSRPMessageType.PipelineOutput
             and message is not None
@@ -547,12 +622,7 @@ class PsrpShell:
         # The client's versions go into the key: psrpcore hands the capabilities to the
         # objects that shape their CLIXML by them (ToPSObjectForRemoting).
         theirs = self.pool.their_capability
-        versions = (
-            None
-            if theirs is None
-            else (str(theirs.protocolversion), str(theirs.PSVersion), str(theirs.SerializationVersion))
-        )
-        key = (result.cache_key, versions)
+        key = (result.cache_key, _versions(theirs))
         found = cache.get(key)
         if found is not None:
             return found
