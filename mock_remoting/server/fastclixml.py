@@ -9,11 +9,12 @@ mixed-fleet scan, the serializer and ElementTree another 15 %). Here the object'
 ``PSObjectMeta`` is read once, straight from the instance, and the XML is written as text.
 
 What is covered is what the host emulation builds (``exchange/objects``): plain
-``PSObject``\\ s with type names, adapted (``<Props>``) and extended (``<MS>``) note
-properties and a ``ToString``; ``PSList``; ``None``, ``bool``, ``int``, ``float``, ``str``,
-``datetime`` and ``timedelta`` values. Anything else (an ErrorRecord, an enum, a psrpcore
-primitive with properties of its own, a SecureString, a property with a getter) makes
-:func:`to_clixml` return None and the caller uses psrpcore, so the fallback is always the
+``PSObject``\\ s (and ``PSCustomObject``\\ s, which psrpcore writes the same way) with type
+names, adapted (``<Props>``) and extended (``<MS>``) note properties and a ``ToString``;
+``PSList``; psrpcore's enums and primitives; ``None``, ``bool``, ``int``, ``float``,
+``str``, ``UUID``, ``datetime`` and ``timedelta`` values. Anything else (an ErrorRecord, a
+Python enum, a psrpcore primitive with properties of its own, a SecureString, a property
+with a getter) makes :func:`to_clixml` return None and the caller uses psrpcore, so the fallback is always the
 reference behaviour. ``tests/lab/server/test_fastclixml.py`` compares the two on every answer
 of every shipped scenario and on hostile strings.
 
@@ -42,6 +43,7 @@ from typing import Any
 from psrpcore.types import (
     PSByte,
     PSChar,
+    PSCustomObject,
     PSEnumBase,
     PSFlagBase,
     PSGuid,
@@ -166,7 +168,7 @@ class _Writer:
             parts.append(f"<TS{name}>{_text(_serialize_duration(value))}</TS>")
         elif kind is uuid.UUID:
             parts.append(f"<G{name}>{value}</G>")
-        elif kind is PSObject or kind is PSList:
+        elif kind is PSObject or kind is PSList or kind is PSCustomObject:
             self.complex(value, kind is PSList, name)
         elif isinstance(value, enum.Enum):
             self.enum(value, name)

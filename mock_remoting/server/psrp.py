@@ -191,6 +191,15 @@ class _Pool(psrpcore.ServerRunspacePool):
     def __init__(self, parsed: ParsedCache | None) -> None:
         super().__init__()
         self._parsed = parsed
+        self._versions: tuple[str, str, str] | None = None
+
+    @property
+    def client_versions(self) -> tuple[str, str, str] | None:
+        """:func:`_versions` of the client's capability, read once it is known (each read of a
+        psrpcore object's attribute costs a dictionary of all its properties)."""
+        if self._versions is None and self.their_capability is not None:
+            self._versions = _versions(self.their_capability)
+        return self._versions
 
     def queue_clixml(self, message_type: PSRPMessageType, data: bytes, pipeline_id: uuid.UUID | None) -> None:
         """Queue a message whose CLIXML is ready, as psrpcore's ``prepare_message`` queues one
@@ -217,7 +226,7 @@ class _Pool(psrpcore.ServerRunspacePool):
         """psrpcore's, with pipeline output written by :mod:`fastclixml` where it can and the
         pool's own messages (:data:`_POOL_MESSAGES`) from :data:`_POOL_TEXTS`."""
         if message_type is None and pipeline_id is None and type(message) in _POOL_MESSAGES:
-            key = _pool_message_key(message, _versions(self.their_capability))
+            key = _pool_message_key(message, self.client_versions)
             if key is not None:
                 text = _POOL_TEXTS.get(key)
                 if text is None:
@@ -622,7 +631,7 @@ class PsrpShell:
         # The client's versions go into the key: psrpcore hands the capabilities to the
         # objects that shape their CLIXML by them (ToPSObjectForRemoting).
         theirs = self.pool.their_capability
-        key = (result.cache_key, _versions(theirs))
+        key = (result.cache_key, self.pool.client_versions)
         found = cache.get(key)
         if found is not None:
             return found

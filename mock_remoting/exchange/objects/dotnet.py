@@ -18,9 +18,11 @@ from mock_remoting.exchange.records import clixml_text
 def note(name: str, value: Any) -> PSNoteProperty:
     """``PSNoteProperty(name, value)`` without its cost: psrpcore's constructor builds a
     throwaway PSObject to hand to ``set_value``, which for a property without a type or a
-    setter only stores the value."""
-    prop = PSNoteProperty(name)
-    prop._value = value
+    setter only stores the value. The instance gets exactly the attributes psrpcore 0.3.1's
+    constructor gives it (pinned in pyproject.toml; tests/lab/server/test_fastclixml.py
+    compares the two)."""
+    prop = object.__new__(PSNoteProperty)
+    prop.__dict__.update(name=name, ps_type=None, mandatory=False, _value=value, _getter=None, _setter=None)
     return prop
 
 

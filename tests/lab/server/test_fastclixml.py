@@ -17,6 +17,7 @@ from psrpcore.types import (
     PSDict,
     PSInt,
     PSList,
+    PSNoteProperty,
     PSObject,
     PSString,
     PSUInt16,
@@ -27,7 +28,7 @@ from lab.exchange._exchange_support import make_fleet
 from mock_remoting import scenarios
 from mock_remoting.exchange import command
 from mock_remoting.exchange.cmdlets import CMDLETS
-from mock_remoting.exchange.objects.dotnet import dotnet, string_array, typed_list
+from mock_remoting.exchange.objects.dotnet import dotnet, note, string_array, typed_list
 from mock_remoting.exchange.objects.firewall import Action, Direction, Profile
 from mock_remoting.exchange.objects.windows import ServiceControllerStatus
 from mock_remoting.server.fastclixml import to_clixml
@@ -111,6 +112,15 @@ def test_hostile_strings_are_escaped_as_psrpcore_escapes_them(text: str) -> None
     assert fast is not None and fast == _psrpcore(value)
 
 
+def test_custom_objects_are_written_as_psrpcore_writes_them() -> None:
+    # Get-ItemProperty's answer (exchange/cmdlets/items.py) is a PSCustomObject.
+    value = PSCustomObject(PSPath="HKLM:\\SOFTWARE\\x", Count=PSInt(2), Name="_x0041_ & <y>")
+    nested = dotnet(["Outer"], [("Inner", value), ("Again", value)])
+    for item in (value, nested, PSCustomObject()):
+        fast = to_clixml(item)
+        assert fast is not None and fast == _psrpcore(item)
+
+
 def test_objects_and_type_names_seen_again_are_references_as_in_psrpcore() -> None:
     shared = dotnet(["Shared.Thing", "System.Object"], [("A", 1)])
     outer = dotnet(
@@ -132,11 +142,18 @@ def test_objects_and_type_names_seen_again_are_references_as_in_psrpcore() -> No
     assert to_clixml(PSList([shared, shared])) == _psrpcore(PSList([shared, shared]))
 
 
+def test_the_emulations_cheap_note_property_is_psrpcores() -> None:
+    for value in ("x", None, 3, string_array(["a"])):
+        cheap, reference = note("Name", value), PSNoteProperty("Name", value)
+        assert vars(cheap) == vars(reference) and type(cheap) is type(reference)
+        assert cheap.get_value(PSObject()) is reference.get_value(PSObject())
+
+
 def test_what_it_does_not_write_goes_back_to_psrpcore() -> None:
     record = lab_error("boom")
     extended_string = PSString("s")
     extended_string.PSObject.extended_properties.append(dotnet([], [("N", 1)]).PSObject.adapted_properties[0])
-    for value in (record, PSCustomObject(A=1), PSDict({"a": 1}), {"a": 1}, [1, 2], b"bytes", extended_string):
+    for value in (record, PSDict({"a": 1}), {"a": 1}, [1, 2], b"bytes", extended_string):
         assert to_clixml(value) is None, type(value).__name__
     assert to_clixml(dotnet(["T"], [("Record", record)])) is None  # nested, too
     # A lone surrogate outside an <S> value (ElementTree writes a character reference).
