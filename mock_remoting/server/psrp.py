@@ -439,7 +439,7 @@ class PsrpShell:
 
     def command(self, request: Request) -> str:
         body = request.require_body("Command without rsp:CommandLine")
-        args = body.findall("rsp:Arguments", wsman.NS)
+        args = wsman.children(body, "rsp", "Arguments")
         if not args or not (args[0].text or "").strip():
             raise wsman.invalid_request("PSRP Command without a CreatePipeline fragment")
         try:
@@ -470,7 +470,7 @@ class PsrpShell:
 
     def send(self, request: Request) -> str:
         body = request.require_body("Send without rsp:Send")
-        for stream in body.findall("rsp:Stream", wsman.NS):
+        for stream in wsman.children(body, "rsp", "Stream"):
             command_id = stream.get("CommandId")
             try:
                 data = base64.b64decode(stream.text or "", validate=True)

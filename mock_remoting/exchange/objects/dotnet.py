@@ -48,7 +48,7 @@ def dotnet(
 
 def typed_list(type_names: Sequence[str], values: Iterable[Any]) -> PSList:
     result = PSList(list(values))
-    result.PSObject.type_names = list(type_names)
+    object.__getattribute__(result, "PSObject").type_names = list(type_names)  # see dotnet()
     return result
 
 
