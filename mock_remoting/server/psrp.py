@@ -39,6 +39,7 @@ from psrpcore.types import (
     PSRPMessageType,
     PSVersion,
     RunspacePoolInitData,
+    RunspacePoolState,
     RunspacePoolStateMsg,
     SessionCapability,
     deserialize,
@@ -60,10 +61,12 @@ _STOP_CODES = ("powershell/signal/ctrl_c", "signal/ctrl_c", "signal/terminate")
 def _fail_pipeline(pipeline: psrpcore.ServerPipeline, error: ErrorRecord) -> None:
     """End a running pipeline Failed with its terminating ErrorRecord.
 
-    psrpcore 0.3.1 has public ``complete()`` and ``stop()`` but nothing for Failed, so this is
-    the single place that calls the private ``_change_state``; it emits the PipelineState
-    message with ``ExceptionAsErrorRecord`` exactly as ``stop()`` does for Stopped. psrpcore is
-    pinned (==0.3.1) in pyproject.toml because of this call.
+    psrpcore 0.3.1 has public ``complete()`` and ``stop()`` but nothing for Failed, so this
+    calls the private ``_change_state``; it emits the PipelineState message with
+    ``ExceptionAsErrorRecord`` exactly as ``stop()`` does for Stopped. psrpcore is pinned
+    (==0.3.1) in pyproject.toml because of this call and of the other private parts this
+    module mirrors or overrides for speed (``_process_message``, ``_process_InitRunspacePool``,
+    ``_send_buffer``, the pipeline's ``_change_state``: see :class:`_Pool`, :class:`_Pipeline`).
     """
     pipeline._change_state(PSInvocationState.Failed, error)
 
@@ -269,16 +272,44 @@ class _Pool(psrpcore.ServerRunspacePool):
             return super()._process_message(message)
         if message.message_type is PSRPMessageType.CreatePipeline:
             return self._create_pipeline(message, text, cache)
-        parsed = cache.get(text)
-        if parsed is None:
+        return self._init_runspace_pool(message, text, cache)
+
+    def _init_runspace_pool(
+        self, message: Any, text: bytes, cache: ParsedCache
+    ) -> psrpcore.PSRPEvent[Any, Any]:
+        """psrpcore 0.3.1's ``ServerRunspacePool._process_InitRunspacePool`` with the values it
+        reads off the event kept per text: each read of ``event.host_info`` builds a HostInfo
+        from the message again (4 % of the lab's CPU on a mixed-fleet scan). The values are
+        shared between pools; psrpcore keeps them and the server only reads them."""
+        key = b"I" + text
+        found = cache.get(key)
+        if found is None:
             parsed = self._deserialize(text)
-            cache.put(text, parsed)
-        event = psrpcore.PSRPEvent.create(
-            message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
-        )
-        assert isinstance(event, psrpcore.InitRunspacePoolEvent)
-        self._process_InitRunspacePool(event)
-        return event
+            event = psrpcore.PSRPEvent.create(message.message_type, parsed, message.runspace_pool_id, None)
+            assert isinstance(event, psrpcore.InitRunspacePoolEvent)
+            fields = (
+                event.apartment_state,
+                event.application_arguments,
+                event.host_info,
+                event.ps_thread_options,
+                event.max_runspaces,
+                event.min_runspaces,
+            )
+            found = (parsed, fields)
+            cache.put(key, found)
+        parsed, fields = found
+        (
+            self.apartment_state,
+            self.application_arguments,
+            self.host,
+            self.thread_options,
+            self._max_runspaces,
+            self._min_runspaces,
+        ) = fields
+        self.prepare_message(ApplicationPrivateData(ApplicationPrivateData=self.application_private_data))
+        self._change_state(RunspacePoolState.Opened)
+        pool_id = message.runspace_pool_id
+        return psrpcore.PSRPEvent.create(message.message_type, parsed, pool_id, message.pipeline_id)
 
     def _create_pipeline(self, message: Any, text: bytes, cache: ParsedCache) -> psrpcore.PSRPEvent[Any, Any]:
         """A CreatePipeline as psrpcore's ``_process_CreatePipeline`` takes it, except that the
