@@ -109,9 +109,12 @@ def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
     return parts
 
 
-# The client messages every host gets in the same text: InitRunspacePool (the client's host
-# information and application arguments, once per pool) and CreatePipeline (once per cmdlet).
-_SHARED_TEXTS = frozenset({PSRPMessageType.CreatePipeline, PSRPMessageType.InitRunspacePool})
+# The client messages every host gets in the same text: SessionCapability and InitRunspacePool
+# (the client's versions, host information and application arguments, once per pool) and
+# CreatePipeline (once per cmdlet).
+_SHARED_TEXTS = frozenset(
+    {PSRPMessageType.CreatePipeline, PSRPMessageType.InitRunspacePool, PSRPMessageType.SessionCapability}
+)
 
 
 # PipelineState messages without an error, by state: psrpcore builds a PipelineState object and
@@ -272,6 +275,20 @@ class _Pool(psrpcore.ServerRunspacePool):
             return super()._process_message(message)
         if message.message_type is PSRPMessageType.CreatePipeline:
             return self._create_pipeline(message, text, cache)
+        if message.message_type is PSRPMessageType.SessionCapability:
+            # psrpcore's own path with the deserialized object kept per text: its handler
+            # copies the three versions into a SessionCapability of this pool's own.
+            key = b"C" + text
+            parsed = cache.get(key)
+            if parsed is None:
+                parsed = self._deserialize(text)
+                cache.put(key, parsed)
+            event = psrpcore.PSRPEvent.create(
+                message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
+            )
+            assert isinstance(event, psrpcore.SessionCapabilityEvent)
+            self._process_SessionCapability(event)
+            return event
         return self._init_runspace_pool(message, text, cache)
 
     def _init_runspace_pool(
