@@ -118,22 +118,26 @@ def test_hosts_get_their_own_arguments_over_the_wire(lab: Any, pypsrp_wsman: Any
 
     def ask(endpoint: Any) -> None:
         short = endpoint.name.split(".")[0].upper()
-        wsman = pypsrp_wsman(endpoint.exchange_port, auth="ntlm")
-        with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
-            for identity in (short, f"{short}-missing & <odd>"):
-                ps = PowerShell(pool).add_cmdlet("Get-ExchangeServer").add_parameter("Identity", identity)
-                output = ps.invoke()
-                if identity == short:
-                    names = [str(o.adapted_properties.get("Name")) for o in output]
-                    if names != [short]:
-                        failures.append(f"{short}: {names}")
-                elif not ps.streams.error or identity not in str(ps.streams.error[0]):
-                    failures.append(f"{short}: error {[str(e) for e in ps.streams.error]}")
+        try:
+            wsman = pypsrp_wsman(endpoint.exchange_port, auth="ntlm")
+            with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+                for identity in (short, f"{short}-missing & <odd>"):
+                    ps = PowerShell(pool).add_cmdlet("Get-ExchangeServer").add_parameter("Identity", identity)
+                    output = ps.invoke()
+                    if identity == short:
+                        names = [str(o.adapted_properties.get("Name")) for o in output]
+                        if names != [short]:
+                            failures.append(f"{short}: {names}")
+                    elif not ps.streams.error or identity not in str(ps.streams.error[0]):
+                        failures.append(f"{short}: error {[str(e) for e in ps.streams.error]}")
+        except Exception as error:  # a thread's exception would otherwise only be printed
+            failures.append(f"{short}: {type(error).__name__}: {error}")
 
     threads = [threading.Thread(target=ask, args=(e,)) for e in endpoints]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
     assert not failures
     assert fleet.server.parsed.recipes.hits >= len(endpoints)
