@@ -165,6 +165,8 @@ def main() -> int:
     print(f"requests/s            {total / wall:.0f}")
     print(f"server CPU            {cpu:.2f} s")
     print(f"server CPU / request  {1000 * cpu / max(total, 1):.2f} ms")
+    sessions = max(len(hosts) * args.rounds, 1)
+    print(f"server CPU / session  {1000 * cpu / sessions:.1f} ms (one host's open, cmdlets and close)")
     print(f"lab exit code         {lab.returncode}")
     return 0 if not errors and lab.returncode == 0 else 1
 

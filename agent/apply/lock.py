@@ -36,6 +36,7 @@ import json
 import os
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from agent.apply.journal import read_journal
 from agent.collect import _values as v
 from agent.collect.edge_config import install_path_calls, parse_install_path
 from agent.errors import CmdletError, HostLockedError, RemoteCommandError, UsageError, one_line
+from agent.fleet import run_fleet
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.review.files import owned_file
 from agent.transport.connection import HostConnection
@@ -333,9 +335,14 @@ class LockTarget:
 
 
 class RunLocks:
-    """Every lock of one run, taken in host-name order and let go in reverse. Each taking,
-    breaking, refusal and release is journaled (phases ``lock`` and ``unlock``) through
-    ``record`` (agent.apply._context.Recorder.record).
+    """Every lock of one run. The local locks are taken in host-name order; the markers on
+    the servers ``forks`` hosts at once (each is a few round trips on a connection of its own,
+    and one host after another they cost a 200-host run about half a minute to take and as
+    much to let go). Markers do not wait for each other, they refuse, so the order cannot
+    deadlock two runs; when any host refuses, every marker taken is let go and the refusal of
+    the first such host by name is raised. Each taking, breaking, refusal and release is
+    journaled (phases ``lock`` and ``unlock``) through ``record``
+    (agent.apply._context.Recorder.record).
 
     A marker is taken over (removed, journaled ``broken``, then made anew) without being asked
     only when its run is certainly over: ``ended`` holds it (the journal has its ``end``: an
@@ -353,6 +360,7 @@ class RunLocks:
         action: str = "apply",
         ended: frozenset[str] = frozenset(),
         takeover: str | None = None,
+        forks: int = 16,
     ) -> None:
         self._record = record
         self._journal = journal
@@ -362,15 +370,19 @@ class RunLocks:
         self._action = action
         self._ended = ended
         self._takeover = takeover
+        self._forks = forks
         self._stack = contextlib.ExitStack()
         self._markers: list[tuple[LockTarget, str]] = []
+        self._markers_lock = threading.Lock()
 
     def __enter__(self) -> RunLocks:
         try:
             for target in self._targets:
                 self._stack.enter_context(local_lock(self._journal, target.host, self._holder))
-            for target in self._targets:
-                self._take(target)
+            runs = run_fleet(self._targets, self._take, forks=self._forks)
+            refused = next((run.error for run in runs if run.error is not None), None)
+            if refused is not None:
+                raise refused
         except BaseException:
             self.release()
             raise
@@ -411,7 +423,8 @@ class RunLocks:
             }
             self._record("lock", "refused", host=target.host, error=str(error), detail=detail)
             raise error
-        self._markers.append((target, path))
+        with self._markers_lock:
+            self._markers.append((target, path))
         self._record("lock", "acquired", host=target.host, detail={"marker": path})
 
     def _over(self, marker: Marker | None) -> str | None:
@@ -426,30 +439,34 @@ class RunLocks:
         return None
 
     def release(self) -> None:
-        """Remove this run's markers (only where they still name this run), then let go of
-        the local locks. Never raises: a marker that cannot be removed is journaled and left
-        for a person (the next run names it and the way out)."""
-        while self._markers:
-            target, path = self._markers.pop()
-            try:
-                with target.connect() as conn:
-                    found = remove_if(conn, path, self._holder.run)
-            except Exception as exc:  # the host went away: the marker stays, and says whose it is
-                self._record(
-                    "unlock",
-                    "failed",
-                    host=target.host,
-                    error=one_line(f"{type(exc).__name__}: {exc}"),
-                    detail={"marker": path},
-                )
-                continue
-            ours = found is not None and found.holder is not None and found.holder.run == self._holder.run
+        """Remove this run's markers (only where they still name this run; ``forks`` hosts at
+        once), then let go of the local locks. Never raises: a marker that cannot be removed
+        is journaled and left for a person (the next run names it and the way out)."""
+        with self._markers_lock:
+            markers, self._markers = self._markers, []
+        run_fleet(sorted(markers, key=lambda m: m[0].host), self._let_go, forks=self._forks)
+        self._stack.close()
+
+    def _let_go(self, marker: tuple[LockTarget, str]) -> None:
+        target, path = marker
+        try:
+            with target.connect() as conn:
+                found = remove_if(conn, path, self._holder.run)
+        except Exception as exc:  # the host went away: the marker stays, and says whose it is
             self._record(
                 "unlock",
-                "released" if ours else "not-ours",
+                "failed",
                 host=target.host,
-                detail={"marker": path}
-                if ours
-                else {"marker": path, "found": None if found is None else found.describe()},
+                error=one_line(f"{type(exc).__name__}: {exc}"),
+                detail={"marker": path},
             )
-        self._stack.close()
+            return
+        ours = found is not None and found.holder is not None and found.holder.run == self._holder.run
+        self._record(
+            "unlock",
+            "released" if ours else "not-ours",
+            host=target.host,
+            detail={"marker": path}
+            if ours
+            else {"marker": path, "found": None if found is None else found.describe()},
+        )

@@ -14,7 +14,7 @@ Order of a run (each step journaled):
    nothing has changed yet;
 4. the hosts (agent/apply/execute.py), up to ``forks`` at once; those with a restart at most
    ``serial`` at once, never two of one DAG nor the last of an AD site in service
-   (agent/apply/rolling.py); each verified (agent/apply/verify.py) once its steps are done. A
+   (agent/planning/schedule.py); each verified (agent/apply/verify.py) once its steps are done. A
    host that fails is rolled back while the others go on; when more than ``max_fail`` hosts
    have failed, or on an interrupt, the hosts not started are ``skipped``;
 5. ``end`` with the exit code.
@@ -32,13 +32,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from agent.apply import rolling
 from agent.apply._context import EventHook, Recorder, collect, open_host
 from agent.apply.execute import run_host
 from agent.apply.journal import Journal, utc_now
 from agent.apply.lock import Holder, LockTarget, RunLocks, ended_runs, this_machine
 from agent.apply.plan_file import PlanFile
-from agent.apply.results import ApplyReport, HostApply, HostOutcome
+from agent.apply.results import ApplyReport, HostApply, HostOutcome, StepResult
 from agent.apply.verify import failing, read_failing, verify_host, verify_queues
 from agent.collect.org import OrgFactsCache
 from agent.errors import (
@@ -61,6 +60,7 @@ from agent.model.credential import Credential
 from agent.model.facts import HostFacts, QueueFacts
 from agent.model.plan import HostPlan, Plan
 from agent.model.target import HostTarget
+from agent.planning import schedule
 
 DEFAULT_VERIFY_TIMEOUT = 120.0
 
@@ -136,7 +136,7 @@ def apply_plan(
         creds = {name: credentials.resolve(target) for name, target in by_name.items()}
         holder = Holder(rec.run, rec.operator, this_machine(), os.getpid(), the_plan.digest, started)
         locks = RunLocks(rec.record, opened.path, holder, _lock_targets(the_plan, by_name, creds),
-                         break_lock=break_lock, ended=ended_runs(opened.path))  # fmt: skip
+                         break_lock=break_lock, ended=ended_runs(opened.path), forks=forks)  # fmt: skip
         try:
             locks.__enter__()
         except HostLockedError as error:
@@ -324,7 +324,7 @@ def _run_hosts(
     verified: Mapping[str, HostApply] | None = None,
 ) -> tuple[HostApply, ...]:
     """The hosts, up to ``forks`` at once and ``serial`` restarts at once, in the order
-    agent/apply/rolling.py decides; ``failures``: the organisation units that failed already;
+    agent/planning/schedule.py decides; ``failures``: the organisation units that failed already;
     ``verified``: hosts with no step of their own, verified after an organisation change that
     was for them."""
     results: dict[str, HostApply] = {}
@@ -339,15 +339,24 @@ def _run_hosts(
                        detail=None if after_org is None else {"verified": after_org.verified})  # fmt: skip
     pending = [h for h in plan.hosts if h.automatic]
 
-    def work(host: HostPlan) -> HostApply:
-        return _one_host(rec, host, targets[host.host], creds[host.host], fresh[host.host], verify_timeout,
-                         plan.probe_repeat)  # fmt: skip
+    def change(host: HostPlan) -> HostApply | _Changed:
+        return _change_host(rec, host, targets[host.host], creds[host.host])
+
+    def check(changed: _Changed) -> HostApply:
+        host = changed.host
+        return _verify_changed(rec, changed, targets[host.host], creds[host.host], fresh[host.host],
+                               verify_timeout, plan.probe_repeat)  # fmt: skip
 
     slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
-    sites = rolling.site_sizes(slots.values())
-    limits = rolling.Limits(workers=forks, serial=serial)
+    sites = schedule.site_sizes(slots.values())
+    limits = schedule.Limits(workers=forks, serial=serial)
     waiting = list(pending)
-    running: dict[Future[HostApply], HostPlan] = {}
+    # What each worker does, as the scheduler sees it. A host is out of mail flow while its
+    # steps run (the restart, read back Running); its verification (queues drain, collected
+    # again) runs in the same worker count but out of the restart slot: a server whose
+    # transport runs again is back in mail flow, and a host that is not verified keeps its
+    # changes, so the next restart needs nothing from it.
+    running: dict[Future[HostApply | _Changed], schedule.Slot] = {}
     with ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool:
         while waiting or running:
             if failures > max_fail or rec.cancel.is_set():
@@ -356,36 +365,49 @@ def _run_hosts(
                     results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
                     rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
                 waiting = []
-            in_flight = [slots[h.host] for h in running.values()]
+            in_flight = list(running.values())
             while waiting:
-                slot = rolling.next_start([slots[h.host] for h in waiting], in_flight, limits, sites)
+                slot = schedule.next_start([slots[h.host] for h in waiting], in_flight, limits, sites)
                 if slot is None:
                     break
                 host = next(h for h in waiting if h.host == slot.host)
                 waiting.remove(host)
                 in_flight.append(slot)
-                running[pool.submit(work, host)] = host
+                running[pool.submit(change, host)] = slot
             if not running:
                 continue
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                running.pop(future)
+                slot = running.pop(future)
                 result = future.result()
+                if isinstance(result, _Changed):
+                    verifying = dataclasses.replace(slot, disruptive=False)
+                    running[pool.submit(check, result)] = verifying
+                    continue
                 results[result.host] = result
                 if result.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED):
                     failures += 1
     return tuple(results[h.host] for h in plan.hosts)
 
 
-def _slot(host: HostPlan, facts: HostFacts) -> rolling.Slot:
+def _slot(host: HostPlan, facts: HostFacts) -> schedule.Slot:
     disruptive = any(a.disruptive for a in host.automatic)
-    return rolling.Slot(host.host, disruptive, facts.exchange.ad_site, facts.exchange.dag)
+    return schedule.Slot(host.host, disruptive, facts.exchange.ad_site, facts.exchange.dag)
 
 
-def _one_host(
-    rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential, before: HostFacts,
-    verify_timeout: float, probe_repeat: int,
-) -> HostApply:  # fmt: skip
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Changed:
+    """A host whose steps all ran and read back as planned, waiting for its verification."""
+
+    host: HostPlan
+    steps: tuple[StepResult, ...]
+    changed_at: datetime.datetime
+
+
+def _change_host(
+    rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential
+) -> HostApply | _Changed:
+    """The host's steps (rolled back on a failure): its final result, or _Changed."""
     # The SEND events that show the fix worked are those after the change (the tracking log's
     # -Start); the time is this machine's, in UTC.
     changed_at = datetime.datetime.now(datetime.timezone.utc)
@@ -393,13 +415,21 @@ def _one_host(
     if result.outcome is not HostOutcome.DONE:
         rec.record("host", result.outcome.value, host=host.host, error=result.error)
         return HostApply(host.host, result.outcome, result.steps, None, error=result.error)
+    return _Changed(host, result.steps, changed_at)
+
+
+def _verify_changed(
+    rec: Recorder, changed: _Changed, target: HostTarget, credential: Credential, before: HostFacts,
+    verify_timeout: float, probe_repeat: int,
+) -> HostApply:  # fmt: skip
+    host = changed.host
     check = verify_host(rec, host, before, lambda: open_host(target, credential),
                         lambda: collect(target, credential, probe_repeat=probe_repeat),
-                        timeout=verify_timeout, changed_at=changed_at)  # fmt: skip
-    rec.record("host", result.outcome.value, host=host.host, error=check.error,
+                        timeout=verify_timeout, changed_at=changed.changed_at)  # fmt: skip
+    rec.record("host", HostOutcome.DONE.value, host=host.host, error=check.error,
                detail={"verified": check.verified, "new_findings": [f.id for f in check.new]})  # fmt: skip
-    return HostApply(host.host, result.outcome, result.steps, check.verified, check.queues, check.remaining,
-                     error=check.error, new_findings=check.new, probes=check.probes,
+    return HostApply(host.host, HostOutcome.DONE, changed.steps, check.verified, check.queues,
+                     check.remaining, error=check.error, new_findings=check.new, probes=check.probes,
                      tracking=check.tracking)  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from agent.report import nagios
 # state is known (bad options, an unreadable inventory) is UNKNOWN, exit 3, on stdout, where
 # Nagios and Icinga read the status line (plugin guidelines: invalid arguments are UNKNOWN).
 PLUGIN_COMMAND = "check"
+EXIT_BROKEN_PIPE = 141
 
 
 def _plugin_unknown(message: str) -> None:
@@ -69,6 +71,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("exfix: interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`exfix apply ... | head`): stop writing, quietly. What was
+            # done is done and journaled; only the rest of the output is not read. stdout is
+            # pointed at /dev/null so that the interpreter's own flush at exit does not fail
+            # again (Python docs, "Note on SIGPIPE"); 141 is the shell's 128 + SIGPIPE.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
         except Exception as exc:  # the last line of defence: one line, exit 1
             click.echo(f"exfix: internal error: {type(exc).__name__}: {one_line(str(exc))}", err=True)
             sys.exit(EXIT_ERROR)

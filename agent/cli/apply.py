@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 
 import click
@@ -20,11 +21,21 @@ from agent.apply import (
     rollback_journal,
     sigint_cancels,
 )
-from agent.apply.results import CheckStatus, ProbeCheck, StepResult, TrackingCheck, values_to_json
+from agent.apply.results import (
+    CheckStatus,
+    HostApply,
+    HostOutcome,
+    ProbeCheck,
+    StepResult,
+    StepStatus,
+    TrackingCheck,
+    values_to_json,
+)
 from agent.cli._common import Fleet, open_fleet
 from agent.errors import StalePlanError, UsageError
 from agent.model.plan import PlanSource, SourceKind
 from agent.report.safe import terminal
+from agent.report.text import DETAIL_LIMIT, Details
 
 _EXIT_MEANING = {
     0: "done and verified (or nothing to do)",
@@ -100,43 +111,115 @@ def _tracking_line(sent: TrackingCheck) -> str:
     return f"{head}: {sent.reason}"
 
 
-def render_apply(report: ApplyReport) -> None:
-    for host in (*report.organizations, *report.hosts):
-        verified = "" if host.verified is None else (" verified" if host.verified else " NOT VERIFIED")
-        error = f": {host.error}" if host.error else ""
-        label = f"organisation {host.host}" if host in report.organizations else host.host
-        click.echo(terminal(f"{label}: {host.outcome.value}{verified}{error}"))
-        for step in host.steps:
-            click.echo(_step(step))
-        for queue in host.queues:
-            after = queue.after
-            now = "gone (empty)" if after is None else f"{after.status}, {after.message_count} message(s)"
-            if not queue.checked:
-                now = "not read"
-            retried = ", Retry-Queue run" if queue.retried else ""
-            click.echo(terminal(
-                f"    queue {queue.next_hop} [{queue.status.value}]: {queue.before.status}, "
-                f"{queue.before.message_count} message(s) -> {now}{retried}"
-            ))  # fmt: skip
-            if after is not None and after.last_error:
-                click.echo(terminal(f"      last error: {after.last_error}"))
-        for probe in host.probes:
-            click.echo(terminal(_probe_line(probe)))
-        for sent in host.tracking:
-            click.echo(terminal(_tracking_line(sent)))
-        created = {f.id for f in host.new_findings}
-        for finding in host.new_findings:
-            line = f"    NEW since the change: {finding.rule_id} on {finding.subject}: {finding.summary}"
-            click.echo(terminal(line))
-        for finding in host.remaining_findings:
-            if finding.id in created:
-                continue
-            line = f"    still found: {finding.rule_id} on {finding.subject}: {finding.summary}"
-            click.echo(terminal(line))
+def _needs_a_look(host: HostApply) -> bool:
+    """A host whose lines an admin reads: it failed, was skipped or is not verified, a step is
+    left to a person, or findings remain."""
+    ok = host.outcome in (HostOutcome.DONE, HostOutcome.NOTHING_TO_DO) and host.verified is not False
+    manual = any(s.status is StepStatus.MANUAL for s in host.steps)
+    return not ok or manual or bool(host.remaining_findings) or host.error is not None
+
+
+def _host_lines(host: HostApply, label: str) -> Iterator[str]:
+    verified = "" if host.verified is None else (" verified" if host.verified else " NOT VERIFIED")
+    error = f": {host.error}" if host.error else ""
+    yield terminal(f"{label}: {host.outcome.value}{verified}{error}")
+    for step in host.steps:
+        yield _step(step)
+    for queue in host.queues:
+        after = queue.after
+        now = "gone (empty)" if after is None else f"{after.status}, {after.message_count} message(s)"
+        if not queue.checked:
+            now = "not read"
+        retried = ", Retry-Queue run" if queue.retried else ""
+        yield terminal(
+            f"    queue {queue.next_hop} [{queue.status.value}]: {queue.before.status}, "
+            f"{queue.before.message_count} message(s) -> {now}{retried}"
+        )
+        if after is not None and after.last_error:
+            yield terminal(f"      last error: {after.last_error}")
+    for probe in host.probes:
+        yield terminal(_probe_line(probe))
+    for sent in host.tracking:
+        yield terminal(_tracking_line(sent))
+    created = {f.id for f in host.new_findings}
+    for finding in host.new_findings:
+        yield terminal(f"    NEW since the change: {finding.rule_id} on {finding.subject}: {finding.summary}")
+    for finding in host.remaining_findings:
+        if finding.id not in created:
+            yield terminal(f"    still found: {finding.rule_id} on {finding.subject}: {finding.summary}")
+
+
+def _recap_note(host: HostApply) -> str:
+    if host.error:
+        return host.error
+    if host.new_findings:
+        return f"{len(host.new_findings)} new finding(s) since the change"
+    manual = sum(1 for s in host.steps if s.status is StepStatus.MANUAL)
+    notes = [f"{manual} step(s) for a person"] if manual else []
+    if host.remaining_findings:
+        notes.append(f"{len(host.remaining_findings)} finding(s) remain")
+    return "; ".join(notes)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def render_apply(report: ApplyReport, *, details: Details = Details.FAILING) -> None:
+    """Each organisation unit and the chosen hosts in full (``details``: those that need a
+    look, the first DETAIL_LIMIT; or all; or none), then the recap: one line per host, as
+    ``exfix scan`` ends, and the fleet's counts. At 200 hosts every host in full was 1,600
+    lines; the recap is a line a host."""
+    for unit in report.organizations:
+        for line in _host_lines(unit, f"organisation {unit.host}"):
+            click.echo(line)
+    if details is not Details.NONE:
+        # The hosts to look at first, then those that changed: a small fleet reads in full, a
+        # large one shows its problems and, room left, a few changes as they were made.
+        look = [h for h in report.hosts if _needs_a_look(h)]
+        changed = [h for h in report.hosts if h.steps and not _needs_a_look(h)]
+        chosen = list(report.hosts) if details is Details.ALL else look + changed
+        shown = chosen if details is Details.ALL else chosen[:DETAIL_LIMIT]
+        for host in shown:
+            for line in _host_lines(host, host.host):
+                click.echo(line)
+        if len(shown) < len(chosen):
+            more = len(chosen) - len(shown)
+            click.echo(f"... and {_plural(more, 'more host')} changed or to look at: --details all prints "
+                       "them all, --format json gives everything")  # fmt: skip
+    if report.hosts:
+        click.echo("")
+        click.echo("Recap")
+        width = max(len(terminal(h.host)) for h in report.hosts)
+        click.echo(f"{'host':<{width}}  {'outcome':<15}  {'verified':<8}  {'steps':>5}  restart  note")
+        for host in report.hosts:
+            verified = "-" if host.verified is None else ("yes" if host.verified else "NO")
+            ran = [s for s in host.steps if s.status not in (StepStatus.NOT_RUN, StepStatus.MANUAL)]
+            restart = "yes" if any("restart" in s.kind for s in ran) else "-"
+            line = (f"{host.host:<{width}}  {host.outcome.value:<15}  {verified:<8}  {len(ran):>5}  "
+                    f"{restart:<7}  {_recap_note(host)}")  # fmt: skip
+            click.echo(terminal(line.rstrip()))
+        click.echo("")
+        click.echo(_summary(report))
     if report.interrupted:
         click.echo("Interrupted: the host in progress was rolled back, the hosts not started were skipped.")
     click.echo(f"Journal: {terminal(report.journal)} (run {report.run})")
     click.echo(f"exit {report.exit_code}: {_EXIT_MEANING.get(report.exit_code, '')}")
+
+
+def _summary(report: ApplyReport) -> str:
+    """The fleet in one line: hosts by outcome, how many verified, how many restarted."""
+    counts = Counter(h.outcome for h in report.hosts)
+    parts = [f"{counts[o]} {o.value}" for o in HostOutcome if counts[o]]
+    done = [h for h in report.hosts if h.outcome is HostOutcome.DONE]
+    verified = sum(1 for h in report.hosts if h.verified is True)
+    not_verified = sum(1 for h in report.hosts if h.verified is False)
+    restarted = sum(1 for h in done if any("restart" in s.kind and s.status is not StepStatus.NOT_RUN
+                                           for s in h.steps))  # fmt: skip
+    line = f"{_plural(len(report.hosts), 'host')}: {', '.join(parts)}; {verified} verified"
+    if not_verified:
+        line += f", {not_verified} NOT VERIFIED"
+    return line + f"; {restarted} restarted"
 
 
 @click.command("apply")
@@ -156,10 +239,15 @@ def render_apply(report: ApplyReport) -> None:
               help="Append-only JSONL journal (default: journal.jsonl beside plan.json).")
 @click.option("--forks", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Hosts collected at once for the stale check, and changed at once.")
+@click.option("--details", type=click.Choice([d.value for d in Details]), default="failing",
+              show_default=True,
+              help=f"Text: which hosts to print in full above the recap (failing: the first {DETAIL_LIMIT} "
+                   "that failed, were skipped, are not verified or left a step to a person, then those "
+                   "that changed).")
 @_target_options
 def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fail: int,
-          verify_timeout: float, journal: str | None, forks: int, inventory: str | None, lab: str | None,
-          ask_pass: bool,
+          verify_timeout: float, journal: str | None, forks: int, details: str, inventory: str | None,
+          lab: str | None, ask_pass: bool,
           operator: str | None, ticket: str | None, break_lock: str | None, fmt: str) -> None:  # fmt: skip
     """Apply an approved plan: exactly its structured steps, verified and journaled.
 
@@ -207,7 +295,7 @@ def apply(plan_json: str, approve: str, allow_restart: bool, serial: int, max_fa
     if fmt == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
     else:
-        render_apply(report)
+        render_apply(report, details=Details(details))
     sys.exit(report.exit_code)
 
 

@@ -13,7 +13,9 @@ from agent.cli._common import fleet_options, open_fleet, probe_repeat_option, pr
 from agent.model.findings import Level
 from agent.model.plan import HostPlan, Outstanding, PlanSource, SourceKind
 from agent.report.safe import terminal
+from agent.report.text import DETAIL_LIMIT
 from agent.review import apply_command, write_plan_dir
+from agent.review.model import NAMES_SHOWN, Review, build_review, plural
 
 # /2 adds "findings" and "outstanding" (what stands in the way of each finding no automatic
 # step addresses, as plan.json's units hold it) and counts the organisations' advice too.
@@ -63,37 +65,69 @@ def _outstanding_line(item: Outstanding) -> str:
     return f"    {terminal(item.rule_id)} ({item.blocker.value}){variable}: {terminal(item.message)}"
 
 
+def _render_unit(unit: HostPlan) -> None:
+    _echo(_unit_heading(unit))
+    for action in unit.actions:
+        flags = " [MANUAL: not run by apply]" if action.manual else ""
+        if action.disruptive and not action.manual:
+            flags += " [DISRUPTIVE: restarts MSExchangeTransport]"
+        _echo(f"  {action.id}: {terminal(action.description)}{flags}")
+    shown = {o.message for o in unit.outstanding}
+    for consequence in unit.consequences:
+        if consequence.message in shown:
+            continue  # a refusal: the finding it was for says it below, with what would lift it
+        _echo(f"  would break ({consequence.resolution.value}): {terminal(consequence.message)}")
+    for advisory in unit.advisories:
+        if advisory.message not in shown:
+            _echo(f"  advice ({advisory.kind.value}): {terminal(advisory.message)}")
+    if unit.outstanding:
+        count = len(unit.outstanding)
+        _echo(f"  not fixed by this plan ({count} finding(s)), and what stands in the way:")
+        for item in unit.outstanding:
+            _echo(_outstanding_line(item))
+    for issue in unit.failed_areas:
+        _echo(f"  not collected: {issue.area.value} ({issue.area.description}): {terminal(issue.reason)}")
+    if unit.not_judged:
+        _echo(f"  not judged (nothing planned for them): {', '.join(j.rule_id for j in unit.not_judged)}")
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(terminal(n) for n in names[:NAMES_SHOWN])
+    more = len(names) - NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _render_groups(review: Review) -> None:
+    """A fleet's plan as its groups of identical changes (the review pages' groups): a title
+    and the servers, not every server's steps (those are in REVIEW.md and review.html)."""
+    for group in review.groups:
+        _echo(terminal(f"Group {group.number} · {group.summary}"))
+        _echo(f"  {_names([h.name for h in group.hosts])}")
+    if review.healthy:
+        _echo(f"{plural(len(review.healthy), 'server')} with nothing to do (no findings)")
+
+
 def render_text(result: FleetPlan, plan_json: Path) -> None:
+    """Each unit with its steps, for a small fleet; past DETAIL_LIMIT units with something to
+    show, the groups of identical changes instead (at 200 hosts every unit was 490 lines). Then
+    a line for the whole plan, where it is written, its digest and the apply command."""
     plan = result.plan
-    for scan in result.unscanned:
+    review = build_review(plan, None, str(plan_json))
+    for scan in result.unscanned[:DETAIL_LIMIT]:
         _echo(f"{terminal(scan.host)}: NOT SCANNED ({scan.status.value}): {terminal(scan.error or '')}")
-    for unit in plan.units:
-        if unit.level is Level.ORGANIZATION and not unit.actions and not unit.findings:
-            continue
-        _echo(_unit_heading(unit))
-        for action in unit.actions:
-            flags = " [MANUAL: not run by apply]" if action.manual else ""
-            if action.disruptive and not action.manual:
-                flags += " [DISRUPTIVE: restarts MSExchangeTransport]"
-            _echo(f"  {action.id}: {terminal(action.description)}{flags}")
-        shown = {o.message for o in unit.outstanding}
-        for consequence in unit.consequences:
-            if consequence.message in shown:
-                continue  # a refusal: the finding it was for says it below, with what would lift it
-            _echo(f"  would break ({consequence.resolution.value}): {terminal(consequence.message)}")
-        for advisory in unit.advisories:
-            if advisory.message not in shown:
-                _echo(f"  advice ({advisory.kind.value}): {terminal(advisory.message)}")
-        if unit.outstanding:
-            count = len(unit.outstanding)
-            _echo(f"  not fixed by this plan ({count} finding(s)), and what stands in the way:")
-            for item in unit.outstanding:
-                _echo(_outstanding_line(item))
-        for issue in unit.failed_areas:
-            _echo(f"  not collected: {issue.area.value} ({issue.area.description}): {terminal(issue.reason)}")
-        if unit.not_judged:
-            _echo(f"  not judged (nothing planned for them): {', '.join(j.rule_id for j in unit.not_judged)}")
+    if len(result.unscanned) > DETAIL_LIMIT:
+        more = len(result.unscanned) - DETAIL_LIMIT
+        _echo(f"... and {more} more host(s) not scanned: --format json lists them")
+    units = [u for u in plan.units
+             if not (u.level is Level.ORGANIZATION and not u.actions and not u.findings)]  # fmt: skip
+    busy = [u for u in units if u.actions or u.findings or u.failed_areas]
+    if len(busy) <= DETAIL_LIMIT:
+        for unit in units:
+            _render_unit(unit)
+    else:
+        _render_groups(review)
     _echo()
+    _echo(_plan_line(review, len(result.unscanned)))
     _echo(f"Plan written to {terminal(plan_json)} (review {terminal(plan_json.parent / 'REVIEW.md')}).")
     _echo(f"Digest: {plan.digest}")
     remaining = sum(len(u.outstanding) for u in plan.units)
@@ -105,7 +139,27 @@ def render_text(result: FleetPlan, plan_json: Path) -> None:
     elif not remaining:
         _echo("Nothing to do.")
     if remaining:
-        _echo(f"{remaining} finding(s) stay after this plan; each says above what stands in its way.")
+        where = "above" if len(busy) <= DETAIL_LIMIT else "in REVIEW.md"
+        _echo(f"{remaining} finding(s) stay after this plan; each says {where} what stands in its way.")
+
+
+def _plan_line(review: Review, unscanned: int) -> str:
+    """The plan in one line, as Terraform's "Plan: 1 to add, 2 to change": servers changed,
+    in how many groups, restarts, the organisation change, and what is left alone."""
+    groups = sum(1 for g in review.groups if g.steps and not g.organization)
+    parts = [f"{plural(review.changed, 'server')} to change"
+             + (f" in {plural(groups, 'group')} of identical changes" if review.changed else "")]  # fmt: skip
+    if review.restarting:
+        parts.append(f"{plural(len(review.restarting), 'restart')} of MSExchangeTransport, "
+                     f"{review.limits.serial} at a time")  # fmt: skip
+    if review.shared:
+        parts.append("the organisation's shared settings first")
+    if review.manual:
+        parts.append(f"{plural(review.manual, 'manual step')}")
+    parts.append(f"{len(review.healthy)} with nothing to do")
+    if unscanned:
+        parts.append(f"{unscanned} not scanned")
+    return "Plan: " + ", ".join(parts)
 
 
 @click.command()

@@ -57,6 +57,13 @@ SPEC = FixSpec(
     disrupts_mail_flow=True,
     planner=None,
     template="_restart-transport",
-    steps=(Step(RESTART_KIND),),
+    # Out of mail flow for about two minutes: Restart-Service waits for MSExchangeTransport to
+    # stop (it ends its SMTP sessions and closes the queue database, mail.que, an ESE database)
+    # and to start again (it reads its configuration from Active Directory, mounts mail.que and
+    # opens the Receive connectors). Microsoft gives no duration for it; a mailbox server
+    # takes from well under a minute to a few minutes, longer with a large queue database.
+    # Senders retry a refused or deferred connection (RFC 5321 4.5.4.1), so mail is delayed,
+    # not lost. The review page shows the figure as an estimate.
+    steps=(Step(RESTART_KIND, outage_estimate_s=120),),
     reads=(FactArea.EXCHANGE_SERVER,),
 )

@@ -53,6 +53,14 @@ class Step:
     # flush: nothing to put back, and nothing that needs it); the plan's review and rollback.ps1
     # show it. None: the step's rollback calls are its undo, or it needs no word.
     no_undo: str | None = None
+    # A step that interrupts mail flow: about how many seconds the host is out of mail flow
+    # while it runs, an estimate the review page shows per host and in total (worded as one).
+    # The fix declaring the step says where its figure comes from. None: not disruptive.
+    outage_estimate_s: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.outage_estimate_s is not None and self.outage_estimate_s <= 0:
+            raise FixSpecError(f"step {self.kind!r}: outage_estimate_s must be a positive number of seconds")
 
     @property
     def macro_suffix(self) -> str:

@@ -28,21 +28,31 @@ The modules, each importing only those before it:
 - ``connection``: Ansible's psrp and winrm options; ``credentials``; ``variables``: one host's
   merged variables -> a HostTarget, and the table of variables;
 - ``limit``: Ansible's ``--limit``;
-- ``loader``: the precedence, :class:`Inventory` and the functions that read one.
+- ``loader``: the precedence, :class:`Inventory` and the functions that read one, also from
+  the variables Ansible resolved for one host (:func:`inventory_from_variables`, the Ansible collection's).
 """
 
 from __future__ import annotations
 
 from agent.inventory.credentials import CredentialResolver, PasswordPrompt
 from agent.inventory.limit import select_hosts
-from agent.inventory.loader import Inventory, inventory_from_mapping, load_inventory, parse_inventory
+from agent.inventory.loader import (
+    Inventory,
+    inventory_from_mapping,
+    inventory_from_variables,
+    load_inventory,
+    parse_inventory,
+    reads_variable,
+)
 
 __all__ = [
     "CredentialResolver",
     "Inventory",
     "PasswordPrompt",
     "inventory_from_mapping",
+    "inventory_from_variables",
     "load_inventory",
     "parse_inventory",
+    "reads_variable",
     "select_hosts",
 ]

@@ -30,7 +30,7 @@ from agent.inventory.json_source import looks_like_list_json, read_list_json
 from agent.inventory.limit import select_hosts
 from agent.inventory.sources import Runner, read_source, read_text
 from agent.inventory.tree import Tree
-from agent.inventory.values import Written
+from agent.inventory.values import Origin, Written
 from agent.inventory.variables import NotReachable, host_target
 from agent.inventory.varsfiles import VarsFiles
 from agent.inventory.yaml_source import read_yaml
@@ -107,6 +107,69 @@ def inventory_from_mapping(data: Any, source: str = "<inventory>") -> Inventory:
         read_yaml(INVENTORY.read_data_tree(data, source=source), tree)
     tree.reconcile()
     return build(tree, source, VarsFiles([]))
+
+
+# The variables a host's target is made of: Ansible's psrp and winrm plugins' (their own
+# prefixes, and the generic ones they read) and exfix's own (agent/inventory/variables.py).
+_GENERIC = frozenset(
+    ("ansible_connection", "ansible_host", "ansible_port", "ansible_user", "ansible_password")
+)
+_PREFIXES = ("ansible_psrp_", "ansible_winrm_", "exfix_")
+# The connection that runs a task on the controller: what a play that runs exfix's Ansible
+# modules names (they reach the host themselves), never how the host is reached.
+_CONTROLLER = frozenset(("local", "ansible.builtin.local"))
+
+
+def reads_variable(name: str) -> bool:
+    """Whether a host variable called ``name`` is one :func:`inventory_from_variables` reads (the
+    Ansible collection templates only these)."""
+    return name in _GENERIC or name.startswith(_PREFIXES)
+
+
+def inventory_from_variables(hosts: Mapping[str, Mapping[str, Any]], *, source: str = "ansible") -> Inventory:
+    """An inventory of ``hosts`` (inventory name -> the variables Ansible has already resolved
+    for it: vault decrypted, templates rendered, group_vars and precedence applied, as a
+    task's variables are), each read with the same rules as every inventory exfix reads: the
+    same :func:`~agent.inventory.variables.host_target`, defaults and refusals.
+
+    Only the variables :func:`reads_variable` names are read, and ``group_names`` (Ansible's
+    list of the host's groups). ``ansible_connection: local`` is how Ansible runs exfix's
+    modules on the controller, so it stands for exfix's default (psrp) here. Raises
+    InventoryError (one line, naming ``source``, the host and the key), also for a host whose
+    connection exfix cannot use (ssh)."""
+    origin = Origin(source)
+    passwords: dict[str, Secret] = {}
+    targets: list[HostTarget] = []
+    groups: dict[str, list[str]] = {"all": []}
+    warnings: dict[str, str] = {}
+    for name, variables in hosts.items():
+        merged: dict[str, Written] = {
+            key: (value, origin)
+            for key, value in variables.items()
+            if reads_variable(key) and not (key == "ansible_connection" and value in _CONTROLLER)
+        }
+        names = variables.get("group_names") or ()
+        member = tuple(sorted({str(g) for g in names if g not in ("all", "ungrouped")}))
+        try:
+            target = host_target(name, member, merged, passwords, source)
+        except NotReachable as refused:
+            raise refused.error from None
+        targets.append(target)
+        groups["all"].append(name)
+        for group in member:
+            groups.setdefault(group, []).append(name)
+        plain = {k: v for k, (v, _) in merged.items()}
+        for variable in unused_variables(target.connection, plain):
+            reason = _unused_reason(variable, target.connection)
+            warnings.setdefault(variable, f"{source}: host {name!r}: {variable} {reason}")
+    return Inventory(
+        source=source,
+        hosts=tuple(targets),
+        groups={group: tuple(members) for group, members in groups.items()},
+        _passwords=passwords,
+        warnings=tuple(warnings[v] for v in sorted(warnings)),
+        order=tuple(hosts),
+    )
 
 
 def merged_variables(tree: Tree, host: str, files: VarsFiles) -> dict[str, Written]:

@@ -13,8 +13,9 @@ scripts); this stage puts them on disk as the plan bundle and adds the two pages
 from __future__ import annotations
 
 from agent.review.bundle import HOSTS_DIR, PLAN_FILE, REVIEW_FILE, REVIEW_HTML, PlanFiles, write_plan_dir
+from agent.review.model import apply_command
 from agent.review.review_html import render_review_html
-from agent.review.review_md import apply_command, code_block, render_review
+from agent.review.review_md import code_block, render_review
 
 __all__ = [
     "HOSTS_DIR",

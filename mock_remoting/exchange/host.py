@@ -90,6 +90,18 @@ class EmulatedHost:
     ) -> InvocationResult:
         return self.invoke_as(endpoint, pipeline, cancel, None)
 
+    def answers_at_once(self, endpoint: Endpoint, pipeline: Sequence[Command]) -> bool:
+        """QuickReads: a pipeline of reads of this host's state (no Resolve-DnsName, which
+        queries the lab's DNS responders over UDP, no Start-Sleep, no script, nothing that
+        changes state) of cmdlets this endpoint has."""
+        if _pipeline_kind(pipeline) is not _Kind.READ:
+            return False
+        for command in pipeline:
+            definition = CMDLETS.get(command.name.rsplit("\\", 1)[-1].strip().lower())
+            if definition is None or not definition.locks or endpoint not in definition.endpoints:
+                return False
+        return True
+
     # --- least privilege (SessionRuntimes) -------------------------------------------------
 
     def configurations(self) -> tuple[str, ...]:

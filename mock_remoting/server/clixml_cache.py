@@ -23,6 +23,8 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
+from mock_remoting.server.pipelines import Recipes
+
 DEFAULT_BUDGET = 64 * 1024 * 1024
 
 
@@ -71,6 +73,7 @@ class ParsedCache:
 
     def __init__(self, budget: int = 16 * 1024 * 1024) -> None:
         self.budget = budget
+        self.recipes = Recipes()  # CreatePipeline texts of one shape (pipelines.py)
         self.size = 0
         self.hits = 0
         self.misses = 0

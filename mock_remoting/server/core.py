@@ -712,7 +712,7 @@ class LabServer:
         if kind == "winrs":
             shell = WinrsShell(ctx, shell_id, inputs, outputs)
         else:
-            creation = body.find("pwsh:creationXml", wsman.NS)
+            creation = wsman.child(body, "pwsh", "creationXml")
             if creation is None or not (creation.text or "").strip():
                 raise wsman.invalid_request("PSRP Create without creationXml")
             endpoint = Endpoint.EXCHANGE if kind == "exchange" else Endpoint.OS
@@ -727,7 +727,7 @@ class LabServer:
 
     async def _receive(self, host: _Host, shell: Shell, request: Request) -> str:
         body = request.body
-        desired = body.find("rsp:DesiredStream", wsman.NS) if body is not None else None
+        desired = wsman.child(body, "rsp", "DesiredStream") if body is not None else None
         command_id = desired.get("CommandId") if desired is not None else None
         budget = wsman.stream_budget(request.max_envelope_size)
         deadline = time.monotonic() + min(request.operation_timeout, _MAX_RECEIVE_WAIT)

@@ -16,6 +16,7 @@ psrpcore is sans-IO: bytes go in with ``receive_data``/``next_event`` and come o
 from __future__ import annotations
 
 import base64
+import enum
 import struct
 import threading
 import uuid
@@ -24,21 +25,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psrpcore
+from psrpcore._payload import PSRPMessage, StreamType, create_message
 from psrpcore.types import (
+    ApplicationPrivateData,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
+    PipelineState,
     PSCryptoProvider,
     PSInvocationState,
+    PSObject,
     PSRPMessageType,
+    PSVersion,
+    RunspacePoolInitData,
+    RunspacePoolState,
+    RunspacePoolStateMsg,
+    SessionCapability,
     deserialize,
     serialize,
 )
 
-from mock_remoting.backend import Command, Endpoint, InvocationResult, Parameter, RawClixml
+from mock_remoting.backend import Endpoint, InvocationResult, QuickReads, RawClixml
 from mock_remoting.server import wsman
 from mock_remoting.server.clixml_cache import ParsedCache
+from mock_remoting.server.fastclixml import to_clixml
+from mock_remoting.server.pipelines import Statements, to_commands
 from mock_remoting.server.shells import Poll, ShellContext, escape_fragment, pack_fragment, take_chunks
 from mock_remoting.server.wsman import Request, StreamChunk, WSManFault
 
@@ -49,10 +61,12 @@ _STOP_CODES = ("powershell/signal/ctrl_c", "signal/ctrl_c", "signal/terminate")
 def _fail_pipeline(pipeline: psrpcore.ServerPipeline, error: ErrorRecord) -> None:
     """End a running pipeline Failed with its terminating ErrorRecord.
 
-    psrpcore 0.3.1 has public ``complete()`` and ``stop()`` but nothing for Failed, so this is
-    the single place that calls the private ``_change_state``; it emits the PipelineState
-    message with ``ExceptionAsErrorRecord`` exactly as ``stop()`` does for Stopped. psrpcore is
-    pinned (==0.3.1) in pyproject.toml because of this call.
+    psrpcore 0.3.1 has public ``complete()`` and ``stop()`` but nothing for Failed, so this
+    calls the private ``_change_state``; it emits the PipelineState message with
+    ``ExceptionAsErrorRecord`` exactly as ``stop()`` does for Stopped. psrpcore is pinned
+    (==0.3.1) in pyproject.toml because of this call and of the other private parts this
+    module mirrors or overrides for speed (``_process_message``, ``_process_InitRunspacePool``,
+    ``_send_buffer``, the pipeline's ``_change_state``: see :class:`_Pool`, :class:`_Pipeline`).
     """
     pipeline._change_state(PSInvocationState.Failed, error)
 
@@ -95,9 +109,77 @@ def _split_fragments(data: bytes) -> list[tuple[int, bool, int | None, bytes]]:
     return parts
 
 
-# The client messages every host gets in the same text: InitRunspacePool (the client's host
-# information and application arguments, once per pool) and CreatePipeline (once per cmdlet).
-_SHARED_TEXTS = frozenset({PSRPMessageType.CreatePipeline, PSRPMessageType.InitRunspacePool})
+# The client messages every host gets in the same text: SessionCapability and InitRunspacePool
+# (the client's versions, host information and application arguments, once per pool) and
+# CreatePipeline (once per cmdlet).
+_SHARED_TEXTS = frozenset(
+    {PSRPMessageType.CreatePipeline, PSRPMessageType.InitRunspacePool, PSRPMessageType.SessionCapability}
+)
+
+
+# PipelineState messages without an error, by state: psrpcore builds a PipelineState object and
+# serializes it for every start() and complete(); the text is the same every time (MS-PSRP
+# 2.2.2.21: only the state; the pipeline's id is in the message header).
+_STATE_TEXTS: dict[int, bytes] = {}
+
+
+def _versions(capability: Any) -> tuple[str, str, str] | None:
+    """The client's versions, which psrpcore hands to the objects that shape their CLIXML by
+    them (``ToPSObjectForRemoting``): part of every key of serialized text."""
+    if capability is None:
+        return None
+    return (str(capability.protocolversion), str(capability.PSVersion), str(capability.SerializationVersion))
+
+
+def _state_text(state: PSInvocationState) -> bytes:
+    text = _STATE_TEXTS.get(int(state))
+    if text is None:
+        element = serialize(PipelineState(PipelineState=int(state)), _NO_SECRETS)
+        text = _STATE_TEXTS[int(state)] = ET.tostring(element, encoding="utf-8", method="xml")
+    return text
+
+
+# The runspace pool's own messages while it opens (MS-PSRP 2.2.2.1 SESSION_CAPABILITY, 2.2.2.13
+# APPLICATION_PRIVATE_DATA, 2.2.2.9 RUNSPACEPOOL_STATE, 2.2.2.12 RUNSPACEPOOL_INIT_DATA): the
+# same few values for every pool, serialized once per value (py-spy: 6.5 % of the lab's CPU
+# on a mixed-fleet scan was psrpcore serializing these for every pool).
+_POOL_MESSAGES = frozenset(
+    {SessionCapability, ApplicationPrivateData, RunspacePoolStateMsg, RunspacePoolInitData}
+)
+_POOL_TEXTS: dict[Any, bytes] = {}
+
+
+def _plain_key(value: Any) -> Any:
+    """``value`` as a hashable key that tells apart everything its CLIXML shows, or None when
+    it holds anything else (an ErrorRecord, an object with properties of its own)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return (type(value).__name__, value)
+    if isinstance(value, PSObject) and (
+        object.__getattribute__(value, "PSObject").adapted_properties
+        or object.__getattribute__(value, "PSObject").extended_properties
+    ):
+        return None
+    if isinstance(value, PSVersion):
+        return ("PSVersion", str(value))
+    if isinstance(value, PSObject) and isinstance(value, (int, str)) and not isinstance(value, enum.Enum):
+        return (type(value).__name__, int(value) if isinstance(value, int) else str(value))
+    if isinstance(value, dict):
+        items = tuple((_plain_key(k), _plain_key(v)) for k, v in value.items())
+        if any(k is None or v is None for k, v in items):
+            return None
+        return (type(value).__name__, items)
+    return None
+
+
+def _pool_message_key(message: Any, their_versions: Any) -> Any:
+    meta = message.PSObject
+    fields = []
+    for prop in (*meta.adapted_properties, *meta.extended_properties):
+        key = _plain_key(prop.get_value(message))
+        if key is None:
+            return None
+        fields.append((prop.name, key))
+    return (type(message), tuple(fields), their_versions)
 
 
 class _Pool(psrpcore.ServerRunspacePool):
@@ -115,6 +197,74 @@ class _Pool(psrpcore.ServerRunspacePool):
     def __init__(self, parsed: ParsedCache | None) -> None:
         super().__init__()
         self._parsed = parsed
+        self._versions: tuple[str, str, str] | None = None
+
+    @property
+    def client_versions(self) -> tuple[str, str, str] | None:
+        """:func:`_versions` of the client's capability, read once it is known (each read of a
+        psrpcore object's attribute costs a dictionary of all its properties)."""
+        if self._versions is None and self.their_capability is not None:
+            self._versions = _versions(self.their_capability)
+        return self._versions
+
+    def queue_clixml(self, message_type: PSRPMessageType, data: bytes, pipeline_id: uuid.UUID | None) -> None:
+        """Queue a message whose CLIXML is ready, as psrpcore's ``prepare_message`` queues one
+        it serialized (same header, next object id, same fragmenting in ``data_to_send``)."""
+        b_msg = create_message(False, message_type, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(
+                message_type,
+                bytearray(b_msg),
+                self.runspace_pool_id,
+                pipeline_id,
+                self._fragment_counter,
+                StreamType.default,
+            )
+        )
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        """psrpcore's, with pipeline output written by :mod:`fastclixml` where it can and the
+        pool's own messages (:data:`_POOL_MESSAGES`) from :data:`_POOL_TEXTS`."""
+        if message_type is None and pipeline_id is None and type(message) in _POOL_MESSAGES:
+            key = _pool_message_key(message, self.client_versions)
+            if key is not None:
+                text = _POOL_TEXTS.get(key)
+                if text is None:
+                    element = serialize(
+                        message,
+                        self._cipher,
+                        our_capability=self.our_capability,
+                        their_capability=self.their_capability,
+                    )
+                    text = ET.tostring(element, encoding="utf-8", method="xml")
+                    if len(_POOL_TEXTS) < 256:
+                        _POOL_TEXTS[key] = text
+                self.queue_clixml(PSRPMessageType.get_message_id(type(message)), text, None)
+                return
+        if (
+            message_type is PSRPMessageType.PipelineOutput
+            and message is not None
+            and stream_type is StreamType.default
+        ):
+            data = to_clixml(message)
+            if data is not None:
+                self.queue_clixml(message_type, data, pipeline_id)
+                return
+        super().prepare_message(message, message_type, pipeline_id, stream_type)
+
+    def _deserialize(self, text: bytes) -> Any:
+        return deserialize(
+            ET.fromstring(text),
+            cipher=self._cipher,
+            our_capability=self.our_capability,
+            their_capability=self.their_capability,
+        )
 
     def _process_message(self, message: Any) -> psrpcore.PSRPEvent[Any, Any]:
         cache = self._parsed
@@ -123,48 +273,115 @@ class _Pool(psrpcore.ServerRunspacePool):
         text = bytes(message.data)
         if b"<SS" in text:
             return super()._process_message(message)
-        parsed = cache.get(text)
-        if parsed is None:
-            parsed = deserialize(
-                ET.fromstring(text),
-                cipher=self._cipher,
-                our_capability=self.our_capability,
-                their_capability=self.their_capability,
+        if message.message_type is PSRPMessageType.CreatePipeline:
+            return self._create_pipeline(message, text, cache)
+        if message.message_type is PSRPMessageType.SessionCapability:
+            # psrpcore's own path with the deserialized object kept per text: its handler
+            # copies the three versions into a SessionCapability of this pool's own.
+            key = b"C" + text
+            parsed = cache.get(key)
+            if parsed is None:
+                parsed = self._deserialize(text)
+                cache.put(key, parsed)
+            event = psrpcore.PSRPEvent.create(
+                message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
             )
-            cache.put(text, parsed)
-        event = psrpcore.PSRPEvent.create(
+            assert isinstance(event, psrpcore.SessionCapabilityEvent)
+            self._process_SessionCapability(event)
+            return event
+        return self._init_runspace_pool(message, text, cache)
+
+    def _init_runspace_pool(
+        self, message: Any, text: bytes, cache: ParsedCache
+    ) -> psrpcore.PSRPEvent[Any, Any]:
+        """psrpcore 0.3.1's ``ServerRunspacePool._process_InitRunspacePool`` with the values it
+        reads off the event kept per text: each read of ``event.host_info`` builds a HostInfo
+        from the message again (4 % of the lab's CPU on a mixed-fleet scan). The values are
+        shared between pools; psrpcore keeps them and the server only reads them."""
+        key = b"I" + text
+        found = cache.get(key)
+        if found is None:
+            parsed = self._deserialize(text)
+            event = psrpcore.PSRPEvent.create(message.message_type, parsed, message.runspace_pool_id, None)
+            assert isinstance(event, psrpcore.InitRunspacePoolEvent)
+            fields = (
+                event.apartment_state,
+                event.application_arguments,
+                event.host_info,
+                event.ps_thread_options,
+                event.max_runspaces,
+                event.min_runspaces,
+            )
+            found = (parsed, fields)
+            cache.put(key, found)
+        parsed, fields = found
+        (
+            self.apartment_state,
+            self.application_arguments,
+            self.host,
+            self.thread_options,
+            self._max_runspaces,
+            self._min_runspaces,
+        ) = fields
+        self.prepare_message(ApplicationPrivateData(ApplicationPrivateData=self.application_private_data))
+        self._change_state(RunspacePoolState.Opened)
+        pool_id = message.runspace_pool_id
+        return psrpcore.PSRPEvent.create(message.message_type, parsed, pool_id, message.pipeline_id)
+
+    def _create_pipeline(self, message: Any, text: bytes, cache: ParsedCache) -> psrpcore.PSRPEvent[Any, Any]:
+        """A CreatePipeline as psrpcore's ``_process_CreatePipeline`` takes it, except that the
+        pipeline gets its commands (``_Pipeline.statements``) from the cache by text, or from
+        the recipe of the text's shape (mock_remoting/server/pipelines.py), or else from
+        psrpcore's deserializer; ``metadata`` (psrpcore's PowerShell object, which only this
+        module reads) is then left unset. The event carries the deserialized object only when
+        there is one: nothing reads it but :meth:`PsrpShell._on_event`, for the pipeline id."""
+        pipeline = self.pipeline_table.get(message.pipeline_id)
+        if not isinstance(pipeline, _Pipeline):
+            return super()._process_message(message)  # psrpcore's own error for an unknown id
+        key = b"P" + text
+        found = cache.get(key)
+        if found is None:
+            parsed = None
+            statements = cache.recipes.statements(text, self._deserialize)
+            if statements is None:
+                parsed = self._deserialize(text)
+                statements = to_commands(psrpcore.PowerShell.FromPSObjectForRemoting(parsed))
+            found = (parsed, statements)
+            cache.put(key, found)
+        parsed, pipeline.statements = found
+        return psrpcore.PSRPEvent.create(
             message.message_type, parsed, message.runspace_pool_id, message.pipeline_id
         )
-        if isinstance(event, psrpcore.CreatePipelineEvent):
-            self._process_CreatePipeline(event)
-        else:
-            assert isinstance(event, psrpcore.InitRunspacePoolEvent)
-            self._process_InitRunspacePool(event)
-        return event
+
+
+class _Pipeline(psrpcore.ServerPipeline):
+    """psrpcore's server pipeline, queuing the PipelineState text of :func:`_state_text`
+    instead of serializing a new PipelineState object at each state change without an error
+    (a Failed or Stopped state carries its ErrorRecord and goes through psrpcore)."""
+
+    runspace_pool: _Pool
+    # The commands of the CreatePipeline, when _Pool took them from its caches.
+    statements: Statements | None = None
+
+    def _change_state(
+        self, state: PSInvocationState, error: ErrorRecord | None = None, emit: bool = True
+    ) -> None:
+        if emit and error is None:
+            text = _state_text(state)
+            self.runspace_pool.queue_clixml(PSRPMessageType.PipelineState, text, self.pipeline_id)
+            emit = False
+        super()._change_state(state, error, emit)
 
 
 @dataclass
 class _Pipe:
-    pipeline: psrpcore.ServerPipeline
+    pipeline: _Pipeline
     cancel: threading.Event = field(default_factory=threading.Event)
     queue: list[StreamChunk] = field(default_factory=list)
     started: bool = False
     finished: bool = False
     stop_requested: bool = False
     terminated: bool = False
-
-
-def _to_commands(metadata: Any) -> list[list[Command]]:
-    """psrpcore's PowerShell metadata -> statements of backend Commands, parameters in order."""
-    statements: list[list[Command]] = [[]]
-    for cmd in metadata.commands:
-        params = tuple(Parameter(name, value) for name, value in cmd.parameters)
-        statements[-1].append(
-            Command(name=str(cmd.command_text), is_script=bool(cmd.is_script), parameters=params)
-        )
-        if cmd.end_of_statement:
-            statements.append([])
-    return [s for s in statements if s]
 
 
 class PsrpShell:
@@ -187,6 +404,7 @@ class PsrpShell:
         self._held: list[StreamChunk] = []
         self.pipes: dict[uuid.UUID, _Pipe] = {}
         self.closed = False
+        self._quick = ctx.runtime if isinstance(ctx.runtime, QuickReads) else None
 
     # -- psrpcore plumbing ------------------------------------------------------------------
 
@@ -269,7 +487,7 @@ class PsrpShell:
 
     def command(self, request: Request) -> str:
         body = request.require_body("Command without rsp:CommandLine")
-        args = body.findall("rsp:Arguments", wsman.NS)
+        args = wsman.children(body, "rsp", "Arguments")
         if not args or not (args[0].text or "").strip():
             raise wsman.invalid_request("PSRP Command without a CreatePipeline fragment")
         try:
@@ -286,7 +504,7 @@ class PsrpShell:
             raise WSManFault(None, "w:AlreadyExists", f"The command {pipeline_id} is still running.")
         if old is not None:
             old.pipeline.close()
-        pipeline = psrpcore.ServerPipeline(self.pool, pipeline_id)  # registers itself in the table
+        pipeline = _Pipeline(self.pool, pipeline_id)  # registers itself in the table
         self.pipes[pipeline_id] = _Pipe(pipeline)
         self._feed(data, pipeline_id)
         return wsman.command_body(command_id if command_id else str(pipeline_id).upper())
@@ -300,7 +518,7 @@ class PsrpShell:
 
     def send(self, request: Request) -> str:
         body = request.require_body("Send without rsp:Send")
-        for stream in body.findall("rsp:Stream", wsman.NS):
+        for stream in wsman.children(body, "rsp", "Stream"):
             command_id = stream.get("CommandId")
             try:
                 data = base64.b64decode(stream.text or "", validate=True)
@@ -380,7 +598,9 @@ class PsrpShell:
         # psrpcore emits PipelineState Running on start(); Windows does not send it (the
         # recordings go straight from Command to output and Completed), so it is dropped.
         self._drain(drop_type=PSRPMessageType.PipelineState)
-        statements = _to_commands(pipe.pipeline.metadata)
+        statements = pipe.pipeline.statements
+        if statements is None:
+            statements = to_commands(pipe.pipeline.metadata)
         runtime = self.ctx.runtime
         endpoint = self.backend_endpoint
 
@@ -399,7 +619,9 @@ class PsrpShell:
                     break
             return total
 
-        self.ctx.run(work, pipe.cancel, lambda result, error: self._finish(pipe, result, error))
+        quick = self._quick
+        inline = quick is not None and all(quick.answers_at_once(endpoint, s) for s in statements)
+        self.ctx.run(work, pipe.cancel, lambda result, error: self._finish(pipe, result, error), inline)
 
     def _finish(self, pipe: _Pipe, result: object, error: BaseException | None) -> None:
         if self.closed or pipe.finished:
@@ -457,12 +679,7 @@ class PsrpShell:
         # The client's versions go into the key: psrpcore hands the capabilities to the
         # objects that shape their CLIXML by them (ToPSObjectForRemoting).
         theirs = self.pool.their_capability
-        versions = (
-            None
-            if theirs is None
-            else (str(theirs.protocolversion), str(theirs.PSVersion), str(theirs.SerializationVersion))
-        )
-        key = (result.cache_key, versions)
+        key = (result.cache_key, self.pool.client_versions)
         found = cache.get(key)
         if found is not None:
             return found
@@ -470,6 +687,10 @@ class PsrpShell:
         for value in result.output:
             if value is None or isinstance(value, RawClixml):
                 return None
+            fast = to_clixml(value)
+            if fast is not None:
+                items.append(fast)
+                continue
             # What psrpcore's RunspacePool.prepare_message does for a PipelineOutput message.
             try:
                 element = serialize(

@@ -43,8 +43,19 @@ class ShellContext:
         work: Callable[[threading.Event], object],
         cancel: threading.Event,
         done: Callable[[object, BaseException | None], None],
+        inline: bool = False,
     ) -> None:
-        """Run ``work(cancel)`` on the pool; call ``done(result, error)`` back on the loop."""
+        """Run ``work(cancel)`` on the pool; call ``done(result, error)`` back on the loop.
+        ``inline``: the work is known to be short and not to block (``backend.QuickReads``):
+        run it here, on the loop, and still call ``done`` from the loop's next turn, as a
+        pooled result would be."""
+        if inline:
+            try:
+                outcome, failure = work(cancel), None
+            except Exception as error:
+                outcome, failure = None, error
+            self.loop.call_soon(self._complete, done, outcome, failure)
+            return
 
         def finished(future: concurrent.futures.Future[object]) -> None:
             error = future.exception()

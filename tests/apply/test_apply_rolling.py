@@ -35,8 +35,10 @@ def _scenario(tmp_path: Path) -> Path:
     return write_scenario(tmp_path / "rolling.yaml", data)
 
 
-def _spans(lines: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
-    """Per host, the journal positions of its first step record and of its ``host`` outcome."""
+def _spans(lines: list[dict[str, Any]], *, until: str = "steps") -> dict[str, tuple[int, int]]:
+    """Per host, the journal positions of its first step record and of its last one (``until``
+    "steps": while it is out of mail flow) or of its ``host`` outcome (``until`` "host", after
+    its verification)."""
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for i, line in enumerate(lines):
@@ -45,7 +47,9 @@ def _spans(lines: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
             continue
         if line.get("action") is not None:
             first.setdefault(host, i)
-        if line["phase"] == "host":
+            if until == "steps":
+                last[host] = i + 1
+        if line["phase"] == "host" and until == "host":
             last[host] = i
     return {h: (first[h], last[h]) for h in first}
 
@@ -73,6 +77,22 @@ def test_restarts_roll_by_dag_and_serial_while_hosts_run_in_parallel(tmp_path: P
         assert len(active) <= 2, (moment, active)
     # ... and yet in parallel: some two hosts of different DAGs overlapped.
     assert any(_overlap(spans[a], spans[b]) for a in spans for b in spans if a < b)
+
+
+def test_a_restarted_server_is_verified_while_the_next_one_restarts(tmp_path: Path) -> None:
+    """The restart slot is the steps' time only: once a server's transport runs again (read
+    back Running) it is back in mail flow, and its verification (queues drain, collected
+    again) overlaps the next restart instead of holding it up."""
+    with lab_fleet(_scenario(tmp_path), tmp_path) as fleet:
+        _, plan_file = fleet.plan(tmp_path / "plan")
+        report = fleet.apply(plan_file, allow_restart=True, serial=1, forks=16)
+        assert {h.outcome.value for h in report.hosts} == {"done"}
+        assert all(h.verified for h in report.hosts), report.hosts
+    lines = journal_lines(plan_file.default_journal)
+    steps = _spans(lines)
+    whole = _spans(lines, until="host")
+    assert not any(_overlap(a, b) for a in steps.values() for b in steps.values() if a < b)
+    assert any(_overlap(whole[a], steps[b]) for a in whole for b in steps if a != b)
 
 
 def test_serial_one_restarts_one_server_at_a_time(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The rolling order of apply (agent/apply/rolling.py), with plain data: what may start beside
-what, and that a run of any shape always finishes (hypothesis drives a whole schedule)."""
+"""The rolling order of apply (agent/planning/schedule.py, which apply runs), with plain data:
+what may start beside what, and that a run of any shape always finishes (hypothesis drives a
+whole schedule)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.apply.rolling import Limits, Slot, may_start, next_start, site_sizes, why_waiting
+from agent.planning.schedule import Limits, Slot, may_start, next_start, site_sizes, why_waiting
 
 NIC = Slot("ex01", disruptive=False, site="A", dag="DAG1")
 R1 = Slot("ex02", disruptive=True, site="A", dag="DAG1")

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -34,3 +38,19 @@ def test_a_usage_error_is_exit_1_with_one_line(args: list[str]) -> None:
 def test_help_and_version_still_exit_0() -> None:
     for args in (["-h"], ["--version"], ["scan", "--help"]):
         assert CliRunner().invoke(main, args, prog_name="exfix").exit_code == 0
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
+    """`exfix rules | head -1`: once the pipe's reader has closed it, exfix stops with 141
+    (128 + SIGPIPE, as a shell reports it), not with an internal error on stderr."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from agent.cli import main; main()", "rules"],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

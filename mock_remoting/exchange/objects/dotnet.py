@@ -15,6 +15,17 @@ from psrpcore.types import PSList, PSNoteProperty, PSObject
 from mock_remoting.exchange.records import clixml_text
 
 
+def note(name: str, value: Any) -> PSNoteProperty:
+    """``PSNoteProperty(name, value)`` without its cost: psrpcore's constructor builds a
+    throwaway PSObject to hand to ``set_value``, which for a property without a type or a
+    setter only stores the value. The instance gets exactly the attributes psrpcore 0.3.1's
+    constructor gives it (pinned in pyproject.toml; tests/lab/server/test_fastclixml.py
+    compares the two)."""
+    prop = object.__new__(PSNoteProperty)
+    prop.__dict__.update(name=name, ps_type=None, mandatory=False, _value=value, _getter=None, _setter=None)
+    return prop
+
+
 def dotnet(
     type_names: Sequence[str],
     props: Iterable[tuple[str, Any]],
@@ -24,19 +35,20 @@ def dotnet(
 ) -> PSObject:
     """A .NET object: ``props`` become adapted properties (<Props>), ``extended`` go to <MS>."""
     obj = PSObject()
-    obj.PSObject.type_names = list(type_names)
-    for name, value in props:
-        obj.PSObject.adapted_properties.append(PSNoteProperty(name, value))
-    for name, value in extended:
-        obj.PSObject.extended_properties.append(PSNoteProperty(name, value))
+    # Every attribute read of a PSObject, ``obj.PSObject`` included, first builds a dictionary
+    # of all its properties (psrpcore's PSObject.__getattribute__): read the metadata once.
+    meta = object.__getattribute__(obj, "PSObject")
+    meta.type_names = list(type_names)
+    meta.adapted_properties.extend(note(name, value) for name, value in props)
+    meta.extended_properties.extend(note(name, value) for name, value in extended)
     if to_string is not None:
-        obj.PSObject.to_string = clixml_text(to_string)
+        meta.to_string = clixml_text(to_string)
     return obj
 
 
 def typed_list(type_names: Sequence[str], values: Iterable[Any]) -> PSList:
     result = PSList(list(values))
-    result.PSObject.type_names = list(type_names)
+    object.__getattribute__(result, "PSObject").type_names = list(type_names)  # see dotnet()
     return result
 
 

@@ -128,6 +128,13 @@ NET_PROFILE_TYPES = _cim_types(
 )
 
 
+# CIM_EnabledLogicalElement's constants (EnabledDefault 2 = Enabled, RequestedState and
+# TransitioningToState 12 = Not Applicable): one instance each, shared by every answer (psrpcore
+# primitives are written by value, and each construction copies the type's metadata).
+_ENABLED = PSUInt16(2)
+_NOT_APPLICABLE = PSUInt16(12)
+
+
 def _managed_element(name: str | None, element_name: str | None = None) -> list[tuple[str, Any]]:
     return [
         ("Caption", None),
@@ -145,12 +152,12 @@ def _managed_element(name: str | None, element_name: str | None = None) -> list[
         ("Status", None),
         ("StatusDescriptions", None),
         ("AvailableRequestedStates", None),
-        ("EnabledDefault", PSUInt16(2)),
+        ("EnabledDefault", _ENABLED),
         ("EnabledState", None),
         ("OtherEnabledState", None),
-        ("RequestedState", PSUInt16(12)),
+        ("RequestedState", _NOT_APPLICABLE),
         ("TimeOfLastStateChange", None),
-        ("TransitioningToState", PSUInt16(12)),
+        ("TransitioningToState", _NOT_APPLICABLE),
         ("CreationClassName", ""),
         ("SystemCreationClassName", ""),
         ("SystemName", ""),

@@ -112,3 +112,62 @@ def test_caches_are_bounded_least_recently_used_first() -> None:
     for text in (b"1" * 100, b"2" * 100, b"3" * 100):
         parsed.put(text, object())
     assert parsed.get(b"1" * 100) is None and parsed.get(b"3" * 100) is not None and parsed.size == 200
+
+
+def _plain(value: Any) -> Any:
+    """A pypsrp object as plain data, nested objects included (their repr has an address)."""
+    if hasattr(value, "adapted_properties"):
+        values = {**value.adapted_properties, **value.extended_properties}
+        return {"": str(value), **{name: _plain(v) for name, v in values.items()}}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def _read_on(
+    endpoint: Any, pypsrp_wsman: Any, configuration: str, cmdlet: str, **params: Any
+) -> list[dict[str, Any]]:
+    if configuration == EXCHANGE:
+        wsman = pypsrp_wsman(endpoint.exchange_port, auth="ntlm")
+    else:
+        wsman = pypsrp_wsman(endpoint.port, path="wsman", auth="ntlm")
+    with RunspacePool(wsman, configuration_name=configuration) as pool:
+        ps = PowerShell(pool).add_cmdlet(cmdlet)
+        for name, value in params.items():
+            ps.add_parameter(name, value)
+        output = ps.invoke()
+        assert not ps.had_errors, (endpoint.name, cmdlet)
+    return [_plain(obj) for obj in output]
+
+
+def test_two_hosts_of_one_kind_get_their_own_names_after_caching(
+    lab: Callable[..., Any], pypsrp_wsman: Any
+) -> None:
+    """Clones of one scenario host have the same answers but for their names and addresses:
+    whatever the lab builds once and sends again (cached CLIXML, state texts, answers run on
+    the loop) must never carry one host's values to the other."""
+    fleet = lab("mixed-fleet", hosts=10)
+    first, clone = fleet.endpoint("ex01.contoso.local"), fleet.endpoint("ex01-2.contoso.local")
+    seen: dict[str, list[list[list[dict[str, Any]]]]] = {first.name: [], clone.name: []}
+    for _ in range(2):  # the second round is answered from the caches
+        for endpoint in (first, clone, first):
+            short = endpoint.name.split(".")[0].upper()
+            reads = [
+                _read_on(endpoint, pypsrp_wsman, EXCHANGE, "Get-ExchangeServer", Identity=short),
+                _read_on(endpoint, pypsrp_wsman, EXCHANGE, "Get-TransportService", Identity=short),
+                _read_on(endpoint, pypsrp_wsman, "Microsoft.PowerShell", "Get-NetIPConfiguration"),
+            ]
+            (server,), (transport,), nics = reads
+            assert server["Name"] == transport["Name"] == short
+            assert server["Fqdn"] == endpoint.name
+            assert nics and all(nic["IPv4Address"] for nic in nics)
+            seen[endpoint.name].append(reads)
+    # Each host's answers are the same every time, and differ from the other host's.
+    for name, rounds in seen.items():
+        assert all(reads == rounds[0] for reads in rounds), name
+    nics_first, nics_clone = seen[first.name][0][2], seen[clone.name][0][2]
+    addresses = [[a["IPAddress"] for a in n["IPv4Address"]] for n in (*nics_first, *nics_clone)]
+    assert len({str(a) for a in addresses}) == len(addresses), addresses  # no NIC shares them
+    assert fleet.server.clixml.hits >= 6
