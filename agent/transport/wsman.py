@@ -149,13 +149,19 @@ class _NtlmSeal:
     def of(cls, context: Any) -> _NtlmSeal | None:
         if type(context) is not NTLMProxy or not context.complete:
             return None
-        flags = int(context._context_attr)
-        needed = NegotiateFlags.extended_session_security | NegotiateFlags.seal | NegotiateFlags.sign
-        if flags & needed != needed or not context._handle_out or not context._handle_in:
+        # NTLMProxy's session keys and handles are pyspnego's private attributes (the range in
+        # pyproject.toml is the versions that have them): a version without them leaves the
+        # context to pyspnego's own wrap_winrm/unwrap_winrm, which is slower and as correct.
+        try:
+            flags = int(context._context_attr)
+            needed = NegotiateFlags.extended_session_security | NegotiateFlags.seal | NegotiateFlags.sign
+            if flags & needed != needed or not context._handle_out or not context._handle_in:
+                return None
+            if not context._sign_key_out or not context._sign_key_in:
+                return None
+            return cls(context)
+        except AttributeError:
             return None
-        if not context._sign_key_out or not context._sign_key_in:
-            return None
-        return cls(context)
 
     def _signature(self, handle: Any, key: bytes, seq: int, message: bytes) -> bytes:
         number = struct.pack("<I", seq)
