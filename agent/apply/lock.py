@@ -47,6 +47,7 @@ from agent.collect.edge_config import install_path_calls, parse_install_path
 from agent.errors import CmdletError, HostLockedError, RemoteCommandError, UsageError, one_line
 from agent.fleet import run_fleet
 from agent.model.command import SWITCH, CmdletCall, Endpoint
+from agent.planning.schedule import DEFAULT_APPLY_FORKS
 from agent.review.files import owned_file
 from agent.transport.connection import HostConnection
 
@@ -360,7 +361,7 @@ class RunLocks:
         action: str = "apply",
         ended: frozenset[str] = frozenset(),
         takeover: str | None = None,
-        forks: int = 16,
+        forks: int = DEFAULT_APPLY_FORKS,
     ) -> None:
         self._record = record
         self._journal = journal

@@ -87,7 +87,7 @@ def apply_plan(
     ticket: str | None = None,
     on_event: EventHook | None = None,
     cancel: threading.Event | None = None,
-    forks: int = 16,
+    forks: int = schedule.DEFAULT_APPLY_FORKS,
     break_lock: str | None = None,
 ) -> ApplyReport:
     """Apply an approved plan to ``targets`` (an inventory's hosts; the plan's hosts are looked

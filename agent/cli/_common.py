@@ -29,6 +29,7 @@ from agent.model.probe import PROBE_REPEAT_MAX
 from agent.model.results import HostScan, HostStatus
 from agent.model.target import HostTarget
 from agent.report.safe import terminal
+from agent.scan import DEFAULT_FORKS
 from agent.transport.tls import unvalidated_warning
 
 DEFAULT_LAB_SCENARIO = "mixed-fleet"
@@ -65,7 +66,7 @@ def fleet_options(func: F) -> F:
                      help=f"Start the lab in-process and use its fleet (default {DEFAULT_LAB_SCENARIO})."),
         click.option("--limit", "-l", "limit", metavar="PATTERN",
                      help="Only hosts or groups matching PATTERN, as Ansible's --limit."),
-        click.option("--forks", "-f", type=click.IntRange(1, 256), default=16, show_default=True,
+        click.option("--forks", "-f", type=click.IntRange(1, 256), default=DEFAULT_FORKS, show_default=True,
                      help="Hosts worked on at once."),
         click.option("--host-timeout", type=click.FloatRange(1, 86400), default=300.0, show_default=True,
                      help="Seconds one host may take in all before it counts as unreachable."),

@@ -34,6 +34,7 @@ from agent.apply.results import (
 from agent.cli._common import Fleet, open_fleet
 from agent.errors import StalePlanError, UsageError
 from agent.model.plan import PlanSource, SourceKind
+from agent.planning.schedule import DEFAULT_APPLY_FORKS
 from agent.report.safe import terminal
 from agent.report.text import DETAIL_LIMIT, Details
 
@@ -237,7 +238,7 @@ def _summary(report: ApplyReport) -> str:
               help="Seconds to wait for the failing queues to drain after a host's changes.")
 @click.option("--journal", "journal", type=click.Path(dir_okay=False),
               help="Append-only JSONL journal (default: journal.jsonl beside plan.json).")
-@click.option("--forks", type=click.IntRange(1, 256), default=16, show_default=True,
+@click.option("--forks", type=click.IntRange(1, 256), default=DEFAULT_APPLY_FORKS, show_default=True,
               help="Hosts collected at once for the stale check, and changed at once.")
 @click.option("--details", type=click.Choice([d.value for d in Details]), default="failing",
               show_default=True,

@@ -132,9 +132,14 @@ def simulate(slots: Sequence[Slot], limits: Limits, duration: Callable[[Slot], f
     return tuple(out)
 
 
+# Hosts apply changes at once (exfix apply --forks; a scan's default is larger,
+# agent.scan.DEFAULT_FORKS). A plan that fails alike on every host (a value the hosts refuse)
+# reaches at most this many before --max-fail stops the hosts not started; 16 keeps that few
+# while changes that need no restart still go 16 times as fast as one at a time.
+DEFAULT_APPLY_FORKS = 16
 # exfix apply's --forks and --serial defaults (agent/cli/apply.py; a test keeps them equal): the
 # apply command the review pages print gives neither, so this is the run it makes.
-DEFAULT_LIMITS = Limits(workers=16, serial=1)
+DEFAULT_LIMITS = Limits(workers=DEFAULT_APPLY_FORKS, serial=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from agent.model.playbook_run import (
 from agent.model.results import HostScan, HostStatus, ScanReport
 from agent.model.target import HostTarget
 from agent.planning import build_plan
+from agent.planning.schedule import DEFAULT_APPLY_FORKS
 from agent.report.playbook_run import render_json
 from agent.review import apply_command, write_plan_dir
 from agent.review.files import OwnedDir
@@ -515,7 +516,9 @@ class _Run:
                 journal=journal,
                 operator=self.settings.operator,
                 ticket=self.settings.ticket,
-                forks=self.settings.forks,
+                # --forks is how many hosts the playbook collects at once; it changes at most
+                # apply's own default at once (agent.planning.schedule.DEFAULT_APPLY_FORKS).
+                forks=min(self.settings.forks, DEFAULT_APPLY_FORKS),
             )
         except (RefusedError, HostError, RemoteCommandError) as exc:
             self.refused = str(exc)
