@@ -504,7 +504,8 @@ def scan_phase(inventory: Path, forks: int) -> dict[str, Any]:
     credentials = inv.credentials()
     rss_ready = current_rss_mb()
     cpu, started = time.process_time(), time.perf_counter()
-    report = scan_fleet(targets, credentials, source=str(inventory), forks=forks)
+    # As `exfix scan` runs it: a finished host keeps what the report shows, not its facts.
+    report = scan_fleet(targets, credentials, source=str(inventory), forks=forks, keep_facts=False)
     wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     errors = {h.host: f"{h.status.value}: {h.error}" for h in report.hosts if h.error is not None}
     return {
