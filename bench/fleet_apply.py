@@ -31,17 +31,15 @@ import argparse
 import datetime
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fleet_scan import DEFAULT_SCENARIO, LabProcess
+from fleet_scan import DEFAULT_SCENARIO, LabProcess, run_exfix_cli
 
 SCHEMA = "exfix-bench-fleet-apply/1"
 PHASES = ("scan", "plan", "apply")
@@ -53,37 +51,6 @@ JOURNAL_PARTS = {
     "hosts": ("before", "execute", "verify", "queues", "host", "organization", "manual"),
     "unlock": ("unlock",),
 }
-
-
-def run_cli(args: Sequence[str], timeout: float) -> dict[str, Any]:
-    """``exfix ARGS`` as a subprocess: wall time, CPU and peak RSS (wait4), exit code, stdout."""
-    exfix = shutil.which("exfix")
-    launcher = [exfix] if exfix else [sys.executable, "-c", "from agent.cli import main; main()"]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen([*launcher, *args], stdout=out, stderr=err)
-        deadline = started + timeout
-        while True:  # a bounded wait: wait4 with WNOHANG, polled
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024.0,
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "stdout": stdout,
-        "stderr_tail": stderr[-1500:],
-    }
 
 
 def journal_parts(journal: Path) -> dict[str, float]:
@@ -128,7 +95,7 @@ def one_round(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 ]  # fmt: skip
             print(f"  {phase} ...", file=sys.stderr)
             lab_cpu = lab.cpu_seconds()
-            result = run_cli(commands[phase], args.timeout)
+            result = run_exfix_cli(commands[phase], args.timeout)
             result["lab_cpu_s"] = lab.cpu_seconds() - lab_cpu
             out[phase] = result
         out["apply"]["parts"] = journal_parts(plan_dir / "journal.jsonl")

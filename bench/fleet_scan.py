@@ -558,17 +558,14 @@ def run_child(args: Sequence[str], timeout: float, psrp_client: str | None = Non
     return result
 
 
-def cli_phase(inventory: Path, forks: int, timeout: float) -> dict[str, Any]:
-    """``exfix scan`` as a subprocess; CPU and peak RSS of that process from wait4."""
+def run_exfix_cli(args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """``exfix ARGS`` as a subprocess: wall time, CPU and peak RSS of that process (wait4),
+    exit code, stdout and the end of stderr. Also bench/fleet_apply.py's."""
     exfix = shutil.which("exfix")
     launcher = [exfix] if exfix else [sys.executable, "-c", "from agent.cli import main; main()"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            [*launcher, "scan", "-i", str(inventory), "--forks", str(forks), "--format", "json"],
-            stdout=out,
-            stderr=err,
-        )
+        proc = subprocess.Popen([*launcher, *args], stdout=out, stderr=err)
         deadline = started + timeout
         while True:  # bounded wait: wait4 with WNOHANG, polled
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -580,10 +577,23 @@ def cli_phase(inventory: Path, forks: int, timeout: float) -> dict[str, Any]:
                 break
             time.sleep(0.05)
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        text, errtext = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+        stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024.0,
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "stdout": stdout,
+        "stderr_tail": stderr[-1500:],
+    }
+
+
+def cli_phase(inventory: Path, forks: int, timeout: float) -> dict[str, Any]:
+    """``exfix scan`` as a subprocess; CPU and peak RSS of that process from wait4."""
+    run = run_exfix_cli(["scan", "-i", str(inventory), "--forks", str(forks), "--format", "json"], timeout)
+    text, errtext = run["stdout"], run["stderr_tail"]
     findings: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
     try:
@@ -594,13 +604,13 @@ def cli_phase(inventory: Path, forks: int, timeout: float) -> dict[str, Any]:
             else:
                 findings[host["host"]] = sorted(f["rule"] for f in host.get("findings", []))
     except (ValueError, AttributeError, KeyError, TypeError):
-        errors["<cli>"] = f"exit {proc.returncode}: {errtext[-500:]}"
+        errors["<cli>"] = f"exit {run['exit_code']}: {errtext[-500:]}"
     return {
         "hosts": len(findings) + len(errors),
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024.0,
-        "exit_code": proc.returncode,
+        "wall_s": run["wall_s"],
+        "cpu_s": run["cpu_s"],
+        "peak_rss_mb": run["peak_rss_mb"],
+        "exit_code": run["exit_code"],
         "findings": findings,
         "errors": errors,
     }
