@@ -104,7 +104,7 @@ def one_round(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         out["apply"]["outcomes"] = sorted({str(h.get("outcome")) for h in hosts})
         out["apply"]["verified"] = sum(1 for h in hosts if h.get("verified") is True)
         out["apply"]["restarts"] = sum(
-            1 for h in hosts for s in h.get("steps", []) if "restart" in str(s.get("kind", "")).lower()
+            1 for h in hosts for s in h.get("steps", []) if s.get("kind") == "restart-transport"
         )
         scanned = json.loads(out["scan"]["stdout"])["hosts"]
         out["scan"]["findings"] = sum(len(h.get("findings", [])) for h in scanned)

@@ -33,8 +33,9 @@ from agent.apply.results import (
 )
 from agent.cli._common import Fleet, open_fleet
 from agent.errors import StalePlanError, UsageError
-from agent.model.plan import PlanSource, SourceKind
+from agent.model.plan import RESTART_KIND, PlanSource, SourceKind
 from agent.planning.schedule import DEFAULT_APPLY_FORKS
+from agent.report.display import plural
 from agent.report.safe import terminal
 from agent.report.text import DETAIL_LIMIT, Details
 
@@ -162,10 +163,6 @@ def _recap_note(host: HostApply) -> str:
     return "; ".join(notes)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def render_apply(report: ApplyReport, *, details: Details = Details.FAILING) -> None:
     """Each organisation unit and the chosen hosts in full (``details``: those that need a
     look, the first DETAIL_LIMIT; or all; or none), then the recap: one line per host, as
@@ -186,7 +183,7 @@ def render_apply(report: ApplyReport, *, details: Details = Details.FAILING) -> 
                 click.echo(line)
         if len(shown) < len(chosen):
             more = len(chosen) - len(shown)
-            click.echo(f"... and {_plural(more, 'more host')} changed or to look at: --details all prints "
+            click.echo(f"... and {plural(more, 'more host')} changed or to look at: --details all prints "
                        "them all, --format json gives everything")  # fmt: skip
     if report.hosts:
         click.echo("")
@@ -196,7 +193,7 @@ def render_apply(report: ApplyReport, *, details: Details = Details.FAILING) -> 
         for host in report.hosts:
             verified = "-" if host.verified is None else ("yes" if host.verified else "NO")
             ran = [s for s in host.steps if s.status not in (StepStatus.NOT_RUN, StepStatus.MANUAL)]
-            restart = "yes" if any("restart" in s.kind for s in ran) else "-"
+            restart = "yes" if any(s.kind == RESTART_KIND for s in ran) else "-"
             line = (f"{host.host:<{width}}  {host.outcome.value:<15}  {verified:<8}  {len(ran):>5}  "
                     f"{restart:<7}  {_recap_note(host)}")  # fmt: skip
             click.echo(terminal(line.rstrip()))
@@ -215,9 +212,9 @@ def _summary(report: ApplyReport) -> str:
     done = [h for h in report.hosts if h.outcome is HostOutcome.DONE]
     verified = sum(1 for h in report.hosts if h.verified is True)
     not_verified = sum(1 for h in report.hosts if h.verified is False)
-    restarted = sum(1 for h in done if any("restart" in s.kind and s.status is not StepStatus.NOT_RUN
+    restarted = sum(1 for h in done if any(s.kind == RESTART_KIND and s.status is not StepStatus.NOT_RUN
                                            for s in h.steps))  # fmt: skip
-    line = f"{_plural(len(report.hosts), 'host')}: {', '.join(parts)}; {verified} verified"
+    line = f"{plural(len(report.hosts), 'host')}: {', '.join(parts)}; {verified} verified"
     if not_verified:
         line += f", {not_verified} NOT VERIFIED"
     return line + f"; {restarted} restarted"

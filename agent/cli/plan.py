@@ -12,10 +12,11 @@ from agent.apply import FleetPlan, plan_fleet
 from agent.cli._common import fleet_options, open_fleet, probe_repeat_option, progress
 from agent.model.findings import Level
 from agent.model.plan import HostPlan, Outstanding, PlanSource, SourceKind
+from agent.report.display import plural
 from agent.report.safe import terminal
 from agent.report.text import DETAIL_LIMIT
 from agent.review import apply_command, write_plan_dir
-from agent.review.model import NAMES_SHOWN, Review, build_review, plural
+from agent.review.model import NAMES_SHOWN, Review, build_review
 
 # /2 adds "findings" and "outstanding" (what stands in the way of each finding no automatic
 # step addresses, as plan.json's units hold it) and counts the organisations' advice too.
@@ -146,9 +147,10 @@ def render_text(result: FleetPlan, plan_json: Path) -> None:
 def _plan_line(review: Review, unscanned: int) -> str:
     """The plan in one line, as Terraform's "Plan: 1 to add, 2 to change": servers changed,
     in how many groups, restarts, the organisation change, and what is left alone."""
-    groups = sum(1 for g in review.groups if g.steps and not g.organization)
-    parts = [f"{plural(review.changed, 'server')} to change"
-             + (f" in {plural(groups, 'group')} of identical changes" if review.changed else "")]  # fmt: skip
+    changed = f"{plural(review.changed, 'server')} to change"
+    if review.changed:
+        changed += f" in {plural(review.change_groups, 'group')} of identical changes"
+    parts = [changed]
     if review.restarting:
         parts.append(f"{plural(len(review.restarting), 'restart')} of MSExchangeTransport, "
                      f"{review.limits.serial} at a time")  # fmt: skip

@@ -11,6 +11,11 @@ from agent.model.findings import DataValue, EvidenceItem
 from agent.model.plan import Action, Change
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 server``, ``2 servers`` (``many`` for an irregular plural)."""
+    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
+
+
 def format_value(value: DataValue) -> str:
     """A before/after or evidence value in one short line (for comments and REVIEW.md)."""
     if value is None:

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from agent.model.findings import Finding, Severity
 from agent.model.results import HostScan, HostStatus, OrgScan, ScanReport
-from agent.report.display import cause_label
+from agent.report.display import cause_label, plural
 from agent.report.safe import terminal
 
 SEVERITY_STYLE = {
@@ -167,10 +167,6 @@ DETAIL_LIMIT = 10
 _SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
 
 
-def _plural(count: int, word: str, many: str | None = None) -> str:
-    return f"{count} {word if count == 1 else (many or word + 's')}"
-
-
 def _failing(report: ScanReport, host: HostScan) -> bool:
     return host.status is not HostStatus.SCANNED or host.partial or bool(report.findings_for(host.host))
 
@@ -195,7 +191,7 @@ def recap_table(report: ScanReport) -> Table:
         note = _t(host.error) if host.error else Text()
         if host.partial:
             areas = ", ".join(i.area.value for i in host.failed_areas)
-            note = _t(f"partial: {areas} not collected; {_plural(len(host.not_judged), 'rule')} not judged",
+            note = _t(f"partial: {areas} not collected; {plural(len(host.not_judged), 'rule')} not judged",
                       PARTIAL_STYLE)  # fmt: skip
         cells = [_t(str(counts[s]), SEVERITY_STYLE[s]) if counts[s] else _t("0", "dim") for s in _SEVERITIES]
         table.add_row(_t(host.host, "bold"), status, *cells, note)
@@ -240,7 +236,7 @@ def render(
         if len(shown) < len(chosen):
             more = len(chosen) - len(shown)
             hint = "--details all prints them all, --format json gives everything"
-            console.print(_t(f"... and {_plural(more, 'more host')} with findings or problems: {hint}",
+            console.print(_t(f"... and {plural(more, 'more host')} with findings or problems: {hint}",
                              "dim"))  # fmt: skip
         console.print()
     console.print(recap_table(report))
@@ -255,16 +251,16 @@ def render(
 def summary_line(report: ScanReport) -> Text:
     summary = report.summary()
     line = Text()
-    line.append_text(_t(f"{_plural(summary['hosts'], 'host')}, {summary['scanned']} scanned", "bold"))
+    line.append_text(_t(f"{plural(summary['hosts'], 'host')}, {summary['scanned']} scanned", "bold"))
     for key in ("unreachable", "auth-failed", "unsupported", "failed", "command-failed"):
         if summary[key]:
             line.append_text(_t(f", {summary[key]} {key}", "bold red"))
     if summary["partial"]:
         count = summary["not_judged"]
-        partial = f", {summary['partial']} partial ({_plural(count, 'rule')} not judged)"
+        partial = f", {summary['partial']} partial ({plural(count, 'rule')} not judged)"
         line.append_text(_t(partial, "bold yellow"))
-    findings = _plural(summary["findings"], "finding")
-    line.append_text(_t(f"; {findings} on {_plural(summary['hosts_with_findings'], 'host')}"))
+    findings = plural(summary["findings"], "finding")
+    line.append_text(_t(f"; {findings} on {plural(summary['hosts_with_findings'], 'host')}"))
     line.append_text(_t(f"  (source {report.source}, exit {report.exit_code})", "dim"))
     return line
 

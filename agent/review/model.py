@@ -24,14 +24,9 @@ from agent.model.findings import Level
 from agent.model.plan import RESTART_KIND, Action, Blocker, HostPlan, Plan, Resolution
 from agent.planning.render import RenderedHost, without_undo
 from agent.planning.schedule import DEFAULT_LIMITS, FleetSchedule, Limits, Turn, fleet_schedule
-from agent.report.display import change_before, format_value
+from agent.report.display import change_before, format_value, plural
 
 NAMES_SHOWN = 10  # names in a sentence; the rest are counted
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 server``, ``2 servers`` (``many`` for an irregular plural)."""
-    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
 
 
 def minutes(seconds: float) -> str:

@@ -36,9 +36,9 @@ from markupsafe import Markup
 
 from agent.model.plan import Plan
 from agent.planning.render import RenderedHost
-from agent.report.display import cause_label, format_value
+from agent.report.display import cause_label, format_value, plural
 from agent.report.safe import terminal
-from agent.review.model import NAMES_SHOWN, build_review, minutes, plural
+from agent.review.model import NAMES_SHOWN, build_review, minutes
 
 TEMPLATE = "review.html.j2"
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from agent.model.findings import Finding, Level
 from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT, HostPlan, Plan, Resolution
 from agent.planning.render import RenderedHost
-from agent.report.display import cause_label, change_before, format_value
+from agent.report.display import cause_label, change_before, format_value, plural
 from agent.report.safe import markdown, markdown_code, terminal
-from agent.review.model import BLOCKER_TEXT, NAMES_SHOWN, Group, Review, build_review, minutes, plural
+from agent.review.model import BLOCKER_TEXT, NAMES_SHOWN, Group, Review, build_review, minutes
 
 
 def code_block(text: str, info: str = "") -> str:

@@ -16,8 +16,9 @@ from agent.model.plan import Plan
 from agent.planning import build_plan, render_plan
 from agent.planning.schedule import DEFAULT_LIMITS, fleet_schedule
 from agent.report import safe
+from agent.report.display import plural
 from agent.review import render_review, render_review_html
-from agent.review.model import build_review, minutes, plural
+from agent.review.model import build_review, minutes
 from review._fleet import NIC_DNS, REGISTRATION, TRANSPORT, fleet_plan
 from support.facts_builders import host
 from workflow._review_html_check import parse_review
