@@ -699,7 +699,14 @@ def limit_model(
     names: Sequence[str],
     summary: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """T >= max(ceil(N/C) x T_host, N x CPU_client / cores), cores net of the lab's share."""
+    """T >= max(ceil(N/C) x T_host, N x CPU_client / cores), cores net of the lab's share.
+
+    The lab's share is taken at the model's own speed, not at the run's: the lab spends
+    CPU_lab per host whatever the wall time, so a scan that ran at the CPU bound would leave the
+    client ``cores - N x CPU_lab / T`` cores. Solving ``T = N x CPU_client / (cores - N x
+    CPU_lab / T)`` for T gives the bound below: both processes' CPU over the cores they share.
+    (The share measured over the run's own wall time, lower the slower the run, made the bound
+    too low, and it fell further below the truth the slower exfix was.)"""
     # The fleet's mix of kinds weighs each kind's time alone.
     counts: collections.Counter[str] = collections.Counter()
     for name in names:
@@ -709,20 +716,22 @@ def limit_model(
     t_host = sum(alone[k] * c for k, c in counts.items()) / max(sum(counts.values()), 1)
     exfix = summary["exfix"]
     cpu_client = exfix["cpu_ms_per_host"]["median"] / 1000
-    lab_share = exfix["lab_share"]["median"]
+    cpu_lab = exfix["lab_cpu_ms_per_host"]["median"] / 1000
     cpus = os.cpu_count() or 1
-    cores = max(cpus - lab_share, 0.1)
     latency_bound = math.ceil(n / forks) * t_host
-    cpu_bound = n * cpu_client / cores
+    cpu_bound = n * (cpu_client + cpu_lab) / cpus
+    lab_share = n * cpu_lab / cpu_bound if cpu_bound else 0.0  # cores the lab takes at that speed
     model = max(latency_bound, cpu_bound)
     return {
         "n": n,
         "forks": forks,
         "t_host_s": t_host,
         "cpu_client_s": cpu_client,
+        "cpu_lab_s": cpu_lab,
         "cpus": cpus,
         "lab_share_cores": lab_share,
-        "cores": cores,
+        "lab_share_measured_cores": exfix["lab_share"]["median"],
+        "cores": cpus - lab_share,
         "latency_bound_s": latency_bound,
         "cpu_bound_s": cpu_bound,
         "model_s": model,
@@ -915,7 +924,9 @@ def orchestrate(args: argparse.Namespace) -> int:
         f" x {model['t_host_s']:.2f} s, {n} x {1000 * model['cpu_client_s']:.0f} ms / {model['cores']:.2f})",
         f"               = max({model['latency_bound_s']:.1f} s, {model['cpu_bound_s']:.1f} s) ="
         f" {model['model_s']:.1f} s ({model['bound']}-bound); cores = {model['cpus']} CPUs -"
-        f" {model['lab_share_cores']:.2f} used by the lab (its CPU / wall in exfix's phase)",
+        f" {model['lab_share_cores']:.2f} the lab takes at that speed ({n} x"
+        f" {1000 * model['cpu_lab_s']:.0f} ms lab CPU / {model['cpu_bound_s']:.1f} s; over exfix's own"
+        f" wall time it used {model['lab_share_measured_cores']:.2f})",
         "               T_host alone: "
         + ", ".join(f"{k.split('.')[0]} {v:.2f} s" for k, v in alone["walls"].items()),
         f"               exfix wall {model['exfix_wall_s']:.1f} s = {model['ratio']:.2f}x the model",

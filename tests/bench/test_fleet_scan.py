@@ -64,21 +64,30 @@ def test_inventory_variables_merge_down_the_groups(tmp_path: Path) -> None:
     assert (b["os"]["username"], b["os"]["password"]) == ("u", "p")
 
 
-def test_the_limit_model_weighs_kinds_and_nets_out_the_lab(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_limit_model_weighs_kinds_and_counts_the_labs_cpu_on_the_same_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
     summary = {
         "exfix": {
             "cpu_ms_per_host": {"median": 100.0},
-            "lab_share": {"median": 0.5},
+            "lab_cpu_ms_per_host": {"median": 300.0},
+            "lab_share": {"median": 0.4},  # 40 x 0.3 s over the 30 s exfix took
             "wall_s": {"median": 30.0},
         }
     }
     names = ["a.x", "b.x", "a-2.x", "a-3.x"]  # three of kind a (1 s alone), one of kind b (3 s)
     model = bench.limit_model(40, 4, {"a.x": 1.0, "b.x": 3.0}, ["a.x", "b.x"], names, summary)
     assert model["t_host_s"] == pytest.approx(1.5)
-    assert model["cores"] == pytest.approx(1.5)
     assert model["latency_bound_s"] == pytest.approx(10 * 1.5)
-    assert model["cpu_bound_s"] == pytest.approx(40 * 0.1 / 1.5)
+    # Both processes' CPU over the 2 cores: 40 x (0.1 + 0.3) s / 2 = 8 s. At that speed the lab
+    # takes 12 s / 8 s = 1.5 cores, so the client has 0.5: 40 x 0.1 s / 0.5 = 8 s again, the
+    # same bound seen from the client. The share over the run's 30 s (0.4) would give 2.5 s.
+    assert model["cpu_bound_s"] == pytest.approx(8.0)
+    assert model["lab_share_cores"] == pytest.approx(1.5)
+    assert model["cores"] == pytest.approx(0.5)
+    assert 40 * model["cpu_client_s"] / model["cores"] == pytest.approx(model["cpu_bound_s"])
+    assert model["lab_share_measured_cores"] == pytest.approx(0.4)
     assert (model["bound"], model["ratio"]) == ("latency", pytest.approx(2.0))
 
 
