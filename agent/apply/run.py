@@ -30,14 +30,15 @@ import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from agent.apply._context import EventHook, Recorder, collect, open_host
-from agent.apply.execute import run_host
+from agent.apply.execute import Gate, run_host
 from agent.apply.journal import Journal, utc_now
 from agent.apply.lock import Holder, LockTarget, RunLocks, ended_runs, this_machine
 from agent.apply.plan_file import PlanFile
 from agent.apply.results import ApplyReport, HostApply, HostOutcome, StepResult
+from agent.apply.steps import Go, Stop
 from agent.apply.verify import failing, read_failing, verify_host, verify_queues
 from agent.collect.org import OrgFactsCache
 from agent.errors import (
@@ -323,8 +324,9 @@ def _run_hosts(
     failures: int = 0,
     verified: Mapping[str, HostApply] | None = None,
 ) -> tuple[HostApply, ...]:
-    """The hosts, up to ``forks`` at once and ``serial`` restarts at once, in the order
-    agent/planning/schedule.py decides; ``failures``: the organisation units that failed already;
+    """The hosts, up to ``forks`` at once, in the order agent/planning/schedule.py decides: a
+    host with a restart prepares outside the restart slot and waits at its gate for it
+    (:class:`_Rollout`); ``failures``: the organisation units that failed already;
     ``verified``: hosts with no step of their own, verified after an organisation change that
     was for them."""
     results: dict[str, HostApply] = {}
@@ -338,56 +340,154 @@ def _run_hosts(
             rec.record("host", HostOutcome.NOTHING_TO_DO.value, host=host.host,
                        detail=None if after_org is None else {"verified": after_org.verified})  # fmt: skip
     pending = [h for h in plan.hosts if h.automatic]
+    slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
+    rollout = _Rollout(rec, slots, schedule.Limits(workers=forks, serial=serial), max_fail, failures)
 
     def change(host: HostPlan) -> HostApply | _Changed:
-        return _change_host(rec, host, targets[host.host], creds[host.host])
+        result: HostApply | _Changed | None = None
+        try:
+            gate = functools.partial(rollout.gate, host.host) if slots[host.host].disruptive else None
+            result = _change_host(rec, host, targets[host.host], creds[host.host], gate)
+            return result
+        finally:
+            rollout.changed(host.host, result)
 
     def check(changed: _Changed) -> HostApply:
         host = changed.host
-        return _verify_changed(rec, changed, targets[host.host], creds[host.host], fresh[host.host],
-                               verify_timeout, plan.probe_repeat)  # fmt: skip
+        try:
+            return _verify_changed(rec, changed, targets[host.host], creds[host.host], fresh[host.host],
+                                   verify_timeout, plan.probe_repeat)  # fmt: skip
+        finally:
+            rollout.verified(host.host)
 
-    slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
-    sites = schedule.site_sizes(slots.values())
-    limits = schedule.Limits(workers=forks, serial=serial)
     waiting = list(pending)
-    # What each worker does, as the scheduler sees it. A host is out of mail flow while its
-    # steps run (the restart, read back Running); its verification (queues drain, collected
-    # again) runs in the same worker count but out of the restart slot: a server whose
-    # transport runs again is back in mail flow, and a host that is not verified keeps its
-    # changes, so the next restart needs nothing from it.
-    running: dict[Future[HostApply | _Changed], schedule.Slot] = {}
-    with ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool:
-        while waiting or running:
-            if failures > max_fail or rec.cancel.is_set():
-                why = "interrupted" if rec.cancel.is_set() else f"more than {max_fail} host(s) failed"
+    running: set[Future[HostApply | _Changed]] = set()
+    checking: set[Future[HostApply]] = set()
+    with ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool, rollout.lock:
+        while waiting or running or checking:
+            why = rollout.stop_reason()
+            if why is not None:
                 for host in waiting:
                     results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
                     rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
                 waiting = []
-            in_flight = list(running.values())
             while waiting:
-                slot = schedule.next_start([slots[h.host] for h in waiting], in_flight, limits, sites)
+                slot = rollout.next_start([slots[h.host] for h in waiting])
                 if slot is None:
                     break
                 host = next(h for h in waiting if h.host == slot.host)
                 waiting.remove(host)
-                in_flight.append(slot)
-                running[pool.submit(change, host)] = slot
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                slot = running.pop(future)
+                future = pool.submit(change, host)
+                running.add(future)
+                future.add_done_callback(rollout.wake)
+            for future in [f for f in running if f.done()]:
+                running.remove(future)
                 result = future.result()
                 if isinstance(result, _Changed):
-                    verifying = dataclasses.replace(slot, disruptive=False)
-                    running[pool.submit(check, result)] = verifying
-                    continue
-                results[result.host] = result
-                if result.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED):
-                    failures += 1
+                    verifying = pool.submit(check, result)
+                    checking.add(verifying)
+                    verifying.add_done_callback(rollout.wake)
+                else:
+                    results[result.host] = result
+            for verifying in [f for f in checking if f.done()]:
+                checking.remove(verifying)
+                checked = verifying.result()
+                results[checked.host] = checked
+            if running or checking:
+                # Woken by a host that finished, moved into its slot or out of it; the
+                # timeout only notices an interrupt (the signal handler sets the flag alone).
+                rollout.lock.wait(timeout=_POLL_S)
     return tuple(results[h.host] for h in plan.hosts)
+
+
+# How often a waiting thread looks at the cancel flag (Ctrl-C sets it from the signal handler,
+# which wakes no one): the longest a host at its gate goes on waiting after an interrupt.
+_POLL_S = 0.1
+
+
+class _Rollout:
+    """Where every host of the run stands, as the scheduler sees it, under one lock: the hosts
+    running (preparing, at their gate, in their restart slot, changing, being verified), those
+    at their gate, and the failures so far. The main loop (:func:`_run_hosts`) starts hosts;
+    each host's own thread waits at its gate (:meth:`gate`) and gives its slot back
+    (:meth:`changed`), so a slot passes from one host to the next without a round through the
+    main loop, and a failure is counted before the slot it held is free: a host at its gate
+    behind a host that failed learns that the run stopped, never that the slot is free."""
+
+    def __init__(
+        self, rec: Recorder, slots: Mapping[str, schedule.Slot], limits: schedule.Limits, max_fail: int,
+        failures: int,
+    ) -> None:  # fmt: skip
+        self.lock = threading.Condition()
+        self._rec = rec
+        self._slots = slots
+        self._order = {name: i for i, name in enumerate(slots)}
+        self._limits = limits
+        self._sites = schedule.site_sizes(slots.values())
+        self._max_fail = max_fail
+        self._failures = failures
+        self._running: dict[str, schedule.Slot] = {}
+        self._at_gate: list[schedule.Slot] = []
+
+    def stop_reason(self) -> str | None:
+        """Why the run stops (no host starts, and none at its gate restarts), or None."""
+        if self._rec.cancel.is_set():
+            return "interrupted"
+        if self._failures > self._max_fail:
+            return f"more than {self._max_fail} host(s) failed"
+        return None
+
+    def next_start(self, waiting: Sequence[schedule.Slot]) -> schedule.Slot | None:
+        """The host to start now (the caller holds the lock), counted as running."""
+        slot = schedule.next_start(waiting, self._running.values(), self._limits)
+        if slot is not None:
+            self._running[slot.host] = slot
+        return slot
+
+    def wake(self, _: object = None) -> None:
+        with self.lock:
+            self.lock.notify_all()
+
+    def gate(self, host: str) -> Go | Stop:
+        """In ``host``'s thread, at its restart gate: wait for its restart slot (Go) or for the
+        run to stop (Stop)."""
+        slot = self._slots[host]
+        with self.lock:
+            self._at_gate.append(slot)
+            self._at_gate.sort(key=lambda s: self._order[s.host])
+            try:
+                while True:
+                    why = self.stop_reason()
+                    if why is not None:
+                        return Stop(why)
+                    first = schedule.next_restart(self._at_gate, self._running.values(), self._limits,
+                                                  self._sites)  # fmt: skip
+                    if first is not None and first.host == host:
+                        self._running[host] = dataclasses.replace(slot, restarting=True)
+                        return Go(cancelled=self._rec.cancel.is_set())
+                    self.lock.wait(timeout=_POLL_S)
+            finally:
+                self._at_gate.remove(slot)
+                self.lock.notify_all()  # a place for a host to prepare, or the next at the gate
+
+    def changed(self, host: str, result: HostApply | _Changed | None) -> None:
+        """``host``'s steps are over: a failure is counted, then its slot is given back; a host
+        to verify stays running (as a worker out of mail flow)."""
+        with self.lock:
+            if isinstance(result, HostApply) and result.outcome in (
+                HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED
+            ):  # fmt: skip
+                self._failures += 1
+            if isinstance(result, _Changed):
+                self._running[host] = dataclasses.replace(self._slots[host], disruptive=False)
+            else:
+                self._running.pop(host, None)
+            self.lock.notify_all()
+
+    def verified(self, host: str) -> None:
+        with self.lock:
+            self._running.pop(host, None)
+            self.lock.notify_all()
 
 
 def _slot(host: HostPlan, facts: HostFacts) -> schedule.Slot:
@@ -405,13 +505,14 @@ class _Changed:
 
 
 def _change_host(
-    rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential
+    rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential, gate: Gate | None = None
 ) -> HostApply | _Changed:
-    """The host's steps (rolled back on a failure): its final result, or _Changed."""
+    """The host's steps (rolled back on a failure; ``gate``: its restart gate): its final
+    result, or _Changed."""
     # The SEND events that show the fix worked are those after the change (the tracking log's
     # -Start); the time is this machine's, in UTC.
     changed_at = datetime.datetime.now(datetime.timezone.utc)
-    result = run_host(rec, host, lambda: open_host(target, credential))
+    result = run_host(rec, host, lambda: open_host(target, credential), gate)
     if result.outcome is not HostOutcome.DONE:
         rec.record("host", result.outcome.value, host=host.host, error=result.error)
         return HostApply(host.host, result.outcome, result.steps, None, error=result.error)
