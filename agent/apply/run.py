@@ -12,16 +12,28 @@ Order of a run (each step journaled):
    the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and so does
    a host that answers a collecting command with an error (exit 7; 3 wins when both happen);
    nothing has changed yet;
-4. the hosts (agent/apply/execute.py), up to ``forks`` at once; those with a restart at most
-   ``serial`` at once, never two of one DAG nor the last of an AD site in service
-   (agent/planning/schedule.py); each verified (agent/apply/verify.py) once its steps are done. A
-   host that fails is rolled back while the others go on; when more than ``max_fail`` hosts
-   have failed, or on an interrupt, the hosts not started are ``skipped``;
+4. the hosts (agent/apply/execute.py), up to ``forks`` at once (agent/planning/schedule.py).
+   A host with a restart takes its restart slot only for the restart: its connection, its
+   reads and its non-disruptive steps run as a worker while other servers restart; then it
+   waits at its restart gate until no more than ``serial`` servers are out of mail flow, never
+   two of one DAG nor the last of an AD site in service, and keeps the slot through the
+   restart and its read-back (Running). At most ``serial`` hosts are preparing or waiting at
+   their gate at once, so the hosts changed but not yet restarted stay few; the connection of
+   the next ``serial`` such hosts in line is opened ahead (authenticated, one runspace pool,
+   nothing read). Each host is verified (agent/apply/verify.py) once its steps are done, out
+   of the slot. A host that fails is rolled back while the others go on; when more than
+   ``max_fail`` hosts have failed, or on an interrupt, the hosts not started are ``skipped``,
+   and a host waiting at its gate does not restart: what it changed is undone as for an
+   interrupted host and it is ``skipped`` too ("the run stopped before its restart; its
+   changes were undone"; ``rollback-failed`` if the undo fails). A failure is counted before
+   the slot it held is free, so the host behind it learns that the run stopped, not that the
+   slot is free;
 5. ``end`` with the exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -29,7 +41,7 @@ import getpass
 import os
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from agent.apply._context import EventHook, Recorder, collect, open_host
@@ -57,11 +69,13 @@ from agent.errors import (
 from agent.fixes.fingerprint import fingerprint_for, stale_settings
 from agent.fleet import run_fleet
 from agent.inventory import CredentialResolver
+from agent.model.command import Endpoint
 from agent.model.credential import Credential
 from agent.model.facts import HostFacts, QueueFacts
 from agent.model.plan import HostPlan, Plan
 from agent.model.target import HostTarget
 from agent.planning import schedule
+from agent.transport.connection import HostConnection
 
 DEFAULT_VERIFY_TIMEOUT = 120.0
 
@@ -343,11 +357,12 @@ def _run_hosts(
     slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
     rollout = _Rollout(rec, slots, schedule.Limits(workers=forks, serial=serial), max_fail, failures)
 
-    def change(host: HostPlan) -> HostApply | _Changed:
+    def change(host: HostPlan, warmed: Future[HostConnection] | None) -> HostApply | _Changed:
         result: HostApply | _Changed | None = None
         try:
             gate = functools.partial(rollout.gate, host.host) if slots[host.host].disruptive else None
-            result = _change_host(rec, host, targets[host.host], creds[host.host], gate)
+            connect = _connector(targets[host.host], creds[host.host], warmed)
+            result = _change_host(rec, host, connect, gate)
             return result
         finally:
             rollout.changed(host.host, result)
@@ -363,7 +378,15 @@ def _run_hosts(
     waiting = list(pending)
     running: set[Future[HostApply | _Changed]] = set()
     checking: set[Future[HostApply]] = set()
-    with ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool, rollout.lock:
+    # The connections of the next hosts with a restart in line, opened while they wait for a
+    # place to prepare (at most --serial of them): authenticated, their first runspace pool
+    # open, nothing read and nothing changed.
+    warm: dict[str, Future[HostConnection]] = {}
+    with (
+        ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool,
+        ThreadPoolExecutor(max_workers=serial, thread_name_prefix="exfix-connect") as connecting,
+        rollout.lock,
+    ):
         while waiting or running or checking:
             why = rollout.stop_reason()
             if why is not None:
@@ -377,9 +400,12 @@ def _run_hosts(
                     break
                 host = next(h for h in waiting if h.host == slot.host)
                 waiting.remove(host)
-                future = pool.submit(change, host)
+                future = pool.submit(change, host, warm.pop(host.host, None))
                 running.add(future)
                 future.add_done_callback(rollout.wake)
+            for host in [h for h in waiting if slots[h.host].disruptive][:serial]:
+                if host.host not in warm:
+                    warm[host.host] = connecting.submit(_warm_up, host, targets[host.host], creds[host.host])
             for future in [f for f in running if f.done()]:
                 running.remove(future)
                 result = future.result()
@@ -397,7 +423,45 @@ def _run_hosts(
                 # Woken by a host that finished, moved into its slot or out of it; the
                 # timeout only notices an interrupt (the signal handler sets the flag alone).
                 rollout.lock.wait(timeout=_POLL_S)
+        for left in warm.values():  # hosts skipped before they started: their pools removed
+            with contextlib.suppress(Exception):
+                left.result().close()
     return tuple(results[h.host] for h in plan.hosts)
+
+
+def _warm_up(host: HostPlan, target: HostTarget, credential: Credential) -> HostConnection:
+    """A connection to ``host`` with the runspace pool of its first step's endpoint open: the
+    connection's share of its preparation, done while it waits for a place. On a real server
+    an idle pool may be dropped before the host starts (Exchange drops one after about 2
+    minutes, pypsrp #203); the transport then opens it again on the first read."""
+    first = host.automatic[0]
+    endpoint = (first.read_back or first.call).endpoint
+    conn = open_host(target, credential)
+    try:
+        (conn.exchange if endpoint is Endpoint.EXCHANGE else conn.os).open()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connector(
+    target: HostTarget, credential: Credential, warmed: Future[HostConnection] | None
+) -> Callable[[], HostConnection]:
+    """The host's connection factory: the warmed connection first (once it is open; if opening
+    it failed, a new one, which meets the same problem on the host's first call and reports it
+    there), then new connections (after a Reconnect)."""
+    pending = [warmed] if warmed is not None else []
+
+    def connect() -> HostConnection:
+        while pending:
+            try:
+                return pending.pop().result()
+            except Exception:  # the host's own first call says what is wrong
+                break
+        return open_host(target, credential)
+
+    return connect
 
 
 # How often a waiting thread looks at the cancel flag (Ctrl-C sets it from the signal handler,
@@ -505,14 +569,14 @@ class _Changed:
 
 
 def _change_host(
-    rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential, gate: Gate | None = None
+    rec: Recorder, host: HostPlan, connect: Callable[[], HostConnection], gate: Gate | None = None
 ) -> HostApply | _Changed:
     """The host's steps (rolled back on a failure; ``gate``: its restart gate): its final
     result, or _Changed."""
     # The SEND events that show the fix worked are those after the change (the tracking log's
     # -Start); the time is this machine's, in UTC.
     changed_at = datetime.datetime.now(datetime.timezone.utc)
-    result = run_host(rec, host, lambda: open_host(target, credential), gate)
+    result = run_host(rec, host, connect, gate)
     if result.outcome is not HostOutcome.DONE:
         rec.record("host", result.outcome.value, host=host.host, error=result.error)
         return HostApply(host.host, result.outcome, result.steps, None, error=result.error)

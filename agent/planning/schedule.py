@@ -283,7 +283,11 @@ def fleet_schedule(plan: Plan, limits: Limits = DEFAULT_LIMITS) -> FleetSchedule
     """apply's run of ``plan``. plan.json records no DAG or AD site, so each host's DAG counts as
     not known (``dag`` None: its restart runs with no other restart beside it); with
     ``serial`` 1 that is no restriction beyond serial's own, so the order is the one apply makes
-    whatever the DAGs and sites are."""
+    whatever the DAGs and sites are. A turn with a restart is its restart slot, taking the
+    restart's estimate; the preparation before it (the reads and the steps without a restart)
+    counts as taking no time, as the changes without a restart do: apply runs it while the
+    server before it restarts, so it adds nothing to the outage and, as long as it is shorter
+    than a restart (a real restart takes minutes), nothing to the run's length."""
     turns: list[Turn] = []
     now = 0.0
     for unit in plan.organizations:

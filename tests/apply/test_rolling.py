@@ -95,7 +95,8 @@ def test_the_last_server_in_service_of_a_site_is_not_taken_down() -> None:
     sites = site_sizes([a, b])
     assert may_restart(a, [], limits, sites)
     assert not may_restart(b, [restarting(a)], limits, sites)
-    assert why_at_gate(b, [restarting(a)], limits, sites) == "the other server(s) of AD site site-a are restarting"
+    why = why_at_gate(b, [restarting(a)], limits, sites)
+    assert why == "the other server(s) of AD site site-a are restarting"
     # A site the run knows one server of: nothing else there to keep up, so it goes.
     alone = Slot("b1", True, "Site-B", "")
     assert may_restart(alone, [restarting(a)], limits, site_sizes([a, b, alone]))

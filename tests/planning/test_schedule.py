@@ -121,6 +121,6 @@ def test_a_simulated_run_keeps_every_rule_at_every_moment(
         assert len(busy) <= workers, (start, busy)
         assert sum(1 for o in run if o.slot.disruptive and o.prepared <= moment < o.at) <= serial
         if start.slot.disruptive:
-            down = [dataclasses.replace(o.slot, restarting=True) for o in run
-                    if o.slot.disruptive and o.position < start.position and o.at <= moment < o.ends]  # fmt: skip
+            before = [o for o in run if o.slot.disruptive and o.position < start.position]
+            down = [dataclasses.replace(o.slot, restarting=True) for o in before if o.at <= moment < o.ends]
             assert may_restart(start.slot, down, limits, sites), (start, down)
