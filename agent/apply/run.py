@@ -33,7 +33,6 @@ Order of a run (each step journaled):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import functools
@@ -387,46 +386,58 @@ def _run_hosts(
         ThreadPoolExecutor(max_workers=serial, thread_name_prefix="exfix-connect") as connecting,
         rollout.lock,
     ):
-        while waiting or running or checking:
-            why = rollout.stop_reason()
-            if why is not None:
-                for host in waiting:
-                    results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
-                    rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
-                waiting = []
-            while waiting:
-                slot = rollout.next_start([slots[h.host] for h in waiting])
-                if slot is None:
-                    break
-                host = next(h for h in waiting if h.host == slot.host)
-                waiting.remove(host)
-                future = pool.submit(change, host, warm.pop(host.host, None))
-                running.add(future)
-                future.add_done_callback(rollout.wake)
-            for host in [h for h in waiting if slots[h.host].disruptive][:serial]:
-                if host.host not in warm:
-                    warm[host.host] = connecting.submit(_warm_up, host, targets[host.host], creds[host.host])
-            for future in [f for f in running if f.done()]:
-                running.remove(future)
-                result = future.result()
-                if isinstance(result, _Changed):
-                    verifying = pool.submit(check, result)
-                    checking.add(verifying)
-                    verifying.add_done_callback(rollout.wake)
-                else:
-                    results[result.host] = result
-            for verifying in [f for f in checking if f.done()]:
-                checking.remove(verifying)
-                checked = verifying.result()
-                results[checked.host] = checked
-            if running or checking:
-                # Woken by a host that finished, moved into its slot or out of it; the
-                # timeout only notices an interrupt (the signal handler sets the flag alone).
-                rollout.lock.wait(timeout=_POLL_S)
-        for left in warm.values():  # hosts skipped before they started: their pools removed
-            with contextlib.suppress(Exception):
-                left.result().close()
+        try:
+            while waiting or running or checking:
+                why = rollout.stop_reason()
+                if why is not None:
+                    for host in waiting:
+                        results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
+                        rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
+                    waiting = []
+                while waiting:
+                    slot = rollout.next_start([slots[h.host] for h in waiting])
+                    if slot is None:
+                        break
+                    host = next(h for h in waiting if h.host == slot.host)
+                    waiting.remove(host)
+                    future = pool.submit(change, host, warm.pop(host.host, None))
+                    running.add(future)
+                    future.add_done_callback(rollout.wake)
+                for host in [h for h in waiting if slots[h.host].disruptive][:serial]:
+                    if host.host not in warm:
+                        target, credential = targets[host.host], creds[host.host]
+                        warm[host.host] = connecting.submit(_warm_up, host, target, credential)
+                for future in [f for f in running if f.done()]:
+                    running.remove(future)
+                    result = future.result()
+                    if isinstance(result, _Changed):
+                        verifying = pool.submit(check, result)
+                        checking.add(verifying)
+                        verifying.add_done_callback(rollout.wake)
+                    else:
+                        results[result.host] = result
+                for verifying in [f for f in checking if f.done()]:
+                    checking.remove(verifying)
+                    checked = verifying.result()
+                    results[checked.host] = checked
+                if running or checking:
+                    # Woken by a host that finished, moved into its slot or out of it; the
+                    # timeout only notices an interrupt (the signal handler sets the flag alone).
+                    rollout.lock.wait(timeout=_POLL_S)
+        except BaseException as exc:
+            # A second Ctrl-C in this thread, or a bug: no host at its gate may wait for a
+            # slot that nothing will give any more, and none goes on to restart.
+            rollout.halt("interrupted" if isinstance(exc, KeyboardInterrupt) else "the run failed")
+            raise
+        finally:
+            for left in warm.values():  # hosts skipped before they started: their pools removed
+                left.add_done_callback(_close_warmed)
     return tuple(results[h.host] for h in plan.hosts)
+
+
+def _close_warmed(future: Future[HostConnection]) -> None:
+    if future.exception() is None:
+        future.result().close()
 
 
 def _warm_up(host: HostPlan, target: HostTarget, credential: Credential) -> HostConnection:
@@ -492,9 +503,17 @@ class _Rollout:
         self._failures = failures
         self._running: dict[str, schedule.Slot] = {}
         self._at_gate: list[schedule.Slot] = []
+        self._halted: str | None = None
+
+    def halt(self, why: str) -> None:
+        with self.lock:
+            self._halted = why
+            self.lock.notify_all()
 
     def stop_reason(self) -> str | None:
         """Why the run stops (no host starts, and none at its gate restarts), or None."""
+        if self._halted is not None:
+            return self._halted
         if self._rec.cancel.is_set():
             return "interrupted"
         if self._failures > self._max_fail:
