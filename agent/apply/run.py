@@ -33,10 +33,12 @@ Order of a run (each step journaled):
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import functools
 import getpass
+import itertools
 import os
 import threading
 import uuid
@@ -374,7 +376,12 @@ def _run_hosts(
         finally:
             rollout.verified(host.host)
 
-    waiting = list(pending)
+    # The hosts not started, those with a restart and the others, each in the plan's order:
+    # whether a host may start depends only on which of the two it is (schedule.may_start), so
+    # the first of each is all the scheduler needs to see, however long the fleet.
+    waiting = {kind: collections.deque(h for h in pending if slots[h.host].disruptive is kind)
+               for kind in (True, False)}  # fmt: skip
+    order = {h.host: i for i, h in enumerate(pending)}
     running: set[Future[HostApply | _Changed]] = set()
     checking: set[Future[HostApply]] = set()
     # The connections of the next hosts with a restart in line, opened while they wait for a
@@ -387,23 +394,24 @@ def _run_hosts(
         rollout.lock,
     ):
         try:
-            while waiting or running or checking:
+            while waiting[True] or waiting[False] or running or checking:
                 why = rollout.stop_reason()
                 if why is not None:
-                    for host in waiting:
+                    for host in sorted((*waiting[True], *waiting[False]), key=lambda h: order[h.host]):
                         results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
                         rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
-                    waiting = []
-                while waiting:
-                    slot = rollout.next_start([slots[h.host] for h in waiting])
+                    waiting[True].clear()
+                    waiting[False].clear()
+                while True:
+                    heads = sorted((q[0] for q in waiting.values() if q), key=lambda h: order[h.host])
+                    slot = rollout.next_start([slots[h.host] for h in heads])
                     if slot is None:
                         break
-                    host = next(h for h in waiting if h.host == slot.host)
-                    waiting.remove(host)
+                    host = waiting[slot.disruptive].popleft()
                     future = pool.submit(change, host, warm.pop(host.host, None))
                     running.add(future)
                     future.add_done_callback(rollout.wake)
-                for host in [h for h in waiting if slots[h.host].disruptive][:serial]:
+                for host in itertools.islice(waiting[True], serial):
                     if host.host not in warm:
                         target, credential = targets[host.host], creds[host.host]
                         warm[host.host] = connecting.submit(_warm_up, host, target, credential)
