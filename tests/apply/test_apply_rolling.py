@@ -361,7 +361,7 @@ def test_sigint_at_the_gate_undoes_the_waiting_host_and_skips_it(tmp_path: Path)
         result, plan_file = fleet.plan(tmp_path / "plan")
         names = [h.host for h in result.plan.hosts]
         before = {h: config_state(fleet.lab, h) for h in names}
-        first = names[0]
+        first = names[0]  # the first to start, and to take the slot
         journal = plan_file.default_journal
         process = subprocess.Popen(
             [*exfix_command(), "apply", str(plan_file.path), "--approve", result.plan.digest,
@@ -369,17 +369,21 @@ def test_sigint_at_the_gate_undoes_the_waiting_host_and_skips_it(tmp_path: Path)
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
         )  # fmt: skip
         try:
+            # Once its steps began (the stale check is over), a slow first host: its restart
+            # and read-back (4 WSMan requests) take 2.8 s at least, while the next one
+            # prepares at the lab's speed and waits at its gate.
+            _wait_in(journal, lambda r: r["phase"] == "before" and r["host"] == first)
+            fleet.lab.inject(first, {"latency_ms": 700})
             _wait_in(journal, lambda r: r["phase"] == "gate" and r["result"] == "open" and r["host"] == first)
-            fleet.lab.inject(first, {"latency_ms": 400})  # its restart and read-back: 1.6 s at least
             line = _wait_in(journal, lambda r: r["phase"] == "gate" and r["result"] == "waiting"
                             and r["host"] != first)  # fmt: skip
             process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=60)
+            fleet.lab.clear_faults(first)  # the rest of its run (its verification) at the lab's speed
+            out, err = process.communicate(timeout=90)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        fleet.lab.clear_faults(first)
         assert process.returncode == EXIT_ROLLED_BACK, (out, err)
         assert "Interrupted" in out and "skipped" in out
         lines = journal_lines(journal)
