@@ -17,7 +17,8 @@ The Python API (the CLI and the playbook runner use exactly this):
 Journal phases and their results: start (ok | rollback), refused (the error class),
 lock (acquired | broken | refused: the host's change marker, agent/apply/lock.py),
 stale-check (fresh | drifted | unreachable | command-failed), manual (not-run),
-before (ok | drifted), execute (started | ok | failed), verify (ok | mismatch), interrupted (stopping),
+before (ok | drifted), execute (started | ok | failed), verify (ok | mismatch),
+gate (waiting | open | stopped: a host's restart slot, agent/apply/steps.py), interrupted (stopping),
 rollback (started | ok | unchanged | no-undo | failed), rollback-verify (ok | mismatch),
 queues (retry-ok | retry-failed | verified | not-verified), host (the host outcome),
 unlock (released | not-ours | failed), end (ok | failed).

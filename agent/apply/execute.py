@@ -7,6 +7,10 @@ flag. It performs each command the machine hands it and reports what happened: a
 CommandResult, a transport failure (the connection is then not to be trusted), the cancel flag
 as it stands, or a KeyboardInterrupt that arrived meanwhile.
 
+The restart gate (:class:`AwaitSlot`) is answered by the ``gate`` the caller passes: apply's
+scheduler (agent/apply/run.py), which blocks until the host may take its restart slot
+(:class:`Go`) or the run stops (:class:`Stop`). Without one the host is not gated.
+
 The journal must be writable: a record that cannot be written stops the host with the error
 (exfix never changes a host it cannot account for), and the connection is closed.
 """
@@ -22,15 +26,18 @@ from agent.apply.results import HostOutcome, StepResult, values_to_json
 from agent.apply.steps import (
     Ack,
     Answer,
+    AwaitSlot,
     Broken,
     Call,
     Cancel,
     Done,
+    Go,
     HostRun,
     Interrupted,
     Reconnect,
     Record,
     Result,
+    Stop,
     UndoItem,
     next_step,
     start_apply,
@@ -42,6 +49,9 @@ from agent.transport.base import CommandResult
 from agent.transport.connection import HostConnection
 
 ConnectionFactory = Callable[[], HostConnection]
+# Called in the host's thread at its restart gate; returns once the host holds its restart slot
+# (Go) or the run has stopped (Stop).
+Gate = Callable[[], Go | Stop]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +62,13 @@ class HostResult:
     interrupted: bool
 
 
-def run_host(rec: Recorder, plan: HostPlan, connect: ConnectionFactory) -> HostResult:
+def run_host(
+    rec: Recorder, plan: HostPlan, connect: ConnectionFactory, gate: Gate | None = None
+) -> HostResult:
     """Apply ``plan``'s automatic actions on one host; undo them all on failure or interrupt.
-    Never raises for a host problem: the outcome says what happened."""
-    done = drive(rec, plan.host, start_apply(plan), connect)
+    ``gate``: the restart gate, asked before the first disruptive execute (none: the host is
+    not gated). Never raises for a host problem: the outcome says what happened."""
+    done = drive(rec, plan.host, start_apply(plan, gated=gate is not None), connect, gate)
     return HostResult(done.outcome, done.steps, done.error, done.interrupted)
 
 
@@ -71,7 +84,9 @@ def undo(
     return drive(rec, host, start_undo(host, items, restart_ran=restart_ran), connect)
 
 
-def drive(rec: Recorder, host: str, state: HostRun, connect: ConnectionFactory) -> Done:
+def drive(
+    rec: Recorder, host: str, state: HostRun, connect: ConnectionFactory, gate: Gate | None = None
+) -> Done:
     """Run the machine ``state`` to its end on ``host``; returns its Done."""
     link = _Link(connect)
     try:
@@ -80,13 +95,18 @@ def drive(rec: Recorder, host: str, state: HostRun, connect: ConnectionFactory) 
             state, command = next_step(state, result)
             if isinstance(command, Done):
                 return command
-            result = _perform(rec, host, link, command)
+            result = _perform(rec, host, link, command, gate)
     finally:
         link.drop()
 
 
-def _perform(rec: Recorder, host: str, link: _Link, command: Record | Call | Reconnect | Cancel) -> Result:
+def _perform(
+    rec: Recorder, host: str, link: _Link, command: Record | Call | Reconnect | Cancel | AwaitSlot,
+    gate: Gate | None,
+) -> Result:  # fmt: skip
     try:
+        if isinstance(command, AwaitSlot):
+            return gate() if gate is not None else Go(cancelled=rec.cancel.is_set())
         if isinstance(command, Record):
             _write(rec, host, command)
         elif isinstance(command, Reconnect):
@@ -139,4 +159,4 @@ class _Link:
             conn.close()
 
 
-__all__ = ["HostResult", "UndoItem", "drive", "run_host", "same", "undo"]
+__all__ = ["Gate", "HostResult", "UndoItem", "drive", "run_host", "same", "undo"]

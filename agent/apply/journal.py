@@ -1,6 +1,6 @@
 """The apply journal: an append-only JSONL audit of every step apply and rollback take.
 
-One JSON object per line (``"schema": "exfix.journal/4"``; /1 to /3 records are still read), written
+One JSON object per line (``"schema": "exfix.journal/5"``; /1 to /4 records are still read), written
 with ``O_APPEND`` and flushed to disk (``fsync``) before apply goes on, so that after a crash,
 a kill or a power cut the journal still says what was about to happen to a host and what did.
 A mutation is journaled twice: ``execute``/``started`` *before* the call is sent and
@@ -10,7 +10,7 @@ changed).
 
 Every record has these keys (null where they do not apply)::
 
-    schema        "exfix.journal/4"
+    schema        "exfix.journal/5"
     time          UTC, ISO 8601 with microseconds ("2025-01-15T10:00:00.123456+00:00")
     run           id of the apply (or rollback) run that wrote the record
     operator      --operator, or the local user name
@@ -19,8 +19,8 @@ Every record has these keys (null where they do not apply)::
     host          the inventory name of the host, or null for run-wide records
     action        the plan's action id ("01-set-nic-dns-servers"), or null
     phase         start | refused | lock | stale-check | manual | before | execute | verify |
-                  interrupted | rollback | rollback-verify | host | organization | queues |
-                  unlock | end
+                  gate | interrupted | rollback | rollback-verify | host | organization |
+                  queues | unlock | end
     result        what happened (per phase: see agent/apply/__init__.py)
 
 and, where they apply: ``before`` / ``after`` (property -> value), ``call`` (the structured
@@ -44,18 +44,20 @@ from typing import Any
 from agent.errors import FactsFileError
 from agent.review.files import owned_file
 
-SCHEMA = "exfix.journal/4"
+SCHEMA = "exfix.journal/5"
 # /2 adds the phase "organization" (an organisation unit's outcome, after its steps); /3 adds
 # "lock" (acquired | broken | refused: the host's change marker, agent/apply/lock.py) and
 # "unlock" (released | not-ours | failed). /4: the "queues" verified | not-verified record's
 # detail also has "probes" (the lookups re-run on the host) and "tracking" (the SEND events per
-# next hop), each check with its status (agent/apply/symptom.py). Every other record is as in
-# /1; /1 to /3 are still read (a journal may hold records of all of them).
-SCHEMAS = frozenset({"exfix.journal/1", "exfix.journal/2", "exfix.journal/3", SCHEMA})
+# next hop), each check with its status (agent/apply/symptom.py). /5 adds the phase "gate"
+# (waiting | open | stopped: a host with a restart before its first disruptive execute, waiting
+# for its restart slot; agent/apply/steps.py). Every other record is as in /1; /1 to /4 are
+# still read (a journal may hold records of all of them).
+SCHEMAS = frozenset({"exfix.journal/1", "exfix.journal/2", "exfix.journal/3", "exfix.journal/4", SCHEMA})
 
 PHASES = frozenset(
     {
-        "start", "refused", "stale-check", "manual", "before", "execute", "verify", "interrupted",
+        "start", "refused", "stale-check", "manual", "before", "execute", "verify", "gate", "interrupted",
         "rollback", "rollback-verify", "host", "organization", "queues", "end", "lock", "unlock",
     }
 )  # fmt: skip
@@ -174,7 +176,7 @@ _CORE = ("time", "run", "operator", "plan_digest", "phase", "result")
 
 def _entry(source: str, number: int, data: Any) -> JournalEntry:
     if not isinstance(data, dict) or data.get("schema") not in SCHEMAS:
-        raise FactsFileError(source, f"not an {SCHEMA} (or /1, /2, /3) record", line=number)
+        raise FactsFileError(source, f"not an {SCHEMA} (or /1 to /4) record", line=number)
     for key in _CORE:
         if not isinstance(data.get(key), str):
             raise FactsFileError(source, "missing or not a string", line=number, key=key)

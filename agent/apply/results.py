@@ -45,7 +45,9 @@ class HostOutcome(str, enum.Enum):
     NOTHING_TO_DO = "nothing-to-do"  # no automatic step (manual steps and advice only)
     ROLLED_BACK = "rolled-back"  # a step failed (or apply was interrupted); the host is as before
     ROLLBACK_FAILED = "rollback-failed"  # ... and undoing failed: needs a person
-    SKIPPED = "skipped"  # not started: --max-fail was reached, or apply was interrupted
+    # Not started (--max-fail was reached, or apply was interrupted), or stopped so at its restart
+    # gate: its steps before the restart undone, no restart sent (the error says which).
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)

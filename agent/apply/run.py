@@ -12,32 +12,46 @@ Order of a run (each step journaled):
    the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and so does
    a host that answers a collecting command with an error (exit 7; 3 wins when both happen);
    nothing has changed yet;
-4. the hosts (agent/apply/execute.py), up to ``forks`` at once; those with a restart at most
-   ``serial`` at once, never two of one DAG nor the last of an AD site in service
-   (agent/planning/schedule.py); each verified (agent/apply/verify.py) once its steps are done. A
-   host that fails is rolled back while the others go on; when more than ``max_fail`` hosts
-   have failed, or on an interrupt, the hosts not started are ``skipped``;
+4. the hosts (agent/apply/execute.py), up to ``forks`` at once (agent/planning/schedule.py).
+   A host with a restart takes its restart slot only for the restart: its connection, its
+   reads and its non-disruptive steps run as a worker while other servers restart; then it
+   waits at its restart gate until no more than ``serial`` servers are out of mail flow, never
+   two of one DAG nor the last of an AD site in service, and keeps the slot through the
+   restart and its read-back (Running). At most ``serial`` hosts are preparing or waiting at
+   their gate at once, so the hosts changed but not yet restarted stay few; the connection of
+   the next ``serial`` such hosts in line is opened ahead (authenticated, one runspace pool,
+   nothing read). Each host is verified (agent/apply/verify.py) once its steps are done, out
+   of the slot. A host that fails is rolled back while the others go on; when more than
+   ``max_fail`` hosts have failed, or on an interrupt, the hosts not started are ``skipped``,
+   and a host waiting at its gate does not restart: what it changed is undone as for an
+   interrupted host and it is ``skipped`` too ("the run stopped before its restart; its
+   changes were undone"; ``rollback-failed`` if the undo fails). A failure is counted before
+   the slot it held is free, so the host behind it learns that the run stopped, not that the
+   slot is free;
 5. ``end`` with the exit code.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import functools
 import getpass
+import itertools
 import os
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from agent.apply._context import EventHook, Recorder, collect, open_host
-from agent.apply.execute import run_host
+from agent.apply.execute import Gate, run_host
 from agent.apply.journal import Journal, utc_now
 from agent.apply.lock import Holder, LockTarget, RunLocks, ended_runs, this_machine
 from agent.apply.plan_file import PlanFile
 from agent.apply.results import ApplyReport, HostApply, HostOutcome, StepResult
+from agent.apply.steps import Go, Stop
 from agent.apply.verify import failing, read_failing, verify_host, verify_queues
 from agent.collect.org import OrgFactsCache
 from agent.errors import (
@@ -56,11 +70,13 @@ from agent.errors import (
 from agent.fixes.fingerprint import fingerprint_for, stale_settings
 from agent.fleet import run_fleet
 from agent.inventory import CredentialResolver
+from agent.model.command import Endpoint
 from agent.model.credential import Credential
 from agent.model.facts import HostFacts, QueueFacts
 from agent.model.plan import HostPlan, Plan
 from agent.model.target import HostTarget
 from agent.planning import schedule
+from agent.transport.connection import HostConnection
 
 DEFAULT_VERIFY_TIMEOUT = 120.0
 
@@ -323,8 +339,9 @@ def _run_hosts(
     failures: int = 0,
     verified: Mapping[str, HostApply] | None = None,
 ) -> tuple[HostApply, ...]:
-    """The hosts, up to ``forks`` at once and ``serial`` restarts at once, in the order
-    agent/planning/schedule.py decides; ``failures``: the organisation units that failed already;
+    """The hosts, up to ``forks`` at once, in the order agent/planning/schedule.py decides: a
+    host with a restart prepares outside the restart slot and waits at its gate for it
+    (:class:`_Rollout`); ``failures``: the organisation units that failed already;
     ``verified``: hosts with no step of their own, verified after an organisation change that
     was for them."""
     results: dict[str, HostApply] = {}
@@ -338,56 +355,230 @@ def _run_hosts(
             rec.record("host", HostOutcome.NOTHING_TO_DO.value, host=host.host,
                        detail=None if after_org is None else {"verified": after_org.verified})  # fmt: skip
     pending = [h for h in plan.hosts if h.automatic]
+    slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
+    rollout = _Rollout(rec, slots, schedule.Limits(workers=forks, serial=serial), max_fail, failures)
 
-    def change(host: HostPlan) -> HostApply | _Changed:
-        return _change_host(rec, host, targets[host.host], creds[host.host])
+    def change(host: HostPlan, warmed: Future[HostConnection] | None) -> HostApply | _Changed:
+        result: HostApply | _Changed | None = None
+        try:
+            gate = functools.partial(rollout.gate, host.host) if slots[host.host].disruptive else None
+            connect = _connector(targets[host.host], creds[host.host], warmed)
+            result = _change_host(rec, host, connect, gate)
+            return result
+        finally:
+            rollout.changed(host.host, result)
 
     def check(changed: _Changed) -> HostApply:
         host = changed.host
-        return _verify_changed(rec, changed, targets[host.host], creds[host.host], fresh[host.host],
-                               verify_timeout, plan.probe_repeat)  # fmt: skip
+        try:
+            return _verify_changed(rec, changed, targets[host.host], creds[host.host], fresh[host.host],
+                                   verify_timeout, plan.probe_repeat)  # fmt: skip
+        finally:
+            rollout.verified(host.host)
 
-    slots = {h.host: _slot(h, fresh[h.host]) for h in pending}
-    sites = schedule.site_sizes(slots.values())
-    limits = schedule.Limits(workers=forks, serial=serial)
-    waiting = list(pending)
-    # What each worker does, as the scheduler sees it. A host is out of mail flow while its
-    # steps run (the restart, read back Running); its verification (queues drain, collected
-    # again) runs in the same worker count but out of the restart slot: a server whose
-    # transport runs again is back in mail flow, and a host that is not verified keeps its
-    # changes, so the next restart needs nothing from it.
-    running: dict[Future[HostApply | _Changed], schedule.Slot] = {}
-    with ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool:
-        while waiting or running:
-            if failures > max_fail or rec.cancel.is_set():
-                why = "interrupted" if rec.cancel.is_set() else f"more than {max_fail} host(s) failed"
-                for host in waiting:
-                    results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
-                    rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
-                waiting = []
-            in_flight = list(running.values())
-            while waiting:
-                slot = schedule.next_start([slots[h.host] for h in waiting], in_flight, limits, sites)
-                if slot is None:
-                    break
-                host = next(h for h in waiting if h.host == slot.host)
-                waiting.remove(host)
-                in_flight.append(slot)
-                running[pool.submit(change, host)] = slot
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                slot = running.pop(future)
-                result = future.result()
-                if isinstance(result, _Changed):
-                    verifying = dataclasses.replace(slot, disruptive=False)
-                    running[pool.submit(check, result)] = verifying
-                    continue
-                results[result.host] = result
-                if result.outcome in (HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED):
-                    failures += 1
+    # The hosts not started, those with a restart and the others, each in the plan's order:
+    # whether a host may start depends only on which of the two it is (schedule.may_start), so
+    # the first of each is all the scheduler needs to see, however long the fleet.
+    waiting = {kind: collections.deque(h for h in pending if slots[h.host].disruptive is kind)
+               for kind in (True, False)}  # fmt: skip
+    order = {h.host: i for i, h in enumerate(pending)}
+    running: set[Future[HostApply | _Changed]] = set()
+    checking: set[Future[HostApply]] = set()
+    # The connections of the next hosts with a restart in line, opened while they wait for a
+    # place to prepare (at most --serial of them): authenticated, their first runspace pool
+    # open, nothing read and nothing changed.
+    warm: dict[str, Future[HostConnection]] = {}
+    with (
+        ThreadPoolExecutor(max_workers=forks, thread_name_prefix="exfix-apply") as pool,
+        ThreadPoolExecutor(max_workers=serial, thread_name_prefix="exfix-connect") as connecting,
+        rollout.lock,
+    ):
+        try:
+            while waiting[True] or waiting[False] or running or checking:
+                why = rollout.stop_reason()
+                if why is not None:
+                    for host in sorted((*waiting[True], *waiting[False]), key=lambda h: order[h.host]):
+                        results[host.host] = HostApply(host.host, HostOutcome.SKIPPED, error=why)
+                        rec.record("host", HostOutcome.SKIPPED.value, host=host.host, error=why)
+                    waiting[True].clear()
+                    waiting[False].clear()
+                while True:
+                    heads = sorted((q[0] for q in waiting.values() if q), key=lambda h: order[h.host])
+                    slot = rollout.next_start([slots[h.host] for h in heads])
+                    if slot is None:
+                        break
+                    host = waiting[slot.disruptive].popleft()
+                    future = pool.submit(change, host, warm.pop(host.host, None))
+                    running.add(future)
+                    future.add_done_callback(rollout.wake)
+                for host in itertools.islice(waiting[True], serial):
+                    if host.host not in warm:
+                        target, credential = targets[host.host], creds[host.host]
+                        warm[host.host] = connecting.submit(_warm_up, host, target, credential)
+                for future in [f for f in running if f.done()]:
+                    running.remove(future)
+                    result = future.result()
+                    if isinstance(result, _Changed):
+                        verifying = pool.submit(check, result)
+                        checking.add(verifying)
+                        verifying.add_done_callback(rollout.wake)
+                    else:
+                        results[result.host] = result
+                for verifying in [f for f in checking if f.done()]:
+                    checking.remove(verifying)
+                    checked = verifying.result()
+                    results[checked.host] = checked
+                if running or checking:
+                    # Woken by a host that finished, moved into its slot or out of it; the
+                    # timeout only notices an interrupt (the signal handler sets the flag alone).
+                    rollout.lock.wait(timeout=_POLL_S)
+        except BaseException as exc:
+            # A second Ctrl-C in this thread, or a bug: no host at its gate may wait for a
+            # slot that nothing will give any more, and none goes on to restart.
+            rollout.halt("interrupted" if isinstance(exc, KeyboardInterrupt) else "the run failed")
+            raise
+        finally:
+            for left in warm.values():  # hosts skipped before they started: their pools removed
+                left.add_done_callback(_close_warmed)
     return tuple(results[h.host] for h in plan.hosts)
+
+
+def _close_warmed(future: Future[HostConnection]) -> None:
+    if future.exception() is None:
+        future.result().close()
+
+
+def _warm_up(host: HostPlan, target: HostTarget, credential: Credential) -> HostConnection:
+    """A connection to ``host`` with the runspace pool of its first step's endpoint open: the
+    connection's share of its preparation, done while it waits for a place. On a real server
+    an idle pool may be dropped before the host starts (Exchange drops one after about 2
+    minutes, pypsrp #203); the transport then opens it again on the first read."""
+    first = host.automatic[0]
+    endpoint = (first.read_back or first.call).endpoint
+    conn = open_host(target, credential)
+    try:
+        (conn.exchange if endpoint is Endpoint.EXCHANGE else conn.os).open()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connector(
+    target: HostTarget, credential: Credential, warmed: Future[HostConnection] | None
+) -> Callable[[], HostConnection]:
+    """The host's connection factory: the warmed connection first (once it is open; if opening
+    it failed, a new one, which meets the same problem on the host's first call and reports it
+    there), then new connections (after a Reconnect)."""
+    pending = [warmed] if warmed is not None else []
+
+    def connect() -> HostConnection:
+        while pending:
+            try:
+                return pending.pop().result()
+            except Exception:  # the host's own first call says what is wrong
+                break
+        return open_host(target, credential)
+
+    return connect
+
+
+# How often a waiting thread looks at the cancel flag (Ctrl-C sets it from the signal handler,
+# which wakes no one): the longest a host at its gate goes on waiting after an interrupt.
+_POLL_S = 0.1
+
+
+class _Rollout:
+    """Where every host of the run stands, as the scheduler sees it, under one lock: the hosts
+    running (preparing, at their gate, in their restart slot, changing, being verified), those
+    at their gate, and the failures so far. The main loop (:func:`_run_hosts`) starts hosts;
+    each host's own thread waits at its gate (:meth:`gate`) and gives its slot back
+    (:meth:`changed`), so a slot passes from one host to the next without a round through the
+    main loop, and a failure is counted before the slot it held is free: a host at its gate
+    behind a host that failed learns that the run stopped, never that the slot is free."""
+
+    def __init__(
+        self, rec: Recorder, slots: Mapping[str, schedule.Slot], limits: schedule.Limits, max_fail: int,
+        failures: int,
+    ) -> None:  # fmt: skip
+        self.lock = threading.Condition()
+        self._rec = rec
+        self._slots = slots
+        self._order = {name: i for i, name in enumerate(slots)}
+        self._limits = limits
+        self._sites = schedule.site_sizes(slots.values())
+        self._max_fail = max_fail
+        self._failures = failures
+        self._running: dict[str, schedule.Slot] = {}
+        self._at_gate: list[schedule.Slot] = []
+        self._halted: str | None = None
+
+    def halt(self, why: str) -> None:
+        with self.lock:
+            self._halted = why
+            self.lock.notify_all()
+
+    def stop_reason(self) -> str | None:
+        """Why the run stops (no host starts, and none at its gate restarts), or None."""
+        if self._halted is not None:
+            return self._halted
+        if self._rec.cancel.is_set():
+            return "interrupted"
+        if self._failures > self._max_fail:
+            return f"more than {self._max_fail} host(s) failed"
+        return None
+
+    def next_start(self, waiting: Sequence[schedule.Slot]) -> schedule.Slot | None:
+        """The host to start now (the caller holds the lock), counted as running."""
+        slot = schedule.next_start(waiting, self._running.values(), self._limits)
+        if slot is not None:
+            self._running[slot.host] = slot
+        return slot
+
+    def wake(self, _: object = None) -> None:
+        with self.lock:
+            self.lock.notify_all()
+
+    def gate(self, host: str) -> Go | Stop:
+        """In ``host``'s thread, at its restart gate: wait for its restart slot (Go) or for the
+        run to stop (Stop)."""
+        slot = self._slots[host]
+        with self.lock:
+            self._at_gate.append(slot)
+            self._at_gate.sort(key=lambda s: self._order[s.host])
+            try:
+                while True:
+                    why = self.stop_reason()
+                    if why is not None:
+                        return Stop(why)
+                    first = schedule.next_restart(self._at_gate, self._running.values(), self._limits,
+                                                  self._sites)  # fmt: skip
+                    if first is not None and first.host == host:
+                        self._running[host] = dataclasses.replace(slot, restarting=True)
+                        return Go(cancelled=self._rec.cancel.is_set())
+                    self.lock.wait(timeout=_POLL_S)
+            finally:
+                self._at_gate.remove(slot)
+                self.lock.notify_all()  # a place for a host to prepare, or the next at the gate
+
+    def changed(self, host: str, result: HostApply | _Changed | None) -> None:
+        """``host``'s steps are over: a failure is counted, then its slot is given back; a host
+        to verify stays running (as a worker out of mail flow)."""
+        with self.lock:
+            if isinstance(result, HostApply) and result.outcome in (
+                HostOutcome.ROLLED_BACK, HostOutcome.ROLLBACK_FAILED
+            ):  # fmt: skip
+                self._failures += 1
+            if isinstance(result, _Changed):
+                self._running[host] = dataclasses.replace(self._slots[host], disruptive=False)
+            else:
+                self._running.pop(host, None)
+            self.lock.notify_all()
+
+    def verified(self, host: str) -> None:
+        with self.lock:
+            self._running.pop(host, None)
+            self.lock.notify_all()
 
 
 def _slot(host: HostPlan, facts: HostFacts) -> schedule.Slot:
@@ -405,13 +596,14 @@ class _Changed:
 
 
 def _change_host(
-    rec: Recorder, host: HostPlan, target: HostTarget, credential: Credential
+    rec: Recorder, host: HostPlan, connect: Callable[[], HostConnection], gate: Gate | None = None
 ) -> HostApply | _Changed:
-    """The host's steps (rolled back on a failure): its final result, or _Changed."""
+    """The host's steps (rolled back on a failure; ``gate``: its restart gate): its final
+    result, or _Changed."""
     # The SEND events that show the fix worked are those after the change (the tracking log's
     # -Start); the time is this machine's, in UTC.
     changed_at = datetime.datetime.now(datetime.timezone.utc)
-    result = run_host(rec, host, lambda: open_host(target, credential))
+    result = run_host(rec, host, connect, gate)
     if result.outcome is not HostOutcome.DONE:
         rec.record("host", result.outcome.value, host=host.host, error=result.error)
         return HostApply(host.host, result.outcome, result.steps, None, error=result.error)

@@ -15,6 +15,9 @@ Commands, and the result each one is answered with:
   failure: the call may or may not have run, and the connection is not to be trusted);
 - :class:`Reconnect` (drop the connection; the next call opens a new one) -> :class:`Ack`;
 - :class:`Cancel` (set the run's cancel flag, so the hosts not started are skipped) -> :class:`Ack`;
+- :class:`AwaitSlot` (the restart gate: wait until the host may go out of mail flow) ->
+  :class:`Go` (the host now holds its restart slot) or :class:`Stop` (the run stopped: the
+  host must not restart);
 - :class:`Done` ends the host; nothing answers it.
 
 Any command may instead be answered :class:`Interrupted` (a KeyboardInterrupt while it was
@@ -31,6 +34,19 @@ journaled ``manual``/``not-run`` and never sent):
 2. if the cancel flag is set by now, stop: nothing of this action was sent;
 3. journal ``execute``/``started``, run the call, journal the outcome;
 4. read the properties again and compare them with the plan's ``after``.
+
+A host applied with a gate (``start_apply(plan, gated=True)``, as apply runs every host)
+stops once, before the *execute* of its first disruptive action (the MSExchangeTransport
+restart): it journals ``gate``/``waiting`` and sends :class:`AwaitSlot`. Everything before it
+(the connection, each read, the non-disruptive changes and their read-backs, the restart's
+own before-read) ran while other servers were out of mail flow. On :class:`Go` it journals
+``gate``/``open`` and goes on; the rest of its steps (the restart, read back Running, and any
+undo they need, the closing restart included) run in its restart slot. On :class:`Stop` the
+host does not restart: it journals ``gate``/``stopped`` with the run's reason and undoes
+everything it executed, exactly as an interrupted host is undone (no restart ran, so no
+closing restart); its outcome is ``skipped`` when the undo read back clean (the error says
+"the run stopped before its restart; its changes were undone"), ``rollback-failed`` when it
+did not.
 
 The first failure (a read that fails, drift, an error record, a transport failure, a read-back
 that differs) or an interrupt stops the host; every action that was executed, or may have
@@ -173,6 +189,15 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitSlot:
+    """The restart gate: wait until the host may take its restart slot (apply's scheduler,
+    agent/planning/schedule.py), before the execute of ``action``, its first disruptive
+    action."""
+
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
 class Done:
     """The host is finished. ``steps``: apply's per-action results in plan order, then the
     closing restart; for an undo alone, the undo steps in the order they ran."""
@@ -184,7 +209,7 @@ class Done:
 
 
 Call = ReadBack | Execute | Rollback
-Command = Record | ReadBack | Execute | Rollback | Reconnect | Cancel | Done
+Command = Record | ReadBack | Execute | Rollback | Reconnect | Cancel | AwaitSlot | Done
 
 
 # --- results --------------------------------------------------------------------------------
@@ -215,12 +240,27 @@ class Broken:
 
 
 @dataclass(frozen=True, slots=True)
+class Go:
+    """AwaitSlot: the host holds its restart slot now."""
+
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """AwaitSlot: the run stopped (``reason``: "interrupted", "more than 0 host(s) failed");
+    the host must not restart."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """A KeyboardInterrupt arrived while the command was performed: it may or may not have
     happened."""
 
 
-Result = Ack | Answer | Broken | Interrupted
+Result = Ack | Answer | Broken | Go | Stop | Interrupted
 
 
 # --- the state ------------------------------------------------------------------------------
@@ -240,6 +280,11 @@ class Phase(enum.Enum):
     EXECUTE_OK_RECORDED = "execute-ok-recorded"
     AFTER_READ = "after-read"
     VERIFY_RECORDED = "verify-recorded"
+    GATE_RECORDED = "gate-recorded"
+    GATE_WAITING = "gate-waiting"
+    GATE_OPEN_RECORDED = "gate-open-recorded"
+    GATE_CANCELLING = "gate-cancelling"
+    GATE_STOP_RECORDED = "gate-stop-recorded"
     CANCELLING = "cancelling"
     STOPPING = "stopping"
     RECONNECTING = "reconnecting"
@@ -265,6 +310,7 @@ _IN_ACTION = frozenset({
     Phase.VERIFY_RECORDED,
 })  # fmt: skip
 _UNDOING = frozenset(p for p in Phase if p.value.startswith("undo-"))
+_GATE = frozenset(p for p in Phase if p.value.startswith("gate-"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +341,9 @@ class HostRun:
     undo_interrupted: bool = False
     closing: bool = False  # the closing restart was added to ``undo``
     reconnected: bool = False  # an interrupt came while the connection was being replaced
+    gated: bool = False  # wait at the restart gate before the first disruptive execute
+    through_gate: bool = False  # the gate answered Go: the host holds its restart slot
+    stopped: str | None = None  # the gate answered Stop: the run's reason
 
     @property
     def action(self) -> Action:
@@ -305,9 +354,10 @@ class HostRun:
         return self.undo[self.position]
 
 
-def start_apply(plan: HostPlan) -> HostRun:
-    """The machine for applying ``plan`` (its automatic actions; manual ones are reported)."""
-    return HostRun(plan.host, plan.actions)
+def start_apply(plan: HostPlan, *, gated: bool = False) -> HostRun:
+    """The machine for applying ``plan`` (its automatic actions; manual ones are reported).
+    ``gated``: wait at the restart gate (AwaitSlot) before the first disruptive execute."""
+    return HostRun(plan.host, plan.actions, gated=gated)
 
 
 def start_undo(host: str, items: Sequence[UndoItem], *, restart_ran: bool | None = None) -> HostRun:
@@ -328,8 +378,12 @@ def next_step(state: HostRun, result: Result) -> Step:
     if phase is Phase.FINISHED:
         raise ValueError("the host is finished: Done was the last command")
     if isinstance(result, Interrupted):
-        if phase in (Phase.CANCELLING, Phase.UNDO_CANCELLING):
+        if phase in (Phase.CANCELLING, Phase.UNDO_CANCELLING, Phase.GATE_CANCELLING):
             return state, Cancel()  # it may not have been set: the hosts not started must be skipped
+        if phase is Phase.GATE_WAITING and not state.interrupted:
+            # Ctrl-C while waiting for the slot: the run stops, so the host stops at its gate
+            # as it would on Stop (nothing of the restart was sent).
+            return _to(state, Phase.GATE_CANCELLING, Cancel(), interrupted=True)
         if state.undo_only or phase in _UNDOING:
             if not state.undo_interrupted:
                 return _undo_interrupted(state)
@@ -346,7 +400,7 @@ def next_step(state: HostRun, result: Result) -> Step:
 
 
 def _cancelled(result: Result) -> bool:
-    return not isinstance(result, Interrupted) and result.cancelled
+    return isinstance(result, (Ack, Answer, Broken, Go)) and result.cancelled
 
 
 def _to(state: HostRun, phase: Phase, command: Command, **changes: Any) -> Step:
@@ -369,6 +423,8 @@ def _apply_step(state: HostRun, result: Result) -> Step:
         return _check_before(state, _cancelled(result))
     if phase in (Phase.DRIFT_RECORDED, Phase.EXECUTE_FAILED_RECORDED):
         return _fail(state, state.pending or "", state.pending_broken)
+    if phase in _GATE:
+        return _gate_step(state, result)
     if phase is Phase.STARTED_RECORDED:
         action = state.action
         return _to(state, Phase.EXECUTING, Execute(action.id, action.call),
@@ -458,7 +514,49 @@ def _check_before(state: HostRun, cancelled: bool) -> Step:
     if cancelled:
         # Stop before the change: nothing of this action was sent.
         return _stop(dataclasses.replace(state, interrupted=True))
+    if state.gated and action.disruptive and not state.through_gate:
+        return _to(state, Phase.GATE_RECORDED,
+                   Record("gate", "waiting", action.id, detail={"executed": _executed_ids(state)}))
+    return _started(state)
+
+
+def _started(state: HostRun) -> Step:
+    action = state.action
     return _to(state, Phase.STARTED_RECORDED, Record("execute", "started", action.id, call=action.call))
+
+
+def _executed_ids(state: HostRun) -> list[str]:
+    return [i.action for i in state.executed]
+
+
+def _gate_step(state: HostRun, result: Result) -> Step:
+    """The restart gate (module docstring): wait, then go on in the slot or stop and undo."""
+    phase = state.phase
+    action = state.action
+    if phase is Phase.GATE_RECORDED:
+        return _to(state, Phase.GATE_WAITING, AwaitSlot(action.id))
+    if phase is Phase.GATE_WAITING:
+        if isinstance(result, Stop):
+            return _gate_stopped(state, result.reason)
+        if not isinstance(result, Go):
+            raise ValueError(f"AwaitSlot is answered with Go or Stop, not {type(result).__name__}")
+        return _to(state, Phase.GATE_OPEN_RECORDED, Record("gate", "open", action.id), through_gate=True)
+    if phase is Phase.GATE_OPEN_RECORDED:
+        if _cancelled(result):
+            # Interrupted between the slot and the restart: an interrupted host in flight.
+            return _stop(dataclasses.replace(state, interrupted=True))
+        return _started(state)
+    if phase is Phase.GATE_CANCELLING:
+        return _gate_stopped(state, "interrupted")
+    assert phase is Phase.GATE_STOP_RECORDED
+    return _after_stop(state)
+
+
+def _gate_stopped(state: HostRun, reason: str) -> Step:
+    error = f"the run stopped before its restart ({reason})"
+    detail = {"executed": _executed_ids(state)}
+    record = Record("gate", "stopped", state.action.id, error=error, detail=detail)
+    return _to(state, Phase.GATE_STOP_RECORDED, record, stopped=reason)
 
 
 def _executed(state: HostRun, result: Result) -> Step:
@@ -693,7 +791,7 @@ def _done(state: HostRun) -> Done:
     if state.undo_only:
         return Done(undone_outcome, state.undone, INTERRUPTED_UNDO if state.undo_interrupted else None,
                     state.interrupted)  # fmt: skip
-    if state.failure is None and not state.interrupted:
+    if state.failure is None and not state.interrupted and state.stopped is None:
         return Done(HostOutcome.DONE, _ordered(state.actions, state.steps), None, False)
     steps = {s.action: s for s in state.steps}
     for step in state.undone:
@@ -703,8 +801,22 @@ def _done(state: HostRun) -> Done:
             before=previous.before if previous else step.before, after=step.after,
             error=step.error or (previous.error if previous else None),
         )  # fmt: skip
+    ordered = _ordered(state.actions, tuple(steps.values()))
+    if state.stopped is not None and state.failure is None:
+        # Stopped at its gate: not started as far as mail flow goes, and back as it was.
+        error = stopped_error(state.stopped, bool(state.executed), failed)
+        outcome = HostOutcome.ROLLBACK_FAILED if failed else HostOutcome.SKIPPED
+        return Done(outcome, ordered, error, state.interrupted)
     error = state.failure if state.failure is not None else "interrupted"
-    return Done(undone_outcome, _ordered(state.actions, tuple(steps.values())), error, state.interrupted)
+    return Done(undone_outcome, ordered, error, state.interrupted)
+
+
+def stopped_error(reason: str, changed: bool, failed: bool) -> str:
+    """The error of a host stopped at its restart gate (HostApply.error, the ``host`` record)."""
+    head = f"the run stopped before its restart ({reason})"
+    if failed:
+        return f"{head}; undoing its changes failed"
+    return f"{head}; its changes were undone" if changed else f"{head}; it had changed nothing"
 
 
 def _ordered(actions: Sequence[Action], steps: Sequence[StepResult]) -> tuple[StepResult, ...]:
@@ -725,12 +837,14 @@ __all__ = [
     "INTERRUPTED_UNDO",
     "Ack",
     "Answer",
+    "AwaitSlot",
     "Broken",
     "Call",
     "Cancel",
     "Command",
     "Done",
     "Execute",
+    "Go",
     "HostRun",
     "Interrupted",
     "Phase",
@@ -739,9 +853,11 @@ __all__ = [
     "Record",
     "Result",
     "Rollback",
+    "Stop",
     "UndoItem",
     "closing_restart",
     "next_step",
     "start_apply",
     "start_undo",
+    "stopped_error",
 ]

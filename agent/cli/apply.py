@@ -200,7 +200,8 @@ def render_apply(report: ApplyReport, *, details: Details = Details.FAILING) -> 
         click.echo("")
         click.echo(_summary(report))
     if report.interrupted:
-        click.echo("Interrupted: the host in progress was rolled back, the hosts not started were skipped.")
+        click.echo("Interrupted: hosts in the middle of their steps were rolled back, those waiting for "
+                   "their restart were undone and skipped, the hosts not started were skipped.")  # fmt: skip
     click.echo(f"Journal: {terminal(report.journal)} (run {report.run})")
     click.echo(f"exit {report.exit_code}: {_EXIT_MEANING.get(report.exit_code, '')}")
 
@@ -227,7 +228,9 @@ def _summary(report: ApplyReport) -> str:
               help="Allow the MSExchangeTransport restart (interrupts mail flow on that server).")
 @click.option("--serial", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Hosts restarting MSExchangeTransport at once (out of mail flow), never two of one "
-                   "DAG nor the last of an AD site; hosts without a restart are changed --forks at once.")
+                   "DAG nor the last of an AD site, and hosts prepared for their restart at once (their "
+                   "other steps done, waiting for a slot); hosts without a restart are changed --forks "
+                   "at once.")
 @click.option("--max-fail", type=click.IntRange(0), default=0, show_default=True,
               help="Hosts that may fail (and be rolled back) before the hosts not yet started are skipped.")
 @click.option("--verify-timeout", type=click.FloatRange(0, 86400), default=DEFAULT_VERIFY_TIMEOUT,

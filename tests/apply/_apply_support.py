@@ -132,15 +132,19 @@ LOCK_PHASES = ("lock", "unlock")
 
 
 def phases(
-    lines: Sequence[Mapping[str, Any]], host: str | None = None, *, locks: bool = False
+    lines: Sequence[Mapping[str, Any]], host: str | None = None, *, locks: bool = False, gates: bool = False
 ) -> list[tuple[Any, ...]]:
     """(phase, action, result) of the journal records (of ``host``). The records of the host
-    locks every run takes (agent/apply/lock.py) are left out unless ``locks``: they are
-    tests/apply/test_apply_lock.py's subject, and every other sequence reads plainer without."""
+    locks every run takes (agent/apply/lock.py) are left out unless ``locks``, and those of the
+    restart gate every host with a restart passes (agent/apply/steps.py) unless ``gates``: they
+    are tests/apply/test_apply_lock.py's and test_apply_rolling.py's subjects, and every other
+    sequence reads plainer without."""
     return [
         (r["phase"], r["action"], r["result"])
         for r in lines
-        if (host is None or r["host"] == host) and (locks or r["phase"] not in LOCK_PHASES)
+        if (host is None or r["host"] == host)
+        and (locks or r["phase"] not in LOCK_PHASES)
+        and (gates or r["phase"] != "gate")
     ]
 
 

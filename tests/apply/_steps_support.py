@@ -14,11 +14,13 @@ from agent.apply.steps import (
     CLOSING_RESTART,
     Ack,
     Answer,
+    AwaitSlot,
     Broken,
     Cancel,
     Command,
     Done,
     Execute,
+    Go,
     HostRun,
     Interrupted,
     ReadBack,
@@ -26,6 +28,7 @@ from agent.apply.steps import (
     Record,
     Result,
     Rollback,
+    Stop,
     next_step,
 )
 from agent.model.command import CmdletCall, Endpoint
@@ -113,6 +116,8 @@ def key(command: Command) -> tuple[str, ...]:
         return ("reconnect",)
     if isinstance(command, Cancel):
         return ("cancel",)
+    if isinstance(command, AwaitSlot):
+        return ("await", short(command.action))
     return ("done", command.outcome.value)
 
 
@@ -181,13 +186,15 @@ class SimHost:
     values; an Execute sets its action's ``after`` values, a Rollback its ``before`` values,
     a restart (the step or the closing one) starts the service. ``faults`` are keyed by
     (short command, occurrence) or by the command's position in the run (0-based);
-    ``cancel_after`` names commands after which the cancel flag is set."""
+    ``cancel_after`` names commands after which the cancel flag is set; ``gate`` answers the
+    restart gate (AwaitSlot) as apply's scheduler would."""
 
     actions: tuple[Action, ...] = ACTIONS
     faults: Mapping[tuple[tuple[str, ...], int] | int, Fault] = field(default_factory=dict)
     cancel_after: frozenset[tuple[tuple[str, ...], int] | int] = frozenset()
     values: dict[str, Any] = field(default_factory=dict)
     cancelled: bool = False
+    gate: Go | Stop = field(default_factory=Go)
     commands: list[Command] = field(default_factory=list)
     journal: list[Record] = field(default_factory=list)
     _seen: Counter[tuple[str, ...]] = field(default_factory=Counter)
@@ -211,7 +218,7 @@ class SimHost:
         result = natural if fault is None else fault.result
         if which in self.cancel_after or position in self.cancel_after:
             self.cancelled = True
-        if isinstance(result, (Ack, Answer, Broken)):
+        if isinstance(result, (Ack, Answer, Broken, Go)):
             result = dataclasses.replace(result, cancelled=self.cancelled)
         return result
 
@@ -220,6 +227,8 @@ class SimHost:
             self.journal.append(command)
         elif isinstance(command, Cancel):
             self.cancelled = True
+        elif isinstance(command, AwaitSlot):
+            return self.gate
         elif isinstance(command, ReadBack):
             return answer(**self.values)
         elif isinstance(command, (Execute, Rollback)):

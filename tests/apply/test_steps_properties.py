@@ -17,14 +17,17 @@ from agent.apply.steps import (
     CLOSING_RESTART,
     INTERRUPTED_UNDO,
     Answer,
+    AwaitSlot,
     Cancel,
     Command,
     Done,
     Execute,
+    Go,
     Interrupted,
     ReadBack,
     Record,
     Rollback,
+    Stop,
     start_apply,
 )
 from agent.model.plan import Action
@@ -158,3 +161,39 @@ def test_the_machine_is_deterministic(scenario: Scenario) -> None:
     first, second = SimHost(**sim), SimHost(**sim)
     assert run(start_apply(host_plan(actions)), first) == run(start_apply(host_plan(actions)), second)
     assert first.commands == second.commands
+
+
+gates = st.sampled_from([Go(), Stop("more than 0 host(s) failed")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_scenario(), gates)
+def test_a_gated_host_restarts_only_through_its_gate_and_a_stop_leaves_it_as_it_was(
+    scenario: Scenario, gate: Go | Stop
+) -> None:
+    """The same random faults with the restart gate answered Go or Stop: the restart is sent
+    only after the gate opened; a host stopped at its gate never restarts (no closing restart
+    either), and is skipped only when it is back as it was."""
+    actions, sim = scenario
+    host = SimHost(**sim, gate=gate)
+    done = run(start_apply(host_plan(actions), gated=True), host, limit=500)
+    commands = host.commands
+    executed = _executed(commands)
+    assert len(executed) == len(set(executed))
+    awaited = [i for i, c in enumerate(commands) if isinstance(c, AwaitSlot)]
+    assert len(awaited) <= 1
+    for i, c in enumerate(commands):
+        if isinstance(c, Execute) and c.action == A3.id:
+            assert awaited and awaited[0] < i and isinstance(gate, Go)
+            assert Record("gate", "open", A3.id) in commands[awaited[0]:i]
+    stopped = any(isinstance(c, Record) and (c.phase, c.result) == ("gate", "stopped") for c in commands)
+    if stopped:
+        sent = [c for c in commands if isinstance(c, (Execute, Rollback))]
+        assert not [c for c in sent if c.call.cmdlet == "Restart-Service"]
+    if done.outcome is HostOutcome.SKIPPED:
+        assert stopped and host.values == host.initial
+        assert done.error is not None and done.error.startswith("the run stopped before its restart")
+    elif done.outcome is HostOutcome.DONE:
+        assert not stopped and host.values == host.plan_after()
+    elif done.outcome is HostOutcome.ROLLED_BACK:
+        assert host.values == host.initial

@@ -22,7 +22,7 @@ from agent.planning.schedule import (
     Limits,
     Slot,
     fleet_schedule,
-    may_start,
+    may_restart,
     outage_estimate,
     simulate,
     site_sizes,
@@ -71,11 +71,28 @@ def test_a_plan_s_restarts_run_one_at_a_time_in_its_order_beside_the_other_chang
 
 
 def test_simulate_starts_the_changes_without_restart_beside_the_restarts() -> None:
+    """r2 starts preparing once n1 frees a worker, then waits at its gate, holding that worker,
+    until r1's slot is free (so n2 and n3 start after it: the promise of a host waiting at its
+    gate is that it holds its worker)."""
     slots = [Slot("r1", True), Slot("n1", False), Slot("r2", True), Slot("n2", False), Slot("n3", False)]
     run = simulate(slots, Limits(workers=2, serial=1), lambda s: 10.0 if s.disruptive else 1.0)
-    assert [(s.slot.host, s.at) for s in run] == [("r1", 0), ("n1", 0), ("n2", 1), ("n3", 2), ("r2", 10)]
+    assert [(s.slot.host, s.at) for s in run] == [("r1", 0), ("n1", 0), ("r2", 10), ("n2", 10), ("n3", 11)]
+    assert [s.prepared for s in run if s.slot.disruptive] == [0, 1]
     with pytest.raises(ValueError):
         simulate(slots, Limits(workers=0, serial=1), lambda s: 1.0)
+
+
+def test_simulate_prepares_the_next_restart_while_one_restarts() -> None:
+    """With preparations that take time, the next host's preparation overlaps the restart
+    before it: three restarts of 10 s each prepared for 4 s take 4 + 30 s, not 3 x 14 s; a
+    preparation longer than a restart is what the chain then waits for."""
+    slots = [Slot(f"r{n}", True) for n in (1, 2, 3)]
+    run = simulate(slots, Limits(workers=16, serial=1), lambda s: 10.0, lambda s: 4.0)
+    assert [(s.slot.host, s.prepared, s.at, s.ends) for s in run] == [
+        ("r1", 0, 4, 14), ("r2", 4, 14, 24), ("r3", 14, 24, 34),
+    ]  # fmt: skip
+    slow = simulate(slots, Limits(workers=16, serial=1), lambda s: 2.0, lambda s: 5.0)
+    assert [(s.prepared, s.at) for s in slow] == [(0, 5), (5, 10), (10, 15)]
 
 
 HOSTS = st.tuples(st.booleans(), st.sampled_from(["A", "B", "C"]), st.sampled_from(["", "D1", "D2", None]),
@@ -94,9 +111,16 @@ def test_a_simulated_run_keeps_every_rule_at_every_moment(
     slots = [Slot(f"h{n}", d, site, dag) for n, (d, site, dag, _) in enumerate(hosts)]
     took = {f"h{n}": float(t) for n, (_, _, _, t) in enumerate(hosts)}
     limits = Limits(workers, serial)
-    run = simulate(slots, limits, lambda s: took[s.host])
+    run = simulate(slots, limits, lambda s: took[s.host], lambda s: took[s.host] / 2)
     assert sorted(s.slot.host for s in run) == sorted(took)  # each once
     sites = site_sizes(slots)
     for start in run:
-        beside = [o.slot for o in run if o.position < start.position and o.at <= start.at < o.ends]
-        assert may_start(start.slot, beside, limits, sites), (start, beside)
+        moment = start.at
+        # A worker from its start (a host with a restart: its preparation) to its end.
+        busy = [o for o in run if (o.prepared if o.slot.disruptive else o.at) <= moment < o.ends]
+        assert len(busy) <= workers, (start, busy)
+        assert sum(1 for o in run if o.slot.disruptive and o.prepared <= moment < o.at) <= serial
+        if start.slot.disruptive:
+            before = [o for o in run if o.slot.disruptive and o.position < start.position]
+            down = [dataclasses.replace(o.slot, restarting=True) for o in before if o.at <= moment < o.ends]
+            assert may_restart(start.slot, down, limits, sites), (start, down)
