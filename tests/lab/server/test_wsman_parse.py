@@ -136,3 +136,13 @@ def test_pretty_printed_and_prefixed_envelopes_are_read_alike() -> None:
         request = wsman.parse_request(data)
         assert (request.action, request.shell_id, request.operation_timeout) == ("Receive", "AB", 5.0)
         assert request.body is not None and request.body[0].get("CommandId") == "C1"
+
+
+def test_response_message_ids_are_random_version_4_uuids() -> None:
+    import uuid
+
+    ids = [wsman._message_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        value = uuid.UUID(text)
+        assert (value.version, value.variant, str(value).upper()) == (4, uuid.RFC_4122, text)
