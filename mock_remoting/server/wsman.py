@@ -253,7 +253,10 @@ def parse_request(data: bytes) -> Request:
         if recipe is _UNSEEN:
             # Comments, CDATA, a DOCTYPE and processing instructions are markup, so in the shape.
             no_recipe = b"<!" in shape or b"<?" in shape
-            recipe = None if no_recipe else _Recipe.of(parts, (len(pieces) - 1) // 3)
+            try:
+                recipe = None if no_recipe else _Recipe.of(parts, (len(pieces) - 1) // 3)
+            except Exception:  # whatever the marked copy makes ElementTree do: no recipe
+                recipe = None
             if len(_RECIPES) < _MAX_RECIPES:
                 _RECIPES[shape] = recipe
         if recipe is not None:
