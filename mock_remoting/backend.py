@@ -114,6 +114,28 @@ class SessionRuntimes(Protocol):
     def session_runtime(self, configuration: str) -> HostRuntime | None: ...
 
 
+# The attribute vouch_record sets on a record (object.__setattr__: psrpcore's PSObject takes
+# any other attribute set on it for a property of the object).
+_RECORD_KEY = "_exfix_lab_record_key"
+
+
+def vouch_record(record: Any, key: Hashable) -> None:
+    """The runtime's promise about one ErrorRecord, as ``InvocationResult.cache_key`` is about
+    output: every record vouched for with an equal key is equal (and is not changed after),
+    so the server may send the CLIXML it serialized for an earlier one. The key travels with
+    the record wherever the runtime puts it (errors, a failure)."""
+    object.__setattr__(record, _RECORD_KEY, key)
+
+
+def record_key(record: Any) -> Hashable | None:
+    """The key :func:`vouch_record` gave ``record``, or None."""
+    try:
+        key: Hashable = object.__getattribute__(record, _RECORD_KEY)
+    except AttributeError:
+        return None
+    return key
+
+
 @runtime_checkable
 class QuickReads(Protocol):
     """A host that can tell which pipelines it answers at once from memory.

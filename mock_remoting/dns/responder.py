@@ -45,6 +45,9 @@ EDNS_UDP_SIZE = 1232
 _MAX_TCP_BUFFER = 2 * (65535 + 2)
 _MAX_TCP_CONNECTIONS = 512
 _HEADER_SIZE = 12
+# Query texts and replies kept by DnsResponders._respond (each a few hundred bytes); beyond
+# this many, new ones are answered without being kept.
+_MAX_KEPT = 8192
 
 _RCODES = {
     "NOERROR": dns.rcode.NOERROR,
@@ -85,6 +88,9 @@ class DnsResponders:
         self._stopping = threading.Event()
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
+        # Loop thread only: see _respond.
+        self._questions: dict[bytes, tuple[str, str, dns.name.Name]] = {}
+        self._replies: dict[tuple[bytes, bool, DnsAnswer, bool], bytes] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -304,7 +310,34 @@ class DnsResponders:
     # --- messages -----------------------------------------------------------------------
 
     def _respond(self, server: str, wire: bytes, *, udp: bool) -> bytes | None:
-        """The wire reply to one query, or None to stay silent."""
+        """The wire reply to one query, or None to stay silent.
+
+        Every query is counted and asked of the world (:meth:`DnsWorld.serve` counts the
+        queries of an intermittent server, and a test may change a server between queries);
+        what is kept is the work around it. A query's text after its 2-byte id is all that
+        decides how it parses, and together with the world's answer all that decides the
+        reply's bytes after the id: both are kept per text (a 200-host scan asks about 2,400
+        queries of 260 texts), and the reply goes out with the query's own id. dnspython shuffles
+        an RRset's records each time it renders one; a kept reply repeats the order of its first
+        rendering, which carries no meaning either way (RFC 2181 section 5: an RRset is a set)."""
+        body = wire[2:]
+        known = self._questions.get(body)
+        if known is None:
+            return self._respond_parsed(server, wire, udp=udp)
+        rdtype, qname, name = known
+        self._count(server, rdtype)
+        answer = self.world.serve(server, qname, rdtype)
+        if answer.rcode == NO_REPLY:
+            return None
+        authoritative = self.world.is_authoritative(server, qname)
+        key = (body, udp, answer, authoritative)
+        reply = self._replies.get(key)
+        if reply is None:
+            reply = self._reply(dns.message.from_wire(wire), name, answer, authoritative, udp)
+            self._keep_reply(key, reply)
+        return wire[:2] + reply[2:]
+
+    def _respond_parsed(self, server: str, wire: bytes, *, udp: bool) -> bytes | None:
         try:
             query = dns.message.from_wire(wire)
         except Exception:
@@ -338,18 +371,34 @@ class DnsResponders:
             return self._render(response, query, udp)
 
         qname = question.name.to_text(omit_final_dot=True)
+        if len(self._questions) < _MAX_KEPT:
+            self._questions[wire[2:]] = (rdtype, qname, question.name)
         answer = self.world.serve(server, qname, rdtype)
         if answer.rcode == NO_REPLY:
             return None
-        if self.world.is_authoritative(server, qname):
+        authoritative = self.world.is_authoritative(server, qname)
+        reply = self._reply(query, question.name, answer, authoritative, udp)
+        self._keep_reply((wire[2:], udp, answer, authoritative), reply)
+        return reply
+
+    def _reply(self, query: dns.message.Message, name: dns.name.Name, answer: DnsAnswer,
+               authoritative: bool, udp: bool) -> bytes:
+        """The reply to a standard query (one IN question) that the world answered."""
+        response = dns.message.make_response(query, recursion_available=True,
+                                             our_payload=EDNS_UDP_SIZE)
+        if authoritative:
             response.flags |= dns.flags.AA
         try:
-            _fill(response, question.name, answer)
+            _fill(response, name, answer)
         except Exception:
-            log.exception("lab DNS: cannot encode the answer to %s %s", qname, rdtype)
+            log.exception("lab DNS: cannot encode the answer to %s %s", name, answer)
             response.answer = []
             response.set_rcode(dns.rcode.SERVFAIL)
         return self._render(response, query, udp)
+
+    def _keep_reply(self, key: tuple[bytes, bool, DnsAnswer, bool], reply: bytes) -> None:
+        if len(self._replies) < _MAX_KEPT:
+            self._replies[key] = reply
 
     def _count(self, server: str, rdtype: str) -> None:
         with self._counts_lock:

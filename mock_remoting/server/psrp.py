@@ -46,7 +46,7 @@ from psrpcore.types import (
     serialize,
 )
 
-from mock_remoting.backend import Endpoint, InvocationResult, QuickReads, RawClixml
+from mock_remoting.backend import Endpoint, InvocationResult, QuickReads, RawClixml, record_key
 from mock_remoting.server import wsman
 from mock_remoting.server.clixml_cache import ParsedCache
 from mock_remoting.server.fastclixml import to_clixml
@@ -662,7 +662,11 @@ class PsrpShell:
                     pipeline.write_output(value)
                 self._drain()
         for record in result.errors:
-            pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
+            text = self._record_text(record)
+            if text is not None:
+                self.pool.queue_clixml(PSRPMessageType.ErrorRecord, text, pipeline.pipeline_id)
+            else:
+                pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
             self._drain()
         if result.failure is not None:
             _fail_pipeline(pipeline, result.failure)
@@ -702,6 +706,32 @@ class PsrpShell:
         serialized = tuple(items)
         cache.put(key, serialized)
         return serialized
+
+    def _record_text(self, record: Any) -> bytes | None:
+        """The CLIXML of an ErrorRecord the runtime vouched for (``backend.vouch_record``),
+        serialized as psrpcore's ``prepare_message`` does once per key and client version and
+        kept; None for any other record, which psrpcore serializes itself."""
+        cache = self.ctx.clixml
+        vouched = record_key(record)
+        if cache is None or vouched is None:
+            return None
+        key = ("ErrorRecord", vouched, self.pool.client_versions)
+        found = cache.get(key)
+        if found is not None:
+            text: bytes = found[0]
+            return text
+        try:
+            element = serialize(
+                record,
+                _NO_SECRETS,
+                our_capability=self.pool.our_capability,
+                their_capability=self.pool.their_capability,
+            )
+        except NotImplementedError:  # a SecureString: psrpcore's own path encrypts it
+            return None
+        text = ET.tostring(element, encoding="utf-8", method="xml")
+        cache.put(key, (text,))
+        return text
 
     def _write_raw(self, pipe: _Pipe, xml: str | bytes) -> None:
         """Send one captured ``<Obj>`` element verbatim as a PipelineOutput message.

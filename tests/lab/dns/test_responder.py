@@ -278,3 +278,29 @@ def test_stop_is_fast_and_frees_the_ports(world: DnsWorld) -> None:
     with running:
         assert texts(udp(running, "8.8.8.8", "fabrikam.com", "MX")) == [
             "10 mx1.fabrikam.com.", "20 mx2.fabrikam.com."]
+
+
+def test_a_repeated_query_gets_the_same_bytes_as_the_first_with_its_own_id(world: DnsWorld) -> None:
+    # The responders keep each query text's parse and reply (DnsResponders._respond): the
+    # tenth asking of a question must get what a fresh server sends to the first. As a DNS
+    # message: dnspython shuffles the records of an RRset when it renders one, and their
+    # order carries no meaning (RFC 2181 section 5); a kept reply repeats its first order.
+    questions = [("10.0.0.10", SRV, "SRV", 0), ("10.0.0.10", "OwA.contoso.local", "A", -1),
+                 ("8.8.8.8", "fabrikam.com", "MX", 0), ("10.0.0.10", "nowhere.example", "A", 0),
+                 ("10.0.0.11", "fabrikam.com", "MX", 0), ("10.0.0.10", "big.contoso.local", "A", -1)]
+    for server, qname, rdtype, edns in questions:
+        query = dns.message.make_query(qname, rdtype, use_edns=edns)
+        with DnsResponders(world) as fresh:
+            first = raw_exchange(fresh, server, query.to_wire())
+        with DnsResponders(world) as running:
+            replies = []
+            for query_id in (7, 7, 0xBEEF, 1):
+                query.id = query_id
+                reply = raw_exchange(running, server, query.to_wire())
+                assert reply is not None and reply[:2] == query_id.to_bytes(2, "big")
+                replies.append(reply)
+            assert running.query_count(server) == 4
+        assert first is not None
+        assert len({reply[2:] for reply in replies}) == 1, (qname, rdtype)
+        assert dns.message.from_wire(replies[0]) == dns.message.from_wire(replies[0][:2] + first[2:])
+        assert sorted(replies[0]) == sorted(replies[0][:2] + first[2:])  # the same bytes, in some order

@@ -171,3 +171,83 @@ def test_two_hosts_of_one_kind_get_their_own_names_after_caching(
     addresses = [[a["IPAddress"] for a in n["IPv4Address"]] for n in (*nics_first, *nics_clone)]
     assert len({str(a) for a in addresses}) == len(addresses), addresses  # no NIC shares them
     assert fleet.server.clixml.hits >= 6
+
+
+# Pipelines that end in ErrorRecords on the emulated hosts: a name that is not there, a bad
+# parameter, a command that does not exist, a missing value, a name that does not resolve.
+_FAILING = (
+    (Endpoint.EXCHANGE, "Get-ExchangeServer", (("Identity", "NOPE"),)),
+    (Endpoint.EXCHANGE, "Get-Queue", (("Identity", "EX01\\99"),)),
+    (Endpoint.EXCHANGE, "Get-Queue", (("Server", "NOPE"),)),
+    (Endpoint.EXCHANGE, "Get-TransportService", (("Bogus", 1),)),
+    (Endpoint.EXCHANGE, "Get-Nothing", ()),
+    (Endpoint.OS, "Get-ItemProperty", (("Path", "HKLM:\\SOFTWARE\\Nope"),)),
+    (Endpoint.OS, "Get-Content", (("Path", "C:\\nope.txt"),)),
+    (Endpoint.OS, "Get-Service", (("Name", "NoSuchService"),)),
+    (Endpoint.OS, "Resolve-DnsName", ()),
+    (Endpoint.OS, "Resolve-DnsName", (("Name", "nowhere.invalid"), ("Server", "10.0.0.99"))),
+)
+
+
+def _errors_of(scenario: str) -> list[Any]:
+    from lab.exchange._exchange_support import make_fleet
+
+    fleet = make_fleet(scenario, hosts=4)
+    found: list[Any] = []
+    for host in fleet.hosts:
+        for endpoint, cmdlet, params in _FAILING:
+            result = host.invoke(endpoint, [command(cmdlet, *params)], threading.Event())
+            found.extend(result.errors)
+            if result.failure is not None:
+                found.append(result.failure)
+    return found
+
+
+@pytest.mark.parametrize("scenario", ["mixed-fleet", "exchange-2010", "dns-server-unreachable"])
+def test_error_records_with_one_key_are_one_text(scenario: str) -> None:
+    """The server sends the CLIXML of the first ErrorRecord of a key for every later one
+    (PsrpShell._record_text): a key must never stand for two different texts, and records
+    of different hosts (their names are in the messages) must not share keys."""
+    import xml.etree.ElementTree as ET
+
+    from psrpcore.types import PSCryptoProvider, serialize
+
+    from mock_remoting.backend import record_key
+
+    keyed = [
+        (key, ET.tostring(serialize(record, PSCryptoProvider()), encoding="utf-8", method="xml"))
+        for record in _errors_of(scenario)
+        if (key := record_key(record)) is not None
+    ]
+    texts: dict[Any, set[bytes]] = {}
+    for key, text in keyed:
+        texts.setdefault(key, set()).add(text)
+    assert len(texts) >= 10, "the failing commands produce keyed records"
+    assert all(len(group) == 1 for group in texts.values()), [k for k, g in texts.items() if len(g) > 1]
+    assert len({text for _, text in keyed}) == len(texts)  # different keys, different texts
+
+
+def test_error_records_over_the_wire_are_the_same_cached_or_not(
+    lab: Callable[..., Any], pypsrp_wsman: Any
+) -> None:
+    cached = lab("mixed-fleet")
+    fresh = Lab("mixed-fleet", cache_answers=False).start()
+
+    def errors(running: Lab, cmdlet: str, **params: Any) -> list[Any]:
+        endpoint = running.endpoints[0]
+        wsman = pypsrp_wsman(endpoint.exchange_port, auth="ntlm")
+        with RunspacePool(wsman, configuration_name=EXCHANGE) as pool:
+            ps = PowerShell(pool).add_cmdlet(cmdlet)
+            for name, value in params.items():
+                ps.add_parameter(name, value)
+            ps.invoke()
+            return [_plain(record) for record in ps.streams.error]
+
+    try:
+        for cmdlet, params in (("Get-Queue", {"Identity": "EX01\\99"}), ("Get-Queue", {"Server": "NOPE"})):
+            first = errors(cached, cmdlet, **params)
+            again = errors(cached, cmdlet, **params)  # from the cache
+            assert first and first == again == errors(fresh, cmdlet, **params), cmdlet
+    finally:
+        fresh.stop()
+    assert any(key[0] == "ErrorRecord" for key in cached.server.clixml._entries)
