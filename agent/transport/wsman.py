@@ -121,6 +121,35 @@ def _ntlm_credential(username: str, password: str) -> spnego.NTLMHash:
     return found
 
 
+class _HmacMd5:
+    """HMAC-MD5 (RFC 2104) under one fixed key, the key's inner and outer pads hashed once.
+
+    NTLM signs every sealed message with the direction's signing key (MS-NLMP 3.4.4.2), so a
+    session computes thousands of HMACs under two keys. ``hmac.digest`` sets up OpenSSL's HMAC
+    for each call, which cost about twice the hashing of a typical WSMan message; copying the
+    two prepared MD5 states is what RFC 2104 section 4 suggests implementations keep instead.
+    tests/transport/test_psrpcore.py compares it with ``hmac.digest``."""
+
+    __slots__ = ("_inner", "_outer")
+
+    _BLOCK = 64  # MD5's block size (RFC 2104: B)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > self._BLOCK:
+            key = hashlib.md5(key).digest()
+        key = key.ljust(self._BLOCK, b"\0")
+        self._inner = hashlib.md5(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.md5(bytes(b ^ 0x5C for b in key))
+
+    def digest(self, *parts: bytes) -> bytes:
+        inner = self._inner.copy()
+        for part in parts:
+            inner.update(part)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class _NtlmSeal:
     """NTLM sealing of WinRM messages with the session keys of a completed pyspnego context.
 
@@ -141,8 +170,8 @@ class _NtlmSeal:
         self._key_exch = bool(flags & NegotiateFlags.key_exch)
         self._out: Any = context._handle_out
         self._in: Any = context._handle_in
-        self._sign_out = bytes(context._sign_key_out or b"")
-        self._sign_in = bytes(context._sign_key_in or b"")
+        self._sign_out = _HmacMd5(bytes(context._sign_key_out or b""))
+        self._sign_in = _HmacMd5(bytes(context._sign_key_in or b""))
         self._seq_out = self._seq_in = 0
 
     @classmethod
@@ -163,9 +192,9 @@ class _NtlmSeal:
         except AttributeError:
             return None
 
-    def _signature(self, handle: Any, key: bytes, seq: int, message: bytes) -> bytes:
+    def _signature(self, handle: Any, key: _HmacMd5, seq: int, message: bytes) -> bytes:
         number = struct.pack("<I", seq)
-        checksum = hmac.digest(key, number + message, "md5")[:8]
+        checksum = key.digest(number, message)[:8]
         if self._key_exch:
             checksum = handle.update(checksum)
         return b"\x01\x00\x00\x00" + checksum + number

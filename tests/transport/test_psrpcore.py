@@ -5,6 +5,7 @@ tests/e2e, which .ci/run runs on both (EXFIX_PSRP_CLIENT)."""
 
 from __future__ import annotations
 
+import hmac
 import socket
 import threading
 import xml.etree.ElementTree as ET
@@ -317,3 +318,10 @@ def test_a_sealed_ntlm_session_uses_exfix_sealing(
         assert session.run(GET_DNS_CLIENT)
         assert session._connection is not None and session._connection._seal is not None
     assert handle.server.authentications.get(handle.name, "sealed", "ntlm") > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(max_size=130), parts=st.lists(st.binary(max_size=300), max_size=4))
+def test_the_prepared_hmac_is_hmac_md5(key: bytes, parts: list[bytes]) -> None:
+    """Keys shorter than, equal to and longer than MD5's 64-byte block, messages in pieces."""
+    assert wsman._HmacMd5(key).digest(*parts) == hmac.digest(key, b"".join(parts), "md5")
