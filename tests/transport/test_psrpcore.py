@@ -6,8 +6,10 @@ tests/e2e, which .ci/run runs on both (EXFIX_PSRP_CLIENT)."""
 from __future__ import annotations
 
 import hmac
+import itertools
 import socket
 import threading
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +19,10 @@ import spnego
 import spnego.exceptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psrpcore import ClientPowerShell
-from psrpcore.types import InitRunspacePool, SessionCapability, serialize
+from psrpcore import ClientPowerShell, PSRPCoreError
+from psrpcore._base import RunspacePool
+from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_fragment, create_message
+from psrpcore.types import InitRunspacePool, PSRPMessageType, SessionCapability, serialize
 
 from agent.errors import UsageError
 from agent.model.command import SWITCH, CmdletCall, Endpoint
@@ -325,3 +329,84 @@ def test_a_sealed_ntlm_session_uses_exfix_sealing(
 def test_the_prepared_hmac_is_hmac_md5(key: bytes, parts: list[bytes]) -> None:
     """Keys shorter than, equal to and longer than MD5's 64-byte block, messages in pieces."""
     assert wsman._HmacMd5(key).digest(*parts) == hmac.digest(key, b"".join(parts), "md5")
+
+
+# -- PSRP fragments read in place, against psrpcore's own reader -----------------------------
+
+_MESSAGE_KINDS = (
+    PSRPMessageType.PipelineOutput,
+    PSRPMessageType.ErrorRecord,
+    PSRPMessageType.PipelineState,
+    PSRPMessageType.RunspacePoolState,
+)
+
+
+def _read_back(pool: psrpcore_session._Pool, reader: Any, chunks: list[bytes]) -> list[tuple[Any, ...]]:
+    """Every message ``reader`` hands to _process_message, fed ``chunks`` one Receive at a time."""
+    seen: list[tuple[Any, ...]] = []
+
+    def record(message: PSRPMessage) -> object:
+        seen.append((
+            message.message_type, type(message.data), bytes(message.data), message.runspace_pool_id,
+            message.pipeline_id, message.object_id, message.stream_type,
+        ))  # fmt: skip
+        return message
+
+    pool._process_message = record  # type: ignore[method-assign]
+    for chunk in chunks:
+        reader(pool, chunk)
+        while pool.next_event() is not None:
+            pass
+    return seen
+
+
+def _psrpcore_reads(pool: psrpcore_session._Pool, chunk: bytes) -> None:
+    pool.receive_data(PSRPPayload(chunk, StreamType.default, None))
+    pool.next_event = lambda: RunspacePool.next_event(pool)  # type: ignore[method-assign]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    messages=st.lists(
+        st.tuples(
+            st.sampled_from(_MESSAGE_KINDS),
+            st.binary(max_size=200),
+            st.booleans(),  # a byte order mark before the data
+            st.sampled_from([None, uuid.UUID(int=7), uuid.UUID("0f0e0d0c-0b0a-0908-0706-050403020100")]),
+            st.integers(min_value=1, max_value=90),  # blob size of its fragments
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=4),
+)
+def test_fragments_read_in_place_are_the_messages_psrpcore_reads(
+    messages: list[tuple[PSRPMessageType, bytes, bool, uuid.UUID | None, int]], cuts: list[int]
+) -> None:
+    """Single- and multi-fragment messages, with and without a BOM, for the pool and for
+    pipelines, split into Receives at fragment boundaries (a message may span Receives)."""
+    rpid = uuid.UUID(int=0x1234)
+    fragments: list[bytes] = []
+    for object_id, (kind, data, bom, pid, blob) in enumerate(messages, start=1):
+        body = create_message(False, kind, (b"\xef\xbb\xbf" if bom else b"") + data, rpid, pid)
+        pieces = [body[i : i + blob] for i in range(0, len(body), blob)]
+        for index, piece in enumerate(pieces):
+            fragments.append(create_fragment(object_id, index, piece, end=index == len(pieces) - 1))
+    bounds = sorted({min(c, len(fragments)) for c in cuts} | {0, len(fragments)})
+    chunks = [b"".join(fragments[a:b]) for a, b in itertools.pairwise(bounds)]
+
+    ours = _read_back(psrpcore_session._Pool(), lambda pool, chunk: pool.feed(chunk), chunks)
+    theirs = _read_back(psrpcore_session._Pool(), _psrpcore_reads, chunks)
+    assert ours == theirs
+    assert len(ours) == len(messages)
+
+
+def test_a_fragment_out_of_sequence_or_cut_short_is_an_error() -> None:
+    body = create_message(False, PSRPMessageType.PipelineOutput, b"<S>x</S>", uuid.UUID(int=1))
+    pool = psrpcore_session._Pool()
+    with pytest.raises(PSRPCoreError, match="fragment id of 0 not 1"):
+        pool.feed(create_fragment(1, 1, body))
+    with pytest.raises(PSRPCoreError, match="longer than the data"):
+        psrpcore_session._Pool().feed(create_fragment(1, 0, body)[:-1])
+    with pytest.raises(PSRPCoreError, match="shorter than its header"):
+        psrpcore_session._Pool().feed(create_fragment(1, 0, body)[:10])
