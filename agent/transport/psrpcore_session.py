@@ -37,7 +37,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from psrpcore import ClientPowerShell, ClientRunspacePool, PSRPCoreError
+from psrpcore import ClientPowerShell, ClientRunspacePool, PSRPCoreError, PSRPEvent
 from psrpcore._client import _ClientPipeline
 from psrpcore._payload import EMPTY_UUID, PSRPMessage, StreamType, create_message
 from psrpcore.types import (
@@ -46,6 +46,7 @@ from psrpcore.types import (
     PSRPMessageType,
     RunspacePoolState,
     SessionCapability,
+    deserialize,
     serialize,
 )
 from psrpcore.types._serializer import _serialize_string
@@ -217,6 +218,42 @@ _MESSAGE = struct.Struct("<II16s16s")
 _FRAGMENT_END = 0x2
 _BOM = b"\xef\xbb\xbf"
 _MESSAGE_TYPES = {int(t.value): t for t in PSRPMessageType}
+
+
+class _Deserialized:
+    """Objects psrpcore deserialized, by message type, peer protocol and text; bounded like
+    the template cache (a full cache is emptied)."""
+
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[tuple[PSRPMessageType, str, bytes], Any] = {}
+
+    def get(self, key: tuple[PSRPMessageType, str, bytes]) -> Any:
+        with self._lock:
+            return self._known.get(key)
+
+    def put(self, key: tuple[PSRPMessageType, str, bytes], value: Any) -> None:
+        with self._lock:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[key] = value
+
+
+# The server's answers to a pool's opening (MS-PSRP 3.1.4.1: SESSION_CAPABILITY,
+# APPLICATION_PRIVATE_DATA, RUNSPACEPOOL_INIT_DATA, RUNSPACEPOOL_STATE) are the same text for
+# every pool of servers of one version, and psrpcore's deserializer (its PSObject model) made
+# them the largest part of a pool's opening. Each is deserialized once per text: psrpcore's
+# handlers only read the object (their capability, the private data, the state and runspace
+# counts), so pools share it. A message with a SecureString is never shared.
+_POOL_MESSAGE_TYPES = frozenset({
+    PSRPMessageType.SessionCapability,
+    PSRPMessageType.ApplicationPrivateData,
+    PSRPMessageType.RunspacePoolInitData,
+    PSRPMessageType.RunspacePoolState,
+})  # fmt: skip
+_POOL_MESSAGES = _Deserialized()
 
 
 class _Collected:
@@ -412,7 +449,29 @@ class _Pool(ClientRunspacePool):
             collected = self.collected.get(pipeline_id)
             if collected is not None and collected.take(message.message_type, message.data):
                 return _HANDLED
+        elif message.message_type in _POOL_MESSAGE_TYPES:
+            return self._pool_message(message)
         return super()._process_message(message)
+
+    def _pool_message(self, message: PSRPMessage) -> Any:
+        """psrpcore's _process_message for the messages that open a pool, with the object
+        deserialized once per text (see _POOL_MESSAGES); the event is the pool's own."""
+        data = bytes(message.data)
+        their = self.protocol_version
+        key = (message.message_type, their, data)
+        ps_object = _POOL_MESSAGES.get(key)
+        if ps_object is None:
+            ps_object = deserialize(
+                ET.fromstring(data),
+                cipher=self._cipher,
+                our_capability=self.our_capability,
+                their_capability=self.their_capability,
+            )
+            if b"<SS" not in data:  # a SecureString is the pool's own (its session key)
+                _POOL_MESSAGES.put(key, ps_object)
+        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, None)
+        getattr(self, f"_process_{message.message_type.name}")(event)
+        return event
 
     @property
     def protocol_version(self) -> str:

@@ -19,7 +19,7 @@ import spnego
 import spnego.exceptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psrpcore import ClientPowerShell, PSRPCoreError
+from psrpcore import ClientPowerShell, ClientRunspacePool, PSRPCoreError, ServerRunspacePool
 from psrpcore._base import RunspacePool
 from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_fragment, create_message
 from psrpcore.types import InitRunspacePool, PSRPMessageType, SessionCapability, serialize
@@ -410,3 +410,57 @@ def test_a_fragment_out_of_sequence_or_cut_short_is_an_error() -> None:
         psrpcore_session._Pool().feed(create_fragment(1, 0, body)[:-1])
     with pytest.raises(PSRPCoreError, match="shorter than its header"):
         psrpcore_session._Pool().feed(create_fragment(1, 0, body)[:10])
+
+
+def _server_opening() -> list[bytes]:
+    """What psrpcore's own server answers a client pool's opening: SessionCapability,
+    ApplicationPrivateData and RunspacePoolState, as the stdout of Receives."""
+    client = psrpcore_session._Pool()
+    client.open()
+    server = ServerRunspacePool()
+    opening = client.data_to_send()
+    assert opening is not None
+    server.receive_data(opening)
+    while server.next_event() is not None:
+        pass
+    chunks = []
+    while (answer := server.data_to_send()) is not None:
+        chunks.append(bytes(answer.data))
+    return chunks
+
+
+def _opened(pool: psrpcore_session._Pool, chunks: list[bytes]) -> tuple[Any, ...]:
+    pool.open()
+    pool.data_to_send()
+    kinds = []
+    for chunk in chunks:
+        pool.feed(chunk)
+        while (event := pool.next_event()) is not None:
+            kinds.append(type(event).__name__)
+    their = pool.their_capability
+    assert their is not None
+    return (
+        kinds, pool.state, str(their.protocolversion), str(their.PSVersion), str(their.SerializationVersion),
+        pool.application_private_data, pool._min_runspaces, pool._max_runspaces,
+    )  # fmt: skip
+
+
+def test_a_pools_opening_is_deserialized_once_and_read_as_psrpcore_reads_it() -> None:
+    chunks = _server_opening()
+    reference = psrpcore_session._Pool()
+    reference._process_message = (  # type: ignore[method-assign]
+        lambda message: ClientRunspacePool._process_message(reference, message)
+    )
+    theirs = _opened(reference, chunks)
+    psrpcore_session._POOL_MESSAGES._known.clear()
+    first = _opened(psrpcore_session._Pool(), chunks)
+    cached = dict(psrpcore_session._POOL_MESSAGES._known)
+    second = _opened(psrpcore_session._Pool(), chunks)
+    assert first == second == theirs
+    assert theirs[0] == ["SessionCapabilityEvent", "ApplicationPrivateDataEvent", "RunspacePoolStateEvent"]
+    assert {kind for kind, _, _ in cached} == {
+        PSRPMessageType.SessionCapability,
+        PSRPMessageType.ApplicationPrivateData,
+        PSRPMessageType.RunspacePoolState,
+    }
+    assert psrpcore_session._POOL_MESSAGES._known == cached  # the second pool added nothing
