@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import itertools
+import re
 import socket
 import threading
 import uuid
@@ -14,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
+import pypsrp.exceptions as psrp_exc
 import pytest
 import spnego
 import spnego.exceptions
@@ -464,3 +466,46 @@ def test_a_pools_opening_is_deserialized_once_and_read_as_psrpcore_reads_it() ->
         PSRPMessageType.RunspacePoolState,
     }
     assert psrpcore_session._POOL_MESSAGES._known == cached  # the second pool added nothing
+
+
+class _Answers:
+    """A Connection stand-in for Shell: answers each post with the text ``reply`` makes of
+    the request's message id."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.settings = ConnectionSettings(
+            https=False, host="127.0.0.1", port=1, path="wsman", auth="ntlm", username=None,
+            password=None, seal=False, verify=False,
+        )  # fmt: skip
+
+    def post(self, message: bytes, timeout: float) -> bytes:
+        found = re.search(rb"<wsa:MessageID>uuid:([^<]+)</wsa:MessageID>", message)
+        assert found is not None
+        return bytes(self.reply(found.group(1).decode()))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda mid: _receive_response(f"uuid:{mid}", ""),  # read by the pattern
+        lambda mid: _receive_response(f"uuid:{mid}", "<!-- x -->"),  # by ElementTree
+    ],
+)
+def test_a_response_that_is_not_read_must_still_relate_to_its_request(reply: Any) -> None:
+    shell = wsman.Shell(_Answers(reply), "http://x", max_envelope_size=153600, operation_timeout=20)  # type: ignore[arg-type]
+    shell.command("C", b"args", 5.0)
+    shell.signal("C", wsman.SIGNAL_TERMINATE, 5.0)
+    shell.send("C", b"data", 5.0)
+    shell.delete(5.0)
+    for other in (
+        _Answers(lambda mid: _receive_response("uuid:OTHER", "")),
+        _Answers(lambda mid: _receive_response("uuid:OTHER", "<!-- x -->")),
+    ):
+        stray = wsman.Shell(other, "http://x", max_envelope_size=153600, operation_timeout=20)  # type: ignore[arg-type]
+        with pytest.raises(psrp_exc.WinRMError, match="does not relate"):
+            stray.command("C", b"args", 5.0)
+        with pytest.raises(psrp_exc.WinRMError, match="does not relate"):
+            stray.signal("C", wsman.SIGNAL_TERMINATE, 5.0)
+        with pytest.raises(psrp_exc.WinRMError, match="does not relate"):
+            stray.delete(5.0)
