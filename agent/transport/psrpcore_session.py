@@ -20,7 +20,9 @@ Where the client CPU went with pypsrp 0.9 (py-spy, bench/README.md) and what rep
 - psrpcore would deserialize every pipeline message into its PSObject model (several times
   slower than clixml.py, see its docstring): the pool hands pipeline messages (output, error
   and warning records, the pipeline's state) to clixml.py as text instead, and only the few
-  runspace-pool messages go through psrpcore's deserializer.
+  runspace-pool messages go through psrpcore's deserializer, once per text (_POOL_MESSAGES);
+- psrpcore's fragment reader copies the rest of its buffer for every fragment: _Pool.feed
+  reads fragments and messages by offset (MS-PSRP 2.2.4, 2.2.1).
 
 Not built here (the host keeps the pypsrp transport, which
 ``psrp_session_class`` says in the debug log): CredSSP and certificate authentication, and
