@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,11 +87,74 @@ def resolve_target(server: str, address_map: AddressMap) -> Target:
     return Target(key, key, DEFAULT_PORT)
 
 
+class ProbeCache:
+    """The orchestrator's DNS answers of one run, shared by its hosts. Thread-safe.
+
+    The orchestrator-side probe asks from where exfix runs, so its answer to one question does
+    not depend on which Exchange host named the server: in a fleet, most hosts list the same
+    few servers and ask them the same AD SRV and public MX questions (and the same failing
+    remote domains), each the same number of rounds. One question, keyed by everything that
+    makes its result (the server as named, where the query really goes under the host's
+    address map, the name and type as asked, the timeout and the round), is sent once per
+    run; every host asking it gets that result, its ``attempt`` included. A host asking while
+    the first asker waits for the answer waits with it (a server that does not answer costs
+    its timeout once per round, not once per host and round). Within one host too, a remote
+    domain's MX that is the public probe name's MX of the same round is that one answer. A
+    round is still its own
+    question: ``--probe-repeat`` asks each server N times, and an intermittent server shows
+    the same mix of answers and failures to every host that lists it. The host's own A record
+    (ProbeTargets.internal_host) differs per host and so is asked per host.
+
+    What is shared is the one measured answer, ``elapsed_ms`` included: every host of the run
+    reports the same reply and latency for the same server, question and round."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[tuple[object, ...], DnsQueryResult] = {}
+        self._asking: dict[tuple[object, ...], threading.Event] = {}
+
+    def query(self, server: str, qname: str, rdtype: str, *, address_map: AddressMap,
+              timeout: float, attempt: int) -> DnsQueryResult:
+        try:
+            target = resolve_target(server, address_map)
+            where: tuple[str, int] | None = (target.host, target.port)
+        except TargetRefused:
+            where = None  # nothing is sent; the refusal is the result
+        key = (server, where, qname, rdtype, float(timeout), attempt)
+        while True:
+            with self._lock:
+                known = self._known.get(key)
+                if known is not None:
+                    return known
+                waiting = self._asking.get(key)
+                if waiting is None:
+                    asking = self._asking[key] = threading.Event()
+                    break
+            waiting.wait()  # the first asker's answer, or its failure: then ask again
+        try:
+            result = _attempt(_query(server, qname, rdtype, address_map, timeout), attempt)
+            with self._lock:
+                self._known[key] = result
+            return result
+        finally:
+            with self._lock:
+                del self._asking[key]
+            asking.set()
+
+
 def query(server: str, qname: str, rdtype: str, *, address_map: AddressMap,
-          timeout: float = DEFAULT_TIMEOUT, attempt: int = 1) -> DnsQueryResult:
+          timeout: float = DEFAULT_TIMEOUT, attempt: int = 1,
+          cache: ProbeCache | None = None) -> DnsQueryResult:
     """Ask ``server`` one question; never raises for anything the network or the name does.
-    ``attempt`` is recorded in the result (the round of a repeated probe)."""
-    return dataclasses.replace(_query(server, qname, rdtype, address_map, timeout), attempt=attempt)
+    ``attempt`` is recorded in the result (the round of a repeated probe). With ``cache``, a
+    question the run asked before is answered from it (:class:`ProbeCache`)."""
+    if cache is not None:
+        return cache.query(server, qname, rdtype, address_map=address_map, timeout=timeout, attempt=attempt)
+    return _attempt(_query(server, qname, rdtype, address_map, timeout), attempt)
+
+
+def _attempt(result: DnsQueryResult, attempt: int) -> DnsQueryResult:
+    return result if result.attempt == attempt else dataclasses.replace(result, attempt=attempt)
 
 
 def _query(server: str, qname: str, rdtype: str, address_map: AddressMap, timeout: float) -> DnsQueryResult:
@@ -143,12 +207,15 @@ def _query(server: str, qname: str, rdtype: str, address_map: AddressMap, timeou
 
 def probe_server(server: str, ad_domain: str, internal_host_fqdn: str, public_name: str, *,
                  address_map: AddressMap, timeout: float = DEFAULT_TIMEOUT,
-                 attempt: int = 1) -> ServerProbe:
+                 attempt: int = 1, cache: ProbeCache | None = None) -> ServerProbe:
     """Tell a DNS server's role: the AD SRV record, the A record of an internal Exchange host,
     and the MX of a public name (its A when it has no MX). ``attempt`` numbers the round."""
-    ask = _asker(server, address_map, timeout, attempt)
+    ask = _asker(server, address_map, timeout, attempt, cache)
     ad = _bare(ad_domain)
-    results = [ask(f"_ldap._tcp.dc._msdcs.{ad}", "SRV"), ask(internal_host_fqdn, "A")]
+    # The host's own name is asked by that host alone: kept out of the run's cache, which
+    # would only grow with the fleet (a 10,000-host scan) and never be read again.
+    own = _asker(server, address_map, timeout, attempt)
+    results = [ask(f"_ldap._tcp.dc._msdcs.{ad}", "SRV"), own(internal_host_fqdn, "A")]
     mx = ask(public_name, "MX")
     results.append(mx)
     if mx.outcome is Outcome.NODATA:
@@ -159,7 +226,7 @@ def probe_server(server: str, ad_domain: str, internal_host_fqdn: str, public_na
 
 
 def probe_domain(domain: str, servers: Sequence[str], *, address_map: AddressMap,
-                 timeout: float = DEFAULT_TIMEOUT) -> DomainProbe:
+                 timeout: float = DEFAULT_TIMEOUT, cache: ProbeCache | None = None) -> DomainProbe:
     """Follow a remote domain's mail routing (MX, then A and AAAA of the lowest-preference MX
     host, or of the domain when it has no MX) through the first server whose MX answer is
     definitive. Servers that time out, fail or refuse are passed over, as a resolver does.
@@ -167,15 +234,15 @@ def probe_domain(domain: str, servers: Sequence[str], *, address_map: AddressMap
     tried = dns_servers.configured(servers)
     results: list[DnsQueryResult] = []
     for server in tried:
-        mx = query(server, domain, "MX", address_map=address_map, timeout=timeout)
+        mx = query(server, domain, "MX", address_map=address_map, timeout=timeout, cache=cache)
         results.append(mx)
         if not mx.outcome.definitive:
             continue
         partial = DomainProbe(domain=domain, servers=tried, server=server, results=(mx,))
         host = partial.mail_host
         if host is not None:
-            results.append(query(server, host, "A", address_map=address_map, timeout=timeout))
-            results.append(query(server, host, "AAAA", address_map=address_map, timeout=timeout))
+            results.append(query(server, host, "A", address_map=address_map, timeout=timeout, cache=cache))
+            results.append(query(server, host, "AAAA", address_map=address_map, timeout=timeout, cache=cache))
         return DomainProbe(domain=domain, servers=tried, server=server, results=tuple(results))
     return DomainProbe(domain=domain, servers=tried, server=None, results=tuple(results))
 
@@ -231,9 +298,10 @@ def run_bounded(work: Callable[[_K], _R], items: Iterable[_K], *,
 
 
 def _asker(server: str, address_map: AddressMap, timeout: float,
-           attempt: int = 1) -> Callable[[str, str], DnsQueryResult]:
+           attempt: int = 1, cache: ProbeCache | None = None) -> Callable[[str, str], DnsQueryResult]:
     def ask(qname: str, rdtype: str) -> DnsQueryResult:
-        return query(server, qname, rdtype, address_map=address_map, timeout=timeout, attempt=attempt)
+        return query(server, qname, rdtype, address_map=address_map, timeout=timeout, attempt=attempt,
+                     cache=cache)
     return ask
 
 

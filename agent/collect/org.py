@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from agent.collect.dns_probe import ProbeCache
 from agent.errors import RemoteCommandError, one_line
 from agent.model.facts import AreaIssue, CollectionArea, OrgFacts, SendConnectorFacts
 
@@ -29,6 +30,9 @@ class OrgFactsCache:
         self._lock = threading.Lock()
         self._org_locks: dict[str, threading.Lock] = {}
         self._known: dict[str, OrgFacts] = {}
+        # The other thing one scan's hosts share: the orchestrator's DNS answers, asked from
+        # where exfix runs and so the same for every host that names the same server.
+        self.probes = ProbeCache()
 
     def get(
         self, organization: str, host: str, read: Callable[[], tuple[SendConnectorFacts, ...]]

@@ -117,6 +117,7 @@ def collect_host(
     could not be parsed, is recorded in ``facts.status.issues`` instead.
     """
     issues: list[AreaIssue] = []
+    shared = orgs or OrgFactsCache()
 
     def area(name: CollectionArea, fetch: Callable[[], R], parse: Callable[[R], T]) -> T | None:
         """One step of an area: its commands (``fetch``), then its parser (``parse``). The
@@ -158,7 +159,7 @@ def collect_host(
         queue_facts = area(
             CollectionArea.QUEUES, lambda: _run_all(conn, queues.calls(identity)), queues.parse
         ) or ()
-        org = (orgs or OrgFactsCache()).get(
+        org = shared.get(
             server.organization, host, lambda: send_connectors.parse(_run_all(conn, send_connectors.calls()))
         )
         if org.issue is not None:
@@ -241,7 +242,7 @@ def collect_host(
     domains = failing_remote_domains(queue_facts)
     probes = list(_host_probes(conn, targets, servers, domains, options))
     if options.orchestrator_probe:
-        probes.extend(_orchestrator_probes(server.domain, targets, servers, domains, options))
+        probes.extend(_orchestrator_probes(server.domain, targets, servers, domains, options, shared.probes))
 
     return host_facts(
         host,
@@ -393,6 +394,7 @@ def _orchestrator_probes(
     servers: tuple[str, ...],
     domains: tuple[str, ...],
     options: CollectOptions,
+    cache: dns_probe.ProbeCache | None = None,
 ) -> Iterable[DnsQueryResult]:
     address_map = dict(options.dns_address_map)
     results: list[DnsQueryResult] = []
@@ -400,11 +402,11 @@ def _orchestrator_probes(
         for server in servers:
             probe = dns_probe.probe_server(server, ad_domain, targets.internal_host, targets.public_name,
                                            address_map=address_map, timeout=options.probe_timeout,
-                                           attempt=attempt)
+                                           attempt=attempt, cache=cache)
             results.extend(probe.results)
     for domain in domains:
         results.extend(dns_probe.probe_domain(domain, servers, address_map=address_map,
-                                              timeout=options.probe_timeout).results)
+                                              timeout=options.probe_timeout, cache=cache).results)
     # A domain probe may repeat a server probe's question (the public name's MX when a queue
     # to that domain fails): the facts, and so the evidence, hold each question once per round.
     seen: set[tuple[str, str, str, int]] = set()

@@ -20,7 +20,9 @@ Where the client CPU went with pypsrp 0.9 (py-spy, bench/README.md) and what rep
 - psrpcore would deserialize every pipeline message into its PSObject model (several times
   slower than clixml.py, see its docstring): the pool hands pipeline messages (output, error
   and warning records, the pipeline's state) to clixml.py as text instead, and only the few
-  runspace-pool messages go through psrpcore's deserializer.
+  runspace-pool messages go through psrpcore's deserializer, once per text (_POOL_MESSAGES);
+- psrpcore's fragment reader copies the rest of its buffer for every fragment: _Pool.feed
+  reads fragments and messages by offset (MS-PSRP 2.2.4, 2.2.1).
 
 Not built here (the host keeps the pypsrp transport, which
 ``psrp_session_class`` says in the debug log): CredSSP and certificate authentication, and
@@ -30,21 +32,23 @@ connections through an HTTP proxy (ansible_psrp_proxy or the environment's).
 from __future__ import annotations
 
 import math
+import struct
 import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from psrpcore import ClientPowerShell, ClientRunspacePool
+from psrpcore import ClientPowerShell, ClientRunspacePool, PSRPCoreError, PSRPEvent
 from psrpcore._client import _ClientPipeline
-from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_message
+from psrpcore._payload import EMPTY_UUID, PSRPMessage, StreamType, create_message
 from psrpcore.types import (
     InitRunspacePool,
     PSInvocationState,
     PSRPMessageType,
     RunspacePoolState,
     SessionCapability,
+    deserialize,
     serialize,
 )
 from psrpcore.types._serializer import _serialize_string
@@ -203,6 +207,57 @@ _TEMPLATES = _TemplateCache()
 _OPEN_MESSAGES: dict[type, bytes] = {}
 
 
+# -- PSRP fragments and messages, read in place ---------------------------------------------
+
+# MS-PSRP 2.2.4 Packet Fragment: ObjectId (8 bytes) and FragmentId (8 bytes), big-endian; one
+# byte whose bit 0 is S (the first fragment of its message) and bit 1 is E (the last); the blob's
+# length (4 bytes, big-endian); then the blob. A message's blobs, joined in FragmentId order, are
+# one MS-PSRP 2.2.1 message: Destination and MessageType (4 bytes each, little-endian), the
+# RPID and PID GUIDs (16 bytes each, in the little-endian GUID layout), then the data, which
+# may begin with a UTF-8 byte order mark.
+_FRAGMENT = struct.Struct(">QQBI")
+_MESSAGE = struct.Struct("<II16s16s")
+_FRAGMENT_END = 0x2
+_BOM = b"\xef\xbb\xbf"
+_MESSAGE_TYPES = {int(t.value): t for t in PSRPMessageType}
+
+
+class _Deserialized:
+    """Objects psrpcore deserialized, by message type, peer protocol and text; bounded like
+    the template cache (a full cache is emptied)."""
+
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[tuple[PSRPMessageType, str, bytes], Any] = {}
+
+    def get(self, key: tuple[PSRPMessageType, str, bytes]) -> Any:
+        with self._lock:
+            return self._known.get(key)
+
+    def put(self, key: tuple[PSRPMessageType, str, bytes], value: Any) -> None:
+        with self._lock:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[key] = value
+
+
+# The server's answers to a pool's opening (MS-PSRP 3.1.4.1: SESSION_CAPABILITY,
+# APPLICATION_PRIVATE_DATA, RUNSPACEPOOL_INIT_DATA, RUNSPACEPOOL_STATE) are the same text for
+# every pool of servers of one version, and psrpcore's deserializer (its PSObject model) made
+# them the largest part of a pool's opening. Each is deserialized once per text: psrpcore's
+# handlers only read the object (their capability, the private data, the state and runspace
+# counts), so pools share it. A message with a SecureString is never shared.
+_POOL_MESSAGE_TYPES = frozenset({
+    PSRPMessageType.SessionCapability,
+    PSRPMessageType.ApplicationPrivateData,
+    PSRPMessageType.RunspacePoolInitData,
+    PSRPMessageType.RunspacePoolState,
+})  # fmt: skip
+_POOL_MESSAGES = _Deserialized()
+
+
 class _Collected:
     """What one pipeline produced, read from the messages' CLIXML (clixml.py)."""
 
@@ -256,6 +311,9 @@ class _Pool(ClientRunspacePool):
     def __init__(self) -> None:
         super().__init__()
         self.collected: dict[uuid.UUID, _Collected] = {}
+        # The GUIDs of message headers by their 16 bytes: the pool's own and its pipelines'
+        # (psrpcore makes a new UUID object for both of every message).
+        self._guids: dict[bytes, uuid.UUID | None] = {EMPTY_UUID.bytes_le: None}
         # Set by the session just before ClientPowerShell.start(): the shape's key, the string
         # values, and the shape's template when it was serialized before (else the message's
         # commands hold slot markers, and its serialization becomes the template).
@@ -310,13 +368,112 @@ class _Pool(ClientRunspacePool):
             )
         )
 
+    # psrpcore's next_event slices each fragment, and then the whole rest of its receive buffer,
+    # off the front of that buffer (so a Receive of n fragments copies O(n^2) bytes), joins the
+    # blobs, copies them into a bytearray and slices the data off the header again. The same
+    # fragments and messages are read here with offsets into the bytes as received: one copy of
+    # each message's data (tests/transport/test_psrpcore.py compares both on the same bytes).
+
+    def feed(self, data: bytes) -> None:
+        """Read the fragments of one Receive's stdout (whole fragments, MS-PSRP 2.2.4): each
+        complete message is queued for :meth:`next_event`, a message's earlier fragments wait
+        for the rest. Raises PSRPCoreError for a fragment out of sequence (as psrpcore does) or
+        one cut short (psrpcore would read a short blob, or fail in struct)."""
+        view = memoryview(data)
+        size = len(data)
+        offset = 0
+        partial = self._incoming_fragments
+        messages = self._incoming_messages
+        while offset < size:
+            if size - offset < _FRAGMENT.size:
+                raise PSRPCoreError("a PSRP fragment shorter than its header")
+            object_id, fragment_id, flags, length = _FRAGMENT.unpack_from(data, offset)
+            start = offset + _FRAGMENT.size
+            offset = start + length
+            if offset > size:
+                raise PSRPCoreError("a PSRP fragment longer than the data received")
+            parts = partial.get(object_id)
+            expected = len(parts) if parts is not None else 0
+            if fragment_id != expected:
+                raise PSRPCoreError(f"Expecting fragment with a fragment id of {expected} not {fragment_id}")
+            if not flags & _FRAGMENT_END:
+                if parts is None:
+                    parts = partial[object_id] = []
+                parts.append(bytearray(view[start:offset]))
+                continue
+            if parts is None:  # a message in one fragment, the usual case: read in place
+                messages[object_id] = self._message(data, start, offset, object_id)
+            else:
+                parts.append(bytearray(view[start:offset]))
+                del partial[object_id]
+                whole = b"".join(parts)
+                messages[object_id] = self._message(whole, 0, len(whole), object_id)
+
+    def _message(self, data: bytes, start: int, end: int, object_id: int) -> PSRPMessage:
+        if end - start < _MESSAGE.size:
+            raise PSRPCoreError("a PSRP message shorter than its header")
+        _, kind, rpid, pid = _MESSAGE.unpack_from(data, start)
+        message_type = _MESSAGE_TYPES.get(kind) or PSRPMessageType(kind)  # ValueError, as psrpcore
+        begin = start + _MESSAGE.size
+        if data.startswith(_BOM, begin):
+            begin += len(_BOM)
+        return PSRPMessage(
+            message_type,
+            bytearray(memoryview(data)[begin:end]),
+            self._guid(rpid) or EMPTY_UUID,  # psrpcore keeps a zero RPID as a GUID, a zero PID as None
+            self._guid(pid),
+            object_id,
+        )
+
+    def _guid(self, raw: bytes) -> uuid.UUID | None:
+        guids = self._guids
+        if raw in guids:
+            return guids[raw]
+        found = uuid.UUID(bytes_le=raw)
+        if len(guids) < 4096:  # a pool runs a few dozen pipelines; never unbounded
+            guids[raw] = found
+        return found
+
+    def next_event(self) -> Any:
+        """psrpcore's next_event over :meth:`feed`: the next queued message's event, or None."""
+        pending = self._receive_buffer
+        if pending:  # what psrpcore's receive_data buffered
+            self._receive_buffer = bytearray()
+            self.feed(bytes(pending))
+        messages = self._incoming_messages
+        if not messages:
+            return None
+        return self._process_message(messages.pop(next(iter(messages))))
+
     def _process_message(self, message: PSRPMessage) -> Any:
         pipeline_id = message.pipeline_id
         if pipeline_id is not None:
             collected = self.collected.get(pipeline_id)
             if collected is not None and collected.take(message.message_type, message.data):
                 return _HANDLED
+        elif message.message_type in _POOL_MESSAGE_TYPES:
+            return self._pool_message(message)
         return super()._process_message(message)
+
+    def _pool_message(self, message: PSRPMessage) -> Any:
+        """psrpcore's _process_message for the messages that open a pool, with the object
+        deserialized once per text (see _POOL_MESSAGES); the event is the pool's own."""
+        data = bytes(message.data)
+        their = self.protocol_version
+        key = (message.message_type, their, data)
+        ps_object = _POOL_MESSAGES.get(key)
+        if ps_object is None:
+            ps_object = deserialize(
+                ET.fromstring(data),
+                cipher=self._cipher,
+                our_capability=self.our_capability,
+                their_capability=self.their_capability,
+            )
+            if b"<SS" not in data:  # a SecureString is the pool's own (its session key)
+                _POOL_MESSAGES.put(key, ps_object)
+        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, None)
+        getattr(self, f"_process_{message.message_type.name}")(event)
+        return event
 
     @property
     def protocol_version(self) -> str:
@@ -418,7 +575,7 @@ class PsrpcoreSession(RetryingSession):
         result = self._shell.receive(command_id, remaining, operation)
         if result.data:
             pool = self._pool
-            pool.receive_data(PSRPPayload(result.data, StreamType.default, None))
+            pool.feed(result.data)
             while pool.next_event() is not None:
                 pass
         return result.done

@@ -4,15 +4,17 @@ round, number the attempts, keep each one, and ask the remote domains' questions
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agent.collect import runner
+from agent.collect import dns_probe, runner
 from agent.collect.runner import CollectOptions
 from agent.model.command import CmdletCall
 from agent.model.facts import ProbeTargets
-from agent.model.probe import PROBE_REPEAT_MAX, Outcome, Vantage, server_stats
+from agent.model.probe import PROBE_REPEAT_MAX, DnsQueryResult, Outcome, Vantage, server_stats
 from agent.model.remote import RemoteError, RemoteObject
 from agent.transport.base import CommandResult
 from mock_remoting.dns.responder import DnsResponders
@@ -91,3 +93,87 @@ def test_the_orchestrator_probe_keeps_each_attempt_over_the_wire(flaky: DnsRespo
     assert stats["10.0.0.10"].failure_rate == 0.5 and stats["10.0.0.10"].intermittent
     assert stats["10.0.0.10"].latency_avg_ms is not None
     assert stats["8.8.8.8"].failures == 0 and stats["8.8.8.8"].attempts == 12
+
+
+# -- the orchestrator's answers shared by the hosts of one run (dns_probe.ProbeCache) --------
+
+OTHER = ProbeTargets.for_domain("contoso.local", "ex02.contoso.local", "fabrikam.com")
+
+
+def _without_latency(results: tuple[DnsQueryResult, ...]) -> list[DnsQueryResult]:
+    # The lab rotates the records of an answer (round robin, as DNS servers do): their order
+    # differs between any two queries, shared or not.
+    return [dataclasses.replace(r, elapsed_ms=None, records=tuple(sorted(r.records))) for r in results]
+
+
+def test_hosts_of_one_run_share_each_question_and_round_but_not_their_own_name() -> None:
+    """Against the steady servers: what two hosts get through the run's cache is what each
+    gets asking alone (the measured latency aside), the shared questions are sent once per
+    round, and each host's own A record is asked for that host."""
+    servers = ("10.0.0.10", "8.8.8.8")
+    domains = ("fabrikam.com",)
+    with DnsResponders(dns_world(dns_scenario(), source="scenarios/test.yaml")) as responders:
+        options = CollectOptions(dns_address_map=tuple(responders.address_map.items()), probe_repeat=2,
+                                 probe_interval=0.0, probe_timeout=0.5)  # fmt: skip
+
+        def probes(targets: ProbeTargets, cache: dns_probe.ProbeCache | None) -> tuple[DnsQueryResult, ...]:
+            asked = runner._orchestrator_probes("contoso.local", targets, servers, domains, options, cache)
+            return tuple(asked)
+
+        alone = [probes(TARGETS, None), probes(OTHER, None)]
+        sent_alone = responders.query_count("10.0.0.10")
+        responders.reset_counters()
+        cache = dns_probe.ProbeCache()
+        shared = [probes(TARGETS, cache), probes(OTHER, cache)]
+        sent_shared = responders.query_count("10.0.0.10")
+        own_names = responders.query_count("10.0.0.10", "A")
+    assert [_without_latency(r) for r in shared] == [_without_latency(r) for r in alone]
+    assert {r.attempt for r in shared[1]} == {1, 2}
+    # Per host alone: SRV, A, MX in each of two rounds, the domain's MX, A and AAAA once.
+    assert sent_alone == 2 * (2 * 3 + 3)
+    # Shared: the domain's MX in round 1 is the public name's MX asked a moment before (one
+    # question, once), and the second host adds only its own A record, in each round.
+    assert sent_shared == (2 * 3 + 3 - 1) + 2
+    assert own_names == 2 * 2 + 1  # both hosts' own names in two rounds, the MX host once
+    # The second host got the first one's answers themselves, latency included.
+    first_srv = [r for r in shared[0] if r.rdtype == "SRV"]
+    assert first_srv == [r for r in shared[1] if r.rdtype == "SRV"]
+
+
+def test_hosts_asking_at_once_send_one_query_and_an_intermittent_server_is_one_sample(
+    flaky: DnsResponders,
+) -> None:
+    cache = dns_probe.ProbeCache()
+    address_map = flaky.address_map
+
+    def ask(attempt: int) -> DnsQueryResult:
+        return dns_probe.query("10.0.0.10", "_ldap._tcp.dc._msdcs.contoso.local", "SRV",
+                               address_map=address_map, timeout=0.5, attempt=attempt,
+                               cache=cache)  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        first = list(pool.map(ask, [1] * 16))
+        second = list(pool.map(ask, [2] * 16))
+    assert flaky.query_count("10.0.0.10", "SRV") == 2  # one per round, whoever asked
+    assert len({id(r) for r in first}) == 1 and len({id(r) for r in second}) == 1
+    # The server fails every second query: every host sees the same answer, then failure.
+    assert (first[0].attempt, first[0].outcome) == (1, Outcome.ANSWER)
+    assert (second[0].attempt, second[0].outcome) == (2, Outcome.SERVFAIL)
+
+
+def test_the_same_question_under_another_address_map_is_asked_again() -> None:
+    """The key holds where the query really goes: a server one host's map leaves out (refused,
+    nothing sent) is still asked for a host whose map routes it."""
+    cache = dns_probe.ProbeCache()
+    with DnsResponders(dns_world(dns_scenario(), source="scenarios/test.yaml")) as responders:
+        mapped = responders.address_map
+        unmapped = {k: v for k, v in mapped.items() if k != "10.0.0.10"}
+
+        def ask(address_map: dict[str, str]) -> DnsQueryResult:
+            return dns_probe.query("10.0.0.10", "fabrikam.com", "MX", address_map=address_map,
+                                   timeout=0.5, cache=cache)  # fmt: skip
+
+        refused = ask(unmapped)
+        answered = ask(mapped)
+    assert refused.outcome is Outcome.ERROR and "not in exfix_dns_address_map" in refused.detail
+    assert answered.outcome is Outcome.ANSWER and answered.queried == mapped["10.0.0.10"]

@@ -77,7 +77,10 @@ def test_hang_401_and_a_dropped_connection(
     assert count("ex01", "exchange", "Command") > 0 and count("ex01", "os", "Create") > 0
     commands = {h: count(h, "exchange", "Command") for h in ("ex01", "ex04", "ex05", "ex07")}
     base = min(commands.values())
-    assert sum(commands.values()) == 4 * base + 2  # one connector read, one retried command
+    # The connector read falls to whichever server of the organisation gets there first; EX06's
+    # Exchange endpoint answers (only its OS endpoint hangs), so it may be EX06.
+    read_by_ex06 = count("ex06", "exchange", "Command") == base + 1
+    assert sum(commands.values()) == 4 * base + 1 + (0 if read_by_ex06 else 1)  # one retried command
     assert commands["ex04"] in (base + 1, base + 2)
     assert count("ex07", "os", "Create") == count("ex01", "os", "Create") + 1
 

@@ -5,19 +5,26 @@ tests/e2e, which .ci/run runs on both (EXFIX_PSRP_CLIENT)."""
 
 from __future__ import annotations
 
+import hmac
+import itertools
+import re
 import socket
 import threading
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
+import pypsrp.exceptions as psrp_exc
 import pytest
 import spnego
 import spnego.exceptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psrpcore import ClientPowerShell
-from psrpcore.types import InitRunspacePool, SessionCapability, serialize
+from psrpcore import ClientPowerShell, ClientRunspacePool, PSRPCoreError, ServerRunspacePool
+from psrpcore._base import RunspacePool
+from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_fragment, create_message
+from psrpcore.types import InitRunspacePool, PSRPMessageType, SessionCapability, serialize
 
 from agent.errors import UsageError
 from agent.model.command import SWITCH, CmdletCall, Endpoint
@@ -317,3 +324,188 @@ def test_a_sealed_ntlm_session_uses_exfix_sealing(
         assert session.run(GET_DNS_CLIENT)
         assert session._connection is not None and session._connection._seal is not None
     assert handle.server.authentications.get(handle.name, "sealed", "ntlm") > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(max_size=130), parts=st.lists(st.binary(max_size=300), max_size=4))
+def test_the_prepared_hmac_is_hmac_md5(key: bytes, parts: list[bytes]) -> None:
+    """Keys shorter than, equal to and longer than MD5's 64-byte block, messages in pieces."""
+    assert wsman._HmacMd5(key).digest(*parts) == hmac.digest(key, b"".join(parts), "md5")
+
+
+# -- PSRP fragments read in place, against psrpcore's own reader -----------------------------
+
+_MESSAGE_KINDS = (
+    PSRPMessageType.PipelineOutput,
+    PSRPMessageType.ErrorRecord,
+    PSRPMessageType.PipelineState,
+    PSRPMessageType.RunspacePoolState,
+)
+
+
+def _read_back(pool: psrpcore_session._Pool, reader: Any, chunks: list[bytes]) -> list[tuple[Any, ...]]:
+    """Every message ``reader`` hands to _process_message, fed ``chunks`` one Receive at a time."""
+    seen: list[tuple[Any, ...]] = []
+
+    def record(message: PSRPMessage) -> object:
+        seen.append((
+            message.message_type, type(message.data), bytes(message.data), message.runspace_pool_id,
+            message.pipeline_id, message.object_id, message.stream_type,
+        ))  # fmt: skip
+        return message
+
+    pool._process_message = record  # type: ignore[method-assign]
+    for chunk in chunks:
+        reader(pool, chunk)
+        while pool.next_event() is not None:
+            pass
+    return seen
+
+
+def _psrpcore_reads(pool: psrpcore_session._Pool, chunk: bytes) -> None:
+    pool.receive_data(PSRPPayload(chunk, StreamType.default, None))
+    pool.next_event = lambda: RunspacePool.next_event(pool)  # type: ignore[method-assign]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    messages=st.lists(
+        st.tuples(
+            st.sampled_from(_MESSAGE_KINDS),
+            st.binary(max_size=200),
+            st.booleans(),  # a byte order mark before the data
+            st.sampled_from([None, uuid.UUID(int=7), uuid.UUID("0f0e0d0c-0b0a-0908-0706-050403020100")]),
+            st.integers(min_value=1, max_value=90),  # blob size of its fragments
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=4),
+)
+def test_fragments_read_in_place_are_the_messages_psrpcore_reads(
+    messages: list[tuple[PSRPMessageType, bytes, bool, uuid.UUID | None, int]], cuts: list[int]
+) -> None:
+    """Single- and multi-fragment messages, with and without a BOM, for the pool and for
+    pipelines, split into Receives at fragment boundaries (a message may span Receives)."""
+    rpid = uuid.UUID(int=0x1234)
+    fragments: list[bytes] = []
+    for object_id, (kind, data, bom, pid, blob) in enumerate(messages, start=1):
+        body = create_message(False, kind, (b"\xef\xbb\xbf" if bom else b"") + data, rpid, pid)
+        pieces = [body[i : i + blob] for i in range(0, len(body), blob)]
+        for index, piece in enumerate(pieces):
+            fragments.append(create_fragment(object_id, index, piece, end=index == len(pieces) - 1))
+    bounds = sorted({min(c, len(fragments)) for c in cuts} | {0, len(fragments)})
+    chunks = [b"".join(fragments[a:b]) for a, b in itertools.pairwise(bounds)]
+
+    ours = _read_back(psrpcore_session._Pool(), lambda pool, chunk: pool.feed(chunk), chunks)
+    theirs = _read_back(psrpcore_session._Pool(), _psrpcore_reads, chunks)
+    assert ours == theirs
+    assert len(ours) == len(messages)
+
+
+def test_a_fragment_out_of_sequence_or_cut_short_is_an_error() -> None:
+    body = create_message(False, PSRPMessageType.PipelineOutput, b"<S>x</S>", uuid.UUID(int=1))
+    pool = psrpcore_session._Pool()
+    with pytest.raises(PSRPCoreError, match="fragment id of 0 not 1"):
+        pool.feed(create_fragment(1, 1, body))
+    with pytest.raises(PSRPCoreError, match="longer than the data"):
+        psrpcore_session._Pool().feed(create_fragment(1, 0, body)[:-1])
+    with pytest.raises(PSRPCoreError, match="shorter than its header"):
+        psrpcore_session._Pool().feed(create_fragment(1, 0, body)[:10])
+
+
+def _server_opening() -> list[bytes]:
+    """What psrpcore's own server answers a client pool's opening: SessionCapability,
+    ApplicationPrivateData and RunspacePoolState, as the stdout of Receives."""
+    client = psrpcore_session._Pool()
+    client.open()
+    server = ServerRunspacePool()
+    opening = client.data_to_send()
+    assert opening is not None
+    server.receive_data(opening)
+    while server.next_event() is not None:
+        pass
+    chunks = []
+    while (answer := server.data_to_send()) is not None:
+        chunks.append(bytes(answer.data))
+    return chunks
+
+
+def _opened(pool: psrpcore_session._Pool, chunks: list[bytes]) -> tuple[Any, ...]:
+    pool.open()
+    pool.data_to_send()
+    kinds = []
+    for chunk in chunks:
+        pool.feed(chunk)
+        while (event := pool.next_event()) is not None:
+            kinds.append(type(event).__name__)
+    their = pool.their_capability
+    assert their is not None
+    return (
+        kinds, pool.state, str(their.protocolversion), str(their.PSVersion), str(their.SerializationVersion),
+        pool.application_private_data, pool._min_runspaces, pool._max_runspaces,
+    )  # fmt: skip
+
+
+def test_a_pools_opening_is_deserialized_once_and_read_as_psrpcore_reads_it() -> None:
+    chunks = _server_opening()
+    reference = psrpcore_session._Pool()
+    reference._process_message = (  # type: ignore[method-assign]
+        lambda message: ClientRunspacePool._process_message(reference, message)
+    )
+    theirs = _opened(reference, chunks)
+    psrpcore_session._POOL_MESSAGES._known.clear()
+    first = _opened(psrpcore_session._Pool(), chunks)
+    cached = dict(psrpcore_session._POOL_MESSAGES._known)
+    second = _opened(psrpcore_session._Pool(), chunks)
+    assert first == second == theirs
+    assert theirs[0] == ["SessionCapabilityEvent", "ApplicationPrivateDataEvent", "RunspacePoolStateEvent"]
+    assert {kind for kind, _, _ in cached} == {
+        PSRPMessageType.SessionCapability,
+        PSRPMessageType.ApplicationPrivateData,
+        PSRPMessageType.RunspacePoolState,
+    }
+    assert psrpcore_session._POOL_MESSAGES._known == cached  # the second pool added nothing
+
+
+class _Answers:
+    """A Connection stand-in for Shell: answers each post with the text ``reply`` makes of
+    the request's message id."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.settings = ConnectionSettings(
+            https=False, host="127.0.0.1", port=1, path="wsman", auth="ntlm", username=None,
+            password=None, seal=False, verify=False,
+        )  # fmt: skip
+
+    def post(self, message: bytes, timeout: float) -> bytes:
+        found = re.search(rb"<wsa:MessageID>uuid:([^<]+)</wsa:MessageID>", message)
+        assert found is not None
+        return bytes(self.reply(found.group(1).decode()))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda mid: _receive_response(f"uuid:{mid}", ""),  # read by the pattern
+        lambda mid: _receive_response(f"uuid:{mid}", "<!-- x -->"),  # by ElementTree
+    ],
+)
+def test_a_response_that_is_not_read_must_still_relate_to_its_request(reply: Any) -> None:
+    shell = wsman.Shell(_Answers(reply), "http://x", max_envelope_size=153600, operation_timeout=20)  # type: ignore[arg-type]
+    shell.command("C", b"args", 5.0)
+    shell.signal("C", wsman.SIGNAL_TERMINATE, 5.0)
+    shell.send("C", b"data", 5.0)
+    shell.delete(5.0)
+    for other in (
+        _Answers(lambda mid: _receive_response("uuid:OTHER", "")),
+        _Answers(lambda mid: _receive_response("uuid:OTHER", "<!-- x -->")),
+    ):
+        stray = wsman.Shell(other, "http://x", max_envelope_size=153600, operation_timeout=20)  # type: ignore[arg-type]
+        with pytest.raises(psrp_exc.WinRMError, match="does not relate"):
+            stray.command("C", b"args", 5.0)
+        with pytest.raises(psrp_exc.WinRMError, match="does not relate"):
+            stray.signal("C", wsman.SIGNAL_TERMINATE, 5.0)
+        with pytest.raises(psrp_exc.WinRMError, match="does not relate"):
+            stray.delete(5.0)
