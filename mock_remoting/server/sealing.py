@@ -12,6 +12,10 @@ anything else (Kerberos, NTLM without ESS) goes to the context's own ``wrap_winr
 ``unwrap_winrm``. py-spy of the lab during a 200-host scan: pyspnego's per-message flag
 arithmetic, its property-based sequence counters and a new HMAC object per signature cost more
 than RC4 and MD5 themselves, 13 % of the lab's CPU for two sealing calls per request.
+
+exfix's own client seals the same way (agent/transport/wsman.py ``_NtlmSeal``); the lab keeps
+an implementation of its own on purpose: a client tested against a server that shares its
+sealing code would pass with a bug both share. Each side is checked against pyspnego instead.
 """
 
 from __future__ import annotations
