@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.model import dns_servers as _dns_servers
 from agent.model.probe import DnsQueryResult, Outcome, Vantage
@@ -234,6 +234,15 @@ class SendConnectorFacts:
     # the recipient's MX/A lookups are then Front End Transport's, with its own DNS settings
     # (Set-FrontendTransportService -ExternalDNS*/-InternalDNS*), not the Transport service's.
     frontend_proxy_enabled: bool = False
+    # source_transport_servers as sources() compares them, made once: a connector of a large
+    # organisation lists hundreds of servers, and every host's rules ask it, so normalizing
+    # the list at each call made a fleet's evaluation grow with the square of its size (not
+    # part of the facts: init=False fields are neither compared nor written).
+    _source_names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = frozenset(s.strip().lower().rstrip(".") for s in self.source_transport_servers)
+        object.__setattr__(self, "_source_names", names)
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -263,7 +272,7 @@ class SendConnectorFacts:
             return True
         wanted = {n.strip().lower().rstrip(".") for n in names if n.strip()}
         wanted |= {n.split(".", 1)[0] for n in wanted}
-        return any(s.strip().lower().rstrip(".") in wanted for s in self.source_transport_servers)
+        return not self._source_names.isdisjoint(wanted)
 
     def match(self, domain: str) -> tuple[int, int] | None:
         """How well an address space of this connector fits ``domain``: (specificity, -cost) of
