@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,9 +125,22 @@ def full_state(lab: Lab, host: str) -> dict[str, Any]:
 
 
 def journal_lines(path: Path) -> list[dict[str, Any]]:
-    import json
-
     return [json.loads(line) for line in path.read_text(encoding="ascii").splitlines() if line.strip()]
+
+
+def wait_in_journal(
+    path: Path, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> dict[str, Any]:
+    """The first record of the journal at ``path`` (written by a running apply) that
+    ``predicate`` accepts, polled until ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for record in journal_lines(path):
+                if predicate(record):
+                    return record
+        time.sleep(0.02)
+    raise AssertionError(f"nothing in {path} matched within {timeout} s")
 
 
 LOCK_PHASES = ("lock", "unlock")

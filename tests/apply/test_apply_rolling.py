@@ -22,6 +22,7 @@ from apply._apply_support import (
     lab_fleet,
     phases,
     subprocess_env,
+    wait_in_journal,
 )
 from e2e.conftest import base_scenario, host_spec, write_scenario
 
@@ -372,10 +373,11 @@ def test_sigint_at_the_gate_undoes_the_waiting_host_and_skips_it(tmp_path: Path)
             # Once its steps began (the stale check is over), a slow first host: its restart
             # and read-back (4 WSMan requests) take 2.8 s at least, while the next one
             # prepares at the lab's speed and waits at its gate.
-            _wait_in(journal, lambda r: r["phase"] == "before" and r["host"] == first)
+            wait_in_journal(journal, lambda r: r["phase"] == "before" and r["host"] == first)
             fleet.lab.inject(first, {"latency_ms": 700})
-            _wait_in(journal, lambda r: r["phase"] == "gate" and r["result"] == "open" and r["host"] == first)
-            line = _wait_in(journal, lambda r: r["phase"] == "gate" and r["result"] == "waiting"
+            wait_in_journal(journal, lambda r: r["phase"] == "gate" and r["result"] == "open"
+                            and r["host"] == first)  # fmt: skip
+            line = wait_in_journal(journal, lambda r: r["phase"] == "gate" and r["result"] == "waiting"
                             and r["host"] != first)  # fmt: skip
             process.send_signal(signal.SIGINT)
             fleet.lab.clear_faults(first)  # the rest of its run (its verification) at the lab's speed
@@ -396,12 +398,3 @@ def test_sigint_at_the_gate_undoes_the_waiting_host_and_skips_it(tmp_path: Path)
         assert config_state(fleet.lab, waiting) == before[waiting]
 
 
-def _wait_in(path: Path, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            for record in journal_lines(path):
-                if predicate(record):
-                    return record
-        time.sleep(0.02)
-    raise AssertionError(f"nothing in {path} matched within {timeout} s")

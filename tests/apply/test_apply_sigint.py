@@ -8,10 +8,8 @@ rollback undoes it)."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,22 +22,12 @@ from apply._apply_support import (
     journal_lines,
     lab_fleet,
     subprocess_env,
+    wait_in_journal,
 )
 
 pytestmark = pytest.mark.lab
 
 
-def _wait_for(path: Path, predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            lines = [
-                json.loads(line) for line in path.read_text(encoding="ascii").splitlines() if line.strip()
-            ]
-            if any(predicate(r) for r in lines):  # type: ignore[operator]
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing in {path} matched within {timeout} s")
 
 
 def test_sigint_mid_apply_rolls_the_host_back_and_says_so(tmp_path: Path) -> None:
@@ -60,7 +48,7 @@ def test_sigint_mid_apply_rolls_the_host_back_and_says_so(tmp_path: Path) -> Non
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
         )  # fmt: skip
         try:
-            _wait_for(journal, lambda r: r["phase"] == "execute" and r["host"] == first
+            wait_in_journal(journal, lambda r: r["phase"] == "execute" and r["host"] == first
                       and r["result"] == "started", timeout=60)  # fmt: skip
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=60)
