@@ -32,7 +32,9 @@ PRIORITY = "ansible_group_priority"
 class Group:
     name: str
     vars: dict[str, Written] = field(default_factory=dict)
-    hosts: list[str] = field(default_factory=list)
+    # An ordered set (a dict's keys): a membership test per host added, so a list made loading
+    # a 10,000-host group quadratic.
+    hosts: dict[str, None] = field(default_factory=dict)
     children: list[str] = field(default_factory=list)
     parents: list[str] = field(default_factory=list)
     depth: int = 0
@@ -75,7 +77,7 @@ class Tree:
         if group is not None:
             target = self.groups[group]
             if name not in target.hosts:
-                target.hosts.append(name)
+                target.hosts[name] = None
                 self._join(host, group)
         return host
 
@@ -118,7 +120,7 @@ class Tree:
         for host in self.hosts.values():
             others = set(host.groups) - {"all", "ungrouped"}
             if "ungrouped" in host.groups and others:
-                ungrouped.hosts.remove(host.name)
+                del ungrouped.hosts[host.name]
                 host.groups.remove("ungrouped")
             elif not others and "ungrouped" not in host.groups:
                 self.add_host(host.name, "ungrouped", None)
