@@ -36,6 +36,7 @@ form Windows shows them in and the form the probes key their results by.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -53,6 +54,9 @@ REPEAT = "listed again"
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Every host lists the same few servers, and each is classified several times a scan: the
+# parsed values (immutable) are kept rather than parsed in Python again.
+@functools.lru_cache(maxsize=4096)
 def _ip(text: str) -> _Address | None:
     try:
         return ipaddress.ip_address(text)

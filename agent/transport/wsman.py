@@ -35,7 +35,9 @@ import contextlib
 import hashlib
 import hmac
 import http.client
+import math
 import os
+import random
 import re
 import select
 import socket
@@ -309,6 +311,7 @@ class _Wire:
                 raise
             self.peer_certificate = sock.getpeercert(True)
         self.sock = sock
+        self._timeout = sock.gettimeout()
         self._reader = sock.makefile("rb")
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
         self._head = f"POST /{settings.path.lstrip('/')} HTTP/1.1\r\nHost: {host}:{settings.port}\r\n"
@@ -336,7 +339,14 @@ class _Wire:
     def _exchange(
         self, body: bytes, headers: dict[str, str], timeout: float
     ) -> tuple[int, dict[str, str], bytes, bool]:
-        self.sock.settimeout(max(0.05, timeout))
+        # The socket's timeout bounds each send and receive by what is left of the request's
+        # time, rounded up to the second above one second: settimeout is a system call that
+        # lets go of the GIL, and the rounding spares it for all but about one request a
+        # second, at the cost of letting a stalled read wait under a second more.
+        wanted = max(0.05, timeout) if timeout < 1 else float(math.ceil(timeout))
+        if wanted != self._timeout:
+            self.sock.settimeout(wanted)
+            self._timeout = wanted
         lines = [self._head]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         lines.append(f"Content-Length: {len(body)}\r\n\r\n")
@@ -603,6 +613,17 @@ def _literal(text: str) -> str:
     return escape(text).replace("%", "%%")
 
 
+# WS-Addressing asks a MessageID to be unique, not unpredictable: version-4 UUIDs drawn from
+# one generator seeded once from the system's randomness. uuid.uuid4() reads os.urandom for
+# each, a system call that lets go of the GIL: sixty times a host, and each one a chance for
+# another of the fleet's threads to take the interpreter and for this one to wait for it back.
+_IDS = random.Random()
+
+
+def _message_id() -> str:
+    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4)).upper()
+
+
 def _closed_by_peer(sock: socket.socket) -> bool:
     """True when an idle kept-alive socket reads as closed (or has unexpected data)."""
     try:
@@ -732,7 +753,7 @@ class Shell:
     def _envelope(
         self, action: str, body: str, options: str = "", timeout: int | None = None
     ) -> tuple[str, bytes]:
-        message_id = str(uuid.uuid4()).upper()
+        message_id = _message_id()
         head = self._head % (
             ACTION[action],
             message_id,
