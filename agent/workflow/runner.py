@@ -19,6 +19,17 @@ Planning uses the planning core (agent.planning.build_plan) on the in-scope find
 host, so the plan (and its digest) is the one ``exfix plan`` would make for the same findings;
 applying uses agent.apply.apply_plan, which checks the digest and drift, journals every step,
 reads every change back, rolls back on failure and verifies that the queues drain.
+
+A run that will apply (``auto``; ``required`` with ``--approve``) holds its hosts first
+(agent.apply.hold_hosts: each host's flock and change marker), then scans ("before"), plans
+and applies under the hold, with the scan's facts: no other exfix run could change a held
+host since the scan, so apply's stale check compares every fingerprint with those facts
+instead of collecting the host again, and each step's before-read still catches a change made
+by hand. apply lets go of the hold's markers at its end, before the "after" scan; a run that
+ends up applying nothing lets go of them once it knows. A host the hold could not take is not
+held, and apply treats it as it treats any host: it locks it (another run holding it refuses
+the apply, as it always did: nothing changed, exit 4) and collects it for the stale check. A
+run with approval required and no ``--approve`` holds nothing: it stops at pending-approval.
 """
 
 from __future__ import annotations
