@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.apply import HostHold, HostOutcome, hold_hosts, plan_fleet, read_plan_file
+from agent.apply import HostHold, HostOutcome, hold_hosts, plan_fleet, read_plan_file, rollback_journal
 from agent.apply.hold import BEFORE_PLANNING, reusable
 from agent.apply.lock import MARKER_NAME, Holder
 from agent.errors import EXIT_REFUSED, HostLockedError, StalePlanError
@@ -103,6 +103,7 @@ def test_apply_under_a_hold_sends_one_collection_fewer(
     without_hold = _commands(plain) - start
 
     # Held first, then the same plan and apply: the apply takes the plan's facts.
+    pristine = full_state(holding.lab, HOST)["nics"]
     start = _commands(holding)
     with _hold(holding, tmp_path / "b" / "journal.jsonl") as held:
         assert held.hosts == {HOST} and not held.missed
@@ -126,6 +127,14 @@ def test_apply_under_a_hold_sends_one_collection_fewer(
     assert check["detail"] == {"facts": "reused", "held_since": held.since}
     assert lines[2]["detail"]["held_since"] == held.since
     assert [(r["phase"], r["result"]) for r in lines[-2:]] == [("unlock", "released"), ("end", "ok")]
+
+    # exfix rollback reads the run as any apply run: its digest from the start, its steps undone.
+    changed = full_state(holding.lab, HOST)
+    undone = rollback_journal(tmp_path / "b" / "journal.jsonl", holding.targets, holding.credentials(),
+                              allow_restart=True, operator="tester")  # fmt: skip
+    assert undone.exit_code == 0 and undone.undoes == report.run
+    assert undone.plan_digest == plan_file.plan.digest
+    assert changed["nics"] != pristine and full_state(holding.lab, HOST)["nics"] == pristine
 
 
 @pytest.mark.lab
