@@ -1,6 +1,7 @@
 """One apply (or rollback) per Exchange server at a time, whoever runs it and from wherever.
 
-Two locks, both held for the whole run (from before the stale check to after verification):
+Two locks, both held for the whole run (from before the stale check to after verification; a
+run that holds its hosts before it collects them, agent/apply/hold.py, from before that):
 
 - **On this machine**, an ``flock`` on ``<journal directory>/.exfix-locks/<host>.lock``: applies
   that share a journal (the same plan, a playbook's run directory) exclude each other at once,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,27 @@ def test_a_host_held_by_another_run_refuses_the_apply_as_before(
         ("refused", "HostLockedError"),
     ]
     assert lines[-1]["phase"] == "unlock" and not any(r["phase"] == "stale-check" for r in lines)
+
+
+def test_a_host_the_hold_cannot_reach_is_left_out_and_the_run_goes_on(
+    tmp_path: Path, lab: Callable[..., Any]
+) -> None:
+    running = lab("mixed-fleet")
+    inventory = _inventory(running, tmp_path)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connection refused
+    data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    host = data["all"]["children"]["exchange"]["hosts"]["ex03.contoso.local"]
+    host["ansible_port"] = host["exfix_exchange_port"] = port
+    inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
+    code, doc = _run("playbook", "run", "dns-451-auto-safe", "--inventory", str(inventory), "--out",
+                     str(tmp_path / "runs"), "--format", "json")  # fmt: skip
+    assert code == 3, doc
+    outcomes = {h["host"]: h["outcome"] for h in doc["hosts"]}
+    assert outcomes["ex03.contoso.local"] == "unreachable" and outcomes["ex05.contoso.local"] == "remediated"
+    lines = _journal(Path(doc["artifacts"]["journal"]))
+    [failed] = [r for r in lines if r["host"] == "ex03.contoso.local"]
+    assert (failed["phase"], failed["result"]) == ("lock", "failed") and "refused" in failed["error"]
+    assert all(m == [] for m in _markers(running).values())
