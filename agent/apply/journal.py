@@ -1,6 +1,6 @@
 """The apply journal: an append-only JSONL audit of every step apply and rollback take.
 
-One JSON object per line (``"schema": "exfix.journal/5"``; /1 to /4 records are still read), written
+One JSON object per line (``"schema": "exfix.journal/6"``; /1 to /5 records are still read), written
 with ``O_APPEND`` and flushed to disk (``fsync``) before apply goes on, so that after a crash,
 a kill or a power cut the journal still says what was about to happen to a host and what did.
 A mutation is journaled twice: ``execute``/``started`` *before* the call is sent and
@@ -10,15 +10,16 @@ changed).
 
 Every record has these keys (null where they do not apply)::
 
-    schema        "exfix.journal/5"
+    schema        "exfix.journal/6"
     time          UTC, ISO 8601 with microseconds ("2025-01-15T10:00:00.123456+00:00")
     run           id of the apply (or rollback) run that wrote the record
     operator      --operator, or the local user name
     ticket        --ticket, or null
-    plan_digest   the digest of the plan being applied
+    plan_digest   the digest of the plan being applied ("" in the records of a hold written
+                  before its plan exists: ``hold`` and its ``lock`` records)
     host          the inventory name of the host, or null for run-wide records
     action        the plan's action id ("01-set-nic-dns-servers"), or null
-    phase         start | refused | lock | stale-check | manual | before | execute | verify |
+    phase         hold | start | refused | lock | stale-check | manual | before | execute | verify |
                   gate | interrupted | rollback | rollback-verify | host | organization |
                   queues | unlock | end
     result        what happened (per phase: see agent/apply/__init__.py)
@@ -44,21 +45,29 @@ from typing import Any
 from agent.errors import FactsFileError
 from agent.review.files import owned_file
 
-SCHEMA = "exfix.journal/5"
+SCHEMA = "exfix.journal/6"
 # /2 adds the phase "organization" (an organisation unit's outcome, after its steps); /3 adds
 # "lock" (acquired | broken | refused: the host's change marker, agent/apply/lock.py) and
 # "unlock" (released | not-ours | failed). /4: the "queues" verified | not-verified record's
 # detail also has "probes" (the lookups re-run on the host) and "tracking" (the SEND events per
 # next hop), each check with its status (agent/apply/symptom.py). /5 adds the phase "gate"
 # (waiting | open | stopped: a host with a restart before its first disruptive execute, waiting
-# for its restart slot; agent/apply/steps.py). Every other record is as in /1; /1 to /4 are
-# still read (a journal may hold records of all of them).
-SCHEMAS = frozenset({"exfix.journal/1", "exfix.journal/2", "exfix.journal/3", "exfix.journal/4", SCHEMA})
+# for its restart slot; agent/apply/steps.py). /6 adds the phase "hold" (taken: a run that
+# holds its hosts before it collects and plans them, agent/apply/hold.py; its records until
+# the start have plan_digest ""), the lock result "failed" (a host such a hold could not reach:
+# not held), the end of a hold no apply used (detail "applied": false), and "held_since" in
+# the start and in a stale-check detail whose facts were collected under the hold ("facts":
+# "reused"). Every other record is as in /1; /1 to /5 are still read (a journal may hold
+# records of all of them).
+SCHEMAS = frozenset(
+    {"exfix.journal/1", "exfix.journal/2", "exfix.journal/3", "exfix.journal/4", "exfix.journal/5", SCHEMA}
+)
 
 PHASES = frozenset(
     {
-        "start", "refused", "stale-check", "manual", "before", "execute", "verify", "gate", "interrupted",
-        "rollback", "rollback-verify", "host", "organization", "queues", "end", "lock", "unlock",
+        "hold", "start", "refused", "stale-check", "manual", "before", "execute", "verify", "gate",
+        "interrupted", "rollback", "rollback-verify", "host", "organization", "queues", "end", "lock",
+        "unlock",
     }
 )  # fmt: skip
 
@@ -176,7 +185,7 @@ _CORE = ("time", "run", "operator", "plan_digest", "phase", "result")
 
 def _entry(source: str, number: int, data: Any) -> JournalEntry:
     if not isinstance(data, dict) or data.get("schema") not in SCHEMAS:
-        raise FactsFileError(source, f"not an {SCHEMA} (or /1 to /4) record", line=number)
+        raise FactsFileError(source, f"not an {SCHEMA} (or /1 to /5) record", line=number)
     for key in _CORE:
         if not isinstance(data.get(key), str):
             raise FactsFileError(source, "missing or not a string", line=number, key=key)

@@ -1,6 +1,7 @@
 """One apply (or rollback) per Exchange server at a time, whoever runs it and from wherever.
 
-Two locks, both held for the whole run (from before the stale check to after verification):
+Two locks, both held for the whole run (from before the stale check to after verification; a
+run that holds its hosts before it collects them, agent/apply/hold.py, from before that):
 
 - **On this machine**, an ``flock`` on ``<journal directory>/.exfix-locks/<host>.lock``: applies
   that share a journal (the same plan, a playbook's run directory) exclude each other at once,
@@ -17,7 +18,12 @@ Why a file under the Exchange install path: it is where Exchange keeps what belo
 server (its configuration, its logs), outside Microsoft's registry hives and outside Active
 Directory; an admin sees it in Explorer, reads it with ``Get-Content``, removes it with
 ``Remove-Item``; it changes nothing Exchange reads. The holder is one line of JSON: run id,
-operator, machine, process id, plan digest, start time.
+operator, machine, process id, plan, start time. ``plan`` is the digest of the plan the run
+applies; a run that holds its hosts before it has planned (a playbook that applies:
+agent/apply/hold.py) cannot know the digest yet and writes what it is doing instead
+("before planning: playbook dns-451-auto, ticket CHG0042"), so that another operator's refusal
+still says who holds the host and why. The keys are the same either way: every exfix version
+reads both.
 
 A marker outlives an apply that was killed (``kill -9``, a power cut, a lost network at the
 end). It is never taken over silently: the refusal says who held it and since when, and
@@ -37,14 +43,14 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.apply.journal import read_journal
 from agent.collect import _values as v
 from agent.collect.edge_config import install_path_calls, parse_install_path
-from agent.errors import CmdletError, HostLockedError, RemoteCommandError, UsageError, one_line
+from agent.errors import CmdletError, ExfixError, HostLockedError, RemoteCommandError, UsageError, one_line
 from agent.fleet import run_fleet
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.planning.schedule import DEFAULT_APPLY_FORKS
@@ -61,12 +67,17 @@ MARKER_NAME = "exfix-change-in-progress.json"
 TAKE_COMMANDS = 2
 LOCAL_DIR = ".exfix-locks"
 _RUN = re.compile(r"^[0-9a-f]{8,64}$")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _MAX_MARKER_CHARS = 4096
+# What leaves a host out of a partial RunLocks: a problem of that host (held by another run,
+# not reachable, an error from the host, no credential for it); anything else is a bug, raised.
+_LEFT_OUT = (ExfixError,)
 
 
 @dataclass(frozen=True, slots=True)
 class Holder:
-    """Who changes a host: the run, who runs it, from where, for which plan, since when."""
+    """Who changes a host: the run, who runs it, from where, for which plan (its digest, or
+    what the run does before it has one: module docstring), since when."""
 
     run: str
     operator: str
@@ -100,9 +111,10 @@ class Holder:
         def short(text: str) -> str:
             return text if len(text) <= 80 else text[:79] + "…"
 
+        plan = f"plan {self.plan[:12]}" if _DIGEST.match(self.plan) else short(self.plan)
         return (
             f"run {self.run[:12]} ({short(self.operator)} on {short(self.machine)}, pid {self.pid}, "
-            f"plan {self.plan[:12]}, since {short(self.started)})"
+            f"{plan}, since {short(self.started)})"
         )
 
     def process_gone(self) -> bool:
@@ -348,7 +360,14 @@ class RunLocks:
     A marker is taken over (removed, journaled ``broken``, then made anew) without being asked
     only when its run is certainly over: ``ended`` holds it (the journal has its ``end``: an
     apply whose last unlock could not reach the host), or it is ``takeover`` (the run a
-    rollback undoes) and its process is gone from this machine. Any other holder refuses."""
+    rollback undoes) and its process is gone from this machine. Any other holder refuses.
+
+    With ``partial`` (a run that holds hosts before it knows which it will change:
+    agent/apply/hold.py) a host that cannot be held does not stop the others: held by another
+    run (journaled ``refused``, as always), or its marker not reachable, the host answering
+    with an error or its credential missing (journaled ``failed``), it is left out, its local
+    lock let go, and :attr:`missed` says why. Whoever changes it later takes its locks then,
+    as any run does."""
 
     def __init__(
         self,
@@ -362,6 +381,7 @@ class RunLocks:
         ended: frozenset[str] = frozenset(),
         takeover: str | None = None,
         forks: int = DEFAULT_APPLY_FORKS,
+        partial: bool = False,
     ) -> None:
         self._record = record
         self._journal = journal
@@ -372,18 +392,45 @@ class RunLocks:
         self._ended = ended
         self._takeover = takeover
         self._forks = forks
-        self._stack = contextlib.ExitStack()
+        self._partial = partial
+        self._local: dict[str, contextlib.ExitStack] = {}  # host -> its local lock, held
         self._markers: list[tuple[LockTarget, str]] = []
         self._markers_lock = threading.Lock()
+        self.missed: dict[str, BaseException] = {}  # partial: the hosts left out, and why
+
+    @property
+    def held(self) -> frozenset[str]:
+        """The hosts whose two locks this run holds now."""
+        with self._markers_lock:
+            return frozenset(t.host for t, _ in self._markers if t.host in self._local)
 
     def __enter__(self) -> RunLocks:
         try:
+            reached = []
             for target in self._targets:
-                self._stack.enter_context(local_lock(self._journal, target.host, self._holder))
-            runs = run_fleet(self._targets, self._take, forks=self._forks)
-            refused = next((run.error for run in runs if run.error is not None), None)
-            if refused is not None:
-                raise refused
+                stack = contextlib.ExitStack()
+                try:
+                    stack.enter_context(local_lock(self._journal, target.host, self._holder))
+                except HostLockedError as error:
+                    if not self._partial:
+                        raise
+                    self._record("lock", "refused", host=target.host, error=str(error),
+                                 detail={"lock": error.where})  # fmt: skip
+                    self.missed[target.host] = error
+                    continue
+                self._local[target.host] = stack
+                reached.append(target)
+            runs = run_fleet(reached, self._take, forks=self._forks)
+            for run in runs:
+                if run.error is None:
+                    continue
+                if not self._partial or not isinstance(run.error, _LEFT_OUT):
+                    raise run.error
+                if not isinstance(run.error, HostLockedError):  # a refusal is journaled by _take
+                    self._record("lock", "failed", host=run.host.host,
+                                 error=one_line(str(run.error)))  # fmt: skip
+                self.missed[run.host.host] = run.error
+                self._local.pop(run.host.host).close()
         except BaseException:
             self.release()
             raise
@@ -439,14 +486,18 @@ class RunLocks:
             return "it is the run this rollback undoes, and its process is gone"
         return None
 
-    def release(self) -> None:
+    def release(self, hosts: Collection[str] | None = None) -> None:
         """Remove this run's markers (only where they still name this run; ``forks`` hosts at
-        once), then let go of the local locks. Never raises: a marker that cannot be removed
-        is journaled and left for a person (the next run names it and the way out)."""
+        once), then let go of the local locks: of ``hosts`` only when given (a hold lets go of
+        the hosts its plan does not change), else of all. Never raises: a marker that cannot be
+        removed is journaled and left for a person (the next run names it and the way out)."""
         with self._markers_lock:
-            markers, self._markers = self._markers, []
-        run_fleet(sorted(markers, key=lambda m: m[0].host), self._let_go, forks=self._forks)
-        self._stack.close()
+            going = [m for m in self._markers if hosts is None or m[0].host in hosts]
+            self._markers = [m for m in self._markers if m not in going]
+            names = [h for h in self._local if hosts is None or h in hosts]
+        run_fleet(sorted(going, key=lambda m: m[0].host), self._let_go, forks=self._forks)
+        for name in names:
+            self._local.pop(name).close()
 
     def _let_go(self, marker: tuple[LockTarget, str]) -> None:
         target, path = marker

@@ -2,17 +2,28 @@
 
 Order of a run (each step journaled):
 
+0. under a hold (``held``, agent/apply/hold.py: a caller that took the hosts' locks before it
+   collected and planned them, as a playbook that applies does), the hold's ``hold`` and
+   ``lock`` records come first, in the same run;
 1. ``start``;
 2. refusals, before any host is touched (exit 4): the approved digest is not the plan's, the
    plan's content no longer hashes to its digest, a file of the bundle (a script, a page,
    plan.json itself) is not byte for byte what the approved content renders to, a planned host
    is not in the inventory, a disruptive step without ``allow_restart``;
-3. the stale check: every host with an automatic step is collected again and each action's
+3. the locks of every host with an automatic step (agent/apply/lock.py); another run holding
+   one refuses the plan (exit 4). Under a hold, the held hosts the plan does not change are let
+   go of first, and only the planned hosts the hold does not hold are locked here;
+4. the stale check: every host with an automatic step is collected again and each action's
    fingerprint recomputed with :func:`agent.planning.fingerprint_for`; any difference refuses
    the whole plan (exit 4), a host that cannot be reached stops it too (exit 3), and so does
    a host that answers a collecting command with an error (exit 7; 3 wins when both happen);
-   nothing has changed yet;
-4. the hosts (agent/apply/execute.py), up to ``forks`` at once (agent/planning/schedule.py).
+   nothing has changed yet. A host held since before the caller collected it is not
+   collected again: no other exfix run could change it in between, so its fingerprints are
+   recomputed from the facts the caller collected (``collected``), journaled ``fresh`` or
+   ``drifted`` with ``"facts": "reused"`` and ``held_since``; a person changing it by hand
+   meanwhile is caught by each step's before-read (agent/apply/steps.py), before the change.
+   Verification compares with the facts the stale check used, collected or reused;
+5. the hosts (agent/apply/execute.py), up to ``forks`` at once (agent/planning/schedule.py).
    A host with a restart takes its restart slot only for the restart: its connection, its
    reads and its non-disruptive steps run as a worker while other servers restart; then it
    waits at its restart gate until no more than ``serial`` servers are out of mail flow, never
@@ -28,7 +39,7 @@ Order of a run (each step journaled):
    changes were undone"; ``rollback-failed`` if the undo fails). A failure is counted before
    the slot it held is free, so the host behind it learns that the run stopped, not that the
    slot is free;
-5. ``end`` with the exit code.
+6. the locks let go of (``unlock``), the hold's too, on every path; ``end`` with the exit code.
 """
 
 from __future__ import annotations
@@ -44,9 +55,11 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from agent.apply._context import EventHook, Recorder, collect, open_host
 from agent.apply.execute import Gate, run_host
+from agent.apply.hold import HostHold, reusable
 from agent.apply.journal import Journal, utc_now
 from agent.apply.lock import Holder, LockTarget, RunLocks, ended_runs, this_machine
 from agent.apply.plan_file import PlanFile
@@ -105,6 +118,8 @@ def apply_plan(
     cancel: threading.Event | None = None,
     forks: int = schedule.DEFAULT_APPLY_FORKS,
     break_lock: str | None = None,
+    held: HostHold | None = None,
+    collected: Mapping[str, HostFacts] | None = None,
 ) -> ApplyReport:
     """Apply an approved plan to ``targets`` (an inventory's hosts; the plan's hosts are looked
     up in it by name), verify it, and return the report.
@@ -120,6 +135,15 @@ def apply_plan(
     server that another operator's exfix also needs. ``break_lock`` (a run id) first removes a
     marker that still names that run, left by an apply that was killed.
 
+    ``held`` (agent/apply/hold.py: :func:`hold_hosts`): the caller took the hosts' locks before
+    it collected and planned them; the run is the hold's (its journal, operator and ticket),
+    keeps the hold's locks of the planned hosts, lets go of the others, and takes the usual
+    locks of planned hosts the hold could not take. ``collected`` (inventory name -> facts),
+    the facts the caller collected under the hold: the stale check takes them for every
+    planned host the hold holds instead of collecting it again (it still compares every
+    fingerprint), and verification compares with them. The hold's locks are let go of when
+    the run ends, however it ends.
+
     Raises (nothing changed): DigestMismatchError, RestartNotAllowedError, StalePlanError,
     HostLockedError (another run holds a host), RefusedError (exit 4); UnreachableError (exit
     3) when a planned host cannot be reached for its lock or the stale check, RemoteCommandError
@@ -131,6 +155,13 @@ def apply_plan(
         raise UsageError("serial must be at least 1, max_fail and verify_timeout at least 0")
     plan_file = plan if isinstance(plan, PlanFile) else None
     the_plan = plan.plan if isinstance(plan, PlanFile) else plan
+    if held is not None:
+        return _apply_held(held, plan_file, the_plan, targets, credentials, collected or {}, approve=approve,
+                           allow_restart=allow_restart, serial=serial, max_fail=max_fail,
+                           verify_timeout=verify_timeout, journal=journal, operator=operator, ticket=ticket,
+                           on_event=on_event, cancel=cancel, forks=forks, break_lock=break_lock)  # fmt: skip
+    if collected:
+        raise UsageError("collected facts are taken only from a hold of the hosts (held=)")
     if journal is None:
         if plan_file is None:
             raise UsageError("a journal path is needed when the plan is not read from a plan directory")
@@ -141,25 +172,11 @@ def apply_plan(
                    on_event, cancel or threading.Event())  # fmt: skip
     started = utc_now()
     try:
-        rec.record("start", "ok", detail={
-            "plan": None if plan_file is None else str(plan_file.path),
-            "source": None if the_plan.source is None else the_plan.source.to_dict(),
-            "hosts": [h.host for h in the_plan.hosts],
-            "allow_restart": allow_restart, "serial": serial, "max_fail": max_fail,
-            "verify_timeout": verify_timeout,
-        })  # fmt: skip
+        _record_start(rec, plan_file, the_plan, allow_restart, serial, max_fail, verify_timeout)
         by_name = _check_approval(rec, plan_file, the_plan, approve, allow_restart, targets)
         creds = {name: credentials.resolve(target) for name, target in by_name.items()}
         holder = Holder(rec.run, rec.operator, this_machine(), os.getpid(), the_plan.digest, started)
-        locks = RunLocks(rec.record, opened.path, holder, _lock_targets(the_plan, by_name, creds),
-                         break_lock=break_lock, ended=ended_runs(opened.path), forks=forks)  # fmt: skip
-        try:
-            locks.__enter__()
-        except HostLockedError as error:
-            raise _refuse(rec, error, error.host) from None
-        except (HostError, RemoteCommandError) as error:
-            # The marker could not be read or made: nothing was changed, as for the stale check.
-            raise _refuse(rec, error, getattr(error, "host", None)) from None
+        locks = _take_locks(rec, opened, holder, _lock_targets(the_plan, by_name, creds), break_lock, forks)
         try:
             report, detail = _locked_run(rec, the_plan, by_name, creds, opened, started, ticket,
                                          allow_restart=allow_restart, serial=serial, max_fail=max_fail,
@@ -171,6 +188,94 @@ def apply_plan(
     finally:
         if owned:
             opened.close()
+
+
+def _apply_held(
+    held: HostHold, plan_file: PlanFile | None, the_plan: Plan, targets: Sequence[HostTarget],
+    credentials: CredentialResolver, collected: Mapping[str, HostFacts], *, approve: str, allow_restart: bool,
+    serial: int, max_fail: int, verify_timeout: float, journal: Journal | str | os.PathLike[str] | None,
+    operator: str | None, ticket: str | None, on_event: EventHook | None, cancel: threading.Event | None,
+    forks: int, break_lock: str | None,
+) -> ApplyReport:  # fmt: skip
+    """apply_plan under a hold of its hosts (agent/apply/hold.py): the hold's run, journal,
+    operator and ticket; its locks for the planned hosts it holds (the others let go of at
+    once), the usual locks for the planned hosts it does not hold; and, for the held ones, the
+    facts the caller collected under the hold in place of the stale check's collection."""
+    path = journal.path if isinstance(journal, Journal) else None if journal is None else Path(journal)
+    if path is not None and path != held.journal:
+        raise UsageError(f"a run under a hold of hosts writes the hold's journal ({held.journal})")
+    if (operator is not None and operator != held.operator) or (ticket is not None and ticket != held.ticket):
+        raise UsageError("a run under a hold of hosts has the hold's operator and ticket")
+    rec = held.begin_apply(the_plan.digest, on_event, cancel or threading.Event())
+    started = utc_now()
+    extra = None
+    try:
+        _record_start(rec, plan_file, the_plan, allow_restart, serial, max_fail, verify_timeout,
+                      held_since=held.since)  # fmt: skip
+        by_name = _check_approval(rec, plan_file, the_plan, approve, allow_restart, targets)
+        creds = {name: credentials.resolve(target) for name, target in by_name.items()}
+        wanted = _lock_targets(the_plan, by_name, creds)
+        mine = held.hosts
+        # The hosts held that this plan does not change are let go of before anything else.
+        held.let_go(mine - {t.host for t in wanted})
+        holder = Holder(rec.run, rec.operator, this_machine(), os.getpid(), the_plan.digest, started)
+        extra = _take_locks(rec, held.journal, holder, [t for t in wanted if t.host not in mine], break_lock,
+                            forks)  # fmt: skip
+        reuse = reusable((t.host for t in wanted), mine, collected)
+        report, detail = _locked_run(rec, the_plan, by_name, creds, rec.journal, started, rec.ticket,
+                                     allow_restart=allow_restart, serial=serial, max_fail=max_fail,
+                                     verify_timeout=verify_timeout, forks=forks,
+                                     reused=_Reused(reuse, held.since))  # fmt: skip
+    finally:
+        if extra is not None:
+            extra.release()
+        held.let_go()
+    rec.record("end", "ok" if report.exit_code == 0 else "failed", detail=detail)
+    return report
+
+
+def _record_start(
+    rec: Recorder, plan_file: PlanFile | None, the_plan: Plan, allow_restart: bool, serial: int,
+    max_fail: int, verify_timeout: float, *, held_since: str | None = None,
+) -> None:  # fmt: skip
+    detail: dict[str, object] = {
+        "plan": None if plan_file is None else str(plan_file.path),
+        "source": None if the_plan.source is None else the_plan.source.to_dict(),
+        "hosts": [h.host for h in the_plan.hosts],
+        "allow_restart": allow_restart, "serial": serial, "max_fail": max_fail,
+        "verify_timeout": verify_timeout,
+    }  # fmt: skip
+    if held_since is not None:
+        detail["held_since"] = held_since
+    rec.record("start", "ok", detail=detail)
+
+
+def _take_locks(
+    rec: Recorder, journal: Journal | Path, holder: Holder, targets: Sequence[LockTarget],
+    break_lock: str | None, forks: int,
+) -> RunLocks:  # fmt: skip
+    """The run's locks of ``targets``, taken; a host that refuses (HostLockedError) or cannot
+    be locked (the marker could not be read or made) refuses the run, nothing changed."""
+    path = journal.path if isinstance(journal, Journal) else journal
+    locks = RunLocks(rec.record, path, holder, targets, break_lock=break_lock, ended=ended_runs(path),
+                     forks=forks)  # fmt: skip
+    try:
+        locks.__enter__()
+    except HostLockedError as error:
+        raise _refuse(rec, error, error.host) from None
+    except (HostError, RemoteCommandError) as error:
+        # The marker could not be read or made: nothing was changed, as for the stale check.
+        raise _refuse(rec, error, getattr(error, "host", None)) from None
+    return locks
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Reused:
+    """Facts the stale check takes instead of collecting: per host, collected under the run's
+    hold of it, taken ``since`` (agent/apply/hold.py)."""
+
+    facts: Mapping[str, HostFacts]
+    since: str
 
 
 def _lock_targets(
@@ -188,11 +293,11 @@ def _lock_targets(
 def _locked_run(
     rec: Recorder, the_plan: Plan, by_name: dict[str, HostTarget], creds: dict[str, Credential],
     opened: Journal, started: str, ticket: str | None, *, allow_restart: bool, serial: int, max_fail: int,
-    verify_timeout: float, forks: int,
+    verify_timeout: float, forks: int, reused: _Reused | None = None,
 ) -> tuple[ApplyReport, dict[str, object]]:  # fmt: skip
     """Everything apply does while it holds the hosts' locks: the report, and the ``end``
     record's detail (written once the locks are let go)."""
-    fresh = _check_fresh(rec, the_plan, by_name, creds, forks)
+    fresh = _check_fresh(rec, the_plan, by_name, creds, forks, reused)
     watched = _watched(the_plan, by_name, creds, fresh, forks)
     orgs, verified = _run_organizations(rec, the_plan, by_name, creds, fresh, watched,
                                         verify_timeout=verify_timeout, forks=forks)  # fmt: skip
@@ -265,14 +370,24 @@ def _check_approval(
 
 
 def _check_fresh(
-    rec: Recorder, plan: Plan, targets: Mapping[str, HostTarget], creds: Mapping[str, Credential], forks: int
-) -> dict[str, HostFacts]:
+    rec: Recorder, plan: Plan, targets: Mapping[str, HostTarget], creds: Mapping[str, Credential], forks: int,
+    reused: _Reused | None = None,
+) -> dict[str, HostFacts]:  # fmt: skip
+    """Every host with an automatic step, its facts as they are now: collected again, or, where
+    ``reused`` has them, those collected under this run's hold of the host (no other exfix
+    run could change it since; agent/apply/hold.py). Each action's fingerprint is compared
+    with them either way."""
     hosts = [h for h in plan.units if h.automatic]
     orgs = OrgFactsCache()  # the organisation's send connectors once, not once per host
     repeat = plan.probe_repeat
-    runs = run_fleet(
-        hosts, lambda h: collect(targets[h.host], creds[h.host], orgs, probe_repeat=repeat), forks=forks
-    )
+    taken = {} if reused is None else reused.facts
+
+    def facts_of(host: HostPlan) -> HostFacts:
+        known = taken.get(host.host)
+        return known if known is not None else collect(targets[host.host], creds[host.host], orgs,
+                                                       probe_repeat=repeat)  # fmt: skip
+
+    runs = run_fleet(hosts, facts_of, forks=forks)
     fresh: dict[str, HostFacts] = {}
     unreachable: list[tuple[str, BaseException]] = []
     drift: list[StaleSetting] = []
@@ -294,8 +409,14 @@ def _check_fresh(
             "actions": [f"{a.id} ({', '.join(_ref(r) for r in a.depends_on)})" for a in stale],
             "drift": [item.to_dict() for item in found],
         }
-        rec.record("stale-check", "drifted" if stale else "fresh", host=host.host,
-                   detail=detail if stale else None)  # fmt: skip
+        if host.host in taken and reused is not None:
+            # Not collected again: the facts the caller collected while this run held the host.
+            since = {"facts": "reused", "held_since": reused.since}
+            rec.record("stale-check", "drifted" if stale else "fresh", host=host.host,
+                       detail={**detail, **since} if stale else since)  # fmt: skip
+        else:
+            rec.record("stale-check", "drifted" if stale else "fresh", host=host.host,
+                       detail=detail if stale else None)  # fmt: skip
         drift.extend(found)
     if drift:
         error = StalePlanError(tuple(drift))

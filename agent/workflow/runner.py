@@ -19,6 +19,17 @@ Planning uses the planning core (agent.planning.build_plan) on the in-scope find
 host, so the plan (and its digest) is the one ``exfix plan`` would make for the same findings;
 applying uses agent.apply.apply_plan, which checks the digest and drift, journals every step,
 reads every change back, rolls back on failure and verifies that the queues drain.
+
+A run that will apply (``auto``; ``required`` with ``--approve``) holds its hosts first
+(agent.apply.hold_hosts: each host's flock and change marker), then scans ("before"), plans
+and applies under the hold, with the scan's facts: no other exfix run could change a held
+host since the scan, so apply's stale check compares every fingerprint with those facts
+instead of collecting the host again, and each step's before-read still catches a change made
+by hand. apply lets go of the hold's markers at its end, before the "after" scan; a run that
+ends up applying nothing lets go of them once it knows. A host the hold could not take is not
+held, and apply treats it as it treats any host: it locks it (another run holding it refuses
+the apply, as it always did: nothing changed, exit 4) and collects it for the stale check. A
+run with approval required and no ``--approve`` holds nothing: it stops at pending-approval.
 """
 
 from __future__ import annotations
@@ -31,7 +42,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.apply import ApplyReport, HostApply, HostOutcome, StepStatus, apply_plan, read_plan_file
+from agent.apply import (
+    ApplyReport,
+    HostApply,
+    HostHold,
+    HostOutcome,
+    StepStatus,
+    apply_plan,
+    hold_hosts,
+    read_plan_file,
+)
 from agent.apply.results import CheckStatus
 from agent.errors import HostError, RefusedError, RemoteCommandError, StalePlanError, StaleSetting, UsageError
 from agent.fixes.registry import KINDS
@@ -496,12 +516,26 @@ class _Run:
         self.plans.append(artifact)
         return artifact
 
-    def apply(self, artifact: PlanArtifact, *, allow_restart: bool) -> ApplyReport | None:
+    def hold(self) -> HostHold:
+        """The change markers of every host of the run, taken before the "before" scan (a run
+        that will apply: agent/apply/hold.py): no other exfix run changes a host between the
+        scan and the apply, so apply takes the scan's facts instead of collecting them again.
+        A host that cannot be held is left out, and apply locks it as it locks any host."""
+        self.log(f"holding {len(self.targets)} host(s) before scanning them")
+        ticket = self.settings.ticket
+        purpose = f"playbook {self.playbook.name}" + (f", ticket {ticket}" if ticket else "")
+        return hold_hosts(self.targets, self.credentials, journal=self.settings.out_dir / JOURNAL_FILE,
+                          purpose=purpose, operator=self.settings.operator, ticket=self.settings.ticket,
+                          forks=self.settings.forks)  # fmt: skip
+
+    def apply(
+        self, artifact: PlanArtifact, before: ScanReport, held: HostHold, *, allow_restart: bool
+    ) -> ApplyReport | None:
         """Apply the plan written at ``artifact`` (read back from disk, so its scripts are
-        checked against the plan too). Returns the ApplyReport, or None when apply refused
-        (``self.refused`` says why; nothing was changed)."""
-        journal = self.settings.out_dir / JOURNAL_FILE
-        self.journal = str(journal)
+        checked against the plan too) under ``held``, with the facts of ``before`` (scanned
+        under it). Returns the ApplyReport, or None when apply refused (``self.refused`` says
+        why; nothing was changed). The hold's markers are let go of either way."""
+        self.journal = str(held.journal)
         self.log(f"applying plan {artifact.digest}")
         try:
             return apply_plan(
@@ -513,12 +547,11 @@ class _Run:
                 serial=self.playbook.serial,
                 max_fail=self.playbook.max_fail,
                 verify_timeout=self.playbook.verify.timeout,
-                journal=journal,
-                operator=self.settings.operator,
-                ticket=self.settings.ticket,
                 # --forks is how many hosts the playbook collects at once; it changes at most
                 # apply's own default at once (agent.planning.schedule.DEFAULT_APPLY_FORKS).
                 forks=min(self.settings.forks, DEFAULT_APPLY_FORKS),
+                held=held,
+                collected={h.host: h.facts for h in _scanned(before) if h.facts is not None},
             )
         except (RefusedError, HostError, RemoteCommandError) as exc:
             self.refused = str(exc)
@@ -625,6 +658,14 @@ def run_playbook(
             )
     open_run_dir(settings.out_dir).close()
     run = _Run(playbook, values, targets, credentials, settings, source, log)
+    if playbook.mode is Mode.APPLY and (playbook.approval is Approval.AUTO or settings.approve is not None):
+        # The run will apply: its hosts held from before the scan to the end of the apply.
+        with run.hold() as held:
+            before = run.scan("before")
+            unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
+            if playbook.approval is Approval.AUTO:
+                return _auto(run, before, unscanned, held)
+            return _required(run, before, unscanned, held)
     before = run.scan("before")
     unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
     scanned = _view(before)
@@ -641,18 +682,22 @@ def run_playbook(
         return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, plan, role)
                                                            for h in scanned)]))  # fmt: skip
 
-    if playbook.approval is Approval.AUTO:
-        return _auto(run, before, unscanned)
-    return _required(run, before, unscanned)
+    return _required(run, before, unscanned, None)  # approval required, no --approve: nothing held
 
 
-def _required(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> PlaybookRun:
+def _required(
+    run: _Run, before: ScanReport, unscanned: list[HostResult], held: HostHold | None
+) -> PlaybookRun:
+    """``held``: the hold of the hosts when --approve was given (None: the run stops at
+    pending-approval, nothing is applied)."""
     playbook, settings = run.playbook, run.settings
     scanned = _view(before)
     plan = run.plan(before, playbook.plan_fixes)
     role = PlanRole.PENDING_APPROVAL
 
     def pending(current: Plan) -> PlaybookRun:
+        if held is not None:
+            held.release()  # nothing (more) to apply: the markers go before the run's report
         if current.actions:
             run.bundle(current, role)
         results = [*unscanned, *(_not_applied(h, run.scope, current, role) for h in scanned)]
@@ -672,7 +717,7 @@ def _required(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> Pla
             run.refused = None
         return run.finish(_ordered(before, results))
 
-    if not plan.actions or settings.approve is None:
+    if not plan.actions or settings.approve is None or held is None:
         if settings.approve is not None:
             run.log("nothing to apply: the fleet needs no change in this playbook's scope")
         return pending(plan)
@@ -691,7 +736,7 @@ def _required(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> Pla
         run.log(run.refused)
         return pending(plan)
     artifact = run.bundle(chosen, PlanRole.APPLIED)
-    report = run.apply(artifact, allow_restart=playbook.allow_restart)
+    report = run.apply(artifact, before, held, allow_restart=playbook.allow_restart)
     if report is None:  # refused: the reviewed plan still waits
         run.plans.remove(artifact)
         return pending(chosen)
@@ -699,7 +744,7 @@ def _required(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> Pla
     return run.finish(_after_apply(run, before, after, chosen, report, unscanned, None))
 
 
-def _auto(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> PlaybookRun:
+def _auto(run: _Run, before: ScanReport, unscanned: list[HostResult], held: HostHold) -> PlaybookRun:
     playbook = run.playbook
     automatic = run.plan(before, playbook.apply_fixes)
     report = None
@@ -708,11 +753,12 @@ def _auto(run: _Run, before: ScanReport, unscanned: list[HostResult]) -> Playboo
         run.refused = "the automatic plan holds a step that interrupts mail flow; it needs approval"
     elif any(not a.manual for a in automatic.actions):
         artifact = run.bundle(automatic, PlanRole.APPLIED)
-        report = run.apply(artifact, allow_restart=False)
+        report = run.apply(artifact, before, held, allow_restart=False)
         if report is None:
             run.plans.remove(artifact)
         else:
-            after = run.scan("after")
+            after = run.scan("after")  # the hold's markers were let go of at apply's end
+    held.release()  # nothing applied: the markers go before the rest is planned
     rest = run.plan(after or before, playbook.plan_fixes)
     if rest.actions:
         run.bundle(rest, PlanRole.PENDING_APPROVAL)

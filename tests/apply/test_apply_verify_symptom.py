@@ -72,7 +72,7 @@ def test_a_fix_is_verified_by_its_lookups_and_its_send_events(tmp_path: Path) ->
         (verified,) = [r for r in _journal(report.journal) if r.get("phase") == "queues"
                        and r.get("result") == "verified"]  # fmt: skip
         assert {t["next_hop"] for t in verified["detail"]["tracking"]} == {"fabrikam.com", "tailspintoys.com"}
-        assert verified["schema"] == "exfix.journal/5"  # /5 added the gate; queue records as in /4
+        assert verified["schema"] == "exfix.journal/6"  # /5 the gate, /6 the hold; queues as in /4
         probes = verified["detail"]["probes"]
         assert probes and all(p["status"] == "pass" for p in probes)
 

@@ -1,6 +1,11 @@
 """A playbook whose approved apply stops at the stale check because a host answers
 Get-ExchangeServer with an ErrorRecord: that host's outcome is command-failed (exit 7), the
-others still wait for approval, nothing changed; over the lab's real sockets."""
+others still wait for approval, nothing changed; over the lab's real sockets.
+
+The playbook's "before" scan runs while the run holds its hosts, and apply takes the facts of
+that scan for every host it reached (agent/apply/hold.py). A host the scan could not read has
+no such facts: when the plan approved (the one the review saw, stored in the run directory)
+changes it, the stale check collects it again, and meets the same error."""
 
 from __future__ import annotations
 
@@ -51,16 +56,20 @@ def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
     assert code == 2 and first["outcome"] == "pending-approval"
     before = {h.name: copy.deepcopy((h.state.nics, h.state.transport)) for h in running.fleet.hosts}
 
-    # When apply starts its stale check, EX02's Get-ExchangeServer starts failing (the lab
-    # replays it from an unreadable capture: a terminating ErrorRecord over the wire).
+    # From now on EX02's Get-ExchangeServer fails (the lab replays it from an unreadable
+    # capture: a terminating ErrorRecord over the wire): the approved run's scan cannot read it,
+    # so the plan made now leaves it out and is not the approved one; the reviewed plan in the
+    # run directory is, and its stale check collects EX02 again (no facts of it to take).
     broken = tmp_path / "not-clixml.xml"
     broken.write_text("not CLIXML\n", encoding="utf-8")
+    replay = cast(dict[str, Path], running.fleet.host(HOST).state.spec.replay)
+    replay["get-exchangeserver"] = broken
+    collected: list[str] = []
     real_collect = apply_run.collect
 
     def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None,
                 *, probe_repeat: int = 1) -> HostFacts:  # fmt: skip
-        replay = cast(dict[str, Path], running.fleet.host(HOST).state.spec.replay)
-        replay["get-exchangeserver"] = broken
+        collected.append(target.name)
         return real_collect(target, credential, orgs, probe_repeat=probe_repeat)
 
     monkeypatch.setattr(apply_run, "collect", collect)
@@ -73,3 +82,5 @@ def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
     assert by_host["ex03.contoso.local"]["outcome"] == "pending-approval"  # the others still wait
     assert second["approval"]["refused"] is None
     assert {h.name: (h.state.nics, h.state.transport) for h in running.fleet.hosts} == before  # unchanged
+    # Only EX02 was collected again: the other planned hosts' facts were the scan's, under the hold.
+    assert collected == [HOST]

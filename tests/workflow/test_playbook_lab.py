@@ -185,8 +185,23 @@ def test_ticket_story_over_one_lab(lab_inventory: Callable[[str], tuple[Lab, Pat
         assert host["queues"]["before"] and host["queues"]["after"] is not None
         assert not any(q["status"] == "Retry" or q["message_count"] for q in host["queues"]["after"])
     entries = _journal(doc["artifacts"]["journal"])
-    assert entries and all(e["ticket"] == TICKET and e["plan_digest"] == digest for e in entries)
-    assert any(e["phase"] == "execute" and e["result"] == "ok" for e in entries)
+    assert entries and all(e["ticket"] == TICKET for e in entries)
+    # Two runs: the refused digest's held the hosts and let go of them, applying nothing; the
+    # approved one held them from before its scan (no plan yet: no digest) to its end.
+    runs = list(dict.fromkeys(e["run"] for e in entries))
+    assert len(runs) == 2
+    refused, applied = ([e for e in entries if e["run"] == r] for r in runs)
+    assert {e["plan_digest"] for e in refused} == {""} and refused[0]["phase"] == "hold"
+    assert (refused[-1]["phase"], refused[-1]["detail"]) == ("end", {"applied": False})
+    assert not any(e["phase"] == "lock" and e["result"] != "acquired" for e in entries)
+    start = next(i for i, e in enumerate(applied) if e["phase"] == "start")
+    assert [e["phase"] for e in applied[:start]] == ["hold"] + ["lock"] * 5
+    assert all(e["plan_digest"] == "" for e in applied[:start])
+    assert all(e["plan_digest"] == digest for e in applied[start:])
+    assert any(e["phase"] == "execute" and e["result"] == "ok" for e in applied)
+    checks = [e for e in applied if e["phase"] == "stale-check"]
+    assert len(checks) == 4
+    assert all(c["result"] == "fresh" and c["detail"]["facts"] == "reused" for c in checks)
 
     # 4) again: healthy, no actions, exit 0.
     fourth = exfix("playbook", "run", "dns-451-remediate", *base, "--format", "json")
