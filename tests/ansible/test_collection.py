@@ -4,6 +4,10 @@ against the lab over real sockets on 127.0.0.1.
 
 - the three runs of the remediate playbook: check mode (changed, nothing touched on the lab),
   apply (changed, verified, journaled on the controller), again (not changed);
+- the task that applies holds its host before collecting it: one collection fewer than planning
+  then applying without a hold (the lab's command counts), the marker let go of; a refused task
+  (another digest, a restart not allowed) lets go of it too, and one without a digest holds
+  nothing;
 - the diagnose playbook on the mixed fleet finds what ``exfix scan`` finds, host by host;
 - an unreachable host fails only itself, and the connection password comes from a file
   encrypted with Ansible Vault (which only Ansible can read: exfix's own reader refuses it).
