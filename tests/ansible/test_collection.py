@@ -6,8 +6,8 @@ against the lab over real sockets on 127.0.0.1.
   apply (changed, verified, journaled on the controller), again (not changed);
 - the task that applies holds its host before collecting it: one collection fewer than planning
   then applying without a hold (the lab's command counts), the marker let go of; a refused task
-  (another digest, a restart not allowed) lets go of it too, and one without a digest holds
-  nothing;
+  (another digest, a restart not allowed) lets go of it too, one without a digest holds
+  nothing, and one whose host is unreachable says so as before;
 - the diagnose playbook on the mixed fleet finds what ``exfix scan`` finds, host by host;
 - an unreachable host fails only itself, and the connection password comes from a file
   encrypted with Ansible Vault (which only Ansible can read: exfix's own reader refuses it).
@@ -371,6 +371,36 @@ def test_an_unreachable_host_fails_only_itself_and_vault_is_ansibles(
         assert results[name]["result"]["host"]["status"] == "scanned"
     # The task after the scan ran for the reachable hosts only.
     assert set(run.results("What was found")) == set(good)
+
+
+def test_an_applying_task_whose_host_is_unreachable_says_so_and_holds_nothing(
+    collection: Collection, tmp_path: Path
+) -> None:
+    """The hold cannot reach the host and leaves it out; the scan finds it unreachable, and the
+    task says so as before, with the hold's end journaled (nothing was applied)."""
+    with Lab("healthy") as lab:
+        data = lab.inventory()
+        hosts = data["all"]["children"]["exchange"]["hosts"]
+        port = _closed_port()
+        closed = {"ansible_port": port, "exfix_exchange_port": port}
+        hosts["ex99.contoso.local"] = {**hosts[sorted(hosts)[0]], **closed}
+        inventory = tmp_path / "lab.yaml"
+        inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
+        approved = tmp_path / "approved.json"
+        digests = {"exfix_approved": {"ex99.contoso.local": "0" * 64}}
+        approved.write_text(json.dumps(digests), encoding="utf-8")
+        journal = tmp_path / "journal.jsonl"
+        run = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}",
+                              "-e", "exfix_hosts=ex99.contoso.local", "-e", f"exfix_journal={journal}",
+                              cwd=tmp_path)  # fmt: skip
+    assert run.exit_code == 4, run.describe()  # ansible-playbook: a host unreachable
+    record = run.results(APPLY_TASK)["ex99.contoso.local"]
+    assert record["status"] == "unreachable"
+    assert record["result"]["msg"].startswith("unreachable: ")
+    records = _journal(journal)
+    assert [(r["phase"], r["result"]) for r in records] == [("hold", "taken"), ("lock", "failed"),
+                                                            ("end", "ok")]  # fmt: skip
+    assert records[1]["host"] == "ex99.contoso.local" and records[-1]["detail"] == {"applied": False}
 
 
 def test_the_command_lines_account_is_used_where_the_inventory_gives_none(
