@@ -4,6 +4,10 @@ against the lab over real sockets on 127.0.0.1.
 
 - the three runs of the remediate playbook: check mode (changed, nothing touched on the lab),
   apply (changed, verified, journaled on the controller), again (not changed);
+- the task that applies holds its host before collecting it: one collection fewer than planning
+  then applying without a hold (the lab's command counts), the marker let go of; a refused task
+  (another digest, a restart not allowed) lets go of it too, one without a digest holds
+  nothing, and one whose host is unreachable says so as before;
 - the diagnose playbook on the mixed fleet finds what ``exfix scan`` finds, host by host;
 - an unreachable host fails only itself, and the connection password comes from a file
   encrypted with Ansible Vault (which only Ansible can read: exfix's own reader refuses it).
@@ -20,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.apply import apply_plan, plan_fleet
+from agent.apply.lock import MARKER_NAME
 from agent.inventory import load_inventory
 from agent.scan import scan_fleet
 from e2e.conftest import run_exfix
@@ -93,8 +99,14 @@ def test_remediate_check_then_apply_then_nothing_to_do(collection: Collection, t
         assert journal.parent == journals and journal.exists()
         records = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
         assert {r["ticket"] for r in records} == {"CHG0042"}
-        assert {r["plan_digest"] for r in records} == {plan["digest"]}
-        assert len(result["journal_records"]) == len(records)
+        # The host held before it was collected: the hold's records (no plan yet, no digest),
+        # then apply's, one run.
+        assert [(r["phase"], r["plan_digest"]) for r in records[:2]] == [("hold", ""), ("lock", "")]
+        assert {r["plan_digest"] for r in records[2:]} == {plan["digest"]}
+        assert len({r["run"] for r in records}) == 1
+        assert [(r["phase"], r["result"]) for r in result["journal_records"]] == [
+            (r["phase"], r["result"]) for r in records
+        ]
         assert "nic-dns-registration-disabled" not in lab_rules(inventory)[host]
 
         again = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}", *restart,
@@ -106,21 +118,142 @@ def test_remediate_check_then_apply_then_nothing_to_do(collection: Collection, t
         assert again.recap[host]["changed"] == 0
 
 
+APPLY_TASK = "Apply the approved plan, verify it, roll back on failure"
+
+
+def _commands(lab: Lab, host: str) -> int:
+    """The commands (WSMan Command requests, both endpoints) the lab's host has been sent."""
+    return lab.counters.get(host, action="Command")
+
+
+def _marker(lab: Lab, host: str) -> str | None:
+    """The change marker on the lab's host (agent/apply/lock.py), None when there is none."""
+    files = lab.fleet.host(host).state.files.items()
+    hits = [text for path, text in files if path.endswith(MARKER_NAME.lower())]
+    return hits[0] if hits else None
+
+
+def _journal(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_the_applying_task_holds_its_host_and_collects_it_once(
+    collection: Collection, tmp_path: Path
+) -> None:
+    """The task that applies holds the host before it collects it and hands those facts to
+    apply's stale check: one collection fewer than planning and then applying without a hold
+    (what exfix_remediate ran before: plan_fleet, then apply_plan, whose stale check collects
+    the host again), the same steps done, verified, the marker let go of."""
+    for name in ("without", "with"):
+        (tmp_path / name).mkdir()
+    scenario = "nic-external-dns"
+    with Lab(scenario) as before, Lab(scenario) as lab:
+        # Without a hold, on a lab of its own: plan (one collection), then apply.
+        old = load_inventory(before.write_inventory(tmp_path / "without" / "lab.yaml"))
+        (host,) = (t.name for t in old.hosts)
+        start = _commands(before, host)
+        fleet = plan_fleet(old.hosts, old.credentials(), source=None, forks=1)
+        one_collection = _commands(before, host) - start
+        assert fleet.plan.organizations == () and fleet.plan.actions
+        report = apply_plan(fleet.plan, old.hosts, old.credentials(), approve=fleet.plan.digest,
+                            allow_restart=True, journal=tmp_path / "without" / "journal.jsonl",
+                            operator="tester", forks=1)  # fmt: skip
+        assert report.exit_code == 0
+        without_hold = _commands(before, host) - start
+
+        inventory = lab.write_inventory(tmp_path / "with" / "lab.yaml")
+        restart = ("-e", "exfix_allow_restart=true", "-e", "exfix_ticket=CHG0042")
+        check = collection.play("exfix.exchange.remediate", inventory, "--check", *restart,
+                                "-e", "exfix_approval_out=approved.json", cwd=tmp_path / "with")  # fmt: skip
+        assert check.exit_code == 0, check.describe()
+        assert _marker(lab, host) is None  # check mode holds nothing
+        journal = tmp_path / "with" / "journal.jsonl"
+        start = _commands(lab, host)
+        applied = collection.play("exfix.exchange.remediate", inventory, "-e", "@approved.json", *restart,
+                                  "-e", f"exfix_journal={journal}", cwd=tmp_path / "with")  # fmt: skip
+        with_hold = _commands(lab, host) - start
+        assert applied.exit_code == 0, applied.describe()
+        result = applied.results(APPLY_TASK)[host]["result"]
+        assert result["verified"] is True and result["apply"]["hosts"][0]["outcome"] == "done"
+        assert [s["status"] for s in result["apply"]["hosts"][0]["steps"]] == [
+            s["status"] for s in report.to_dict()["hosts"][0]["steps"]
+        ]
+        assert _marker(lab, host) is None
+    assert one_collection > 10
+    assert without_hold - with_hold == one_collection, (without_hold, with_hold, one_collection)
+
+    records = _journal(journal)
+    assert len({r["run"] for r in records}) == 1  # the hold and its apply are one run
+    assert [(r["phase"], r["result"]) for r in records[:3]] == [("hold", "taken"), ("lock", "acquired"),
+                                                                ("start", "ok")]  # fmt: skip
+    purpose = records[0]["detail"]["purpose"]
+    assert "exfix_remediate" in purpose and "CHG0042" in purpose
+    (stale,) = [r for r in records if r["phase"] == "stale-check"]
+    assert stale["result"] == "fresh" and stale["detail"]["facts"] == "reused"
+    assert [(r["phase"], r["result"]) for r in records[-2:]] == [("unlock", "released"), ("end", "ok")]
+    assert [(r["phase"], r["result"]) for r in result["journal_records"]] == [
+        (r["phase"], r["result"]) for r in records
+    ]
+
+
 def test_a_plan_that_is_not_the_approved_one_is_refused(collection: Collection, tmp_path: Path) -> None:
     with Lab("nic-registration-disabled") as lab:
         inventory = lab.write_inventory(tmp_path / "lab.yaml")
         (host,) = lab_rules(inventory)
+        journal = tmp_path / "journal.jsonl"
         approved = tmp_path / "approved.json"
         approved.write_text(json.dumps({"exfix_approved": {host: "0" * 64}}), encoding="utf-8")
         run = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}",
-                              "-e", "exfix_allow_restart=true", cwd=tmp_path)  # fmt: skip
+                              "-e", "exfix_allow_restart=true", "-e", f"exfix_journal={journal}",
+                              cwd=tmp_path)  # fmt: skip
         assert run.exit_code == 2, run.describe()
-        refused = run.results("Apply the approved plan, verify it, roll back on failure")[host]
+        refused = run.results(APPLY_TASK)[host]
         assert refused["status"] == "failed"
         assert refused["result"]["changed"] is False
         message = refused["result"]["msg"]
         assert f"the approved digest {'0' * 64} is not the plan for these hosts now" in message
+        assert "journal" not in refused["result"] and "journal_records" not in refused["result"]
         assert "nic-dns-registration-disabled" in lab_rules(inventory)[host]
+        # The host was held while it was collected and planned, and let go of: no marker left,
+        # and the journal says that the hold ended with nothing applied.
+        assert _marker(lab, host) is None
+        records = _journal(journal)
+        assert [(r["phase"], r["result"]) for r in records] == [
+            ("hold", "taken"), ("lock", "acquired"), ("unlock", "released"), ("end", "ok"),
+        ]  # fmt: skip
+        assert records[-1]["detail"] == {"applied": False}
+
+        # The plan's own digest, but a restart it may not do: apply refuses, under the hold.
+        check = collection.play("exfix.exchange.remediate", inventory, "--check",
+                                "-e", "exfix_approval_out=approved.json", cwd=tmp_path)  # fmt: skip
+        assert check.exit_code == 0, check.describe()
+        journal.unlink()
+        run = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}",
+                              "-e", f"exfix_journal={journal}", cwd=tmp_path)  # fmt: skip
+        assert run.exit_code == 2, run.describe()
+        assert run.results(APPLY_TASK)[host]["status"] == "failed"
+        refused = run.results(APPLY_TASK)[host]["result"]
+        assert refused["changed"] is False
+        assert "set the allow_restart option" in refused["msg"]
+        assert refused["journal"] == str(journal)
+        assert _marker(lab, host) is None
+        records = _journal(journal)
+        assert [(r["phase"], r["result"]) for r in refused["journal_records"]] == [
+            (r["phase"], r["result"]) for r in records
+        ]
+        assert [r["phase"] for r in records][:3] == ["hold", "lock", "start"]
+        assert ("unlock", "released") in [(r["phase"], r["result"]) for r in records]
+        assert "nic-dns-registration-disabled" in lab_rules(inventory)[host]
+
+        # No digest for this host: refused as before, nothing held, no journal written.
+        journal.unlink()
+        other = {"exfix_approved": {"ex99.contoso.local": "0" * 64}}
+        approved.write_text(json.dumps(other), encoding="utf-8")
+        run = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}",
+                              "-e", f"exfix_journal={journal}", cwd=tmp_path)  # fmt: skip
+        assert run.exit_code == 2, run.describe()
+        assert run.results(APPLY_TASK)[host]["result"]["msg"].startswith("no digest: ")
+        assert not journal.exists() and _marker(lab, host) is None
 
 
 def test_the_organisations_step_runs_once_and_is_verified_on_its_servers(
@@ -238,6 +371,36 @@ def test_an_unreachable_host_fails_only_itself_and_vault_is_ansibles(
         assert results[name]["result"]["host"]["status"] == "scanned"
     # The task after the scan ran for the reachable hosts only.
     assert set(run.results("What was found")) == set(good)
+
+
+def test_an_applying_task_whose_host_is_unreachable_says_so_and_holds_nothing(
+    collection: Collection, tmp_path: Path
+) -> None:
+    """The hold cannot reach the host and leaves it out; the scan finds it unreachable, and the
+    task says so as before, with the hold's end journaled (nothing was applied)."""
+    with Lab("healthy") as lab:
+        data = lab.inventory()
+        hosts = data["all"]["children"]["exchange"]["hosts"]
+        port = _closed_port()
+        closed = {"ansible_port": port, "exfix_exchange_port": port}
+        hosts["ex99.contoso.local"] = {**hosts[sorted(hosts)[0]], **closed}
+        inventory = tmp_path / "lab.yaml"
+        inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
+        approved = tmp_path / "approved.json"
+        digests = {"exfix_approved": {"ex99.contoso.local": "0" * 64}}
+        approved.write_text(json.dumps(digests), encoding="utf-8")
+        journal = tmp_path / "journal.jsonl"
+        run = collection.play("exfix.exchange.remediate", inventory, "-e", f"@{approved}",
+                              "-e", "exfix_hosts=ex99.contoso.local", "-e", f"exfix_journal={journal}",
+                              cwd=tmp_path)  # fmt: skip
+    assert run.exit_code == 4, run.describe()  # ansible-playbook: a host unreachable
+    record = run.results(APPLY_TASK)["ex99.contoso.local"]
+    assert record["status"] == "unreachable"
+    assert record["result"]["msg"].startswith("unreachable: ")
+    records = _journal(journal)
+    assert [(r["phase"], r["result"]) for r in records] == [("hold", "taken"), ("lock", "failed"),
+                                                            ("end", "ok")]  # fmt: skip
+    assert records[1]["host"] == "ex99.contoso.local" and records[-1]["detail"] == {"applied": False}
 
 
 def test_the_command_lines_account_is_used_where_the_inventory_gives_none(

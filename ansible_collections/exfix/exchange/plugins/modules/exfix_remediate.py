@@ -18,6 +18,12 @@ description:
     nothing is done. Each step's setting is read before and after, the symptom is verified
     (queues drain, the failing lookups resolve on the host), and a failed host is rolled back.
     C(changed) is true only when a change is in effect afterwards.
+  - Without check mode and with a C(digest), the hosts are held before they are scanned (the
+    controller's lock beside the journal and each server's change marker, which every exfix
+    run honours), so apply takes the facts of that scan for its check that the plan is not
+    stale instead of scanning every host again; each step still reads its setting before
+    changing it. The markers are let go of however the task ends, a refusal included.
+    Check mode, and a task without a C(digest), hold nothing and write no journal.
   - When the server needs no automatic step, the task is ok and unchanged whatever digest is
     given, so the run is idempotent.
   - The journal (every step, append-only JSON lines) is written on the controller.
@@ -172,7 +178,8 @@ journal:
   returned: when the plan was applied
   type: str
 journal_records:
-  description: The journal records this run wrote.
+  description: The journal records this run wrote, the hold of the hosts (C(hold) and C(lock),
+    with an empty C(plan_digest)) first.
   returned: when the plan was applied
   type: list
   elements: dict

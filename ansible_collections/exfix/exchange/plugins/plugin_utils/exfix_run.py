@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 try:
-    from agent.apply import apply_plan, plan_fleet
+    from agent.apply import HostHold, apply_plan, hold_hosts, plan_fleet
     from agent.errors import ExfixError, HostError, RefusedError, RemoteCommandError
-    from agent.inventory import Inventory, inventory_from_variables, reads_variable
+    from agent.inventory import CredentialResolver, Inventory, inventory_from_variables, reads_variable
     from agent.model.plan import HostPlan, Plan, action_to_dict
     from agent.model.results import HostStatus, ScanReport
     from agent.planning import render_plan
@@ -235,8 +235,37 @@ def _refused(result: Mapping[str, Any], msg: str, **more: Any) -> dict[str, Any]
 def remediate(
     inv: Inventory, args: Mapping[str, Any], *, check_mode: bool, journal: str, operator: str
 ) -> dict[str, Any]:
-    """Plan (check mode) or apply the approved plan, verify it, and roll back on failure."""
+    """Plan (check mode) or apply the approved plan, verify it, and roll back on failure.
+
+    A task that will apply (not check mode, a digest given) holds its hosts first
+    (agent.apply.hold_hosts: this controller's lock beside the journal and each server's change
+    marker), then collects and plans them under the hold, and applies with the facts collected
+    there: no other exfix run can change a held host in between, so apply's stale check takes
+    them instead of collecting every host a second time (it still recomputes every fingerprint,
+    and each step's before-read still catches a change made by hand). The hold's records are in
+    the journal (and in ``journal_records``) before apply's; whatever the task ends with, a
+    refusal included, the markers are let go of when it returns. Check mode, or a task without
+    a digest, holds nothing and writes no journal."""
     credentials = inv.credentials(environ=os.environ)
+    if check_mode or not (args.get("digest") or "").strip():
+        return _remediate(inv, credentials, args, check_mode=check_mode, journal=journal, held=None,
+                          records=[])  # fmt: skip
+    ticket = args.get("ticket")
+    purpose = "ansible exfix.exchange.exfix_remediate" + (f", ticket {ticket}" if ticket else "")
+    records: list[dict[str, Any]] = []
+    with hold_hosts(inv.hosts, credentials, journal=journal, purpose=purpose, operator=operator,
+                    ticket=ticket, on_event=lambda entry: records.append(entry.to_dict()),
+                    forks=max(1, len(inv.hosts))) as held:  # fmt: skip
+        return _remediate(inv, credentials, args, check_mode=False, journal=journal, held=held,
+                          records=records)  # fmt: skip
+
+
+def _remediate(
+    inv: Inventory, credentials: CredentialResolver, args: Mapping[str, Any], *, check_mode: bool,
+    journal: str, held: HostHold | None, records: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """remediate's work; ``held``: the hold of the hosts when the task will apply (None: check
+    mode or no digest, so that nothing is applied), ``records`` the journal records written."""
     fleet = plan_fleet(inv.hosts, credentials, source=None, scan_source=inv.source, forks=len(inv.hosts),
                        host_timeout=args["host_timeout"], probe_repeat=args["probe_repeat"])  # fmt: skip
     extra = ticket_of(args)
@@ -268,27 +297,30 @@ def remediate(
         result["msg"] = "nothing to change: no automatic step is needed now"
         return result
     approved = (args.get("digest") or "").strip().lower()
-    if not approved:
+    if not approved or held is None:  # held is None only in check mode or without a digest
         return _refused(result, "no digest: run this task in check mode, review its actions and diff, and "
                         "give the plan's digest as the digest option to apply it")
     if approved != plan.digest:
         return _refused(result, f"the approved digest {approved[:64]} is not the plan for these hosts now "
                         f"({plan.digest}): they changed since check mode showed the plan; review the "
                         "actions shown here (check mode) and approve the new digest")
-    journal_records: list[dict[str, Any]] = []
+    # The hold's run: its journal, operator and ticket; the stale check takes the facts
+    # collected under it (agent/apply/hold.py).
+    collected = {
+        h.host: h.facts for h in fleet.scan.hosts if h.status is HostStatus.SCANNED and h.facts is not None
+    }
     try:
         report = apply_plan(
             plan, inv.hosts, credentials, approve=approved, allow_restart=args["allow_restart"],
-            verify_timeout=args["verify_timeout"], journal=journal, operator=operator,
-            ticket=args.get("ticket"), forks=max(1, len(inv.hosts)),
-            on_event=lambda entry: journal_records.append(entry.to_dict()),
+            verify_timeout=args["verify_timeout"], forks=max(1, len(inv.hosts)),
+            on_event=lambda entry: records.append(entry.to_dict()), held=held, collected=collected,
         )  # fmt: skip
     except (HostError, RemoteCommandError) as exc:
         status = getattr(exc, "status", "failed")
         return unreachable_or_failed(status, str(exc), {**extra, "digest": plan.digest, "journal": journal})
     except RefusedError as exc:
         msg = str(exc).replace("give --allow-restart", "set the allow_restart option")
-        return _refused(result, msg, journal=journal, journal_records=journal_records)
+        return _refused(result, msg, journal=journal, journal_records=records)
     applied = report.to_dict()
     in_effect = any(
         step.status.value in ("ok", "no-undo", "rollback-failed")
@@ -296,7 +328,7 @@ def remediate(
         for step in host.steps
     )
     result.update(changed=in_effect, apply=applied, journal=journal, run=report.run,
-                  exit_code=report.exit_code, journal_records=journal_records)  # fmt: skip
+                  exit_code=report.exit_code, journal_records=records)  # fmt: skip
     verified = [h.verified for h in (*report.organizations, *report.hosts) if h.verified is not None]
     result["verified"] = bool(verified) and all(verified)
     if report.exit_code != 0:
