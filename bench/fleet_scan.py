@@ -495,18 +495,18 @@ def peer_phase(inventory: Path, recorded: Path, forks: int, strategy: str) -> di
 
 
 def scan_phase(inventory: Path, forks: int) -> dict[str, Any]:
-    """Child mode: ``agent.scan.scan_fleet`` over every host of the inventory."""
-    from agent.inventory import load_inventory
+    """Child mode: ``agent.scan.scan_fleet`` over every host of the inventory, the fleet opened
+    as ``exfix scan`` opens it (agent/cli/_common.py: its collector settings included)."""
+    from agent.cli._common import open_fleet
     from agent.scan import scan_fleet
 
-    inv = load_inventory(inventory)
-    targets = inv.select(None)
-    credentials = inv.credentials()
-    rss_ready = current_rss_mb()
-    cpu, started = time.process_time(), time.perf_counter()
-    # As `exfix scan` runs it: a finished host keeps what the report shows, not its facts.
-    report = scan_fleet(targets, credentials, source=str(inventory), forks=forks, keep_facts=False)
-    wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    with open_fleet(str(inventory), None, None, False) as fleet:
+        targets = fleet.targets
+        rss_ready = current_rss_mb()
+        cpu, started = time.process_time(), time.perf_counter()
+        # As `exfix scan` runs it: a finished host keeps what the report shows, not its facts.
+        report = scan_fleet(targets, fleet.credentials, source=str(inventory), forks=forks, keep_facts=False)
+        wall, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     errors = {h.host: f"{h.status.value}: {h.error}" for h in report.hosts if h.error is not None}
     return {
         "hosts": len(targets),
