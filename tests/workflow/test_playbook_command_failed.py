@@ -10,36 +10,25 @@ changes it, the stale check collects it again, and meets the same error."""
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import yaml
-from click.testing import CliRunner
-from jsonschema import Draft202012Validator
 
 import agent.apply.run as apply_run
-from agent.cli import main
 from agent.collect.org import OrgFactsCache
 from agent.model.credential import Credential
 from agent.model.facts import HostFacts
 from agent.model.target import HostTarget
+from workflow._playbook_cli import run_cli
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
 HOST = "ex02.contoso.local"
 
 
-def _run(*args: str) -> tuple[int, dict[str, Any]]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    data = json.loads(result.stdout)
-    schema = json.loads((REPO / "agent" / "schemas" / "playbook-run.schema.json").read_text(encoding="utf-8"))
-    Draft202012Validator(schema).validate(data)
-    assert isinstance(data, dict)
-    return result.exit_code, data
 
 
 def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
@@ -52,7 +41,7 @@ def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
     path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
     base = ("--inventory", str(path), "--out", str(tmp_path / "runs"), "--format", "json")
 
-    code, first = _run("playbook", "run", "dns-451-remediate", *base)
+    code, first = run_cli("playbook", "run", "dns-451-remediate", *base)
     assert code == 2 and first["outcome"] == "pending-approval"
     before = {h.name: copy.deepcopy((h.state.nics, h.state.transport)) for h in running.fleet.hosts}
 
@@ -73,7 +62,7 @@ def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
         return real_collect(target, credential, orgs, probe_repeat=probe_repeat)
 
     monkeypatch.setattr(apply_run, "collect", collect)
-    code, second = _run("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
+    code, second = run_cli("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
     assert code == 7, second
     assert second["outcome"] == "command-failed" and second["exit_code"] == 7
     by_host = {h["host"]: h for h in second["hosts"]}

@@ -14,30 +14,20 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
-from jsonschema import Draft202012Validator
 
 import agent.apply.run as apply_run
 from agent.apply.lock import MARKER_NAME, Holder
-from agent.cli import main
 from agent.collect.org import OrgFactsCache
 from agent.model.credential import Credential
 from agent.model.facts import HostFacts
 from agent.model.target import HostTarget
+from workflow._playbook_cli import run_cli
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
 INSTALL = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
 
 
-def _run(*args: str) -> tuple[int, dict[str, Any]]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    data = json.loads(result.stdout)
-    schema = json.loads((REPO / "agent" / "schemas" / "playbook-run.schema.json").read_text(encoding="utf-8"))
-    Draft202012Validator(schema).validate(data)
-    assert isinstance(data, dict)
-    return result.exit_code, data
 
 
 def _inventory(running: Any, tmp_path: Path) -> Path:
@@ -78,12 +68,12 @@ def test_an_approved_playbook_applies_on_the_facts_of_its_own_scan(
     running = lab("mixed-fleet")
     inventory = _inventory(running, tmp_path)
     base = ("--inventory", str(inventory), "--out", str(tmp_path / "runs"), "--format", "json")
-    code, first = _run("playbook", "run", "dns-451-remediate", *base)
+    code, first = run_cli("playbook", "run", "dns-451-remediate", *base)
     assert code == 2 and first["outcome"] == "pending-approval"
     assert not (tmp_path / "runs" / "journal.jsonl").exists()  # no --approve: nothing held
 
     collected = _counting(monkeypatch)
-    code, second = _run("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
+    code, second = run_cli("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
     assert code == 0, second
     remediated = sorted(h["host"] for h in second["hosts"] if h["outcome"] == "remediated")
     assert len(remediated) == 4
@@ -112,7 +102,7 @@ def test_a_host_held_by_another_run_refuses_the_apply_as_before(
     running = lab("mixed-fleet")
     inventory = _inventory(running, tmp_path)
     base = ("--inventory", str(inventory), "--out", str(tmp_path / "runs"), "--format", "json")
-    code, first = _run("playbook", "run", "dns-451-remediate", *base)
+    code, first = run_cli("playbook", "run", "dns-451-remediate", *base)
     assert code == 2
     other = Holder("ab" * 16, "CONTOSO\\bob", "ws17.contoso.local", 4242, "0" * 64,
                    "2025-01-15T10:00:00.000000+00:00")  # fmt: skip
@@ -121,7 +111,7 @@ def test_a_host_held_by_another_run_refuses_the_apply_as_before(
     )
     before = {h.name: copy.deepcopy((h.state.nics, h.state.transport)) for h in running.fleet.hosts}
 
-    code, second = _run("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
+    code, second = run_cli("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
     assert code == 4, second
     refused = second["approval"]["refused"]
     assert "ex02.contoso.local is being changed by another exfix run" in refused and "CONTOSO\\bob" in refused
@@ -155,7 +145,7 @@ def test_a_host_the_hold_cannot_reach_is_left_out_and_the_run_goes_on(
     host = data["all"]["children"]["exchange"]["hosts"]["ex03.contoso.local"]
     host["ansible_port"] = host["exfix_exchange_port"] = port
     inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
-    code, doc = _run("playbook", "run", "dns-451-auto-safe", "--inventory", str(inventory), "--out",
+    code, doc = run_cli("playbook", "run", "dns-451-auto-safe", "--inventory", str(inventory), "--out",
                      str(tmp_path / "runs"), "--format", "json")  # fmt: skip
     assert code == 3, doc
     outcomes = {h["host"]: h["outcome"] for h in doc["hosts"]}
