@@ -172,7 +172,7 @@ def summarize(rounds: Sequence[Mapping[str, Any]], hosts: int) -> dict[str, Any]
     parts = {p for r in rounds for p in r["apply"]["parts"]}
     summary["apply_parts_s"] = {
         p: median_spread([r["apply"]["parts"].get(p, 0.0) for r in rounds])
-        for p in {**PLAYBOOK_PARTS, **JOURNAL_PARTS}
+        for p in (PLAYBOOK_PARTS if "hold" in parts else JOURNAL_PARTS)
         if p in parts
     }
     return summary
