@@ -60,11 +60,10 @@ def plan_fleet(
     label = scan_source or (source.describe() if source is not None else "plan")
     report = scan_fleet(targets, credentials, source=label, forks=forks, host_timeout=host_timeout,
                         on_host_done=on_host_done, probe_repeat=probe_repeat)  # fmt: skip
-    scanned = [h for h in report.hosts if h.facts is not None and h.status is HostStatus.SCANNED]
-    facts = [h.facts for h in scanned if h.facts is not None]
-    findings = {h.host: h.findings for h in scanned}
+    facts = report.scanned_facts()
+    findings = {h.host: h.findings for h in report.hosts if h.host in facts}
     variables = {t.name: host_vars(t) for t in targets}
     shared = tuple(f for o in report.organizations for f in o.findings)
-    plan = build_plan(facts, findings, variables, source=source, organization_findings=shared,
+    plan = build_plan(list(facts.values()), findings, variables, source=source, organization_findings=shared,
                       probe_repeat=probe_repeat)  # fmt: skip
     return FleetPlan(plan, report)

@@ -162,6 +162,12 @@ class ScanReport:
             f for h in self.hosts for f in h.findings
         )
 
+    def scanned_facts(self) -> dict[str, HostFacts]:
+        """The facts of every host that was scanned and kept them (a fleet scan with
+        ``keep_facts`` False lets them go), by name, in the report's order: what a plan is made
+        from, and what apply may reuse (agent/apply/hold.py)."""
+        return {h.host: h.facts for h in self.hosts if h.status is HostStatus.SCANNED and h.facts is not None}
+
     def findings_for(self, host: str) -> tuple[Finding, ...]:
         """What concerns one host: its own findings and the organisation findings naming it."""
         shared = tuple(f for o in self.organizations for f in o.findings if host in f.servers)

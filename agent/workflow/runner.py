@@ -34,6 +34,7 @@ run with approval required and no ``--approve`` holds nothing: it stops at pendi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import itertools
@@ -144,11 +145,10 @@ def _make_plan(
     source: PlanSource | None,
 ) -> Plan:  # fmt: skip
     keep = fix_filter(fixes)
-    scans = _scanned(report)
-    facts = [h.facts for h in scans if h.facts is not None]
-    findings = {h.host: tuple(f for f in scope.filter(h.findings) if keep(f)) for h in scans}
+    facts = report.scanned_facts()
+    findings = {h.host: tuple(f for f in scope.filter(h.findings) if keep(f)) for h in _scanned(report)}
     shared = tuple(f for o in report.organizations for f in scope.filter(o.findings) if keep(f))
-    return build_plan(facts, findings, host_vars, source=source, organization_findings=shared)
+    return build_plan(list(facts.values()), findings, host_vars, source=source, organization_findings=shared)
 
 
 def _plan_dir(out_dir: Path, plan: Plan) -> Path:
@@ -551,7 +551,7 @@ class _Run:
                 # apply's own default at once (agent.planning.schedule.DEFAULT_APPLY_FORKS).
                 forks=min(self.settings.forks, DEFAULT_APPLY_FORKS),
                 held=held,
-                collected={h.host: h.facts for h in _scanned(before) if h.facts is not None},
+                collected=before.scanned_facts(),
             )
         except (RefusedError, HostError, RemoteCommandError) as exc:
             self.refused = str(exc)
@@ -658,31 +658,32 @@ def run_playbook(
             )
     open_run_dir(settings.out_dir).close()
     run = _Run(playbook, values, targets, credentials, settings, source, log)
-    if playbook.mode is Mode.APPLY and (playbook.approval is Approval.AUTO or settings.approve is not None):
-        # The run will apply: its hosts held from before the scan to the end of the apply.
-        with run.hold() as held:
-            before = run.scan("before")
-            unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
-            if playbook.approval is Approval.AUTO:
-                return _auto(run, before, unscanned, held)
-            return _required(run, before, unscanned, held)
-    before = run.scan("before")
-    unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
-    scanned = _view(before)
+    applies = playbook.mode is Mode.APPLY and (
+        playbook.approval is Approval.AUTO or settings.approve is not None
+    )
+    # A run that will apply holds its hosts from before its scan to the end of its apply; one
+    # with approval required and no --approve stops at pending-approval and holds nothing.
+    with run.hold() if applies else contextlib.nullcontext() as held:
+        before = run.scan("before")
+        unscanned = [_not_scanned(h) for h in before.hosts if h.status is not HostStatus.SCANNED]
+        scanned = _view(before)
 
-    if playbook.mode is Mode.DIAGNOSE:
-        return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, None, None)
-                                                           for h in scanned)]))  # fmt: skip
+        if playbook.mode is Mode.DIAGNOSE:
+            return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, None, None)
+                                                               for h in scanned)]))  # fmt: skip
 
-    if playbook.mode is Mode.PLAN:
-        plan = run.plan(before, playbook.plan_fixes)
-        role = PlanRole.PLANNED
-        if plan.actions:
-            run.bundle(plan, role)
-        return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, plan, role)
-                                                           for h in scanned)]))  # fmt: skip
+        if playbook.mode is Mode.PLAN:
+            plan = run.plan(before, playbook.plan_fixes)
+            role = PlanRole.PLANNED
+            if plan.actions:
+                run.bundle(plan, role)
+            return run.finish(_ordered(before, [*unscanned, *(_not_applied(h, run.scope, plan, role)
+                                                               for h in scanned)]))  # fmt: skip
 
-    return _required(run, before, unscanned, None)  # approval required, no --approve: nothing held
+        if playbook.approval is Approval.AUTO:
+            assert held is not None  # an auto playbook always applies, so it holds
+            return _auto(run, before, unscanned, held)
+        return _required(run, before, unscanned, held)
 
 
 def _required(

@@ -306,9 +306,7 @@ def _remediate(
                         "actions shown here (check mode) and approve the new digest")
     # The hold's run: its journal, operator and ticket; the stale check takes the facts
     # collected under it (agent/apply/hold.py).
-    collected = {
-        h.host: h.facts for h in fleet.scan.hosts if h.status is HostStatus.SCANNED and h.facts is not None
-    }
+    collected = fleet.scan.scanned_facts()
     try:
         report = apply_plan(
             plan, inv.hosts, credentials, approve=approved, allow_restart=args["allow_restart"],
