@@ -20,8 +20,10 @@ import yaml
 
 from agent.apply import ApplyReport, FleetPlan, PlanFile, apply_plan, plan_fleet, read_plan_file
 from agent.inventory import Inventory, load_inventory
+from agent.model.command import CmdletCall, Endpoint
 from agent.model.plan import PlanSource, SourceKind
 from agent.review import write_plan_dir
+from agent.transport import connect
 from mock_remoting.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,6 +83,14 @@ class LabFleet:
 
     def host(self, name: str) -> Any:
         return self.lab.fleet.host(name)
+
+    def set_nic_dns_servers(self, servers: Sequence[str], interface: int = 4) -> None:
+        """A person changes the (only) host's NIC DNS servers, over the real protocol: 4 is the
+        MAPI NIC of the single-host scenarios."""
+        (target,) = self.targets
+        with connect(target, self.credentials().resolve(target)) as conn:
+            call = (("InterfaceIndex", interface), ("ServerAddresses", tuple(servers)))
+            conn.run(CmdletCall(Endpoint.OS, "Set-DnsClientServerAddress", call))
 
 
 @contextlib.contextmanager

@@ -16,11 +16,9 @@ from agent.apply import HostHold, HostOutcome, hold_hosts, plan_fleet, read_plan
 from agent.apply.hold import BEFORE_PLANNING, reusable
 from agent.apply.lock import MARKER_NAME, Holder
 from agent.errors import EXIT_REFUSED, HostLockedError, StalePlanError
-from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
 from agent.model.plan import PlanSource, SourceKind
 from agent.review import write_plan_dir
-from agent.transport.connection import connect
 from apply._apply_support import LabFleet, full_state, journal_lines, lab_fleet, phases
 from support import facts_builders as fb
 
@@ -142,11 +140,8 @@ def test_reused_facts_still_refuse_a_stored_plan_whose_host_drifted(tmp_path: Pa
     with lab_fleet("nic-external-dns", tmp_path) as fleet:
         stored, _ = _plan_under(fleet, tmp_path / "reviewed")  # the plan a change board approved
         # Someone changes the NIC after the review, over the real protocol.
-        (target,) = fleet.targets
-        with connect(target, fleet.credentials().resolve(target)) as conn:
-            servers = ("8.8.8.8", "10.0.0.10")
-            conn.run(CmdletCall(Endpoint.OS, "Set-DnsClientServerAddress",
-                                (("InterfaceIndex", 4), ("ServerAddresses", servers))))  # fmt: skip
+        servers = ("8.8.8.8", "10.0.0.10")
+        fleet.set_nic_dns_servers(servers)
         drifted = full_state(fleet.lab, HOST)
         journal = tmp_path / "journal.jsonl"
         with _hold(fleet, journal) as held:
@@ -178,10 +173,7 @@ def test_a_change_by_hand_after_the_collection_is_caught_by_the_before_read(tmp_
         with _hold(fleet, journal) as held:
             plan_file, facts = _plan_under(fleet, tmp_path / "plan")
             # A person at the console changes the NIC after the scan: no lock keeps a person out.
-            (target,) = fleet.targets
-            with connect(target, fleet.credentials().resolve(target)) as conn:
-                conn.run(CmdletCall(Endpoint.OS, "Set-DnsClientServerAddress",
-                                    (("InterfaceIndex", 4), ("ServerAddresses", servers))))  # fmt: skip
+            fleet.set_nic_dns_servers(servers)
             changed = full_state(fleet.lab, HOST)
             report = _apply(fleet, plan_file, held, facts)
         (host,) = report.hosts

@@ -86,11 +86,8 @@ def test_a_host_that_drifted_since_the_plan_is_refused_and_untouched(tmp_path: P
     with lab_fleet("nic-external-dns", tmp_path) as fleet:
         _, plan_file = fleet.plan(tmp_path / "plan")
         # Someone changes the NIC between plan and apply, over the real protocol.
-        (target,) = fleet.targets
-        with connect(target, fleet.credentials().resolve(target)) as conn:
-            servers = ("8.8.8.8", "10.0.0.10")
-            conn.run(CmdletCall(Endpoint.OS, "Set-DnsClientServerAddress",
-                                (("InterfaceIndex", 4), ("ServerAddresses", servers))))  # fmt: skip
+        servers = ("8.8.8.8", "10.0.0.10")
+        fleet.set_nic_dns_servers(servers)
         drifted = full_state(fleet.lab, HOST)
         with pytest.raises(StalePlanError) as caught:
             fleet.apply(plan_file, allow_restart=True)

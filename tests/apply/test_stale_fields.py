@@ -18,7 +18,6 @@ from agent.fixes.fingerprint import fingerprint_for, stale_settings
 from agent.model.command import CmdletCall, Endpoint
 from agent.model.facts import HostFacts
 from agent.model.plan import Action, Change, FactArea, FactRef
-from agent.transport.connection import connect
 from apply._apply_support import REPO, LabFleet, full_state, journal_lines, lab_fleet
 from support.facts_builders import INTERNAL_DNS, host, lookup, mapi_nic, transport
 
@@ -32,10 +31,7 @@ NIC = 4  # the MAPI NIC of the nic-external-dns scenario, DNS servers 10.0.0.10,
 
 def _set_nic_servers(fleet: LabFleet, servers: tuple[str, ...]) -> None:
     """Someone changes the MAPI NIC's DNS servers between plan and apply, over the protocol."""
-    (target,) = fleet.targets
-    with connect(target, fleet.credentials().resolve(target)) as conn:
-        conn.run(CmdletCall(Endpoint.OS, "Set-DnsClientServerAddress",
-                            (("InterfaceIndex", NIC), ("ServerAddresses", servers))))  # fmt: skip
+    fleet.set_nic_dns_servers(servers, NIC)
 
 
 @pytest.mark.lab

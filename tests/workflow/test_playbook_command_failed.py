@@ -17,12 +17,7 @@ from typing import Any, cast
 import pytest
 import yaml
 
-import agent.apply.run as apply_run
-from agent.collect.org import OrgFactsCache
-from agent.model.credential import Credential
-from agent.model.facts import HostFacts
-from agent.model.target import HostTarget
-from workflow._playbook_cli import run_cli
+from workflow._playbook_support import count_collections, run_cli
 
 pytestmark = pytest.mark.lab
 
@@ -53,15 +48,7 @@ def test_a_command_failure_at_apply_is_the_hosts_outcome_and_exit_7(
     broken.write_text("not CLIXML\n", encoding="utf-8")
     replay = cast(dict[str, Path], running.fleet.host(HOST).state.spec.replay)
     replay["get-exchangeserver"] = broken
-    collected: list[str] = []
-    real_collect = apply_run.collect
-
-    def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None,
-                *, probe_repeat: int = 1) -> HostFacts:  # fmt: skip
-        collected.append(target.name)
-        return real_collect(target, credential, orgs, probe_repeat=probe_repeat)
-
-    monkeypatch.setattr(apply_run, "collect", collect)
+    collected = count_collections(monkeypatch)
     code, second = run_cli("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
     assert code == 7, second
     assert second["outcome"] == "command-failed" and second["exit_code"] == 7

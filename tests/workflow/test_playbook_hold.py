@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-import agent.apply.run as apply_run
 from agent.apply.lock import MARKER_NAME, Holder
-from agent.collect.org import OrgFactsCache
-from agent.model.credential import Credential
-from agent.model.facts import HostFacts
-from agent.model.target import HostTarget
-from workflow._playbook_cli import run_cli
+from workflow._playbook_support import count_collections, refuse_connections, run_cli
 
 pytestmark = pytest.mark.lab
 
@@ -47,21 +41,6 @@ def _markers(running: Any) -> dict[str, list[str]]:
             for h in running.fleet.hosts}  # fmt: skip
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The hosts apply collects (its stale check and its verification both collect through
-    agent.apply.run.collect), in order; each call still collects over the lab."""
-    seen: list[str] = []
-    real = apply_run.collect
-
-    def collect(target: HostTarget, credential: Credential, orgs: OrgFactsCache | None = None,
-                *, probe_repeat: int = 1) -> HostFacts:  # fmt: skip
-        seen.append(target.name)
-        return real(target, credential, orgs, probe_repeat=probe_repeat)
-
-    monkeypatch.setattr(apply_run, "collect", collect)
-    return seen
-
-
 def test_an_approved_playbook_applies_on_the_facts_of_its_own_scan(
     tmp_path: Path, lab: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,7 +51,7 @@ def test_an_approved_playbook_applies_on_the_facts_of_its_own_scan(
     assert code == 2 and first["outcome"] == "pending-approval"
     assert not (tmp_path / "runs" / "journal.jsonl").exists()  # no --approve: nothing held
 
-    collected = _counting(monkeypatch)
+    collected = count_collections(monkeypatch)
     code, second = run_cli("playbook", "run", "dns-451-remediate", *base, "--approve", first["digest"])
     assert code == 0, second
     remediated = sorted(h["host"] for h in second["hosts"] if h["outcome"] == "remediated")
@@ -137,14 +116,7 @@ def test_a_host_the_hold_cannot_reach_is_left_out_and_the_run_goes_on(
 ) -> None:
     running = lab("mixed-fleet")
     inventory = _inventory(running, tmp_path)
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()  # nothing listens there now: connection refused
-    data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
-    host = data["all"]["children"]["exchange"]["hosts"]["ex03.contoso.local"]
-    host["ansible_port"] = host["exfix_exchange_port"] = port
-    inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
+    refuse_connections(inventory, "ex03.contoso.local")
     code, doc = run_cli("playbook", "run", "dns-451-auto-safe", "--inventory", str(inventory), "--out",
                      str(tmp_path / "runs"), "--format", "json")  # fmt: skip
     assert code == 3, doc

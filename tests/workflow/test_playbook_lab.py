@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from agent.model.plan import REMEDIATE_SCRIPT, ROLLBACK_SCRIPT
 from agent.planning.render import BOM
 from agent.report.safe import terminal
 from mock_remoting.lab import Lab
+from workflow._playbook_support import refuse_connections
 from workflow._review_html_check import parse_review
 
 pytestmark = pytest.mark.lab
@@ -357,14 +357,7 @@ def test_an_unreachable_host_is_its_own_outcome_and_exit_3(
     lab_inventory: Callable[[str], tuple[Lab, Path]], tmp_path: Path
 ) -> None:
     _lab, inventory = lab_inventory("mixed-fleet")
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()  # nothing listens there now: connection refused
-    data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
-    host = data["all"]["children"]["exchange"]["hosts"]["ex03.contoso.local"]
-    host["ansible_port"] = host["exfix_exchange_port"] = port
-    inventory.write_text(yaml.safe_dump(data), encoding="utf-8")
+    refuse_connections(inventory, "ex03.contoso.local")
     result = exfix("playbook", "run", "dns-451-remediate", "--inventory", str(inventory), "--out",
                    str(tmp_path / "runs"), "--format", "json")  # fmt: skip
     assert result.code == 3, result
