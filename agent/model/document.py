@@ -700,7 +700,9 @@ _YAML_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 # libyaml's parser where PyYAML was built with it (the wheels are): the same node tree, marks
 # and exceptions as the pure-Python one, about ten times faster, which a 10,000-host inventory
 # feels (11 s of CPU for its YAML alone). The pure-Python composer is the fallback.
-_COMPOSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_COMPOSER: type[yaml.SafeLoader | yaml.CSafeLoader] = (
+    yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+)
 
 
 def _is_merge_key(node: yaml.Node) -> bool:
