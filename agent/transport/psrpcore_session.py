@@ -70,7 +70,14 @@ from agent.transport.psrp import (
     _typed,
     _wire_value,
 )
-from agent.transport.wsman import SIGNAL_PS_CTRL_C, SIGNAL_TERMINATE, Connection, ConnectionSettings, Shell
+from agent.transport.wsman import (
+    SIGNAL_PS_CTRL_C,
+    SIGNAL_TERMINATE,
+    Connection,
+    ConnectionSettings,
+    Shell,
+    new_id,
+)
 
 __all__ = ["PsrpcoreSession"]
 
@@ -309,7 +316,7 @@ class _Pool(ClientRunspacePool):
     pipeline exfix runs are read by :class:`_Collected`, not by psrpcore's object model."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(runspace_pool_id=new_id())
         self.collected: dict[uuid.UUID, _Collected] = {}
         # The GUIDs of message headers by their 16 bytes: the pool's own and its pipelines'
         # (psrpcore makes a new UUID object for both of every message).
@@ -604,10 +611,10 @@ class PsrpcoreSession(RetryingSession):
         if template is not None:
             # The template is the whole message: psrpcore's pipeline object needs no commands
             # (and ClientPowerShell's PSObject metadata would be built for nothing).
-            ps = _ClientPipeline(pool)
+            ps = _ClientPipeline(pool, new_id())
             ps._message_type = PSRPMessageType.CreatePipeline
         else:
-            power = ClientPowerShell(pool)
+            power = ClientPowerShell(pool, pipeline_id=new_id())
             power.add_command(cmdlet)
             counter = [0]
             for name, value in parameters:

@@ -8,8 +8,9 @@ Delete). Used by :mod:`agent.transport.psrpcore_session`; the pypsrp transport h
   POST already carries the client's first token: the mechanism is the inventory's, so the
   anonymous POST pypsrp sends to learn the server's offer is a round trip saved per
   connection. A connection the server closed while idle (keep-alive expiry) is noticed before
-  the next request (the socket reads as closed) and opened and authenticated again; one that
-  breaks during a request raises, and the session's retry policy decides.
+  the next request (the socket reads as closed), or by the next send failing, and opened and
+  authenticated again, the request sent on the new one; one that breaks after the request
+  was sent raises, and the session's retry policy decides.
 - **Sealing** (``message_encryption`` auto over http, or always): the NTLM or Kerberos session
   keys of pyspnego's context (``wrapping_winrm``) seal each SOAP message in the
   ``multipart/encrypted`` MIME framing of MS-WSMV 2.2.9.1.2.1 (the facts as pypsrp's
@@ -43,7 +44,9 @@ import select
 import socket
 import ssl
 import struct
+import sys
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -288,7 +291,15 @@ class _Wire:
     """One TCP (or TLS) connection speaking just the HTTP/1.1 a WSMan client needs: a POST with
     a Content-Length, and a response with a Content-Length or chunked body. http.client reads
     every response's headers through the email package's parser, which was the largest single
-    cost left in a fleet scan's profile."""
+    cost left in a fleet scan's profile.
+
+    Over plain http on POSIX the socket blocks, and its time limits are the kernel's
+    (SO_RCVTIMEO, SO_SNDTIMEO): a socket with a Python timeout polls before every send and
+    receive, each one a system call that lets go of the GIL, and at fleet size each such
+    release is a chance for one of the other hosts' threads to take the interpreter and for
+    this one to wait for it back. A TLS socket keeps Python's timeout (the ssl module retries a
+    blocking read that the kernel's limit ended, and would wait for ever), and so does every
+    socket on Windows (below)."""
 
     def __init__(self, settings: ConnectionSettings, context: ssl.SSLContext | None, timeout: float) -> None:
         try:
@@ -311,16 +322,40 @@ class _Wire:
                 raise
             self.peer_certificate = sock.getpeercert(True)
         self.sock = sock
-        self._timeout = sock.gettimeout()
-        self._reader = sock.makefile("rb")
+        # Not on Windows: there a socket whose SO_RCVTIMEO ran out "should not be used" again
+        # (Winsock's SOL_SOCKET options), and a receive may need to wait once more.
+        self._kernel_timeouts = context is None and sys.platform != "win32"
+        if self._kernel_timeouts:
+            sock.settimeout(None)
+        self._timeout: float | None = None
+        self._deadline = 0.0
+        self._answered = -math.inf  # when the last answer was read (time.monotonic)
+        self._buffer = bytearray()  # received and not yet read
+        self._pos = 0
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
         self._head = f"POST /{settings.path.lstrip('/')} HTTP/1.1\r\nHost: {host}:{settings.port}\r\n"
 
     def close(self) -> None:
+        self.sock.close()
+
+    def idle(self) -> bool:
+        """True when the kept-alive connection can take the next request: nothing is left
+        unread, and the socket does not read as closed (the server's keep-alive expiry) or
+        carry data nobody asked for.
+
+        A connection that answered under a second ago is not asked (the select is a system
+        call, once a request): keep-alive expiries are minutes (HTTP.sys's idle connection
+        timeout is 120 s), and a connection that is gone all the same fails the next send,
+        which :class:`Connection` sends again on a new one (:class:`_Unsent`)."""
+        if self._pos != len(self._buffer):
+            return False
+        if time.monotonic() - self._answered < _FRESH:
+            return True
         try:
-            self._reader.close()
-        finally:
-            self.sock.close()
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
     def exchange(
         self, body: bytes, headers: dict[str, str], timeout: float
@@ -329,6 +364,9 @@ class _Wire:
         joined with ", "), the body, and whether the server closes the connection after it."""
         try:
             return self._exchange(body, headers, timeout)
+        except BlockingIOError:
+            # EAGAIN from a blocking socket: its SO_RCVTIMEO or SO_SNDTIMEO ran out.
+            raise TimeoutError("timed out") from None
         except ssl.SSLError as exc:
             # A TLS record error after the handshake is a broken connection (the peer went
             # away mid-stream), not a certificate problem: transient, like a reset.
@@ -336,24 +374,44 @@ class _Wire:
                 raise
             raise ConnectionResetError(f"the TLS connection broke: {exc}") from exc
 
+    def _limit(self, timeout: float) -> None:
+        """Bound the socket's waits by timeout, rounded up to the second above one second,
+        when that is below its bound so far.
+
+        A bound is a system call or two to set, and the requests of one connection alternate
+        between two (a Receive's is its operation timeout and two seconds, a Command's the read
+        timeout): so the socket keeps the lowest it was given, and a receive it ends with time
+        left on its request waits again (:meth:`_fill`). A send stalled past that bound (the
+        server reading nothing while its buffers are full) fails then, earlier than its
+        request's time."""
+        wanted = max(0.05, timeout) if timeout < 1 else float(math.ceil(timeout))
+        if self._timeout is not None and wanted >= self._timeout:
+            return
+        if self._kernel_timeouts:
+            limit = _timeval(wanted)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+        else:
+            self.sock.settimeout(wanted)
+        self._timeout = wanted
+
     def _exchange(
         self, body: bytes, headers: dict[str, str], timeout: float
     ) -> tuple[int, dict[str, str], bytes, bool]:
-        # The socket's timeout bounds each send and receive by what is left of the request's
-        # time, rounded up to the second above one second: settimeout is a system call that
-        # lets go of the GIL, and the rounding spares it for all but about one request a
-        # second, at the cost of letting a stalled read wait under a second more.
-        wanted = max(0.05, timeout) if timeout < 1 else float(math.ceil(timeout))
-        if wanted != self._timeout:
-            self.sock.settimeout(wanted)
-            self._timeout = wanted
+        self._limit(timeout)
+        self._deadline = time.monotonic() + timeout
         lines = [self._head]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         lines.append(f"Content-Length: {len(body)}\r\n\r\n")
-        self.sock.sendall("".join(lines).encode("latin-1") + body)
-        reader = self._reader
+        try:
+            self.sock.sendall("".join(lines).encode("latin-1") + body)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
+            # The peer had closed or reset the connection: it took nothing of this request.
+            raise _Unsent(str(exc)) from exc
+        del self._buffer[: self._pos]
+        self._pos = 0
         while True:
-            status_line = reader.readline(65537)
+            status_line = self._line()
             if not status_line:
                 raise http.client.RemoteDisconnected("Remote end closed connection without response")
             parts = status_line.split(None, 2)
@@ -365,7 +423,7 @@ class _Wire:
                 raise http.client.BadStatusLine(status_line.decode("latin-1", "replace").strip()) from None
             response_headers: dict[str, str] = {}
             for _ in range(200):
-                line = reader.readline(65537)
+                line = self._line()
                 if line in (b"\r\n", b"\n", b""):
                     break
                 name, _, value = line.decode("latin-1").partition(":")
@@ -387,21 +445,21 @@ class _Wire:
                 length = int(response_headers["content-length"])
             except ValueError:
                 raise http.client.HTTPException("a malformed Content-Length") from None
-            data = reader.read(length)
+            data = self._read(length)
             if len(data) != length:
                 raise http.client.IncompleteRead(data, length - len(data))
         elif status in (204, 304) or 100 <= status < 200:
             data = b""
         else:
-            data = reader.read()  # delimited by the connection's end
+            data = self._read(None)  # delimited by the connection's end
             will_close = True
+        self._answered = time.monotonic()
         return status, response_headers, data, will_close
 
     def _chunked(self) -> bytes:
-        reader = self._reader
         chunks: list[bytes] = []
         while True:
-            size_line = reader.readline(65537)
+            size_line = self._line()
             if not size_line:
                 raise http.client.IncompleteRead(b"".join(chunks))
             try:
@@ -409,14 +467,78 @@ class _Wire:
             except ValueError:
                 raise http.client.HTTPException("a malformed chunk size") from None
             if size == 0:
-                while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                while self._line() not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return b"".join(chunks)
-            chunk = reader.read(size)
+            chunk = self._read(size)
             if len(chunk) != size:
                 raise http.client.IncompleteRead(chunk, size - len(chunk))
             chunks.append(chunk)
-            reader.readline(65537)  # the CRLF after each chunk
+            self._line()  # the CRLF after each chunk
+
+    # -- the receive buffer -----------------------------------------------------------------
+
+    def _fill(self) -> bool:
+        """Append what the socket has to the buffer (waiting for at least one byte, until the
+        request's deadline); False at the connection's end."""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+                break
+            except (BlockingIOError, TimeoutError):
+                # The socket's bound ran out (SO_RCVTIMEO's EAGAIN, or Python's timeout). A
+                # receive may wait again: no byte was taken, and neither a poll timeout nor
+                # the kernel's bound on POSIX disturbs the socket or its TLS state.
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out") from None
+                self._limit(left)
+        self._buffer += data
+        return bool(data)
+
+    def _line(self) -> bytes:
+        """The next line with its end, or what is left at the connection's end (b"" if
+        nothing). A line is at most 64 KiB, as http.client allows."""
+        while True:
+            end = self._buffer.find(b"\n", self._pos, self._pos + _MAX_LINE)
+            if end >= 0:
+                line = bytes(self._buffer[self._pos : end + 1])
+                self._pos = end + 1
+                return line
+            if len(self._buffer) - self._pos >= _MAX_LINE:
+                raise http.client.LineTooLong("header line")
+            if not self._fill():
+                line = bytes(self._buffer[self._pos :])
+                self._pos = len(self._buffer)
+                return line
+
+    def _read(self, size: int | None) -> bytes:
+        """The next size bytes (fewer at the connection's end), or all up to the end."""
+        while size is None or len(self._buffer) - self._pos < size:
+            if not self._fill():
+                break
+        end = len(self._buffer) if size is None else self._pos + size
+        data = bytes(self._buffer[self._pos : end])
+        self._pos += len(data)
+        return data
+
+
+_MAX_LINE = 65536
+
+# How long after an answer a kept-alive connection is reused without asking the socket
+# (_Wire.idle).
+_FRESH = 1.0
+
+
+class _Unsent(ConnectionResetError):
+    """Sending failed on a connection the peer had closed or reset: no server read the request,
+    so it may be sent again."""
+
+
+def _timeval(seconds: float) -> bytes:
+    """SO_RCVTIMEO's and SO_SNDTIMEO's value on POSIX: a struct timeval."""
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
 
 
 class Connection:
@@ -447,7 +569,30 @@ class Connection:
 
         Raises pypsrp's AuthenticationError (401), WSManFaultError (a SOAP fault),
         WinRMTransportError (another status), or the socket's own errors."""
-        self._ensure_connected(timeout)
+        kept = self._ensure_connected(timeout)
+        try:
+            status, data = self._post(message, timeout)
+        except _Unsent:
+            if not kept:
+                raise
+            # The kept-alive connection was gone before the request reached a server: send it
+            # again on a new, authenticated one (sealed with that one's keys).
+            self._ensure_connected(timeout)
+            status, data = self._post(message, timeout)
+        if status == 200:
+            return data
+        if status == 401:
+            self.close()  # the server forgot the connection's authentication
+            raise psrp_exc.AuthenticationError(f"HTTP 401 from {self.settings.url}")
+        text = data.decode("utf-8", "replace")
+        if status == 500 and text.lstrip().startswith("<"):
+            fault = parse_fault(text)
+            if fault is not None:
+                raise fault
+        raise psrp_exc.WinRMTransportError("http", status, text)
+
+    def _post(self, message: bytes, timeout: float) -> tuple[int, bytes]:
+        """One POST of message on the connection (sealed when it seals); the unsealed answer."""
         headers = {"Accept-Encoding": "identity", "Connection": "Keep-Alive", "User-Agent": "exfix"}
         if self._basic is not None:
             headers["Authorization"] = self._basic
@@ -463,17 +608,7 @@ class Connection:
         content_type = response_headers.get("content-type", "")
         if content_type.startswith(("multipart/encrypted", "multipart/x-multi-encrypted")):
             data = self._unwrap(data, content_type)
-        if status == 200:
-            return data
-        if status == 401:
-            self.close()  # the server forgot the connection's authentication
-            raise psrp_exc.AuthenticationError(f"HTTP 401 from {self.settings.url}")
-        text = data.decode("utf-8", "replace")
-        if status == 500 and text.lstrip().startswith("<"):
-            fault = parse_fault(text)
-            if fault is not None:
-                raise fault
-        raise psrp_exc.WinRMTransportError("http", status, text)
+        return status, data
 
     def _request(
         self, body: bytes, headers: dict[str, str], timeout: float
@@ -492,16 +627,18 @@ class Connection:
 
     # -- connection and handshake -----------------------------------------------------------
 
-    def _ensure_connected(self, timeout: float) -> None:
+    def _ensure_connected(self, timeout: float) -> bool:
+        """Connect and authenticate unless the connection can be kept; True when it was."""
         wire = self._wire
-        if wire is not None and not _closed_by_peer(wire.sock):
-            return
+        if wire is not None and wire.idle():
+            return True
         self.close()
         settings = self.settings
         wire = _Wire(settings, self._context, max(0.05, min(settings.connection_timeout, timeout)))
         self._wire = wire
         if settings.auth in _AUTH_SCHEMES:
             self._handshake(wire, timeout)
+        return False
 
     def _handshake(self, wire: _Wire, timeout: float) -> None:
         settings = self.settings
@@ -613,24 +750,25 @@ def _literal(text: str) -> str:
     return escape(text).replace("%", "%%")
 
 
-# WS-Addressing asks a MessageID to be unique, not unpredictable: version-4 UUIDs drawn from
-# one generator seeded once from the system's randomness. uuid.uuid4() reads os.urandom for
-# each, a system call that lets go of the GIL: sixty times a host, and each one a chance for
-# another of the fleet's threads to take the interpreter and for this one to wait for it back.
+# WS-Addressing asks a MessageID to be unique, not unpredictable, and so does PSRP of its pool
+# and pipeline ids: version-4 UUIDs drawn from one generator seeded once from the system's
+# randomness. uuid.uuid4() reads os.urandom for each, a system call that lets go of the GIL:
+# sixty times a host, and each one a chance for another of the fleet's threads to take the
+# interpreter and for this one to wait for it back.
 _IDS = random.Random()
+# A forked child seeds it again, or it would repeat its parent's ids (the random module does
+# the same for its own generator). Windows has no fork.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_IDS.seed)
+
+
+def new_id() -> uuid.UUID:
+    """A version-4 UUID without a system call."""
+    return uuid.UUID(int=_IDS.getrandbits(128), version=4)
 
 
 def _message_id() -> str:
-    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4)).upper()
-
-
-def _closed_by_peer(sock: socket.socket) -> bool:
-    """True when an idle kept-alive socket reads as closed (or has unexpected data)."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
+    return str(new_id()).upper()
 
 
 def parse_fault(text: str) -> psrp_exc.WSManFaultError | None:
@@ -723,7 +861,7 @@ class Shell:
         self.shell_id: str | None = None
         self.operation_timeout = operation_timeout
         self.max_envelope_size = max_envelope_size
-        session_id = str(uuid.uuid4()).upper()
+        session_id = str(new_id()).upper()
         lang = quoteattr(locale)
         self._head = (
             '<s:Envelope xmlns:s="{s}" xmlns:wsa="{wsa}" xmlns:wsman="{wsman}" xmlns:wsmv="{wsmv}" '

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hmac
 import itertools
+import os
 import re
 import socket
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -195,12 +197,17 @@ def test_the_environments_proxy_keeps_pypsrp_unless_ignored(
 # -- the connection ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("noticed", ["by its failed send", "before sending"])
 def test_a_lost_connection_is_authenticated_again_and_keeps_the_pool(
-    transport_server: Any, monkeypatch: pytest.MonkeyPatch
+    transport_server: Any, monkeypatch: pytest.MonkeyPatch, noticed: str
 ) -> None:
     """A keep-alive connection the server (or a middlebox) closed between two commands: the
-    next command opens and authenticates a new connection and goes on in the same pool."""
+    next command opens and authenticates a new connection and goes on in the same pool. A
+    connection that answered under a second ago is not asked before the send (its send fails
+    and is made again on the new one); an older one is."""
     monkeypatch.setenv(PSRP_CLIENT_ENV, "psrpcore")
+    if noticed == "before sending":
+        monkeypatch.setattr(wsman, "_FRESH", 0.0)
     handle: ServerHandle = transport_server()
     with handle.connect() as conn:
         session = conn.os
@@ -213,6 +220,24 @@ def test_a_lost_connection_is_authenticated_again_and_keeps_the_pool(
         assert session.opens == 1
         assert handle.count("http") == handshakes + 2  # NTLM: NEGOTIATE, AUTHENTICATE
     assert handle.count("os", "Create") == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_ids_are_version_4_and_a_forked_child_draws_other_ones() -> None:
+    """Message, pool and pipeline ids come from one generator seeded once (no system call per
+    id); a forked child seeds its copy again rather than repeat its parent's ids."""
+    ids = {wsman.new_id() for _ in range(1000)}
+    assert len(ids) == 1000 and {i.version for i in ids} == {4}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, wsman.new_id().bytes)
+        os._exit(0)
+    os.close(write)
+    child = uuid.UUID(bytes=os.read(read, 16))
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child != wsman.new_id()
 
 
 @pytest.fixture
@@ -239,6 +264,84 @@ def chunked_server() -> Iterator[int]:
     yield port
     thread.join(5)
     listener.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A server that takes the connection and the request and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        accepted.append(conn)
+        conn.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_silent_server_ends_the_plain_http_read_at_its_time_limit(silent_server: int) -> None:
+    """Over http the socket blocks and the kernel bounds the read (SO_RCVTIMEO): its EAGAIN is
+    a TimeoutError, as a Python socket timeout would be, and it comes in time."""
+    settings = ConnectionSettings(
+        https=False, host="127.0.0.1", port=silent_server, path="wsman", auth="basic",
+        username="u", password="p", seal=False, verify=False,
+    )  # fmt: skip
+    wire = _Wire(settings, None, 5.0)
+    try:
+        assert wire.sock.gettimeout() is None  # blocking: no poll before each receive
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            wire.exchange(b"<x/>", {"Content-Type": "application/soap+xml"}, 0.3)
+        assert 0.25 < time.monotonic() - started < 3
+    finally:
+        wire.close()
+
+
+@pytest.fixture
+def slow_second_answer() -> Iterator[int]:
+    """A server that answers its connection's first request at once and its second after
+    1.2 seconds."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for delay in (0.0, 1.2):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(4096)
+                time.sleep(delay)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    thread.join(5)
+    listener.close()
+
+
+def test_a_request_with_more_time_than_the_socket_s_bound_waits_on(slow_second_answer: int) -> None:
+    """The socket keeps the lowest bound its requests asked for (setting one is a system
+    call): a later request given more time waits through it, to its own deadline."""
+    settings = ConnectionSettings(
+        https=False, host="127.0.0.1", port=slow_second_answer, path="wsman", auth="basic",
+        username="u", password="p", seal=False, verify=False,
+    )  # fmt: skip
+    wire = _Wire(settings, None, 5.0)
+    try:
+        assert wire.exchange(b"<x/>", {}, 0.3)[2] == b"ok"
+        started = time.monotonic()
+        assert wire.exchange(b"<x/>", {}, 5.0)[2] == b"ok"
+        assert time.monotonic() - started >= 1.0  # it waited past the socket's 0.3 s
+    finally:
+        wire.close()
 
 
 def test_the_http_reader_takes_chunked_bodies_and_repeated_headers(chunked_server: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import spnego
 import spnego.exceptions
 from cryptography import x509
 
-from agent.errors import EXIT_UNREACHABLE, AuthenticationError, UnreachableError
+from agent.errors import EXIT_UNREACHABLE, AuthenticationError, HostTimeoutError, UnreachableError
 from agent.model.command import CmdletCall, Endpoint
 from agent.transport._errors import classify
 from agent.transport.tls import check_server_name
@@ -243,3 +244,18 @@ def test_authentication_library_errors_are_auth_errors_never_retried(exc: Except
     mapped = classify(exc, host=NAME, url="https://127.0.0.1:5986/wsman", username="svc", auth="credssp")
     assert mapped is not None and not mapped.transient
     assert isinstance(mapped.error, AuthenticationError) and expected in str(mapped.error)
+
+
+def test_a_hung_host_over_https_ends_in_host_timeout_within_the_deadline(
+    https: tuple[ServerHandle, Path],
+) -> None:
+    """A TLS socket keeps Python's own timeout (the ssl module would retry a read the kernel's
+    limit ended, for ever): a host that stops answering still ends at its deadline."""
+    handle, ca = https
+    handle.server.inject(handle.name, {"fail": {"kind": "hang", "on": "Receive", "endpoint": "os"}})
+    with handle.connect(_validating(handle, ca), seconds=3) as conn:
+        started = time.monotonic()
+        with pytest.raises(HostTimeoutError):
+            conn.os.run(GET_DNS_CLIENT)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3 + 3  # the deadline, and a margin for a loaded machine
