@@ -138,12 +138,6 @@ def decode_text(text: str | None) -> str:
     return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _local(tag: Any) -> str:
-    if not isinstance(tag, str):
-        return ""  # comments and processing instructions
-    return tag.rsplit("}", 1)[-1]
-
-
 class _Reader:
     """Reads one document: RefIds (objects) and TN RefIds (type lists) are document-scoped."""
 
@@ -155,7 +149,7 @@ class _Reader:
 
     def value(self, element: ET.Element, depth: int = 0) -> Any:
         """A property value: primitives as Python values, objects as RemoteObject/tuple/dict."""
-        tag = _local(element.tag)
+        tag = element.tag
         if tag == "Obj":
             return self._obj(element, depth, top=False)
         if tag == "Ref":
@@ -165,7 +159,7 @@ class _Reader:
 
     def top(self, element: ET.Element) -> RemoteObject | None:
         """A top-level output element as a RemoteObject (a bare primitive is wrapped)."""
-        tag = _local(element.tag)
+        tag = element.tag
         if tag == "Obj":
             result = self._obj(element, 0, top=True)
             if isinstance(result, RemoteObject):
@@ -208,9 +202,9 @@ class _Reader:
 
     def _type_names(self, element: ET.Element) -> tuple[str, ...]:
         for child in element:
-            tag = _local(child.tag)
+            tag = child.tag
             if tag == "TN":
-                names = tuple(decode_text(t.text) for t in child if _local(t.tag) == "T")
+                names = tuple(decode_text(t.text) for t in child if t.tag == "T")
                 ref = child.get("RefId")
                 if ref is not None:
                     self._types[ref] = names
@@ -230,7 +224,7 @@ class _Reader:
         body: Any = None
         has_body = False
         for child in element:
-            tag = _local(child.tag)
+            tag = child.tag
             if tag in ("TN", "TNRef"):
                 continue
             if tag == "ToString":
@@ -289,7 +283,7 @@ class _Reader:
     def _dictionary(self, element: ET.Element, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         for entry in element:
-            if _local(entry.tag) != "En":
+            if entry.tag != "En":
                 continue
             key: Any = None
             value: Any = None
@@ -342,9 +336,17 @@ def _parse_root(text: str) -> ET.Element:
     if "<!DOCTYPE" in text:
         raise ClixmlError("not CLIXML: a document type declaration (DTD) is refused")
     try:
-        return ET.fromstring(text)
+        root = ET.fromstring(text)
     except ET.ParseError as exc:
         raise ClixmlError(f"not CLIXML: {exc}") from None
+    if "xmlns" in text:
+        # Export-Clixml declares PowerShell's namespace (PSRP messages declare none): the tree
+        # is read by local names, made so once here rather than at every element read. The
+        # parser keeps no comments or processing instructions, so every tag is a name.
+        for element in root.iter():
+            if "}" in element.tag:
+                element.tag = element.tag.rsplit("}", 1)[-1]
+    return root
 
 
 def parse_clixml(text: str) -> tuple[RemoteObject, ...]:
@@ -355,7 +357,7 @@ def parse_clixml(text: str) -> tuple[RemoteObject, ...]:
     """
     root = _parse_root(text)
     reader = _Reader()
-    elements: Iterable[ET.Element] = root if _local(root.tag) == "Objs" else (root,)
+    elements: Iterable[ET.Element] = root if root.tag == "Objs" else (root,)
     out: list[RemoteObject] = []
     for element in elements:
         converted = reader.top(element)
@@ -548,7 +550,7 @@ def parse_stream(text: str) -> tuple[tuple[RemoteObject, ...], tuple[RemoteError
         error_text: list[str] = []  # consecutive <S S="Error"> lines of one formatted error
         for element in [*root, None]:
             stream = (element.get("S") or "").lower() if element is not None else ""
-            is_obj = element is not None and _local(element.tag) == "Obj"
+            is_obj = element is not None and element.tag == "Obj"
             if error_text and (element is None or stream != "error" or is_obj):
                 errors.extend(error_from_text(record) for record in split_error_text("".join(error_text)))
                 error_text = []

@@ -32,6 +32,7 @@ connections through an HTTP proxy (ansible_psrp_proxy or the environment's).
 from __future__ import annotations
 
 import math
+import re
 import struct
 import threading
 import time
@@ -265,6 +266,11 @@ _POOL_MESSAGE_TYPES = frozenset({
 _POOL_MESSAGES = _Deserialized()
 
 
+# A PipelineState message that carries only the state (MS-PSRP 2.2.2.21), as PowerShell
+# serializes it: no reason, no other member.
+_PLAIN_STATE = re.compile(r'<Obj RefId="\d+"><MS><I32 N="PipelineState">(\d+)</I32></MS></Obj>')
+
+
 class _Collected:
     """What one pipeline produced, read from the messages' CLIXML (clixml.py)."""
 
@@ -298,7 +304,17 @@ class _Collected:
                 self.warnings.append(str(message if message is not None else record.to_string or ""))
             return True
         if message_type is PSRPMessageType.PipelineState:
-            for record in parse_clixml(_text(data)):
+            text = _text(data)
+            # Half of a host's messages are a pipeline's final state with no reason (Completed):
+            # read by one match instead of the whole CLIXML reader. Anything else is read whole.
+            plain = _PLAIN_STATE.fullmatch(text)
+            if plain is not None:
+                try:
+                    self.state = PSInvocationState(int(plain.group(1)))
+                except ValueError:
+                    raise ClixmlError("a PipelineState message without a readable state") from None
+                return True
+            for record in parse_clixml(text):
                 try:
                     self.state = PSInvocationState(int(record.get("PipelineState")))
                 except (TypeError, ValueError):

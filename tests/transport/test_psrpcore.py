@@ -26,12 +26,20 @@ from hypothesis import strategies as st
 from psrpcore import ClientPowerShell, ClientRunspacePool, PSRPCoreError, ServerRunspacePool
 from psrpcore._base import RunspacePool
 from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_fragment, create_message
-from psrpcore.types import InitRunspacePool, PSRPMessageType, SessionCapability, serialize
+from psrpcore.types import (
+    InitRunspacePool,
+    PipelineState,
+    PSInvocationState,
+    PSRPMessageType,
+    SessionCapability,
+    serialize,
+)
 
 from agent.errors import UsageError
 from agent.model.command import SWITCH, CmdletCall, Endpoint
 from agent.model.target import PsrpClient
-from agent.transport import psrpcore_session, wsman
+from agent.transport import clixml, psrpcore_session, wsman
+from agent.transport.clixml import ClixmlError
 from agent.transport.connection import (
     DEFAULT_PSRP_CLIENT,
     PSRP_CLIENT_ENV,
@@ -434,6 +442,40 @@ def test_a_sealed_ntlm_session_uses_exfix_sealing(
 def test_the_prepared_hmac_is_hmac_md5(key: bytes, parts: list[bytes]) -> None:
     """Keys shorter than, equal to and longer than MD5's 64-byte block, messages in pieces."""
     assert wsman._HmacMd5(key).digest(*parts) == hmac.digest(key, b"".join(parts), "md5")
+
+
+# -- pipeline states read by one match ------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", list(PSInvocationState))
+def test_a_plain_pipeline_state_is_read_by_the_match_as_the_whole_reader_reads_it(
+    state: PSInvocationState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psrpcore's serialization of a state without a reason is what the match reads (with no
+    CLIXML parsed); the same state written another way goes through the whole reader."""
+    text = ET.tostring(serialize(PipelineState(PipelineState=state), None), encoding="unicode")
+    parsed: list[str] = []
+    real_parse = clixml.parse_clixml
+
+    def parse(document: str) -> Any:
+        parsed.append(document)
+        return real_parse(document)
+
+    monkeypatch.setattr(psrpcore_session, "parse_clixml", parse)
+    fast = psrpcore_session._Collected("Get-DnsClient")
+    assert fast.take(PSRPMessageType.PipelineState, text.encode())
+    assert fast.state is state and parsed == []
+    spaced = text.replace("<MS>", "<MS>\n  ")
+    whole = psrpcore_session._Collected("Get-DnsClient")
+    assert whole.take(PSRPMessageType.PipelineState, spaced.encode())
+    assert whole.state is state and parsed == [spaced]
+
+
+def test_a_pipeline_state_with_an_unknown_number_is_unreadable() -> None:
+    collected = psrpcore_session._Collected("Get-DnsClient")
+    unknown = b'<Obj RefId="0"><MS><I32 N="PipelineState">99</I32></MS></Obj>'
+    with pytest.raises(ClixmlError, match="without a readable state"):
+        collected.take(PSRPMessageType.PipelineState, unknown)
 
 
 # -- PSRP fragments read in place, against psrpcore's own reader -----------------------------
