@@ -371,8 +371,9 @@ class _Wire:
         carry data nobody asked for.
 
         A connection that answered under a second ago is not asked (the select is a system
-        call, once a request): keep-alive expiries are minutes (HTTP.sys's idle connection
-        timeout is 120 s), and a connection that is gone all the same fails the next send,
+        call, once a request): keep-alive expiries are minutes (the HTTP Server API that
+        WinRM and IIS listen through times an idle connection out after 2 minutes by default:
+        its IdleConnection timer), and a connection that is gone all the same fails the next send,
         which :class:`Connection` sends again on a new one (:class:`_Unsent`)."""
         if self._pos != len(self._buffer):
             return False

@@ -5,6 +5,7 @@ tests/e2e, which .ci/run runs on both (EXFIX_PSRP_CLIENT)."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import itertools
 import os
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pypsrp.exceptions as psrp_exc
@@ -248,60 +249,70 @@ def test_ids_are_version_4_and_a_forked_child_draws_other_ones() -> None:
     assert child != wsman.new_id()
 
 
-@pytest.fixture
-def chunked_server() -> Iterator[int]:
-    """A one-shot HTTP server that answers with a chunked body and two WWW-Authenticate lines."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            conn.sendall(
-                b"HTTP/1.1 100 Continue\r\n\r\n"
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nWWW-Authenticate: Negotiate\r\n"
-                b'WWW-Authenticate: Basic realm="WSMAN"\r\n\r\n'
-                b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
-            )
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield port
-    thread.join(5)
-    listener.close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A server that takes the connection and the request and never answers."""
+@contextlib.contextmanager
+def _serving(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback server for one connection, which handle answers; yields its port."""
     listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
 
     def serve() -> None:
         conn, _ = listener.accept()
         accepted.append(conn)
-        conn.recv(65536)
+        handle(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield listener.getsockname()[1]
-    thread.join(5)
-    for conn in accepted:
-        conn.close()
-    listener.close()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        thread.join(5)
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+def _read_request(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(4096)
+
+
+def _plain_wire(port: int) -> _Wire:
+    settings = ConnectionSettings(
+        https=False, host="127.0.0.1", port=port, path="wsman", auth="basic",
+        username="u", password="p", seal=False, verify=False,
+    )  # fmt: skip
+    return _Wire(settings, None, 5.0)
+
+
+@pytest.fixture
+def chunked_server() -> Iterator[int]:
+    """A one-shot HTTP server that answers with a chunked body and two WWW-Authenticate lines."""
+
+    def answer(conn: socket.socket) -> None:
+        _read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nWWW-Authenticate: Negotiate\r\n"
+            b'WWW-Authenticate: Basic realm="WSMAN"\r\n\r\n'
+            b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+        )
+
+    with _serving(answer) as port:
+        yield port
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A server that takes the connection and the request and never answers."""
+    with _serving(_read_request) as port:
+        yield port
 
 
 def test_a_silent_server_ends_the_plain_http_read_at_its_time_limit(silent_server: int) -> None:
     """Over http the socket blocks and the kernel bounds the read (SO_RCVTIMEO): its EAGAIN is
     a TimeoutError, as a Python socket timeout would be, and it comes in time."""
-    settings = ConnectionSettings(
-        https=False, host="127.0.0.1", port=silent_server, path="wsman", auth="basic",
-        username="u", password="p", seal=False, verify=False,
-    )  # fmt: skip
-    wire = _Wire(settings, None, 5.0)
+    wire = _plain_wire(silent_server)
     try:
         assert wire.sock.gettimeout() is None  # blocking: no poll before each receive
         started = time.monotonic()
@@ -316,33 +327,21 @@ def test_a_silent_server_ends_the_plain_http_read_at_its_time_limit(silent_serve
 def slow_second_answer() -> Iterator[int]:
     """A server that answers its connection's first request at once and its second after
     1.2 seconds."""
-    listener = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            for delay in (0.0, 1.2):
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(4096)
-                time.sleep(delay)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    def answer(conn: socket.socket) -> None:
+        for delay in (0.0, 1.2):
+            _read_request(conn)
+            time.sleep(delay)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    thread.join(5)
-    listener.close()
+    with _serving(answer) as port:
+        yield port
 
 
 def test_a_request_with_more_time_than_the_socket_s_bound_waits_on(slow_second_answer: int) -> None:
     """The socket keeps the lowest bound its requests asked for (setting one is a system
     call): a later request given more time waits through it, to its own deadline."""
-    settings = ConnectionSettings(
-        https=False, host="127.0.0.1", port=slow_second_answer, path="wsman", auth="basic",
-        username="u", password="p", seal=False, verify=False,
-    )  # fmt: skip
-    wire = _Wire(settings, None, 5.0)
+    wire = _plain_wire(slow_second_answer)
     try:
         assert wire.exchange(b"<x/>", {}, 0.3)[2] == b"ok"
         started = time.monotonic()
@@ -353,11 +352,7 @@ def test_a_request_with_more_time_than_the_socket_s_bound_waits_on(slow_second_a
 
 
 def test_the_http_reader_takes_chunked_bodies_and_repeated_headers(chunked_server: int) -> None:
-    settings = ConnectionSettings(
-        https=False, host="127.0.0.1", port=chunked_server, path="wsman", auth="basic",
-        username="u", password="p", seal=False, verify=False,
-    )  # fmt: skip
-    wire = _Wire(settings, None, 5.0)
+    wire = _plain_wire(chunked_server)
     try:
         status, headers, body, will_close = wire.exchange(
             b"<x/>", {"Content-Type": "application/soap+xml"}, 5.0
