@@ -271,6 +271,13 @@ _POOL_MESSAGES = _Deserialized()
 _PLAIN_STATE = re.compile(r'<Obj RefId="\d+"><MS><I32 N="PipelineState">(\d+)</I32></MS></Obj>')
 
 
+def _state(value: Any) -> PSInvocationState:
+    try:
+        return PSInvocationState(int(value))
+    except (TypeError, ValueError):
+        raise ClixmlError("a PipelineState message without a readable state") from None
+
+
 class _Collected:
     """What one pipeline produced, read from the messages' CLIXML (clixml.py)."""
 
@@ -309,16 +316,10 @@ class _Collected:
             # read by one match instead of the whole CLIXML reader. Anything else is read whole.
             plain = _PLAIN_STATE.fullmatch(text)
             if plain is not None:
-                try:
-                    self.state = PSInvocationState(int(plain.group(1)))
-                except ValueError:
-                    raise ClixmlError("a PipelineState message without a readable state") from None
+                self.state = _state(plain.group(1))
                 return True
             for record in parse_clixml(text):
-                try:
-                    self.state = PSInvocationState(int(record.get("PipelineState")))
-                except (TypeError, ValueError):
-                    raise ClixmlError("a PipelineState message without a readable state") from None
+                self.state = _state(record.get("PipelineState"))
                 reason = record.get("ExceptionAsErrorRecord")
                 if isinstance(reason, RemoteObject):
                     self.errors.append(error_from_object(reason))

@@ -393,7 +393,8 @@ class _Wire:
         try:
             return self._exchange(body, headers, timeout)
         except BlockingIOError:
-            # EAGAIN from a blocking socket: its SO_RCVTIMEO or SO_SNDTIMEO ran out.
+            # EAGAIN from sending on a blocking socket: its SO_SNDTIMEO ran out (a receive's
+            # SO_RCVTIMEO is _fill's to handle).
             raise TimeoutError("timed out") from None
         except ssl.SSLError as exc:
             # A TLS record error after the handshake is a broken connection (the peer went
