@@ -20,6 +20,7 @@ from agent.cli.plan import plan_source
 from agent.errors import UsageError
 from agent.report.playbook_run import RENDERERS
 from agent.report.safe import terminal
+from agent.report.text import DETAIL_LIMIT, Details
 from agent.workflow.playbook import (
     Mode,
     Playbook,
@@ -106,6 +107,11 @@ def _approve_command(
     "--var", "assignments", multiple=True, metavar="NAME=VALUE", help="Set a playbook variable (repeatable)."
 )
 @click.option("--format", "fmt", type=click.Choice(RUN_FORMATS), default="text", show_default=True)
+@click.option("--details", type=click.Choice([d.value for d in Details]), default="failing",
+              show_default=True,
+              help=f"Text, worknote, markdown, rundeck: which hosts to print in full above the recap "
+                   f"(failing: the first {DETAIL_LIMIT} that need a look, worst first, then those a change "
+                   "fixed; the JSON and the run record have every host).")  # fmt: skip
 @click.option(
     "--out",
     "out",
@@ -116,7 +122,7 @@ def _approve_command(
 @click.option("--operator", metavar="NAME", help="Who runs this, for the journal [the local user].")
 def run(file_or_name: str, inventory: str | None, lab: str | None, limit: str | None, forks: int,
         host_timeout: float, ask_pass: bool, ticket: str | None, assignments: tuple[str, ...], fmt: str,
-        out: str | None, approve: str | None, operator: str | None) -> None:  # fmt: skip
+        details: str, out: str | None, approve: str | None, operator: str | None) -> None:  # fmt: skip
     """Run a playbook (a file, or the name of a shipped one) over the fleet.
 
     Exit 0: healthy, or remediated and verified; 2: findings, or a plan waits for approval;
@@ -155,5 +161,5 @@ def run(file_or_name: str, inventory: str | None, lab: str | None, limit: str | 
         result = run_playbook(book, values, fleet.targets, fleet.credentials, settings, source=fleet.source,
                               log=log)  # fmt: skip
     log(f"{result.message()} Run record: {result.run_file}")
-    sys.stdout.write(RENDERERS[fmt](result))
+    sys.stdout.write(RENDERERS[fmt](result, Details(details)))
     sys.exit(result.exit_code)

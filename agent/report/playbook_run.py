@@ -14,6 +14,7 @@ from agent.model.playbook_run import HostResult, Outcome, PlaybookRun, QueueView
 from agent.model.verification import CheckStatus, ProbeCheck, TrackingCheck
 from agent.report import rundeck
 from agent.report.safe import markdown_code, terminal
+from agent.report.text import DETAIL_LIMIT, Details
 
 # Inside a line of markdown only these characters make markup (emphasis, code, links, raw
 # HTML, table cells). agent.report.safe.markdown escapes more (every '.', '-', '(' ...), which is
@@ -27,7 +28,8 @@ def _md(value: object) -> str:
     return "".join("\\" + ch if ch in _MD_INLINE else ch for ch in terminal(value))
 
 
-def render_json(run: PlaybookRun) -> str:
+def render_json(run: PlaybookRun, details: Details = Details.ALL) -> str:
+    """Every host in full, whatever ``details`` (which only the reports for a person take)."""
     return json.dumps(run.to_dict(), indent=2, ensure_ascii=True) + "\n"
 
 
@@ -103,7 +105,88 @@ def _tracking_text(sent: TrackingCheck) -> str:
 # --- text -----------------------------------------------------------------------------------
 
 
-def render_text(run: PlaybookRun) -> str:
+def _needs_a_look(host: HostResult) -> bool:
+    return host.outcome not in (Outcome.HEALTHY, Outcome.REMEDIATED)
+
+
+def detailed_hosts(run: PlaybookRun, details: Details) -> tuple[list[HostResult], int]:
+    """The hosts a text or Markdown report prints in full, and how many more it leaves to the
+    run record. ``failing``: the hosts that need a look, worst outcome first, then those a
+    change fixed, the first DETAIL_LIMIT of them; ``all``: every host as listed; ``none``."""
+    if details is Details.NONE:
+        return [], 0
+    if details is Details.ALL:
+        return list(run.hosts), 0
+    look = sorted((h for h in run.hosts if _needs_a_look(h)), key=lambda h: -h.outcome.rank)
+    changed = [h for h in run.hosts if h.outcome is Outcome.REMEDIATED]
+    chosen = look + changed
+    return chosen[:DETAIL_LIMIT], max(0, len(chosen) - DETAIL_LIMIT)
+
+
+def _host_text(host: HostResult) -> list[str]:
+    lines = [f"{host.host}: {host.outcome.value}: {host.reason}"]
+    if host.error:
+        lines.append(f"    error: {host.error}")
+    for finding in host.findings:
+        lines.append(f"    finding [{finding.severity.value}] {finding.rule_id}: {finding.summary}")
+    for finding in host.new_findings:
+        severity = finding.severity.value
+        lines.append(f"    NEW since the change [{severity}] {finding.rule_id}: {finding.summary}")
+    for action in host.actions:
+        lines.append(f"    {action.status.value}: {action.description}")
+    for item in host.outstanding:
+        variable = f" [set {item.variable}]" if item.variable else ""
+        lines.append(f"    stays ({item.blocker.value}){variable} {item.rule_id}: {item.message}")
+    for queue in host.queues_before:
+        if queue.failing:
+            lines.append(f"    queue before: {_queue_line(queue)}")
+    if host.queues_after is not None:
+        for queue in host.queues_after:
+            lines.append(f"    queue after:  {_queue_line(queue)}")
+    lines.extend(f"    lookup on the host {_probe_text(p)}" for p in host.probes)
+    lines.extend(f"    message tracking {_tracking_text(t)}" for t in host.tracking)
+    return lines
+
+
+def _recap(run: PlaybookRun) -> list[str]:
+    """One line per host, as ``exfix scan`` and ``exfix apply`` end: its outcome, how many
+    findings, changes (planned or made: the outcome says which) and findings left, and why.
+    The lines are made safe with the rest of the report, so the padding counts the name as
+    it will be shown."""
+    width = max(len("host"), *(len(terminal(h.host)) for h in run.hosts))
+    lines = ["Recap", f"{'host':<{width}}  {'outcome':<16}  found  changes  stays  why"]
+    for host in run.hosts:
+        pad = " " * (width - len(terminal(host.host)))
+        lines.append(f"{host.host}{pad}  {host.outcome.value:<16}  {len(host.findings):>5}  "
+                     f"{len(host.actions):>7}  {len(host.outstanding):>5}  {host.reason}")  # fmt: skip
+    return lines
+
+
+def _by_rule(run: PlaybookRun) -> list[str]:
+    """Each rule that fired before any change, across the fleet: on how many hosts, and on
+    how many of them it is still there (a run that changed nothing leaves them all)."""
+    hosts: dict[str, set[str]] = {}
+    left: dict[str, set[str]] = {}
+    severity: dict[str, str] = {}
+    for host in run.hosts:
+        for finding in host.findings:
+            hosts.setdefault(finding.rule_id, set()).add(host.host)
+            severity.setdefault(finding.rule_id, finding.severity.value)
+        for finding in host.findings if host.remaining is None else host.remaining:
+            left.setdefault(finding.rule_id, set()).add(host.host)
+    if not hosts:
+        return []
+    lines = ["Findings by rule"]
+    for rule_id in sorted(hosts, key=lambda r: (-len(hosts[r]), r)):
+        n, still = len(hosts[rule_id]), len(left.get(rule_id, ()))
+        lines.append(f"  {rule_id} [{severity[rule_id]}]: {n} host(s), still there on {still}")
+    return lines
+
+
+def render_text(run: PlaybookRun, details: Details = Details.FAILING) -> str:
+    """The outcome and the next step, the hosts ``details`` picks in full, then a line per host.
+    On the 200-host lab every host in full was 808 lines (dns-451-diagnose) and 1,252
+    (dns-451-remediate); with the recap, 267 and 298."""
     lines = [
         f"exfix playbook {run.playbook.name}" + (f" (ticket {run.ticket})" if run.ticket else ""),
         run.message(),
@@ -111,29 +194,20 @@ def render_text(run: PlaybookRun) -> str:
     ]
     lines.extend(f"  {sentence} {code}" if code else f"  {sentence}" for sentence, code in _next_step(run))
     lines.append("")
-    for host in run.hosts:
-        lines.append(f"{host.host}: {host.outcome.value}: {host.reason}")
-        if host.error:
-            lines.append(f"    error: {host.error}")
-        for finding in host.findings:
-            lines.append(f"    finding [{finding.severity.value}] {finding.rule_id}: {finding.summary}")
-        for finding in host.new_findings:
-            severity = finding.severity.value
-            lines.append(f"    NEW since the change [{severity}] {finding.rule_id}: {finding.summary}")
-        for action in host.actions:
-            lines.append(f"    {action.status.value}: {action.description}")
-        for item in host.outstanding:
-            variable = f" [set {item.variable}]" if item.variable else ""
-            lines.append(f"    stays ({item.blocker.value}){variable} {item.rule_id}: {item.message}")
-        for queue in host.queues_before:
-            if queue.failing:
-                lines.append(f"    queue before: {_queue_line(queue)}")
-        if host.queues_after is not None:
-            for queue in host.queues_after:
-                lines.append(f"    queue after:  {_queue_line(queue)}")
-        lines.extend(f"    lookup on the host {_probe_text(p)}" for p in host.probes)
-        lines.extend(f"    message tracking {_tracking_text(t)}" for t in host.tracking)
-    lines.append("")
+    shown, more = detailed_hosts(run, details)
+    for host in shown:
+        lines.extend(_host_text(host))
+    if more:
+        lines.append(f"... and {more} more host(s) to look at or changed: --details all prints them all, "
+                     f"the run record has everything ({run.run_file})")  # fmt: skip
+    if shown or more:
+        lines.append("")
+    if run.hosts:
+        lines.extend(_recap(run))
+        lines.append("")
+    rules = _by_rule(run)
+    if rules:
+        lines.extend([*rules, ""])
     if run.digest:
         lines.append(f"plan digest: {run.digest}")
     lines.append(f"run record: {run.run_file}")
@@ -195,7 +269,9 @@ def _md_host(host: HostResult) -> list[str]:
     return lines
 
 
-def render_markdown(run: PlaybookRun) -> str:
+def render_markdown(run: PlaybookRun, details: Details = Details.FAILING) -> str:
+    """The work note: the outcome and the next step, a table row per server, the servers
+    ``details`` picks in full (as the text report), and the record of the run."""
     title = f"exfix playbook {run.playbook.name}" + (f", ticket {run.ticket}" if run.ticket else "")
     lines = [f"## {_md(title)}", "", f"**{_md(run.message())}**", ""]
     lines.append("What happens next:")
@@ -212,9 +288,14 @@ def render_markdown(run: PlaybookRun) -> str:
         lines.append("")
     if run.digest:
         lines.extend([f"Plan digest: {markdown_code(run.digest)}", ""])
-    lines.extend(["### Details", ""])
-    for host in run.hosts:
+    shown, more = detailed_hosts(run, details)
+    if shown or more:
+        lines.extend(["### Details", ""])
+    for host in shown:
         lines.extend(_md_host(host))
+    if more:
+        lines.extend([f"And {more} more server(s) to look at or changed: the run record "
+                      f"{markdown_code(run.run_file)} has every server in full.", ""])  # fmt: skip
     lines.extend([
         "### Record",
         "",
@@ -237,7 +318,7 @@ def render_markdown(run: PlaybookRun) -> str:
 # --- plain text (a work note where Markdown is not rendered) ----------------------------------
 
 
-def render_worknote(run: PlaybookRun) -> str:
+def render_worknote(run: PlaybookRun, details: Details = Details.FAILING) -> str:
     """The work note for a ticket system that shows notes as plain text (a ServiceNow work
     note, say), where the Markdown note's pipes, asterisks and backticks would be noise: the
     text report, then the record the Markdown note ends with, in plain lines."""
@@ -254,7 +335,7 @@ def render_worknote(run: PlaybookRun) -> str:
     lines.extend(f"  plan {p.digest} ({p.role.value}): {p.review_html}, {p.review_md}" for p in run.plans)
     if run.journal:
         lines.append(f"  journal: {run.journal}")
-    return render_text(run) + "\n".join(terminal(line) for line in lines) + "\n"
+    return render_text(run, details) + "\n".join(terminal(line) for line in lines) + "\n"
 
 
 # --- Rundeck --------------------------------------------------------------------------------
@@ -280,8 +361,8 @@ def rundeck_data(run: PlaybookRun) -> list[tuple[str, str]]:
     return rundeck.data(pairs)
 
 
-def render_rundeck(run: PlaybookRun) -> str:
-    return rundeck.render(render_text(run), rundeck_data(run))
+def render_rundeck(run: PlaybookRun, details: Details = Details.FAILING) -> str:
+    return rundeck.render(render_text(run, details), rundeck_data(run))
 
 
 RENDERERS = {
