@@ -734,6 +734,9 @@ def limit_model(
         "cores": cpus - lab_share,
         "latency_bound_s": latency_bound,
         "cpu_bound_s": cpu_bound,
+        # Not in the model, which the issue defines: the lab is one Python process, so it runs on
+        # about one CPU whatever the machine has; its CPU alone takes this long on one core.
+        "lab_one_core_s": n * cpu_lab,
         "model_s": model,
         "bound": "latency" if latency_bound >= cpu_bound else "cpu",
         "exfix_wall_s": exfix["wall_s"]["median"],
@@ -930,6 +933,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         "               T_host alone: "
         + ", ".join(f"{k.split('.')[0]} {v:.2f} s" for k, v in alone["walls"].items()),
         f"               exfix wall {model['exfix_wall_s']:.1f} s = {model['ratio']:.2f}x the model",
+        f"               (not in the model: the lab is one process, on one CPU at most; its own CPU alone"
+        f" takes {n} x {1000 * model['cpu_lab_s']:.0f} ms = {model['lab_one_core_s']:.1f} s there)",
         "",
         "requests per host (first round; endpoint http = authentication round trips)",
     ]

@@ -89,6 +89,7 @@ def test_the_limit_model_weighs_kinds_and_counts_the_labs_cpu_on_the_same_cores(
     assert 40 * model["cpu_client_s"] / model["cores"] == pytest.approx(model["cpu_bound_s"])
     assert model["lab_share_measured_cores"] == pytest.approx(0.4)
     assert (model["bound"], model["ratio"]) == ("latency", pytest.approx(2.0))
+    assert model["lab_one_core_s"] == pytest.approx(12.0)  # printed beside the model, not in it
 
 
 def test_compare_reads_the_one_round_format_too() -> None:
