@@ -185,9 +185,28 @@ def server_stats(results: tuple[DnsQueryResult, ...]) -> tuple[ServerProbeStats,
             latency_min_ms=round(min(answered), 1) if answered else None,
             latency_avg_ms=round(sum(answered) / len(answered), 1) if answered else None,
             latency_max_ms=round(max(answered), 1) if answered else None,
-            questions=tuple(QuestionAttempts(q, t, tuple(o)) for (q, t), o in questions.items()),
+            questions=tuple(_question(q, t, tuple(o)) for (q, t), o in questions.items()),
         ))
     return tuple(out)
+
+
+# The hosts of a fleet ask their DNS servers mostly the same questions (the AD domain's SRV,
+# the public name's MX: only the host's own A differs) and get the same outcomes, and a
+# finished host's report keeps its servers' stats (HostScan.dns_servers): equal questions are
+# one shared value instead of one per host. Bounded: past _SHARED_MAX distinct questions a
+# host's are its own.
+_SHARED_MAX = 4096
+_SHARED_QUESTIONS: dict[tuple[str, str, tuple[Outcome, ...]], QuestionAttempts] = {}
+
+
+def _question(qname: str, rdtype: str, outcomes: tuple[Outcome, ...]) -> QuestionAttempts:
+    key = (qname, rdtype, outcomes)
+    known = _SHARED_QUESTIONS.get(key)
+    if known is None:
+        known = QuestionAttempts(qname, rdtype, outcomes)
+        if len(_SHARED_QUESTIONS) < _SHARED_MAX:  # two threads adding an equal one is harmless
+            _SHARED_QUESTIONS[key] = known
+    return known
 
 
 def _find(results: tuple[DnsQueryResult, ...], qname: str, rdtype: str) -> DnsQueryResult | None:

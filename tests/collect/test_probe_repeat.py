@@ -177,3 +177,26 @@ def test_the_same_question_under_another_address_map_is_asked_again() -> None:
         answered = ask(mapped)
     assert refused.outcome is Outcome.ERROR and "not in exfix_dns_address_map" in refused.detail
     assert answered.outcome is Outcome.ANSWER and answered.queried == mapped["10.0.0.10"]
+
+
+def test_hosts_asking_the_same_question_share_one_value() -> None:
+    # A finished host keeps its servers' stats for the report: a fleet's equal questions are one
+    # value, its own name's A its own, and the stats read exactly as they did.
+    def host(name: str, own: Outcome) -> tuple[DnsQueryResult, ...]:
+        return (
+            DnsQueryResult(Vantage.HOST, "10.0.0.10", name, "_ldap._tcp.dc._msdcs.contoso.local.", "SRV",
+                           Outcome.ANSWER, elapsed_ms=1.5),
+            DnsQueryResult(Vantage.HOST, "10.0.0.10", name, f"{name}.", "A", own, elapsed_ms=2.0),
+            DnsQueryResult(Vantage.HOST, "10.0.0.10", name, "FABRIKAM.com", "mx", Outcome.SERVFAIL),
+        )  # fmt: skip
+
+    (one,) = server_stats(host("ex01.contoso.local", Outcome.ANSWER))
+    (two,) = server_stats(host("ex02.contoso.local", Outcome.NXDOMAIN))
+    assert [(q.qname, q.rdtype, q.outcomes) for q in two.questions] == [
+        ("_ldap._tcp.dc._msdcs.contoso.local", "SRV", (Outcome.ANSWER,)),
+        ("ex02.contoso.local", "A", (Outcome.NXDOMAIN,)),
+        ("fabrikam.com", "MX", (Outcome.SERVFAIL,)),
+    ]
+    assert one.questions[0] is two.questions[0] and one.questions[2] is two.questions[2]
+    assert one.questions[1] != two.questions[1]
+    assert (two.attempts, two.failures, two.latency_avg_ms) == (3, 1, 1.8)
