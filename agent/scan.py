@@ -27,13 +27,14 @@ from agent.model.target import HostTarget
 from agent.transport.connection import connect
 from agent.transport.deadline import HostDeadline
 
-# Hosts collected at once. Measured (bench/README.md, mixed-fleet, 200 hosts, RTT 20 ms): 16
-# workers 18.6 s, 64 workers 13.2 s, 128 workers 13.3 s, +10 and +21 MB. The limit model says
-# why: a worker is idle for most of a host's time (T_host, round trips), so C workers cover the
-# CPU only when C >= T_host x cores / CPU_client, 34 on that lab (1.15 s, 1.2 cores, 40 ms);
-# a real Exchange server answers slower than the lab, which needs more. 64 is where the lab
-# stopped getting faster; a scan only reads, so more at once risks nothing but memory.
-DEFAULT_FORKS = 64
+# Hosts collected at once. The limit model (bench/README.md) says C workers keep the client's
+# CPU busy when C >= T_host / CPU_client: 51 for the lab's 1.13 s and 22 ms per host at RTT
+# 20 ms, and more where servers answer slower than the lab (a WAN, a loaded server). Measured
+# on the 200-host lab at RTT 20 ms: 64 workers 8.5 and 8.4 s, 128 7.9 and 7.7 s, 256 8.4 and
+# 8.0 s; at 10,000 hosts, which the lab's one core bounds, 128 took the same time as 64 at
+# 279 MB peak. A worker holds one host's two sessions (about 0.4 MB); a scan only reads, so
+# more at once risks nothing but memory.
+DEFAULT_FORKS = 128
 DEFAULT_HOST_TIMEOUT = 300.0
 
 

@@ -988,7 +988,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO)
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="round-trip time the lab injects")
-    parser.add_argument("--forks", type=int, default=64, help="exfix's --forks (its default)")
+    parser.add_argument("--forks", type=int, default=128, help="exfix's --forks (its default)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every phase")
     parser.add_argument(
         "--psrp-client",
