@@ -68,6 +68,9 @@ import yaml
 SCHEMA = "exfix-bench-fleet-scan/2"
 
 DEFAULT_SCENARIO = "mixed-fleet"
+# agent.scan.DEFAULT_FORKS, written out: the baselines' phases load this module and import nothing
+# of exfix (tests/bench/test_fleet_scan.py checks both, and keeps the two numbers equal).
+EXFIX_DEFAULT_FORKS = 128
 CountKey = tuple[str, str, str]  # host, endpoint, action
 
 
@@ -988,7 +991,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO)
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="round-trip time the lab injects")
-    parser.add_argument("--forks", type=int, default=128, help="exfix's --forks (its default)")
+    parser.add_argument(
+        "--forks", type=int, default=EXFIX_DEFAULT_FORKS, help="exfix's --forks (its default)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every phase")
     parser.add_argument(
         "--psrp-client",

@@ -149,3 +149,9 @@ def test_the_baselines_replay_exfixs_cmdlets_with_plain_pypsrp(tmp_path: Path) -
         assert (result["hosts"], result["tasks"], result["tasks_off"], result["errors"]) == (7, tasks, 0, {})
         assert result["cpu_s"] > 0 and result["peak_rss_mb"] > 0
     assert naive_modules == [] and peer_modules == []
+
+
+def test_the_benchmark_runs_exfix_at_its_default_forks() -> None:
+    from agent.scan import DEFAULT_FORKS
+
+    assert load_bench().EXFIX_DEFAULT_FORKS == DEFAULT_FORKS
